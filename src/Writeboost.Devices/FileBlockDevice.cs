@@ -1,0 +1,191 @@
+using System.Runtime.InteropServices;
+using System.Runtime.Versioning;
+using Writeboost.Native;
+
+namespace Writeboost.Devices;
+
+/// <summary>How to open a <see cref="FileBlockDevice"/>.</summary>
+public sealed record FileBlockDeviceOptions
+{
+    /// <summary>Ask for O_DIRECT (bypass the page cache); dropped silently where the filesystem refuses it.</summary>
+    public bool Direct { get; init; }
+
+    /// <summary>The sector size of a regular file (default 512). A block device always uses its own (BLKSSZGET).</summary>
+    public int? SectorSizeBytes { get; init; }
+
+    /// <summary>Take an exclusive flock so a second opener gets a clear error instead of shared corruption.</summary>
+    public bool Exclusive { get; init; }
+}
+
+/// <summary>
+/// A regular file or a block device (a block file, a loop device, /dev/pmem0, an NVMe partition) used as a
+/// block device: pread/pwrite at byte offsets, FUA as pwritev2(RWF_DSYNC), flush as fdatasync, size from
+/// st_size or ioctl(BLKGETSIZE64). With O_DIRECT, spans that are not aligned in memory go through an aligned
+/// bounce buffer, so callers never have to care.
+/// </summary>
+[SupportedOSPlatform("linux")]
+public sealed class FileBlockDevice : IBlockDevice
+{
+    private const int DefaultSectorSizeBytes = 512;
+    private readonly PosixFile _file;
+
+    private FileBlockDevice(PosixFile file, int sectorSizeBytes, long sizeBytes, bool isBlockDevice)
+    {
+        _file = file;
+        SectorSizeBytes = sectorSizeBytes;
+        SizeBytes = sizeBytes;
+        IsBlockDevice = isBlockDevice;
+    }
+
+    public string Name => _file.Path;
+    public int SectorSizeBytes { get; }
+    public long SizeBytes { get; }
+    /// <summary>True for a real block device node, false for a regular file.</summary>
+    public bool IsBlockDevice { get; }
+    /// <summary>True when the file was opened with O_DIRECT.</summary>
+    public bool IsDirect => _file.IsDirect;
+    public IoCounters Counters { get; } = new();
+
+    /// <summary>Opens an existing file or block device. Its size is fixed at open: the device never grows.</summary>
+    /// <exception cref="FileNotFoundException">the path does not exist.</exception>
+    /// <exception cref="NativeIOException">open or a size query failed.</exception>
+    public static FileBlockDevice Open(string path, FileBlockDeviceOptions? options = null)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        options ??= new FileBlockDeviceOptions();
+        if (Directory.Exists(path))
+        {
+            throw new IOException($"{path} is a directory, not a file or block device");
+        }
+        if (!File.Exists(path))
+        {
+            throw new FileNotFoundException($"block device or file {path} does not exist", path);
+        }
+        PosixFile file = PosixFile.Open(path, options.Direct);
+        try
+        {
+            FileKind kind = file.Kind;
+            if (kind != FileKind.Regular && kind != FileKind.BlockDevice)
+            {
+                throw new IOException($"{path} is neither a regular file nor a block device (it is a {kind})");
+            }
+            if (options.Exclusive && !file.TryLockExclusive())
+            {
+                throw new IOException($"{path} is in use: another process holds it open exclusively");
+            }
+            int sector = file.LogicalSectorSizeBytes ?? options.SectorSizeBytes ?? DefaultSectorSizeBytes;
+            if (sector <= 0 || (sector & (sector - 1)) != 0)
+            {
+                throw new ArgumentOutOfRangeException(nameof(options), $"{path}: sector size {sector} is not a power of two");
+            }
+            long size = file.SizeBytes;
+            return new FileBlockDevice(file, sector, size - size % sector, kind == FileKind.BlockDevice);
+        }
+        catch
+        {
+            file.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Creates (or grows) a regular file of <paramref name="sizeBytes"/> bytes to serve as a block device, then
+    /// makes the new size and the directory entry durable (fsync of the file and of its directory).
+    /// An existing file is never shrunk or overwritten.
+    /// </summary>
+    public static void CreateFile(string path, long sizeBytes)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(sizeBytes);
+        using (FileStream stream = new(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.ReadWrite))
+        {
+            if (stream.Length < sizeBytes)
+            {
+                stream.SetLength(sizeBytes);
+            }
+            stream.Flush(flushToDisk: true);
+        }
+        string? directory = Path.GetDirectoryName(Path.GetFullPath(path));
+        if (directory is not null)
+        {
+            PosixFile.SyncDirectory(directory);
+        }
+    }
+
+    public void Read(long offsetBytes, Span<byte> destination)
+    {
+        DeviceRange.CheckAligned(this, offsetBytes, destination.Length, "read");
+        if (_file.IsDirect && !IsAligned(destination))
+        {
+            using AlignedBuffer bounce = new(destination.Length, SectorSizeBytes);
+            _file.ReadExactly(offsetBytes, bounce.Span);
+            bounce.Span.CopyTo(destination);
+        }
+        else
+        {
+            _file.ReadExactly(offsetBytes, destination);
+        }
+        Counters.CountRead(destination.Length);
+    }
+
+    public void Write(long offsetBytes, ReadOnlySpan<byte> source, WriteOptions flags = WriteOptions.None)
+    {
+        DeviceRange.CheckAligned(this, offsetBytes, source.Length, "write");
+        if (_file.IsDirect && !IsAligned(source))
+        {
+            using AlignedBuffer bounce = new(source.Length, SectorSizeBytes);
+            source.CopyTo(bounce.Span);
+            WriteAligned(offsetBytes, bounce.Span, flags);
+        }
+        else
+        {
+            WriteAligned(offsetBytes, source, flags);
+        }
+        Counters.CountWrite(source.Length, flags);
+    }
+
+    private void WriteAligned(long offsetBytes, ReadOnlySpan<byte> source, WriteOptions flags)
+    {
+        if ((flags & WriteOptions.Fua) != 0)
+        {
+            _file.WriteFullyDurable(offsetBytes, source);
+        }
+        else
+        {
+            _file.WriteFully(offsetBytes, source);
+        }
+    }
+
+    public void Flush()
+    {
+        _file.DataSync();
+        Counters.CountFlush();
+    }
+
+    public void Dispose() => _file.Dispose();
+
+    private unsafe bool IsAligned(ReadOnlySpan<byte> buffer)
+    {
+        fixed (byte* p = buffer)
+        {
+            return (nuint)p % (nuint)SectorSizeBytes == 0;
+        }
+    }
+
+    /// <summary>Native memory aligned for O_DIRECT, freed at dispose.</summary>
+    private sealed unsafe class AlignedBuffer : IDisposable
+    {
+        private readonly void* _memory;
+        private readonly int _length;
+
+        public AlignedBuffer(int length, int alignment)
+        {
+            _length = length;
+            _memory = NativeMemory.AlignedAlloc((nuint)Math.Max(length, 1), (nuint)Math.Max(alignment, 4096));
+        }
+
+        public Span<byte> Span => new(_memory, _length);
+
+        public void Dispose() => NativeMemory.AlignedFree(_memory);
+    }
+}

@@ -1,0 +1,41 @@
+namespace Writeboost.Devices;
+
+/// <summary>Per-write flags, as the block layer has them.</summary>
+[Flags]
+public enum WriteOptions
+{
+    None = 0,
+    /// <summary>REQ_FUA: the write is durable when it completes, without waiting for a later flush.</summary>
+    Fua = 1,
+}
+
+/// <summary>
+/// A sector-addressed block device: a file, a real block device, or memory.
+/// <para>Contract, for every implementation and decorator:</para>
+/// <list type="bullet">
+/// <item>Offsets and lengths are in bytes and must be multiples of <see cref="SectorSizeBytes"/>; the range must
+/// lie inside <see cref="SizeBytes"/>. A call that breaks this throws before touching the media.</item>
+/// <item><see cref="Write"/> always completes the whole range or throws; <see cref="Read"/> fills the whole span
+/// or throws.</item>
+/// <item>Durability (the crash model): a completed write is durable after a later <see cref="Flush"/> completes,
+/// or at once when written with <see cref="WriteOptions.Fua"/>. Until then it may be lost, kept or torn per sector.</item>
+/// <item>Calls may come from several threads at once; each call is positional (no shared file position).</item>
+/// </list>
+/// </summary>
+public interface IBlockDevice : IDisposable
+{
+    /// <summary>The path (or a label for memory devices), used in every error message.</summary>
+    string Name { get; }
+
+    /// <summary>The unit of addressing and of atomicity: 512 for files, BLKSSZGET for block devices.</summary>
+    int SectorSizeBytes { get; }
+
+    long SizeBytes { get; }
+
+    void Read(long offsetBytes, Span<byte> destination);
+
+    void Write(long offsetBytes, ReadOnlySpan<byte> source, WriteOptions flags = WriteOptions.None);
+
+    /// <summary>REQ_PREFLUSH: every write completed before this call is durable when it returns.</summary>
+    void Flush();
+}

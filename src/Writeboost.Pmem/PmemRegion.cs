@@ -1,0 +1,153 @@
+using Writeboost.Devices;
+
+namespace Writeboost.Pmem;
+
+/// <summary>How a region's bytes are reached.</summary>
+public enum PmemBackend
+{
+    /// <summary>Chosen from what the path is (see <see cref="Pmem.ChooseBackend"/>).</summary>
+    Auto,
+    /// <summary>Byte addressing by read-modify-write of whole sectors of a block device or file.</summary>
+    Block,
+    /// <summary>A memory mapping; persistence by cache-line write-back + fence (libpmem), or msync where not pmem.</summary>
+    Dax,
+}
+
+/// <summary>What it takes for a store to become durable (libpmem2's PMEM2_GRANULARITY_* names).</summary>
+public enum PmemGranularity
+{
+    /// <summary>Stores are durable once visible (eADR: CPU caches are in the persistence domain).</summary>
+    Byte,
+    /// <summary>A cache-line write-back (clwb/clflushopt) + fence is needed (ADR).</summary>
+    CacheLine,
+    /// <summary>A page-level sync is needed (msync, or a block device flush).</summary>
+    Page,
+}
+
+/// <summary>
+/// A byte-addressed range of persistent memory: the RFC's Alloc / Write / Read / Persist / Free.
+/// <para>Durability contract (the crash model of pmem): a byte written by <see cref="Write"/> is durable after a
+/// <see cref="Flush"/> of a range covering it followed by a <see cref="Drain"/> (together: <see cref="Persist"/>).
+/// Before that it may or may not have reached the media, per 64-byte line, in the order it was stored.
+/// <see cref="Store64"/> is an 8-byte atomic store: after a crash the word holds the old or the new value,
+/// never a mix.</para>
+/// <para>Every offset is relative to the start of the region. A call outside the region throws before any byte
+/// is touched. Writes to overlapping ranges from several threads at once are the caller's to order.</para>
+/// </summary>
+public abstract class PmemRegion : IDisposable
+{
+    /// <summary>The CPU cache line: the unit in which stores reach pmem under ADR.</summary>
+    public const int CacheLineBytes = 64;
+
+    private int _disposed;
+
+    protected PmemRegion(string name, long lengthBytes)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(lengthBytes);
+        Name = name;
+        LengthBytes = lengthBytes;
+    }
+
+    /// <summary>The path the region lives on (with the start offset), for messages.</summary>
+    public string Name { get; }
+    public long LengthBytes { get; }
+    public abstract PmemBackend Backend { get; }
+    public abstract PmemGranularity Granularity { get; }
+    /// <summary>True when persistence uses cache-line flushes (the mapping is pmem, or forced by PMEM_IS_PMEM_FORCE=1).</summary>
+    public abstract bool IsPmem { get; }
+
+    public void Write(long offsetBytes, ReadOnlySpan<byte> source)
+    {
+        Check(offsetBytes, source.Length, "write");
+        WriteCore(offsetBytes, source);
+    }
+
+    public void Read(long offsetBytes, Span<byte> destination)
+    {
+        Check(offsetBytes, destination.Length, "read");
+        ReadCore(offsetBytes, destination);
+    }
+
+    /// <summary>Starts the write-back of the lines covering the range (pmem_flush); durable only after <see cref="Drain"/>.</summary>
+    public void Flush(long offsetBytes, long lengthBytes)
+    {
+        Check(offsetBytes, lengthBytes, "flush");
+        FlushCore(offsetBytes, lengthBytes);
+    }
+
+    /// <summary>The fence (pmem_drain): every range flushed before is durable when this returns.</summary>
+    public void Drain()
+    {
+        ObjectDisposedException.ThrowIf(_disposed != 0, this);
+        DrainCore();
+    }
+
+    /// <summary>Flush + Drain of one range (pmem_persist).</summary>
+    public void Persist(long offsetBytes, long lengthBytes)
+    {
+        Check(offsetBytes, lengthBytes, "persist");
+        PersistCore(offsetBytes, lengthBytes);
+    }
+
+    /// <summary>Write and persist in one call (pmem_memcpy_persist on the dax backend).</summary>
+    public void WritePersist(long offsetBytes, ReadOnlySpan<byte> source)
+    {
+        Check(offsetBytes, source.Length, "write+persist");
+        WritePersistCore(offsetBytes, source);
+    }
+
+    /// <summary>An aligned, atomic 8-byte store (not yet durable): the commit word of a record.</summary>
+    public void Store64(long offsetBytes, ulong value)
+    {
+        Check(offsetBytes, sizeof(ulong), "store64");
+        if (offsetBytes % sizeof(ulong) != 0)
+        {
+            throw new ArgumentException($"store64 {Name} at offset {offsetBytes}: an atomic 8-byte store must be 8-byte aligned");
+        }
+        Store64Core(offsetBytes, value);
+    }
+
+    /// <summary>Releases the region (the RFC's Free). Nothing is persisted by freeing: persist first.</summary>
+    public void Free() => Dispose();
+
+    public void Dispose()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) == 0)
+        {
+            Dispose(disposing: true);
+            GC.SuppressFinalize(this);
+        }
+    }
+
+    protected abstract void WriteCore(long offsetBytes, ReadOnlySpan<byte> source);
+    protected abstract void ReadCore(long offsetBytes, Span<byte> destination);
+    protected abstract void FlushCore(long offsetBytes, long lengthBytes);
+    protected abstract void DrainCore();
+
+    protected virtual void PersistCore(long offsetBytes, long lengthBytes)
+    {
+        FlushCore(offsetBytes, lengthBytes);
+        DrainCore();
+    }
+
+    protected virtual void WritePersistCore(long offsetBytes, ReadOnlySpan<byte> source)
+    {
+        WriteCore(offsetBytes, source);
+        PersistCore(offsetBytes, source.Length);
+    }
+
+    protected virtual void Store64Core(long offsetBytes, ulong value)
+    {
+        Span<byte> bytes = stackalloc byte[sizeof(ulong)];
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt64LittleEndian(bytes, value);
+        WriteCore(offsetBytes, bytes);
+    }
+
+    protected abstract void Dispose(bool disposing);
+
+    private void Check(long offsetBytes, long lengthBytes, string operation)
+    {
+        ObjectDisposedException.ThrowIf(_disposed != 0, this);
+        DeviceRange.CheckInside(Name, LengthBytes, offsetBytes, lengthBytes, operation);
+    }
+}
