@@ -40,7 +40,7 @@ public static class Pmem
         }
         if (lengthBytes == -1)
         {
-            lengthBytes = SizeOf(path) - startBytes;
+            lengthBytes = Math.Max(0, SizeOf(path) - startBytes);
         }
         if (backend == PmemBackend.Dax)
         {

@@ -1,0 +1,166 @@
+using System.Globalization;
+using CommandLine;
+using Writeboost.Bench;
+using Writeboost.Pmem;
+using PmemApi = Writeboost.Pmem.Pmem;
+
+namespace Writeboost.Cli;
+
+/// <summary>Options shared by every command that opens a pmem region.</summary>
+internal class PmemRegionOptions
+{
+    [Option("backend", Default = "auto", HelpText = "auto, block (read-modify-write over a block device or file) or dax (memory mapping + libpmem).")]
+    public string Backend { get; set; } = "auto";
+
+    [Option("offset-bytes", Default = 0L, HelpText = "Start of the region in the file or device.")]
+    public long OffsetBytes { get; set; }
+
+    [Option("length-bytes", Default = -1L, HelpText = "Length of the region; -1 = to the end of the file or device.")]
+    public long LengthBytes { get; set; }
+
+    [Option("json", HelpText = "Print JSON for scripts.")]
+    public bool Json { get; set; }
+
+    internal PmemBackend ParsedBackend => Backend.ToLowerInvariant() switch
+    {
+        "auto" => PmemBackend.Auto,
+        "block" => PmemBackend.Block,
+        "dax" => PmemBackend.Dax,
+        _ => throw new UsageException($"--backend {Backend}: expected auto, block or dax"),
+    };
+
+    internal PmemRegion Open(string path) => PmemApi.Alloc(path, OffsetBytes, LengthBytes, ParsedBackend);
+}
+
+/// <summary>Options of the pmem latency benchmark.</summary>
+internal class PmemBenchOptions : PmemRegionOptions
+{
+    [Option("ops", Default = 200_000L, HelpText = "Number of write+persist operations.")]
+    public long Ops { get; set; }
+
+    [Option("block-bytes", Default = 4096, HelpText = "Bytes per write.")]
+    public int BlockBytes { get; set; }
+
+    [Option("max-seconds", Default = 10.0, HelpText = "Stop early after this long (slow backends).")]
+    public double MaxSeconds { get; set; }
+
+    [Option("fio", HelpText = "Also run fio's libpmem engine (--direct=1 --sync=1) on a scratch file beside PATH, same size, same run, and report the ratio.")]
+    public bool Fio { get; set; }
+}
+
+[Verb("pmem", HelpText = "Pmem regions: 'wb pmem info PATH' describes how PATH is mapped; 'wb pmem bench PATH' measures 4 KiB write+persist latency.")]
+internal sealed class PmemVerb : PmemBenchOptions
+{
+    [Value(0, MetaName = "action", Required = true, HelpText = "info or bench.")]
+    public string Action { get; set; } = "";
+
+    [Value(1, MetaName = "path", Required = true, HelpText = "A file, block device (/dev/pmem0) or device-dax (/dev/dax0.0).")]
+    public string Path { get; set; } = "";
+
+    internal int Run() => Action switch
+    {
+        "info" => PmemCommands.Info(this, Path),
+        "bench" => PmemCommands.Bench(this, Path),
+        _ => throw new UsageException($"wb pmem {Action}: expected 'info' or 'bench'"),
+    };
+}
+
+internal static class PmemCommands
+{
+    internal static int Info(PmemRegionOptions options, string path)
+    {
+        using PmemRegion region = options.Open(path);
+        DaxPmemRegion? dax = region as DaxPmemRegion;
+        var info = new
+        {
+            Path = path,
+            Backend = region.Backend,
+            OffsetBytes = options.OffsetBytes,
+            LengthBytes = region.LengthBytes,
+            IsPmem = region.IsPmem,
+            IsMapSync = dax?.IsMapSync ?? false,
+            IsDeviceDax = dax?.IsDeviceDax ?? false,
+            Granularity = PmemBenchmark.GranularityName(region.Granularity),
+            Persistence = Persistence(region),
+            PmemIsPmemForce = Environment.GetEnvironmentVariable("PMEM_IS_PMEM_FORCE") ?? "",
+            Libpmem = PmemApi.LibPmemUnavailableReason ?? "libpmem.so.1 loaded",
+        };
+        if (options.Json)
+        {
+            Output.Json(info);
+            return 0;
+        }
+        Output.KeyValues(
+        [
+            ("path", path),
+            ("backend", info.Backend.ToString().ToLowerInvariant()),
+            ("region", $"bytes {info.OffsetBytes}..{info.OffsetBytes + info.LengthBytes} ({info.LengthBytes} bytes)"),
+            ("granularity", info.Granularity),
+            ("persistence", info.Persistence),
+            ("is_pmem", info.IsPmem ? "yes" : "no"),
+            ("map_sync", info.IsMapSync ? "yes" : "no"),
+            ("device_dax", info.IsDeviceDax ? "yes" : "no"),
+            ("PMEM_IS_PMEM_FORCE", info.PmemIsPmemForce.Length == 0 ? "(unset)" : info.PmemIsPmemForce),
+            ("libpmem", info.Libpmem),
+        ]);
+        return 0;
+    }
+
+    internal static int Bench(PmemBenchOptions options, string path)
+    {
+        if (options.Ops <= 0 || options.BlockBytes <= 0)
+        {
+            throw new UsageException("--ops and --block-bytes must be positive");
+        }
+        PmemBenchResult result;
+        using (PmemRegion region = options.Open(path))
+        {
+            result = new PmemBenchmark { Ops = options.Ops, BlockBytes = options.BlockBytes, MaxSeconds = options.MaxSeconds }.Run(region);
+        }
+        FioResult? fio = null;
+        if (options.Fio)
+        {
+            string scratch = path + ".fio-reference";
+            try
+            {
+                long size = Math.Max(result.BlockBytes, PmemApi.SizeOf(path) - options.OffsetBytes);
+                fio = FioReference.RunLibPmem(scratch, options.LengthBytes > 0 ? options.LengthBytes : size, options.BlockBytes, Math.Max(2, Math.Min(options.MaxSeconds, 10)));
+            }
+            finally
+            {
+                File.Delete(scratch);
+            }
+        }
+        if (options.Json)
+        {
+            Output.Json(new { Result = result, Fio = fio, WbIopsOverFio = fio is null ? (double?)null : result.Iops / fio.Iops });
+            return 0;
+        }
+        List<string[]> rows =
+        [
+            ["engine", "backend", "granularity", "ops", "IOPS", "mean us", "p50 us", "p99 us"],
+            ["wb " + result.Backend, result.Backend, result.Granularity, result.Ops.ToString(CultureInfo.InvariantCulture),
+                result.Iops.ToString("F0", CultureInfo.InvariantCulture), Us(result.MeanNs), Us(result.P50Ns), Us(result.P99Ns)],
+        ];
+        if (fio is not null)
+        {
+            rows.Add(["fio libpmem", "dax", "cache-line", "-", fio.Iops.ToString("F0", CultureInfo.InvariantCulture), Us(fio.MeanNs), Us(fio.P50Ns), Us(fio.P99Ns)]);
+        }
+        Output.Table(rows);
+        if (fio is not null)
+        {
+            Console.WriteLine($"wb IOPS / fio IOPS = {result.Iops / fio.Iops:F2} (same run; reference: {fio.Command})");
+        }
+        return 0;
+    }
+
+    private static string Us(double ns) => (ns / 1000).ToString("F2", CultureInfo.InvariantCulture);
+
+    private static string Persistence(PmemRegion region) => region switch
+    {
+        BlockPmemRegion => "read-modify-write of sectors; durable after the device flush (fdatasync)",
+        { IsPmem: true, Granularity: PmemGranularity.Byte } => "eADR: stores durable once visible (fence only)",
+        { IsPmem: true } => "cache-line write-back (clwb/clflushopt) + sfence via libpmem",
+        _ => "msync(MS_SYNC) of the touched pages (mapping is not pmem)",
+    };
+}
