@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# The showcase: installs what is missing, builds, makes emulated pmem under a work directory, and runs the
+# Pmem API on both backends: how each region is mapped, then 4 KiB write+persist latency, with fio's libpmem
+# engine measured in the same run as the reference.
+set -euo pipefail
+cd "$(dirname "$0")"
+root=$PWD
+
+work="$root/.wb-work"
+keep=0
+pmem_device=""
+assume_yes=0
+ops=200000
+usage() {
+  cat <<USAGE
+usage: ./run-emu.sh [options]
+  --work-dir DIR   where the emulated devices go (default: ./.wb-work)
+  --keep           keep the work directory and /dev/shm files afterwards
+  --pmem PATH      also benchmark a real pmem device (/dev/pmem0, /dev/dax0.0, a file on -o dax): DESTROYS its data
+  --ops N          operations per benchmark (default $ops)
+  --yes            do not ask before writing to a real device given with --pmem
+USAGE
+}
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --work-dir) work=$(realpath -m "$2"); shift 2;;
+    --keep) keep=1; shift;;
+    --pmem) pmem_device=$2; shift 2;;
+    --ops) ops=$2; shift 2;;
+    --yes) assume_yes=1; shift;;
+    -h|--help) usage; exit 0;;
+    *) echo "run-emu: unknown option $1" >&2; usage >&2; exit 2;;
+  esac
+done
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "dependencies"
+./pmem-emu/install-deps.sh
+command -v dotnet >/dev/null || { echo "run-emu: the .NET SDK (dotnet) is not installed" >&2; exit 1; }
+
+step "build"
+dotnet build -c Release Writeboost.sln -nologo -v quiet -clp:ErrorsOnly
+wb="$root/src/Writeboost.Cli/bin/Release/net10.0/wb"
+
+step "emulated pmem"
+mkdir -p "$work"
+shm_name="wb-emu-$$.pmem"
+block_pmem=$(./pmem-emu/make-block-file.sh "$work/pmem-block.img" 64M)
+shm_pmem=$(./pmem-emu/make-shm-pmem.sh "$shm_name" 64M)
+cleanup() {
+  rm -f "/dev/shm/$shm_name"
+  [ "$keep" -eq 1 ] || rm -rf "$work"
+}
+[ "$keep" -eq 1 ] && trap - EXIT || trap cleanup EXIT
+echo "block backend: $block_pmem (64 MiB file; durable after fdatasync)"
+echo "dax backend:   $shm_pmem (64 MiB tmpfs file, PMEM_IS_PMEM_FORCE=1: clwb + sfence through libpmem)"
+
+step "how each region is mapped"
+"$wb" pmem info "$block_pmem"
+echo
+PMEM_IS_PMEM_FORCE=1 "$wb" pmem info "$shm_pmem"
+
+step "4 KiB write+persist latency, block backend (one fdatasync per write)"
+"$wb" bench pmem "$block_pmem" --backend block --ops "$ops" --max-seconds 5
+
+step "4 KiB write+persist latency, dax backend vs fio --ioengine=libpmem (same file size, same run)"
+PMEM_IS_PMEM_FORCE=1 "$wb" bench pmem "$shm_pmem" --backend dax --ops "$ops" --fio
+
+if [ -n "$pmem_device" ]; then
+  step "real device $pmem_device"
+  if [ -b "$pmem_device" ] || [ -c "$pmem_device" ]; then
+    echo "WARNING: the benchmark OVERWRITES the data on $pmem_device."
+    if [ "$assume_yes" -ne 1 ]; then
+      [ -t 0 ] || { echo "run-emu: refusing to write to $pmem_device without a terminal; pass --yes" >&2; exit 2; }
+      read -r -p "Type the device path again to continue: " answer
+      [ "$answer" = "$pmem_device" ] || { echo "run-emu: not confirmed; $pmem_device untouched" >&2; exit 2; }
+    fi
+  fi
+  "$wb" pmem info "$pmem_device"
+  "$wb" bench pmem "$pmem_device" --ops "$ops"
+fi
+
+step "done"
+if [ "$keep" -eq 1 ]; then
+  echo "work files kept: $work, $shm_pmem"
+else
+  echo "work files removed (pass --keep to keep them)"
+fi
