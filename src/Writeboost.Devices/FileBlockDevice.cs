@@ -128,25 +128,25 @@ public sealed class FileBlockDevice : IBlockDevice
         Counters.CountRead(destination.Length);
     }
 
-    public void Write(long offsetBytes, ReadOnlySpan<byte> source, WriteOptions flags = WriteOptions.None)
+    public void Write(long offsetBytes, ReadOnlySpan<byte> source, WriteOptions options = WriteOptions.None)
     {
         DeviceRange.CheckAligned(this, offsetBytes, source.Length, "write");
         if (_file.IsDirect && !IsAligned(source))
         {
             using AlignedBuffer bounce = new(source.Length, SectorSizeBytes);
             source.CopyTo(bounce.Span);
-            WriteAligned(offsetBytes, bounce.Span, flags);
+            WriteAligned(offsetBytes, bounce.Span, options);
         }
         else
         {
-            WriteAligned(offsetBytes, source, flags);
+            WriteAligned(offsetBytes, source, options);
         }
-        Counters.CountWrite(source.Length, flags);
+        Counters.CountWrite(source.Length, options);
     }
 
-    private void WriteAligned(long offsetBytes, ReadOnlySpan<byte> source, WriteOptions flags)
+    private void WriteAligned(long offsetBytes, ReadOnlySpan<byte> source, WriteOptions options)
     {
-        if ((flags & WriteOptions.Fua) != 0)
+        if ((options & WriteOptions.Fua) != 0)
         {
             _file.WriteFullyDurable(offsetBytes, source);
         }

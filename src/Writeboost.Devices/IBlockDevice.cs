@@ -34,7 +34,7 @@ public interface IBlockDevice : IDisposable
 
     void Read(long offsetBytes, Span<byte> destination);
 
-    void Write(long offsetBytes, ReadOnlySpan<byte> source, WriteOptions flags = WriteOptions.None);
+    void Write(long offsetBytes, ReadOnlySpan<byte> source, WriteOptions options = WriteOptions.None);
 
     /// <summary>REQ_PREFLUSH: every write completed before this call is durable when it returns.</summary>
     void Flush();

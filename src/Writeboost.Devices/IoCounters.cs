@@ -25,11 +25,11 @@ public sealed class IoCounters
         Interlocked.Add(ref _bytesRead, bytes);
     }
 
-    public void CountWrite(long bytes, WriteOptions flags)
+    public void CountWrite(long bytes, WriteOptions options)
     {
         Interlocked.Increment(ref _writes);
         Interlocked.Add(ref _bytesWritten, bytes);
-        if ((flags & WriteOptions.Fua) != 0)
+        if ((options & WriteOptions.Fua) != 0)
         {
             Interlocked.Increment(ref _fuaWrites);
         }

@@ -40,12 +40,12 @@ public sealed class MemoryBlockDevice : IBlockDevice
         Counters.CountRead(destination.Length);
     }
 
-    public void Write(long offsetBytes, ReadOnlySpan<byte> source, WriteOptions flags = WriteOptions.None)
+    public void Write(long offsetBytes, ReadOnlySpan<byte> source, WriteOptions options = WriteOptions.None)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         DeviceRange.CheckAligned(this, offsetBytes, source.Length, "write");
         source.CopyTo(_media.AsSpan((int)offsetBytes));
-        Counters.CountWrite(source.Length, flags);
+        Counters.CountWrite(source.Length, options);
     }
 
     public void Flush()

@@ -1,0 +1,103 @@
+using Writeboost.Cache.Format;
+
+namespace Writeboost.Cache.Core;
+
+/// <summary>One full-block read miss waiting to be staged into the cache as a clean block.</summary>
+internal sealed class ReadCacheCell(long block)
+{
+    public long Block { get; } = block;
+    public byte[] Data { get; } = new byte[Units.BlockBytes];
+    public bool Filled { get; private set; }
+    /// <summary>A write to the block, or a sequential run over the threshold, cancelled it.</summary>
+    public bool Cancelled { get; set; }
+
+    public void Fill(ReadOnlySpan<byte> block)
+    {
+        block.CopyTo(Data);
+        Filled = true;
+    }
+}
+
+/// <summary>
+/// dm-writeboost's read cache cells: up to <c>nr_read_cache_cells</c> full-block read misses are reserved (the
+/// cell is reserved before the backing read, so a write to the block in the meantime cancels it), and once all
+/// are used and every read has completed, the uncancelled ones are staged together. Sequential detection: a run
+/// of consecutive blocks longer than <c>read_cache_threshold</c> cancels its cells (large sequential reads are
+/// not worth caching). Guarded by the device's lock.
+/// </summary>
+internal sealed class ReadCacheCells(int capacity)
+{
+    private readonly Dictionary<long, ReadCacheCell> _cells = new();
+    private readonly List<ReadCacheCell> _order = [];
+    // Cells being staged: a write to their block while the stager waits for a buffer slot still cancels them.
+    private readonly Dictionary<long, ReadCacheCell> _staging = new();
+    private int _completed;
+    private long _lastBlock = long.MinValue;
+    private int _sequentialCount;
+    private bool _overThreshold;
+
+    public ReadCacheCell? ReserveLocked(long block, int threshold)
+    {
+        if (_order.Count == capacity || _cells.ContainsKey(block))
+        {
+            return null;
+        }
+        if (_lastBlock != long.MinValue && block == _lastBlock + 1)
+        {
+            _sequentialCount++;
+        }
+        else
+        {
+            _sequentialCount = 1;
+            _overThreshold = false;
+        }
+        _lastBlock = block;
+        ReadCacheCell cell = new(block);
+        _cells[block] = cell;
+        _order.Add(cell);
+        if (_sequentialCount > threshold)
+        {
+            if (!_overThreshold)
+            {
+                // Cancel the whole run so far: it is sequential, not worth caching.
+                for (int i = Math.Max(0, _order.Count - _sequentialCount); i < _order.Count; i++)
+                {
+                    _order[i].Cancelled = true;
+                }
+                _overThreshold = true;
+            }
+            cell.Cancelled = true;
+        }
+        return cell;
+    }
+
+    public void CancelLocked(long block)
+    {
+        if (_cells.TryGetValue(block, out ReadCacheCell? cell) || _staging.TryGetValue(block, out cell))
+        {
+            cell.Cancelled = true;
+        }
+    }
+
+    /// <summary>Marks one reserved cell's read done; true (with the cells to stage) when the whole set is done.</summary>
+    public bool CompleteLocked(ReadCacheCell cell, out List<ReadCacheCell> ready)
+    {
+        _completed++;
+        if (_order.Count < capacity || _completed < _order.Count)
+        {
+            ready = [];
+            return false;
+        }
+        ready = _order.Where(c => c.Filled && !c.Cancelled).ToList();
+        foreach (ReadCacheCell staged in ready)
+        {
+            _staging[staged.Block] = staged;
+        }
+        _cells.Clear();
+        _order.Clear();
+        _completed = 0;
+        return true;
+    }
+
+    public void FinishStagingLocked() => _staging.Clear();
+}

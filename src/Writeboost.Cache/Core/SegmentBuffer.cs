@@ -1,0 +1,37 @@
+using Writeboost.Cache.Format;
+
+namespace Writeboost.Cache.Core;
+
+/// <summary>
+/// One RAM buffer of the pool: the image of a whole segment (4 KiB metadata block + data blocks) as it will be
+/// written to the cache device. Pinned and 4 KiB aligned, so an O_DIRECT cache device writes it without a copy.
+/// </summary>
+internal sealed class SegmentBuffer
+{
+    private readonly byte[] _storage;
+    private readonly int _start;
+
+    public SegmentBuffer(long segmentSizeBytes)
+    {
+        int size = checked((int)segmentSizeBytes);
+        _storage = GC.AllocateArray<byte>(size + Units.BlockBytes, pinned: true);
+        unsafe
+        {
+            fixed (byte* p = _storage)
+            {
+                _start = (int)((Units.BlockBytes - ((nint)p % Units.BlockBytes)) % Units.BlockBytes);
+            }
+        }
+        Image = new Memory<byte>(_storage, _start, size);
+    }
+
+    /// <summary>The segment image: metadata block then data blocks.</summary>
+    public Memory<byte> Image { get; }
+
+    /// <summary>Which segment id the buffer currently holds (0 = none).</summary>
+    public ulong SegmentId { get; set; }
+
+    public Span<byte> Block(int indexInSegment) => Image.Span.Slice((int)Units.BlocksToBytes(1 + indexInSegment), Units.BlockBytes);
+
+    public void ClearMetadata() => Image.Span[..Units.BlockBytes].Clear();
+}

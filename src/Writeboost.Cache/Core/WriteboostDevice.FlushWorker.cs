@@ -1,0 +1,181 @@
+using System.Diagnostics;
+using Writeboost.Cache.Format;
+
+namespace Writeboost.Cache.Core;
+
+public sealed partial class WriteboostDevice
+{
+    /// <summary>
+    /// REQ_PREFLUSH: every write completed before this call is durable when it returns. In mode 0 that means the
+    /// open buffer is sealed as a partial log (after <c>barrier_deadline_ms</c>, so concurrent writers can fill
+    /// it first), written, and the cache device flushed.
+    /// </summary>
+    public void Flush()
+    {
+        ThrowIfFailed();
+        Counters.CountFlush();
+        if (Tunables.WriteAroundMode)
+        {
+            BackingFlush();
+            return;
+        }
+        ulong target;
+        lock (_lock)
+        {
+            target = _openId != 0 && _openLength > 0 ? _openId : _lastQueuedId;
+        }
+        MakeDurable(target);
+    }
+
+    /// <summary>Returns once segment <paramref name="id"/> (and so every older one) is durable on the cache device.</summary>
+    private void MakeDurable(ulong id)
+    {
+        if (id == 0)
+        {
+            return;
+        }
+        lock (_lock)
+        {
+            if (id == _openId)
+            {
+                int deadlineMs = Tunables.BarrierDeadlineMs;
+                if (deadlineMs > 0)
+                {
+                    // Give concurrent writers until the deadline to fill the buffer: a full log costs nothing extra.
+                    long deadline = Stopwatch.GetTimestamp() + deadlineMs * Stopwatch.Frequency / 1000;
+                    while (_openId == id && _failure is null)
+                    {
+                        long remainingMs = (deadline - Stopwatch.GetTimestamp()) * 1000 / Stopwatch.Frequency;
+                        if (remainingMs <= 0)
+                        {
+                            break;
+                        }
+                        Monitor.Wait(_lock, (int)remainingMs);
+                    }
+                }
+                if (_openId == id)
+                {
+                    SealOpenLocked(partial: true);
+                }
+            }
+            if (_durableRequestedId < id)
+            {
+                _durableRequestedId = id;
+                Monitor.PulseAll(_lock);
+            }
+            while (_lastDurableId < id)
+            {
+                ThrowIfFailed();
+                Monitor.Wait(_lock);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Seals the open buffer into a log segment: metablocks for its blocks, the header (id, length) and the
+    /// checksum over metablocks + data. The segment is queued for the flush worker; the next write opens a new one.
+    /// </summary>
+    private void SealOpenLocked(bool partial)
+    {
+        ulong id = _openId;
+        if (id == 0)
+        {
+            return;
+        }
+        int length = _openLength;
+        long slot = Geometry.SlotOf(id);
+        SegmentBuffer buffer = BufferOf(id);
+        Span<byte> image = buffer.Image.Span;
+        int entryBytes = Geometry.MetablockBytes;
+        for (int i = 0; i < length; i++)
+        {
+            int g = Global(slot, i);
+            // A block dropped while in the open buffer (write-around) is written as clean: replay ignores clean entries.
+            long sector = _mbBlock[g] >= 0 ? _mbBlock[g] * Units.SectorsPerBlock : 0;
+            byte dirtyBits = _mbBlock[g] >= 0 && _mbDirty[g] ? _mbDataBits[g] : (byte)0;
+            new MetablockOnDisk(sector, dirtyBits).WriteTo(image, i, entryBytes);
+        }
+        uint checksum = SegmentHeaderOnDisk.ComputeChecksum(image, length);
+        new SegmentHeaderOnDisk(id, checksum, (byte)length).WriteTo(image);
+        _slotLength[slot] = length;
+        _lastQueuedId = id;
+        _openId = 0;
+        _openLength = 0;
+        if (partial && length < BlocksPerSegment)
+        {
+            _nrPartialFlushed++;
+            _partialSegments++;
+        }
+        else
+        {
+            _fullSegments++;
+        }
+        Monitor.PulseAll(_lock);
+    }
+
+    /// <summary>
+    /// The flush worker (dm-writeboost's flush daemon): writes queued segments to the cache device strictly in
+    /// id order, one write of (length + 1) blocks each, and flushes the cache device when a barrier waits for a
+    /// segment it has written — once for all the segments written before it (group commit).
+    /// </summary>
+    private void FlushWorkerLoop()
+    {
+        while (true)
+        {
+            ulong id;
+            int length;
+            bool flushOnly;
+            lock (_lock)
+            {
+                while (!_stopping && _failure is null
+                       && _lastFlushedId >= _lastQueuedId
+                       && !(_durableRequestedId > _lastDurableId && _durableRequestedId <= _lastFlushedId))
+                {
+                    Monitor.Wait(_lock);
+                }
+                if (_failure is not null || _abandoned || (_stopping && _lastFlushedId >= _lastQueuedId && _durableRequestedId <= _lastDurableId))
+                {
+                    return;
+                }
+                flushOnly = _lastFlushedId >= _lastQueuedId;
+                id = flushOnly ? _lastFlushedId : _lastFlushedId + 1;
+                length = flushOnly ? 0 : _slotLength[Geometry.SlotOf(id)];
+            }
+            try
+            {
+                if (!flushOnly)
+                {
+                    long writeBytes = CacheGeometry.WrittenBytes(length);
+                    _cache.Write(Geometry.SegmentStartBytes(Geometry.SlotOf(id)), BufferOf(id).Image.Span[..(int)writeBytes]);
+                    Counters.CountCacheWrite(writeBytes);
+                }
+                bool flush;
+                lock (_lock)
+                {
+                    flush = _durableRequestedId > _lastDurableId && _durableRequestedId <= id;
+                }
+                if (flush)
+                {
+                    _cache.Flush();
+                    Counters.CountCacheFlush();
+                }
+                lock (_lock)
+                {
+                    _lastFlushedId = id;
+                    if (flush)
+                    {
+                        _lastDurableId = id;
+                    }
+                    Monitor.PulseAll(_lock);
+                }
+            }
+            catch (Exception error) when (error is IOException or ArgumentException)
+            {
+                // The segment stays in its RAM buffer, but nothing after it can be ordered behind it: the device
+                // fails, and every waiting FUA/flush gets the error instead of an acknowledgement.
+                Fail(error);
+                return;
+            }
+        }
+    }
+}

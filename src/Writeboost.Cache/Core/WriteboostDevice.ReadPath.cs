@@ -1,0 +1,218 @@
+using Writeboost.Cache.Format;
+
+namespace Writeboost.Cache.Core;
+
+public sealed partial class WriteboostDevice
+{
+    private readonly ReadCacheCells _readCache;
+
+    /// <summary>Where one block piece of a read comes from, decided under the lock.</summary>
+    private struct ReadPlan
+    {
+        public long Block;
+        public int FirstSector;
+        public int SectorCount;
+        public int PieceOffsetBytes;
+        /// <summary>Sectors already copied from a RAM buffer under the lock.</summary>
+        public byte FromBuffer;
+        /// <summary>Sectors to read from the cache device, at <see cref="CacheOffsetBytes"/> (slot pinned).</summary>
+        public byte FromCache;
+        public long CacheOffsetBytes;
+        public long PinnedSlot;
+        /// <summary>A read-cache cell reserved for this full-block miss (null when not staged).</summary>
+        public ReadCacheCell? Cell;
+    }
+
+    /// <summary>
+    /// Reads sectors. Per block, dirty data overlays the backing store at sector granularity: sectors dirty in
+    /// a RAM buffer come from it, sectors held on the cache device come from there (a clean read-cached block
+    /// whole, a dirty one only its dirty sectors), and the rest from the backing store. A full-block miss may be
+    /// staged into the cache as a clean block (read_cache_threshold).
+    /// </summary>
+    public void Read(long offsetBytes, Span<byte> destination)
+    {
+        Devices.DeviceRange.CheckAligned(this, offsetBytes, destination.Length, "read");
+        // A failed device still serves reads: what it acknowledged is still in its buffers and on its devices.
+        ObjectDisposedException.ThrowIf(_disposed && _stopping, this);
+        Counters.CountRead(destination.Length);
+        List<ReadPlan> plans = [];
+        bool needBacking = false;
+        byte[] bufferCopies = new byte[destination.Length];
+        lock (_lock)
+        {
+            foreach (BlockPiece piece in new BlockPieces(offsetBytes, destination.Length))
+            {
+                ReadPlan plan = PlanPieceLocked(piece.Block, piece.FirstSector, piece.SectorCount, piece.OffsetInRequestBytes, bufferCopies);
+                byte wanted = Units.SectorMask(piece.FirstSector, piece.SectorCount);
+                if ((byte)(wanted & ~(plan.FromBuffer | plan.FromCache)) != 0)
+                {
+                    needBacking = true;
+                }
+                plans.Add(plan);
+            }
+        }
+        try
+        {
+            if (needBacking)
+            {
+                BackingRead(offsetBytes, destination);
+            }
+            Span<byte> cacheBlock = stackalloc byte[Units.BlockBytes];
+            foreach (ReadPlan plan in plans)
+            {
+                Span<byte> piece = destination.Slice(plan.PieceOffsetBytes, plan.SectorCount * Units.SectorBytes);
+                OverlaySectors(piece, plan.FirstSector, bufferCopies.AsSpan(plan.PieceOffsetBytes, piece.Length), plan.FromBuffer);
+                if (plan.FromCache != 0)
+                {
+                    _cache.Read(plan.CacheOffsetBytes, cacheBlock);
+                    Counters.CountCacheRead(Units.BlockBytes);
+                    OverlaySectors(piece, plan.FirstSector, cacheBlock[(plan.FirstSector * Units.SectorBytes)..][..piece.Length], plan.FromCache);
+                }
+                if (plan.Cell is not null)
+                {
+                    plan.Cell.Fill(piece);
+                }
+            }
+        }
+        finally
+        {
+            lock (_lock)
+            {
+                // Unpin every slot before staging: staging may wait for a free slot, and must not wait on our own pins.
+                foreach (ReadPlan plan in plans)
+                {
+                    if (plan.FromCache != 0 && --_slotReaders[plan.PinnedSlot] == 0)
+                    {
+                        Monitor.PulseAll(_lock);
+                    }
+                }
+                foreach (ReadPlan plan in plans)
+                {
+                    if (plan.Cell is not null)
+                    {
+                        CompleteReadCacheCellLocked(plan.Cell);
+                    }
+                }
+            }
+        }
+    }
+
+    private ReadPlan PlanPieceLocked(long block, int firstSector, int sectorCount, int pieceOffset, byte[] bufferCopies)
+    {
+        ReadPlan plan = new() { Block = block, FirstSector = firstSector, SectorCount = sectorCount, PieceOffsetBytes = pieceOffset, PinnedSlot = -1 };
+        byte wanted = Units.SectorMask(firstSector, sectorCount);
+        bool fullsize = sectorCount == Units.SectorsPerBlock;
+        if (!_index.TryGetValue(block, out int g))
+        {
+            CountStat(write: false, hit: false, onBuffer: false, fullsize);
+            if (fullsize)
+            {
+                plan.Cell = ReserveReadCacheCellLocked(block);
+            }
+            return plan;
+        }
+        long slot = SlotOfGlobal(g);
+        bool inBuffer = IsInBuffer(g);
+        CountStat(write: false, hit: true, onBuffer: _openId != 0 && slot == Geometry.SlotOf(_openId), fullsize);
+        // A clean block is whole in the cache (read-cached) only when all its bits are set; a clean partial one
+        // was written back and the backing store has it.
+        byte held = _mbDirty[g] ? _mbDataBits[g] : _mbDataBits[g] == Units.FullBlockBits ? Units.FullBlockBits : (byte)0;
+        byte use = (byte)(held & wanted);
+        if (use == 0)
+        {
+            return plan;
+        }
+        if (inBuffer)
+        {
+            BufferOf(_slotId[slot]).Block(IndexInSegment(g)).Slice(firstSector * Units.SectorBytes, sectorCount * Units.SectorBytes)
+                .CopyTo(bufferCopies.AsSpan(pieceOffset));
+            plan.FromBuffer = use;
+            return plan;
+        }
+        plan.FromCache = use;
+        plan.CacheOffsetBytes = Geometry.DataBlockBytes(slot, IndexInSegment(g));
+        plan.PinnedSlot = slot;
+        _slotReaders[slot]++;
+        return plan;
+    }
+
+    /// <summary>Copies the sectors of <paramref name="bits"/> from <paramref name="source"/> over <paramref name="piece"/> (both start at firstSector).</summary>
+    private static void OverlaySectors(Span<byte> piece, int firstSector, ReadOnlySpan<byte> source, byte bits)
+    {
+        if (bits == 0)
+        {
+            return;
+        }
+        int count = piece.Length / Units.SectorBytes;
+        for (int s = 0; s < count; s++)
+        {
+            if (Units.HasSector(bits, firstSector + s))
+            {
+                source.Slice(s * Units.SectorBytes, Units.SectorBytes).CopyTo(piece[(s * Units.SectorBytes)..]);
+            }
+        }
+    }
+
+    /// <summary>
+    /// A full-block read miss reserves a cell (dm-writeboost's read_cache_cells) unless read caching is off,
+    /// the cells are used up, or the read belongs to a sequential run longer than read_cache_threshold blocks
+    /// (which then cancels the run's earlier cells too). A write to the block cancels its cell.
+    /// </summary>
+    private ReadCacheCell? ReserveReadCacheCellLocked(long block)
+    {
+        int threshold = Tunables.ReadCacheThreshold;
+        return threshold == 0 ? null : _readCache.ReserveLocked(block, threshold);
+    }
+
+    /// <summary>When every reserved cell has its data, the uncancelled ones are written into the cache as clean blocks.</summary>
+    private void CompleteReadCacheCellLocked(ReadCacheCell cell)
+    {
+        if (!_readCache.CompleteLocked(cell, out List<ReadCacheCell> ready))
+        {
+            return;
+        }
+        try
+        {
+            foreach (ReadCacheCell staged in ready)
+            {
+                StageLocked(staged);
+            }
+        }
+        finally
+        {
+            _readCache.FinishStagingLocked();
+        }
+    }
+
+    /// <summary>Writes one staged cell into the open buffer as a clean block, unless a write got there first.</summary>
+    private void StageLocked(ReadCacheCell staged)
+    {
+        if (staged.Cancelled || _index.ContainsKey(staged.Block) || _failure is not null)
+        {
+            return;
+        }
+        try
+        {
+            EnsureOpenSlot();
+        }
+        catch (IOException)
+        {
+            return; // the device failed meanwhile; staging is only an optimisation, the read itself succeeded
+        }
+        if (staged.Cancelled || _index.ContainsKey(staged.Block))
+        {
+            return; // written while we waited for a slot
+        }
+        int index = _openLength++;
+        int g = Global(Geometry.SlotOf(_openId), index);
+        staged.Data.CopyTo(BufferOf(_openId).Block(index));
+        _mbBlock[g] = staged.Block;
+        _mbDataBits[g] = Units.FullBlockBits;
+        _mbDirty[g] = false;
+        _index[staged.Block] = g;
+        if (_openLength == BlocksPerSegment)
+        {
+            SealOpenLocked(partial: false);
+        }
+    }
+}

@@ -1,0 +1,227 @@
+using Writeboost.Cache.Format;
+using Writeboost.Devices;
+
+namespace Writeboost.Cache.Core;
+
+/// <summary>What opening a cache found and did.</summary>
+public sealed record RecoveryReport(
+    bool Formatted,
+    ulong SuperblockRecordId,
+    ulong FirstReplayedId,
+    ulong LastReplayedId,
+    int SegmentsReplayed,
+    int SegmentsDiscarded,
+    long DirtyBlocksRecovered,
+    string? StopReason,
+    IReadOnlyList<string> Warnings)
+{
+    public static RecoveryReport None { get; } = new(false, 0, 0, 0, 0, 0, 0, null, []);
+}
+
+public sealed partial class WriteboostDevice
+{
+    /// <summary>
+    /// Formats the cache device, as dm-writeboost does, so that a crash at any point leaves either the old
+    /// state or an unformatted device, never a half-made cache that replays:
+    /// 1. zero the superblock region (magic and record gone first);
+    /// 2. zero the metadata block of every segment slot (no old segment can replay);
+    /// 3. flush the cache device;
+    /// 4. write sector 0 — magic, geometry, identity — with FUA, last.
+    /// </summary>
+    private void Format(bool wasFormatted)
+    {
+        byte[] zeros = new byte[CacheGeometry.SuperblockRegionBytes];
+        _cache.Write(0, zeros);
+        for (long slot = 0; slot < Geometry.NrSegments; slot++)
+        {
+            _cache.Write(Geometry.SegmentStartBytes(slot), zeros.AsSpan(0, Units.BlockBytes));
+        }
+        _cache.Flush();
+        byte[] header = new byte[SuperblockHeaderOnDisk.WriteBytes];
+        new SuperblockHeaderOnDisk(Geometry.SegmentSizeOrder, CacheUuid, _backing.SizeBytes, _cache.SizeBytes).WriteTo(header);
+        _cache.Write(0, header, WriteOptions.Fua);
+        Recovery = RecoveryReport.None with
+        {
+            Formatted = true,
+            Warnings = wasFormatted ? ["the cache device held a cache; it was reformatted (its contents are gone)"] : [],
+        };
+    }
+
+    /// <summary>
+    /// Rebuilds the index from the logs on the cache device. dm-writeboost replays every slot in ring order from
+    /// the one after the newest id and stops at the first bad checksum; that loses acknowledged data when the
+    /// slot being reused is torn, and can replay a stale segment (an earlier lap's) after an id gap. Here:
+    /// <list type="number">
+    /// <item>R = the superblock record (last written-back id). The writer never overwrites a slot before the
+    /// record durably covers the segment it held, so every segment after R is still in its slot.</item>
+    /// <item>Walk ids R+1, R+2, ...: the slot (id - 1) % nr_segments must hold exactly that id, a length within
+    /// the geometry and a good checksum. The first id that fails ends the walk: everything after it was written
+    /// after the last cache flush (a flush orders all writes before it), so nothing acknowledged is lost by
+    /// stopping. A valid segment after the gap is an error to report, not to replay.</item>
+    /// <item>Apply each segment's metablocks in id order: a dirty entry maps its block (a newer entry replaces an
+    /// older one; the writer merged any older dirty sectors into the newer copy). Clean entries (read-cached
+    /// blocks) are not trusted across a restart and are ignored.</item>
+    /// <item>Zero the metadata block of every slot whose header carries an id beyond the walk, and flush, so no
+    /// discarded segment can be replayed after segments written from now on (which reuse those ids).</item>
+    /// </list>
+    /// Recovery writes nothing else, so it is idempotent: a crash during it leaves a state it recovers again.
+    /// </summary>
+    private void Replay()
+    {
+        List<string> warnings = [];
+        byte[] recordBlock = new byte[Units.BlockBytes];
+        _cache.Read(SuperblockRecordOnDisk.WriteOffsetBytes, recordBlock);
+        ulong record = SuperblockRecordOnDisk.Read(recordBlock);
+        ulong[] headerIds = ReadAllHeaderIds();
+        // The slot of segment R holds R, or a later id that reused it (a torn header sector holds the old or
+        // the new id: sectors are atomic). No slot at or past R means the record itself is wrong; replaying from
+        // it would silently drop every dirty block, so refuse instead.
+        if (record > 0 && !headerIds.Where((headerId, slot) => headerId >= record && Geometry.SlotOf(headerId) == slot).Any())
+        {
+            throw new InvalidDataException(
+                $"cache device {_cache.Name}: the superblock record says segment {record} was written back, but no slot holds segment {record} or a later one: the record is corrupt (refusing to replay; reformat to start over)");
+        }
+
+        byte[] segment = new byte[Geometry.SegmentSizeBytes];
+        ulong id = record + 1;
+        ulong firstReplayed = 0;
+        int replayed = 0;
+        string? stopReason = null;
+        while (true)
+        {
+            long slot = Geometry.SlotOf(id);
+            _cache.Read(Geometry.SegmentStartBytes(slot), segment.AsSpan(0, Units.BlockBytes));
+            SegmentHeaderOnDisk header = SegmentHeaderOnDisk.Read(segment);
+            if (header.Id != id)
+            {
+                stopReason = header.Id == 0 ? $"segment {id}: slot {slot} is empty" : $"segment {id}: slot {slot} holds segment {header.Id}";
+                break;
+            }
+            if (header.Length > BlocksPerSegment)
+            {
+                stopReason = $"segment {id}: length {header.Length} exceeds {BlocksPerSegment} blocks";
+                break;
+            }
+            int dataBytes = (int)Units.BlocksToBytes(header.Length);
+            if (dataBytes > 0)
+            {
+                _cache.Read(Geometry.DataBlockBytes(slot, 0), segment.AsSpan(Units.BlockBytes, dataBytes));
+            }
+            if (SegmentHeaderOnDisk.ComputeChecksum(segment, header.Length) != header.Checksum)
+            {
+                stopReason = $"segment {id}: checksum mismatch (torn or never completed)";
+                break;
+            }
+            string? bad = ApplySegment(segment, slot, id, header.Length);
+            if (bad is not null)
+            {
+                stopReason = $"segment {id}: {bad}";
+                warnings.Add($"segment {id} has a good checksum but {bad}: replay stopped before it");
+                break;
+            }
+            firstReplayed = firstReplayed == 0 ? id : firstReplayed;
+            replayed++;
+            id++;
+        }
+        ulong lastReplayed = id - 1;
+
+        int discarded = DiscardSegmentsAfter(lastReplayed, headerIds, warnings);
+        ulong resumeAfter = Math.Max(lastReplayed, record);
+        _lastQueuedId = _lastFlushedId = _lastDurableId = resumeAfter;
+        _lastWritebackId = record;
+        Recovery = new RecoveryReport(false, record, firstReplayed, replayed > 0 ? lastReplayed : 0, replayed, discarded, _nrDirty, stopReason, warnings);
+    }
+
+    /// <summary>Applies a verified segment's metablocks; returns why the segment is unusable, or null.</summary>
+    private string? ApplySegment(ReadOnlySpan<byte> segment, long slot, ulong id, int length)
+    {
+        int entryBytes = Geometry.MetablockBytes;
+        long backingSectors = Units.BytesToSectors(SizeBytes);
+        // Validate first, so a segment is applied whole or not at all.
+        for (int i = 0; i < length; i++)
+        {
+            MetablockOnDisk entry = MetablockOnDisk.Read(segment, i, entryBytes);
+            if (entry.DirtyBits != 0 && (entry.BackingSector % Units.SectorsPerBlock != 0 || entry.BackingSector < 0 || entry.BackingSector >= backingSectors))
+            {
+                return $"metablock {i} names backing sector {entry.BackingSector}, outside the {backingSectors}-sector backing device or not 4 KiB aligned";
+            }
+        }
+        _slotId[slot] = id;
+        _slotLength[slot] = length;
+        for (int i = 0; i < length; i++)
+        {
+            MetablockOnDisk entry = MetablockOnDisk.Read(segment, i, entryBytes);
+            if (entry.DirtyBits == 0)
+            {
+                continue;
+            }
+            long block = entry.BackingSector / Units.SectorsPerBlock;
+            if (_index.TryGetValue(block, out int older))
+            {
+                Unmap(older);
+            }
+            int g = Global(slot, i);
+            _mbBlock[g] = block;
+            _mbDataBits[g] = entry.DirtyBits;
+            _mbDirty[g] = true;
+            _nrDirty++;
+            _index[block] = g;
+        }
+        return null;
+    }
+
+    private ulong[] ReadAllHeaderIds()
+    {
+        byte[] header = new byte[Units.BlockBytes];
+        ulong[] ids = new ulong[Geometry.NrSegments];
+        for (long slot = 0; slot < Geometry.NrSegments; slot++)
+        {
+            _cache.Read(Geometry.SegmentStartBytes(slot), header);
+            ids[slot] = SegmentHeaderOnDisk.Read(header).Id;
+        }
+        return ids;
+    }
+
+    private int DiscardSegmentsAfter(ulong lastReplayed, ulong[] headerIds, List<string> warnings)
+    {
+        byte[] zeros = new byte[Units.BlockBytes];
+        int discarded = 0;
+        for (long slot = 0; slot < Geometry.NrSegments; slot++)
+        {
+            if (headerIds[slot] > lastReplayed)
+            {
+                _cache.Write(Geometry.SegmentStartBytes(slot), zeros);
+                discarded++;
+            }
+        }
+        if (discarded > 0)
+        {
+            _cache.Flush();
+            warnings.Add($"{discarded} segment(s) beyond the last contiguous id {lastReplayed} were discarded (written after the last flush, never acknowledged as durable)");
+        }
+        return discarded;
+    }
+
+    /// <summary>write_around_mode on a cache that holds dirty data: write it all back, then format.</summary>
+    private void DrainAndReformat()
+    {
+        if (_nrDirty > 0)
+        {
+            StartWorkers();
+            DropCaches();
+            StopWorkers();
+            _stopping = false;
+        }
+        ulong lastId = _lastQueuedId;
+        _index.Clear();
+        Array.Fill(_mbBlock, -1);
+        Array.Clear(_mbDataBits);
+        Array.Clear(_mbDirty);
+        Array.Clear(_slotId);
+        Array.Clear(_slotLength);
+        Format(wasFormatted: true);
+        _lastQueuedId = _lastFlushedId = _lastDurableId = _lastWritebackId = 0;
+        _nrDirty = 0;
+        Recovery = Recovery with { Warnings = [$"write_around_mode: dirty data up to segment {lastId} was written back, then the cache was formatted"] };
+    }
+}

@@ -1,0 +1,146 @@
+using System.Globalization;
+using System.Text;
+using Writeboost.Cache.Table;
+
+namespace Writeboost.Cache.Core;
+
+/// <summary>A snapshot of a device's state: dm-writeboost's status fields, then ours.</summary>
+public sealed record WriteboostStatus
+{
+    public long Cursor { get; init; }
+    public long NrCaches { get; init; }
+    public long NrSegments { get; init; }
+    public ulong CurrentId { get; init; }
+    public ulong LastFlushedId { get; init; }
+    public ulong LastWritebackId { get; init; }
+    public long NrDirtyCaches { get; init; }
+    /// <summary>The 16 hit/miss counters; index = write &lt;&lt; 3 | hit &lt;&lt; 2 | on_buffer &lt;&lt; 1 | fullsize.</summary>
+    public IReadOnlyList<long> Stats { get; init; } = [];
+    public long NrPartialFlushed { get; init; }
+    public IReadOnlyDictionary<string, long> Tunables { get; init; } = new Dictionary<string, long>();
+
+    // Beyond dm-writeboost:
+    public int SegmentSizeOrder { get; init; }
+    public int BlocksPerSegment { get; init; }
+    public long SizeBytes { get; init; }
+    public ulong LastDurableId { get; init; }
+    public long FullSegments { get; init; }
+    public long PartialSegments { get; init; }
+    public long UserBytesWritten { get; init; }
+    public long UserBytesRead { get; init; }
+    public long CacheBytesWritten { get; init; }
+    public long BackingBytesWritten { get; init; }
+    public long CacheFlushes { get; init; }
+    public int BackingUtilPercent { get; init; }
+    public long WritebackErrors { get; init; }
+    public string? Failure { get; init; }
+    public RecoveryReport Recovery { get; init; } = RecoveryReport.None;
+
+    /// <summary>
+    /// The status line as <c>dmsetup status</c> prints it after the target name: cursor, nr_caches, nr_segments,
+    /// current_id, last_flushed_id, last_writeback_id, nr_dirty_caches, the 16 counters, nr_partial_flushed, then
+    /// the tunables as "#pairs key value ...".
+    /// </summary>
+    public string ToStatusLine()
+    {
+        StringBuilder line = new();
+        line.AppendJoin(' ', Cursor, NrCaches, NrSegments, CurrentId, LastFlushedId, LastWritebackId, NrDirtyCaches);
+        foreach (long stat in Stats)
+        {
+            line.Append(' ').Append(stat.ToString(CultureInfo.InvariantCulture));
+        }
+        line.Append(' ').Append(NrPartialFlushed.ToString(CultureInfo.InvariantCulture));
+        string[] printed =
+        [
+            TunableSpecs.WritebackThreshold, TunableSpecs.NrMaxBatchedWriteback, TunableSpecs.SyncDataInterval,
+            TunableSpecs.UpdateSbRecordInterval, TunableSpecs.ReadCacheThreshold, TunableSpecs.BarrierDeadlineMs,
+        ];
+        line.Append(' ').Append((printed.Length * 2).ToString(CultureInfo.InvariantCulture));
+        foreach (string key in printed)
+        {
+            line.Append(' ').Append(key).Append(' ').Append(Tunables[key].ToString(CultureInfo.InvariantCulture));
+        }
+        return line.ToString();
+    }
+}
+
+public sealed partial class WriteboostDevice
+{
+    private readonly long[] _stats = new long[16];
+    private long _nrPartialFlushed;
+    private long _fullSegments;
+    private long _partialSegments;
+
+    public WriteboostCounters Counters { get; } = new();
+
+    private void CountStat(bool write, bool hit, bool onBuffer, bool fullsize) =>
+        _stats[(write ? 8 : 0) | (hit ? 4 : 0) | (onBuffer ? 2 : 0) | (fullsize ? 1 : 0)]++;
+
+    public WriteboostStatus Status()
+    {
+        lock (_lock)
+        {
+            ulong currentId = _openId != 0 ? _openId : _lastQueuedId + 1;
+            long cursor = Geometry.SlotOf(currentId) * BlocksPerSegment + (_openId != 0 ? _openLength : 0);
+            return new WriteboostStatus
+            {
+                Cursor = cursor,
+                NrCaches = Geometry.NrCaches,
+                NrSegments = Geometry.NrSegments,
+                CurrentId = currentId,
+                LastFlushedId = _lastFlushedId,
+                LastWritebackId = _lastWritebackId,
+                NrDirtyCaches = _nrDirty,
+                Stats = _stats.ToArray(),
+                NrPartialFlushed = _nrPartialFlushed,
+                Tunables = Tunables.Snapshot(),
+                SegmentSizeOrder = Geometry.SegmentSizeOrder,
+                BlocksPerSegment = BlocksPerSegment,
+                SizeBytes = SizeBytes,
+                LastDurableId = _lastDurableId,
+                FullSegments = _fullSegments,
+                PartialSegments = _partialSegments,
+                UserBytesWritten = Counters.User.BytesWritten,
+                UserBytesRead = Counters.User.BytesRead,
+                CacheBytesWritten = Counters.CacheBytesWritten,
+                BackingBytesWritten = Counters.BackingBytesWritten,
+                CacheFlushes = Counters.CacheFlushes,
+                BackingUtilPercent = _backingUtilPercent,
+                WritebackErrors = Interlocked.Read(ref _writebackErrors),
+                Failure = _failure?.Message,
+                Recovery = Recovery,
+            };
+        }
+    }
+
+    /// <summary>
+    /// dmsetup message: <c>clear_stat</c>, <c>drop_caches</c>, or <c>&lt;tunable&gt; &lt;value&gt;</c> for an online tunable.
+    /// </summary>
+    /// <exception cref="TableException">an unknown message, a static tunable, or a value out of range.</exception>
+    public void Message(IReadOnlyList<string> words)
+    {
+        ArgumentNullException.ThrowIfNull(words);
+        switch (words.Count)
+        {
+            case 1 when words[0] == "clear_stat":
+                lock (_lock)
+                {
+                    Array.Clear(_stats);
+                    _nrPartialFlushed = 0;
+                }
+                return;
+            case 1 when words[0] == "drop_caches":
+                DropCaches();
+                return;
+            case 2:
+                Tunables.SetOnline(words[0], words[1]);
+                lock (_lock)
+                {
+                    Monitor.PulseAll(_lock);
+                }
+                return;
+            default:
+                throw new TableException($"unknown message '{string.Join(' ', words)}' (expected clear_stat, drop_caches, or <tunable> <value>)");
+        }
+    }
+}

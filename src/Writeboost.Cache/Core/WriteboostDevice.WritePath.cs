@@ -1,0 +1,215 @@
+using Writeboost.Cache.Format;
+using Writeboost.Devices;
+
+namespace Writeboost.Cache.Core;
+
+public sealed partial class WriteboostDevice
+{
+    /// <summary>
+    /// Writes sectors. A request is split at 4 KiB block boundaries; each piece goes into the open RAM buffer.
+    /// Without FUA the call returns once the data is in the buffer (volatile until a flush, as a disk's write
+    /// cache). With FUA it returns once the data is durable on the cache device: the buffer holding it is sealed
+    /// as a partial log if need be (after <c>barrier_deadline_ms</c>), written, and the cache device flushed.
+    /// </summary>
+    public void Write(long offsetBytes, ReadOnlySpan<byte> source, WriteOptions options = WriteOptions.None)
+    {
+        DeviceRange.CheckAligned(this, offsetBytes, source.Length, "write");
+        ThrowIfFailed();
+        Counters.CountWrite(source.Length, options);
+        if (Tunables.WriteAroundMode)
+        {
+            WriteAround(offsetBytes, source, options);
+            return;
+        }
+        ulong landedIn = 0;
+        foreach (BlockPiece piece in new BlockPieces(offsetBytes, source.Length))
+        {
+            landedIn = WritePiece(piece.Block, piece.FirstSector, piece.SectorCount, source.Slice(piece.OffsetInRequestBytes, piece.LengthBytes));
+        }
+        if ((options & WriteOptions.Fua) != 0)
+        {
+            MakeDurable(landedIn);
+        }
+    }
+
+    /// <summary>
+    /// Puts one piece (sectors of one block) into the open buffer. dm-writeboost's rules:
+    /// <list type="bullet">
+    /// <item>the block is in the open buffer: the new sectors are copied over it in place; its bits grow;</item>
+    /// <item>the block is dirty in an older segment (queued or on the cache device) and the write does not cover
+    /// all eight sectors: the old dirty sectors the write does not cover are merged into the new copy (the newer
+    /// data wins), so the new copy alone holds every dirty sector; the old copy becomes clean and unmapped;</item>
+    /// <item>the block is clean in the cache (read-cached or written back): the old copy is dropped — the backing
+    /// store has it;</item>
+    /// </list>
+    /// Dirtiness only grows in the open buffer and only shrinks once a segment is sealed.
+    /// Returns the id of the segment that now holds the data.
+    /// </summary>
+    private ulong WritePiece(long block, int firstSector, int sectorCount, ReadOnlySpan<byte> data)
+    {
+        byte bits = Units.SectorMask(firstSector, sectorCount);
+        lock (_lock)
+        {
+            EnsureOpenSlot();
+            _readCache.CancelLocked(block);
+            bool hit = _index.TryGetValue(block, out int old);
+            bool onBuffer = hit && SlotOfGlobal(old) == Geometry.SlotOf(_openId);
+            CountStat(write: true, hit, onBuffer, fullsize: bits == Units.FullBlockBits);
+            if (onBuffer)
+            {
+                data.CopyTo(BufferOf(_openId).Block(IndexInSegment(old))[(firstSector * Units.SectorBytes)..]);
+                _mbDataBits[old] |= bits;
+                if (!_mbDirty[old])
+                {
+                    _mbDirty[old] = true;
+                    _nrDirty++;
+                }
+                return _openId;
+            }
+
+            int index = _openLength++;
+            int g = Global(Geometry.SlotOf(_openId), index);
+            Span<byte> slotData = BufferOf(_openId).Block(index);
+            byte newBits = bits;
+            if (hit)
+            {
+                if (_mbDirty[old] && bits != Units.FullBlockBits)
+                {
+                    byte keep = (byte)(_mbDirty[old] ? _mbDataBits[old] & ~bits : 0);
+                    if (keep != 0)
+                    {
+                        ReadOldCopyLocked(old, slotData);
+                        newBits |= keep;
+                    }
+                }
+                Unmap(old);
+            }
+            data.CopyTo(slotData[(firstSector * Units.SectorBytes)..]);
+            _mbBlock[g] = block;
+            _mbDataBits[g] = newBits;
+            _mbDirty[g] = true;
+            _nrDirty++;
+            _index[block] = g;
+            ulong landed = _openId;
+            if (_openLength == BlocksPerSegment)
+            {
+                // Full: seal now, so a FUA or flush waiting for this buffer sees a full log and needs no partial one.
+                SealOpenLocked(partial: false);
+            }
+            return landed;
+        }
+    }
+
+    /// <summary>
+    /// Reads the 4 KiB held at metablock g — from its RAM buffer while its segment is not yet written,
+    /// otherwise from the cache device — into <paramref name="destination"/>. Called with _lock held: the
+    /// rare case (a partial overwrite of a dirty block) where dm-writeboost, too, reads under its lock.
+    /// </summary>
+    private void ReadOldCopyLocked(int g, Span<byte> destination)
+    {
+        long slot = SlotOfGlobal(g);
+        ulong id = _slotId[slot];
+        if (id > _lastFlushedId)
+        {
+            BufferOf(id).Block(IndexInSegment(g)).CopyTo(destination);
+            return;
+        }
+        _cache.Read(Geometry.DataBlockBytes(slot, IndexInSegment(g)), destination);
+        Counters.CountCacheRead(Units.BlockBytes);
+    }
+
+    /// <summary>
+    /// Returns with _lock held, an open segment, and room in it for one more block. Seals a full buffer
+    /// and acquires the next segment; acquiring waits (releasing the lock) for a free RAM buffer and a free
+    /// ring slot, urging writeback when the ring is full. Writers wait instead of overwriting dirty data.
+    /// </summary>
+    private void EnsureOpenSlot()
+    {
+        while (true)
+        {
+            ThrowIfFailed();
+            if (_openId != 0 && _openLength < BlocksPerSegment)
+            {
+                return;
+            }
+            if (_openId != 0)
+            {
+                SealOpenLocked(partial: false);
+                continue;
+            }
+            if (_acquiring)
+            {
+                Monitor.Wait(_lock);
+                continue;
+            }
+            _acquiring = true;
+            try
+            {
+                AcquireSegmentLocked(_lastQueuedId + 1);
+            }
+            finally
+            {
+                _acquiring = false;
+                Monitor.PulseAll(_lock);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Makes segment <paramref name="id"/> the open one. Its RAM buffer must have been written (id - pool size
+    /// flushed) and its ring slot's previous segment (id - nr_segments) written back — and recorded as such in
+    /// the superblock record, so a crash while this slot is being overwritten can never lose the old segment's
+    /// data (recovery starts after the record). Then the old segment's clean mappings are dropped.
+    /// </summary>
+    private void AcquireSegmentLocked(ulong id)
+    {
+        long slot = Geometry.SlotOf(id);
+        ulong bufferFreeAfter = id > (ulong)_buffers.Length ? id - (ulong)_buffers.Length : 0;
+        ulong slotFreeAfter = id > (ulong)Geometry.NrSegments ? id - (ulong)Geometry.NrSegments : 0;
+        while (_lastFlushedId < bufferFreeAfter || _lastWritebackId < slotFreeAfter || _slotReaders[slot] > 0)
+        {
+            ThrowIfFailed();
+            if (_lastWritebackId < slotFreeAfter && !_urgeWriteback)
+            {
+                _urgeWriteback = true;
+                Monitor.PulseAll(_lock);
+            }
+            Monitor.Wait(_lock);
+        }
+        for (int i = 0; i < BlocksPerSegment; i++)
+        {
+            int g = Global(slot, i);
+            if (_mbBlock[g] >= 0)
+            {
+                // Written back, so clean: the backing store has it. Only the mapping goes.
+                Unmap(g);
+            }
+        }
+        SegmentBuffer buffer = BufferOf(id);
+        buffer.ClearMetadata();
+        buffer.SegmentId = id;
+        _slotId[slot] = id;
+        _slotLength[slot] = 0;
+        _openId = id;
+        _openLength = 0;
+    }
+
+    /// <summary>write_around_mode: the write goes to the backing store; any cached copy is forgotten.</summary>
+    private void WriteAround(long offsetBytes, ReadOnlySpan<byte> source, WriteOptions options)
+    {
+        lock (_lock)
+        {
+            foreach (BlockPiece piece in new BlockPieces(offsetBytes, source.Length))
+            {
+                _readCache.CancelLocked(piece.Block);
+                bool hit = _index.TryGetValue(piece.Block, out int g);
+                CountStat(write: true, hit, onBuffer: false, fullsize: piece.SectorCount == Units.SectorsPerBlock);
+                if (hit)
+                {
+                    Unmap(g);
+                }
+            }
+        }
+        BackingWrite(offsetBytes, source, options);
+    }
+}

@@ -1,0 +1,291 @@
+using System.Diagnostics;
+using Writeboost.Cache.Format;
+using Writeboost.Devices;
+
+namespace Writeboost.Cache.Core;
+
+public sealed partial class WriteboostDevice
+{
+    private long _backingBusyTicks;
+    private int _backingUtilPercent;
+    private bool _allowWriteback;
+    private long _writebackErrors;
+
+    /// <summary>
+    /// <c>drop_caches</c>: seals the open buffer, writes back every dirty block, and returns when none is left.
+    /// </summary>
+    public void DropCaches()
+    {
+        ThrowIfFailed();
+        Flush();
+        lock (_lock)
+        {
+            _forceDrop = true;
+            Monitor.PulseAll(_lock);
+            try
+            {
+                while (_lastWritebackId < _lastFlushedId || _openId != 0)
+                {
+                    ThrowIfFailed();
+                    Monitor.Wait(_lock);
+                }
+            }
+            finally
+            {
+                _forceDrop = false;
+            }
+        }
+    }
+
+    /// <summary>
+    /// The writeback worker (dm-writeboost's writeback daemon). It runs when urged (a writer waits for a ring
+    /// slot), when forced (drop_caches), or while the backing store is less busy than writeback_threshold.
+    /// Each batch takes the oldest written segments, in id order:
+    /// <list type="number">
+    /// <item>read each segment's data blocks from the cache device (one read per segment);</item>
+    /// <item>write its still-dirty blocks to the backing store, sorted by backing sector (a whole block in one
+    /// write, a partial one as runs of dirty sectors);</item>
+    /// <item>flush the backing store — only now is the data durable there;</item>
+    /// <item>write the superblock record (FUA) with the new last written-back id;</item>
+    /// <item>mark the blocks clean and advance last_writeback_id, freeing their ring slots.</item>
+    /// </list>
+    /// A failed write leaves everything dirty and is retried; a failed backing flush fails the device (the
+    /// kernel may have dropped the pages: retrying would hide a loss).
+    /// </summary>
+    private void WritebackWorkerLoop()
+    {
+        while (true)
+        {
+            List<(ulong Id, long Slot, int Length, List<(int G, long Block, byte Bits)> Dirty)> batch = [];
+            lock (_lock)
+            {
+                while (!_stopping && _failure is null && !WritebackWantedLocked())
+                {
+                    Monitor.Wait(_lock, 1000);
+                }
+                if (_stopping || _failure is not null)
+                {
+                    return;
+                }
+                ulong available = _lastFlushedId - _lastWritebackId;
+                ulong n = Math.Min(available, (ulong)Tunables.NrMaxBatchedWriteback);
+                for (ulong id = _lastWritebackId + 1; id <= _lastWritebackId + n; id++)
+                {
+                    long slot = Geometry.SlotOf(id);
+                    List<(int, long, byte)> dirty = [];
+                    for (int i = 0; i < _slotLength[slot]; i++)
+                    {
+                        int g = Global(slot, i);
+                        if (_mbDirty[g])
+                        {
+                            dirty.Add((g, _mbBlock[g], _mbDataBits[g]));
+                        }
+                    }
+                    batch.Add((id, slot, _slotLength[slot], dirty));
+                }
+            }
+            try
+            {
+                WriteBackBatch(batch);
+            }
+            catch (Exception error) when (error is IOException or ArgumentException)
+            {
+                Interlocked.Increment(ref _writebackErrors);
+                if (error is WritebackFlushFailedException)
+                {
+                    Fail(error);
+                    return;
+                }
+                // Nothing was marked clean: the same batch is tried again after a pause.
+                lock (_lock)
+                {
+                    Monitor.Wait(_lock, 1000);
+                }
+            }
+        }
+    }
+
+    private bool WritebackWantedLocked() =>
+        _lastFlushedId > _lastWritebackId && (_urgeWriteback || _forceDrop || _allowWriteback);
+
+    private void WriteBackBatch(List<(ulong Id, long Slot, int Length, List<(int G, long Block, byte Bits)> Dirty)> batch)
+    {
+        List<(long Block, ulong Id, byte Bits, byte[] Data)> writes = [];
+        foreach ((ulong id, long slot, int length, List<(int G, long Block, byte Bits)> dirty) in batch)
+        {
+            if (dirty.Count == 0)
+            {
+                continue;
+            }
+            byte[] data = new byte[Units.BlocksToBytes(length)];
+            _cache.Read(Geometry.DataBlockBytes(slot, 0), data);
+            Counters.CountCacheRead(data.Length);
+            foreach ((int g, long block, byte bits) in dirty)
+            {
+                writes.Add((block, id, bits, data.AsSpan((int)Units.BlocksToBytes(IndexInSegment(g)), Units.BlockBytes).ToArray()));
+            }
+        }
+        // Sorted by backing block, then by id: if a block were dirty in two segments of the batch (it cannot be:
+        // an overwrite makes the older copy clean), the newer copy would land last.
+        writes.Sort((a, b) => a.Block != b.Block ? a.Block.CompareTo(b.Block) : a.Id.CompareTo(b.Id));
+        foreach ((long block, ulong _, byte bits, byte[] data) in writes)
+        {
+            long blockOffset = Units.BlocksToBytes(block);
+            if (bits == Units.FullBlockBits)
+            {
+                BackingWrite(blockOffset, data, WriteOptions.None);
+                continue;
+            }
+            int sector = 0;
+            while (sector < Units.SectorsPerBlock)
+            {
+                if (!Units.HasSector(bits, sector))
+                {
+                    sector++;
+                    continue;
+                }
+                int run = 1;
+                while (sector + run < Units.SectorsPerBlock && Units.HasSector(bits, sector + run))
+                {
+                    run++;
+                }
+                BackingWrite(blockOffset + sector * Units.SectorBytes, data.AsSpan(sector * Units.SectorBytes, run * Units.SectorBytes), WriteOptions.None);
+                sector += run;
+            }
+        }
+        try
+        {
+            BackingFlush();
+        }
+        catch (IOException error)
+        {
+            throw new WritebackFlushFailedException(error);
+        }
+        ulong newLastWriteback = batch[^1].Id;
+        WriteSuperblockRecord(newLastWriteback);
+        lock (_lock)
+        {
+            foreach ((ulong _, long _, int _, List<(int G, long Block, byte Bits)> dirty) in batch)
+            {
+                foreach ((int g, long block, byte _) in dirty)
+                {
+                    // An overwrite since the snapshot already made this copy clean and moved the mapping on.
+                    if (_mbBlock[g] == block)
+                    {
+                        SetClean(g);
+                    }
+                }
+            }
+            _lastWritebackId = newLastWriteback;
+            ulong needed = _openId != 0 ? _openId : _lastQueuedId + 1;
+            if (needed <= (ulong)Geometry.NrSegments || _lastWritebackId >= needed - (ulong)Geometry.NrSegments)
+            {
+                _urgeWriteback = false;
+            }
+            Monitor.PulseAll(_lock);
+        }
+    }
+
+    private void WriteSuperblockRecord(ulong lastWritebackId)
+    {
+        byte[] block = new byte[Units.BlockBytes];
+        SuperblockRecordOnDisk.WriteTo(block, lastWritebackId);
+        _cache.Write(SuperblockRecordOnDisk.WriteOffsetBytes, block, WriteOptions.Fua);
+        Counters.CountCacheWrite(block.Length);
+    }
+
+    private void BackingWrite(long offsetBytes, ReadOnlySpan<byte> data, WriteOptions options)
+    {
+        long start = Stopwatch.GetTimestamp();
+        _backing.Write(offsetBytes, data, options);
+        Interlocked.Add(ref _backingBusyTicks, Stopwatch.GetTimestamp() - start);
+        Counters.CountBackingWrite(data.Length);
+    }
+
+    private void BackingRead(long offsetBytes, Span<byte> destination)
+    {
+        long start = Stopwatch.GetTimestamp();
+        _backing.Read(offsetBytes, destination);
+        Interlocked.Add(ref _backingBusyTicks, Stopwatch.GetTimestamp() - start);
+    }
+
+    private void BackingFlush()
+    {
+        long start = Stopwatch.GetTimestamp();
+        _backing.Flush();
+        Interlocked.Add(ref _backingBusyTicks, Stopwatch.GetTimestamp() - start);
+    }
+
+    /// <summary>
+    /// Once a second: the backing store's utilisation (the share of the last second our own I/O to it was in
+    /// flight — dm-writeboost reads the disk's io_ticks), which allows background writeback below
+    /// writeback_threshold; the periodic superblock record; and the periodic data sync (sync_data_interval).
+    /// </summary>
+    private void ModulatorLoop()
+    {
+        long lastTick = Stopwatch.GetTimestamp();
+        long lastSbRecord = lastTick;
+        long lastSync = lastTick;
+        while (true)
+        {
+            lock (_lock)
+            {
+                if (!_stopping && _failure is null)
+                {
+                    Monitor.Wait(_lock, 1000);
+                }
+                if (_stopping || _failure is not null)
+                {
+                    return;
+                }
+            }
+            long now = Stopwatch.GetTimestamp();
+            if (now - lastTick < Stopwatch.Frequency)
+            {
+                continue;
+            }
+            long busy = Interlocked.Exchange(ref _backingBusyTicks, 0);
+            int util = (int)Math.Clamp(100 * busy / Math.Max(1, now - lastTick), 0, 100);
+            lastTick = now;
+            int threshold = Tunables.WritebackThreshold;
+            lock (_lock)
+            {
+                _backingUtilPercent = util;
+                _allowWriteback = threshold > 0 && util < threshold;
+                if (_allowWriteback)
+                {
+                    Monitor.PulseAll(_lock);
+                }
+            }
+            try
+            {
+                int sbInterval = Tunables.UpdateSbRecordInterval;
+                if (sbInterval > 0 && now - lastSbRecord >= sbInterval * Stopwatch.Frequency)
+                {
+                    lastSbRecord = now;
+                    ulong id;
+                    lock (_lock)
+                    {
+                        id = _lastWritebackId;
+                    }
+                    WriteSuperblockRecord(id);
+                }
+                int syncInterval = Tunables.SyncDataInterval;
+                if (syncInterval > 0 && now - lastSync >= syncInterval * Stopwatch.Frequency)
+                {
+                    lastSync = now;
+                    Flush();
+                }
+            }
+            catch (IOException error)
+            {
+                Fail(error);
+                return;
+            }
+        }
+    }
+
+    /// <summary>The backing store's flush failed after writeback: fatal, never retried.</summary>
+    private sealed class WritebackFlushFailedException(IOException inner)
+        : IOException($"flush of the backing store failed after writeback: {inner.Message}", inner);
+}

@@ -1,0 +1,334 @@
+using Writeboost.Cache.Format;
+using Writeboost.Cache.Table;
+using Writeboost.Devices;
+
+namespace Writeboost.Cache.Core;
+
+/// <summary>
+/// A user-space dm-writeboost: a log-structured write-back cache of a backing store on a cache device.
+/// Writes gather in a RAM buffer of one segment (metadata block + up to 127 or 255 data blocks); a full
+/// buffer is sealed into a log segment in dm-writeboost's on-disk format and written to the cache device by
+/// the flush worker; the writeback worker later copies dirty blocks to the backing store. The device is itself
+/// an <see cref="IBlockDevice"/> of 512-byte sectors the size of the backing store (rounded down to 4 KiB).
+///
+/// <para>Concurrency: one monitor (<c>_lock</c>) guards the index, the metablocks, the buffers and the
+/// segment counters; the flush and writeback workers and waiting writers sleep on it with Monitor.Wait.
+/// Device I/O happens outside it, except the rare read of old dirty sectors for a partial overwrite.</para>
+///
+/// <para>Segment ids and their order (each only grows):
+/// <c>_lastWritebackId ≤ _lastDurableId ≤ _lastFlushedId ≤ _lastQueuedId &lt; _openId</c> (when a segment is open).
+/// Written back: its dirty blocks are durable on the backing store and the superblock record says so.
+/// Durable: written to the cache device and a cache flush completed after. Flushed: written, not yet durable.
+/// Queued: sealed in a RAM buffer, waiting for the flush worker. Open: the buffer writes go into now.</para>
+/// </summary>
+public sealed partial class WriteboostDevice : IBlockDevice
+{
+    private readonly object _lock = new();
+    private readonly IBlockDevice _backing;
+    private readonly IBlockDevice _cache;
+    private readonly WriteboostOptions _options;
+    private readonly SegmentBuffer[] _buffers;
+
+    // Metablocks, indexed by global cache index g = slot * BlocksPerSegment + indexInSegment.
+    private readonly long[] _mbBlock;      // backing block number (4 KiB units), -1 = none
+    private readonly byte[] _mbDataBits;   // sectors of the block held in the cache
+    private readonly bool[] _mbDirty;      // true: those sectors are newer than the backing store
+    private readonly Dictionary<long, int> _index = new();
+
+    // Per slot of the ring.
+    private readonly ulong[] _slotId;
+    private readonly int[] _slotLength;
+    private readonly int[] _slotReaders;   // reads in flight from this slot on the cache device: no reuse until 0
+
+    private ulong _openId;                 // 0 = no open segment; the next write acquires _lastQueuedId + 1
+    private int _openLength;
+    private bool _acquiring;
+    private ulong _lastQueuedId;
+    private ulong _lastFlushedId;
+    private ulong _lastDurableId;
+    private ulong _durableRequestedId;
+    private ulong _lastWritebackId;
+    private long _nrDirty;
+    private bool _urgeWriteback;
+    private bool _forceDrop;
+    private bool _stopping;
+    private bool _abandoned;
+    private Exception? _failure;
+
+    private Thread? _flushWorker;
+    private Thread? _writebackWorker;
+    private Thread? _modulator;
+    private bool _disposed;
+
+    private WriteboostDevice(IBlockDevice backing, IBlockDevice cache, CacheGeometry geometry, Tunables tunables, WriteboostOptions options, Guid cacheUuid)
+    {
+        _backing = backing;
+        _cache = cache;
+        Geometry = geometry;
+        Tunables = tunables;
+        _options = options;
+        CacheUuid = cacheUuid;
+        SizeBytes = backing.SizeBytes / Units.BlockBytes * Units.BlockBytes;
+        int poolSize = (int)Math.Clamp(options.BufferPoolSize, 1, geometry.NrSegments);
+        _buffers = new SegmentBuffer[poolSize];
+        for (int i = 0; i < poolSize; i++)
+        {
+            _buffers[i] = new SegmentBuffer(geometry.SegmentSizeBytes);
+        }
+        long nrCaches = geometry.NrCaches;
+        _mbBlock = new long[nrCaches];
+        Array.Fill(_mbBlock, -1);
+        _mbDataBits = new byte[nrCaches];
+        _mbDirty = new bool[nrCaches];
+        _slotId = new ulong[geometry.NrSegments];
+        _slotLength = new int[geometry.NrSegments];
+        _slotReaders = new int[geometry.NrSegments];
+        _readCache = new ReadCacheCells(tunables.NrReadCacheCells);
+    }
+
+    public string Name => $"writeboost({_backing.Name}, {_cache.Name})";
+    public int SectorSizeBytes => Units.SectorBytes;
+    /// <summary>The backing store's size, rounded down to whole 4 KiB blocks.</summary>
+    public long SizeBytes { get; }
+    public CacheGeometry Geometry { get; }
+    public Tunables Tunables { get; }
+    public Guid CacheUuid { get; }
+    public IBlockDevice BackingDevice => _backing;
+    public IBlockDevice CacheDevice => _cache;
+    /// <summary>What the last open found and did (replayed, discarded, formatted).</summary>
+    public RecoveryReport Recovery { get; private set; } = RecoveryReport.None;
+
+    /// <summary>
+    /// Opens the cache of <paramref name="backing"/> on <paramref name="cache"/>: formats an unformatted cache
+    /// device (or any, with <see cref="WriteboostOptions.Reformat"/>), otherwise recovers it — replays its logs
+    /// and rebuilds the index — then starts the workers.
+    /// </summary>
+    /// <exception cref="ArgumentException">the cache device is too small, or it holds a cache of a different geometry or backing store.</exception>
+    /// <exception cref="IOException">a device failed during recovery.</exception>
+    public static WriteboostDevice Open(IBlockDevice backing, IBlockDevice cache, Tunables tunables, WriteboostOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(backing);
+        ArgumentNullException.ThrowIfNull(cache);
+        ArgumentNullException.ThrowIfNull(tunables);
+        options ??= new WriteboostOptions();
+        if (backing.SizeBytes < Units.BlockBytes)
+        {
+            throw new ArgumentException($"backing device {backing.Name} is {backing.SizeBytes} bytes: smaller than one 4 KiB block");
+        }
+        SuperblockReadResult superblock = ReadSuperblock(cache);
+        bool format = options.Reformat || superblock.State == SuperblockState.Unformatted;
+        int order = ChooseSegmentSizeOrder(superblock, tunables, format, cache.Name);
+        CacheGeometry geometry = CacheGeometry.For(cache.SizeBytes, order, cache.Name);
+        if (!format)
+        {
+            CheckIdentity(superblock.Header!, backing, cache);
+        }
+        Guid uuid = format ? Guid.NewGuid() : superblock.Header!.CacheUuid;
+        WriteboostDevice device = new(backing, cache, geometry, tunables, options, uuid);
+        try
+        {
+            if (format)
+            {
+                device.Format(superblock.State != SuperblockState.Unformatted);
+            }
+            else
+            {
+                device.Replay();
+            }
+            if (tunables.WriteAroundMode && !format)
+            {
+                // dm-writeboost formats whenever write_around_mode is on; we first write back what is dirty, so
+                // switching a cache to write-around never drops data.
+                device.DrainAndReformat();
+            }
+            device.StartWorkers();
+            return device;
+        }
+        catch
+        {
+            device.StopWorkers();
+            throw;
+        }
+    }
+
+    private static SuperblockReadResult ReadSuperblock(IBlockDevice cache)
+    {
+        if (cache.SizeBytes < CacheGeometry.SuperblockRegionBytes)
+        {
+            throw new ArgumentException($"cache device {cache.Name} is {cache.SizeBytes} bytes: smaller than the 1 MiB superblock region");
+        }
+        byte[] block = new byte[SuperblockHeaderOnDisk.WriteBytes];
+        cache.Read(0, block);
+        return SuperblockHeaderOnDisk.Read(block);
+    }
+
+    private static int ChooseSegmentSizeOrder(SuperblockReadResult superblock, Tunables tunables, bool format, string cacheName)
+    {
+        bool given = tunables.Snapshot().ContainsKey(TunableSpecs.SegmentSizeOrder)
+            && tunables.SegmentSizeOrder != CacheGeometry.DefaultSegmentSizeOrder;
+        if (format)
+        {
+            return tunables.SegmentSizeOrder;
+        }
+        if (superblock.State == SuperblockState.CorruptExtension)
+        {
+            throw new InvalidDataException(
+                $"cache device {cacheName}: the superblock extension (geometry, identity) is corrupt; refusing to guess the geometry (reformat to start over)");
+        }
+        int onDisk = superblock.Header!.SegmentSizeOrder;
+        if (given && tunables.SegmentSizeOrder != onDisk)
+        {
+            throw new TableException(
+                $"cache device {cacheName} was formatted with segment_size_order {onDisk}, the table says {tunables.SegmentSizeOrder} (reformat to change it)");
+        }
+        return onDisk;
+    }
+
+    private static void CheckIdentity(SuperblockHeaderOnDisk header, IBlockDevice backing, IBlockDevice cache)
+    {
+        if (header.BackingSizeBytes != 0 && header.BackingSizeBytes != backing.SizeBytes)
+        {
+            throw new TableException(
+                $"cache device {cache.Name} belongs to a backing device of {header.BackingSizeBytes} bytes, but {backing.Name} is {backing.SizeBytes} bytes: wrong backing/cache pair?");
+        }
+        if (header.CacheSizeBytes != 0 && header.CacheSizeBytes != cache.SizeBytes)
+        {
+            throw new TableException(
+                $"cache device {cache.Name} was formatted at {header.CacheSizeBytes} bytes and is now {cache.SizeBytes} bytes (reformat to use the new size)");
+        }
+    }
+
+    private void StartWorkers()
+    {
+        _flushWorker = new Thread(FlushWorkerLoop) { IsBackground = true, Name = "wb-flush" };
+        _writebackWorker = new Thread(WritebackWorkerLoop) { IsBackground = true, Name = "wb-writeback" };
+        _modulator = new Thread(ModulatorLoop) { IsBackground = true, Name = "wb-modulator" };
+        _flushWorker.Start();
+        _writebackWorker.Start();
+        _modulator.Start();
+    }
+
+    private void StopWorkers()
+    {
+        lock (_lock)
+        {
+            _stopping = true;
+            Monitor.PulseAll(_lock);
+        }
+        _flushWorker?.Join();
+        _writebackWorker?.Join();
+        _modulator?.Join();
+    }
+
+    /// <summary>
+    /// Clean shutdown: seals the open buffer (a partial log), waits until every queued segment is written and
+    /// the cache device flushed, then stops the workers. Dirty data stays in the cache (as dm-writeboost's
+    /// suspend); <see cref="DropCaches"/> first to write it all back.
+    /// </summary>
+    public void Dispose()
+    {
+        if (_disposed)
+        {
+            return;
+        }
+        _disposed = true;
+        try
+        {
+            if (_failure is null)
+            {
+                Flush();
+            }
+        }
+        finally
+        {
+            StopWorkers();
+            if (_options.OwnsDevices)
+            {
+                _backing.Dispose();
+                _cache.Dispose();
+            }
+        }
+    }
+
+    /// <summary>
+    /// Stops the workers without sealing or flushing anything: what the devices hold is what a crash would
+    /// leave of the RAM buffer (lost). For tests of recovery.
+    /// </summary>
+    public void Abandon()
+    {
+        if (_disposed)
+        {
+            return;
+        }
+        _disposed = true;
+        lock (_lock)
+        {
+            _abandoned = true;
+        }
+        StopWorkers();
+        if (_options.OwnsDevices)
+        {
+            _backing.Dispose();
+            _cache.Dispose();
+        }
+    }
+
+    // ---- helpers shared by the paths (call with _lock held) ----
+
+    private int BlocksPerSegment => Geometry.BlocksPerSegment;
+
+    private long SlotOfGlobal(int g) => g / BlocksPerSegment;
+
+    private int IndexInSegment(int g) => g % BlocksPerSegment;
+
+    private int Global(long slot, int indexInSegment) => checked((int)(slot * BlocksPerSegment + indexInSegment));
+
+    private SegmentBuffer BufferOf(ulong segmentId) => _buffers[(int)((segmentId - 1) % (ulong)_buffers.Length)];
+
+    /// <summary>True when the segment of metablock g is still in a RAM buffer (open, or queued and not yet written).</summary>
+    private bool IsInBuffer(int g)
+    {
+        ulong id = _slotId[SlotOfGlobal(g)];
+        return id > _lastFlushedId;
+    }
+
+    private void ThrowIfFailed()
+    {
+        if (_failure is { } failure)
+        {
+            throw new IOException($"{Name} has failed and accepts no more I/O: {failure.Message}", failure);
+        }
+        ObjectDisposedException.ThrowIf(_disposed && _stopping, this);
+    }
+
+    /// <summary>Marks the device failed (an I/O error it cannot hide) and wakes every waiter so they see it.</summary>
+    private void Fail(Exception error)
+    {
+        lock (_lock)
+        {
+            _failure ??= error;
+            Monitor.PulseAll(_lock);
+        }
+    }
+
+    private void SetClean(int g)
+    {
+        if (_mbDirty[g])
+        {
+            _mbDirty[g] = false;
+            _nrDirty--;
+        }
+    }
+
+    private void Unmap(int g)
+    {
+        long block = _mbBlock[g];
+        SetClean(g);
+        if (block >= 0 && _index.TryGetValue(block, out int current) && current == g)
+        {
+            _index.Remove(block);
+        }
+        _mbBlock[g] = -1;
+        _mbDataBits[g] = 0;
+    }
+}

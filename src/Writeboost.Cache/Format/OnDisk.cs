@@ -1,0 +1,166 @@
+using System.Buffers.Binary;
+
+namespace Writeboost.Cache.Format;
+
+/// <summary>
+/// Sector 0 of the cache device. dm-writeboost v2 stores only the magic (offset 0, u32 0x57427374 "WBst") and
+/// ignores the rest of the sector; we keep our extension there, so a cache made here is one the kernel module
+/// could replay (at the default segment_size_order 10, which the kernel has compiled in).
+/// <code>
+///  off size field
+///    0    4 magic                0x57427374
+///   64    4 extension magic      0x58454257 "WBEX"
+///   68    2 extension version    1
+///   70    1 segment_size_order   4..11
+///   71    1 reserved (0)
+///   72   16 cache uuid           random at format; a pmem buffer names the cache it belongs to by it
+///   88    8 backing size bytes   at format; a different backing device is refused
+///   96    8 cache size bytes     at format
+///  104    4 crc32c of bytes 64..104
+/// </code>
+/// Written as one 4 KiB FUA write of sectors 0..7, last in a format, so a half-made format has no magic.
+/// </summary>
+public sealed record SuperblockHeaderOnDisk(int SegmentSizeOrder, Guid CacheUuid, long BackingSizeBytes, long CacheSizeBytes)
+{
+    public const uint Magic = 0x57427374;
+    public const uint ExtensionMagic = 0x58454257;
+    public const ushort ExtensionVersion = 1;
+    public const int WriteBytes = Units.BlockBytes;
+    private const int ExtensionOffset = 64;
+    private const int ExtensionChecksumOffset = 104;
+
+    public void WriteTo(Span<byte> sector)
+    {
+        sector[..WriteBytes].Clear();
+        BinaryPrimitives.WriteUInt32LittleEndian(sector, Magic);
+        BinaryPrimitives.WriteUInt32LittleEndian(sector[ExtensionOffset..], ExtensionMagic);
+        BinaryPrimitives.WriteUInt16LittleEndian(sector[68..], ExtensionVersion);
+        sector[70] = (byte)SegmentSizeOrder;
+        CacheUuid.TryWriteBytes(sector.Slice(72, 16));
+        BinaryPrimitives.WriteInt64LittleEndian(sector[88..], BackingSizeBytes);
+        BinaryPrimitives.WriteInt64LittleEndian(sector[96..], CacheSizeBytes);
+        BinaryPrimitives.WriteUInt32LittleEndian(sector[ExtensionChecksumOffset..], Crc32C.Compute(sector[ExtensionOffset..ExtensionChecksumOffset]));
+    }
+
+    /// <summary>What sector 0 holds.</summary>
+    public static SuperblockReadResult Read(ReadOnlySpan<byte> sector)
+    {
+        if (BinaryPrimitives.ReadUInt32LittleEndian(sector) != Magic)
+        {
+            return new SuperblockReadResult(SuperblockState.Unformatted, null);
+        }
+        if (BinaryPrimitives.ReadUInt32LittleEndian(sector[ExtensionOffset..]) != ExtensionMagic)
+        {
+            // Formatted by the kernel module: its compiled-in order, no identity to check.
+            return new SuperblockReadResult(SuperblockState.KernelFormat,
+                new SuperblockHeaderOnDisk(CacheGeometry.DefaultSegmentSizeOrder, Guid.Empty, 0, 0));
+        }
+        uint stored = BinaryPrimitives.ReadUInt32LittleEndian(sector[ExtensionChecksumOffset..]);
+        if (stored != Crc32C.Compute(sector[ExtensionOffset..ExtensionChecksumOffset])
+            || BinaryPrimitives.ReadUInt16LittleEndian(sector[68..]) != ExtensionVersion)
+        {
+            return new SuperblockReadResult(SuperblockState.CorruptExtension, null);
+        }
+        return new SuperblockReadResult(SuperblockState.Formatted, new SuperblockHeaderOnDisk(
+            sector[70],
+            new Guid(sector.Slice(72, 16)),
+            BinaryPrimitives.ReadInt64LittleEndian(sector[88..]),
+            BinaryPrimitives.ReadInt64LittleEndian(sector[96..])));
+    }
+}
+
+public enum SuperblockState
+{
+    Unformatted,
+    Formatted,
+    /// <summary>The magic without our extension: made by the kernel module (order 10).</summary>
+    KernelFormat,
+    /// <summary>The magic with an extension whose checksum fails.</summary>
+    CorruptExtension,
+}
+
+public readonly record struct SuperblockReadResult(SuperblockState State, SuperblockHeaderOnDisk? Header);
+
+/// <summary>
+/// The superblock record: sector 2047, u64 last_writeback_segment_id at offset 0. Written as the kernel does,
+/// one 4 KiB FUA write of sectors 2040..2047 with the record in the last sector (the others zero).
+/// </summary>
+public static class SuperblockRecordOnDisk
+{
+    public const long WriteOffsetBytes = CacheGeometry.SuperblockRegionBytes - Units.BlockBytes;
+    public const int RecordOffsetInWrite = Units.BlockBytes - Units.SectorBytes;
+
+    public static void WriteTo(Span<byte> block, ulong lastWritebackSegmentId)
+    {
+        block[..Units.BlockBytes].Clear();
+        BinaryPrimitives.WriteUInt64LittleEndian(block[RecordOffsetInWrite..], lastWritebackSegmentId);
+    }
+
+    public static ulong Read(ReadOnlySpan<byte> block) => BinaryPrimitives.ReadUInt64LittleEndian(block[RecordOffsetInWrite..]);
+}
+
+/// <summary>
+/// The first 512 bytes of a segment: id u64 @0, checksum u32 @8, length u8 @12, zero padding to 512.
+/// The metablock array follows at byte 512; data block i is at byte 4096 * (1 + i).
+/// checksum = ~crc32c(~0, segment bytes 512 .. 4096 + 4096 * length): metablocks and data, not id or length.
+/// </summary>
+public readonly record struct SegmentHeaderOnDisk(ulong Id, uint Checksum, byte Length)
+{
+    public const int SizeBytes = 512;
+
+    public static SegmentHeaderOnDisk Read(ReadOnlySpan<byte> segment) => new(
+        BinaryPrimitives.ReadUInt64LittleEndian(segment),
+        BinaryPrimitives.ReadUInt32LittleEndian(segment[8..]),
+        segment[12]);
+
+    public void WriteTo(Span<byte> segment)
+    {
+        segment[..SizeBytes].Clear();
+        BinaryPrimitives.WriteUInt64LittleEndian(segment, Id);
+        BinaryPrimitives.WriteUInt32LittleEndian(segment[8..], Checksum);
+        segment[12] = Length;
+    }
+
+    /// <summary>The checksum of a segment image holding <paramref name="length"/> data blocks.</summary>
+    public static uint ComputeChecksum(ReadOnlySpan<byte> segment, int length) =>
+        Crc32C.Compute(segment[SizeBytes..(int)CacheGeometry.WrittenBytes(length)]);
+}
+
+/// <summary>
+/// One entry of the metablock array: the backing sector (4 KiB aligned) and the dirty bits of a data block.
+/// dirty_bits 0 means clean (a read-cached block, all 8 sectors valid).
+/// Wide (the kernel's, 16 bytes): sector u64 @0, dirty_bits u8 @8, 7 bytes zero.
+/// Compact (order 11 only, where 255 wide entries would overflow the 4 KiB metadata block; 8 bytes):
+/// u64 = backing block index &lt;&lt; 8 | dirty_bits.
+/// </summary>
+public readonly record struct MetablockOnDisk(long BackingSector, byte DirtyBits)
+{
+    public const int WideSizeBytes = 16;
+    public const int CompactSizeBytes = 8;
+
+    public static MetablockOnDisk Read(ReadOnlySpan<byte> segment, int index, int entryBytes)
+    {
+        ReadOnlySpan<byte> entry = segment.Slice(SegmentHeaderOnDisk.SizeBytes + index * entryBytes, entryBytes);
+        if (entryBytes == WideSizeBytes)
+        {
+            return new MetablockOnDisk(BinaryPrimitives.ReadInt64LittleEndian(entry), entry[8]);
+        }
+        ulong packed = BinaryPrimitives.ReadUInt64LittleEndian(entry);
+        return new MetablockOnDisk((long)(packed >> 8) * Units.SectorsPerBlock, (byte)packed);
+    }
+
+    public void WriteTo(Span<byte> segment, int index, int entryBytes)
+    {
+        Span<byte> entry = segment.Slice(SegmentHeaderOnDisk.SizeBytes + index * entryBytes, entryBytes);
+        entry.Clear();
+        if (entryBytes == WideSizeBytes)
+        {
+            BinaryPrimitives.WriteInt64LittleEndian(entry, BackingSector);
+            entry[8] = DirtyBits;
+        }
+        else
+        {
+            BinaryPrimitives.WriteUInt64LittleEndian(entry, ((ulong)(BackingSector / Units.SectorsPerBlock) << 8) | DirtyBits);
+        }
+    }
+}

@@ -1,0 +1,97 @@
+using System.Buffers.Binary;
+using System.Text;
+using Writeboost.Cache.Core;
+using Writeboost.Cache.Format;
+using Writeboost.Cache.Table;
+using Writeboost.Devices;
+
+namespace Writeboost.Tests.Cache;
+
+[TestClass]
+public sealed class FormatTests
+{
+    [TestMethod]
+    public void The_checksum_of_an_empty_segment_is_the_kernel_test_vector()
+    {
+        // 3584 zero bytes: the metablock area of a length-0 segment (dm-writeboost-tools' test_checksum).
+        Assert.AreEqual(0x0890BE15u, Crc32C.Compute(new byte[3584]));
+        Assert.AreEqual(0xE3069283u, Crc32C.Compute(Encoding.ASCII.GetBytes("123456789")), "the standard CRC-32C check value");
+    }
+
+    [TestMethod]
+    public void Geometry_follows_the_kernel_formulas()
+    {
+        CacheGeometry g = CacheGeometry.For(64L << 20, 10);
+        Assert.AreEqual((64L * 2048 - 2048) / 1024, g.NrSegments, "nr_segments = (cache sectors - 2048) / 1024");
+        Assert.AreEqual(127, g.BlocksPerSegment);
+        Assert.AreEqual(16, g.MetablockBytes);
+        Assert.AreEqual(2048L * 512, g.SegmentStartBytes(0));
+        Assert.AreEqual((2048L + 3 * 1024) * 512, g.SegmentStartBytes(g.SlotOf(4)), "id 4 → slot 3");
+        Assert.AreEqual(0, g.SlotOf((ulong)g.NrSegments + 1), "ids never wrap; slots do");
+
+        CacheGeometry rfc = CacheGeometry.For(64L << 20, 11);
+        Assert.AreEqual(255, rfc.BlocksPerSegment, "the RFC's 1 MiB segment");
+        Assert.AreEqual(8, rfc.MetablockBytes, "255 wide metablocks would overflow the 4 KiB metadata block");
+    }
+
+    [TestMethod]
+    public void A_cache_smaller_than_the_superblock_and_two_segments_is_refused()
+    {
+        ArgumentOutOfRangeException error = Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => CacheGeometry.For((1 << 20) + (512 << 10), 10, "/dev/tiny"));
+        StringAssert.Contains(error.Message, "/dev/tiny");
+        StringAssert.Contains(error.Message, "needs at least 2097152 bytes");
+    }
+
+    [TestMethod]
+    public void A_full_segment_is_written_in_the_kernel_layout()
+    {
+        using MemoryBlockDevice backing = new(16 << 20);
+        using MemoryBlockDevice cache = new(8 << 20);
+        byte[] block = new byte[4096];
+        using (WriteboostDevice device = WriteboostDevice.Open(backing, cache, new Tunables()))
+        {
+            for (int i = 0; i < 127; i++)
+            {
+                block.AsSpan().Fill((byte)i);
+                device.Write((100 + i) * 4096L, block);
+            }
+            device.Write(5 * 4096L + 512, new byte[1024]); // opens segment 2: segment 1 is sealed full
+            device.Flush();
+        }
+        ReadOnlySpan<byte> media = cache.Media;
+        CollectionAssert.AreEqual(new byte[] { 0x74, 0x73, 0x42, 0x57 }, media[..4].ToArray(), "magic 0x57427374, little-endian");
+
+        ReadOnlySpan<byte> segment = media.Slice(1 << 20, 512 << 10);
+        Assert.AreEqual(1ul, BinaryPrimitives.ReadUInt64LittleEndian(segment), "id");
+        Assert.AreEqual(127, segment[12], "length");
+        uint expected = ~Crc32CRef(segment[512..(4096 + 127 * 4096)]);
+        Assert.AreEqual(expected, BinaryPrimitives.ReadUInt32LittleEndian(segment[8..]), "checksum = ~crc32c(~0, bytes 512..4096+4096*length)");
+        for (int i = 0; i < 127; i++)
+        {
+            ReadOnlySpan<byte> metablock = segment.Slice(512 + 16 * i, 16);
+            Assert.AreEqual((100L + i) * 8, BinaryPrimitives.ReadInt64LittleEndian(metablock), $"metablock {i}: backing sector");
+            Assert.AreEqual(0xFF, metablock[8], $"metablock {i}: dirty bits");
+            Assert.AreEqual((byte)i, segment[4096 * (1 + i)], $"data block {i}");
+        }
+        ReadOnlySpan<byte> second = media.Slice((1 << 20) + (512 << 10), 8192);
+        Assert.AreEqual(2ul, BinaryPrimitives.ReadUInt64LittleEndian(second));
+        Assert.AreEqual(1, second[12], "the flush wrote segment 2 as a partial log of one block");
+        Assert.AreEqual(5L * 8, BinaryPrimitives.ReadInt64LittleEndian(second[512..]));
+        Assert.AreEqual(0b0000_0110, second[512 + 8], "sectors 1 and 2 of block 5 are dirty");
+    }
+
+    /// <summary>A bit-at-a-time CRC-32C, independent of the implementation under test.</summary>
+    private static uint Crc32CRef(ReadOnlySpan<byte> data)
+    {
+        uint crc = ~0u;
+        foreach (byte b in data)
+        {
+            crc ^= b;
+            for (int k = 0; k < 8; k++)
+            {
+                crc = (crc & 1) != 0 ? (crc >> 1) ^ 0x82F63B78u : crc >> 1;
+            }
+        }
+        return crc;
+    }
+}
