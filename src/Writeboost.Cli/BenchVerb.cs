@@ -1,15 +1,27 @@
+using System.Globalization;
 using CommandLine;
+using Writeboost.Bench;
+using Writeboost.Cache.Core;
+using Writeboost.Cache.Format;
+using Writeboost.Cache.Table;
+using Writeboost.Devices;
 
 namespace Writeboost.Cli;
 
-[Verb("bench", HelpText = "Benchmarks: 'wb bench pmem PATH' (4 KiB write+persist latency of a pmem region).")]
+[Verb("bench", HelpText = "Benchmarks: 'pmem PATH' (4 KiB write+persist latency), 'fua [TABLE]' (one writer, every write FUA), 'randwrite [TABLE]' (random 4 KiB writes vs the cache device's sequential bandwidth). fua and randwrite reformat the cache; without a TABLE they make temporary files.")]
 internal sealed class BenchVerb : PmemBenchOptions
 {
-    [Value(0, MetaName = "kind", Required = true, HelpText = "What to measure: pmem.")]
+    [Value(0, MetaName = "kind", Required = true, HelpText = "pmem, fua or randwrite.")]
     public string Kind { get; set; } = "";
 
-    [Value(1, MetaName = "arguments", HelpText = "For pmem: the path of the region.")]
+    [Value(1, MetaName = "arguments", HelpText = "pmem: the path of the region. fua, randwrite: a device table (optional).")]
     public IEnumerable<string> Arguments { get; set; } = [];
+
+    [Option("direct", HelpText = "fua, randwrite: open backing and cache with O_DIRECT.")]
+    public bool Direct { get; set; }
+
+    [Option("work-dir", HelpText = "fua, randwrite without a table: where the temporary files go (default: the system temp directory).")]
+    public string? WorkDir { get; set; }
 
     internal int Run()
     {
@@ -18,7 +30,89 @@ internal sealed class BenchVerb : PmemBenchOptions
         {
             "pmem" when arguments.Count == 1 => PmemCommands.Bench(this, arguments[0]),
             "pmem" => throw new UsageException("wb bench pmem takes exactly one PATH"),
-            _ => throw new UsageException($"wb bench {Kind}: unknown benchmark (available: pmem)"),
+            "fua" => WithTable(arguments, defaultOps: 20_000, RunFua),
+            "randwrite" => WithTable(arguments, defaultOps: 65_536, RunRandWrite),
+            _ => throw new UsageException($"wb bench {Kind}: unknown benchmark (available: pmem, fua, randwrite)"),
         };
     }
+
+    private int WithTable(List<string> arguments, long defaultOps, Func<DeviceTable, long, int> run)
+    {
+        long ops = Ops > 0 ? Ops : defaultOps;
+        if (arguments.Count > 0)
+        {
+            return run(DeviceTable.Parse(arguments), ops);
+        }
+        // Defaults: a sparse 1 GiB backing file and a cache file big enough that the run never wraps the ring.
+        string dir = Path.Combine(WorkDir ?? Path.GetTempPath(), $"wb-bench-{Environment.ProcessId}");
+        Directory.CreateDirectory(dir);
+        try
+        {
+            string backing = Path.Combine(dir, "backing.img");
+            string cache = Path.Combine(dir, "cache.img");
+            FileBlockDevice.CreateFile(backing, 1L << 30);
+            long cacheBytes = CacheGeometry.SuperblockRegionBytes + Math.Max(64L << 20, ops * Units.BlockBytes * 130 / 127 + (8L << 20));
+            FileBlockDevice.CreateFile(cache, cacheBytes);
+            return run(DeviceTable.Parse(["0", backing, cache]), ops);
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    private int RunFua(DeviceTable table, long ops)
+    {
+        FuaBenchResult result;
+        using (WriteboostDevice device = TableDevices.Open(table, new WriteboostOptions { Reformat = true }, Direct))
+        {
+            result = CacheBenchmarks.Fua(device, (int)table.Mode, ops, MaxSeconds);
+        }
+        if (Json)
+        {
+            Output.Json(result);
+            return 0;
+        }
+        Output.Table(
+        [
+            ["mode", "ops", "IOPS", "p50 us", "p99 us", "full segs", "partial segs", "cache B/user B", "cache flushes"],
+            [Fmt(result.Mode), Fmt(result.Ops), Fmt(result.Iops, "F0"), Fmt(result.P50Us, "F1"), Fmt(result.P99Us, "F1"),
+                Fmt(result.FullSegments), Fmt(result.PartialSegments), Fmt(result.CacheBytesPerUserByte, "F2"), Fmt(result.CacheFlushes)],
+        ]);
+        return 0;
+    }
+
+    private int RunRandWrite(DeviceTable table, long ops)
+    {
+        // The reference first, on the same cache device, before the benchmark formats it.
+        double sequential;
+        using (FileBlockDevice cache = FileBlockDevice.Open(table.CachePath, new FileBlockDeviceOptions { Direct = Direct, Exclusive = true }))
+        {
+            CacheGeometry geometry = CacheGeometry.For(cache.SizeBytes, table.CreateTunables().SegmentSizeOrder, cache.Name);
+            long total = ops * Units.BlockBytes * (geometry.BlocksPerSegment + 1) / geometry.BlocksPerSegment;
+            sequential = CacheBenchmarks.MeasureSequentialWrite(cache, CacheGeometry.SuperblockRegionBytes, total, (int)geometry.SegmentSizeBytes);
+        }
+        RandWriteBenchResult result;
+        using (WriteboostDevice device = TableDevices.Open(table, new WriteboostOptions { Reformat = true }, Direct))
+        {
+            result = CacheBenchmarks.RandWrite(device, (int)table.Mode, ops, sequential);
+        }
+        if (Json)
+        {
+            Output.Json(result);
+            return 0;
+        }
+        Output.Table(
+        [
+            ["mode", "ops", "IOPS", "MiB/s", "cache seq MiB/s", "ratio", "full segs", "partial segs", "cache MiB written"],
+            [Fmt(result.Mode), Fmt(result.Ops), Fmt(result.Iops, "F0"), Fmt(result.BytesPerSecond / (1 << 20), "F1"),
+                Fmt(result.CacheSequentialBytesPerSecond / (1 << 20), "F1"), Fmt(result.RatioToCacheSequential, "F2"),
+                Fmt(result.FullSegments), Fmt(result.PartialSegments), Fmt(result.CacheBytesWritten / (double)(1 << 20), "F1")],
+        ]);
+        return 0;
+    }
+
+    private static string Fmt(long value) => value.ToString(CultureInfo.InvariantCulture);
+
+    private static string Fmt(double value, string format) => value.ToString(format, CultureInfo.InvariantCulture);
 }

@@ -35,7 +35,7 @@ internal class PmemRegionOptions
 /// <summary>Options of the pmem latency benchmark.</summary>
 internal class PmemBenchOptions : PmemRegionOptions
 {
-    [Option("ops", Default = 200_000L, HelpText = "Number of write+persist operations.")]
+    [Option("ops", Default = 0L, HelpText = "Number of operations (0 = the benchmark's default: pmem 200000, fua 20000, randwrite 65536).")]
     public long Ops { get; set; }
 
     [Option("block-bytes", Default = 4096, HelpText = "Bytes per write.")]
@@ -108,14 +108,15 @@ internal static class PmemCommands
 
     internal static int Bench(PmemBenchOptions options, string path)
     {
-        if (options.Ops <= 0 || options.BlockBytes <= 0)
+        if (options.Ops < 0 || options.BlockBytes <= 0)
         {
-            throw new UsageException("--ops and --block-bytes must be positive");
+            throw new UsageException("--ops must not be negative and --block-bytes must be positive");
         }
+        long ops = options.Ops > 0 ? options.Ops : 200_000;
         PmemBenchResult result;
         using (PmemRegion region = options.Open(path))
         {
-            result = new PmemBenchmark { Ops = options.Ops, BlockBytes = options.BlockBytes, MaxSeconds = options.MaxSeconds }.Run(region);
+            result = new PmemBenchmark { Ops = ops, BlockBytes = options.BlockBytes, MaxSeconds = options.MaxSeconds }.Run(region);
         }
         FioResult? fio = null;
         if (options.Fio)

@@ -9,7 +9,7 @@ Parser parser = new(settings =>
     settings.HelpWriter = Console.Error;
     settings.CaseInsensitiveEnumValues = true;
 });
-ParserResult<object> parsed = parser.ParseArguments<PmemVerb, BenchVerb>(args);
+ParserResult<object> parsed = parser.ParseArguments<CreateVerb, StatusVerb, MessageVerb, BenchVerb, PmemVerb>(args);
 if (parsed.Tag == ParserResultType.NotParsed)
 {
     bool askedForHelp = parsed.Errors.All(e => e.Tag is ErrorType.HelpRequestedError or ErrorType.HelpVerbRequestedError or ErrorType.VersionRequestedError);
@@ -19,8 +19,11 @@ try
 {
     return parsed.Value switch
     {
-        PmemVerb pmem => pmem.Run(),
+        CreateVerb create => create.Run(),
+        StatusVerb status => status.Run(),
+        MessageVerb message => message.Run(),
         BenchVerb bench => bench.Run(),
+        PmemVerb pmem => pmem.Run(),
         _ => 2,
     };
 }

@@ -31,6 +31,33 @@ internal sealed class SegmentBuffer
     /// <summary>Which segment id the buffer currently holds (0 = none).</summary>
     public ulong SegmentId { get; set; }
 
+    /// <summary>
+    /// The header's checksum, once sealed: <see cref="ChecksumNeeded"/> → (claimed by one thread, CAS) →
+    /// <see cref="ChecksumDone"/>. The writer that sealed the buffer computes it after leaving the lock, in
+    /// parallel with the flush worker's I/O; the flush worker computes it itself if nobody has claimed it.
+    /// </summary>
+    public int ChecksumState;
+    public const int ChecksumNeeded = 0;
+    public const int ChecksumClaimed = 1;
+    public const int ChecksumDone = 2;
+
+    /// <summary>Computes and stores the checksum unless another thread has claimed it; then waits until it is stored.</summary>
+    public void EnsureChecksum(ulong id, int length)
+    {
+        if (Interlocked.CompareExchange(ref ChecksumState, ChecksumClaimed, ChecksumNeeded) == ChecksumNeeded)
+        {
+            Span<byte> image = Image.Span;
+            new SegmentHeaderOnDisk(id, SegmentHeaderOnDisk.ComputeChecksum(image, length), (byte)length).WriteTo(image);
+            Volatile.Write(ref ChecksumState, ChecksumDone);
+            return;
+        }
+        SpinWait spin = default;
+        while (Volatile.Read(ref ChecksumState) != ChecksumDone)
+        {
+            spin.SpinOnce();
+        }
+    }
+
     public Span<byte> Block(int indexInSegment) => Image.Span.Slice((int)Units.BlocksToBytes(1 + indexInSegment), Units.BlockBytes);
 
     public void ClearMetadata() => Image.Span[..Units.BlockBytes].Clear();

@@ -14,7 +14,7 @@ public sealed partial class WriteboostDevice
     {
         ThrowIfFailed();
         Counters.CountFlush();
-        if (Tunables.WriteAroundMode)
+        if (_writeAroundMode)
         {
             BackingFlush();
             return;
@@ -61,7 +61,7 @@ public sealed partial class WriteboostDevice
             if (_durableRequestedId < id)
             {
                 _durableRequestedId = id;
-                Monitor.PulseAll(_lock);
+                _flushSignal.Set();
             }
             while (_lastDurableId < id)
             {
@@ -72,8 +72,9 @@ public sealed partial class WriteboostDevice
     }
 
     /// <summary>
-    /// Seals the open buffer into a log segment: metablocks for its blocks, the header (id, length) and the
-    /// checksum over metablocks + data. The segment is queued for the flush worker; the next write opens a new one.
+    /// Seals the open buffer into a log segment: metablocks for its blocks and the header (id, length); the
+    /// flush worker adds the checksum over metablocks + data just before writing it. The segment is queued for
+    /// the flush worker; the next write opens a new one.
     /// </summary>
     private void SealOpenLocked(bool partial)
     {
@@ -95,8 +96,9 @@ public sealed partial class WriteboostDevice
             byte dirtyBits = _mbBlock[g] >= 0 && _mbDirty[g] ? _mbDataBits[g] : (byte)0;
             new MetablockOnDisk(sector, dirtyBits).WriteTo(image, i, entryBytes);
         }
-        uint checksum = SegmentHeaderOnDisk.ComputeChecksum(image, length);
-        new SegmentHeaderOnDisk(id, checksum, (byte)length).WriteTo(image);
+        // The checksum is computed outside the lock (SegmentBuffer.EnsureChecksum): a sealed buffer never changes again.
+        new SegmentHeaderOnDisk(id, 0, (byte)length).WriteTo(image);
+        buffer.ChecksumState = SegmentBuffer.ChecksumNeeded;
         _slotLength[slot] = length;
         _lastQueuedId = id;
         _openId = 0;
@@ -110,7 +112,7 @@ public sealed partial class WriteboostDevice
         {
             _fullSegments++;
         }
-        Monitor.PulseAll(_lock);
+        _flushSignal.Set();
     }
 
     /// <summary>
@@ -125,14 +127,20 @@ public sealed partial class WriteboostDevice
             ulong id;
             int length;
             bool flushOnly;
+            bool idle;
             lock (_lock)
             {
-                while (!_stopping && _failure is null
+                idle = !_stopping && _failure is null && !_abandoned
                        && _lastFlushedId >= _lastQueuedId
-                       && !(_durableRequestedId > _lastDurableId && _durableRequestedId <= _lastFlushedId))
-                {
-                    Monitor.Wait(_lock);
-                }
+                       && !(_durableRequestedId > _lastDurableId && _durableRequestedId <= _lastFlushedId);
+            }
+            if (idle)
+            {
+                _flushSignal.WaitOne();
+                continue;
+            }
+            lock (_lock)
+            {
                 if (_failure is not null || _abandoned || (_stopping && _lastFlushedId >= _lastQueuedId && _durableRequestedId <= _lastDurableId))
                 {
                     return;
@@ -146,7 +154,10 @@ public sealed partial class WriteboostDevice
                 if (!flushOnly)
                 {
                     long writeBytes = CacheGeometry.WrittenBytes(length);
-                    _cache.Write(Geometry.SegmentStartBytes(Geometry.SlotOf(id)), BufferOf(id).Image.Span[..(int)writeBytes]);
+                    SegmentBuffer buffer = BufferOf(id);
+                    buffer.EnsureChecksum(id, length);
+                    Span<byte> image = buffer.Image.Span;
+                    _cache.Write(Geometry.SegmentStartBytes(Geometry.SlotOf(id)), image[..(int)writeBytes]);
                     Counters.CountCacheWrite(writeBytes);
                 }
                 bool flush;
@@ -167,6 +178,10 @@ public sealed partial class WriteboostDevice
                         _lastDurableId = id;
                     }
                     Monitor.PulseAll(_lock);
+                    if (_urgeWriteback || _forceDrop)
+                    {
+                        _writebackSignal.Set(); // a newly written segment may be what the writeback waits for
+                    }
                 }
             }
             catch (Exception error) when (error is IOException or ArgumentException)

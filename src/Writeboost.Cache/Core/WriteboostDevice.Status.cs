@@ -134,10 +134,7 @@ public sealed partial class WriteboostDevice
                 return;
             case 2:
                 Tunables.SetOnline(words[0], words[1]);
-                lock (_lock)
-                {
-                    Monitor.PulseAll(_lock);
-                }
+                _writebackSignal.Set(); // a new writeback_threshold or batch size takes effect now
                 return;
             default:
                 throw new TableException($"unknown message '{string.Join(' ', words)}' (expected clear_stat, drop_caches, or <tunable> <value>)");

@@ -16,7 +16,7 @@ public sealed partial class WriteboostDevice
         DeviceRange.CheckAligned(this, offsetBytes, source.Length, "write");
         ThrowIfFailed();
         Counters.CountWrite(source.Length, options);
-        if (Tunables.WriteAroundMode)
+        if (_writeAroundMode)
         {
             WriteAround(offsetBytes, source, options);
             return;
@@ -24,7 +24,12 @@ public sealed partial class WriteboostDevice
         ulong landedIn = 0;
         foreach (BlockPiece piece in new BlockPieces(offsetBytes, source.Length))
         {
-            landedIn = WritePiece(piece.Block, piece.FirstSector, piece.SectorCount, source.Slice(piece.OffsetInRequestBytes, piece.LengthBytes));
+            landedIn = WritePiece(piece.Block, piece.FirstSector, piece.SectorCount, source.Slice(piece.OffsetInRequestBytes, piece.LengthBytes), out int sealedLength);
+            if (sealedLength > 0)
+            {
+                // This write filled its buffer: checksum it here, outside the lock, while the flush worker writes the previous one.
+                BufferOf(landedIn).EnsureChecksum(landedIn, sealedLength);
+            }
         }
         if ((options & WriteOptions.Fua) != 0)
         {
@@ -45,9 +50,10 @@ public sealed partial class WriteboostDevice
     /// Dirtiness only grows in the open buffer and only shrinks once a segment is sealed.
     /// Returns the id of the segment that now holds the data.
     /// </summary>
-    private ulong WritePiece(long block, int firstSector, int sectorCount, ReadOnlySpan<byte> data)
+    private ulong WritePiece(long block, int firstSector, int sectorCount, ReadOnlySpan<byte> data, out int sealedLength)
     {
         byte bits = Units.SectorMask(firstSector, sectorCount);
+        sealedLength = 0;
         lock (_lock)
         {
             EnsureOpenSlot();
@@ -95,6 +101,7 @@ public sealed partial class WriteboostDevice
             {
                 // Full: seal now, so a FUA or flush waiting for this buffer sees a full log and needs no partial one.
                 SealOpenLocked(partial: false);
+                sealedLength = BlocksPerSegment;
             }
             return landed;
         }
@@ -172,7 +179,7 @@ public sealed partial class WriteboostDevice
             if (_lastWritebackId < slotFreeAfter && !_urgeWriteback)
             {
                 _urgeWriteback = true;
-                Monitor.PulseAll(_lock);
+                _writebackSignal.Set();
             }
             Monitor.Wait(_lock);
         }

@@ -21,7 +21,7 @@ public sealed partial class WriteboostDevice
         lock (_lock)
         {
             _forceDrop = true;
-            Monitor.PulseAll(_lock);
+            _writebackSignal.Set();
             try
             {
                 while (_lastWritebackId < _lastFlushedId || _openId != 0)
@@ -57,11 +57,21 @@ public sealed partial class WriteboostDevice
         while (true)
         {
             List<(ulong Id, long Slot, int Length, List<(int G, long Block, byte Bits)> Dirty)> batch = [];
+            bool idle;
             lock (_lock)
             {
-                while (!_stopping && _failure is null && !WritebackWantedLocked())
+                idle = !_stopping && _failure is null && !WritebackWantedLocked();
+            }
+            if (idle)
+            {
+                _writebackSignal.WaitOne(1000);
+                continue;
+            }
+            lock (_lock)
+            {
+                if (!WritebackWantedLocked() && !_stopping && _failure is null)
                 {
-                    Monitor.Wait(_lock, 1000);
+                    continue;
                 }
                 if (_stopping || _failure is not null)
                 {
@@ -97,10 +107,7 @@ public sealed partial class WriteboostDevice
                     return;
                 }
                 // Nothing was marked clean: the same batch is tried again after a pause.
-                lock (_lock)
-                {
-                    Monitor.Wait(_lock, 1000);
-                }
+                _stopSignal.Wait(1000);
             }
         }
     }
@@ -228,12 +235,9 @@ public sealed partial class WriteboostDevice
         long lastSync = lastTick;
         while (true)
         {
+            _stopSignal.Wait(1000);
             lock (_lock)
             {
-                if (!_stopping && _failure is null)
-                {
-                    Monitor.Wait(_lock, 1000);
-                }
                 if (_stopping || _failure is not null)
                 {
                     return;
@@ -254,7 +258,7 @@ public sealed partial class WriteboostDevice
                 _allowWriteback = threshold > 0 && util < threshold;
                 if (_allowWriteback)
                 {
-                    Monitor.PulseAll(_lock);
+                    _writebackSignal.Set();
                 }
             }
             try

@@ -95,3 +95,35 @@ public sealed class FormatTests
         return crc;
     }
 }
+
+[TestClass]
+public sealed class Crc32CTests
+{
+    [TestMethod]
+    public void The_three_lane_crc_equals_the_bit_at_a_time_definition_at_every_length()
+    {
+        Random random = new(32);
+        foreach (int length in new[] { 0, 1, 7, 8, 3071, 3072, 3073, 3584, 4096 + 4096 * 127, 9001, 1 << 20 })
+        {
+            byte[] data = new byte[length];
+            random.NextBytes(data);
+            Assert.AreEqual(BitAtATime(data), Crc32C.Compute(data), $"length {length}");
+        }
+        byte[] zeros = new byte[3584 + 4096 * 127];
+        Assert.AreEqual(0x1EEBDEAFu, Crc32C.Compute(zeros), "a full segment of zeros (checked against the kernel formula)");
+    }
+
+    private static uint BitAtATime(ReadOnlySpan<byte> data)
+    {
+        uint crc = ~0u;
+        foreach (byte b in data)
+        {
+            crc ^= b;
+            for (int k = 0; k < 8; k++)
+            {
+                crc = (crc & 1) != 0 ? (crc >> 1) ^ 0x82F63B78u : crc >> 1;
+            }
+        }
+        return ~crc;
+    }
+}
