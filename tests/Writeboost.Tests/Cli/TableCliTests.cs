@@ -1,0 +1,115 @@
+using System.Text.Json;
+using Writeboost.Devices;
+using Writeboost.Tests.Support;
+
+namespace Writeboost.Tests.Cli;
+
+[TestClass]
+public sealed class TableCliTests
+{
+    private static (TempDirectory Dir, string Backing, string Cache) Files(long cacheBytes = 8 << 20)
+    {
+        TempDirectory dir = new();
+        string backing = dir.File("backing.img");
+        string cache = dir.File("cache.img");
+        FileBlockDevice.CreateFile(backing, 16 << 20);
+        FileBlockDevice.CreateFile(cache, cacheBytes);
+        return (dir, backing, cache);
+    }
+
+    [TestMethod]
+    public void Create_formats_once_and_then_recovers()
+    {
+        (TempDirectory dir, string backing, string cache) = Files();
+        using (dir)
+        {
+            WbResult first = WbProcess.Run(null, "create", "0", backing, cache);
+            Assert.AreEqual(0, first.ExitCode, first.Stderr);
+            StringAssert.Contains(first.Stdout, "formatted");
+            StringAssert.Contains(first.Stdout, "14 segments of 127 blocks");
+            WbResult second = WbProcess.Run(null, "create", backing, cache);
+            Assert.AreEqual(0, second.ExitCode, second.Stderr);
+            StringAssert.Contains(second.Stdout, "already holds a cache");
+        }
+    }
+
+    [TestMethod]
+    public void Status_prints_the_dmsetup_line_and_json_with_named_fields()
+    {
+        (TempDirectory dir, string backing, string cache) = Files();
+        using (dir)
+        {
+            WbResult text = WbProcess.Run(null, "status", "0", backing, cache, "2", "writeback_threshold", "20");
+            Assert.AreEqual(0, text.ExitCode, text.Stderr);
+            string[] fields = text.Stdout.Split('\n')[0].Split(' ');
+            Assert.AreEqual("writeboost", fields[2]);
+            Assert.AreEqual((16 << 20) / 512, long.Parse(fields[1], System.Globalization.CultureInfo.InvariantCulture));
+            CollectionAssert.Contains(fields, "writeback_threshold");
+
+            WbResult json = WbProcess.Run(null, "status", "0", backing, cache, "--json");
+            Assert.AreEqual(0, json.ExitCode, json.Stderr);
+            using JsonDocument document = JsonDocument.Parse(json.Stdout);
+            JsonElement status = document.RootElement.GetProperty("status");
+            Assert.AreEqual(14, status.GetProperty("nr_segments").GetInt64());
+            Assert.AreEqual(0, status.GetProperty("nr_dirty_caches").GetInt64());
+            Assert.AreEqual(16, status.GetProperty("stats").GetArrayLength());
+            Assert.AreEqual(0, document.RootElement.GetProperty("mode").GetInt32());
+        }
+    }
+
+    [TestMethod]
+    [DataRow(new[] { "frobnicate", "1" }, "unknown key frobnicate")]
+    [DataRow(new[] { "writeback_threshold", "200" }, "out of range 0..100")]
+    [DataRow(new[] { "segment_size_order", "11" }, "formatted with segment_size_order 10")]
+    public void A_bad_table_exits_2_with_one_line(string[] keys, string expected)
+    {
+        (TempDirectory dir, string backing, string cache) = Files();
+        using (dir)
+        {
+            Assert.AreEqual(0, WbProcess.Run(null, "create", "0", backing, cache).ExitCode);
+            WbResult result = WbProcess.Run(null, ["status", "0", backing, cache, .. keys]);
+            Assert.AreEqual(2, result.ExitCode, result.Stderr);
+            StringAssert.Contains(result.Stderr, expected);
+            Assert.AreEqual(1, result.Stderr.Trim().Split('\n').Length, result.Stderr);
+        }
+    }
+
+    [TestMethod]
+    public void A_cache_another_process_holds_is_refused_not_shared()
+    {
+        (TempDirectory dir, string backing, string cache) = Files();
+        using (dir)
+        using (FileBlockDevice holder = FileBlockDevice.Open(cache, new FileBlockDeviceOptions { Exclusive = true }))
+        {
+            WbResult result = WbProcess.Run(null, "status", "0", backing, cache);
+            Assert.AreEqual(1, result.ExitCode, result.Stderr);
+            StringAssert.Contains(result.Stderr, "in use");
+        }
+    }
+
+    [TestMethod]
+    public void Bench_fua_and_randwrite_print_the_contract_fields()
+    {
+        (TempDirectory dir, string backing, string cache) = Files(32 << 20);
+        using (dir)
+        {
+            WbResult fua = WbProcess.Run(null, "bench", "fua", "0", backing, cache, "--ops", "200", "--json");
+            Assert.AreEqual(0, fua.ExitCode, fua.Stderr);
+            using JsonDocument f = JsonDocument.Parse(fua.Stdout);
+            foreach (string field in new[] { "mode", "ops", "iops", "p50_us", "p99_us", "user_bytes", "cache_bytes_written", "full_segments", "partial_segments" })
+            {
+                Assert.IsTrue(f.RootElement.TryGetProperty(field, out _), $"bench fua JSON lacks {field}");
+            }
+            Assert.AreEqual(200, f.RootElement.GetProperty("partial_segments").GetInt64(), "mode 0: every FUA write is a partial log");
+
+            WbResult rand = WbProcess.Run(null, "bench", "randwrite", "0", backing, cache, "--ops", "2000", "--json");
+            Assert.AreEqual(0, rand.ExitCode, rand.Stderr);
+            using JsonDocument r = JsonDocument.Parse(rand.Stdout);
+            foreach (string field in new[] { "iops", "bytes_per_second", "cache_bytes_written", "full_segments", "partial_segments" })
+            {
+                Assert.IsTrue(r.RootElement.TryGetProperty(field, out _), $"bench randwrite JSON lacks {field}");
+            }
+            Assert.AreEqual(2000 / 127, r.RootElement.GetProperty("full_segments").GetInt64());
+        }
+    }
+}
