@@ -19,6 +19,17 @@ public sealed partial class WriteboostDevice
             BackingFlush();
             return;
         }
+        if (_pmem is not null)
+        {
+            _pmem.Barrier(); // mode 1: every write completed before is in pmem
+            return;
+        }
+        FlushToCacheDevice();
+    }
+
+    /// <summary>Seals the open buffer (a partial log if it has data) and waits until every segment is durable on the cache device.</summary>
+    private void FlushToCacheDevice()
+    {
         ulong target;
         lock (_lock)
         {
@@ -91,10 +102,13 @@ public sealed partial class WriteboostDevice
         for (int i = 0; i < length; i++)
         {
             int g = Global(slot, i);
-            // A block dropped while in the open buffer (write-around) is written as clean: replay ignores clean entries.
-            long sector = _mbBlock[g] >= 0 ? _mbBlock[g] * Units.SectorsPerBlock : 0;
-            byte dirtyBits = _mbBlock[g] >= 0 && _mbDirty[g] ? _mbDataBits[g] : (byte)0;
-            new MetablockOnDisk(sector, dirtyBits).WriteTo(image, i, entryBytes);
+            // A slot still mapped is written as it is now; one superseded in the open buffer (mode 1 copy-on-write)
+            // as it was placed — a later entry for the same block replaces it at replay; one dropped by
+            // write-around as placed too, clean, which replay ignores.
+            MetablockOnDisk entry = _mbBlock[g] >= 0
+                ? new MetablockOnDisk(_mbBlock[g] * Units.SectorsPerBlock, _mbDirty[g] ? _mbDataBits[g] : (byte)0)
+                : new MetablockOnDisk(Math.Max(0, _openPlacedBlock[i]) * Units.SectorsPerBlock, _openPlacedBits[i]);
+            entry.WriteTo(image, i, entryBytes);
         }
         // The checksum is computed outside the lock (SegmentBuffer.EnsureChecksum): a sealed buffer never changes again.
         new SegmentHeaderOnDisk(id, 0, (byte)length).WriteTo(image);
@@ -163,7 +177,8 @@ public sealed partial class WriteboostDevice
                 bool flush;
                 lock (_lock)
                 {
-                    flush = _durableRequestedId > _lastDurableId && _durableRequestedId <= id;
+                    // Mode 1 flushes after every segment: its pmem buffer is reused only once the segment is durable here.
+                    flush = (_pmem is not null && !flushOnly) || (_durableRequestedId > _lastDurableId && _durableRequestedId <= id);
                 }
                 if (flush)
                 {

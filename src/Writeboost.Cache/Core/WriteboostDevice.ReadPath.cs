@@ -210,6 +210,8 @@ public sealed partial class WriteboostDevice
         _mbDataBits[g] = Units.FullBlockBits;
         _mbDirty[g] = false;
         _index[staged.Block] = g;
+        _openPlacedBlock[index] = staged.Block;
+        _openPlacedBits[index] = 0; // clean: a read-cached block is not placed in pmem, nothing to recover
         if (_openLength == BlocksPerSegment)
         {
             SealOpenLocked(partial: false);

@@ -1,4 +1,5 @@
 using Writeboost.Cache.Format;
+using Writeboost.Cache.PmemBuffer;
 using Writeboost.Devices;
 
 namespace Writeboost.Cache.Core;
@@ -15,6 +16,13 @@ public sealed record RecoveryReport(
     string? StopReason,
     IReadOnlyList<string> Warnings)
 {
+    /// <summary>Mode 1: the pmem buffer was blank (or reformatted) and got formatted.</summary>
+    public bool PmemFormatted { get; init; }
+    /// <summary>Mode 1: segments rebuilt from pmem buffers and written to the cache device.</summary>
+    public int PmemSegmentsRebuilt { get; init; }
+    /// <summary>Mode 1: records whose CRC failed (writes in flight at the crash, never acknowledged).</summary>
+    public int PmemTornRecords { get; init; }
+
     public static RecoveryReport None { get; } = new(false, 0, 0, 0, 0, 0, 0, null, []);
 }
 
@@ -38,7 +46,8 @@ public sealed partial class WriteboostDevice
         }
         _cache.Flush();
         byte[] header = new byte[SuperblockHeaderOnDisk.WriteBytes];
-        new SuperblockHeaderOnDisk(Geometry.SegmentSizeOrder, CacheUuid, _backing.SizeBytes, _cache.SizeBytes).WriteTo(header);
+        _superblock = _superblock with { Flags = 0 };
+        _superblock.WriteTo(header);
         _cache.Write(0, header, WriteOptions.Fua);
         Recovery = RecoveryReport.None with
         {
@@ -200,6 +209,84 @@ public sealed partial class WriteboostDevice
             warnings.Add($"{discarded} segment(s) beyond the last contiguous id {lastReplayed} were discarded (written after the last flush, never acknowledged as durable)");
         }
         return discarded;
+    }
+
+    /// <summary>Rewrites sector 0 with new flags (one FUA write of the 4 KiB header block).</summary>
+    private void WriteSuperblockFlags(byte flags)
+    {
+        if (_superblock.Flags == flags)
+        {
+            return;
+        }
+        _superblock = _superblock with { Flags = flags };
+        byte[] header = new byte[SuperblockHeaderOnDisk.WriteBytes];
+        _superblock.WriteTo(header);
+        _cache.Write(0, header, WriteOptions.Fua);
+    }
+
+    /// <summary>
+    /// Mode 1: opens the pmem buffer pool (formatting it with a new cache) and gives back what it holds:
+    /// 1. the cache device replay (done before) ended at segment E;
+    /// 2. pmem buffers bound to segments E+1, E+2, ... (contiguous) hold writes acknowledged after E was sealed;
+    ///    each one's valid records (id, slot and CRC all match; a torn one was never acknowledged) are rebuilt
+    ///    into a dense segment with the same id and written to its slot on the cache device;
+    /// 3. the cache device is flushed, the segments are applied like replayed ones, and sector 0 is marked
+    ///    "pmem buffer live" (mode 0 refuses the cache until a clean mode-1 close clears it).
+    /// Only after the flush do those buffers count as stale (their ids are then ≤ the cache's), so a crash
+    /// during this recovery recovers the same way again.
+    /// </summary>
+    private void OpenPmemBuffer(bool format)
+    {
+        PmemLayout layout = new(Geometry.SegmentSizeOrder, _buffers.Length, BlocksPerSegment);
+        _pmem = PmemBufferPool.Open(_pmemRegion!, layout, CacheUuid, format, out bool formatted);
+        List<string> warnings = [.. Recovery.Warnings];
+        int rebuilt = 0;
+        int torn = 0;
+        if (!formatted)
+        {
+            List<RecoveredBuffer> buffers = _pmem.Recover(_lastQueuedId, out string? gap);
+            if (gap is not null)
+            {
+                warnings.Add(gap);
+            }
+            byte[] image = new byte[Geometry.SegmentSizeBytes];
+            foreach (RecoveredBuffer buffer in buffers)
+            {
+                long slot = Geometry.SlotOf(buffer.SegmentId);
+                Array.Clear(image, 0, Units.BlockBytes);
+                for (int i = 0; i < buffer.Slots.Count; i++)
+                {
+                    (PmemRecord record, byte[] data) = buffer.Slots[i];
+                    new MetablockOnDisk(record.Block * Units.SectorsPerBlock, record.DirtyBits).WriteTo(image, i, Geometry.MetablockBytes);
+                    data.CopyTo(image.AsSpan((int)Units.BlocksToBytes(1 + i)));
+                }
+                int length = buffer.Slots.Count;
+                new SegmentHeaderOnDisk(buffer.SegmentId, SegmentHeaderOnDisk.ComputeChecksum(image, length), (byte)length).WriteTo(image);
+                string? bad = ApplySegment(image, slot, buffer.SegmentId, length);
+                if (bad is not null)
+                {
+                    warnings.Add($"pmem buffer of segment {buffer.SegmentId}: {bad}; it and later ones are not replayed");
+                    break;
+                }
+                _cache.Write(Geometry.SegmentStartBytes(slot), image.AsSpan(0, (int)CacheGeometry.WrittenBytes(length)));
+                _lastQueuedId = _lastFlushedId = _lastDurableId = buffer.SegmentId;
+                rebuilt++;
+                torn += buffer.TornSlots;
+            }
+            if (rebuilt > 0)
+            {
+                _cache.Flush();
+            }
+        }
+        WriteSuperblockFlags(SuperblockHeaderOnDisk.FlagPmemBufferLive);
+        Recovery = Recovery with
+        {
+            PmemFormatted = formatted,
+            PmemSegmentsRebuilt = rebuilt,
+            PmemTornRecords = torn,
+            DirtyBlocksRecovered = _nrDirty,
+            Warnings = warnings,
+        };
     }
 
     /// <summary>write_around_mode on a cache that holds dirty data: write it all back, then format.</summary>

@@ -33,7 +33,14 @@ public sealed partial class WriteboostDevice
         }
         if ((options & WriteOptions.Fua) != 0)
         {
-            MakeDurable(landedIn);
+            if (_pmem is not null)
+            {
+                _pmem.Barrier(); // mode 1: durable once in pmem — no partial log, no cache flush
+            }
+            else
+            {
+                MakeDurable(landedIn);
+            }
         }
     }
 
@@ -61,10 +68,13 @@ public sealed partial class WriteboostDevice
             bool hit = _index.TryGetValue(block, out int old);
             bool onBuffer = hit && SlotOfGlobal(old) == Geometry.SlotOf(_openId);
             CountStat(write: true, hit, onBuffer, fullsize: bits == Units.FullBlockBits);
-            if (onBuffer)
+            // Mode 0 merges into the open buffer in place. Mode 1 never changes a slot whose record may be
+            // committed in pmem (a torn rewrite would lose the acknowledged old data): the write takes a new slot.
+            if (onBuffer && _pmem is null)
             {
                 data.CopyTo(BufferOf(_openId).Block(IndexInSegment(old))[(firstSector * Units.SectorBytes)..]);
                 _mbDataBits[old] |= bits;
+                _openPlacedBits[IndexInSegment(old)] = _mbDataBits[old];
                 if (!_mbDirty[old])
                 {
                     _mbDirty[old] = true;
@@ -81,7 +91,7 @@ public sealed partial class WriteboostDevice
             {
                 if (_mbDirty[old] && bits != Units.FullBlockBits)
                 {
-                    byte keep = (byte)(_mbDirty[old] ? _mbDataBits[old] & ~bits : 0);
+                    byte keep = (byte)(_mbDataBits[old] & ~bits);
                     if (keep != 0)
                     {
                         ReadOldCopyLocked(old, slotData);
@@ -96,6 +106,9 @@ public sealed partial class WriteboostDevice
             _mbDirty[g] = true;
             _nrDirty++;
             _index[block] = g;
+            _openPlacedBlock[index] = block;
+            _openPlacedBits[index] = newBits;
+            _pmem?.Place(BufferIndexOf(_openId), index, _openId, block, newBits, slotData);
             ulong landed = _openId;
             if (_openLength == BlocksPerSegment)
             {
@@ -173,7 +186,8 @@ public sealed partial class WriteboostDevice
         long slot = Geometry.SlotOf(id);
         ulong bufferFreeAfter = id > (ulong)_buffers.Length ? id - (ulong)_buffers.Length : 0;
         ulong slotFreeAfter = id > (ulong)Geometry.NrSegments ? id - (ulong)Geometry.NrSegments : 0;
-        while (_lastFlushedId < bufferFreeAfter || _lastWritebackId < slotFreeAfter || _slotReaders[slot] > 0)
+        // Mode 1: a pmem buffer is the only durable copy of its segment until the cache device has it durably.
+        while ((_pmem is null ? _lastFlushedId : _lastDurableId) < bufferFreeAfter || _lastWritebackId < slotFreeAfter || _slotReaders[slot] > 0)
         {
             ThrowIfFailed();
             if (_lastWritebackId < slotFreeAfter && !_urgeWriteback)
@@ -197,6 +211,9 @@ public sealed partial class WriteboostDevice
         buffer.SegmentId = id;
         _slotId[slot] = id;
         _slotLength[slot] = 0;
+        Array.Fill(_openPlacedBlock, -1);
+        Array.Clear(_openPlacedBits);
+        _pmem?.Acquire(BufferIndexOf(id), id);
         _openId = id;
         _openLength = 0;
     }

@@ -1,6 +1,8 @@
 using Writeboost.Cache.Format;
+using Writeboost.Cache.PmemBuffer;
 using Writeboost.Cache.Table;
 using Writeboost.Devices;
+using Writeboost.Pmem;
 
 namespace Writeboost.Cache.Core;
 
@@ -29,6 +31,13 @@ public sealed partial class WriteboostDevice : IBlockDevice
     private readonly WriteboostOptions _options;
     private readonly SegmentBuffer[] _buffers;
     private readonly bool _writeAroundMode; // a static tunable: read once, not per request
+    private PmemBufferPool? _pmem;          // mode 1: the persistent mirror of the RAM buffers
+    private readonly PmemRegion? _pmemRegion;
+    // What each slot of the open segment was given when placed: the seal writes it even for a slot a later
+    // write superseded (mode 1 copy-on-write), so the kernel's replay, applying entries in order, ends the same.
+    private readonly long[] _openPlacedBlock;
+    private readonly byte[] _openPlacedBits;
+    private SuperblockHeaderOnDisk _superblock;
 
     // Metablocks, indexed by global cache index g = slot * BlocksPerSegment + indexInSegment.
     private readonly long[] _mbBlock;      // backing block number (4 KiB units), -1 = none
@@ -66,8 +75,12 @@ public sealed partial class WriteboostDevice : IBlockDevice
     private Thread? _modulator;
     private bool _disposed;
 
-    private WriteboostDevice(IBlockDevice backing, IBlockDevice cache, CacheGeometry geometry, Tunables tunables, WriteboostOptions options, Guid cacheUuid)
+    private WriteboostDevice(IBlockDevice backing, IBlockDevice cache, CacheGeometry geometry, Tunables tunables, WriteboostOptions options, SuperblockHeaderOnDisk superblock, PmemRegion? pmem)
     {
+        Guid cacheUuid = superblock.CacheUuid;
+        _superblock = superblock;
+        _pmemRegion = pmem;
+        Mode = pmem is null ? CacheMode.Volatile : CacheMode.Persistent;
         _backing = backing;
         _cache = cache;
         Geometry = geometry;
@@ -93,7 +106,13 @@ public sealed partial class WriteboostDevice : IBlockDevice
         _slotLength = new int[geometry.NrSegments];
         _slotReaders = new int[geometry.NrSegments];
         _readCache = new ReadCacheCells(tunables.NrReadCacheCells);
+        _openPlacedBlock = new long[geometry.BlocksPerSegment];
+        _openPlacedBits = new byte[geometry.BlocksPerSegment];
     }
+
+    /// <summary>0: the buffer is RAM. 1: the buffer is mirrored in persistent memory; FUA and flush complete at pmem speed.</summary>
+    public CacheMode Mode { get; }
+    public PmemRegion? PmemRegion => _pmemRegion;
 
     public string Name => $"writeboost({_backing.Name}, {_cache.Name})";
     public int SectorSizeBytes => Units.SectorBytes;
@@ -114,7 +133,8 @@ public sealed partial class WriteboostDevice : IBlockDevice
     /// </summary>
     /// <exception cref="ArgumentException">the cache device is too small, or it holds a cache of a different geometry or backing store.</exception>
     /// <exception cref="IOException">a device failed during recovery.</exception>
-    public static WriteboostDevice Open(IBlockDevice backing, IBlockDevice cache, Tunables tunables, WriteboostOptions? options = null)
+    /// <param name="pmem">Mode 1: the pmem region holding the write buffer. Null: mode 0.</param>
+    public static WriteboostDevice Open(IBlockDevice backing, IBlockDevice cache, Tunables tunables, WriteboostOptions? options = null, PmemRegion? pmem = null)
     {
         ArgumentNullException.ThrowIfNull(backing);
         ArgumentNullException.ThrowIfNull(cache);
@@ -131,9 +151,16 @@ public sealed partial class WriteboostDevice : IBlockDevice
         if (!format)
         {
             CheckIdentity(superblock.Header!, backing, cache);
+            if (pmem is null && (superblock.Header!.Flags & SuperblockHeaderOnDisk.FlagPmemBufferLive) != 0)
+            {
+                throw new TableException(
+                    $"cache device {cache.Name} was last used in mode 1 and its pmem buffer may hold acknowledged writes: open it in mode 1 with its pmem device (which writes the buffer to the cache) and close it cleanly before using mode 0");
+            }
         }
-        Guid uuid = format ? Guid.NewGuid() : superblock.Header!.CacheUuid;
-        WriteboostDevice device = new(backing, cache, geometry, tunables, options, uuid);
+        SuperblockHeaderOnDisk header = format
+            ? new SuperblockHeaderOnDisk(order, Guid.NewGuid(), backing.SizeBytes, cache.SizeBytes)
+            : superblock.Header!;
+        WriteboostDevice device = new(backing, cache, geometry, tunables, options, header, pmem);
         try
         {
             if (format)
@@ -143,6 +170,11 @@ public sealed partial class WriteboostDevice : IBlockDevice
             else
             {
                 device.Replay();
+            }
+            if (pmem is not null)
+            {
+                // Only --reformat takes over a pmem region that belongs to another cache, even for a new cache.
+                device.OpenPmemBuffer(options.Reformat);
             }
             if (tunables.WriteAroundMode && !format)
             {
@@ -249,7 +281,17 @@ public sealed partial class WriteboostDevice : IBlockDevice
         {
             if (_failure is null)
             {
-                Flush();
+                // Both modes: everything buffered reaches the cache device. Mode 1 then clears "pmem buffer live":
+                // the pmem buffers are stale, and mode 0 may open the cache.
+                if (_writeAroundMode)
+                {
+                    BackingFlush();
+                }
+                FlushToCacheDevice();
+                if (_pmem is not null && _failure is null)
+                {
+                    WriteSuperblockFlags(0);
+                }
             }
         }
         finally
@@ -292,6 +334,7 @@ public sealed partial class WriteboostDevice : IBlockDevice
         {
             _backing.Dispose();
             _cache.Dispose();
+            _pmemRegion?.Dispose();
         }
     }
 
@@ -313,6 +356,8 @@ public sealed partial class WriteboostDevice : IBlockDevice
         ulong id = _slotId[SlotOfGlobal(g)];
         return id > _lastFlushedId;
     }
+
+    private int BufferIndexOf(ulong segmentId) => (int)((segmentId - 1) % (ulong)_buffers.Length);
 
     private void ThrowIfFailed()
     {

@@ -12,7 +12,7 @@ namespace Writeboost.Cache.Format;
 ///   64    4 extension magic      0x58454257 "WBEX"
 ///   68    2 extension version    1
 ///   70    1 segment_size_order   4..11
-///   71    1 reserved (0)
+///   71    1 flags                bit 0: a pmem buffer (mode 1) may hold acknowledged writes
 ///   72   16 cache uuid           random at format; a pmem buffer names the cache it belongs to by it
 ///   88    8 backing size bytes   at format; a different backing device is refused
 ///   96    8 cache size bytes     at format
@@ -20,12 +20,14 @@ namespace Writeboost.Cache.Format;
 /// </code>
 /// Written as one 4 KiB FUA write of sectors 0..7, last in a format, so a half-made format has no magic.
 /// </summary>
-public sealed record SuperblockHeaderOnDisk(int SegmentSizeOrder, Guid CacheUuid, long BackingSizeBytes, long CacheSizeBytes)
+public sealed record SuperblockHeaderOnDisk(int SegmentSizeOrder, Guid CacheUuid, long BackingSizeBytes, long CacheSizeBytes, byte Flags = 0)
 {
     public const uint Magic = 0x57427374;
     public const uint ExtensionMagic = 0x58454257;
     public const ushort ExtensionVersion = 1;
     public const int WriteBytes = Units.BlockBytes;
+    /// <summary>Set while the cache runs in mode 1: its pmem buffer may hold acknowledged writes, so mode 0 must refuse it.</summary>
+    public const byte FlagPmemBufferLive = 0x1;
     private const int ExtensionOffset = 64;
     private const int ExtensionChecksumOffset = 104;
 
@@ -36,6 +38,7 @@ public sealed record SuperblockHeaderOnDisk(int SegmentSizeOrder, Guid CacheUuid
         BinaryPrimitives.WriteUInt32LittleEndian(sector[ExtensionOffset..], ExtensionMagic);
         BinaryPrimitives.WriteUInt16LittleEndian(sector[68..], ExtensionVersion);
         sector[70] = (byte)SegmentSizeOrder;
+        sector[71] = Flags;
         CacheUuid.TryWriteBytes(sector.Slice(72, 16));
         BinaryPrimitives.WriteInt64LittleEndian(sector[88..], BackingSizeBytes);
         BinaryPrimitives.WriteInt64LittleEndian(sector[96..], CacheSizeBytes);
@@ -65,7 +68,8 @@ public sealed record SuperblockHeaderOnDisk(int SegmentSizeOrder, Guid CacheUuid
             sector[70],
             new Guid(sector.Slice(72, 16)),
             BinaryPrimitives.ReadInt64LittleEndian(sector[88..]),
-            BinaryPrimitives.ReadInt64LittleEndian(sector[96..])));
+            BinaryPrimitives.ReadInt64LittleEndian(sector[96..]),
+            sector[71]));
     }
 }
 

@@ -1,5 +1,6 @@
 using Writeboost.Cache.Core;
 using Writeboost.Devices;
+using Writeboost.Pmem;
 
 namespace Writeboost.Cache.Table;
 
@@ -15,20 +16,23 @@ public static class TableDevices
     public static WriteboostDevice Open(DeviceTable table, WriteboostOptions? options = null, bool direct = false)
     {
         ArgumentNullException.ThrowIfNull(table);
-        if (table.Mode == CacheMode.Persistent)
-        {
-            throw new TableException("mode 1 (a buffer in persistent memory) is not available in this build yet; use mode 0");
-        }
         FileBlockDeviceOptions deviceOptions = new() { Exclusive = true, Direct = direct };
         FileBlockDevice backing = FileBlockDevice.Open(table.BackingPath, deviceOptions);
         FileBlockDevice? cache = null;
+        PmemRegion? pmem = null;
         try
         {
             cache = FileBlockDevice.Open(table.CachePath, deviceOptions);
-            return WriteboostDevice.Open(backing, cache, table.CreateTunables(), (options ?? new WriteboostOptions()) with { OwnsDevices = true });
+            if (table.Mode == CacheMode.Persistent)
+            {
+                pmem = Pmem.Pmem.Alloc(table.PmemPath!, 0, -1, table.PmemBackend);
+            }
+            WriteboostDevice device = WriteboostDevice.Open(backing, cache, table.CreateTunables(), (options ?? new WriteboostOptions()) with { OwnsDevices = true }, pmem);
+            return device;
         }
         catch
         {
+            pmem?.Dispose();
             cache?.Dispose();
             backing.Dispose();
             throw;

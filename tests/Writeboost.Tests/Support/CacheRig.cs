@@ -1,14 +1,16 @@
 using Writeboost.Cache.Core;
 using Writeboost.Cache.Table;
 using Writeboost.Devices;
+using Writeboost.Pmem;
 
 namespace Writeboost.Tests.Support;
 
 /// <summary>A backing store, a cache device and a reference copy of what the writeboost device must read back.</summary>
 internal sealed class CacheRig : IDisposable
 {
-    public CacheRig(long backingBytes, int segmentSizeOrder, int segments, IReadOnlyDictionary<string, long>? keys = null)
+    public CacheRig(long backingBytes, int segmentSizeOrder, int segments, IReadOnlyDictionary<string, long>? keys = null, PmemRegion? pmem = null)
     {
+        Pmem = pmem;
         Backing = new MemoryBlockDevice(backingBytes, name: "backing");
         long segmentBytes = 512L << segmentSizeOrder;
         Cache = new MemoryBlockDevice((1 << 20) + segments * segmentBytes, name: "cache");
@@ -24,7 +26,10 @@ internal sealed class CacheRig : IDisposable
     public byte[] Reference { get; }
     public WriteboostDevice Device { get; private set; }
 
-    public WriteboostDevice Open() => WriteboostDevice.Open(Backing, Cache, new Tunables(Keys));
+    /// <summary>Mode 1's pmem buffer (null: mode 0). The rig owns it.</summary>
+    public PmemRegion? Pmem { get; }
+
+    public WriteboostDevice Open() => WriteboostDevice.Open(Backing, Cache, new Tunables(Keys), pmem: Pmem);
 
     /// <summary>Clean close (seal + flush) and open again: recovery from the logs.</summary>
     public void Reopen()
@@ -64,5 +69,6 @@ internal sealed class CacheRig : IDisposable
         Device.Dispose();
         Backing.Dispose();
         Cache.Dispose();
+        Pmem?.Dispose();
     }
 }

@@ -1,0 +1,169 @@
+using Writeboost.Cache.Core;
+using Writeboost.Cache.PmemBuffer;
+using Writeboost.Cache.Table;
+using Writeboost.Devices;
+using Writeboost.Pmem;
+using Writeboost.Tests.Support;
+using static Writeboost.Tests.Cache.WritePathTests;
+using PmemApi = Writeboost.Pmem.Pmem;
+
+namespace Writeboost.Tests.Cache;
+
+[TestClass]
+public sealed class PersistentBufferTests
+{
+    private const long PmemBytes = 8 << 20;
+
+    /// <summary>A pmem region of either backend: block (RMW over memory) or dax (a mapped /dev/shm file).</summary>
+    private static PmemRegion NewPmem(string backend, TempDirectory dir)
+    {
+        if (backend == "block")
+        {
+            return PmemApi.Alloc(new MemoryBlockDevice(PmemBytes, name: "pmem"), 0, PmemBytes, ownsDevice: true);
+        }
+        string path = dir.File("pmem");
+        FileBlockDevice.CreateFile(path, PmemBytes);
+        return PmemApi.Alloc(path, 0, PmemBytes, PmemBackend.Dax);
+    }
+
+    [TestMethod]
+    [DataRow("block")]
+    [DataRow("dax")]
+    public void An_acknowledged_fua_write_survives_an_unclean_close_without_a_partial_log(string backend)
+    {
+        using TempDirectory dir = new("/dev/shm");
+        using CacheRig rig = new(256 * 1024, 10, 4, pmem: NewPmem(backend, dir));
+        Assert.AreEqual(CacheMode.Persistent, rig.Device.Mode);
+        for (int i = 0; i < 20; i++)
+        {
+            rig.Write(i * 4096L + 1024, Filled(2048, (byte)(i + 1)), WriteOptions.Fua);
+        }
+        WriteboostStatus before = rig.Device.Status();
+        Assert.AreEqual(0, before.PartialSegments, "mode 1 acknowledges FUA in pmem: no partial log");
+        Assert.AreEqual(0, before.CacheFlushes, "and no cache-device flush on the barrier path");
+        rig.Crash();
+        RecoveryReport recovery = rig.Device.Recovery;
+        Assert.AreEqual(1, recovery.PmemSegmentsRebuilt, "the open buffer came back from pmem");
+        Assert.AreEqual(20, rig.Device.Status().NrDirtyCaches);
+        rig.AssertWholeDeviceReadsBack("after an unclean close in mode 1");
+    }
+
+    [TestMethod]
+    public void Random_writes_in_mode_1_on_dax_survive_every_unclean_close()
+    {
+        using TempDirectory dir = new("/dev/shm");
+        using CacheRig rig = new(256 * 1024, 5, 6, pmem: NewPmem("dax", dir));
+        Random random = new(11);
+        int sectors = rig.Reference.Length / 512;
+        for (int step = 0; step < 1500; step++)
+        {
+            int roll = random.Next(100);
+            if (roll < 75)
+            {
+                int length = random.Next(1, 13);
+                int sector = random.Next(0, sectors - length + 1);
+                byte[] data = new byte[length * 512];
+                random.NextBytes(data);
+                // On dax every write is persisted before it is acknowledged, FUA or not.
+                rig.Write(sector * 512L, data);
+            }
+            else if (roll < 95)
+            {
+                int length = random.Next(1, 17);
+                int sector = random.Next(0, sectors - length + 1);
+                rig.AssertReadsBack(sector * 512L, length * 512, $"step {step}");
+            }
+            else
+            {
+                rig.Crash();
+                rig.AssertWholeDeviceReadsBack($"step {step}: after an unclean close");
+            }
+        }
+    }
+
+    [TestMethod]
+    public void A_torn_pmem_record_is_discarded_and_the_block_keeps_its_older_value()
+    {
+        using TempDirectory dir = new("/dev/shm");
+        PmemRegion pmem = NewPmem("dax", dir);
+        using CacheRig rig = new(64 * 1024, 10, 4, pmem: pmem);
+        rig.Write(0, Filled(4096, 0x11), WriteOptions.Fua);   // slot 0
+        byte[] older = rig.Reference[..4096];
+        rig.Device.Write(0, Filled(4096, 0x22), WriteOptions.Fua); // slot 1 (copy-on-write), torn below
+        rig.Device.Abandon();
+        PmemLayout layout = new(10, 8, 127);
+        pmem.Write(layout.DataOffset(0, 1) + 100, [0xFF]);     // as if the crash left this line behind
+
+        using WriteboostDevice recovered = rig.Open();
+        Assert.AreEqual(1, recovered.Recovery.PmemTornRecords);
+        byte[] back = new byte[4096];
+        recovered.Read(0, back);
+        CollectionAssert.AreEqual(older, back);
+        recovered.Abandon();
+    }
+
+    [TestMethod]
+    public void Rewriting_a_block_in_the_open_buffer_takes_a_new_slot_in_mode_1()
+    {
+        using TempDirectory dir = new("/dev/shm");
+        using CacheRig rig = new(64 * 1024, 10, 4, pmem: NewPmem("block", dir));
+        rig.Write(0, Filled(4096, 1));
+        rig.Write(512, Filled(512, 2));
+        rig.Write(1024, Filled(512, 3), WriteOptions.Fua);
+        WriteboostStatus status = rig.Device.Status();
+        Assert.AreEqual(3, status.Cursor, "three slots: the committed ones are never rewritten in place");
+        Assert.AreEqual(1, status.NrDirtyCaches);
+        rig.Crash();
+        rig.AssertReadsBack(0, 4096, "the newest copy holds every dirty sector");
+        rig.Reopen();
+        rig.AssertReadsBack(0, 4096, "and after its segment went to the cache device");
+    }
+
+    [TestMethod]
+    public void A_pmem_region_of_another_cache_is_refused_not_replayed()
+    {
+        using TempDirectory dir = new("/dev/shm");
+        PmemRegion pmem = NewPmem("block", dir);
+        using CacheRig first = new(64 * 1024, 10, 4, pmem: pmem);
+        first.Write(0, Filled(4096, 9), WriteOptions.Fua);
+        first.Device.Abandon();
+        using MemoryBlockDevice otherBacking = new(64 * 1024);
+        using MemoryBlockDevice otherCache = new((1 << 20) + 4 * (512 << 10));
+        InvalidDataException error = Assert.ThrowsExactly<InvalidDataException>(() =>
+            WriteboostDevice.Open(otherBacking, otherCache, new Tunables(), pmem: pmem));
+        StringAssert.Contains(error.Message, "belongs to another cache");
+        // Nothing was written to the other cache's pmem: the first cache still recovers its write.
+        using WriteboostDevice again = first.Open();
+        byte[] back = new byte[4096];
+        again.Read(0, back);
+        CollectionAssert.AreEqual(Filled(4096, 9), back);
+        again.Abandon();
+    }
+
+    [TestMethod]
+    public void A_pmem_region_too_small_for_the_buffers_is_refused()
+    {
+        using MemoryBlockDevice backing = new(64 * 1024);
+        using MemoryBlockDevice cache = new((1 << 20) + 4 * (512 << 10));
+        using BlockPmemRegion pmem = PmemApi.Alloc(new MemoryBlockDevice(1 << 20), 0, 1 << 20, ownsDevice: true);
+        ArgumentException error = Assert.ThrowsExactly<ArgumentException>(() => WriteboostDevice.Open(backing, cache, new Tunables(), pmem: pmem));
+        StringAssert.Contains(error.Message, "4 buffers of 127 blocks need 2117632 bytes");
+    }
+
+    [TestMethod]
+    public void Mode_0_refuses_a_cache_whose_pmem_buffer_may_hold_data_until_a_clean_mode_1_close()
+    {
+        using TempDirectory dir = new("/dev/shm");
+        using CacheRig rig = new(64 * 1024, 10, 4, pmem: NewPmem("block", dir));
+        rig.Write(4096, Filled(4096, 5), WriteOptions.Fua);
+        rig.Device.Abandon();
+        TableException refused = Assert.ThrowsExactly<TableException>(() => WriteboostDevice.Open(rig.Backing, rig.Cache, new Tunables()));
+        StringAssert.Contains(refused.Message, "last used in mode 1");
+        rig.Reopen();  // mode 1 recovers the buffer; the clean close writes it to the cache and clears the flag
+        rig.Device.Dispose();
+        using WriteboostDevice mode0 = WriteboostDevice.Open(rig.Backing, rig.Cache, new Tunables());
+        byte[] back = new byte[4096];
+        mode0.Read(4096, back);
+        CollectionAssert.AreEqual(Filled(4096, 5), back);
+    }
+}
