@@ -23,6 +23,12 @@ internal sealed class BenchVerb : PmemBenchOptions
     [Option("work-dir", HelpText = "fua, randwrite without a table: where the temporary files go (default: the system temp directory).")]
     public string? WorkDir { get; set; }
 
+    [Option("mode", Default = 0, HelpText = "fua, randwrite without a table: 0 (RAM buffer) or 1 (pmem buffer: a /dev/shm file, dax backend unless --pmem-backend block).")]
+    public int Mode { get; set; }
+
+    [Option("pmem-backend", Default = "dax", HelpText = "fua, randwrite without a table, mode 1: dax (a /dev/shm file) or block (a file in the work directory).")]
+    public string PmemBackendName { get; set; } = "dax";
+
     internal int Run()
     {
         List<string> arguments = Arguments.ToList();
@@ -46,6 +52,7 @@ internal sealed class BenchVerb : PmemBenchOptions
         // Defaults: a sparse 1 GiB backing file and a cache file big enough that the run never wraps the ring.
         string dir = Path.Combine(WorkDir ?? Path.GetTempPath(), $"wb-bench-{Environment.ProcessId}");
         Directory.CreateDirectory(dir);
+        string? pmemFile = null;
         try
         {
             string backing = Path.Combine(dir, "backing.img");
@@ -53,10 +60,29 @@ internal sealed class BenchVerb : PmemBenchOptions
             FileBlockDevice.CreateFile(backing, 1L << 30);
             long cacheBytes = CacheGeometry.SuperblockRegionBytes + Math.Max(64L << 20, ops * Units.BlockBytes * 130 / 127 + (8L << 20));
             FileBlockDevice.CreateFile(cache, cacheBytes);
-            return run(DeviceTable.Parse(["0", backing, cache]), ops);
+            if (Mode == 0)
+            {
+                return run(DeviceTable.Parse(["0", backing, cache]), ops);
+            }
+            if (Mode != 1)
+            {
+                throw new UsageException($"--mode {Mode}: expected 0 or 1");
+            }
+            pmemFile = PmemBackendName switch
+            {
+                "dax" => Path.Combine("/dev/shm", $"wb-bench-{Environment.ProcessId}.pmem"),
+                "block" => Path.Combine(dir, "pmem.img"),
+                _ => throw new UsageException($"--pmem-backend {PmemBackendName}: expected dax or block"),
+            };
+            FileBlockDevice.CreateFile(pmemFile, 64L << 20);
+            return run(DeviceTable.Parse(["1", backing, cache, pmemFile, "pmem_backend", PmemBackendName]), ops);
         }
         finally
         {
+            if (pmemFile is not null)
+            {
+                File.Delete(pmemFile);
+            }
             Directory.Delete(dir, recursive: true);
         }
     }

@@ -177,8 +177,8 @@ public sealed partial class WriteboostDevice
                 bool flush;
                 lock (_lock)
                 {
-                    // Mode 1 flushes after every segment: its pmem buffer is reused only once the segment is durable here.
-                    flush = (_pmem is not null && !flushOnly) || (_durableRequestedId > _lastDurableId && _durableRequestedId <= id);
+                    // Mode 1 asks for durability when it needs a pmem buffer back (AcquireSegmentLocked).
+                    flush = _durableRequestedId > _lastDurableId && _durableRequestedId <= id;
                 }
                 if (flush)
                 {

@@ -190,6 +190,12 @@ public sealed partial class WriteboostDevice
         while ((_pmem is null ? _lastFlushedId : _lastDurableId) < bufferFreeAfter || _lastWritebackId < slotFreeAfter || _slotReaders[slot] > 0)
         {
             ThrowIfFailed();
+            if (_pmem is not null && _lastDurableId < bufferFreeAfter && _durableRequestedId < bufferFreeAfter)
+            {
+                // Ask for the cache flush only now, when a buffer is needed back: one flush for many segments.
+                _durableRequestedId = bufferFreeAfter;
+                _flushSignal.Set();
+            }
             if (_lastWritebackId < slotFreeAfter && !_urgeWriteback)
             {
                 _urgeWriteback = true;
@@ -214,6 +220,14 @@ public sealed partial class WriteboostDevice
         Array.Fill(_openPlacedBlock, -1);
         Array.Clear(_openPlacedBits);
         _pmem?.Acquire(BufferIndexOf(id), id);
+        ulong halfPool = (ulong)Math.Max(1, _buffers.Length / 2);
+        if (_pmem is not null && id > halfPool && _durableRequestedId < id - halfPool)
+        {
+            // Half the pmem buffers are in use: ask for a cache flush now, so that by the time a writer needs a
+            // buffer back it is already durable — one flush per half pool, overlapped with filling the other half.
+            _durableRequestedId = id - halfPool;
+            _flushSignal.Set();
+        }
         _openId = id;
         _openLength = 0;
     }
