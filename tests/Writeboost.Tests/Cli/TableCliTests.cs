@@ -112,4 +112,35 @@ public sealed class TableCliTests
             Assert.AreEqual(2000 / 127, r.RootElement.GetProperty("full_segments").GetInt64());
         }
     }
+
+    [TestMethod]
+    [DataRow("dax")]
+    [DataRow("block")]
+    public void Mode_1_fua_writes_make_no_partial_logs_and_a_clean_close_hands_the_cache_to_mode_0(string backend)
+    {
+        (TempDirectory dir, string backing, string cache) = Files(32 << 20);
+        using (dir)
+        using (TempDirectory shm = new("/dev/shm"))
+        {
+            string pmem = shm.File("pmem");
+            FileBlockDevice.CreateFile(pmem, 16 << 20);
+            Dictionary<string, string> force = new() { ["PMEM_IS_PMEM_FORCE"] = "1" };
+            WbResult bench = WbProcess.Run(force, "bench", "fua", "1", backing, cache, pmem, "pmem_backend", backend, "--ops", "400", "--json");
+            Assert.AreEqual(0, bench.ExitCode, bench.Stderr);
+            using JsonDocument f = JsonDocument.Parse(bench.Stdout);
+            Assert.AreEqual(1, f.RootElement.GetProperty("mode").GetInt32());
+            Assert.AreEqual(0, f.RootElement.GetProperty("partial_segments").GetInt64());
+            Assert.AreEqual(3, f.RootElement.GetProperty("full_segments").GetInt64(), "400 writes fill three 127-block segments");
+
+            WbResult status = WbProcess.Run(force, "status", "1", backing, cache, pmem, "pmem_backend", backend, "--json");
+            Assert.AreEqual(0, status.ExitCode, status.Stderr);
+            using JsonDocument s = JsonDocument.Parse(status.Stdout);
+            Assert.AreEqual(1, s.RootElement.GetProperty("mode").GetInt32());
+            long dirty = s.RootElement.GetProperty("status").GetProperty("nr_dirty_caches").GetInt64();
+            Assert.IsTrue(dirty is > 350 and <= 400, $"{dirty} dirty blocks: 400 writes at random offsets of 4096 blocks, recovered after the bench closed");
+
+            WbResult mode0 = WbProcess.Run(null, "status", "0", backing, cache);
+            Assert.AreEqual(0, mode0.ExitCode, "a clean mode-1 close lets mode 0 open the cache: " + mode0.Stderr);
+        }
+    }
 }
