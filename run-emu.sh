@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The showcase: installs what is missing, builds, makes emulated pmem under a work directory, and runs the
-# Pmem API on both backends: how each region is mapped, then 4 KiB write+persist latency, with fio's libpmem
-# engine measured in the same run as the reference.
+# The showcase: installs what is missing, builds, makes emulated pmem and devices under a work directory, then:
+# the Pmem API on both backends (how each region is mapped; 4 KiB write+persist latency against fio's libpmem
+# engine in the same run); the RFC's worst case, every write FUA, in mode 0 and mode 1 side by side; and the
+# status of a mode-1 writeboost device on the emulated files.
 set -euo pipefail
 cd "$(dirname "$0")"
 root=$PWD
@@ -61,11 +62,23 @@ step "how each region is mapped"
 echo
 PMEM_IS_PMEM_FORCE=1 "$wb" pmem info "$shm_pmem"
 
-step "4 KiB write+persist latency, block backend (one fdatasync per write)"
+step "Pmem API: 4 KiB write+persist latency, block backend (one fdatasync per write)"
 "$wb" bench pmem "$block_pmem" --backend block --ops "$ops" --max-seconds 5
 
-step "4 KiB write+persist latency, dax backend vs fio --ioengine=libpmem (same file size, same run)"
+step "Pmem API: 4 KiB write+persist latency, dax backend vs fio --ioengine=libpmem (same file size, same run)"
 PMEM_IS_PMEM_FORCE=1 "$wb" bench pmem "$shm_pmem" --backend dax --ops "$ops" --fio
+
+step "The RFC's worst case: one writer, every write a 4 KiB FUA — mode 0 (RAM buffer) vs mode 1 (pmem buffer)"
+echo "mode 0 seals a partial log and flushes the cache device per write; mode 1 persists into pmem and writes only full logs"
+PMEM_IS_PMEM_FORCE=1 "$wb" bench fua --mode both --work-dir "$work" --direct --max-seconds 5
+
+step "A mode-1 device on the emulated files: create, write through the benchmark, status"
+backing="$work/backing.img"; cache="$work/cache.img"
+truncate -s 1G "$backing"; truncate -s 256M "$cache"
+table=(1 "$backing" "$cache" "$shm_pmem" pmem_backend dax)
+PMEM_IS_PMEM_FORCE=1 "$wb" create "${table[@]}" --reformat
+PMEM_IS_PMEM_FORCE=1 "$wb" bench fua "${table[@]}" --ops 20000 >/dev/null
+PMEM_IS_PMEM_FORCE=1 "$wb" status "${table[@]}"
 
 if [ -n "$pmem_device" ]; then
   step "real device $pmem_device"
@@ -83,7 +96,8 @@ fi
 
 step "done"
 if [ "$keep" -eq 1 ]; then
-  echo "work files kept: $work, $shm_pmem"
+  echo "work files kept: $work (backing.img, cache.img, pmem-block.img) and $shm_pmem"
+  echo "try: PMEM_IS_PMEM_FORCE=1 $wb status ${table[*]} --json"
 else
   echo "work files removed (pass --keep to keep them)"
 fi

@@ -23,8 +23,8 @@ internal sealed class BenchVerb : PmemBenchOptions
     [Option("work-dir", HelpText = "fua, randwrite without a table: where the temporary files go (default: the system temp directory).")]
     public string? WorkDir { get; set; }
 
-    [Option("mode", Default = 0, HelpText = "fua, randwrite without a table: 0 (RAM buffer) or 1 (pmem buffer: a /dev/shm file, dax backend unless --pmem-backend block).")]
-    public int Mode { get; set; }
+    [Option("mode", Default = "0", HelpText = "fua, randwrite without a table: 0 (RAM buffer), 1 (pmem buffer: a /dev/shm file, dax backend unless --pmem-backend block), or both (fua: mode 0 then mode 1 on the same files, side by side).")]
+    public string Mode { get; set; } = "0";
 
     [Option("pmem-backend", Default = "dax", HelpText = "fua, randwrite without a table, mode 1: dax (a /dev/shm file) or block (a file in the work directory).")]
     public string PmemBackendName { get; set; } = "dax";
@@ -36,6 +36,7 @@ internal sealed class BenchVerb : PmemBenchOptions
         {
             "pmem" when arguments.Count == 1 => PmemCommands.Bench(this, arguments[0]),
             "pmem" => throw new UsageException("wb bench pmem takes exactly one PATH"),
+            "fua" when Mode == "both" && arguments.Count == 0 => RunFuaBothModes(),
             "fua" => WithTable(arguments, defaultOps: 20_000, RunFua),
             "randwrite" => WithTable(arguments, defaultOps: 65_536, RunRandWrite),
             _ => throw new UsageException($"wb bench {Kind}: unknown benchmark (available: pmem, fua, randwrite)"),
@@ -52,7 +53,6 @@ internal sealed class BenchVerb : PmemBenchOptions
         // Defaults: a sparse 1 GiB backing file and a cache file big enough that the run never wraps the ring.
         string dir = Path.Combine(WorkDir ?? Path.GetTempPath(), $"wb-bench-{Environment.ProcessId}");
         Directory.CreateDirectory(dir);
-        string? pmemFile = null;
         try
         {
             string backing = Path.Combine(dir, "backing.img");
@@ -60,52 +60,92 @@ internal sealed class BenchVerb : PmemBenchOptions
             FileBlockDevice.CreateFile(backing, 1L << 30);
             long cacheBytes = CacheGeometry.SuperblockRegionBytes + Math.Max(64L << 20, ops * Units.BlockBytes * 130 / 127 + (8L << 20));
             FileBlockDevice.CreateFile(cache, cacheBytes);
-            if (Mode == 0)
+            if (Mode == "0")
             {
                 return run(DeviceTable.Parse(["0", backing, cache]), ops);
             }
-            if (Mode != 1)
+            if (Mode != "1")
             {
-                throw new UsageException($"--mode {Mode}: expected 0 or 1");
+                throw new UsageException($"--mode {Mode}: expected 0, 1 or (fua without a table) both");
             }
-            pmemFile = PmemBackendName switch
-            {
-                "dax" => Path.Combine("/dev/shm", $"wb-bench-{Environment.ProcessId}.pmem"),
-                "block" => Path.Combine(dir, "pmem.img"),
-                _ => throw new UsageException($"--pmem-backend {PmemBackendName}: expected dax or block"),
-            };
-            FileBlockDevice.CreateFile(pmemFile, 64L << 20);
+            string pmemFile = PrepareDefaultPmem(dir);
             return run(DeviceTable.Parse(["1", backing, cache, pmemFile, "pmem_backend", PmemBackendName]), ops);
         }
         finally
         {
-            if (pmemFile is not null)
+            if (_scratchPmem is not null)
             {
-                File.Delete(pmemFile);
+                File.Delete(_scratchPmem);
             }
             Directory.Delete(dir, recursive: true);
         }
     }
 
+    private FuaBenchResult MeasureFua(DeviceTable table, long ops)
+    {
+        using WriteboostDevice device = TableDevices.Open(table, new WriteboostOptions { Reformat = true }, Direct);
+        return CacheBenchmarks.Fua(device, (int)table.Mode, ops, MaxSeconds);
+    }
+
     private int RunFua(DeviceTable table, long ops)
     {
-        FuaBenchResult result;
-        using (WriteboostDevice device = TableDevices.Open(table, new WriteboostOptions { Reformat = true }, Direct))
-        {
-            result = CacheBenchmarks.Fua(device, (int)table.Mode, ops, MaxSeconds);
-        }
+        FuaBenchResult result = MeasureFua(table, ops);
         if (Json)
         {
             Output.Json(result);
             return 0;
         }
-        Output.Table(
-        [
-            ["mode", "ops", "IOPS", "p50 us", "p99 us", "full segs", "partial segs", "cache B/user B", "cache flushes"],
-            [Fmt(result.Mode), Fmt(result.Ops), Fmt(result.Iops, "F0"), Fmt(result.P50Us, "F1"), Fmt(result.P99Us, "F1"),
-                Fmt(result.FullSegments), Fmt(result.PartialSegments), Fmt(result.CacheBytesPerUserByte, "F2"), Fmt(result.CacheFlushes)],
-        ]);
+        PrintFua([result]);
         return 0;
+    }
+
+    /// <summary>Mode 0 and mode 1 on the same backing and cache files, one after the other, side by side.</summary>
+    private int RunFuaBothModes()
+    {
+        Mode = "0";
+        FuaBenchResult? mode0 = null;
+        WithTable([], defaultOps: 20_000, (table, ops) =>
+        {
+            mode0 = MeasureFua(table, Ops > 0 ? Ops : 20_000);
+            FuaBenchResult mode1 = MeasureFua(
+                DeviceTable.Parse(["1", table.BackingPath, table.CachePath, PrepareDefaultPmem(Path.GetDirectoryName(table.CachePath)!), "pmem_backend", PmemBackendName]),
+                ops);
+            if (Json)
+            {
+                Output.Json(new { Mode0 = mode0, Mode1 = mode1, IopsRatio = mode1.Iops / mode0.Iops });
+                return 0;
+            }
+            PrintFua([mode0, mode1]);
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"mode 1 / mode 0 IOPS = {mode1.Iops / mode0.Iops:F1}x; full segments in mode 1: {mode1.FullSegmentShare:P1}"));
+            return 0;
+        });
+        return 0;
+    }
+
+    private string PrepareDefaultPmem(string dir)
+    {
+        string path = PmemBackendName switch
+        {
+            "dax" => Path.Combine("/dev/shm", $"wb-bench-{Environment.ProcessId}.pmem"),
+            "block" => Path.Combine(dir, "pmem.img"),
+            _ => throw new UsageException($"--pmem-backend {PmemBackendName}: expected dax or block"),
+        };
+        FileBlockDevice.CreateFile(path, 64L << 20);
+        _scratchPmem = path;
+        return path;
+    }
+
+    private string? _scratchPmem;
+
+    private static void PrintFua(IEnumerable<FuaBenchResult> results)
+    {
+        List<string[]> rows = [["mode", "ops", "IOPS", "p50 us", "p99 us", "full segs", "partial segs", "cache B/user B", "cache flushes"]];
+        foreach (FuaBenchResult result in results)
+        {
+            rows.Add([Fmt(result.Mode), Fmt(result.Ops), Fmt(result.Iops, "F0"), Fmt(result.P50Us, "F1"), Fmt(result.P99Us, "F1"),
+                Fmt(result.FullSegments), Fmt(result.PartialSegments), Fmt(result.CacheBytesPerUserByte, "F2"), Fmt(result.CacheFlushes)]);
+        }
+        Output.Table(rows);
     }
 
     private int RunRandWrite(DeviceTable table, long ops)

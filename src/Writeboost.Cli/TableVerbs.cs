@@ -65,7 +65,7 @@ internal sealed class StatusVerb : TableOptions
         RecoveryReport recovery = status.Recovery;
         Console.WriteLine(recovery.Formatted
             ? "recovery: formatted (no cache was there)"
-            : $"recovery: replayed {recovery.SegmentsReplayed} segment(s) after the superblock record's {recovery.SuperblockRecordId}, discarded {recovery.SegmentsDiscarded}; {recovery.StopReason}");
+            : $"recovery: replayed {recovery.SegmentsReplayed} segment(s) after the superblock record's {recovery.SuperblockRecordId}, discarded {recovery.SegmentsDiscarded}, rebuilt {recovery.PmemSegmentsRebuilt} from pmem; the walk ended at {recovery.StopReason}");
         foreach (string warning in recovery.Warnings)
         {
             Console.WriteLine($"warning: {warning}");
