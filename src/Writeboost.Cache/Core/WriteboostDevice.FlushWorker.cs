@@ -180,7 +180,7 @@ public sealed partial class WriteboostDevice
                     // Mode 1 asks for durability when it needs a pmem buffer back (AcquireSegmentLocked).
                     flush = _durableRequestedId > _lastDurableId && _durableRequestedId <= id;
                 }
-                if (flush)
+                if (flush && Mutant != Mutant.SkipCacheFlushBeforeAck)
                 {
                     _cache.Flush();
                     Counters.CountCacheFlush();

@@ -80,18 +80,27 @@ public sealed partial class WriteboostDevice
         List<string> warnings = [];
         byte[] recordBlock = new byte[Units.BlockBytes];
         _cache.Read(SuperblockRecordOnDisk.WriteOffsetBytes, recordBlock);
-        ulong record = SuperblockRecordOnDisk.Read(recordBlock);
+        SuperblockRecordOnDisk.Record stored = SuperblockRecordOnDisk.Read(recordBlock);
         ulong[] headerIds = ReadAllHeaderIds();
-        // The slot of segment R holds R, or a later id that reused it (a torn header sector holds the old or
-        // the new id: sectors are atomic). No slot at or past R means the record itself is wrong; replaying from
-        // it would silently drop every dirty block, so refuse instead.
-        if (record > 0 && !headerIds.Where((headerId, slot) => headerId >= record && Geometry.SlotOf(headerId) == slot).Any())
+        ulong record = stored.LastWritebackId;
+        if (stored.ChecksumValid == false && _superblock.CacheUuid != Guid.Empty)
         {
-            throw new InvalidDataException(
-                $"cache device {_cache.Name}: the superblock record says segment {record} was written back, but no slot holds segment {record} or a later one: the record is corrupt (refusing to replay; reformat to start over)");
+            // Corrupt (ours always carry a checksum). Fall back to the kernel's inference: any segment older than
+            // the newest one in the ring by a whole lap had its slot reused, so it was written back.
+            ulong newest = headerIds.Where((id, slot) => id != 0 && Geometry.SlotOf(id) == slot).DefaultIfEmpty(0ul).Max();
+            record = newest > (ulong)Geometry.NrSegments ? newest - (ulong)Geometry.NrSegments : 0;
+            warnings.Add($"the superblock record is corrupt (checksum fails); inferred last written-back segment {record} from the ring instead");
         }
+        // No check that a slot still holds segment R: writeback may have copied a segment that was written but not
+        // yet durable on the cache device; a crash can then lose the segment while the FUA record survives —
+        // harmless, its data is durable on the backing store (found by the crash harness).
 
         byte[] segment = new byte[Geometry.SegmentSizeBytes];
+        if (Mutant == Mutant.ReplayStaleAfterGap)
+        {
+            ReplayLikeTheKernel(segment, record, headerIds, warnings);
+            return;
+        }
         ulong id = record + 1;
         ulong firstReplayed = 0;
         int replayed = 0;
@@ -116,7 +125,7 @@ public sealed partial class WriteboostDevice
             {
                 _cache.Read(Geometry.DataBlockBytes(slot, 0), segment.AsSpan(Units.BlockBytes, dataBytes));
             }
-            if (SegmentHeaderOnDisk.ComputeChecksum(segment, header.Length) != header.Checksum)
+            if (SegmentHeaderOnDisk.ComputeChecksum(segment, header.Length) != header.Checksum && Mutant != Mutant.TrustSegmentWithoutChecksum)
             {
                 stopReason = $"segment {id}: checksum mismatch (torn or never completed)";
                 break;
@@ -179,6 +188,44 @@ public sealed partial class WriteboostDevice
         return null;
     }
 
+    /// <summary>
+    /// The mutant: dm-writeboost's replay. Start at the slot after the highest id, visit every slot in ring order,
+    /// skip empty ones, stop at the first bad checksum, apply whatever else is valid — a stale segment of an
+    /// earlier lap included — and infer last_writeback = max(record, newest - nr_segments).
+    /// </summary>
+    private void ReplayLikeTheKernel(byte[] segment, ulong record, ulong[] headerIds, List<string> warnings)
+    {
+        ulong maxId = headerIds.Max();
+        ulong newest = 0;
+        int replayed = 0;
+        for (long i = 0; i < Geometry.NrSegments && maxId > 0; i++)
+        {
+            long slot = (long)((maxId + (ulong)i) % (ulong)Geometry.NrSegments);
+            ulong id = headerIds[slot];
+            if (id == 0)
+            {
+                continue;
+            }
+            _cache.Read(Geometry.SegmentStartBytes(slot), segment.AsSpan(0, Units.BlockBytes));
+            SegmentHeaderOnDisk header = SegmentHeaderOnDisk.Read(segment);
+            if (header.Length > BlocksPerSegment)
+            {
+                break;
+            }
+            _cache.Read(Geometry.DataBlockBytes(slot, 0), segment.AsSpan(Units.BlockBytes, (int)Units.BlocksToBytes(header.Length)));
+            if (SegmentHeaderOnDisk.ComputeChecksum(segment, header.Length) != header.Checksum || ApplySegment(segment, slot, id, header.Length) is not null)
+            {
+                break;
+            }
+            newest = id;
+            replayed++;
+        }
+        ulong inferred = newest > (ulong)Geometry.NrSegments ? newest - (ulong)Geometry.NrSegments : 0;
+        _lastQueuedId = _lastFlushedId = _lastDurableId = Math.Max(newest, record);
+        _lastWritebackId = Math.Max(record, inferred);
+        Recovery = new RecoveryReport(false, record, 0, newest, replayed, 0, _nrDirty, "kernel-style replay (mutant)", warnings);
+    }
+
     private ulong[] ReadAllHeaderIds()
     {
         byte[] header = new byte[Units.BlockBytes];
@@ -239,6 +286,7 @@ public sealed partial class WriteboostDevice
     {
         PmemLayout layout = new(Geometry.SegmentSizeOrder, _buffers.Length, BlocksPerSegment);
         _pmem = PmemBufferPool.Open(_pmemRegion!, layout, CacheUuid, format, out bool formatted);
+        _pmem.Mutant = Mutant;
         List<string> warnings = [.. Recovery.Warnings];
         int rebuilt = 0;
         int torn = 0;
@@ -304,6 +352,7 @@ public sealed partial class WriteboostDevice
         Array.Fill(_mbBlock, -1);
         Array.Clear(_mbDataBits);
         Array.Clear(_mbDirty);
+        Array.Clear(_mbSuperseded);
         Array.Clear(_slotId);
         Array.Clear(_slotLength);
         Format(wasFormatted: true);

@@ -98,7 +98,7 @@ public sealed partial class WriteboostDevice
                         newBits |= keep;
                     }
                 }
-                Unmap(old);
+                Supersede(old);
             }
             data.CopyTo(slotData[(firstSector * Units.SectorBytes)..]);
             _mbBlock[g] = block;

@@ -90,6 +90,19 @@ public sealed partial class WriteboostDevice
                         {
                             dirty.Add((g, _mbBlock[g], _mbDataBits[g]));
                         }
+                        else if (_mbSuperseded[g])
+                        {
+                            // Owed unless the newer copy is durable on the cache device by now.
+                            bool newerDurable = _index.TryGetValue(_mbBlock[g], out int newer) && _slotId[SlotOfGlobal(newer)] <= _lastDurableId;
+                            if (newerDurable)
+                            {
+                                _mbSuperseded[g] = false;
+                            }
+                            else
+                            {
+                                dirty.Add((g, _mbBlock[g], _mbDataBits[g]));
+                            }
+                        }
                     }
                     batch.Add((id, slot, _slotLength[slot], dirty));
                 }
@@ -132,8 +145,8 @@ public sealed partial class WriteboostDevice
                 writes.Add((block, id, bits, data.AsSpan((int)Units.BlocksToBytes(IndexInSegment(g)), Units.BlockBytes).ToArray()));
             }
         }
-        // Sorted by backing block, then by id: if a block were dirty in two segments of the batch (it cannot be:
-        // an overwrite makes the older copy clean), the newer copy would land last.
+        // Sorted by backing block, then by id: a superseded copy and its newer copy can share a batch, and the
+        // newer one must land last.
         writes.Sort((a, b) => a.Block != b.Block ? a.Block.CompareTo(b.Block) : a.Id.CompareTo(b.Id));
         foreach ((long block, ulong _, byte bits, byte[] data) in writes)
         {
@@ -162,7 +175,10 @@ public sealed partial class WriteboostDevice
         }
         try
         {
-            BackingFlush();
+            if (Mutant != Mutant.ReuseSlotBeforeWritebackFlushed)
+            {
+                BackingFlush();
+            }
         }
         catch (IOException error)
         {
@@ -180,6 +196,7 @@ public sealed partial class WriteboostDevice
                     if (_mbBlock[g] == block)
                     {
                         SetClean(g);
+                        _mbSuperseded[g] = false;
                     }
                 }
             }

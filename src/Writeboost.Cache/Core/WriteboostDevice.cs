@@ -43,6 +43,10 @@ public sealed partial class WriteboostDevice : IBlockDevice
     private readonly long[] _mbBlock;      // backing block number (4 KiB units), -1 = none
     private readonly byte[] _mbDataBits;   // sectors of the block held in the cache
     private readonly bool[] _mbDirty;      // true: those sectors are newer than the backing store
+    // A dirty copy an overwrite moved to a newer segment. It no longer serves reads, but until the newer copy
+    // is durable on the cache device it is the durable one: writeback still owes it to the backing store
+    // before the superblock record may pass its segment (found by the crash harness).
+    private readonly bool[] _mbSuperseded;
     private readonly Dictionary<long, int> _index;
 
     // Per slot of the ring.
@@ -100,6 +104,7 @@ public sealed partial class WriteboostDevice : IBlockDevice
         Array.Fill(_mbBlock, -1);
         _mbDataBits = new byte[nrCaches];
         _mbDirty = new bool[nrCaches];
+        _mbSuperseded = new bool[nrCaches];
         // Sized for a full cache up front: rehashing a large index on the write path stalls writers.
         _index = new Dictionary<long, int>((int)Math.Min(nrCaches, 1 << 22));
         _slotId = new ulong[geometry.NrSegments];
@@ -182,7 +187,10 @@ public sealed partial class WriteboostDevice : IBlockDevice
                 // switching a cache to write-around never drops data.
                 device.DrainAndReformat();
             }
-            device.StartWorkers();
+            if (!options.WithoutWorkers)
+            {
+                device.StartWorkers();
+            }
             return device;
         }
         catch
@@ -252,6 +260,8 @@ public sealed partial class WriteboostDevice : IBlockDevice
         _modulator.Start();
     }
 
+    internal Mutant Mutant => _options.Mutant;
+
     private void StopWorkers()
     {
         lock (_lock)
@@ -279,7 +289,7 @@ public sealed partial class WriteboostDevice : IBlockDevice
         _disposed = true;
         try
         {
-            if (_failure is null)
+            if (_failure is null && !_options.WithoutWorkers)
             {
                 // Both modes: everything buffered reaches the cache device. Mode 1 then clears "pmem buffer live":
                 // the pmem buffers are stale, and mode 0 may open the cache.
@@ -395,9 +405,30 @@ public sealed partial class WriteboostDevice : IBlockDevice
         }
     }
 
+    /// <summary>
+    /// An overwrite moved block g's data to a newer copy. A dirty copy in a segment that is already sealed stays
+    /// owed to writeback (see <c>_mbSuperseded</c>); anything else is simply unmapped.
+    /// </summary>
+    private void Supersede(int g)
+    {
+        if (_mbDirty[g] && _slotId[SlotOfGlobal(g)] != _openId)
+        {
+            long block = _mbBlock[g];
+            SetClean(g);
+            _mbSuperseded[g] = true;
+            if (_index.TryGetValue(block, out int current) && current == g)
+            {
+                _index.Remove(block);
+            }
+            return;
+        }
+        Unmap(g);
+    }
+
     private void Unmap(int g)
     {
         long block = _mbBlock[g];
+        _mbSuperseded[g] = false;
         SetClean(g);
         if (block >= 0 && _index.TryGetValue(block, out int current) && current == g)
         {

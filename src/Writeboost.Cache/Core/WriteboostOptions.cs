@@ -11,4 +11,31 @@ public sealed record WriteboostOptions
 
     /// <summary>Dispose the backing and cache devices when the writeboost device is disposed.</summary>
     public bool OwnsDevices { get; init; }
+
+    /// <summary>
+    /// Recover and serve reads only: no flush, writeback or modulator thread (the crash harness opens thousands
+    /// of recovered states a second just to read them).
+    /// </summary>
+    internal bool WithoutWorkers { get; init; }
+
+    /// <summary>Seeded bugs, selectable only by the crash harness (internal): proof that it catches what it must.</summary>
+    internal Mutant Mutant { get; init; }
+}
+
+/// <summary>The crash harness's seeded bugs. None in production: only the harness can set one.</summary>
+internal enum Mutant
+{
+    None,
+    /// <summary>Mode 1: acknowledge a write before its pmem lines are written back and fenced.</summary>
+    AckBeforePmemPersist,
+    /// <summary>Mode 1: write back the pmem lines but drop the fence.</summary>
+    DropPmemFence,
+    /// <summary>Mode 0: acknowledge a FUA/flush after writing the partial log, without the cache-device flush.</summary>
+    SkipCacheFlushBeforeAck,
+    /// <summary>Replay a segment without verifying its checksum.</summary>
+    TrustSegmentWithoutChecksum,
+    /// <summary>Replay like the kernel: every valid slot in ring order, across id gaps, and zero nothing.</summary>
+    ReplayStaleAfterGap,
+    /// <summary>Mark written-back blocks clean (and free their slots) without flushing the backing store.</summary>
+    ReuseSlotBeforeWritebackFlushed,
 }

@@ -87,10 +87,14 @@ public readonly record struct SuperblockReadResult(SuperblockState State, Superb
 
 /// <summary>
 /// The superblock record: sector 2047, u64 last_writeback_segment_id at offset 0. Written as the kernel does,
-/// one 4 KiB FUA write of sectors 2040..2047 with the record in the last sector (the others zero).
+/// one 4 KiB FUA write of sectors 2040..2047 with the record in the last sector (the others zero). We add a
+/// CRC-32C of the 8 bytes at offset 8 (the kernel ignores it), so a corrupt record is recognised.
 /// </summary>
 public static class SuperblockRecordOnDisk
 {
+    /// <summary>What the record sector holds: the id, and whether its checksum holds (null: none was written, as by the kernel).</summary>
+    public readonly record struct Record(ulong LastWritebackId, bool? ChecksumValid);
+
     public const long WriteOffsetBytes = CacheGeometry.SuperblockRegionBytes - Units.BlockBytes;
     public const int RecordOffsetInWrite = Units.BlockBytes - Units.SectorBytes;
 
@@ -98,9 +102,20 @@ public static class SuperblockRecordOnDisk
     {
         block[..Units.BlockBytes].Clear();
         BinaryPrimitives.WriteUInt64LittleEndian(block[RecordOffsetInWrite..], lastWritebackSegmentId);
+        BinaryPrimitives.WriteUInt32LittleEndian(block[(RecordOffsetInWrite + 8)..], ~Crc32C.Compute(block.Slice(RecordOffsetInWrite, 8)));
     }
 
-    public static ulong Read(ReadOnlySpan<byte> block) => BinaryPrimitives.ReadUInt64LittleEndian(block[RecordOffsetInWrite..]);
+    public static Record Read(ReadOnlySpan<byte> block)
+    {
+        ulong id = BinaryPrimitives.ReadUInt64LittleEndian(block[RecordOffsetInWrite..]);
+        uint stored = BinaryPrimitives.ReadUInt32LittleEndian(block[(RecordOffsetInWrite + 8)..]);
+        if (id == 0 && stored == 0)
+        {
+            return new Record(0, null);
+        }
+        // Complemented so that an all-zero sector never passes as a record of 0 with a valid checksum.
+        return new Record(id, stored == ~Crc32C.Compute(block.Slice(RecordOffsetInWrite, 8)));
+    }
 }
 
 /// <summary>

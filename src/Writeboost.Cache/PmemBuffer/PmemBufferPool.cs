@@ -19,6 +19,7 @@ internal sealed class PmemBufferPool
 {
     private readonly PmemRegion _region;
     private readonly bool _fencePerWrite;
+    internal Core.Mutant Mutant { get; set; }
     private int _drainPending;
 
     private PmemBufferPool(PmemRegion region, PmemLayout layout)
@@ -89,9 +90,16 @@ internal sealed class PmemBufferPool
         _region.Write(recordOffset, record);
         if (_fencePerWrite)
         {
+            if (Mutant == Core.Mutant.AckBeforePmemPersist)
+            {
+                return;
+            }
             _region.Flush(dataOffset, Units.BlockBytes);
             _region.Flush(recordOffset, PmemLayout.RecordBytes);
-            _region.Drain();
+            if (Mutant != Core.Mutant.DropPmemFence)
+            {
+                _region.Drain();
+            }
         }
         else
         {

@@ -1,0 +1,340 @@
+using System.Diagnostics;
+using Writeboost.Cache.Core;
+using Writeboost.Cache.PmemBuffer;
+using Writeboost.Cache.Table;
+using Writeboost.CrashTest.Recording;
+using Writeboost.CrashTest.States;
+using Writeboost.Devices;
+
+namespace Writeboost.CrashTest;
+
+/// <summary>The built-in workloads.</summary>
+public enum Workload
+{
+    /// <summary>Random sub-block writes (1..12 sectors, across block boundaries) with a FUA and flush mix.</summary>
+    Random,
+    /// <summary>Overwrites of a few blocks, partial and whole: exercises merging and copy-on-write.</summary>
+    Overwrite,
+    /// <summary>Whole-block writes over a tiny ring: the ring wraps, writeback and the superblock record run.</summary>
+    Wrap,
+}
+
+/// <summary>One campaign: a workload run in one mode, recorded, then crash states checked.</summary>
+public sealed record CampaignSpec(CacheMode Mode, Workload Workload, int Seed, int Ops, int MaxStates, string Mutant = "none", int Shard = 0, int Shards = 1);
+
+/// <summary>What a campaign found.</summary>
+public sealed record CampaignResult(
+    CampaignSpec Spec,
+    int Events,
+    long StatesGenerated,
+    long StatesChecked,
+    long Violations,
+    double Seconds,
+    string? FirstViolation,
+    int? FirstViolationCrashPoint,
+    int? FirstViolationVariant)
+{
+    public double StatesPerSecond => StatesChecked / Math.Max(Seconds, 1e-9);
+}
+
+/// <summary>
+/// Runs a workload against a writeboost device whose backing, cache and pmem devices are recorded, then
+/// generates the crash states real hardware allows at every point of the log, recovers each one and checks
+/// the oracle. At each crash point: the state where nothing non-durable survived, the one where everything
+/// did, every subset of the non-durable block writes when there are few (no tearing), and seeded random states
+/// beyond that — each non-durable write lost, kept or torn per sector, in a random order, and each pmem line
+/// holding a random prefix of its pending stores. A state is reproducible from the saved log, its crash point
+/// and its variant number.
+/// </summary>
+public static class Campaign
+{
+    private const int SegmentSizeOrder = 5; // 16 KiB segments of 3 blocks: small rings, many seals and wraps
+    private const int PoolSize = 2;
+    private const int ExhaustiveLimit = 3;
+
+    /// <summary>The seeded bugs, by name, with the mode and workload that exposes each.</summary>
+    public static IReadOnlyList<(string Name, CacheMode Mode, Workload Workload, string Meaning)> Mutants { get; } =
+    [
+        ("ack-before-pmem-persist", CacheMode.Persistent, Workload.Random, "mode 1: acknowledge before the pmem lines are written back and fenced"),
+        ("drop-pmem-fence", CacheMode.Persistent, Workload.Random, "mode 1: write back the pmem lines but drop the fence"),
+        ("skip-cache-flush-before-ack", CacheMode.Volatile, Workload.Random, "mode 0: acknowledge a FUA/flush after writing the partial log, without flushing the cache device"),
+        ("trust-segment-without-checksum", CacheMode.Volatile, Workload.Random, "replay a segment without verifying its checksum"),
+        ("replay-stale-after-gap", CacheMode.Volatile, Workload.Wrap, "replay like the kernel: every valid slot in ring order, across id gaps"),
+        ("reuse-slot-before-writeback-flushed", CacheMode.Volatile, Workload.Wrap, "free ring slots after writeback without flushing the backing store"),
+    ];
+
+    internal static Mutant ParseMutant(string name) => name switch
+    {
+        "none" => Mutant.None,
+        "ack-before-pmem-persist" => Mutant.AckBeforePmemPersist,
+        "drop-pmem-fence" => Mutant.DropPmemFence,
+        "skip-cache-flush-before-ack" => Mutant.SkipCacheFlushBeforeAck,
+        "trust-segment-without-checksum" => Mutant.TrustSegmentWithoutChecksum,
+        "replay-stale-after-gap" => Mutant.ReplayStaleAfterGap,
+        "reuse-slot-before-writeback-flushed" => Mutant.ReuseSlotBeforeWritebackFlushed,
+        _ => throw new ArgumentException($"unknown mutant {name} (see --list-mutants)"),
+    };
+
+    private sealed record Geometry(long BackingBytes, long CacheBytes, long PmemBytes, Dictionary<string, long> Keys);
+
+    private static Geometry GeometryFor(Workload workload)
+    {
+        int segments = workload == Workload.Wrap ? 4 : 6;
+        long pmemBytes = new PmemLayout(SegmentSizeOrder, PoolSize, 3).RegionBytes;
+        return new Geometry(
+            workload == Workload.Wrap ? 128 * 1024 : 64 * 1024,
+            (1 << 20) + segments * (512L << SegmentSizeOrder),
+            pmemBytes,
+            new Dictionary<string, long> { ["segment_size_order"] = SegmentSizeOrder });
+    }
+
+    /// <summary>Runs the workload with every device recorded; returns the log.</summary>
+    public static CrashLog Record(CampaignSpec spec)
+    {
+        ArgumentNullException.ThrowIfNull(spec);
+        Geometry geometry = GeometryFor(spec.Workload);
+        CrashLog log = new();
+        RecordingBlockDevice backing = new(new MemoryBlockDevice(geometry.BackingBytes, name: "backing"), log, DeviceId.Backing);
+        RecordingBlockDevice cache = new(new MemoryBlockDevice(geometry.CacheBytes, name: "cache"), log, DeviceId.Cache);
+        RecordingPmemRegion? pmem = spec.Mode == CacheMode.Persistent ? new RecordingPmemRegion(new MemoryPmemRegion(geometry.PmemBytes), log) : null;
+        WriteboostOptions options = new() { BufferPoolSize = PoolSize, Mutant = ParseMutant(spec.Mutant) };
+        WriteboostDevice device = WriteboostDevice.Open(backing, cache, new Tunables(geometry.Keys), options, pmem);
+        try
+        {
+            RunWorkload(device, log, spec);
+        }
+        finally
+        {
+            device.Abandon(); // the crash: nothing more is written
+        }
+        return log;
+    }
+
+    private static void RunWorkload(WriteboostDevice device, CrashLog log, CampaignSpec spec)
+    {
+        Random random = new(spec.Seed);
+        int sectors = (int)(device.SizeBytes / 512);
+        for (int op = 0; op < spec.Ops; op++)
+        {
+            int roll = random.Next(100);
+            if (roll < 8)
+            {
+                int flush = log.Append(new CrashEvent(EventKind.UserFlush, DeviceId.User, 0, 0, null, false, -1));
+                device.Flush();
+                log.Append(new CrashEvent(EventKind.UserFlushAck, DeviceId.User, 0, 0, null, false, flush));
+                continue;
+            }
+            (long offset, int length) = spec.Workload switch
+            {
+                Workload.Random => RandomRange(random, sectors, 12),
+                Workload.Overwrite => RandomRange(random, 4 * 8, 8),
+                _ => (random.Next(sectors / 8) * 4096L, 4096),
+            };
+            bool fua = roll < (spec.Workload == Workload.Wrap ? 40 : 25);
+            byte[] data = new byte[length];
+            random.NextBytes(data);
+            int issued = log.Append(new CrashEvent(EventKind.UserWrite, DeviceId.User, offset, length, data, fua, -1));
+            device.Write(offset, data, fua ? WriteOptions.Fua : WriteOptions.None);
+            log.Append(new CrashEvent(EventKind.UserWriteAck, DeviceId.User, offset, length, null, fua, issued));
+        }
+    }
+
+    private static (long Offset, int Length) RandomRange(Random random, int sectors, int maxSectors)
+    {
+        int length = random.Next(1, maxSectors + 1);
+        return (random.Next(0, sectors - length + 1) * 512L, length * 512);
+    }
+
+    /// <summary>Records the workload, then checks crash states until <see cref="CampaignSpec.MaxStates"/> or the first violation (when <paramref name="stopAtFirst"/>).</summary>
+    public static CampaignResult Run(CampaignSpec spec, bool stopAtFirst = false, Action<long, long>? progress = null, CrashLog? log = null)
+    {
+        ArgumentNullException.ThrowIfNull(spec);
+        log ??= Record(spec);
+        return Check(spec, log, stopAtFirst, progress);
+    }
+
+    /// <summary>Checks crash states of a recorded log (also: replays a saved log).</summary>
+    public static CampaignResult Check(CampaignSpec spec, CrashLog log, bool stopAtFirst, Action<long, long>? progress = null, int? onlyCrashPoint = null, int? onlyVariant = null)
+    {
+        ArgumentNullException.ThrowIfNull(spec);
+        ArgumentNullException.ThrowIfNull(log);
+        Geometry geometry = GeometryFor(spec.Workload);
+        IReadOnlyList<CrashEvent> events = log.Events;
+        Oracle oracle = new(events);
+        BlockTimeline backing = new(DeviceId.Backing, geometry.BackingBytes);
+        BlockTimeline cache = new(DeviceId.Cache, geometry.CacheBytes);
+        PmemTimeline pmem = new(geometry.PmemBytes);
+        Mutant mutant = ParseMutant(spec.Mutant);
+
+        // Crash points: after the first user event (the format before it is not crash-safe by design), every
+        // event up to the end; spread over the budget and the shard.
+        int first = Math.Max(0, events.Select((e, i) => (e, i)).FirstOrDefault(x => x.e.Device == DeviceId.User).i);
+        int points = events.Count + 1 - first;
+        int statesPerPoint = Math.Max(2, (int)Math.Min(64, spec.MaxStates / Math.Max(1, points)));
+        Stopwatch clock = Stopwatch.StartNew();
+        long generated = 0;
+        long checkedStates = 0;
+        long violations = 0;
+        string? firstViolation = null;
+        int? firstPoint = null;
+        int? firstVariant = null;
+        int applied = 0;
+        for (int point = first; point <= events.Count; point++)
+        {
+            for (; applied < point; applied++)
+            {
+                backing.Apply(applied, events[applied]);
+                cache.Apply(applied, events[applied]);
+                pmem.Apply(events[applied]);
+            }
+            if ((point - first) % spec.Shards != spec.Shard || (onlyCrashPoint is { } only && only != point))
+            {
+                continue;
+            }
+            int variants = VariantCount(backing, cache, pmem, statesPerPoint);
+            for (int variant = 0; variant < variants; variant++)
+            {
+                if (onlyVariant is { } v && v != variant)
+                {
+                    continue;
+                }
+                generated++;
+                string? problem = VerifyState(spec, geometry, oracle, backing, cache, pmem, point, variant, mutant);
+                checkedStates++;
+                if (problem is not null)
+                {
+                    violations++;
+                    if (firstViolation is null)
+                    {
+                        firstViolation = problem;
+                        firstPoint = point;
+                        firstVariant = variant;
+                    }
+                    if (stopAtFirst)
+                    {
+                        return new CampaignResult(spec, events.Count, generated, checkedStates, violations, clock.Elapsed.TotalSeconds, firstViolation, firstPoint, firstVariant);
+                    }
+                }
+                if (checkedStates >= spec.MaxStates)
+                {
+                    return new CampaignResult(spec, events.Count, generated, checkedStates, violations, clock.Elapsed.TotalSeconds, firstViolation, firstPoint, firstVariant);
+                }
+            }
+            progress?.Invoke(checkedStates, spec.MaxStates);
+        }
+        return new CampaignResult(spec, events.Count, generated, checkedStates, violations, clock.Elapsed.TotalSeconds, firstViolation, firstPoint, firstVariant);
+    }
+
+    private static int VariantCount(BlockTimeline backing, BlockTimeline cache, PmemTimeline pmem, int perPoint)
+    {
+        int nonDurable = backing.NotDurable.Count + cache.NotDurable.Count;
+        if (nonDurable == 0 && pmem.PendingLines.Count == 0)
+        {
+            return 1; // only one state is possible here
+        }
+        int exhaustive = nonDurable <= ExhaustiveLimit && pmem.PendingLines.Count == 0 ? 1 << nonDurable : 0;
+        return Math.Max(2 + exhaustive, perPoint);
+    }
+
+    /// <summary>
+    /// Builds state <paramref name="variant"/> at crash point <paramref name="point"/>, recovers it and checks the oracle.
+    /// Variant 0: nothing non-durable survived; 1: all of it, in issue order; 2..2+2^n: the subsets of n ≤ 3
+    /// non-durable block writes (whole); beyond: seeded random (lost / kept / torn per sector, any order; a random
+    /// prefix of each pmem line's pending stores).
+    /// </summary>
+    private static string? VerifyState(CampaignSpec spec, Geometry geometry, Oracle oracle, BlockTimeline backingTimeline, BlockTimeline cacheTimeline, PmemTimeline pmemTimeline, int point, int variant, Mutant mutant)
+    {
+        PagedBlockDevice backing = new(backingTimeline.Durable, "backing");
+        PagedBlockDevice cache = new(cacheTimeline.Durable, "cache");
+        MemoryPmemRegion? pmem = spec.Mode == CacheMode.Persistent ? new MemoryPmemRegion(geometry.PmemBytes, pmemTimeline.Durable) : null;
+        List<(PagedBlockDevice Device, CrashEvent Write)> nonDurable =
+            [.. backingTimeline.NotDurable.Select(w => (backing, w)), .. cacheTimeline.NotDurable.Select(w => (cache, w))];
+        Random random = new(HashCode.Combine(spec.Seed, point, variant));
+        int subsets = nonDurable.Count <= ExhaustiveLimit && pmemTimeline.PendingLines.Count == 0 ? 1 << nonDurable.Count : 0;
+        if (variant == 1)
+        {
+            foreach ((PagedBlockDevice device, CrashEvent write) in nonDurable)
+            {
+                device.Image.Write(write.OffsetBytes, write.Data);
+            }
+            ApplyPmem(pmem, pmemTimeline, random, all: true);
+        }
+        else if (variant >= 2 && variant < 2 + subsets)
+        {
+            int mask = variant - 2;
+            for (int i = 0; i < nonDurable.Count; i++)
+            {
+                if ((mask & (1 << i)) != 0)
+                {
+                    nonDurable[i].Device.Image.Write(nonDurable[i].Write.OffsetBytes, nonDurable[i].Write.Data);
+                }
+            }
+        }
+        else if (variant >= 2)
+        {
+            foreach ((PagedBlockDevice device, CrashEvent write) in nonDurable.OrderBy(_ => random.Next()))
+            {
+                int fate = random.Next(3);
+                if (fate == 1)
+                {
+                    device.Image.Write(write.OffsetBytes, write.Data);
+                }
+                else if (fate == 2)
+                {
+                    // Torn at sector granularity: each sector old or new, independently.
+                    for (int s = 0; s < write.LengthBytes / 512; s++)
+                    {
+                        if (random.Next(2) == 0)
+                        {
+                            device.Image.Write(write.OffsetBytes + s * 512, write.Data.AsSpan(s * 512, 512));
+                        }
+                    }
+                }
+            }
+            ApplyPmem(pmem, pmemTimeline, random, all: false);
+        }
+
+        WriteboostOptions options = new() { BufferPoolSize = PoolSize, WithoutWorkers = true, Mutant = mutant };
+        WriteboostDevice recovered;
+        try
+        {
+            recovered = WriteboostDevice.Open(backing, cache, new Tunables(geometry.Keys), options, pmem);
+        }
+#pragma warning disable CA1031 // Any exception out of recovery is a violation to report, never to let through.
+        catch (Exception error)
+        {
+            return $"recovery threw {error.GetType().Name}: {error.Message}";
+        }
+#pragma warning restore CA1031
+        try
+        {
+            byte[] content = new byte[recovered.SizeBytes];
+            recovered.Read(0, content);
+            return oracle.Check(point, content);
+        }
+        finally
+        {
+            recovered.Abandon();
+        }
+    }
+
+    private static void ApplyPmem(MemoryPmemRegion? pmem, PmemTimeline timeline, Random random, bool all)
+    {
+        if (pmem is null)
+        {
+            return;
+        }
+        byte[] line = new byte[PmemTimeline.LineBytes];
+        foreach ((long index, List<(int OffsetInLine, byte[] Bytes)> stores) in timeline.PendingLines)
+        {
+            int count = all ? stores.Count : random.Next(stores.Count + 1);
+            if (count == 0)
+            {
+                continue;
+            }
+            pmem.Read(index * PmemTimeline.LineBytes, line);
+            PmemTimeline.ApplyPrefix(line.AsSpan(), 0, stores, count);
+            pmem.Write(index * PmemTimeline.LineBytes, line);
+        }
+    }
+}

@@ -1,0 +1,84 @@
+using Writeboost.Devices;
+
+namespace Writeboost.CrashTest.Recording;
+
+/// <summary>
+/// A byte image with copy-on-write 4 KiB pages over a base array that is never modified: thousands of crash
+/// states share one base and each pays only for the pages recovery or the state itself changes.
+/// </summary>
+internal sealed class PagedImage(byte[] baseImage)
+{
+    private const int PageBytes = 4096;
+    private readonly Dictionary<long, byte[]> _pages = [];
+
+    public long LengthBytes => baseImage.LongLength;
+
+    public void Write(long offsetBytes, ReadOnlySpan<byte> source)
+    {
+        while (!source.IsEmpty)
+        {
+            long page = offsetBytes / PageBytes;
+            int inPage = (int)(offsetBytes % PageBytes);
+            int n = Math.Min(PageBytes - inPage, source.Length);
+            if (!_pages.TryGetValue(page, out byte[]? copy))
+            {
+                copy = new byte[PageBytes];
+                int available = (int)Math.Min(PageBytes, baseImage.LongLength - page * PageBytes);
+                baseImage.AsSpan((int)(page * PageBytes), available).CopyTo(copy);
+                _pages[page] = copy;
+            }
+            source[..n].CopyTo(copy.AsSpan(inPage));
+            source = source[n..];
+            offsetBytes += n;
+        }
+    }
+
+    public void Read(long offsetBytes, Span<byte> destination)
+    {
+        while (!destination.IsEmpty)
+        {
+            long page = offsetBytes / PageBytes;
+            int inPage = (int)(offsetBytes % PageBytes);
+            int n = Math.Min(PageBytes - inPage, destination.Length);
+            if (_pages.TryGetValue(page, out byte[]? copy))
+            {
+                copy.AsSpan(inPage, n).CopyTo(destination);
+            }
+            else
+            {
+                baseImage.AsSpan((int)offsetBytes, n).CopyTo(destination);
+            }
+            destination = destination[n..];
+            offsetBytes += n;
+        }
+    }
+}
+
+/// <summary>A block device over a <see cref="PagedImage"/>: a crash state's cache or backing device.</summary>
+internal sealed class PagedBlockDevice(byte[] baseImage, string name) : IBlockDevice
+{
+    public PagedImage Image { get; } = new(baseImage);
+    public string Name => name;
+    public int SectorSizeBytes => 512;
+    public long SizeBytes => Image.LengthBytes;
+
+    public void Read(long offsetBytes, Span<byte> destination)
+    {
+        DeviceRange.CheckAligned(this, offsetBytes, destination.Length, "read");
+        Image.Read(offsetBytes, destination);
+    }
+
+    public void Write(long offsetBytes, ReadOnlySpan<byte> source, WriteOptions options = WriteOptions.None)
+    {
+        DeviceRange.CheckAligned(this, offsetBytes, source.Length, "write");
+        Image.Write(offsetBytes, source);
+    }
+
+    public void Flush()
+    {
+    }
+
+    public void Dispose()
+    {
+    }
+}
