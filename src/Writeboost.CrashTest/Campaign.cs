@@ -20,7 +20,7 @@ public enum Workload
 }
 
 /// <summary>One campaign: a workload run in one mode, recorded, then crash states checked.</summary>
-public sealed record CampaignSpec(CacheMode Mode, Workload Workload, int Seed, int Ops, int MaxStates, string Mutant = "none", int Shard = 0, int Shards = 1);
+public sealed record CampaignSpec(CacheMode Mode, Workload Workload, int Seed, int Ops, long MaxStates, string Mutant = "none", int Shard = 0, int Shards = 1);
 
 /// <summary>What a campaign found.</summary>
 public sealed record CampaignResult(
@@ -62,6 +62,9 @@ public static class Campaign
         ("replay-stale-after-gap", CacheMode.Volatile, Workload.Wrap, "replay like the kernel: every valid slot in ring order, across id gaps"),
         ("reuse-slot-before-writeback-flushed", CacheMode.Volatile, Workload.Wrap, "free ring slots after writeback without flushing the backing store"),
     ];
+
+    /// <summary>Throws a clear error unless <paramref name="name"/> is "none" or a mutant's name.</summary>
+    public static void ParseMutantName(string name) => ParseMutant(name);
 
     internal static Mutant ParseMutant(string name) => name switch
     {

@@ -1,0 +1,123 @@
+using Writeboost.Cache.Table;
+using Writeboost.CrashTest;
+using Writeboost.CrashTest.Recording;
+using Writeboost.CrashTest.States;
+
+namespace Writeboost.Tests.CrashTest;
+
+[TestClass]
+public sealed class CrashHarnessTests
+{
+    [TestMethod]
+    [DataRow(CacheMode.Volatile, Workload.Random)]
+    [DataRow(CacheMode.Volatile, Workload.Overwrite)]
+    [DataRow(CacheMode.Volatile, Workload.Wrap)]
+    [DataRow(CacheMode.Persistent, Workload.Random)]
+    [DataRow(CacheMode.Persistent, Workload.Overwrite)]
+    [DataRow(CacheMode.Persistent, Workload.Wrap)]
+    public void No_crash_state_the_hardware_allows_loses_an_acknowledged_write(CacheMode mode, Workload workload)
+    {
+        CampaignResult result = Campaign.Run(new CampaignSpec(mode, workload, Seed: 7, Ops: 120, MaxStates: 6000));
+        Assert.IsGreaterThan(1000L, result.StatesChecked, "a campaign that checks little proves little");
+        Assert.AreEqual(0, result.Violations, $"{result.FirstViolation} (crash point {result.FirstViolationCrashPoint}, state {result.FirstViolationVariant})");
+    }
+
+    [TestMethod]
+    [DataRow("ack-before-pmem-persist")]
+    [DataRow("drop-pmem-fence")]
+    [DataRow("skip-cache-flush-before-ack")]
+    [DataRow("trust-segment-without-checksum")]
+    [DataRow("replay-stale-after-gap")]
+    [DataRow("reuse-slot-before-writeback-flushed")]
+    public void The_harness_catches_every_seeded_bug(string mutant)
+    {
+        (string _, CacheMode mode, Workload workload, string _) = Campaign.Mutants.Single(m => m.Name == mutant);
+        foreach (int seed in new[] { 1, 2, 3 })
+        {
+            CampaignResult result = Campaign.Run(new CampaignSpec(mode, workload, seed, Ops: 150, MaxStates: 50_000, mutant), stopAtFirst: true);
+            Assert.AreEqual(1, result.Violations, $"mutant {mutant} passed seed {seed}: the harness has no teeth for it");
+        }
+    }
+
+    [TestMethod]
+    public void Every_listed_mutant_has_a_test_above()
+    {
+        CollectionAssert.AreEquivalent(
+            new[] { "ack-before-pmem-persist", "drop-pmem-fence", "skip-cache-flush-before-ack", "trust-segment-without-checksum", "replay-stale-after-gap", "reuse-slot-before-writeback-flushed" },
+            Campaign.Mutants.Select(m => m.Name).ToArray());
+    }
+
+    [TestMethod]
+    public void A_saved_log_replays_the_same_failing_state()
+    {
+        CampaignSpec spec = new(CacheMode.Volatile, Workload.Random, 3, 150, 50_000, "skip-cache-flush-before-ack");
+        CrashLog log = Campaign.Record(spec);
+        CampaignResult found = Campaign.Check(spec, log, stopAtFirst: true);
+        Assert.AreEqual(1, found.Violations);
+        using MemoryStream file = new();
+        log.Save(file);
+        file.Position = 0;
+        CrashLog loaded = CrashLog.Load(file);
+        CampaignResult again = Campaign.Check(spec, loaded, stopAtFirst: false, onlyCrashPoint: found.FirstViolationCrashPoint, onlyVariant: found.FirstViolationVariant);
+        Assert.AreEqual(1, again.StatesChecked);
+        Assert.AreEqual(found.FirstViolation, again.FirstViolation);
+    }
+
+    private static byte[] Sector(byte value) => Enumerable.Repeat(value, 512).ToArray();
+
+    private static CrashEvent UserWrite(byte value, bool fua) => new(EventKind.UserWrite, DeviceId.User, 0, 512, Sector(value), fua, -1);
+
+    private static CrashEvent Ack(int write, bool fua) => new(EventKind.UserWriteAck, DeviceId.User, 0, 512, null, fua, write);
+
+    [TestMethod]
+    public void The_oracle_allows_the_last_durable_value_or_a_later_issued_one_and_nothing_else()
+    {
+        CrashEvent[] events =
+        [
+            UserWrite(1, fua: true),   // 0
+            Ack(0, fua: true),         // 1: value 1 durable
+            UserWrite(2, fua: false),  // 2
+            Ack(2, fua: false),        // 3: acknowledged, not durable
+            UserWrite(3, fua: false),  // 4: issued, never acknowledged
+        ];
+        Oracle oracle = new(events);
+        Assert.IsNull(oracle.Check(1, Sector(0)), "before the FUA ack: the initial zeros");
+        Assert.IsNotNull(oracle.Check(2, Sector(0)), "after it: zeros are older than the durable value");
+        Assert.IsNull(oracle.Check(5, Sector(1)), "the last durable value");
+        Assert.IsNull(oracle.Check(5, Sector(2)), "a later acknowledged write");
+        Assert.IsNull(oracle.Check(5, Sector(3)), "a later issued write, unacknowledged");
+        Assert.IsNotNull(oracle.Check(4, Sector(3)), "not before it was issued");
+        Assert.IsNotNull(oracle.Check(5, Sector(9)), "garbage");
+    }
+
+    [TestMethod]
+    public void A_flush_makes_durable_only_writes_completed_before_it_began()
+    {
+        BlockTimeline timeline = new(DeviceId.Cache, 4096);
+        CrashEvent Write(byte v) => new(EventKind.Write, DeviceId.Cache, 0, 512, Sector(v), false, -1);
+        timeline.Apply(0, Write(1));
+        timeline.Apply(1, new CrashEvent(EventKind.WriteDone, DeviceId.Cache, 0, 512, null, false, 0));
+        timeline.Apply(2, new CrashEvent(EventKind.FlushBegin, DeviceId.Cache, 0, 0, null, false, -1));
+        timeline.Apply(3, Write(2));
+        timeline.Apply(4, new CrashEvent(EventKind.WriteDone, DeviceId.Cache, 0, 512, null, false, 3));
+        Assert.AreEqual(0, timeline.Durable[0], "nothing durable before the flush ends");
+        timeline.Apply(5, new CrashEvent(EventKind.FlushEnd, DeviceId.Cache, 0, 0, null, false, 2));
+        Assert.AreEqual(1, timeline.Durable[0], "the write completed before the flush began is durable");
+        Assert.AreEqual(1, timeline.NotDurable.Count, "the one completed after it began is not");
+    }
+
+    [TestMethod]
+    public void A_pmem_line_becomes_durable_only_after_write_back_and_fence()
+    {
+        PmemTimeline timeline = new(4096);
+        timeline.Apply(new CrashEvent(EventKind.PmemStore, DeviceId.Pmem, 60, 8, [1, 1, 1, 1, 1, 1, 1, 1], false, -1)); // spans two lines
+        Assert.AreEqual(2, timeline.PendingLines.Count, "a store across a line boundary tears there");
+        timeline.Apply(new CrashEvent(EventKind.PmemFence, DeviceId.Pmem, 0, 0, null, false, -1));
+        Assert.AreEqual(0, timeline.Durable[60], "a fence without a write-back persists nothing");
+        timeline.Apply(new CrashEvent(EventKind.PmemFlush, DeviceId.Pmem, 0, 64, null, false, -1));
+        timeline.Apply(new CrashEvent(EventKind.PmemFence, DeviceId.Pmem, 0, 0, null, false, -1));
+        Assert.AreEqual(1, timeline.Durable[63], "the written-back line is durable");
+        Assert.AreEqual(0, timeline.Durable[64], "the other line is still pending");
+        Assert.AreEqual(1, timeline.PendingLines.Count);
+    }
+}
