@@ -167,6 +167,7 @@ internal sealed class CrashTestVerb
                 StatesChecked = statesChecked,
                 Violations = violations,
                 StatesPerSecond = statesChecked / Math.Max(seconds, 1e-9),
+                RecoveryCrashStates = results.Sum(r => r.RecoveryCrashStates),
                 Seed,
                 Mutant,
                 Campaigns = results.Select(r => new { Mode = (int)r.Spec.Mode, Workload = r.Spec.Workload.ToString().ToLowerInvariant(), r.Events, r.StatesChecked, r.Violations, r.StatesPerSecond, r.FirstViolation }),
@@ -177,10 +178,10 @@ internal sealed class CrashTestVerb
             });
             return;
         }
-        List<string[]> rows = [["mode", "workload", "events", "states", "violations", "states/s"]];
+        List<string[]> rows = [["mode", "workload", "events", "states", "in recovery", "violations", "states/s"]];
         foreach (CampaignResult r in results)
         {
-            rows.Add([((int)r.Spec.Mode).ToString(CultureInfo.InvariantCulture), r.Spec.Workload.ToString().ToLowerInvariant(), Fmt(r.Events), Fmt(r.StatesChecked), Fmt(r.Violations), Fmt((long)r.StatesPerSecond)]);
+            rows.Add([((int)r.Spec.Mode).ToString(CultureInfo.InvariantCulture), r.Spec.Workload.ToString().ToLowerInvariant(), Fmt(r.Events), Fmt(r.StatesChecked), Fmt(r.RecoveryCrashStates), Fmt(r.Violations), Fmt((long)r.StatesPerSecond)]);
         }
         Output.Table(rows);
         Console.WriteLine($"states checked: {statesChecked}, violations: {violations}, states/s: {statesChecked / Math.Max(seconds, 1e-9):F0}" + (Mutant == "none" ? "" : $" (mutant {Mutant})"));

@@ -34,6 +34,9 @@ public sealed record CampaignResult(
     int? FirstViolationCrashPoint,
     int? FirstViolationVariant)
 {
+    /// <summary>Of the states checked, those made by crashing recovery itself and recovering again.</summary>
+    public long RecoveryCrashStates { get; init; }
+
     public double StatesPerSecond => StatesChecked / Math.Max(Seconds, 1e-9);
 }
 
@@ -51,6 +54,8 @@ public static class Campaign
     private const int SegmentSizeOrder = 5; // 16 KiB segments of 3 blocks: small rings, many seals and wraps
     private const int PoolSize = 2;
     private const int ExhaustiveLimit = 3;
+    /// <summary>One state in this many is also crashed during its own recovery (each such check costs a whole recovery log of states).</summary>
+    private const int RecoveryCrashEvery = 100;
 
     /// <summary>The seeded bugs, by name, with the mode and workload that exposes each.</summary>
     public static IReadOnlyList<(string Name, CacheMode Mode, Workload Workload, string Meaning)> Mutants { get; } =
@@ -178,6 +183,7 @@ public static class Campaign
         long generated = 0;
         long checkedStates = 0;
         long violations = 0;
+        long recoveryCrashStates = 0;
         string? firstViolation = null;
         int? firstPoint = null;
         int? firstVariant = null;
@@ -204,6 +210,14 @@ public static class Campaign
                 generated++;
                 string? problem = VerifyState(spec, geometry, oracle, backing, cache, pmem, point, variant, mutant);
                 checkedStates++;
+                if (problem is null && (checkedStates % RecoveryCrashEvery) == 0)
+                {
+                    (int states, string? nested) = CrashDuringRecovery(spec, geometry, oracle, backing, cache, pmem, point, variant, mutant);
+                    generated += states;
+                    checkedStates += states;
+                    recoveryCrashStates += states;
+                    problem = nested;
+                }
                 if (problem is not null)
                 {
                     violations++;
@@ -215,17 +229,17 @@ public static class Campaign
                     }
                     if (stopAtFirst)
                     {
-                        return new CampaignResult(spec, events.Count, generated, checkedStates, violations, clock.Elapsed.TotalSeconds, firstViolation, firstPoint, firstVariant);
+                        return new CampaignResult(spec, events.Count, generated, checkedStates, violations, clock.Elapsed.TotalSeconds, firstViolation, firstPoint, firstVariant) { RecoveryCrashStates = recoveryCrashStates };
                     }
                 }
                 if (checkedStates >= spec.MaxStates)
                 {
-                    return new CampaignResult(spec, events.Count, generated, checkedStates, violations, clock.Elapsed.TotalSeconds, firstViolation, firstPoint, firstVariant);
+                    return new CampaignResult(spec, events.Count, generated, checkedStates, violations, clock.Elapsed.TotalSeconds, firstViolation, firstPoint, firstVariant) { RecoveryCrashStates = recoveryCrashStates };
                 }
             }
             progress?.Invoke(checkedStates, spec.MaxStates);
         }
-        return new CampaignResult(spec, events.Count, generated, checkedStates, violations, clock.Elapsed.TotalSeconds, firstViolation, firstPoint, firstVariant);
+        return new CampaignResult(spec, events.Count, generated, checkedStates, violations, clock.Elapsed.TotalSeconds, firstViolation, firstPoint, firstVariant) { RecoveryCrashStates = recoveryCrashStates };
     }
 
     private static int VariantCount(BlockTimeline backing, BlockTimeline cache, PmemTimeline pmem, int perPoint)
@@ -247,9 +261,15 @@ public static class Campaign
     /// </summary>
     private static string? VerifyState(CampaignSpec spec, Geometry geometry, Oracle oracle, BlockTimeline backingTimeline, BlockTimeline cacheTimeline, PmemTimeline pmemTimeline, int point, int variant, Mutant mutant)
     {
+        (PagedBlockDevice backing, PagedBlockDevice cache, MemoryPmemRegion? pmem) = BuildState(spec, geometry, backingTimeline, cacheTimeline, pmemTimeline, point, variant);
+        return RecoverAndCheck(geometry, oracle, point, mutant, backing, cache, pmem);
+    }
+
+    private static (PagedBlockDevice Backing, PagedBlockDevice Cache, MemoryPmemRegion? Pmem) BuildState(CampaignSpec spec, Geometry geometry, BlockTimeline backingTimeline, BlockTimeline cacheTimeline, PmemTimeline pmemTimeline, int point, int variant)
+    {
         PagedBlockDevice backing = new(backingTimeline.Durable, "backing");
         PagedBlockDevice cache = new(cacheTimeline.Durable, "cache");
-        MemoryPmemRegion? pmem = spec.Mode == CacheMode.Persistent ? new MemoryPmemRegion(geometry.PmemBytes, pmemTimeline.Durable) : null;
+        MemoryPmemRegion? pmem = pmemTimeline.Durable.Length > 0 && spec.Mode == CacheMode.Persistent ? new MemoryPmemRegion(geometry.PmemBytes, pmemTimeline.Durable) : null;
         List<(PagedBlockDevice Device, CrashEvent Write)> nonDurable =
             [.. backingTimeline.NotDurable.Select(w => (backing, w)), .. cacheTimeline.NotDurable.Select(w => (cache, w))];
         Random random = new(HashCode.Combine(spec.Seed, point, variant));
@@ -296,7 +316,12 @@ public static class Campaign
             }
             ApplyPmem(pmem, pmemTimeline, random, all: false);
         }
+        return (backing, cache, pmem);
+    }
 
+    /// <summary>Recovers a crash state and checks the oracle for a crash at <paramref name="point"/>.</summary>
+    private static string? RecoverAndCheck(Geometry geometry, Oracle oracle, int point, Mutant mutant, IBlockDevice backing, IBlockDevice cache, Writeboost.Pmem.PmemRegion? pmem)
+    {
         WriteboostOptions options = new() { BufferPoolSize = PoolSize, WithoutWorkers = true, Mutant = mutant };
         WriteboostDevice recovered;
         try
@@ -319,6 +344,75 @@ public static class Campaign
         {
             recovered.Abandon();
         }
+    }
+
+    /// <summary>
+    /// Crashes recovery itself: recovers the state once with its devices recorded, then, at every point of
+    /// recovery's own I/O, makes the crash states the model allows (durable part, nothing / everything / a random
+    /// mix of the rest), recovers again, and checks the same oracle. Returns the states checked and the first problem.
+    /// </summary>
+    private static (int States, string? Problem) CrashDuringRecovery(CampaignSpec spec, Geometry geometry, Oracle oracle, BlockTimeline backingTimeline, BlockTimeline cacheTimeline, PmemTimeline pmemTimeline, int point, int variant, Mutant mutant)
+    {
+        (PagedBlockDevice backing, PagedBlockDevice cache, MemoryPmemRegion? pmem) = BuildState(spec, geometry, backingTimeline, cacheTimeline, pmemTimeline, point, variant);
+        byte[] backingImage = Materialize(backing.Image);
+        byte[] cacheImage = Materialize(cache.Image);
+        byte[] pmemImage = pmem is null ? [] : Materialize(pmem.Image);
+
+        CrashLog recovery = new();
+        MemoryBlockDevice recordedBacking = new(backingImage.Length, name: "backing");
+        MemoryBlockDevice recordedCache = new(cacheImage.Length, name: "cache");
+        backingImage.CopyTo(recordedBacking.Media);
+        cacheImage.CopyTo(recordedCache.Media);
+        RecordingPmemRegion? recordedPmem = pmem is null ? null : new RecordingPmemRegion(new MemoryPmemRegion(pmemImage.Length, pmemImage.ToArray()), recovery);
+        WriteboostOptions options = new() { BufferPoolSize = PoolSize, WithoutWorkers = true, Mutant = mutant };
+        try
+        {
+            WriteboostDevice.Open(
+                new RecordingBlockDevice(recordedBacking, recovery, DeviceId.Backing),
+                new RecordingBlockDevice(recordedCache, recovery, DeviceId.Cache),
+                new Tunables(geometry.Keys), options, recordedPmem).Abandon();
+        }
+#pragma warning disable CA1031 // Any exception out of recovery is a violation to report.
+        catch (Exception error)
+        {
+            return (1, $"recovery threw {error.GetType().Name}: {error.Message}");
+        }
+#pragma warning restore CA1031
+
+        BlockTimeline b = new(DeviceId.Backing, backingImage.ToArray());
+        BlockTimeline c = new(DeviceId.Cache, cacheImage.ToArray());
+        PmemTimeline p = new(pmemImage.ToArray());
+        CampaignSpec inner = spec with { Mode = pmem is null ? CacheMode.Volatile : CacheMode.Persistent };
+        int states = 0;
+        IReadOnlyList<CrashEvent> events = recovery.Events;
+        for (int q = 0; q <= events.Count; q++)
+        {
+            if (q > 0)
+            {
+                b.Apply(q - 1, events[q - 1]);
+                c.Apply(q - 1, events[q - 1]);
+                p.Apply(events[q - 1]);
+            }
+            int variants = b.NotDurable.Count + c.NotDurable.Count + p.PendingLines.Count == 0 ? 1 : 3;
+            for (int v = 0; v < variants; v++)
+            {
+                // Variants 0 and 1 as usual; 2 is a seeded random mix (variant numbers past the subset range).
+                (PagedBlockDevice sb, PagedBlockDevice sc, MemoryPmemRegion? sp) = BuildState(inner, geometry, b, c, p, point * 7919 + q, v < 2 ? v : 1000);
+                states++;
+                if (RecoverAndCheck(geometry, oracle, point, mutant, sb, sc, sp) is { } problem)
+                {
+                    return (states, $"after a crash at event {q} of recovery's own I/O: {problem}");
+                }
+            }
+        }
+        return (states, null);
+    }
+
+    private static byte[] Materialize(PagedImage image)
+    {
+        byte[] bytes = new byte[image.LengthBytes];
+        image.Read(0, bytes);
+        return bytes;
     }
 
     private static void ApplyPmem(MemoryPmemRegion? pmem, PmemTimeline timeline, Random random, bool all)

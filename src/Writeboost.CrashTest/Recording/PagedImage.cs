@@ -6,7 +6,7 @@ namespace Writeboost.CrashTest.Recording;
 /// A byte image with copy-on-write 4 KiB pages over a base array that is never modified: thousands of crash
 /// states share one base and each pays only for the pages recovery or the state itself changes.
 /// </summary>
-internal sealed class PagedImage(byte[] baseImage)
+public sealed class PagedImage(byte[] baseImage)
 {
     private const int PageBytes = 4096;
     private readonly Dictionary<long, byte[]> _pages = [];

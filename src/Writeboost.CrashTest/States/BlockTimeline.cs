@@ -8,15 +8,19 @@ namespace Writeboost.CrashTest.States;
 /// or once a FUA write completed. Anything else issued before the crash may be lost, kept, or torn per sector,
 /// in any order.
 /// </summary>
-internal sealed class BlockTimeline(DeviceId device, long sizeBytes)
+internal sealed class BlockTimeline(DeviceId device, byte[] initial)
 {
+    public BlockTimeline(DeviceId device, long sizeBytes) : this(device, new byte[sizeBytes])
+    {
+    }
+
     private readonly SortedDictionary<int, CrashEvent> _notDurable = [];
     private readonly HashSet<int> _completed = [];
     private readonly Dictionary<int, List<int>> _flushSets = [];
 
     public DeviceId Device => device;
     /// <summary>What the media holds for sure. Mutated as the timeline advances: use it only at the current point.</summary>
-    public byte[] Durable { get; } = new byte[sizeBytes];
+    public byte[] Durable { get; } = initial;
     /// <summary>Writes issued before the current point and not durable at it, in issue order.</summary>
     public IReadOnlyCollection<CrashEvent> NotDurable => _notDurable.Values;
 
@@ -71,13 +75,17 @@ internal sealed class BlockTimeline(DeviceId device, long sizeBytes)
 /// independent; a store reaches the persistence domain once its line was written back and a fence completed,
 /// or whenever the line was evicted on its own earlier.
 /// </summary>
-internal sealed class PmemTimeline(long sizeBytes)
+internal sealed class PmemTimeline(byte[] initial)
 {
+    public PmemTimeline(long sizeBytes) : this(new byte[sizeBytes])
+    {
+    }
+
     public const int LineBytes = 64;
     private readonly Dictionary<long, List<(int OffsetInLine, byte[] Bytes)>> _pending = [];
     private readonly Dictionary<long, int> _writtenBack = [];
 
-    public byte[] Durable { get; } = new byte[sizeBytes];
+    public byte[] Durable { get; } = initial;
     public IReadOnlyDictionary<long, List<(int OffsetInLine, byte[] Bytes)>> PendingLines => _pending;
 
     public void Apply(CrashEvent e)

@@ -19,6 +19,7 @@ public sealed class CrashHarnessTests
     {
         CampaignResult result = Campaign.Run(new CampaignSpec(mode, workload, Seed: 7, Ops: 120, MaxStates: 6000));
         Assert.IsGreaterThan(1000L, result.StatesChecked, "a campaign that checks little proves little");
+        Assert.IsGreaterThan(0L, result.RecoveryCrashStates, "recovery itself was crashed and recovered again");
         Assert.AreEqual(0, result.Violations, $"{result.FirstViolation} (crash point {result.FirstViolationCrashPoint}, state {result.FirstViolationVariant})");
     }
 
