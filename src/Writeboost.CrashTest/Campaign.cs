@@ -249,15 +249,22 @@ public static class Campaign
         {
             return 1; // only one state is possible here
         }
-        int exhaustive = nonDurable <= ExhaustiveLimit && pmem.PendingLines.Count == 0 ? 1 << nonDurable : 0;
-        return Math.Max(2 + exhaustive, perPoint);
+        return Math.Max(2 + Subsets(nonDurable, pmem) + SingleChanges(nonDurable, pmem), perPoint);
     }
+
+    /// <summary>Every subset of the non-durable block writes, when they are few and no pmem line is pending.</summary>
+    private static int Subsets(int nonDurable, PmemTimeline pmem) =>
+        nonDurable <= ExhaustiveLimit && pmem.PendingLines.Count == 0 ? 1 << nonDurable : 0;
+
+    /// <summary>Chipmunk-style bounded subsets (k = 1 from both ends): each write alone, and all but each write.</summary>
+    private static int SingleChanges(int nonDurable, PmemTimeline pmem) =>
+        Subsets(nonDurable, pmem) == 0 && nonDurable <= 32 ? 2 * nonDurable : 0;
 
     /// <summary>
     /// Builds state <paramref name="variant"/> at crash point <paramref name="point"/>, recovers it and checks the oracle.
-    /// Variant 0: nothing non-durable survived; 1: all of it, in issue order; 2..2+2^n: the subsets of n ≤ 3
-    /// non-durable block writes (whole); beyond: seeded random (lost / kept / torn per sector, any order; a random
-    /// prefix of each pmem line's pending stores).
+    /// Variant 0: nothing non-durable survived; 1: all of it, in issue order; then the subsets of n ≤ 3
+    /// non-durable block writes (whole), or for up to 32 of them each one alone and all but each one; beyond:
+    /// seeded random (lost / kept / torn per sector, any order; a random prefix of each pmem line's pending stores).
     /// </summary>
     private static string? VerifyState(CampaignSpec spec, Geometry geometry, Oracle oracle, BlockTimeline backingTimeline, BlockTimeline cacheTimeline, PmemTimeline pmemTimeline, int point, int variant, Mutant mutant)
     {
@@ -273,7 +280,8 @@ public static class Campaign
         List<(PagedBlockDevice Device, CrashEvent Write)> nonDurable =
             [.. backingTimeline.NotDurable.Select(w => (backing, w)), .. cacheTimeline.NotDurable.Select(w => (cache, w))];
         Random random = new(HashCode.Combine(spec.Seed, point, variant));
-        int subsets = nonDurable.Count <= ExhaustiveLimit && pmemTimeline.PendingLines.Count == 0 ? 1 << nonDurable.Count : 0;
+        int subsets = Subsets(nonDurable.Count, pmemTimeline);
+        int singles = SingleChanges(nonDurable.Count, pmemTimeline);
         if (variant == 1)
         {
             foreach ((PagedBlockDevice device, CrashEvent write) in nonDurable)
@@ -288,6 +296,20 @@ public static class Campaign
             for (int i = 0; i < nonDurable.Count; i++)
             {
                 if ((mask & (1 << i)) != 0)
+                {
+                    nonDurable[i].Device.Image.Write(nonDurable[i].Write.OffsetBytes, nonDurable[i].Write.Data);
+                }
+            }
+        }
+        else if (variant >= 2 + subsets && variant < 2 + subsets + singles)
+        {
+            // k = 1 subsets: write i alone (first n variants) or every write but i (next n), pmem as durable.
+            int k = variant - 2 - subsets;
+            bool alone = k < nonDurable.Count;
+            int chosen = alone ? k : k - nonDurable.Count;
+            for (int i = 0; i < nonDurable.Count; i++)
+            {
+                if ((i == chosen) == alone)
                 {
                     nonDurable[i].Device.Image.Write(nonDurable[i].Write.OffsetBytes, nonDurable[i].Write.Data);
                 }
