@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs what the toolkit and its tests need from Debian, only what is missing:
 #   libpmem1  PMDK's libpmem, the dax backend's cache-line flush + fence (P/Invoke into libpmem.so.1)
-#   fio       the reference benchmarks (libpmem engine; later the nbd engine)
+#   fio       the reference benchmarks and real NBD clients (libpmem and nbd engines)
+#   qemu-utils, libnbd-bin, nbdkit   real NBD clients (qemu-img, nbdinfo, nbdcopy) and the nbdkit baseline
 # 'apt-get update' runs once, and only when something must be installed. Needs root (or sudo).
 set -euo pipefail
 
-packages=(libpmem1 fio)
+packages=(libpmem1 fio qemu-utils libnbd-bin nbdkit)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

@@ -9,7 +9,7 @@ Parser parser = new(settings =>
     settings.HelpWriter = Console.Error;
     settings.CaseInsensitiveEnumValues = true;
 });
-ParserResult<object> parsed = parser.ParseArguments<CreateVerb, StatusVerb, MessageVerb, BenchVerb, CrashTestVerb, PmemVerb>(args);
+ParserResult<object> parsed = parser.ParseArguments<CreateVerb, StatusVerb, MessageVerb, ServeVerb, BenchVerb, CrashTestVerb, PmemVerb>(args);
 if (parsed.Tag == ParserResultType.NotParsed)
 {
     bool askedForHelp = parsed.Errors.All(e => e.Tag is ErrorType.HelpRequestedError or ErrorType.HelpVerbRequestedError or ErrorType.VersionRequestedError);
@@ -22,6 +22,7 @@ try
         CreateVerb create => create.Run(),
         StatusVerb status => status.Run(),
         MessageVerb message => message.Run(),
+        ServeVerb serve => serve.Run(),
         BenchVerb bench => bench.Run(),
         CrashTestVerb crashtest => crashtest.Run(),
         PmemVerb pmem => pmem.Run(),

@@ -8,7 +8,37 @@ internal sealed record WbResult(int ExitCode, string Stdout, string Stderr);
 /// <summary>Runs the real wb program (built beside the tests) as a child process, with its own environment.</summary>
 internal static class WbProcess
 {
+    /// <summary>Starts wb (e.g. serve) and returns once it printed a line containing <paramref name="readyText"/>.</summary>
+    internal static Process StartUntil(string readyText, IReadOnlyDictionary<string, string>? environment, params string[] arguments)
+    {
+        ProcessStartInfo start = Prepare(environment, arguments);
+        Process process = Process.Start(start)!;
+        Task<string> stderr = process.StandardError.ReadToEndAsync();
+        while (process.StandardOutput.ReadLine() is { } line)
+        {
+            if (line.Contains(readyText, StringComparison.Ordinal))
+            {
+                return process;
+            }
+        }
+        process.WaitForExit();
+        throw new InvalidOperationException($"wb {string.Join(' ', arguments)} exited ({process.ExitCode}) before '{readyText}': {stderr.Result}");
+    }
+
     internal static WbResult Run(IReadOnlyDictionary<string, string>? environment, params string[] arguments)
+    {
+        using Process process = Process.Start(Prepare(environment, arguments))!;
+        Task<string> stderr = process.StandardError.ReadToEndAsync();
+        string stdout = process.StandardOutput.ReadToEnd();
+        if (!process.WaitForExit(120_000))
+        {
+            process.Kill(entireProcessTree: true);
+            throw new TimeoutException($"wb {string.Join(' ', arguments)} did not finish in 120 s");
+        }
+        return new WbResult(process.ExitCode, stdout, stderr.Result);
+    }
+
+    private static ProcessStartInfo Prepare(IReadOnlyDictionary<string, string>? environment, string[] arguments)
     {
         ProcessStartInfo start = new("dotnet")
         {
@@ -26,14 +56,6 @@ internal static class WbProcess
         {
             start.Environment[key] = value;
         }
-        using Process process = Process.Start(start)!;
-        Task<string> stderr = process.StandardError.ReadToEndAsync();
-        string stdout = process.StandardOutput.ReadToEnd();
-        if (!process.WaitForExit(120_000))
-        {
-            process.Kill(entireProcessTree: true);
-            throw new TimeoutException($"wb {string.Join(' ', arguments)} did not finish in 120 s");
-        }
-        return new WbResult(process.ExitCode, stdout, stderr.Result);
+        return start;
     }
 }

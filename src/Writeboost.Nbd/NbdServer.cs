@@ -1,0 +1,500 @@
+using System.Buffers;
+using System.Buffers.Binary;
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using Writeboost.Devices;
+using static Writeboost.Nbd.NbdProtocol;
+
+namespace Writeboost.Nbd;
+
+/// <summary>
+/// Serves one block device over NBD: fixed newstyle handshake with option haggling (EXPORT_NAME, GO, INFO,
+/// LIST, ABORT), simple replies, and pipelined requests (several in flight per connection, several
+/// connections). NBD_CMD_FLUSH maps to <see cref="IBlockDevice.Flush"/> (REQ_PREFLUSH: every write completed
+/// before it is durable when it completes), NBD_CMD_FLAG_FUA to <see cref="WriteOptions.Fua"/>.
+/// <para>Bad traffic costs only its own connection: an invalid request gets the protocol's error reply; a
+/// malformed handshake or a request the server cannot frame (bad magic, an oversized write payload, a
+/// truncated packet) closes that connection; the server and other clients go on.</para>
+/// </summary>
+public sealed class NbdServer : IDisposable
+{
+    private const int MaxInFlightPerConnection = 64;
+    private readonly IBlockDevice _device;
+    private readonly string _exportName;
+    private readonly List<Connection> _connections = [];
+    private readonly Lock _connectionsLock = new();
+    private Socket? _listener;
+    private Thread? _acceptLoop;
+    private volatile bool _stopping;
+
+    public NbdServer(IBlockDevice device, string exportName = "")
+    {
+        _device = device;
+        _exportName = exportName;
+    }
+
+    /// <summary>Where it listens (a unix socket path or an IP endpoint), once started.</summary>
+    public EndPoint? EndPoint => _listener?.LocalEndPoint;
+
+    /// <summary>Requests served, for status.</summary>
+    public long RequestsServed => Interlocked.Read(ref _requestsServed);
+    private long _requestsServed;
+
+    public void Start(EndPoint endPoint)
+    {
+        ArgumentNullException.ThrowIfNull(endPoint);
+        Socket listener = endPoint is UnixDomainSocketEndPoint
+            ? new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified)
+            : new Socket(endPoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+        listener.Bind(endPoint);
+        listener.Listen(16);
+        _listener = listener;
+        _acceptLoop = new Thread(AcceptLoop) { IsBackground = true, Name = "nbd-accept" };
+        _acceptLoop.Start();
+    }
+
+    private void AcceptLoop()
+    {
+        while (!_stopping)
+        {
+            Socket client;
+            try
+            {
+                client = _listener!.Accept();
+            }
+            catch (SocketException) when (_stopping)
+            {
+                return;
+            }
+            catch (ObjectDisposedException)
+            {
+                return;
+            }
+            if (client.AddressFamily != AddressFamily.Unix)
+            {
+                client.NoDelay = true;
+            }
+            Connection connection = new(this, client);
+            lock (_connectionsLock)
+            {
+                _connections.Add(connection);
+            }
+            new Thread(connection.Run) { IsBackground = true, Name = "nbd-connection" }.Start();
+        }
+    }
+
+    /// <summary>Stops accepting, lets every connection finish the requests it has in flight, and closes them.</summary>
+    public void Stop()
+    {
+        _stopping = true;
+        _listener?.Close();
+        _acceptLoop?.Join();
+        List<Connection> connections;
+        lock (_connectionsLock)
+        {
+            connections = [.. _connections];
+        }
+        foreach (Connection connection in connections)
+        {
+            connection.Drain();
+        }
+    }
+
+    public void Dispose()
+    {
+        Stop();
+        _listener?.Dispose();
+    }
+
+    private void Forget(Connection connection)
+    {
+        lock (_connectionsLock)
+        {
+            _connections.Remove(connection);
+        }
+    }
+
+    private sealed class Connection(NbdServer server, Socket socket) : IDisposable
+    {
+        private readonly NetworkStream _stream = new(socket, ownsSocket: true);
+        private readonly SemaphoreSlim _sendLock = new(1, 1);
+        private readonly SemaphoreSlim _inFlight = new(MaxInFlightPerConnection, MaxInFlightPerConnection);
+        private readonly CountdownEvent _outstanding = new(1);
+        private volatile bool _closing;
+
+        public void Run()
+        {
+            try
+            {
+                if (Handshake())
+                {
+                    Transmission();
+                }
+            }
+            catch (Exception error) when (error is IOException or EndOfStreamException or SocketException or ObjectDisposedException or InvalidDataException)
+            {
+                // A broken or malformed client: its connection ends here, nobody else's.
+            }
+            finally
+            {
+                Close();
+            }
+        }
+
+        /// <summary>Waits for the requests in flight, then closes (SIGTERM: drain).</summary>
+        public void Drain()
+        {
+            _closing = true;
+            try
+            {
+                socket.Shutdown(SocketShutdown.Receive);
+            }
+            catch (Exception error) when (error is SocketException or ObjectDisposedException)
+            {
+                // Already closed.
+            }
+            try
+            {
+                _outstanding.Wait(TimeSpan.FromSeconds(30));
+            }
+            catch (ObjectDisposedException)
+            {
+                // It closed by itself meanwhile.
+            }
+        }
+
+        private void Close()
+        {
+            if (_outstanding.CurrentCount > 0 && !_outstanding.IsSet)
+            {
+                _outstanding.Signal();
+            }
+            _outstanding.Wait(TimeSpan.FromSeconds(30));
+            server.Forget(this);
+            Dispose();
+        }
+
+        public void Dispose()
+        {
+            _stream.Dispose();
+            _sendLock.Dispose();
+            _inFlight.Dispose();
+            _outstanding.Dispose();
+        }
+
+        // ---- handshake ----
+
+        private bool Handshake()
+        {
+            Span<byte> hello = stackalloc byte[18];
+            BinaryPrimitives.WriteUInt64BigEndian(hello, NbdMagic);
+            BinaryPrimitives.WriteUInt64BigEndian(hello[8..], IHaveOpt);
+            BinaryPrimitives.WriteUInt16BigEndian(hello[16..], FlagFixedNewstyle | FlagNoZeroes);
+            _stream.Write(hello);
+            uint clientFlags = ReadUInt32();
+            if ((clientFlags & ClientFlagFixedNewstyle) == 0 || (clientFlags & ~(ClientFlagFixedNewstyle | ClientFlagNoZeroes)) != 0)
+            {
+                return false; // we speak fixed newstyle only; unknown client flags: the spec says close
+            }
+            bool noZeroes = (clientFlags & ClientFlagNoZeroes) != 0;
+            while (true)
+            {
+                if (ReadUInt64() != IHaveOpt)
+                {
+                    throw new InvalidDataException("bad option magic");
+                }
+                uint option = ReadUInt32();
+                uint length = ReadUInt32();
+                if (length > 64 * 1024)
+                {
+                    throw new InvalidDataException("option data too long");
+                }
+                byte[] data = new byte[length];
+                ReadExactly(data);
+                switch (option)
+                {
+                    case OptExportName:
+                        if (Encoding.UTF8.GetString(data) != server._exportName)
+                        {
+                            return false; // EXPORT_NAME has no error reply: close
+                        }
+                        byte[] export = new byte[10 + 124];
+                        BinaryPrimitives.WriteInt64BigEndian(export, server._device.SizeBytes);
+                        BinaryPrimitives.WriteUInt16BigEndian(export.AsSpan(8), TransmissionFlags);
+                        _stream.Write(noZeroes ? export.AsSpan(0, 10) : export);
+                        return true;
+                    case OptAbort:
+                        OptionReply(option, RepAck, []);
+                        return false;
+                    case OptList:
+                        if (length != 0)
+                        {
+                            OptionReply(option, RepErrInvalid, []);
+                            break;
+                        }
+                        byte[] name = Encoding.UTF8.GetBytes(server._exportName);
+                        byte[] entry = new byte[4 + name.Length];
+                        BinaryPrimitives.WriteUInt32BigEndian(entry, (uint)name.Length);
+                        name.CopyTo(entry, 4);
+                        OptionReply(option, RepServer, entry);
+                        OptionReply(option, RepAck, []);
+                        break;
+                    case OptInfo:
+                    case OptGo:
+                        if (InfoOrGo(option, data))
+                        {
+                            return true;
+                        }
+                        break;
+                    default:
+                        OptionReply(option, RepErrUnsup, []);
+                        break;
+                }
+            }
+        }
+
+        private static ushort TransmissionFlags =>
+            FlagHasFlags | FlagSendFlush | FlagSendFua | FlagSendTrim | FlagSendWriteZeroes | FlagCanMultiConn;
+
+        /// <summary>NBD_OPT_INFO / NBD_OPT_GO: the export's size, flags and block sizes; GO then starts transmission.</summary>
+        private bool InfoOrGo(uint option, byte[] data)
+        {
+            if (data.Length < 6)
+            {
+                OptionReply(option, RepErrInvalid, []);
+                return false;
+            }
+            uint nameLength = BinaryPrimitives.ReadUInt32BigEndian(data);
+            if (nameLength > data.Length - 6)
+            {
+                OptionReply(option, RepErrInvalid, []);
+                return false;
+            }
+            string name = Encoding.UTF8.GetString(data, 4, (int)nameLength);
+            int requests = BinaryPrimitives.ReadUInt16BigEndian(data.AsSpan(4 + (int)nameLength));
+            if (data.Length != 6 + nameLength + 2 * requests)
+            {
+                OptionReply(option, RepErrInvalid, []);
+                return false;
+            }
+            if (name != server._exportName)
+            {
+                OptionReply(option, RepErrUnknown, Encoding.UTF8.GetBytes($"no export named '{name}'"));
+                return false;
+            }
+            byte[] export = new byte[12];
+            BinaryPrimitives.WriteUInt16BigEndian(export, InfoExport);
+            BinaryPrimitives.WriteInt64BigEndian(export.AsSpan(2), server._device.SizeBytes);
+            BinaryPrimitives.WriteUInt16BigEndian(export.AsSpan(10), TransmissionFlags);
+            OptionReply(option, RepInfo, export);
+            for (int i = 0; i < requests; i++)
+            {
+                if (BinaryPrimitives.ReadUInt16BigEndian(data.AsSpan(6 + (int)nameLength + 2 * i)) == InfoBlockSize)
+                {
+                    byte[] sizes = new byte[14];
+                    BinaryPrimitives.WriteUInt16BigEndian(sizes, InfoBlockSize);
+                    BinaryPrimitives.WriteUInt32BigEndian(sizes.AsSpan(2), (uint)server._device.SectorSizeBytes); // minimum
+                    BinaryPrimitives.WriteUInt32BigEndian(sizes.AsSpan(6), 4096);                                  // preferred
+                    BinaryPrimitives.WriteUInt32BigEndian(sizes.AsSpan(10), MaxPayloadBytes);                      // maximum
+                    OptionReply(option, RepInfo, sizes);
+                }
+            }
+            OptionReply(option, RepAck, []);
+            return option == OptGo;
+        }
+
+        private void OptionReply(uint option, uint type, ReadOnlySpan<byte> data)
+        {
+            byte[] reply = new byte[20 + data.Length];
+            BinaryPrimitives.WriteUInt64BigEndian(reply, OptionReplyMagic);
+            BinaryPrimitives.WriteUInt32BigEndian(reply.AsSpan(8), option);
+            BinaryPrimitives.WriteUInt32BigEndian(reply.AsSpan(12), type);
+            BinaryPrimitives.WriteUInt32BigEndian(reply.AsSpan(16), (uint)data.Length);
+            data.CopyTo(reply.AsSpan(20));
+            _stream.Write(reply);
+        }
+
+        // ---- transmission ----
+
+        private void Transmission()
+        {
+            byte[] header = new byte[28];
+            while (!_closing)
+            {
+                ReadExactly(header);
+                if (BinaryPrimitives.ReadUInt32BigEndian(header) != RequestMagic)
+                {
+                    throw new InvalidDataException("bad request magic");
+                }
+                ushort flags = BinaryPrimitives.ReadUInt16BigEndian(header.AsSpan(4));
+                ushort type = BinaryPrimitives.ReadUInt16BigEndian(header.AsSpan(6));
+                ulong handle = BinaryPrimitives.ReadUInt64BigEndian(header.AsSpan(8));
+                ulong offset = BinaryPrimitives.ReadUInt64BigEndian(header.AsSpan(16));
+                uint length = BinaryPrimitives.ReadUInt32BigEndian(header.AsSpan(24));
+                if (type == CmdDisc)
+                {
+                    return; // finish what is in flight (Close waits), then close
+                }
+                byte[]? payload = null;
+                if (type == CmdWrite)
+                {
+                    if (length > MaxPayloadBytes)
+                    {
+                        throw new InvalidDataException("write payload over the maximum"); // cannot resynchronise
+                    }
+                    payload = ArrayPool<byte>.Shared.Rent((int)length);
+                    ReadExactly(payload.AsSpan(0, (int)length));
+                }
+                _inFlight.Wait();
+                _outstanding.AddCount();
+                ThreadPool.UnsafeQueueUserWorkItem(_ => Serve(flags, type, handle, offset, length, payload), null);
+            }
+        }
+
+        private void Serve(ushort flags, ushort type, ulong handle, ulong offset, uint length, byte[]? payload)
+        {
+            byte[]? readBuffer = null;
+            try
+            {
+                uint error = Validate(type, offset, length);
+                if (error == 0)
+                {
+                    error = Execute(flags, type, (long)offset, (int)length, payload, ref readBuffer);
+                }
+                Reply(handle, error, error == 0 && type == CmdRead ? readBuffer.AsSpan(0, (int)length) : []);
+                Interlocked.Increment(ref server._requestsServed);
+            }
+            catch (Exception failure) when (failure is IOException or SocketException or ObjectDisposedException)
+            {
+                // The client went away mid-reply: nothing to tell it.
+            }
+            finally
+            {
+                if (payload is not null)
+                {
+                    ArrayPool<byte>.Shared.Return(payload);
+                }
+                if (readBuffer is not null)
+                {
+                    ArrayPool<byte>.Shared.Return(readBuffer);
+                }
+                _inFlight.Release();
+                _outstanding.Signal();
+            }
+        }
+
+        private uint Validate(ushort type, ulong offset, uint length)
+        {
+            long size = server._device.SizeBytes;
+            int sector = server._device.SectorSizeBytes;
+            switch (type)
+            {
+                case CmdFlush:
+                    return 0;
+                case CmdRead:
+                case CmdWrite:
+                case CmdTrim:
+                case CmdWriteZeroes:
+                    if (length == 0 || offset % (ulong)sector != 0 || length % (uint)sector != 0 || (type == CmdRead && length > MaxPayloadBytes))
+                    {
+                        return EInval;
+                    }
+                    if (offset > (ulong)size || length > (ulong)size - offset)
+                    {
+                        return type is CmdWrite or CmdWriteZeroes ? ENoSpc : EInval;
+                    }
+                    return 0;
+                default:
+                    return EInval;
+            }
+        }
+
+        private uint Execute(ushort flags, ushort type, long offset, int length, byte[]? payload, ref byte[]? readBuffer)
+        {
+            WriteOptions fua = (flags & CmdFlagFua) != 0 ? WriteOptions.Fua : WriteOptions.None;
+            try
+            {
+                switch (type)
+                {
+                    case CmdRead:
+                        readBuffer = ArrayPool<byte>.Shared.Rent(length);
+                        server._device.Read(offset, readBuffer.AsSpan(0, length));
+                        return 0;
+                    case CmdWrite:
+                        server._device.Write(offset, payload.AsSpan(0, length), fua);
+                        return 0;
+                    case CmdFlush:
+                        server._device.Flush();
+                        return 0;
+                    case CmdTrim:
+                        // Advisory: the data stays readable as it was, which the protocol allows.
+                        if (fua == WriteOptions.Fua)
+                        {
+                            server._device.Flush();
+                        }
+                        return 0;
+                    case CmdWriteZeroes:
+                        byte[] zeros = new byte[Math.Min(length, 1 << 20)];
+                        for (int done = 0; done < length; done += zeros.Length)
+                        {
+                            int n = Math.Min(zeros.Length, length - done);
+                            server._device.Write(offset + done, zeros.AsSpan(0, n));
+                        }
+                        if (fua == WriteOptions.Fua)
+                        {
+                            server._device.Flush();
+                        }
+                        return 0;
+                    default:
+                        return EInval;
+                }
+            }
+            catch (ArgumentException)
+            {
+                return EInval;
+            }
+            catch (IOException)
+            {
+                return EIo; // never an acknowledgement for what did not happen
+            }
+        }
+
+        private void Reply(ulong handle, uint error, ReadOnlySpan<byte> data)
+        {
+            byte[] header = new byte[16];
+            BinaryPrimitives.WriteUInt32BigEndian(header, SimpleReplyMagic);
+            BinaryPrimitives.WriteUInt32BigEndian(header.AsSpan(4), error);
+            BinaryPrimitives.WriteUInt64BigEndian(header.AsSpan(8), handle);
+            _sendLock.Wait();
+            try
+            {
+                _stream.Write(header);
+                if (!data.IsEmpty)
+                {
+                    _stream.Write(data);
+                }
+            }
+            finally
+            {
+                _sendLock.Release();
+            }
+        }
+
+        private void ReadExactly(Span<byte> destination) => _stream.ReadExactly(destination);
+
+        private uint ReadUInt32()
+        {
+            Span<byte> b = stackalloc byte[4];
+            ReadExactly(b);
+            return BinaryPrimitives.ReadUInt32BigEndian(b);
+        }
+
+        private ulong ReadUInt64()
+        {
+            Span<byte> b = stackalloc byte[8];
+            ReadExactly(b);
+            return BinaryPrimitives.ReadUInt64BigEndian(b);
+        }
+    }
+}
