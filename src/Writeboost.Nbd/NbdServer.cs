@@ -118,6 +118,7 @@ public sealed class NbdServer : IDisposable
     private sealed class Connection(NbdServer server, Socket socket) : IDisposable
     {
         private readonly NetworkStream _stream = new(socket, ownsSocket: true);
+        private BufferedStream? _reader; // request headers and payloads are read through a buffer: fewer syscalls per request
         private readonly SemaphoreSlim _sendLock = new(1, 1);
         private readonly SemaphoreSlim _inFlight = new(MaxInFlightPerConnection, MaxInFlightPerConnection);
         private readonly CountdownEvent _outstanding = new(1);
@@ -319,6 +320,7 @@ public sealed class NbdServer : IDisposable
 
         private void Transmission()
         {
+            _reader = new BufferedStream(_stream, 256 * 1024);
             byte[] header = new byte[28];
             while (!_closing)
             {
@@ -348,7 +350,18 @@ public sealed class NbdServer : IDisposable
                 }
                 _inFlight.Wait();
                 _outstanding.AddCount();
-                ThreadPool.UnsafeQueueUserWorkItem(_ => Serve(flags, type, handle, offset, length, payload), null);
+                bool alone = _inFlight.CurrentCount == MaxInFlightPerConnection - 1;
+                bool moreQueued = HasBufferedRequest();
+                if (alone && !moreQueued)
+                {
+                    // Nothing else in flight or waiting: serve it here, saving the hop to another thread (the
+                    // client at queue depth 1 waits for this reply anyway).
+                    Serve(flags, type, handle, offset, length, payload);
+                }
+                else
+                {
+                    ThreadPool.UnsafeQueueUserWorkItem(_ => Serve(flags, type, handle, offset, length, payload), null);
+                }
             }
         }
 
@@ -481,7 +494,20 @@ public sealed class NbdServer : IDisposable
             }
         }
 
-        private void ReadExactly(Span<byte> destination) => _stream.ReadExactly(destination);
+        private void ReadExactly(Span<byte> destination)
+        {
+            if (_reader is not null)
+            {
+                _reader.ReadExactly(destination);
+            }
+            else
+            {
+                _stream.ReadExactly(destination);
+            }
+        }
+
+        /// <summary>True when the socket already has bytes of another request waiting (so the client is pipelining).</summary>
+        private bool HasBufferedRequest() => socket.Available > 0;
 
         private uint ReadUInt32()
         {

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# fio's nbd engine, 4 KiB random writes, against `nbdkit file` on the same backing file, in the same run:
+#   QD16 without flushes, and QD1 with a flush after every write (--fsync=1).
+# For wb: mode 0 and mode 1 (pmem on /dev/shm, clwb path forced). Cache files use O_DIRECT (--direct).
+#   bench/nbd-vs-nbdkit.sh [WORKDIR] [SECONDS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+work=${1:-/var/tmp/wb-nbd-bench}
+seconds=${2:-10}
+./pmem-emu/install-deps.sh
+dotnet build -c Release Writeboost.sln -nologo -v quiet -clp:ErrorsOnly
+wb="$PWD/src/Writeboost.Cli/bin/Release/net10.0/wb"
+rm -rf "$work"; mkdir -p "$work"
+truncate -s 1G "$work/backing.img"; truncate -s 1G "$work/cache.img"
+pmem=/dev/shm/wb-nbd-bench-$$.pmem; truncate -s 64M "$pmem"
+sock="$work/nbd.sock"
+trap 'rm -f "$pmem"; pkill -f "$sock" || true' EXIT
+
+iops() { # fio JSON on stdin → write IOPS
+  # fio's nbd engine prints "fio: connected to NBD server" before the JSON document.
+  python3 -c 'import json,sys; s=sys.stdin.read(); print(round(json.loads(s[s.index("{"):])["jobs"][0]["write"]["iops"]))'
+}
+run_fio() { # NAME QD EXTRA...
+  local qd=$2; shift 2
+  fio --name=w --ioengine=nbd --uri="nbd+unix:///?socket=$sock" --rw=randwrite --bs=4k --size=512m \
+      --iodepth="$qd" --time_based --runtime="$seconds" --ramp_time=1 --output-format=json "$@" | iops
+}
+serve() { # starts a server on $sock, waits for it
+  rm -f "$sock"
+  "$@" &
+  for _ in $(seq 100); do [ -S "$sock" ] && return 0; sleep 0.1; done
+  echo "server did not start" >&2; exit 1
+}
+stop() { kill -TERM %1 2>/dev/null || true; wait %1 2>/dev/null || true; }
+
+printf '%-22s %14s %22s\n' "server" "QD16 IOPS" "QD1 flush-each IOPS"
+serve nbdkit -f -U "$sock" file "$work/backing.img"
+a=$(run_fio nbdkit 16); b=$(run_fio nbdkit 1 --fsync=1); stop
+printf '%-22s %14s %22s\n' "nbdkit file" "$a" "$b"; base16=$a; base1=$b
+for mode in 0 1; do
+  if [ $mode = 0 ]; then table=(0 "$work/backing.img" "$work/cache.img"); else table=(1 "$work/backing.img" "$work/cache.img" "$pmem" pmem_backend dax); fi
+  PMEM_IS_PMEM_FORCE=1 "$wb" create "${table[@]}" --reformat >/dev/null
+  serve env PMEM_IS_PMEM_FORCE=1 "$wb" serve "${table[@]}" --socket "$sock" --direct >/dev/null
+  a=$(run_fio wb 16); b=$(run_fio wb 1 --fsync=1); stop
+  printf '%-22s %14s %22s   (%.2fx, %.2fx nbdkit)\n' "wb mode $mode" "$a" "$b" "$(echo "$a/$base16" | bc -l)" "$(echo "$b/$base1" | bc -l)"
+done
