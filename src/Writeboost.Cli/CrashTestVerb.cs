@@ -51,6 +51,9 @@ internal sealed class CrashTestVerb
     [Option("json", HelpText = "Print JSON for scripts.")]
     public bool Json { get; set; }
 
+    [Option("nbd-client", HelpText = "Record a real client instead of the built-in workloads: a command line (split on spaces) run against the device served over NBD, with {uri} replaced by the export's URI, e.g. \"fio --name=w --ioengine=nbd --uri={uri} --rw=randwrite --bs=4k --size=1m --fsync=4\".")]
+    public string? NbdClient { get; set; }
+
     internal int Run()
     {
         if (ListMutants)
@@ -73,7 +76,9 @@ internal sealed class CrashTestVerb
             "both" => [CacheMode.Volatile, CacheMode.Persistent],
             _ => throw new UsageException($"--mode {Mode}: expected 0, 1 or both"),
         };
-        Workload[] workloads = Workload == "all" ? [CrashTest.Workload.Random, CrashTest.Workload.Overwrite, CrashTest.Workload.Wrap] : [ParseWorkload(Workload)];
+        Workload[] workloads = NbdClient is not null ? [CrashTest.Workload.Nbd]
+            : Workload == "all" ? [CrashTest.Workload.Random, CrashTest.Workload.Overwrite, CrashTest.Workload.Wrap]
+            : [ParseWorkload(Workload)];
         Campaign.ParseMutantName(Mutant);
         if (States <= 0 || Ops <= 0)
         {
@@ -87,7 +92,7 @@ internal sealed class CrashTestVerb
             foreach (Workload workload in workloads)
             {
                 CampaignSpec spec = new(mode, workload, Seed, Ops, perCampaign, Mutant, shard, shards);
-                CrashLog log = Campaign.Record(spec);
+                CrashLog log = NbdClient is null ? Campaign.Record(spec) : RecordClient(spec);
                 CampaignResult result = Campaign.Check(spec, log, stopAtFirst: Mutant != "none", (done, total) => progress.Report(done, total));
                 progress.NextCampaign();
                 results.Add(result);
@@ -115,6 +120,16 @@ internal sealed class CrashTestVerb
         bool clean = results.All(r => r.Violations == 0);
         bool teeth = mutants.All(m => m.Caught);
         return clean && teeth ? 0 : 1;
+    }
+
+    private CrashLog RecordClient(CampaignSpec spec)
+    {
+        string[] words = NbdClient!.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        if (words.Length == 0 || !NbdClient.Contains("{uri}", StringComparison.Ordinal))
+        {
+            throw new UsageException("--nbd-client needs a command with {uri} where the export's URI goes");
+        }
+        return Campaign.RecordFromNbdClient(spec, words[0], words[1..], out _);
     }
 
     private int RunReplay(int shard, int shards)
@@ -210,6 +225,7 @@ internal sealed class CrashTestVerb
         "random" => CrashTest.Workload.Random,
         "overwrite" => CrashTest.Workload.Overwrite,
         "wrap" => CrashTest.Workload.Wrap,
+        "nbd" => CrashTest.Workload.Nbd,
         _ => throw new UsageException($"--workload {name}: expected random, overwrite or wrap" + (name == "all" ? " (one of them, with --replay)" : "")),
     };
 

@@ -17,6 +17,8 @@ public enum Workload
     Overwrite,
     /// <summary>Whole-block writes over a tiny ring: the ring wraps, writeback and the superblock record run.</summary>
     Wrap,
+    /// <summary>A real client's requests through the NBD server (e.g. fio's nbd engine), over a 1 MiB device.</summary>
+    Nbd,
 }
 
 /// <summary>One campaign: a workload run in one mode, recorded, then crash states checked.</summary>
@@ -87,13 +89,58 @@ public static class Campaign
 
     private static Geometry GeometryFor(Workload workload)
     {
-        int segments = workload == Workload.Wrap ? 4 : 6;
+        int segments = workload switch { Workload.Wrap => 4, Workload.Nbd => 12, _ => 6 };
         long pmemBytes = new PmemLayout(SegmentSizeOrder, PoolSize, 3).RegionBytes;
         return new Geometry(
-            workload == Workload.Wrap ? 128 * 1024 : 64 * 1024,
+            workload switch { Workload.Wrap => 128 * 1024, Workload.Nbd => 1 << 20, _ => 64 * 1024 },
             (1 << 20) + segments * (512L << SegmentSizeOrder),
             pmemBytes,
             new Dictionary<string, long> { ["segment_size_order"] = SegmentSizeOrder });
+    }
+
+    /// <summary>
+    /// Records a real client's workload: the device (every device under it recorded) is served over NBD on a
+    /// unix socket and <paramref name="client"/> runs against it — its arguments with <c>{uri}</c> replaced by
+    /// the export's URI (e.g. fio --ioengine=nbd --uri={uri} ...). The client's requests are the marks.
+    /// </summary>
+    public static CrashLog RecordFromNbdClient(CampaignSpec spec, string client, IReadOnlyList<string> arguments, out string clientOutput)
+    {
+        ArgumentNullException.ThrowIfNull(spec);
+        ArgumentNullException.ThrowIfNull(arguments);
+        Geometry geometry = GeometryFor(Workload.Nbd);
+        CrashLog log = new();
+        RecordingBlockDevice backing = new(new MemoryBlockDevice(geometry.BackingBytes, name: "backing"), log, DeviceId.Backing);
+        RecordingBlockDevice cache = new(new MemoryBlockDevice(geometry.CacheBytes, name: "cache"), log, DeviceId.Cache);
+        RecordingPmemRegion? pmem = spec.Mode == CacheMode.Persistent ? new RecordingPmemRegion(new MemoryPmemRegion(geometry.PmemBytes), log) : null;
+        WriteboostOptions options = new() { BufferPoolSize = PoolSize, Mutant = ParseMutant(spec.Mutant) };
+        WriteboostDevice device = WriteboostDevice.Open(backing, cache, new Tunables(geometry.Keys), options, pmem);
+        string socket = Path.Combine(Path.GetTempPath(), $"wb-crash-nbd-{Environment.ProcessId}-{Guid.NewGuid():N}.sock");
+        try
+        {
+            using Nbd.NbdServer server = new(new RecordingUserDevice(device, log));
+            server.Start(new System.Net.Sockets.UnixDomainSocketEndPoint(socket));
+            ProcessStartInfo start = new(client) { RedirectStandardOutput = true, RedirectStandardError = true };
+            foreach (string argument in arguments)
+            {
+                start.ArgumentList.Add(argument.Replace("{uri}", $"nbd+unix:///?socket={socket}", StringComparison.Ordinal));
+            }
+            using Process process = Process.Start(start) ?? throw new InvalidOperationException($"{client} did not start");
+            Task<string> errors = process.StandardError.ReadToEndAsync();
+            string output = process.StandardOutput.ReadToEnd();
+            process.WaitForExit();
+            clientOutput = output + errors.Result;
+            if (process.ExitCode != 0)
+            {
+                throw new InvalidOperationException($"{client} failed (exit {process.ExitCode}): {clientOutput.Trim()}");
+            }
+            server.Stop();
+        }
+        finally
+        {
+            device.Abandon(); // the crash
+            File.Delete(socket);
+        }
+        return log;
     }
 
     /// <summary>Runs the workload with every device recorded; returns the log.</summary>

@@ -49,6 +49,22 @@ public sealed class CrashHarnessTests
     }
 
     [TestMethod]
+    [DataRow(CacheMode.Volatile)]
+    [DataRow(CacheMode.Persistent)]
+    public void A_real_client_recorded_through_nbd_loses_nothing_acknowledged_in_any_crash_state(CacheMode mode)
+    {
+        CampaignSpec spec = new(mode, Workload.Nbd, Seed: 5, Ops: 0, MaxStates: 4000);
+        CrashLog log = Campaign.RecordFromNbdClient(spec, "fio",
+            ["--name=crash", "--ioengine=nbd", "--uri={uri}", "--rw=randwrite", "--bs=4k", "--size=1m", "--iodepth=1", "--fsync=5", "--randseed=5"],
+            out string output);
+        Assert.IsTrue(log.Events.Count(e => e.Kind == EventKind.UserWriteAck) >= 256, "fio wrote 1 MiB in 4 KiB writes: " + output);
+        Assert.IsTrue(log.Events.Any(e => e.Kind == EventKind.UserFlushAck), "and flushed");
+        CampaignResult result = Campaign.Check(spec, log, stopAtFirst: true);
+        Assert.IsGreaterThan(1000L, result.StatesChecked);
+        Assert.AreEqual(0, result.Violations, $"{result.FirstViolation} (crash point {result.FirstViolationCrashPoint}, state {result.FirstViolationVariant})");
+    }
+
+    [TestMethod]
     public void A_saved_log_replays_the_same_failing_state()
     {
         CampaignSpec spec = new(CacheMode.Volatile, Workload.Random, 3, 150, 50_000, "skip-cache-flush-before-ack");
