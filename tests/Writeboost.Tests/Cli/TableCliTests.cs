@@ -143,4 +143,31 @@ public sealed class TableCliTests
             Assert.AreEqual(0, mode0.ExitCode, "a clean mode-1 close lets mode 0 open the cache: " + mode0.Stderr);
         }
     }
+
+    [TestMethod]
+    public void Dump_lists_the_segments_and_check_finds_a_flipped_byte()
+    {
+        (TempDirectory dir, string backing, string cache) = Files();
+        using (dir)
+        {
+            Assert.AreEqual(0, WbProcess.Run(null, "bench", "fua", "0", backing, cache, "--ops", "20").ExitCode);
+            WbResult dump = WbProcess.Run(null, "dump", cache, "--metablocks");
+            Assert.AreEqual(0, dump.ExitCode, dump.Stderr);
+            StringAssert.Contains(dump.Stdout, "segment_size_order 10, 14 segments of 127 blocks");
+            StringAssert.Contains(dump.Stdout, "block 0: backing sector");
+            Assert.AreEqual(0, WbProcess.Run(null, "check", cache).ExitCode, "a clean cache checks clean");
+
+            using (FileStream file = new(cache, FileMode.Open, FileAccess.ReadWrite))
+            {
+                file.Position = (1 << 20) + 4096 + 100; // data block 0 of slot 0
+                int b = file.ReadByte();
+                file.Position--;
+                file.WriteByte((byte)(b ^ 0xFF));
+            }
+            WbResult check = WbProcess.Run(null, "check", cache);
+            Assert.AreEqual(1, check.ExitCode, check.Stdout);
+            StringAssert.Contains(check.Stdout, "1 damaged");
+            StringAssert.Contains(check.Stdout, "slot 0: segment");
+        }
+    }
 }
