@@ -9,7 +9,12 @@ namespace Writeboost.Bench;
 public sealed record FuaBenchResult(
     int Mode, long Ops, double Seconds, double Iops, double MeanUs, double P50Us, double P99Us, double P999Us,
     long UserBytes, long CacheBytesWritten, double CacheBytesPerUserByte, long FullSegments, long PartialSegments,
-    double FullSegmentShare, long CacheFlushes);
+    double FullSegmentShare, long CacheFlushes)
+{
+    /// <summary>Every write's latency, for plots (not in the JSON).</summary>
+    [System.Text.Json.Serialization.JsonIgnore]
+    public IReadOnlyList<long> LatenciesNs { get; init; } = [];
+}
 
 /// <summary>What <c>wb bench randwrite</c> measured, with its same-run reference.</summary>
 public sealed record RandWriteBenchResult(
@@ -53,7 +58,10 @@ public static class CacheBenchmarks
         return new FuaBenchResult(
             mode, summary.Count, seconds, summary.Count / seconds, summary.MeanNs / 1000, summary.P50Ns / 1000.0,
             summary.P99Ns / 1000.0, summary.P999Ns / 1000.0, userBytes, cacheBytes, cacheBytes / (double)Math.Max(1, userBytes),
-            full, partial, full + partial == 0 ? 0 : full / (double)(full + partial), after_.CacheFlushes - before.CacheFlushes);
+            full, partial, full + partial == 0 ? 0 : full / (double)(full + partial), after_.CacheFlushes - before.CacheFlushes)
+        {
+            LatenciesNs = [.. latencies.AllNs()],
+        };
     }
 
     /// <summary>

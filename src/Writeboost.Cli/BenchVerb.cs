@@ -26,6 +26,9 @@ internal sealed class BenchVerb : PmemBenchOptions
     [Option("mode", Default = "0", HelpText = "fua, randwrite without a table: 0 (RAM buffer), 1 (pmem buffer: a /dev/shm file, dax backend unless --pmem-backend block), or both (fua: mode 0 then mode 1 on the same files, side by side).")]
     public string Mode { get; set; } = "0";
 
+    [Option("latency-svg", HelpText = "fua --mode both: also draw both modes' latency distributions into this SVG file.")]
+    public string? LatencySvg { get; set; }
+
     [Option("pmem-backend", Default = "dax", HelpText = "fua, randwrite without a table, mode 1: dax (a /dev/shm file) or block (a file in the work directory).")]
     public string PmemBackendName { get; set; } = "dax";
 
@@ -117,6 +120,15 @@ internal sealed class BenchVerb : PmemBenchOptions
             }
             PrintFua([mode0, mode1]);
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"mode 1 / mode 0 IOPS = {mode1.Iops / mode0.Iops:F1}x; full segments in mode 1: {mode1.FullSegmentShare:P1}"));
+            if (LatencySvg is not null)
+            {
+                File.WriteAllText(LatencySvg, LatencyPlot.CdfSvg("4 KiB FUA writes, one writer: mode 0 (RAM buffer) vs mode 1 (pmem buffer)",
+                [
+                    ($"mode 0: p50 {mode0.P50Us:F0} µs, p99 {mode0.P99Us:F0} µs", "#d62728", mode0.LatenciesNs),
+                    ($"mode 1: p50 {mode1.P50Us:F1} µs, p99 {mode1.P99Us:F1} µs", "#1f77b4", mode1.LatenciesNs),
+                ]));
+                Console.WriteLine($"latency distributions drawn in {LatencySvg}");
+            }
             return 0;
         });
         return 0;
