@@ -11,6 +11,8 @@ root=$PWD
 work="$root/.wb-work"
 keep=0
 pmem_device=""
+cache_device=""
+backing_device=""
 assume_yes=0
 ops=200000
 crash_states=200000
@@ -20,6 +22,8 @@ usage: ./run-emu.sh [options]
   --work-dir DIR   where the emulated devices go (default: ./.wb-work)
   --keep           keep the work directory and /dev/shm files afterwards
   --pmem PATH      also benchmark a real pmem device (/dev/pmem0, /dev/dax0.0, a file on -o dax): DESTROYS its data
+  --cache PATH     also run the FUA comparison with this cache device (e.g. /dev/nvme0n1p1): DESTROYS its data
+  --backing PATH   the backing device for that run (default: a 1 GiB file in the work directory): DESTROYS its data
   --ops N          operations per benchmark (default $ops)
   --crash-states N states the crash campaign checks (default $crash_states; e.g. 2000000 for a long one)
   --yes            do not ask before writing to a real device given with --pmem
@@ -30,6 +34,8 @@ while [ $# -gt 0 ]; do
     --work-dir) work=$(realpath -m "$2"); shift 2;;
     --keep) keep=1; shift;;
     --pmem) pmem_device=$2; shift 2;;
+    --cache) cache_device=$2; shift 2;;
+    --backing) backing_device=$2; shift 2;;
     --ops) ops=$2; shift 2;;
     --crash-states) crash_states=$2; shift 2;;
     --yes) assume_yes=1; shift;;
@@ -38,7 +44,23 @@ while [ $# -gt 0 ]; do
   esac
 done
 
+for given in "$pmem_device" "$cache_device" "$backing_device"; do
+  [ -z "$given" ] || [ -e "$given" ] || { echo "run-emu: $given does not exist" >&2; exit 2; }
+done
+
 step() { printf '\n== %s\n' "$*"; }
+
+# Loud confirmation before writing to a real block or character device (files are ours to overwrite).
+confirm_destroy() {
+  local dev=$1
+  [ -b "$dev" ] || [ -c "$dev" ] || return 0
+  echo "WARNING: the next step OVERWRITES the data on $dev."
+  if [ "$assume_yes" -ne 1 ]; then
+    [ -t 0 ] || { echo "run-emu: refusing to write to $dev without a terminal; pass --yes" >&2; exit 2; }
+    read -r -p "Type the device path again to continue: " answer
+    [ "$answer" = "$dev" ] || { echo "run-emu: not confirmed; $dev untouched" >&2; exit 2; }
+  fi
+}
 
 step "dependencies"
 ./pmem-emu/install-deps.sh
@@ -89,17 +111,21 @@ PMEM_IS_PMEM_FORCE=1 "$wb" bench fua "${table[@]}" --ops 20000 >/dev/null
 PMEM_IS_PMEM_FORCE=1 "$wb" status "${table[@]}"
 
 if [ -n "$pmem_device" ]; then
-  step "real device $pmem_device"
-  if [ -b "$pmem_device" ] || [ -c "$pmem_device" ]; then
-    echo "WARNING: the benchmark OVERWRITES the data on $pmem_device."
-    if [ "$assume_yes" -ne 1 ]; then
-      [ -t 0 ] || { echo "run-emu: refusing to write to $pmem_device without a terminal; pass --yes" >&2; exit 2; }
-      read -r -p "Type the device path again to continue: " answer
-      [ "$answer" = "$pmem_device" ] || { echo "run-emu: not confirmed; $pmem_device untouched" >&2; exit 2; }
-    fi
-  fi
+  step "real pmem device $pmem_device"
+  confirm_destroy "$pmem_device"
   "$wb" pmem info "$pmem_device"
   "$wb" bench pmem "$pmem_device" --ops "$ops"
+fi
+
+if [ -n "$cache_device" ]; then
+  step "the FUA comparison on real devices: cache $cache_device"
+  real_backing=${backing_device:-$work/backing.img}
+  confirm_destroy "$cache_device"
+  confirm_destroy "$real_backing"
+  [ -e "$real_backing" ] || truncate -s 1G "$real_backing"
+  real_pmem=${pmem_device:-$shm_pmem}
+  PMEM_IS_PMEM_FORCE=1 "$wb" bench fua 0 "$real_backing" "$cache_device" --direct --max-seconds 10
+  PMEM_IS_PMEM_FORCE=1 "$wb" bench fua 1 "$real_backing" "$cache_device" "$real_pmem" --direct --max-seconds 10
 fi
 
 step "done"

@@ -28,7 +28,7 @@ public static class CacheBenchmarks
     /// The RFC's worst case: one writer, every write a 4 KiB FUA write at a random 4 KiB-aligned offset, each
     /// waited for before the next. Latency is per write, including the wait for durability.
     /// </summary>
-    public static FuaBenchResult Fua(WriteboostDevice device, int mode, long ops, double maxSeconds, int seed = 1)
+    public static FuaBenchResult Fua(WriteboostDevice device, int mode, long ops, double maxSeconds, int seed = 1, Action<double>? progress = null)
     {
         ArgumentNullException.ThrowIfNull(device);
         long blocks = device.SizeBytes / Units.BlockBytes;
@@ -47,6 +47,10 @@ public static class CacheBenchmarks
             long after = Stopwatch.GetTimestamp();
             latencies.Add(after - now);
             now = after;
+            if ((op & 1023) == 0)
+            {
+                progress?.Invoke(Math.Max(op / (double)ops, (now - start) / (maxSeconds * Stopwatch.Frequency)));
+            }
         }
         double seconds = (now - start) / (double)Stopwatch.Frequency;
         WriteboostStatus after_ = device.Status();

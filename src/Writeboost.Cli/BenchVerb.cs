@@ -87,7 +87,15 @@ internal sealed class BenchVerb : PmemBenchOptions
     private FuaBenchResult MeasureFua(DeviceTable table, long ops)
     {
         using WriteboostDevice device = TableDevices.Open(table, new WriteboostOptions { Reformat = true }, Direct);
-        return CacheBenchmarks.Fua(device, (int)table.Mode, ops, MaxSeconds);
+        ProgressBar bar = ProgressBar.For($"fua, mode {(int)table.Mode}", Json);
+        try
+        {
+            return CacheBenchmarks.Fua(device, (int)table.Mode, ops, MaxSeconds, progress: f => bar.Report(f));
+        }
+        finally
+        {
+            bar.Done();
+        }
     }
 
     private int RunFua(DeviceTable table, long ops)

@@ -86,15 +86,19 @@ internal sealed class CrashTestVerb
         }
         long perCampaign = Math.Max(1, States / (modes.Length * workloads.Length));
         List<CampaignResult> results = [];
-        Progress progress = new(!Json && !Console.IsErrorRedirected, modes.Length * workloads.Length);
+        ProgressBar progress = ProgressBar.For("crash states", Json);
+        int campaigns = modes.Length * workloads.Length;
+        int campaign = 0;
         foreach (CacheMode mode in modes)
         {
             foreach (Workload workload in workloads)
             {
                 CampaignSpec spec = new(mode, workload, Seed, Ops, perCampaign, Mutant, shard, shards);
                 CrashLog log = NbdClient is null ? Campaign.Record(spec) : RecordClient(spec);
-                CampaignResult result = Campaign.Check(spec, log, stopAtFirst: Mutant != "none", (done, total) => progress.Report(done, total));
-                progress.NextCampaign();
+                int index = campaign;
+                CampaignResult result = Campaign.Check(spec, log, stopAtFirst: Mutant != "none",
+                    (done, total) => progress.Report((index + Math.Min(1.0, done / (double)Math.Max(1, total))) / campaigns, $"campaign {index + 1}/{campaigns}"));
+                campaign++;
                 results.Add(result);
                 if (result.Violations > 0)
                 {
@@ -237,35 +241,5 @@ internal sealed class CrashTestVerb
             return (i, n);
         }
         throw new UsageException($"--shard {text}: expected i/n with 0 <= i < n");
-    }
-
-    /// <summary>A one-line progress bar on stderr, only when it is a terminal.</summary>
-    private sealed class Progress(bool enabled, int campaigns)
-    {
-        private int _campaign;
-        private long _lastTick;
-
-        public void Report(long done, long total)
-        {
-            if (!enabled || Environment.TickCount64 - _lastTick < 200)
-            {
-                return;
-            }
-            _lastTick = Environment.TickCount64;
-            double fraction = (_campaign + Math.Min(1.0, done / (double)Math.Max(1, total))) / campaigns;
-            int width = 30;
-            int filled = (int)(fraction * width);
-            Console.Error.Write($"\r[{new string('#', filled)}{new string('.', width - filled)}] {fraction:P0} campaign {_campaign + 1}/{campaigns}");
-        }
-
-        public void NextCampaign() => _campaign++;
-
-        public void Done()
-        {
-            if (enabled)
-            {
-                Console.Error.Write("\r" + new string(' ', 70) + "\r");
-            }
-        }
     }
 }
