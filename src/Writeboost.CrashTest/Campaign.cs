@@ -107,13 +107,8 @@ public static class Campaign
     {
         ArgumentNullException.ThrowIfNull(spec);
         ArgumentNullException.ThrowIfNull(arguments);
-        Geometry geometry = GeometryFor(Workload.Nbd);
         CrashLog log = new();
-        RecordingBlockDevice backing = new(new MemoryBlockDevice(geometry.BackingBytes, name: "backing"), log, DeviceId.Backing);
-        RecordingBlockDevice cache = new(new MemoryBlockDevice(geometry.CacheBytes, name: "cache"), log, DeviceId.Cache);
-        RecordingPmemRegion? pmem = spec.Mode == CacheMode.Persistent ? new RecordingPmemRegion(new MemoryPmemRegion(geometry.PmemBytes), log) : null;
-        WriteboostOptions options = new() { BufferPoolSize = PoolSize, Mutant = ParseMutant(spec.Mutant) };
-        WriteboostDevice device = WriteboostDevice.Open(backing, cache, new Tunables(geometry.Keys), options, pmem);
+        WriteboostDevice device = OpenRecorded(spec with { Workload = Workload.Nbd }, log);
         string socket = Path.Combine(Path.GetTempPath(), $"wb-crash-nbd-{Environment.ProcessId}-{Guid.NewGuid():N}.sock");
         try
         {
@@ -147,13 +142,8 @@ public static class Campaign
     public static CrashLog Record(CampaignSpec spec)
     {
         ArgumentNullException.ThrowIfNull(spec);
-        Geometry geometry = GeometryFor(spec.Workload);
         CrashLog log = new();
-        RecordingBlockDevice backing = new(new MemoryBlockDevice(geometry.BackingBytes, name: "backing"), log, DeviceId.Backing);
-        RecordingBlockDevice cache = new(new MemoryBlockDevice(geometry.CacheBytes, name: "cache"), log, DeviceId.Cache);
-        RecordingPmemRegion? pmem = spec.Mode == CacheMode.Persistent ? new RecordingPmemRegion(new MemoryPmemRegion(geometry.PmemBytes), log) : null;
-        WriteboostOptions options = new() { BufferPoolSize = PoolSize, Mutant = ParseMutant(spec.Mutant) };
-        WriteboostDevice device = WriteboostDevice.Open(backing, cache, new Tunables(geometry.Keys), options, pmem);
+        WriteboostDevice device = OpenRecorded(spec, log);
         try
         {
             RunWorkload(device, log, spec);
@@ -163,6 +153,17 @@ public static class Campaign
             device.Abandon(); // the crash: nothing more is written
         }
         return log;
+    }
+
+    /// <summary>A writeboost device on in-memory devices whose every write, flush, store, write-back and fence goes into <paramref name="log"/>.</summary>
+    private static WriteboostDevice OpenRecorded(CampaignSpec spec, CrashLog log)
+    {
+        Geometry geometry = GeometryFor(spec.Workload);
+        RecordingBlockDevice backing = new(new MemoryBlockDevice(geometry.BackingBytes, name: "backing"), log, DeviceId.Backing);
+        RecordingBlockDevice cache = new(new MemoryBlockDevice(geometry.CacheBytes, name: "cache"), log, DeviceId.Cache);
+        RecordingPmemRegion? pmem = spec.Mode == CacheMode.Persistent ? new RecordingPmemRegion(new MemoryPmemRegion(geometry.PmemBytes), log) : null;
+        WriteboostOptions options = new() { BufferPoolSize = PoolSize, Mutant = ParseMutant(spec.Mutant) };
+        return WriteboostDevice.Open(backing, cache, new Tunables(geometry.Keys), options, pmem);
     }
 
     private static void RunWorkload(WriteboostDevice device, CrashLog log, CampaignSpec spec)
