@@ -37,12 +37,12 @@ public sealed partial class WriteboostDevice
         Counters.CountRead(destination.Length);
         List<ReadPlan> plans = [];
         bool needBacking = false;
-        byte[] bufferCopies = new byte[destination.Length];
+        byte[]? bufferCopies = null; // made only when a piece is in a RAM buffer: most reads have none
         lock (_lock)
         {
             foreach (BlockPiece piece in new BlockPieces(offsetBytes, destination.Length))
             {
-                ReadPlan plan = PlanPieceLocked(piece.Block, piece.FirstSector, piece.SectorCount, piece.OffsetInRequestBytes, bufferCopies);
+                ReadPlan plan = PlanPieceLocked(piece.Block, piece.FirstSector, piece.SectorCount, piece.OffsetInRequestBytes, ref bufferCopies, destination.Length);
                 byte wanted = Units.SectorMask(piece.FirstSector, piece.SectorCount);
                 if ((byte)(wanted & ~(plan.FromBuffer | plan.FromCache)) != 0)
                 {
@@ -61,7 +61,10 @@ public sealed partial class WriteboostDevice
             foreach (ReadPlan plan in plans)
             {
                 Span<byte> piece = destination.Slice(plan.PieceOffsetBytes, plan.SectorCount * Units.SectorBytes);
-                OverlaySectors(piece, plan.FirstSector, bufferCopies.AsSpan(plan.PieceOffsetBytes, piece.Length), plan.FromBuffer);
+                if (plan.FromBuffer != 0)
+                {
+                    OverlaySectors(piece, plan.FirstSector, bufferCopies.AsSpan(plan.PieceOffsetBytes, piece.Length), plan.FromBuffer);
+                }
                 if (plan.FromCache != 0)
                 {
                     _cache.Read(plan.CacheOffsetBytes, cacheBlock);
@@ -97,7 +100,7 @@ public sealed partial class WriteboostDevice
         }
     }
 
-    private ReadPlan PlanPieceLocked(long block, int firstSector, int sectorCount, int pieceOffset, byte[] bufferCopies)
+    private ReadPlan PlanPieceLocked(long block, int firstSector, int sectorCount, int pieceOffset, ref byte[]? bufferCopies, int requestBytes)
     {
         ReadPlan plan = new() { Block = block, FirstSector = firstSector, SectorCount = sectorCount, PieceOffsetBytes = pieceOffset, PinnedSlot = -1 };
         byte wanted = Units.SectorMask(firstSector, sectorCount);
@@ -125,7 +128,7 @@ public sealed partial class WriteboostDevice
         if (inBuffer)
         {
             BufferOf(_slotId[slot]).Block(IndexInSegment(g)).Slice(firstSector * Units.SectorBytes, sectorCount * Units.SectorBytes)
-                .CopyTo(bufferCopies.AsSpan(pieceOffset));
+                .CopyTo((bufferCopies ??= new byte[requestBytes]).AsSpan(pieceOffset));
             plan.FromBuffer = use;
             return plan;
         }
