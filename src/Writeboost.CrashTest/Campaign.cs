@@ -54,7 +54,7 @@ public sealed record CampaignResult(
 public static class Campaign
 {
     private const int SegmentSizeOrder = 5; // 16 KiB segments of 3 blocks: small rings, many seals and wraps
-    private const int PoolSize = 2;
+    internal const int PoolSize = 2;
     private const int ExhaustiveLimit = 3;
     /// <summary>One state in this many is also crashed during its own recovery (each such check costs a whole recovery log of states).</summary>
     private const int RecoveryCrashEvery = 100;
@@ -85,9 +85,9 @@ public static class Campaign
         _ => throw new ArgumentException($"unknown mutant {name} (see --list-mutants)"),
     };
 
-    private sealed record Geometry(long BackingBytes, long CacheBytes, long PmemBytes, Dictionary<string, long> Keys);
+    internal sealed record Geometry(long BackingBytes, long CacheBytes, long PmemBytes, Dictionary<string, long> Keys);
 
-    private static Geometry GeometryFor(Workload workload)
+    internal static Geometry GeometryFor(Workload workload)
     {
         int segments = workload switch { Workload.Wrap => 4, Workload.Nbd => 12, _ => 6 };
         long pmemBytes = new PmemLayout(SegmentSizeOrder, PoolSize, 3).RegionBytes;
@@ -195,7 +195,7 @@ public static class Campaign
         }
     }
 
-    private static (long Offset, int Length) RandomRange(Random random, int sectors, int maxSectors)
+    internal static (long Offset, int Length) RandomRange(Random random, int sectors, int maxSectors)
     {
         int length = random.Next(1, maxSectors + 1);
         return (random.Next(0, sectors - length + 1) * 512L, length * 512);
@@ -320,7 +320,7 @@ public static class Campaign
         return RecoverAndCheck(geometry, oracle, point, mutant, backing, cache, pmem);
     }
 
-    private static (PagedBlockDevice Backing, PagedBlockDevice Cache, MemoryPmemRegion? Pmem) BuildState(CampaignSpec spec, Geometry geometry, BlockTimeline backingTimeline, BlockTimeline cacheTimeline, PmemTimeline pmemTimeline, int point, int variant)
+    internal static (PagedBlockDevice Backing, PagedBlockDevice Cache, MemoryPmemRegion? Pmem) BuildState(CampaignSpec spec, Geometry geometry, BlockTimeline backingTimeline, BlockTimeline cacheTimeline, PmemTimeline pmemTimeline, int point, int variant)
     {
         PagedBlockDevice backing = new(backingTimeline.Durable, "backing");
         PagedBlockDevice cache = new(cacheTimeline.Durable, "cache");
@@ -390,7 +390,7 @@ public static class Campaign
     }
 
     /// <summary>Recovers a crash state and checks the oracle for a crash at <paramref name="point"/>.</summary>
-    private static string? RecoverAndCheck(Geometry geometry, Oracle oracle, int point, Mutant mutant, IBlockDevice backing, IBlockDevice cache, Writeboost.Pmem.PmemRegion? pmem)
+    internal static string? RecoverAndCheck(Geometry geometry, Oracle oracle, int point, Mutant mutant, IBlockDevice backing, IBlockDevice cache, Writeboost.Pmem.PmemRegion? pmem)
     {
         WriteboostOptions options = new() { BufferPoolSize = PoolSize, WithoutWorkers = true, Mutant = mutant };
         WriteboostDevice recovered;
@@ -478,7 +478,7 @@ public static class Campaign
         return (states, null);
     }
 
-    private static byte[] Materialize(PagedImage image)
+    internal static byte[] Materialize(PagedImage image)
     {
         byte[] bytes = new byte[image.LengthBytes];
         image.Read(0, bytes);

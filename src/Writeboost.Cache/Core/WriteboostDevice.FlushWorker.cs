@@ -182,7 +182,13 @@ public sealed partial class WriteboostDevice
                 }
                 if (flush && Mutant != Mutant.SkipCacheFlushBeforeAck)
                 {
-                    _cache.Flush();
+                    try
+                    {
+                        _cache.Flush();
+                    }
+                    catch (IOException) when (Mutant == Mutant.IgnoreCacheFlushError)
+                    {
+                    }
                     Counters.CountCacheFlush();
                 }
                 lock (_lock)

@@ -120,7 +120,7 @@ public sealed partial class WriteboostDevice
                     return;
                 }
                 // Nothing was marked clean: the same batch is tried again after a pause.
-                _stopSignal.Wait(1000);
+                _stopSignal.Wait(_options.WritebackRetryDelay);
             }
         }
     }
@@ -153,7 +153,7 @@ public sealed partial class WriteboostDevice
             long blockOffset = Units.BlocksToBytes(block);
             if (bits == Units.FullBlockBits)
             {
-                BackingWrite(blockOffset, data, WriteOptions.None);
+                WritebackWrite(blockOffset, data);
                 continue;
             }
             int sector = 0;
@@ -169,7 +169,7 @@ public sealed partial class WriteboostDevice
                 {
                     run++;
                 }
-                BackingWrite(blockOffset + sector * Units.SectorBytes, data.AsSpan(sector * Units.SectorBytes, run * Units.SectorBytes), WriteOptions.None);
+                WritebackWrite(blockOffset + sector * Units.SectorBytes, data.AsSpan(sector * Units.SectorBytes, run * Units.SectorBytes));
                 sector += run;
             }
         }
@@ -207,6 +207,18 @@ public sealed partial class WriteboostDevice
                 _urgeWriteback = false;
             }
             Monitor.PulseAll(_lock);
+        }
+    }
+
+    /// <summary>A write of writeback's: an error fails the batch (nothing of it is marked clean), unless mutated.</summary>
+    private void WritebackWrite(long offsetBytes, ReadOnlySpan<byte> data)
+    {
+        try
+        {
+            BackingWrite(offsetBytes, data, WriteOptions.None);
+        }
+        catch (IOException) when (Mutant == Mutant.WritebackIgnoresWriteError)
+        {
         }
     }
 

@@ -20,6 +20,9 @@ public sealed record WriteboostOptions
 
     /// <summary>Seeded bugs, selectable only by the crash harness (internal): proof that it catches what it must.</summary>
     internal Mutant Mutant { get; init; }
+
+    /// <summary>How long writeback pauses after a failed batch before trying it again (the fault sweep shortens it).</summary>
+    internal TimeSpan WritebackRetryDelay { get; init; } = TimeSpan.FromSeconds(1);
 }
 
 /// <summary>The crash harness's seeded bugs. None in production: only the harness can set one.</summary>
@@ -38,4 +41,8 @@ internal enum Mutant
     ReplayStaleAfterGap,
     /// <summary>Mark written-back blocks clean (and free their slots) without flushing the backing store.</summary>
     ReuseSlotBeforeWritebackFlushed,
+    /// <summary>Treat a failed cache-device flush as done: FUA and flush are acknowledged anyway.</summary>
+    IgnoreCacheFlushError,
+    /// <summary>Writeback skips a block whose backing write failed, and marks it clean with the rest.</summary>
+    WritebackIgnoresWriteError,
 }

@@ -6,17 +6,22 @@ namespace Writeboost.CrashTest.States;
 /// What recovery must give back, per 512-byte sector, for a crash at event P (crash-model.md): the value of
 /// the last write durable at the writeboost level before P — acknowledged with FUA, or acknowledged and then
 /// followed by an acknowledged flush issued after that acknowledgement — or of any later write issued before
-/// P; zeros where nothing durable was ever written. Never an older value, never garbage.
+/// P; the initial content (zeros, unless given) where nothing durable was ever written. Never an older value,
+/// never garbage. Without a crash (<see cref="CheckLive"/>) a read must give the last acknowledged write, or a
+/// later one not (yet, or ever: it failed) acknowledged.
 /// </summary>
 internal sealed class Oracle
 {
     private const int SectorBytes = 512;
     private readonly Dictionary<long, List<Entry>> _bySector = [];
+    private readonly byte[]? _initial;
 
-    private readonly record struct Entry(int Issue, int DurableAt, byte[] Data, int DataOffset);
+    private readonly record struct Entry(int Issue, int AckAt, int DurableAt, byte[] Data, int DataOffset);
 
-    public Oracle(IReadOnlyList<CrashEvent> events)
+    /// <param name="initial">What the device read before the first event; null: zeros.</param>
+    public Oracle(IReadOnlyList<CrashEvent> events, byte[]? initial = null)
     {
+        _initial = initial;
         Dictionary<int, int> ackOf = [];
         List<(int Issue, int Ack)> flushes = [];
         Dictionary<int, int> flushIssue = [];
@@ -43,8 +48,10 @@ internal sealed class Oracle
                 continue;
             }
             int durableAt = int.MaxValue;
+            int ackAt = int.MaxValue;
             if (ackOf.TryGetValue(i, out int ack))
             {
+                ackAt = ack;
                 if (e.Fua)
                 {
                     durableAt = ack;
@@ -68,7 +75,7 @@ internal sealed class Oracle
                 {
                     _bySector[sector] = list = [];
                 }
-                list.Add(new Entry(i, durableAt, e.Data!, s * SectorBytes));
+                list.Add(new Entry(i, ackAt, durableAt, e.Data!, s * SectorBytes));
             }
         }
     }
@@ -76,15 +83,15 @@ internal sealed class Oracle
     /// <summary>Null when every sector of <paramref name="device"/> is allowed for a crash at <paramref name="crashPoint"/>; else what is wrong.</summary>
     public string? Check(int crashPoint, ReadOnlySpan<byte> device)
     {
-        ReadOnlySpan<byte> zeros = stackalloc byte[SectorBytes];
         for (long sector = 0; sector < device.Length / SectorBytes; sector++)
         {
             ReadOnlySpan<byte> actual = device.Slice((int)(sector * SectorBytes), SectorBytes);
+            ReadOnlySpan<byte> initial = Initial(sector);
             if (!_bySector.TryGetValue(sector, out List<Entry>? writes))
             {
-                if (!actual.SequenceEqual(zeros))
+                if (!actual.SequenceEqual(initial))
                 {
-                    return $"sector {sector} was never written but does not read as zeros";
+                    return $"sector {sector} was never written but does not read as it was before the first event";
                 }
                 continue;
             }
@@ -96,17 +103,65 @@ internal sealed class Oracle
                     lastDurable = i;
                 }
             }
-            bool allowed = lastDurable < 0 && actual.SequenceEqual(zeros);
-            for (int i = Math.Max(0, lastDurable); !allowed && i < writes.Count && writes[i].Issue < crashPoint; i++)
+            if (!Allowed(writes, lastDurable, crashPoint, actual, initial))
             {
-                allowed = actual.SequenceEqual(writes[i].Data.AsSpan(writes[i].DataOffset, SectorBytes));
-            }
-            if (!allowed)
-            {
-                string durable = lastDurable < 0 ? "zeros (nothing durable yet)" : $"the write issued at event {writes[lastDurable].Issue}";
+                string durable = lastDurable < 0 ? "its initial content (nothing durable yet)" : $"the write issued at event {writes[lastDurable].Issue}";
                 return $"sector {sector} holds neither its last durable value ({durable}) nor a later write issued before event {crashPoint}";
             }
         }
         return null;
     }
+
+    /// <summary>
+    /// Null when a read of <paramref name="data"/> at <paramref name="offsetBytes"/>, completed at
+    /// <paramref name="point"/> on a device that has not crashed, gives for each sector the last write acknowledged
+    /// before it or a later one not acknowledged by then (in flight, or failed: a failed write may have landed
+    /// in part, per sector); else what is wrong.
+    /// </summary>
+    public string? CheckLive(int point, long offsetBytes, ReadOnlySpan<byte> data)
+    {
+        for (int s = 0; s < data.Length / SectorBytes; s++)
+        {
+            long sector = offsetBytes / SectorBytes + s;
+            ReadOnlySpan<byte> actual = data.Slice(s * SectorBytes, SectorBytes);
+            ReadOnlySpan<byte> initial = Initial(sector);
+            List<Entry> writes = _bySector.TryGetValue(sector, out List<Entry>? list) ? list : [];
+            int lastAcked = -1;
+            for (int i = 0; i < writes.Count && writes[i].Issue < point; i++)
+            {
+                if (writes[i].AckAt < point)
+                {
+                    lastAcked = i;
+                }
+            }
+            if (!Allowed(writes, lastAcked, point, actual, initial))
+            {
+                string expected = lastAcked < 0 ? "its initial content" : $"the write issued at event {writes[lastAcked].Issue}";
+                return $"a read of sector {sector} at event {point} gave neither the last acknowledged write ({expected}) nor a later unacknowledged one";
+            }
+        }
+        return null;
+    }
+
+    /// <summary>The value at <paramref name="last"/> (the initial content when -1), or any write after it issued before <paramref name="point"/>.</summary>
+    private static bool Allowed(List<Entry> writes, int last, int point, ReadOnlySpan<byte> actual, ReadOnlySpan<byte> initial)
+    {
+        if (last < 0 && actual.SequenceEqual(initial))
+        {
+            return true;
+        }
+        for (int i = Math.Max(0, last); i < writes.Count && writes[i].Issue < point; i++)
+        {
+            if (actual.SequenceEqual(writes[i].Data.AsSpan(writes[i].DataOffset, SectorBytes)))
+            {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    private ReadOnlySpan<byte> Initial(long sector) =>
+        _initial is null ? ZeroSector : _initial.AsSpan((int)(sector * SectorBytes), SectorBytes);
+
+    private static readonly byte[] ZeroSector = new byte[SectorBytes];
 }

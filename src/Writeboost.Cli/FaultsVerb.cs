@@ -1,0 +1,166 @@
+using System.Globalization;
+using CommandLine;
+using Writeboost.Cache.Table;
+using Writeboost.CrashTest;
+using Writeboost.CrashTest.Faults;
+
+namespace Writeboost.Cli;
+
+[Verb("faults", HelpText = "I/O error injection: fail each read, write and flush of the backing store, cache device and pmem in turn (EIO, ENOSPC, short write, a burst of EIO) over recovery and a workload; check that errors reach the caller or the status, reads are never wrong, and no acknowledged write is lost after a crash. Exit 0 only when every run passes.")]
+internal sealed class FaultsVerb
+{
+    [Option("mode", Default = "both", HelpText = "0, 1 or both.")]
+    public string Mode { get; set; } = "both";
+
+    [Option("workload", Default = "all", HelpText = "random (sub-block writes), wrap (a tiny ring: writeback and the superblock record run) or all.")]
+    public string Workload { get; set; } = "all";
+
+    [Option("runs", Default = 4000, HelpText = "At most this many faulted runs per mode and workload (evenly spaced operations beyond it).")]
+    public int Runs { get; set; }
+
+    [Option("ops", Default = 120, HelpText = "User operations per run (half as many more before the crash that recovery starts from).")]
+    public int Ops { get; set; }
+
+    [Option("seed", Default = 1, HelpText = "Seed of the workload.")]
+    public int Seed { get; set; }
+
+    [Option("mutant", Default = "none", HelpText = "Run with a seeded error-handling bug (see --list-mutants): the sweep must find a violation.")]
+    public string Mutant { get; set; } = "none";
+
+    [Option("mutants", HelpText = "'all': also run every seeded bug and report how many were caught (exit 1 unless all are).")]
+    public string? Mutants { get; set; }
+
+    [Option("list-mutants", HelpText = "List the seeded bugs and exit.")]
+    public bool ListMutants { get; set; }
+
+    [Option("json", HelpText = "Print JSON for scripts.")]
+    public bool Json { get; set; }
+
+    internal int Run()
+    {
+        if (ListMutants)
+        {
+            foreach ((string name, CacheMode mode, Workload workload, (FaultTarget target, FaultOperation operation), string meaning) in FaultSweep.Mutants)
+            {
+                Console.WriteLine($"{name,-32} mode {(int)mode}, {workload.ToString().ToLowerInvariant(),-7} {target.ToString().ToLowerInvariant()}.{operation.ToString().ToLowerInvariant(),-6} {meaning}");
+            }
+            return 0;
+        }
+        CacheMode[] modes = Mode switch
+        {
+            "0" => [CacheMode.Volatile],
+            "1" => [CacheMode.Persistent],
+            "both" => [CacheMode.Volatile, CacheMode.Persistent],
+            _ => throw new UsageException($"--mode {Mode}: expected 0, 1 or both"),
+        };
+        Workload[] workloads = Workload switch
+        {
+            "random" => [CrashTest.Workload.Random],
+            "wrap" => [CrashTest.Workload.Wrap],
+            "all" => [CrashTest.Workload.Random, CrashTest.Workload.Wrap],
+            _ => throw new UsageException($"--workload {Workload}: expected random, wrap or all"),
+        };
+        if (Runs <= 0 || Ops < 2)
+        {
+            throw new UsageException("--runs must be positive and --ops at least 2");
+        }
+        try
+        {
+            FaultSweep.ParseMutantName(Mutant);
+        }
+        catch (ArgumentException error)
+        {
+            throw new UsageException(error.Message);
+        }
+        ProgressBar progress = ProgressBar.For("fault runs", Json);
+        List<FaultSweepResult> results = [];
+        int sweeps = modes.Length * workloads.Length;
+        foreach (CacheMode mode in modes)
+        {
+            foreach (Workload workload in workloads)
+            {
+                int index = results.Count;
+                results.Add(FaultSweep.Run(new FaultSweepSpec(mode, workload, Seed, Ops, Runs, Mutant),
+                    (done, total) => progress.Report((index + done / (double)Math.Max(1, total)) / sweeps, $"sweep {index + 1}/{sweeps}"),
+                    stopAtFirst: Mutant != "none"));
+            }
+        }
+        List<(string Name, bool Caught, int Runs)> mutants = [];
+        if (Mutants == "all")
+        {
+            foreach ((string name, CacheMode mode, Workload workload, (FaultTarget, FaultOperation) where, string _) in FaultSweep.Mutants)
+            {
+                FaultSweepResult caught = FaultSweep.Run(new FaultSweepSpec(mode, workload, Seed, Ops, Runs, name, where), stopAtFirst: true);
+                mutants.Add((name, caught.Violations > 0, caught.Runs));
+            }
+        }
+        else if (Mutants is not null)
+        {
+            throw new UsageException($"--mutants {Mutants}: expected all");
+        }
+        progress.Done();
+        Print(results, mutants);
+        return results.All(r => r.Violations == 0) && mutants.All(m => m.Caught) ? 0 : 1;
+    }
+
+    private void Print(List<FaultSweepResult> results, List<(string Name, bool Caught, int Runs)> mutants)
+    {
+        FaultSweepResult? failed = results.FirstOrDefault(r => r.Violations > 0);
+        if (Json)
+        {
+            Output.Json(new
+            {
+                Runs = results.Sum(r => r.Runs),
+                FaultsFired = results.Sum(r => r.FaultsFired),
+                SurfacedToCaller = results.Sum(r => r.SurfacedToCaller),
+                DeviceFailed = results.Sum(r => r.DeviceFailed),
+                CrashStatesChecked = results.Sum(r => r.StatesChecked),
+                Violations = results.Sum(r => r.Violations),
+                Seconds = results.Sum(r => r.Seconds),
+                Seed,
+                Mutant,
+                Sweeps = results.Select(r => new
+                {
+                    Mode = (int)r.Spec.Mode,
+                    Workload = r.Spec.Workload.ToString().ToLowerInvariant(),
+                    r.OperationsCounted,
+                    r.Runs,
+                    r.FaultsFired,
+                    r.SurfacedToCaller,
+                    r.DeviceFailed,
+                    CrashStatesChecked = r.StatesChecked,
+                    r.Violations,
+                    r.FirstViolation,
+                }),
+                MutantsCaught = mutants.Count(m => m.Caught),
+                MutantsTotal = mutants.Count,
+                Mutants = mutants.Select(m => new { m.Name, m.Caught, RunsToCatch = m.Runs }),
+            });
+            return;
+        }
+        List<string[]> rows = [["mode", "workload", "operations", "runs", "fired", "to caller", "dev failed", "crash states", "violations"]];
+        foreach (FaultSweepResult r in results)
+        {
+            rows.Add([Fmt((int)r.Spec.Mode), r.Spec.Workload.ToString().ToLowerInvariant(), Fmt(r.OperationsCounted.Values.Sum()), Fmt(r.Runs), Fmt(r.FaultsFired), Fmt(r.SurfacedToCaller), Fmt(r.DeviceFailed), Fmt(r.StatesChecked), Fmt(r.Violations)]);
+        }
+        Output.Table(rows);
+        string mutant = Mutant == "none" ? "" : $" (mutant {Mutant})";
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"faulted runs: {results.Sum(r => r.Runs)}, faults fired: {results.Sum(r => r.FaultsFired)}, violations: {results.Sum(r => r.Violations)}, {results.Sum(r => r.Seconds):F1} s{mutant}"));
+        if (failed is not null)
+        {
+            Console.WriteLine($"first violation: {failed.FirstViolation}");
+            Console.WriteLine($"reproduce: wb faults --mode {(int)failed.Spec.Mode} --workload {failed.Spec.Workload.ToString().ToLowerInvariant()} --seed {Seed} --ops {Ops} --runs {Runs}" + (Mutant == "none" ? "" : $" --mutant {Mutant}"));
+        }
+        foreach ((string name, bool caught, int runs) in mutants)
+        {
+            Console.WriteLine($"mutant {name,-32} {(caught ? $"caught after {runs} runs" : "NOT CAUGHT")}");
+        }
+        if (mutants.Count > 0)
+        {
+            Console.WriteLine($"mutants caught: {mutants.Count(m => m.Caught)}/{mutants.Count}");
+        }
+    }
+
+    private static string Fmt(long value) => value.ToString(CultureInfo.InvariantCulture);
+}

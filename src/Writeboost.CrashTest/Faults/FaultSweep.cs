@@ -1,0 +1,393 @@
+using System.Diagnostics;
+using Writeboost.Cache.Core;
+using Writeboost.Cache.Table;
+using Writeboost.CrashTest.Recording;
+using Writeboost.CrashTest.States;
+using Writeboost.Devices;
+using Writeboost.Pmem;
+
+namespace Writeboost.CrashTest.Faults;
+
+/// <summary>One fault sweep: a workload in one mode, run once per fault.</summary>
+/// <param name="Only">Null: every device and operation; else one of them, e.g. (Cache, Flush).</param>
+public sealed record FaultSweepSpec(CacheMode Mode, Workload Workload, int Seed, int Ops, int MaxRuns, string Mutant = "none", (FaultTarget Target, FaultOperation Operation)? Only = null);
+
+/// <summary>What one run with one fault showed.</summary>
+public sealed record FaultRun(Fault Fault, bool Fired, bool SurfacedToCaller, bool DeviceFailed, int StatesChecked, string? Violation);
+
+/// <summary>What a sweep found.</summary>
+public sealed record FaultSweepResult(
+    FaultSweepSpec Spec,
+    IReadOnlyDictionary<string, int> OperationsCounted,
+    int Runs,
+    int FaultsFired,
+    int SurfacedToCaller,
+    int DeviceFailed,
+    int StatesChecked,
+    int Violations,
+    string? FirstViolation,
+    string? FirstViolationFault,
+    double Seconds);
+
+/// <summary>
+/// I/O error injection swept over every operation of a workload (SQLite's test regime, on our devices).
+/// A fault-free run counts the reads, writes and flushes each device sees (the backing store, the cache device,
+/// the pmem region); then one run per fault fails exactly one of them — the N-th read, write or flush of one
+/// device, as EIO, ENOSPC, a short write, or a burst of EIO — over recovery of an earlier crash and a workload
+/// of writes, FUA writes, flushes and reads. Each run is judged by the rules of docs/reliability.md:
+/// <list type="number">
+/// <item>never silent: a fault that fired reached the caller of a request, or the status (device failed, or a
+/// writeback error counted while writeback retries);</item>
+/// <item>never wrong: every read that succeeded, during the run and after the fault cleared, gives the last
+/// acknowledged data (or a newer, unacknowledged write);</item>
+/// <item>after the fault clears the device works (a flush succeeds) or says it has failed;</item>
+/// <item>nothing acknowledged is lost: crashes right after each acknowledgement that followed the fault and at
+/// the end (the crash states of crash-model.md) recover to what the oracle allows.</item>
+/// </list>
+/// </summary>
+public static class FaultSweep
+{
+    private const int CrashPointsAfterFault = 6;
+    private static readonly TimeSpan RunTimeout = TimeSpan.FromSeconds(30);
+
+    /// <summary>The seeded bugs the sweep must catch, with the mode, workload and operations that expose each.</summary>
+    public static IReadOnlyList<(string Name, CacheMode Mode, Workload Workload, (FaultTarget Target, FaultOperation Operation) Where, string Meaning)> Mutants { get; } =
+    [
+        ("ignore-cache-flush-error", CacheMode.Volatile, Workload.Random, (FaultTarget.Cache, FaultOperation.Flush), "treat a failed cache-device flush as done: FUA and flush acknowledged anyway"),
+        ("writeback-ignores-write-error", CacheMode.Volatile, Workload.Wrap, (FaultTarget.Backing, FaultOperation.Write), "writeback skips a block whose backing write failed and marks it clean"),
+    ];
+
+    internal static Mutant ParseMutant(string name) => name switch
+    {
+        "none" => Mutant.None,
+        "ignore-cache-flush-error" => Mutant.IgnoreCacheFlushError,
+        "writeback-ignores-write-error" => Mutant.WritebackIgnoresWriteError,
+        _ => throw new ArgumentException($"unknown fault mutant {name} (see --list-mutants)"),
+    };
+
+    /// <summary>Throws a clear error unless <paramref name="name"/> is "none" or a fault mutant's name.</summary>
+    public static void ParseMutantName(string name) => ParseMutant(name);
+
+    /// <summary>The device images a run starts from: a crash after a first workload, and what they read as.</summary>
+    private sealed record Baseline(byte[] Backing, byte[] Cache, byte[] Pmem, byte[] Content);
+
+    public static FaultSweepResult Run(FaultSweepSpec spec, Action<long, long>? progress = null, bool stopAtFirst = false)
+    {
+        ArgumentNullException.ThrowIfNull(spec);
+        ArgumentOutOfRangeException.ThrowIfLessThan(spec.Ops, 2);
+        ArgumentOutOfRangeException.ThrowIfLessThan(spec.MaxRuns, 1);
+        Stopwatch clock = Stopwatch.StartNew();
+        Campaign.Geometry geometry = Campaign.GeometryFor(spec.Workload);
+        Mutant mutant = ParseMutant(spec.Mutant);
+        Baseline baseline = MakeBaseline(spec, geometry);
+
+        FaultSwitch counter = new(null);
+        FaultRun dry = RunOne(spec, geometry, baseline, counter, mutant);
+        if (dry.Violation is not null)
+        {
+            return new FaultSweepResult(spec, Names(counter.Counts), 1, 0, 0, 0, dry.StatesChecked, 1, $"without any fault: {dry.Violation}", "none", clock.Elapsed.TotalSeconds);
+        }
+        List<Fault> faults = Plan(counter.Counts.Where(c => spec.Only is null || c.Key == spec.Only).ToDictionary(), spec.MaxRuns);
+        int runs = 0, fired = 0, surfaced = 0, failed = 0, states = dry.StatesChecked, violations = 0;
+        string? firstViolation = null;
+        string? firstFault = null;
+        foreach (Fault fault in faults)
+        {
+            FaultRun run = RunOne(spec, geometry, baseline, null, mutant, fault);
+            runs++;
+            fired += run.Fired ? 1 : 0;
+            surfaced += run.SurfacedToCaller ? 1 : 0;
+            failed += run.DeviceFailed ? 1 : 0;
+            states += run.StatesChecked;
+            if (run.Violation is not null)
+            {
+                violations++;
+                firstViolation ??= run.Violation;
+                firstFault ??= fault.ToString();
+                if (stopAtFirst || run.Violation.StartsWith("hung", StringComparison.Ordinal))
+                {
+                    break;
+                }
+            }
+            progress?.Invoke(runs, faults.Count);
+        }
+        return new FaultSweepResult(spec, Names(counter.Counts), runs, fired, surfaced, failed, states, violations, firstViolation, firstFault, clock.Elapsed.TotalSeconds);
+    }
+
+    private static Dictionary<string, int> Names(IReadOnlyDictionary<(FaultTarget Target, FaultOperation Operation), int> counts) =>
+        counts.OrderBy(c => c.Key).ToDictionary(c => $"{c.Key.Target}.{c.Key.Operation}".ToLowerInvariant(), c => c.Value);
+
+    /// <summary>
+    /// Every operation with every kind of fault that applies to it; when that is more than
+    /// <paramref name="maxRuns"/>, evenly spaced operations of each (device, operation, kind).
+    /// </summary>
+    private static List<Fault> Plan(IReadOnlyDictionary<(FaultTarget Target, FaultOperation Operation), int> counts, int maxRuns)
+    {
+        List<(FaultTarget Target, FaultOperation Operation, FaultKind Kind, int Count)> classes = [];
+        foreach (((FaultTarget target, FaultOperation operation), int count) in counts.OrderBy(c => c.Key))
+        {
+            FaultKind[] kinds = operation == FaultOperation.Write
+                ? [FaultKind.Eio, FaultKind.Enospc, FaultKind.ShortWrite, FaultKind.BurstEio]
+                : [FaultKind.Eio, FaultKind.BurstEio];
+            classes.AddRange(kinds.Select(k => (target, operation, k, count)));
+        }
+        int total = classes.Sum(c => c.Count);
+        List<Fault> faults = [];
+        foreach ((FaultTarget target, FaultOperation operation, FaultKind kind, int count) in classes)
+        {
+            int share = total <= maxRuns ? count : Math.Max(1, (int)((long)maxRuns * count / total));
+            for (int i = 0; i < Math.Min(share, count); i++)
+            {
+                int nth = 1 + (int)((long)i * count / Math.Min(share, count));
+                faults.Add(new Fault(target, operation, nth, kind));
+            }
+        }
+        return faults;
+    }
+
+    /// <summary>A first workload, a crash (everything written survives), and the images recovery starts from.</summary>
+    private static Baseline MakeBaseline(FaultSweepSpec spec, Campaign.Geometry geometry)
+    {
+        MemoryBlockDevice backing = new(geometry.BackingBytes, name: "backing");
+        MemoryBlockDevice cache = new(geometry.CacheBytes, name: "cache");
+        MemoryPmemRegion? pmem = spec.Mode == CacheMode.Persistent ? new MemoryPmemRegion(geometry.PmemBytes) : null;
+        WriteboostDevice device = WriteboostDevice.Open(backing, cache, new Tunables(geometry.Keys), new WriteboostOptions { BufferPoolSize = Campaign.PoolSize }, pmem);
+        Random random = new(spec.Seed ^ 0x0BA5E);
+        try
+        {
+            for (int op = 0; op < spec.Ops / 2; op++)
+            {
+                (long offset, int length, bool fua) = NextWrite(random, spec.Workload, device.SizeBytes);
+                byte[] data = new byte[length];
+                random.NextBytes(data);
+                device.Write(offset, data, fua ? WriteOptions.Fua : WriteOptions.None);
+            }
+        }
+        finally
+        {
+            device.Abandon();
+        }
+        // Recover once, so a run's own recovery starts from what a first recovery leaves (it must be idempotent).
+        WriteboostDevice recovered = WriteboostDevice.Open(backing, cache, new Tunables(geometry.Keys), new WriteboostOptions { BufferPoolSize = Campaign.PoolSize, WithoutWorkers = true }, pmem);
+        byte[] content = new byte[recovered.SizeBytes];
+        recovered.Read(0, content);
+        recovered.Abandon();
+        return new Baseline(backing.Media.ToArray(), cache.Media.ToArray(), pmem is null ? [] : Campaign.Materialize(pmem.Image), content);
+    }
+
+    private static (long Offset, int Length, bool Fua) NextWrite(Random random, Workload workload, long sizeBytes)
+    {
+        int sectors = (int)(sizeBytes / 512);
+        (long offset, int length) = workload == Workload.Wrap
+            ? (random.Next(sectors / 8) * 4096L, 4096)
+            : Campaign.RandomRange(random, sectors, 12);
+        return (offset, length, random.Next(100) < 25);
+    }
+
+    /// <summary>One run: recovery of the baseline and the workload with the fault armed, then the checks.</summary>
+    private static FaultRun RunOne(FaultSweepSpec spec, Campaign.Geometry geometry, Baseline baseline, FaultSwitch? counter, Mutant mutant, Fault? fault = null)
+    {
+        CrashLog log = new();
+        FaultSwitch faults = counter ?? new FaultSwitch(fault, log);
+        MemoryBlockDevice backing = new(geometry.BackingBytes, name: "backing");
+        MemoryBlockDevice cache = new(geometry.CacheBytes, name: "cache");
+        baseline.Backing.CopyTo(backing.Media);
+        baseline.Cache.CopyTo(cache.Media);
+        PmemRegion? pmem = spec.Mode == CacheMode.Persistent
+            ? new FaultInjectingPmemRegion(new RecordingPmemRegion(new MemoryPmemRegion(geometry.PmemBytes, baseline.Pmem.ToArray()), log), faults)
+            : null;
+        IBlockDevice backingStack = new FaultInjectingBlockDevice(new RecordingBlockDevice(backing, log, DeviceId.Backing), FaultTarget.Backing, faults);
+        IBlockDevice cacheStack = new FaultInjectingBlockDevice(new RecordingBlockDevice(cache, log, DeviceId.Cache), FaultTarget.Cache, faults);
+        WriteboostOptions options = new() { BufferPoolSize = Campaign.PoolSize, Mutant = mutant, WritebackRetryDelay = TimeSpan.FromMilliseconds(1) };
+
+        RunState state = new();
+        faults.Arm();
+        Thread worker = new(() => state.Run(spec, geometry, log, faults, backingStack, cacheStack, pmem, options)) { IsBackground = true, Name = "wb-fault-run" };
+        worker.Start();
+        if (!worker.Join(RunTimeout))
+        {
+            faults.Clear();
+            return new FaultRun(fault ?? new Fault(FaultTarget.Backing, FaultOperation.Read, 0, FaultKind.Eio), faults.Fired, false, false, 0,
+                $"hung: the workload made no progress for {RunTimeout.TotalSeconds:F0} s after {fault?.ToString() ?? "no fault"}");
+        }
+        faults.Clear();
+        string? violation = state.Violation;
+        bool failed = state.DeviceFailed;
+
+        Oracle oracle = new(log.Events, baseline.Content);
+        foreach ((int point, long offset, byte[] data) in state.Reads)
+        {
+            violation ??= oracle.CheckLive(point, offset, data);
+        }
+        if (faults.Fired && !state.Surfaced && !failed && state.WritebackErrors == 0)
+        {
+            violation ??= $"the fault fired but neither a request nor the status reported it";
+        }
+        (int states, string? lost) = CrashAfterFault(spec, geometry, baseline, log, oracle, mutant, faults.FiredAtEvent);
+        violation ??= lost;
+        Fault described = fault ?? new Fault(FaultTarget.Backing, FaultOperation.Read, 0, FaultKind.Eio);
+        return new FaultRun(described, faults.Fired, state.Surfaced, failed, states, violation is null ? null : $"{(fault is null ? "no fault" : fault.ToString())}: {violation}");
+    }
+
+    /// <summary>The user's side of one run, on its own thread (so a hang is seen, not suffered).</summary>
+    private sealed class RunState
+    {
+        public List<(int Point, long Offset, byte[] Data)> Reads { get; } = [];
+        public bool Surfaced { get; private set; }
+        public bool DeviceFailed { get; private set; }
+        public long WritebackErrors { get; private set; }
+        public string? Violation { get; private set; }
+
+        public void Run(FaultSweepSpec spec, Campaign.Geometry geometry, CrashLog log, FaultSwitch faults, IBlockDevice backing, IBlockDevice cache, PmemRegion? pmem, WriteboostOptions options)
+        {
+            WriteboostDevice device;
+            try
+            {
+                device = WriteboostDevice.Open(backing, cache, new Tunables(geometry.Keys), options, pmem);
+            }
+            catch (IOException)
+            {
+                Surfaced = true; // recovery failed and said so; the crash check below reopens without the fault
+                return;
+            }
+#pragma warning disable CA1031 // Anything but an I/O error out of the device is a violation to report.
+            catch (Exception error)
+            {
+                Violation = $"recovery threw {error.GetType().Name}: {error.Message}";
+                return;
+            }
+            try
+            {
+                Workload(spec, log, device);
+                faults.Clear();
+                Finish(log, device);
+            }
+            catch (Exception error)
+            {
+                Violation ??= $"a request threw {error.GetType().Name} (not an I/O error): {error.Message}";
+            }
+#pragma warning restore CA1031
+            finally
+            {
+                device.Abandon(); // the crash; the workers are stopped, so the status is final
+                WriteboostStatus final = device.Status();
+                DeviceFailed |= final.Failure is not null;
+                WritebackErrors = final.WritebackErrors;
+            }
+        }
+
+        private void Workload(FaultSweepSpec spec, CrashLog log, WriteboostDevice device)
+        {
+            Random random = new(spec.Seed);
+            for (int op = 0; op < spec.Ops; op++)
+            {
+                int roll = random.Next(100);
+                try
+                {
+                    if (roll < 8)
+                    {
+                        UserFlush(log, device);
+                    }
+                    else if (roll < 20)
+                    {
+                        (long offset, int length) = Campaign.RandomRange(random, (int)(device.SizeBytes / 512), 16);
+                        byte[] data = new byte[length];
+                        device.Read(offset, data);
+                        Reads.Add((log.Count, offset, data));
+                    }
+                    else
+                    {
+                        (long offset, int length, bool fua) = NextWrite(random, spec.Workload, device.SizeBytes);
+                        byte[] data = new byte[length];
+                        random.NextBytes(data);
+                        int issued = log.Append(new CrashEvent(EventKind.UserWrite, DeviceId.User, offset, length, data, fua, -1));
+                        device.Write(offset, data, fua ? WriteOptions.Fua : WriteOptions.None);
+                        log.Append(new CrashEvent(EventKind.UserWriteAck, DeviceId.User, offset, length, null, fua, issued));
+                    }
+                }
+                catch (IOException)
+                {
+                    Surfaced = true; // the request failed and said so: not acknowledged, nothing is owed for it
+                }
+            }
+        }
+
+        /// <summary>After the fault cleared: the device works again (a flush, a read of everything), or says it failed.</summary>
+        private void Finish(CrashLog log, WriteboostDevice device)
+        {
+            WriteboostStatus status = device.Status();
+            WritebackErrors = status.WritebackErrors;
+            DeviceFailed = status.Failure is not null;
+            if (DeviceFailed)
+            {
+                return;
+            }
+            try
+            {
+                UserFlush(log, device);
+                byte[] content = new byte[device.SizeBytes];
+                device.Read(0, content);
+                Reads.Add((log.Count, 0, content));
+            }
+            catch (IOException error)
+            {
+                Surfaced = true;
+                DeviceFailed = device.Status().Failure is not null;
+                if (!DeviceFailed)
+                {
+                    Violation ??= $"after the fault, a flush or read failed ({error.Message}) but the device is not marked failed";
+                }
+            }
+        }
+
+        private static void UserFlush(CrashLog log, WriteboostDevice device)
+        {
+            int flush = log.Append(new CrashEvent(EventKind.UserFlush, DeviceId.User, 0, 0, null, false, -1));
+            device.Flush();
+            log.Append(new CrashEvent(EventKind.UserFlushAck, DeviceId.User, 0, 0, null, false, flush));
+        }
+    }
+
+    /// <summary>
+    /// Crash states after the fault: at each of the first few acknowledgements that followed it, and at the end;
+    /// nothing non-durable survived, everything did, and two seeded mixes. Recovery runs without faults.
+    /// </summary>
+    private static (int States, string? Problem) CrashAfterFault(FaultSweepSpec spec, Campaign.Geometry geometry, Baseline baseline, CrashLog log, Oracle oracle, Mutant mutant, int firedAt)
+    {
+        IReadOnlyList<CrashEvent> events = log.Events;
+        SortedSet<int> points = [events.Count];
+        if (firedAt >= 0)
+        {
+            foreach (int ack in Enumerable.Range(firedAt, events.Count - firedAt)
+                .Where(i => events[i].Kind is EventKind.UserWriteAck or EventKind.UserFlushAck).Take(CrashPointsAfterFault))
+            {
+                points.Add(ack + 1);
+            }
+        }
+        BlockTimeline backing = new(DeviceId.Backing, baseline.Backing.ToArray());
+        BlockTimeline cache = new(DeviceId.Cache, baseline.Cache.ToArray());
+        PmemTimeline pmem = new(spec.Mode == CacheMode.Persistent ? baseline.Pmem.ToArray() : []);
+        CampaignSpec campaign = new(spec.Mode, spec.Workload, spec.Seed, spec.Ops, 0);
+        int states = 0;
+        int applied = 0;
+        foreach (int point in points)
+        {
+            for (; applied < point; applied++)
+            {
+                backing.Apply(applied, events[applied]);
+                cache.Apply(applied, events[applied]);
+                pmem.Apply(events[applied]);
+            }
+            foreach (int variant in (int[])[0, 1, 1000, 1001])
+            {
+                (PagedBlockDevice b, PagedBlockDevice c, MemoryPmemRegion? p) = Campaign.BuildState(campaign, geometry, backing, cache, pmem, point, variant);
+                states++;
+                if (Campaign.RecoverAndCheck(geometry, oracle, point, mutant, b, c, p) is { } problem)
+                {
+                    return (states, $"after a crash at event {point} (variant {variant}): {problem}");
+                }
+            }
+        }
+        return (states, null);
+    }
+}

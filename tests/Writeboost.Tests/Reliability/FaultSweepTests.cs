@@ -1,0 +1,87 @@
+using Writeboost.Cache.Table;
+using Writeboost.CrashTest;
+using Writeboost.CrashTest.Faults;
+using Writeboost.Devices;
+
+namespace Writeboost.Tests.Reliability;
+
+[TestClass]
+public sealed class FaultSweepTests
+{
+    [TestMethod]
+    [DataRow(CacheMode.Volatile, Workload.Random)]
+    [DataRow(CacheMode.Volatile, Workload.Wrap)]
+    [DataRow(CacheMode.Persistent, Workload.Random)]
+    [DataRow(CacheMode.Persistent, Workload.Wrap)]
+    public void An_io_error_at_any_operation_is_reported_never_wrong_and_loses_nothing_acknowledged(CacheMode mode, Workload workload)
+    {
+        FaultSweepResult result = FaultSweep.Run(new FaultSweepSpec(mode, workload, Seed: 3, Ops: 100, MaxRuns: 600));
+
+        Assert.AreEqual(0, result.Violations, $"{result.FirstViolationFault}: {result.FirstViolation}");
+        Assert.IsGreaterThan(300, result.FaultsFired, "a sweep that injects little proves little");
+        Assert.IsGreaterThan(0, result.SurfacedToCaller, "some faults hit a request, which must have failed");
+        Assert.IsGreaterThan(0, result.DeviceFailed, "some faults (a failed flush) are fatal for the device");
+        Assert.IsGreaterThan(result.Runs, result.StatesChecked, "every run ends in crash states");
+        string[] devices = mode == CacheMode.Persistent ? ["backing", "cache", "pmem"] : ["backing", "cache"];
+        foreach (string device in devices)
+        {
+            Assert.IsTrue(result.OperationsCounted.Keys.Any(k => k.StartsWith(device, StringComparison.Ordinal)), $"the {device} device was swept");
+        }
+    }
+
+    [TestMethod]
+    [DataRow("ignore-cache-flush-error")]
+    [DataRow("writeback-ignores-write-error")]
+    public void The_sweep_catches_every_seeded_error_handling_bug(string mutant)
+    {
+        var (_, mode, workload, where, _) = FaultSweep.Mutants.Single(m => m.Name == mutant);
+        foreach (int seed in new[] { 1, 2, 3 })
+        {
+            FaultSweepResult result = FaultSweep.Run(new FaultSweepSpec(mode, workload, seed, Ops: 120, MaxRuns: 400, mutant, where), stopAtFirst: true);
+            Assert.AreEqual(1, result.Violations, $"mutant {mutant} passed seed {seed}: the sweep has no teeth for it");
+        }
+    }
+
+    [TestMethod]
+    public void A_short_write_lands_its_first_half_then_fails()
+    {
+        MemoryBlockDevice media = new(8192, name: "disk");
+        FaultSwitch faults = new(new Fault(FaultTarget.Cache, FaultOperation.Write, 2, FaultKind.ShortWrite));
+        FaultInjectingBlockDevice device = new(media, FaultTarget.Cache, faults);
+        faults.Arm();
+        byte[] ones = Enumerable.Repeat((byte)1, 4096).ToArray();
+
+        device.Write(0, ones);
+        IOException error = Assert.Throws<IOException>(() => device.Write(4096, ones));
+
+        StringAssert.Contains(error.Message, "short write");
+        Assert.IsTrue(media.Media.Slice(4096, 2048).ToArray().All(b => b == 1), "the first half landed");
+        Assert.IsTrue(media.Media.Slice(6144, 2048).ToArray().All(b => b == 0), "the second half did not");
+        device.Write(4096, ones); // the fault fired once
+        Assert.AreEqual(3, faults.Counts[(FaultTarget.Cache, FaultOperation.Write)]);
+    }
+
+    [TestMethod]
+    public void A_burst_fails_a_run_of_operations_then_clears()
+    {
+        FaultSwitch faults = new(new Fault(FaultTarget.Backing, FaultOperation.Flush, 3, FaultKind.BurstEio));
+        FaultInjectingBlockDevice device = new(new MemoryBlockDevice(4096, name: "disk"), FaultTarget.Backing, faults);
+        faults.Arm();
+        List<bool> failed = [];
+        for (int i = 0; i < FaultSwitch.BurstLength + 4; i++)
+        {
+            try
+            {
+                device.Flush();
+                failed.Add(false);
+            }
+            catch (IOException)
+            {
+                failed.Add(true);
+            }
+        }
+        CollectionAssert.AreEqual(
+            Enumerable.Range(1, FaultSwitch.BurstLength + 4).Select(n => n >= 3 && n < 3 + FaultSwitch.BurstLength).ToArray(),
+            failed.ToArray());
+    }
+}
