@@ -21,7 +21,7 @@ public sealed partial class WriteboostDevice
         }
         if (_pmem is not null)
         {
-            _pmem.Barrier(); // mode 1: every write completed before is in pmem
+            PmemBarrier(); // mode 1: every write completed before is in pmem
             return;
         }
         FlushToCacheDevice();

@@ -35,7 +35,7 @@ public sealed partial class WriteboostDevice
         {
             if (_pmem is not null)
             {
-                _pmem.Barrier(); // mode 1: durable once in pmem — no partial log, no cache flush
+                PmemBarrier(); // mode 1: durable once in pmem — no partial log, no cache flush
             }
             else
             {
@@ -108,7 +108,17 @@ public sealed partial class WriteboostDevice
             _index[block] = g;
             _openPlacedBlock[index] = block;
             _openPlacedBits[index] = newBits;
-            _pmem?.Place(BufferIndexOf(_openId), index, _openId, block, newBits, slotData);
+            if (_pmem is not null)
+            {
+                try
+                {
+                    _pmem.Place(BufferIndexOf(_openId), index, _openId, block, newBits, slotData);
+                }
+                catch (IOException error)
+                {
+                    throw PmemFailed(error);
+                }
+            }
             ulong landed = _openId;
             if (_openLength == BlocksPerSegment)
             {
@@ -219,7 +229,17 @@ public sealed partial class WriteboostDevice
         _slotLength[slot] = 0;
         Array.Fill(_openPlacedBlock, -1);
         Array.Clear(_openPlacedBits);
-        _pmem?.Acquire(BufferIndexOf(id), id);
+        if (_pmem is not null)
+        {
+            try
+            {
+                _pmem.Acquire(BufferIndexOf(id), id);
+            }
+            catch (IOException error)
+            {
+                throw PmemFailed(error);
+            }
+        }
         ulong halfPool = (ulong)Math.Max(1, _buffers.Length / 2);
         if (_pmem is not null && id > halfPool && _durableRequestedId < id - halfPool)
         {

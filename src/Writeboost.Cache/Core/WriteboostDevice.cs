@@ -389,6 +389,30 @@ public sealed partial class WriteboostDevice : IBlockDevice
         WakeAllWorkers();
     }
 
+    /// <summary>
+    /// Mode 1's pmem buffer failed a store, write-back or fence (the block backend's device write or flush):
+    /// what it holds is unknown — like a failed fsync, nothing retried could make the earlier records durable
+    /// again — so the device fails. Returns the error for the caller to throw.
+    /// </summary>
+    private IOException PmemFailed(IOException error)
+    {
+        IOException failure = new($"the pmem buffer {_pmemRegion!.Name} failed: {error.Message}", error);
+        Fail(failure);
+        return failure;
+    }
+
+    private void PmemBarrier()
+    {
+        try
+        {
+            _pmem!.Barrier();
+        }
+        catch (IOException error)
+        {
+            throw PmemFailed(error);
+        }
+    }
+
     private void WakeAllWorkers()
     {
         _flushSignal.Set();

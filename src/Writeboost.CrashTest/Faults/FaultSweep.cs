@@ -40,7 +40,8 @@ public sealed record FaultSweepResult(
 /// writeback error counted while writeback retries);</item>
 /// <item>never wrong: every read that succeeded, during the run and after the fault cleared, gives the last
 /// acknowledged data (or a newer, unacknowledged write);</item>
-/// <item>after the fault clears the device works (a flush succeeds) or says it has failed;</item>
+/// <item>after the fault clears the device works (a flush succeeds) or says it has failed — and a failed flush
+/// is always fatal (no retry can make durable what a failed fsync may have dropped);</item>
 /// <item>nothing acknowledged is lost: crashes right after each acknowledgement that followed the fault and at
 /// the end (the crash states of crash-model.md) recover to what the oracle allows.</item>
 /// </list>
@@ -221,7 +222,12 @@ public static class FaultSweep
         }
         if (faults.Fired && !state.Surfaced && !failed && state.WritebackErrors == 0)
         {
-            violation ??= $"the fault fired but neither a request nor the status reported it";
+            violation ??= "the fault fired but neither a request nor the status reported it";
+        }
+        if (faults.Fired && fault!.Operation == FaultOperation.Flush && state.Opened && !failed)
+        {
+            // A failed fsync may have dropped writes the device can no longer name: no retry can make them durable.
+            violation ??= "a flush failed but the device carried on (a failed flush must be fatal)";
         }
         (int states, string? lost) = CrashAfterFault(spec, geometry, baseline, log, oracle, mutant, faults.FiredAtEvent);
         violation ??= lost;
@@ -234,6 +240,8 @@ public static class FaultSweep
     {
         public List<(int Point, long Offset, byte[] Data)> Reads { get; } = [];
         public bool Surfaced { get; private set; }
+        /// <summary>Recovery succeeded (a fault during it fails the open, which is reported and fine).</summary>
+        public bool Opened { get; private set; }
         public bool DeviceFailed { get; private set; }
         public long WritebackErrors { get; private set; }
         public string? Violation { get; private set; }
@@ -244,6 +252,7 @@ public static class FaultSweep
             try
             {
                 device = WriteboostDevice.Open(backing, cache, new Tunables(geometry.Keys), options, pmem);
+                Opened = true;
             }
             catch (IOException)
             {
