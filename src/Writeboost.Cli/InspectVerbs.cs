@@ -2,7 +2,9 @@ using System.Globalization;
 using CommandLine;
 using Writeboost.Cache.Format;
 using Writeboost.Cache.Inspect;
+using Writeboost.Cache.PmemBuffer;
 using Writeboost.Devices;
+using Writeboost.Pmem;
 
 namespace Writeboost.Cli;
 
@@ -68,17 +70,67 @@ internal sealed class DumpVerb : InspectOptions
     private static string Fmt(long value) => value.ToString(CultureInfo.InvariantCulture);
 }
 
-[Verb("check", HelpText = "Verify every segment's checksum and slot on a cache device, read only. Exit 1 if any segment is damaged.")]
+[Verb("check", HelpText = "Verify a cache device, read only: sector 0, the superblock record, every segment's checksum and slot, and whether recovery can reach every intact segment; with --pmem, also a mode-1 pmem buffer's header and records. Exit 1 if anything is damaged.")]
 internal sealed class CheckVerb : InspectOptions
 {
+    [Option("pmem", HelpText = "The mode-1 pmem buffer (file or device) of this cache, to check as well.")]
+    public string? Pmem { get; set; }
+
     internal int Run()
     {
         CacheReport report = Read();
+        PmemReport? pmem = null;
+        if (Pmem is not null)
+        {
+            using PmemRegion region = Writeboost.Pmem.Pmem.Alloc(Pmem, 0, -1, PmemBackend.Block);
+            pmem = CacheInspector.InspectPmem(region, report);
+        }
         List<SlotReport> used = report.Slots.Where(s => !s.IsEmpty).ToList();
         List<SlotReport> damaged = used.Where(s => !s.IdMatchesSlot || !s.ChecksumValid).ToList();
+        List<string> problems = [];
+        if (report.Superblock is SuperblockState.CorruptMagic or SuperblockState.CorruptExtension)
+        {
+            problems.Add($"sector 0 is damaged ({report.Superblock}): the device refuses to open it without --reformat");
+        }
+        if (report.RecordWarning is not null)
+        {
+            problems.Add(report.RecordWarning);
+        }
+        if (report.UnreachableIds.Count > 0)
+        {
+            problems.Add(string.Create(CultureInfo.InvariantCulture,
+                $"segment(s) {string.Join(", ", report.UnreachableIds)} are intact but recovery cannot reach them: its walk from segment {report.ReplayFromId} stops at {report.WalkEnd} (a damaged or stale slot; after a crash, writes never acknowledged as durable)"));
+        }
+        if (pmem is not null)
+        {
+            if (pmem.Header != PmemHeaderState.Ours)
+            {
+                problems.Add($"pmem {Pmem}: {pmem.Header}{(pmem.HeaderProblem is null ? "" : $": {pmem.HeaderProblem}")}");
+            }
+            if (pmem.Gap is not null)
+            {
+                problems.Add($"pmem {Pmem}: {pmem.Gap}");
+            }
+            foreach (PmemBufferReport buffer in pmem.Buffers.Where(b => b.DamagedRecords > 0))
+            {
+                problems.Add(string.Create(CultureInfo.InvariantCulture, $"pmem {Pmem}: the buffer of segment {buffer.SegmentId} has {buffer.DamagedRecords} damaged record(s)"));
+            }
+        }
         if (Json)
         {
-            Output.Json(new { Cache, SegmentsChecked = used.Count, Damaged = damaged.Select(s => new { s.Slot, s.Id, s.Length, s.IdMatchesSlot, s.ChecksumValid }), RecordChecksumValid = report.RecordChecksumValid });
+            Output.Json(new
+            {
+                Cache,
+                Pmem = pmem,
+                SegmentsChecked = used.Count,
+                Damaged = damaged.Select(s => new { s.Slot, s.Id, s.Length, s.IdMatchesSlot, s.ChecksumValid }),
+                RecordChecksumValid = report.RecordChecksumValid,
+                Superblock = report.Superblock.ToString(),
+                report.ReplayFromId,
+                report.ReplayableThroughId,
+                report.UnreachableIds,
+                Problems = problems,
+            });
         }
         else
         {
@@ -87,13 +139,22 @@ internal sealed class CheckVerb : InspectOptions
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                     $"slot {slot.Slot}: segment {slot.Id} (length {slot.Length}) {(slot.IdMatchesSlot ? "" : "is in the wrong slot; ")}{(slot.ChecksumValid ? "" : $"checksum 0x{slot.StoredChecksum:x8} != 0x{slot.ComputedChecksum:x8}")}"));
             }
+            foreach (string problem in problems)
+            {
+                Console.WriteLine(problem);
+            }
+            if (pmem is not null)
+            {
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"pmem {Pmem}: header {pmem.Header}, {pmem.PoolSize} buffers; recovery would rebuild {pmem.Buffers.Count} segment(s) from it ({pmem.Buffers.Sum(b => b.Records)} records, {pmem.Buffers.Sum(b => b.TornRecords)} torn — a write in flight at a crash)"));
+            }
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"{used.Count} segment(s) checked, {damaged.Count} damaged{(report.RecordChecksumValid == false ? "; the superblock record's checksum fails" : "")}"));
-            if (damaged.Count > 0)
+                $"{used.Count} segment(s) checked, {damaged.Count} damaged{(report.RecordChecksumValid == false ? "; the superblock record's checksum fails" : "")}; recovery would replay segments {report.ReplayFromId + 1}..{report.ReplayableThroughId}"));
+            if (damaged.Count > 0 || report.UnreachableIds.Count > 0)
             {
                 Console.WriteLine("(a damaged newest segment after a crash is expected — it was never acknowledged as durable; recovery stops before it)");
             }
         }
-        return damaged.Count == 0 && report.RecordChecksumValid != false ? 0 : 1;
+        return damaged.Count == 0 && problems.Count == 0 && report.RecordChecksumValid != false ? 0 : 1;
     }
 }

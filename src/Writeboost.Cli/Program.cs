@@ -9,7 +9,7 @@ Parser parser = new(settings =>
     settings.HelpWriter = Console.Error;
     settings.CaseInsensitiveEnumValues = true;
 });
-ParserResult<object> parsed = parser.ParseArguments<CreateVerb, StatusVerb, MessageVerb, ServeVerb, BenchVerb, CrashTestVerb, FaultsVerb, DumpVerb, CheckVerb, PmemVerb>(args);
+ParserResult<object> parsed = parser.ParseArguments<CreateVerb, StatusVerb, MessageVerb, ServeVerb, BenchVerb, CrashTestVerb, FaultsVerb, CorruptVerb, DumpVerb, CheckVerb, PmemVerb>(args);
 if (parsed.Tag == ParserResultType.NotParsed)
 {
     bool askedForHelp = parsed.Errors.All(e => e.Tag is ErrorType.HelpRequestedError or ErrorType.HelpVerbRequestedError or ErrorType.VersionRequestedError);
@@ -26,6 +26,7 @@ try
         BenchVerb bench => bench.Run(),
         CrashTestVerb crashtest => crashtest.Run(),
         FaultsVerb faults => faults.Run(),
+        CorruptVerb corrupt => corrupt.Run(),
         DumpVerb dump => dump.Run(),
         CheckVerb check => check.Run(),
         PmemVerb pmem => pmem.Run(),

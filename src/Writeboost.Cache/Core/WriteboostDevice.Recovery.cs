@@ -82,14 +82,10 @@ public sealed partial class WriteboostDevice
         _cache.Read(SuperblockRecordOnDisk.WriteOffsetBytes, recordBlock);
         SuperblockRecordOnDisk.Record stored = SuperblockRecordOnDisk.Read(recordBlock);
         ulong[] headerIds = ReadAllHeaderIds();
-        ulong record = stored.LastWritebackId;
-        if (stored.ChecksumValid == false && _superblock.CacheUuid != Guid.Empty)
+        ulong record = SuperblockRecordOnDisk.Infer(stored, headerIds, Geometry, ours: _superblock.CacheUuid != Guid.Empty, out string? recordWarning);
+        if (recordWarning is not null)
         {
-            // Corrupt (ours always carry a checksum). Fall back to the kernel's inference: any segment older than
-            // the newest one in the ring by a whole lap had its slot reused, so it was written back.
-            ulong newest = headerIds.Where((id, slot) => id != 0 && Geometry.SlotOf(id) == slot).DefaultIfEmpty(0ul).Max();
-            record = newest > (ulong)Geometry.NrSegments ? newest - (ulong)Geometry.NrSegments : 0;
-            warnings.Add($"the superblock record is corrupt (checksum fails); inferred last written-back segment {record} from the ring instead");
+            warnings.Add(recordWarning);
         }
         // No check that a slot still holds segment R: writeback may have copied a segment that was written but not
         // yet durable on the cache device; a crash can then lose the segment while the FUA record survives —
@@ -113,11 +109,17 @@ public sealed partial class WriteboostDevice
             if (header.Id != id)
             {
                 stopReason = header.Id == 0 ? $"segment {id}: slot {slot} is empty" : $"segment {id}: slot {slot} holds segment {header.Id}";
+                if (header.Id != 0 && Geometry.SlotOf(header.Id) != slot)
+                {
+                    // A crash leaves a slot empty, torn, or holding its previous lap's segment; never an id of another slot.
+                    warnings.Add($"slot {slot} holds segment id {header.Id}, which belongs in slot {Geometry.SlotOf(header.Id)}: a damaged header; replay stopped before segment {id}");
+                }
                 break;
             }
             if (header.Length > BlocksPerSegment)
             {
                 stopReason = $"segment {id}: length {header.Length} exceeds {BlocksPerSegment} blocks";
+                warnings.Add($"segment {id} in slot {slot} claims {header.Length} blocks, more than a segment holds: a damaged header; replay stopped before it");
                 break;
             }
             int dataBytes = (int)Units.BlocksToBytes(header.Length);
@@ -310,6 +312,7 @@ public sealed partial class WriteboostDevice
                 }
                 int length = buffer.Slots.Count;
                 new SegmentHeaderOnDisk(buffer.SegmentId, SegmentHeaderOnDisk.ComputeChecksum(image, length), (byte)length).WriteTo(image);
+                ReleaseSlotForPmemSegment(slot, buffer.SegmentId);
                 string? bad = ApplySegment(image, slot, buffer.SegmentId, length);
                 if (bad is not null)
                 {
@@ -320,6 +323,10 @@ public sealed partial class WriteboostDevice
                 _lastQueuedId = _lastFlushedId = _lastDurableId = buffer.SegmentId;
                 rebuilt++;
                 torn += buffer.TornSlots;
+                if (buffer.DamagedSlots > 0)
+                {
+                    warnings.Add($"pmem buffer of segment {buffer.SegmentId}: {buffer.DamagedSlots} record(s) damaged (an id from the future, or a gap before later records); their writes are lost");
+                }
             }
             if (rebuilt > 0)
             {
@@ -335,6 +342,29 @@ public sealed partial class WriteboostDevice
             DirtyBlocksRecovered = _nrDirty,
             Warnings = warnings,
         };
+    }
+
+    /// <summary>
+    /// A pmem buffer bound to segment X proves the writer took X's slot, which it does only after the segment the
+    /// slot held (X - nr_segments) was written back. If the cache replay mapped that older segment (the record
+    /// was damaged and inferred low), its entries are clean on the backing store: unmap them before X's data
+    /// lands over them in the slot (found by the corruption sweep: reads returned the new segment's data at
+    /// the old segment's blocks).
+    /// </summary>
+    private void ReleaseSlotForPmemSegment(long slot, ulong segmentId)
+    {
+        for (int i = 0; i < BlocksPerSegment; i++)
+        {
+            int g = Global(slot, i);
+            if (_mbBlock[g] >= 0)
+            {
+                Unmap(g);
+            }
+        }
+        if (segmentId > (ulong)Geometry.NrSegments)
+        {
+            _lastWritebackId = Math.Max(_lastWritebackId, segmentId - (ulong)Geometry.NrSegments);
+        }
     }
 
     /// <summary>write_around_mode on a cache that holds dirty data: write it all back, then format.</summary>

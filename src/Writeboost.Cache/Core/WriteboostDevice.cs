@@ -221,6 +221,11 @@ public sealed partial class WriteboostDevice : IBlockDevice
         {
             return tunables.SegmentSizeOrder;
         }
+        if (superblock.State == SuperblockState.CorruptMagic)
+        {
+            throw new InvalidDataException(
+                $"cache device {cacheName}: the magic in sector 0 is damaged but the rest of the superblock is intact; refusing to format over a cache that may hold dirty data (wb check to inspect it, wb create --reformat to start over)");
+        }
         if (superblock.State == SuperblockState.CorruptExtension)
         {
             throw new InvalidDataException(

@@ -48,28 +48,39 @@ public sealed record SuperblockHeaderOnDisk(int SegmentSizeOrder, Guid CacheUuid
     /// <summary>What sector 0 holds.</summary>
     public static SuperblockReadResult Read(ReadOnlySpan<byte> sector)
     {
+        SuperblockHeaderOnDisk? extension = ReadExtension(sector);
         if (BinaryPrimitives.ReadUInt32LittleEndian(sector) != Magic)
         {
-            return new SuperblockReadResult(SuperblockState.Unformatted, null);
+            // A device that never held a cache has no extension either; an intact extension without the magic is
+            // a damaged cache, and formatting it would throw its dirty data away.
+            return new SuperblockReadResult(extension is null ? SuperblockState.Unformatted : SuperblockState.CorruptMagic, extension);
         }
-        if (BinaryPrimitives.ReadUInt32LittleEndian(sector[ExtensionOffset..]) != ExtensionMagic)
+        if (extension is not null)
         {
-            // Formatted by the kernel module: its compiled-in order, no identity to check.
-            return new SuperblockReadResult(SuperblockState.KernelFormat,
-                new SuperblockHeaderOnDisk(CacheGeometry.DefaultSegmentSizeOrder, Guid.Empty, 0, 0));
+            return new SuperblockReadResult(SuperblockState.Formatted, extension);
         }
-        uint stored = BinaryPrimitives.ReadUInt32LittleEndian(sector[ExtensionChecksumOffset..]);
-        if (stored != Crc32C.Compute(sector[ExtensionOffset..ExtensionChecksumOffset])
-            || BinaryPrimitives.ReadUInt16LittleEndian(sector[68..]) != ExtensionVersion)
+        // The kernel module writes the magic alone (the rest of its superblock region is zero): its compiled-in
+        // order, no identity to check. Anything else where our extension goes is a damaged extension.
+        return sector[ExtensionOffset..(ExtensionChecksumOffset + sizeof(uint))].ContainsAnyExcept((byte)0)
+            ? new SuperblockReadResult(SuperblockState.CorruptExtension, null)
+            : new SuperblockReadResult(SuperblockState.KernelFormat, new SuperblockHeaderOnDisk(CacheGeometry.DefaultSegmentSizeOrder, Guid.Empty, 0, 0));
+    }
+
+    /// <summary>Our extension, if its magic, version and checksum hold.</summary>
+    private static SuperblockHeaderOnDisk? ReadExtension(ReadOnlySpan<byte> sector)
+    {
+        if (BinaryPrimitives.ReadUInt32LittleEndian(sector[ExtensionOffset..]) != ExtensionMagic
+            || BinaryPrimitives.ReadUInt16LittleEndian(sector[68..]) != ExtensionVersion
+            || BinaryPrimitives.ReadUInt32LittleEndian(sector[ExtensionChecksumOffset..]) != Crc32C.Compute(sector[ExtensionOffset..ExtensionChecksumOffset]))
         {
-            return new SuperblockReadResult(SuperblockState.CorruptExtension, null);
+            return null;
         }
-        return new SuperblockReadResult(SuperblockState.Formatted, new SuperblockHeaderOnDisk(
+        return new SuperblockHeaderOnDisk(
             sector[70],
             new Guid(sector.Slice(72, 16)),
             BinaryPrimitives.ReadInt64LittleEndian(sector[88..]),
             BinaryPrimitives.ReadInt64LittleEndian(sector[96..]),
-            sector[71]));
+            sector[71]);
     }
 }
 
@@ -81,6 +92,8 @@ public enum SuperblockState
     KernelFormat,
     /// <summary>The magic with an extension whose checksum fails.</summary>
     CorruptExtension,
+    /// <summary>An intact extension without the magic: a damaged sector 0 of a cache.</summary>
+    CorruptMagic,
 }
 
 public readonly record struct SuperblockReadResult(SuperblockState State, SuperblockHeaderOnDisk? Header);
@@ -103,6 +116,40 @@ public static class SuperblockRecordOnDisk
         block[..Units.BlockBytes].Clear();
         BinaryPrimitives.WriteUInt64LittleEndian(block[RecordOffsetInWrite..], lastWritebackSegmentId);
         BinaryPrimitives.WriteUInt32LittleEndian(block[(RecordOffsetInWrite + 8)..], ~Crc32C.Compute(block.Slice(RecordOffsetInWrite, 8)));
+    }
+
+    /// <summary>
+    /// The last written-back id recovery can rely on, given the stored record and the id in each slot's header.
+    /// A record whose checksum holds is used as it is. One that fails it, or none at all (a zeroed sector) while
+    /// the ring shows the slots were reused, is damaged: the writer puts segment X in its slot only after the
+    /// record durably covers X - nr_segments, so the newest segment in its own slot gives a lower bound, used
+    /// instead (<paramref name="warning"/> says so). Segments between the true record and the bound are replayed
+    /// again; their data is on the backing store too, so that costs a rewrite, never data. The id is not covered
+    /// by a segment's checksum, so only an id with a neighbour (another slot holding one of the nr_segments ids
+    /// before it) counts: one damaged id must not make every segment look written back.
+    /// </summary>
+    public static ulong Infer(Record stored, IReadOnlyList<ulong> slotIds, CacheGeometry geometry, bool ours, out string? warning)
+    {
+        warning = null;
+        if (!ours || stored.ChecksumValid == true)
+        {
+            return stored.LastWritebackId;
+        }
+        ulong lap = (ulong)geometry.NrSegments;
+        HashSet<ulong> inSlot = [.. slotIds.Where((id, slot) => id != 0 && geometry.SlotOf(id) == slot)];
+        ulong newest = inSlot.Where(id => id == 1 || inSlot.Any(other => other < id && id - other <= lap)).DefaultIfEmpty(0ul).Max();
+        ulong bound = newest > lap ? newest - lap : 0;
+        if (stored.ChecksumValid == false)
+        {
+            warning = $"the superblock record is corrupt (checksum fails); inferred last written-back segment {bound} from the ring instead";
+            return bound;
+        }
+        if (bound > 0)
+        {
+            warning = $"the superblock record is missing (a zeroed sector), but segment {newest} already reused a slot: inferred last written-back segment {bound} from the ring instead";
+            return bound;
+        }
+        return stored.LastWritebackId;
     }
 
     public static Record Read(ReadOnlySpan<byte> block)

@@ -5,7 +5,11 @@ using Writeboost.Pmem;
 namespace Writeboost.Cache.PmemBuffer;
 
 /// <summary>A pmem buffer's acknowledged content, as recovery found it.</summary>
-internal sealed record RecoveredBuffer(ulong SegmentId, IReadOnlyList<(PmemRecord Record, byte[] Data)> Slots, int TornSlots);
+/// <param name="TornSlots">Records for this segment whose CRC fails: a write in flight at the crash (or damage).</param>
+/// <param name="DamagedSlots">Records that cannot be the result of a crash: an id newer than the buffer's or of a
+/// segment this buffer never holds, or an older one before a later slot of this segment (slots fill in order, so
+/// that slot was written for this segment).</param>
+internal sealed record RecoveredBuffer(ulong SegmentId, IReadOnlyList<(PmemRecord Record, byte[] Data)> Slots, int TornSlots, int DamagedSlots = 0);
 
 /// <summary>
 /// The persistent mirror of the RAM buffers in mode 1: every block placed in a buffer is also copied into the
@@ -33,19 +37,23 @@ internal sealed class PmemBufferPool
     public PmemRegion Region => _region;
 
     /// <summary>Opens the pool on <paramref name="region"/>, formatting a blank region (or any, with <paramref name="format"/>).</summary>
-    /// <exception cref="ArgumentException">the region is too small.</exception>
+    /// <exception cref="Table.TableException">the region is too small.</exception>
     /// <exception cref="InvalidDataException">the region belongs to another cache or is not a writeboost pmem buffer.</exception>
     public static PmemBufferPool Open(PmemRegion region, PmemLayout layout, Guid cacheUuid, bool format, out bool formatted)
     {
         if (region.LengthBytes < layout.RegionBytes)
         {
-            throw new ArgumentException(
+            throw new Table.TableException(
                 $"pmem region {region.Name} is {region.LengthBytes} bytes; {layout.PoolSize} buffers of {layout.BlocksPerSegment} blocks need {layout.RegionBytes} bytes");
         }
         PmemBufferPool pool = new(region, layout);
         byte[] header = new byte[PmemLayout.RegionHeaderBytes];
         region.Read(0, header);
         PmemHeaderCheck check = layout.CheckHeader(header, cacheUuid);
+        if (check.State == PmemHeaderState.Blank && pool.AnyBufferBound())
+        {
+            check = new PmemHeaderCheck(PmemHeaderState.Foreign, "its header is zeroed but its buffers hold segments (a damaged header)");
+        }
         formatted = format || check.State == PmemHeaderState.Blank;
         if (!formatted && check.State == PmemHeaderState.Foreign)
         {
@@ -69,6 +77,21 @@ internal sealed class PmemBufferPool
         byte[] header = new byte[PmemLayout.RegionHeaderBytes];
         Layout.WriteHeader(header, cacheUuid);
         _region.WritePersist(0, header);
+    }
+
+    /// <summary>Whether any buffer header names a segment (a blank region has none).</summary>
+    private bool AnyBufferBound()
+    {
+        byte[] word = new byte[sizeof(ulong)];
+        for (int k = 0; k < Layout.PoolSize; k++)
+        {
+            _region.Read(Layout.BufferHeaderOffset(k), word);
+            if (BinaryPrimitives.ReadUInt64LittleEndian(word) != 0)
+            {
+                return true;
+            }
+        }
+        return false;
     }
 
     /// <summary>Binds buffer <paramref name="buffer"/> to a new segment: its header word, persisted before any record.</summary>
@@ -129,6 +152,12 @@ internal sealed class PmemBufferPool
         {
             _region.Read(Layout.BufferHeaderOffset(k), word);
             ulong id = BinaryPrimitives.ReadUInt64LittleEndian(word);
+            if (id != 0 && (id - 1) % (ulong)Layout.PoolSize != (ulong)k)
+            {
+                // Buffer k only ever holds segments k + 1, k + 1 + pool, ...: any other id is a damaged header.
+                gap ??= $"pmem buffer {k} claims segment {id}, which that buffer never holds (a damaged header): it is not replayed";
+                continue;
+            }
             if (id > afterId)
             {
                 byId[id] = k;
@@ -141,19 +170,32 @@ internal sealed class PmemBufferPool
         {
             if (id != expected)
             {
-                gap = $"pmem buffer {k} holds segment {id}, but segment {expected} is neither on the cache device nor in pmem: {id} and later are not replayed";
+                gap ??= $"pmem buffer {k} holds segment {id}, but segment {expected} is neither on the cache device nor in pmem: {id} and later are not replayed";
                 break;
             }
             _region.Read(Layout.RecordOffset(k, 0), records);
             List<(PmemRecord, byte[])> slots = [];
             int torn = 0;
+            int damaged = 0;
+            int notThisSegment = 0;
             for (int i = 0; i < Layout.BlocksPerSegment; i++)
             {
                 ReadOnlySpan<byte> record = records.AsSpan(i * PmemLayout.RecordBytes, PmemLayout.RecordBytes);
-                if (BinaryPrimitives.ReadUInt64LittleEndian(record) != id)
+                ulong recordId = BinaryPrimitives.ReadUInt64LittleEndian(record);
+                if (recordId > id || (recordId != 0 && (recordId - 1) % (ulong)Layout.PoolSize != (ulong)k))
                 {
-                    continue; // never written for this segment (or an older one's)
+                    damaged++; // from the future, or of a segment this buffer never holds: not what a crash leaves
+                    continue;
                 }
+                if (recordId != id)
+                {
+                    notThisSegment++; // never written for this segment (an older one's), or damaged if a later slot was
+                    continue;
+                }
+                // With a fence per write, slot i was durable before slot i + 1 was even stored; the block backend
+                // persists at barriers only, so there a crash may keep a later slot and lose an earlier one.
+                damaged += _fencePerWrite ? notThisSegment : 0;
+                notThisSegment = 0;
                 byte[] data = new byte[Units.BlockBytes];
                 _region.Read(Layout.DataOffset(k, i), data);
                 if (PmemRecord.ReadValid(record, data, id, i) is { } valid)
@@ -165,7 +207,7 @@ internal sealed class PmemBufferPool
                     torn++;
                 }
             }
-            buffers.Add(new RecoveredBuffer(id, slots, torn));
+            buffers.Add(new RecoveredBuffer(id, slots, torn, damaged));
             expected++;
         }
         return buffers;

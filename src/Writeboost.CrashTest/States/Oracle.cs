@@ -15,6 +15,10 @@ internal sealed class Oracle
     private const int SectorBytes = 512;
     private readonly Dictionary<long, List<Entry>> _bySector = [];
     private readonly byte[]? _initial;
+    private readonly List<int> _acknowledgementPoints = [];
+
+    /// <summary>The crash points right after each acknowledgement of a write or flush.</summary>
+    public IReadOnlyList<int> AcknowledgementPoints => _acknowledgementPoints;
 
     private readonly record struct Entry(int Issue, int AckAt, int DurableAt, byte[] Data, int DataOffset);
 
@@ -32,9 +36,11 @@ internal sealed class Oracle
             {
                 case EventKind.UserWriteAck:
                     ackOf[e.Ref] = i;
+                    _acknowledgementPoints.Add(i + 1);
                     break;
                 case EventKind.UserFlushAck:
                     flushes.Add((e.Ref, i));
+                    _acknowledgementPoints.Add(i + 1);
                     break;
                 default:
                     break;
@@ -138,6 +144,24 @@ internal sealed class Oracle
             {
                 string expected = lastAcked < 0 ? "its initial content" : $"the write issued at event {writes[lastAcked].Issue}";
                 return $"a read of sector {sector} at event {point} gave neither the last acknowledged write ({expected}) nor a later unacknowledged one";
+            }
+        }
+        return null;
+    }
+
+    /// <summary>
+    /// Null when every sector of <paramref name="device"/> holds its initial content or the data of some write
+    /// of the log (damaged media may lose acknowledged data, but must never produce data nobody wrote there).
+    /// </summary>
+    public string? CheckEverWritten(ReadOnlySpan<byte> device)
+    {
+        for (long sector = 0; sector < device.Length / SectorBytes; sector++)
+        {
+            ReadOnlySpan<byte> actual = device.Slice((int)(sector * SectorBytes), SectorBytes);
+            List<Entry> writes = _bySector.TryGetValue(sector, out List<Entry>? list) ? list : [];
+            if (!Allowed(writes, -1, int.MaxValue, actual, Initial(sector)))
+            {
+                return $"sector {sector} holds data that was never written there";
             }
         }
         return null;

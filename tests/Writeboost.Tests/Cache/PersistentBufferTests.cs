@@ -146,7 +146,7 @@ public sealed class PersistentBufferTests
         using MemoryBlockDevice backing = new(64 * 1024);
         using MemoryBlockDevice cache = new((1 << 20) + 4 * (512 << 10));
         using BlockPmemRegion pmem = PmemApi.Alloc(new MemoryBlockDevice(1 << 20), 0, 1 << 20, ownsDevice: true);
-        ArgumentException error = Assert.ThrowsExactly<ArgumentException>(() => WriteboostDevice.Open(backing, cache, new Tunables(), pmem: pmem));
+        TableException error = Assert.ThrowsExactly<TableException>(() => WriteboostDevice.Open(backing, cache, new Tunables(), pmem: pmem));
         StringAssert.Contains(error.Message, "4 buffers of 127 blocks need 2117632 bytes");
     }
 

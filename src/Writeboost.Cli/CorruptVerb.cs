@@ -1,0 +1,105 @@
+using System.Globalization;
+using CommandLine;
+using Writeboost.Cache.Table;
+using Writeboost.CrashTest;
+using Writeboost.CrashTest.Faults;
+
+namespace Writeboost.Cli;
+
+[Verb("corrupt", HelpText = "Corrupted-media sweep: flip every bit position of the superblock, segment headers, metablocks and pmem metadata one at a time, zero metadata sectors, flip random data bytes, put back stale segments of an earlier lap, truncate; recover each and check no garbage is read, no exception escapes, the damage is reported, and wb check flags it. Exit 0 only when every case passes.")]
+internal sealed class CorruptVerb
+{
+    [Option("mode", Default = "both", HelpText = "0, 1 or both.")]
+    public string Mode { get; set; } = "both";
+
+    [Option("workload", Default = "all", HelpText = "random, wrap (the ring laps: stale segments exist) or all.")]
+    public string Workload { get; set; } = "all";
+
+    [Option("ops", Default = 150, HelpText = "User operations of the workload that makes the media.")]
+    public int Ops { get; set; }
+
+    [Option("seed", Default = 1, HelpText = "Seed of the workload and of the sampled data bytes.")]
+    public int Seed { get; set; }
+
+    [Option("data-samples", Default = 200, HelpText = "Random data bytes to flip (cache and pmem).")]
+    public int DataSamples { get; set; }
+
+    [Option("verbose", HelpText = "Print up to 20 violations per sweep, not just the first.")]
+    public bool Verbose { get; set; }
+
+    [Option("json", HelpText = "Print JSON for scripts.")]
+    public bool Json { get; set; }
+
+    internal int Run()
+    {
+        CacheMode[] modes = Mode switch
+        {
+            "0" => [CacheMode.Volatile],
+            "1" => [CacheMode.Persistent],
+            "both" => [CacheMode.Volatile, CacheMode.Persistent],
+            _ => throw new UsageException($"--mode {Mode}: expected 0, 1 or both"),
+        };
+        Workload[] workloads = Workload switch
+        {
+            "random" => [CrashTest.Workload.Random],
+            "wrap" => [CrashTest.Workload.Wrap],
+            "all" => [CrashTest.Workload.Random, CrashTest.Workload.Wrap],
+            _ => throw new UsageException($"--workload {Workload}: expected random, wrap or all"),
+        };
+        if (Ops <= 0 || DataSamples < 0)
+        {
+            throw new UsageException("--ops must be positive and --data-samples not negative");
+        }
+        ProgressBar progress = ProgressBar.For("corruptions", Json);
+        List<CorruptionSweepResult> results = [];
+        int sweeps = modes.Length * workloads.Length;
+        foreach (CacheMode mode in modes)
+        {
+            foreach (Workload workload in workloads)
+            {
+                int index = results.Count;
+                results.Add(CorruptionSweep.Run(new CorruptionSweepSpec(mode, workload, Seed, Ops, DataSamples),
+                    (done, total) => progress.Report((index + done / (double)Math.Max(1, total)) / sweeps, $"sweep {index + 1}/{sweeps}")));
+            }
+        }
+        progress.Done();
+        if (Json)
+        {
+            Output.Json(new
+            {
+                Tried = results.Sum(r => r.Tried),
+                Changed = results.Sum(r => r.Changed),
+                Refused = results.Sum(r => r.Refused),
+                Undetectable = results.Sum(r => r.Areas.Sum(a => a.Undetectable)),
+                Violations = results.Sum(r => r.Violations),
+                Seconds = results.Sum(r => r.Seconds),
+                Seed,
+                Sweeps = results.Select(r => new { Mode = (int)r.Spec.Mode, Workload = r.Spec.Workload.ToString().ToLowerInvariant(), r.Tried, r.Changed, r.Refused, r.Violations, r.FirstViolation, r.Areas }),
+            });
+        }
+        else
+        {
+            List<string[]> rows = [["mode", "workload", "area", "tried", "changed", "refused", "undetectable", "violations"]];
+            foreach (CorruptionSweepResult r in results)
+            {
+                foreach (CorruptionAreaResult a in r.Areas)
+                {
+                    rows.Add([Fmt((int)r.Spec.Mode), r.Spec.Workload.ToString().ToLowerInvariant(), a.Area, Fmt(a.Tried), Fmt(a.Changed), Fmt(a.Refused), Fmt(a.Undetectable), Fmt(a.Violations)]);
+                }
+            }
+            Output.Table(rows);
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"corruptions tried: {results.Sum(r => r.Tried)}, changed what the device reads: {results.Sum(r => r.Changed)}, refused: {results.Sum(r => r.Refused)}, undetectable (look like a crash before the newest segments): {results.Sum(r => r.Areas.Sum(a => a.Undetectable))}, violations: {results.Sum(r => r.Violations)}, {results.Sum(r => r.Seconds):F1} s"));
+            foreach (CorruptionSweepResult r in results.Where(r => r.FirstViolation is not null))
+            {
+                foreach (string violation in r.ViolationSamples.Take(Verbose ? 20 : 1))
+                {
+                    Console.WriteLine($"mode {(int)r.Spec.Mode} {r.Spec.Workload.ToString().ToLowerInvariant()}: violation: {violation}");
+                }
+            }
+        }
+        return results.All(r => r.Violations == 0) ? 0 : 1;
+    }
+
+    private static string Fmt(long value) => value.ToString(CultureInfo.InvariantCulture);
+}
