@@ -46,6 +46,10 @@ public sealed class FileBlockDevice : IBlockDevice
     public bool IsDirect => _file.IsDirect;
     public IoCounters Counters { get; } = new();
 
+    /// <summary>True when both paths exist and name the same file or device (through symlinks, hard links or two device nodes).</summary>
+    public static bool SameFile(string first, string second) =>
+        PosixFile.Identity(first) is { } a && PosixFile.Identity(second) is { } b && a == b;
+
     /// <summary>Opens an existing file or block device. Its size is fixed at open: the device never grows.</summary>
     /// <exception cref="FileNotFoundException">the path does not exist.</exception>
     /// <exception cref="NativeIOException">open or a size query failed.</exception>

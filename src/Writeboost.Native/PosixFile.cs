@@ -244,6 +244,21 @@ internal sealed unsafe class PosixFile : IDisposable
     }
 
     /// <summary>An exclusive advisory lock (flock LOCK_EX|LOCK_NB); false when another open file description holds it.</summary>
+    /// <summary>
+    /// What identifies the file or device at <paramref name="path"/> (symlinks followed): the device number for a
+    /// block or character device (two nodes of one disk are the same device), else filesystem and inode (hard
+    /// links are the same file). Null when the path does not exist.
+    /// </summary>
+    internal static (ulong Device, ulong Inode)? Identity(string path)
+    {
+        if (Syscall.stat(path, out Stat stat) != 0)
+        {
+            return null;
+        }
+        FilePermissions type = stat.st_mode & FilePermissions.S_IFMT;
+        return type is FilePermissions.S_IFBLK or FilePermissions.S_IFCHR ? (stat.st_rdev, 0) : (stat.st_dev, stat.st_ino);
+    }
+
     internal bool TryLockExclusive()
     {
         if (LibC.flock(Fd, LibC.LOCK_EX | LibC.LOCK_NB) == 0)

@@ -37,12 +37,16 @@ public sealed unsafe class DaxPmemRegion : PmemRegion
     public bool IsMapSync => _mapping.IsMapSync;
     public bool IsDeviceDax { get; }
 
-    internal static DaxPmemRegion Open(string path, long startBytes, long lengthBytes)
+    internal static DaxPmemRegion Open(string path, long startBytes, long lengthBytes, bool exclusive = false)
     {
         LibPmem.EnsureAvailable();
         PosixFile file = PosixFile.Open(path, tryDirect: false);
         try
         {
+            if (exclusive && !file.TryLockExclusive())
+            {
+                throw new IOException($"{path} is in use: another process holds it open exclusively");
+            }
             FileKind kind = file.Kind;
             long sizeBytes;
             long alignmentBytes = PosixFile.PageSizeBytes;

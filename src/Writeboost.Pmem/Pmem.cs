@@ -27,7 +27,8 @@ public static class Pmem
     /// <exception cref="FileNotFoundException">the path does not exist.</exception>
     /// <exception cref="ArgumentOutOfRangeException">the range does not fit in the device.</exception>
     /// <exception cref="DllNotFoundException">the dax backend was chosen and libpmem is not installed.</exception>
-    public static PmemRegion Alloc(string path, long startBytes, long lengthBytes, PmemBackend backend = PmemBackend.Auto, bool direct = false)
+    /// <param name="exclusive">Take an exclusive flock: a second process opening the same pmem gets a clear error.</param>
+    public static PmemRegion Alloc(string path, long startBytes, long lengthBytes, PmemBackend backend = PmemBackend.Auto, bool direct = false, bool exclusive = false)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         if (!File.Exists(path))
@@ -44,9 +45,9 @@ public static class Pmem
         }
         if (backend == PmemBackend.Dax)
         {
-            return DaxPmemRegion.Open(path, startBytes, lengthBytes);
+            return DaxPmemRegion.Open(path, startBytes, lengthBytes, exclusive);
         }
-        FileBlockDevice device = FileBlockDevice.Open(path, new FileBlockDeviceOptions { Direct = direct });
+        FileBlockDevice device = FileBlockDevice.Open(path, new FileBlockDeviceOptions { Direct = direct, Exclusive = exclusive });
         try
         {
             return Alloc(device, startBytes, lengthBytes, ownsDevice: true);

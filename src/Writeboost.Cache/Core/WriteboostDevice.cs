@@ -149,6 +149,7 @@ public sealed partial class WriteboostDevice : IBlockDevice
         {
             throw new ArgumentException($"backing device {backing.Name} is {backing.SizeBytes} bytes: smaller than one 4 KiB block");
         }
+        RefuseBackingThatIsACache(backing, cache);
         SuperblockReadResult superblock = ReadSuperblock(cache);
         bool format = options.Reformat || superblock.State == SuperblockState.Unformatted;
         int order = ChooseSegmentSizeOrder(superblock, tunables, format, cache.Name);
@@ -199,6 +200,21 @@ public sealed partial class WriteboostDevice : IBlockDevice
             device.StopWorkers();
             device.DisposeSignals();
             throw;
+        }
+    }
+
+    /// <summary>
+    /// A backing device whose sector 0 is a writeboost superblock is a cache device given in the wrong place:
+    /// most likely backing and cache are swapped, and going on would format the backing store as a cache.
+    /// </summary>
+    private static void RefuseBackingThatIsACache(IBlockDevice backing, IBlockDevice cache)
+    {
+        byte[] sector = new byte[SuperblockHeaderOnDisk.WriteBytes];
+        backing.Read(0, sector);
+        if (SuperblockHeaderOnDisk.Read(sector).State is SuperblockState.Formatted or SuperblockState.CorruptMagic)
+        {
+            throw new TableException(
+                $"the backing device {backing.Name} holds a writeboost cache superblock: are the backing and cache devices ({backing.Name}, {cache.Name}) swapped? Refusing to go on, which would format the backing store as a cache");
         }
     }
 

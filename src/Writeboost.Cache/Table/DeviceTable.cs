@@ -1,4 +1,5 @@
 using System.Globalization;
+using Writeboost.Devices;
 using Writeboost.Pmem;
 
 namespace Writeboost.Cache.Table;
@@ -131,11 +132,16 @@ public sealed record DeviceTable(
     private static void CheckDistinct(string backing, string cache, string? pmem)
     {
         static string Canonical(string path) => Path.GetFullPath(path);
+        static bool Same(string a, string b) => Canonical(a) == Canonical(b) || FileBlockDevice.SameFile(a, b);
         if (Canonical(backing) == Canonical(cache))
         {
             throw new TableException($"the backing and cache devices are the same path ({backing})");
         }
-        if (pmem is not null && (Canonical(pmem) == Canonical(backing) || Canonical(pmem) == Canonical(cache)))
+        if (Same(backing, cache))
+        {
+            throw new TableException($"the backing device {backing} and the cache device {cache} are the same file or device (a link, or two names of one disk)");
+        }
+        if (pmem is not null && (Same(pmem, backing) || Same(pmem, cache)))
         {
             throw new TableException($"the pmem device {pmem} is also the backing or cache device");
         }

@@ -8,7 +8,7 @@ namespace Writeboost.Cache.Table;
 public static class TableDevices
 {
     /// <summary>
-    /// Opens backing and cache (regular files or block devices) with an exclusive lock each — a second process
+    /// Opens backing, cache and pmem (regular files or devices) with an exclusive lock each — a second process
     /// opening the same cache gets a clear error, not shared corruption — then the writeboost device, which
     /// owns them from then on.
     /// </summary>
@@ -25,7 +25,7 @@ public static class TableDevices
             cache = FileBlockDevice.Open(table.CachePath, deviceOptions);
             if (table.Mode == CacheMode.Persistent)
             {
-                pmem = Pmem.Pmem.Alloc(table.PmemPath!, 0, -1, table.PmemBackend);
+                pmem = Pmem.Pmem.Alloc(table.PmemPath!, 0, -1, table.PmemBackend, exclusive: true);
             }
             WriteboostDevice device = WriteboostDevice.Open(backing, cache, table.CreateTunables(), (options ?? new WriteboostOptions()) with { OwnsDevices = true }, pmem);
             return device;
