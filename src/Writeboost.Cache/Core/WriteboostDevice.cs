@@ -151,6 +151,11 @@ public sealed partial class WriteboostDevice : IBlockDevice
         }
         RefuseBackingThatIsACache(backing, cache);
         SuperblockReadResult superblock = ReadSuperblock(cache);
+        if (superblock.State == SuperblockState.Unformatted && !options.Reformat && HoldsCacheEvidence(cache) is { } evidence)
+        {
+            throw new InvalidDataException(
+                $"cache device {cache.Name}: sector 0 is blank, but {evidence}: a damaged superblock; refusing to format over a cache that may hold dirty data (wb check to inspect it, wb create --reformat to start over)");
+        }
         bool format = options.Reformat || superblock.State == SuperblockState.Unformatted;
         int order = ChooseSegmentSizeOrder(superblock, tunables, format, cache.Name);
         CacheGeometry geometry = CacheGeometry.For(cache.SizeBytes, order, cache.Name);
@@ -216,6 +221,36 @@ public sealed partial class WriteboostDevice : IBlockDevice
             throw new TableException(
                 $"the backing device {backing.Name} holds a writeboost cache superblock: are the backing and cache devices ({backing.Name}, {cache.Name}) swapped? Refusing to go on, which would format the backing store as a cache");
         }
+    }
+
+    /// <summary>
+    /// What shows that a device with a blank sector 0 held a cache: a superblock record whose checksum holds, or
+    /// an intact segment in the first slot (its checksum does not depend on the segment size). Null: none.
+    /// </summary>
+    private static string? HoldsCacheEvidence(IBlockDevice cache)
+    {
+        byte[] block = new byte[Units.BlockBytes];
+        cache.Read(SuperblockRecordOnDisk.WriteOffsetBytes, block);
+        if (SuperblockRecordOnDisk.Read(block).ChecksumValid == true)
+        {
+            return "its superblock record is intact";
+        }
+        if (cache.SizeBytes < CacheGeometry.SuperblockRegionBytes + Units.BlockBytes)
+        {
+            return null;
+        }
+        cache.Read(CacheGeometry.SuperblockRegionBytes, block);
+        SegmentHeaderOnDisk header = SegmentHeaderOnDisk.Read(block);
+        long segmentBytes = CacheGeometry.WrittenBytes(header.Length);
+        if (header.Id == 0 || header.Length == 0 || CacheGeometry.SuperblockRegionBytes + segmentBytes > cache.SizeBytes)
+        {
+            return null;
+        }
+        byte[] segment = new byte[segmentBytes];
+        cache.Read(CacheGeometry.SuperblockRegionBytes, segment);
+        return SegmentHeaderOnDisk.ComputeChecksum(segment, header.Length) == header.Checksum
+            ? $"its first slot holds an intact segment ({header.Id})"
+            : null;
     }
 
     private static SuperblockReadResult ReadSuperblock(IBlockDevice cache)

@@ -52,6 +52,24 @@ public sealed class CorruptionSweepTests
     }
 
     [TestMethod]
+    public void A_zeroed_sector_0_over_live_segments_is_refused_rather_than_formatted_over()
+    {
+        MemoryBlockDevice backing = new(64 * 1024, name: "backing");
+        MemoryBlockDevice cache = new((1 << 20) + 6 * 16 * 1024, name: "cache");
+        Tunables tunables = new(new Dictionary<string, long> { ["segment_size_order"] = 5 });
+        WriteboostDevice device = WriteboostDevice.Open(backing, cache, tunables);
+        device.Write(0, Enumerable.Repeat((byte)7, 4096).ToArray(), WriteOptions.Fua);
+        device.Abandon();
+
+        cache.Media[..512].Clear();
+
+        InvalidDataException error = Assert.Throws<InvalidDataException>(() => WriteboostDevice.Open(backing, cache, tunables));
+        StringAssert.Contains(error.Message, "first slot holds an intact segment");
+        using WriteboostDevice reformatted = WriteboostDevice.Open(backing, cache, tunables, new WriteboostOptions { Reformat = true });
+        Assert.IsTrue(reformatted.Recovery.Formatted, "--reformat still starts over");
+    }
+
+    [TestMethod]
     public void A_zeroed_superblock_record_is_inferred_from_the_ring_and_said_so()
     {
         MemoryBlockDevice backing = new(64 * 1024, name: "backing");
