@@ -7,19 +7,10 @@ using Writeboost.CrashTest.Faults;
 namespace Writeboost.Cli;
 
 [Verb("corrupt", HelpText = "Corrupted-media sweep: flip every bit position of the superblock, segment headers, metablocks and pmem metadata one at a time, zero metadata sectors, flip random data bytes, put back stale segments of an earlier lap, truncate; recover each and check no garbage is read, no exception escapes, the damage is reported, and wb check flags it. Exit 0 only when every case passes.")]
-internal sealed class CorruptVerb
+internal sealed class CorruptVerb : SweepVerbOptions
 {
-    [Option("mode", Default = "both", HelpText = "0, 1 or both.")]
-    public string Mode { get; set; } = "both";
-
-    [Option("workload", Default = "all", HelpText = "random, wrap (the ring laps: stale segments exist) or all.")]
-    public string Workload { get; set; } = "all";
-
     [Option("ops", Default = 150, HelpText = "User operations of the workload that makes the media.")]
     public int Ops { get; set; }
-
-    [Option("seed", Default = 1, HelpText = "Seed of the workload and of the sampled data bytes.")]
-    public int Seed { get; set; }
 
     [Option("data-samples", Default = 200, HelpText = "Random data bytes to flip (cache and pmem).")]
     public int DataSamples { get; set; }
@@ -27,25 +18,10 @@ internal sealed class CorruptVerb
     [Option("verbose", HelpText = "Print up to 20 violations per sweep, not just the first.")]
     public bool Verbose { get; set; }
 
-    [Option("json", HelpText = "Print JSON for scripts.")]
-    public bool Json { get; set; }
-
     internal int Run()
     {
-        CacheMode[] modes = Mode switch
-        {
-            "0" => [CacheMode.Volatile],
-            "1" => [CacheMode.Persistent],
-            "both" => [CacheMode.Volatile, CacheMode.Persistent],
-            _ => throw new UsageException($"--mode {Mode}: expected 0, 1 or both"),
-        };
-        Workload[] workloads = Workload switch
-        {
-            "random" => [CrashTest.Workload.Random],
-            "wrap" => [CrashTest.Workload.Wrap],
-            "all" => [CrashTest.Workload.Random, CrashTest.Workload.Wrap],
-            _ => throw new UsageException($"--workload {Workload}: expected random, wrap or all"),
-        };
+        CacheMode[] modes = SweepArguments.Modes(Mode);
+        Workload[] workloads = SweepArguments.SweepWorkloads(Workload);
         if (Ops <= 0 || DataSamples < 0)
         {
             throw new UsageException("--ops must be positive and --data-samples not negative");

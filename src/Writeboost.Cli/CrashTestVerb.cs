@@ -69,13 +69,7 @@ internal sealed class CrashTestVerb
         {
             return RunReplay(shard, shards);
         }
-        CacheMode[] modes = Mode switch
-        {
-            "0" => [CacheMode.Volatile],
-            "1" => [CacheMode.Persistent],
-            "both" => [CacheMode.Volatile, CacheMode.Persistent],
-            _ => throw new UsageException($"--mode {Mode}: expected 0, 1 or both"),
-        };
+        CacheMode[] modes = SweepArguments.Modes(Mode);
         Workload[] workloads = NbdClient is not null ? [CrashTest.Workload.Nbd]
             : Workload == "all" ? [CrashTest.Workload.Random, CrashTest.Workload.Overwrite, CrashTest.Workload.Wrap]
             : [ParseWorkload(Workload)];

@@ -7,22 +7,13 @@ using Writeboost.CrashTest.Faults;
 namespace Writeboost.Cli;
 
 [Verb("faults", HelpText = "I/O error injection: fail each read, write and flush of the backing store, cache device and pmem in turn (EIO, ENOSPC, short write, a burst of EIO) over recovery and a workload; check that errors reach the caller or the status, reads are never wrong, and no acknowledged write is lost after a crash. Exit 0 only when every run passes.")]
-internal sealed class FaultsVerb
+internal sealed class FaultsVerb : SweepVerbOptions
 {
-    [Option("mode", Default = "both", HelpText = "0, 1 or both.")]
-    public string Mode { get; set; } = "both";
-
-    [Option("workload", Default = "all", HelpText = "random (sub-block writes), wrap (a tiny ring: writeback and the superblock record run) or all.")]
-    public string Workload { get; set; } = "all";
-
     [Option("runs", Default = 4000, HelpText = "At most this many faulted runs per mode and workload (evenly spaced operations beyond it).")]
     public int Runs { get; set; }
 
     [Option("ops", Default = 120, HelpText = "User operations per run (half as many more before the crash that recovery starts from).")]
     public int Ops { get; set; }
-
-    [Option("seed", Default = 1, HelpText = "Seed of the workload.")]
-    public int Seed { get; set; }
 
     [Option("mutant", Default = "none", HelpText = "Run with a seeded error-handling bug (see --list-mutants): the sweep must find a violation.")]
     public string Mutant { get; set; } = "none";
@@ -32,9 +23,6 @@ internal sealed class FaultsVerb
 
     [Option("list-mutants", HelpText = "List the seeded bugs and exit.")]
     public bool ListMutants { get; set; }
-
-    [Option("json", HelpText = "Print JSON for scripts.")]
-    public bool Json { get; set; }
 
     internal int Run()
     {
@@ -46,20 +34,8 @@ internal sealed class FaultsVerb
             }
             return 0;
         }
-        CacheMode[] modes = Mode switch
-        {
-            "0" => [CacheMode.Volatile],
-            "1" => [CacheMode.Persistent],
-            "both" => [CacheMode.Volatile, CacheMode.Persistent],
-            _ => throw new UsageException($"--mode {Mode}: expected 0, 1 or both"),
-        };
-        Workload[] workloads = Workload switch
-        {
-            "random" => [CrashTest.Workload.Random],
-            "wrap" => [CrashTest.Workload.Wrap],
-            "all" => [CrashTest.Workload.Random, CrashTest.Workload.Wrap],
-            _ => throw new UsageException($"--workload {Workload}: expected random, wrap or all"),
-        };
+        CacheMode[] modes = SweepArguments.Modes(Mode);
+        Workload[] workloads = SweepArguments.SweepWorkloads(Workload);
         if (Runs <= 0 || Ops < 2)
         {
             throw new UsageException("--runs must be positive and --ops at least 2");

@@ -34,8 +34,8 @@ public sealed class CorruptionSweepTests
         }
     }
 
-    [TestMethod]
-    public void A_flipped_magic_is_refused_rather_than_formatted_over()
+    /// <summary>A small cache (16 KiB segments) that crashed after one acknowledged FUA write.</summary>
+    private static (MemoryBlockDevice Backing, MemoryBlockDevice Cache, Tunables Tunables) CrashedAfterOneFuaWrite()
     {
         MemoryBlockDevice backing = new(64 * 1024, name: "backing");
         MemoryBlockDevice cache = new((1 << 20) + 6 * 16 * 1024, name: "cache");
@@ -43,6 +43,13 @@ public sealed class CorruptionSweepTests
         WriteboostDevice device = WriteboostDevice.Open(backing, cache, tunables);
         device.Write(0, Enumerable.Repeat((byte)7, 4096).ToArray(), WriteOptions.Fua);
         device.Abandon();
+        return (backing, cache, tunables);
+    }
+
+    [TestMethod]
+    public void A_flipped_magic_is_refused_rather_than_formatted_over()
+    {
+        (MemoryBlockDevice backing, MemoryBlockDevice cache, Tunables tunables) = CrashedAfterOneFuaWrite();
 
         cache.Media[0] ^= 1;
 
@@ -54,12 +61,7 @@ public sealed class CorruptionSweepTests
     [TestMethod]
     public void A_zeroed_sector_0_over_live_segments_is_refused_rather_than_formatted_over()
     {
-        MemoryBlockDevice backing = new(64 * 1024, name: "backing");
-        MemoryBlockDevice cache = new((1 << 20) + 6 * 16 * 1024, name: "cache");
-        Tunables tunables = new(new Dictionary<string, long> { ["segment_size_order"] = 5 });
-        WriteboostDevice device = WriteboostDevice.Open(backing, cache, tunables);
-        device.Write(0, Enumerable.Repeat((byte)7, 4096).ToArray(), WriteOptions.Fua);
-        device.Abandon();
+        (MemoryBlockDevice backing, MemoryBlockDevice cache, Tunables tunables) = CrashedAfterOneFuaWrite();
 
         cache.Media[..512].Clear();
 
