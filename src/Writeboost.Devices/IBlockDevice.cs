@@ -38,4 +38,11 @@ public interface IBlockDevice : IDisposable
 
     /// <summary>REQ_PREFLUSH: every write completed before this call is durable when it returns.</summary>
     void Flush();
+
+    /// <summary>
+    /// True when <see cref="Flush"/> and FUA writes wait on no device I/O, because every write is already durable
+    /// when it returns (a write buffer in persistent memory): a server may run them on the thread that reads
+    /// requests instead of handing them to another. A hint about cost only; the durability contract is the same.
+    /// </summary>
+    bool DurabilityIsCheap => false;
 }

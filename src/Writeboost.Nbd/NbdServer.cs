@@ -117,9 +117,20 @@ public sealed class NbdServer : IDisposable
 
     private sealed class Connection(NbdServer server, Socket socket) : IDisposable
     {
+        private const int RequestHeaderBytes = 28;
+        private const int ReplyHeaderBytes = 16;
+        private const int ReceiveBufferBytes = 256 * 1024;
+        private const int ReplyBufferBytes = 64 * 1024;
         private readonly NetworkStream _stream = new(socket, ownsSocket: true);
-        private BufferedStream? _reader; // request headers and payloads are read through a buffer: fewer syscalls per request
-        private readonly SemaphoreSlim _sendLock = new(1, 1);
+        // Transmission reads through this buffer: one receive takes every request the client has sent so far.
+        // The unread bytes are _receive[_receiveStart.._receiveEnd).
+        private byte[]? _receive;
+        private int _receiveStart;
+        private int _receiveEnd;
+        // Replies of requests served on the connection thread, sent together (one syscall) before the next receive.
+        private byte[]? _replies;
+        private int _repliesBytes;
+        private readonly Lock _sendLock = new();
         private readonly SemaphoreSlim _inFlight = new(MaxInFlightPerConnection, MaxInFlightPerConnection);
         private readonly CountdownEvent _outstanding = new(1);
         private volatile bool _closing;
@@ -179,7 +190,6 @@ public sealed class NbdServer : IDisposable
         public void Dispose()
         {
             _stream.Dispose();
-            _sendLock.Dispose();
             _inFlight.Dispose();
             _outstanding.Dispose();
         }
@@ -318,54 +328,104 @@ public sealed class NbdServer : IDisposable
 
         // ---- transmission ----
 
+        /// <summary>
+        /// Reads requests and serves them. Writes (and, where the device says durability is cheap, flushes and FUA
+        /// writes) run here on the connection thread, straight from the receive buffer, and their replies are
+        /// gathered and sent together when the buffer runs dry. A request that may wait on device I/O (a flush or
+        /// FUA in mode 0, a read, trim, write-zeroes) goes to the thread pool when other requests are in flight or
+        /// waiting, so it does not hold them up; alone, it runs here too (the client waits for it anyway).
+        /// </summary>
         private void Transmission()
         {
-            _reader = new BufferedStream(_stream, 256 * 1024);
-            byte[] header = new byte[28];
+            _receive = new byte[ReceiveBufferBytes];
+            _replies = new byte[ReplyBufferBytes];
+            bool cheapDurability = server._device.DurabilityIsCheap;
             while (!_closing)
             {
-                ReadExactly(header);
+                Fill(RequestHeaderBytes);
+                ReadOnlySpan<byte> header = _receive.AsSpan(_receiveStart, RequestHeaderBytes);
                 if (BinaryPrimitives.ReadUInt32BigEndian(header) != RequestMagic)
                 {
                     throw new InvalidDataException("bad request magic");
                 }
-                ushort flags = BinaryPrimitives.ReadUInt16BigEndian(header.AsSpan(4));
-                ushort type = BinaryPrimitives.ReadUInt16BigEndian(header.AsSpan(6));
-                ulong handle = BinaryPrimitives.ReadUInt64BigEndian(header.AsSpan(8));
-                ulong offset = BinaryPrimitives.ReadUInt64BigEndian(header.AsSpan(16));
-                uint length = BinaryPrimitives.ReadUInt32BigEndian(header.AsSpan(24));
+                ushort flags = BinaryPrimitives.ReadUInt16BigEndian(header[4..]);
+                ushort type = BinaryPrimitives.ReadUInt16BigEndian(header[6..]);
+                ulong handle = BinaryPrimitives.ReadUInt64BigEndian(header[8..]);
+                ulong offset = BinaryPrimitives.ReadUInt64BigEndian(header[16..]);
+                uint length = BinaryPrimitives.ReadUInt32BigEndian(header[24..]);
+                _receiveStart += RequestHeaderBytes;
                 if (type == CmdDisc)
                 {
-                    return; // finish what is in flight (Close waits), then close
+                    break; // finish what is in flight (Close waits), then close
                 }
-                byte[]? payload = null;
+                int payloadBytes = 0;
                 if (type == CmdWrite)
                 {
                     if (length > MaxPayloadBytes)
                     {
                         throw new InvalidDataException("write payload over the maximum"); // cannot resynchronise
                     }
-                    payload = ArrayPool<byte>.Shared.Rent((int)length);
-                    ReadExactly(payload.AsSpan(0, (int)length));
+                    payloadBytes = (int)length;
+                }
+                bool fua = (flags & CmdFlagFua) != 0;
+                bool inline = type switch
+                {
+                    CmdWrite => !fua || cheapDurability,
+                    CmdFlush => cheapDurability,
+                    _ => false,
+                } || Alone(payloadBytes);
+                if (inline && payloadBytes <= ReceiveBufferBytes)
+                {
+                    Fill(payloadBytes);
+                    ReadOnlySpan<byte> payload = _receive.AsSpan(_receiveStart, payloadBytes);
+                    _receiveStart += payloadBytes; // the span stays valid: nothing is received until the next Fill
+                    ServeHere(flags, type, handle, offset, length, payload);
+                    continue;
+                }
+                byte[]? rented = null;
+                if (payloadBytes > 0)
+                {
+                    rented = ArrayPool<byte>.Shared.Rent(payloadBytes);
+                    ReadExactly(rented.AsSpan(0, payloadBytes));
+                }
+                if (inline)
+                {
+                    try
+                    {
+                        ServeHere(flags, type, handle, offset, length, rented.AsSpan(0, payloadBytes));
+                    }
+                    finally
+                    {
+                        if (rented is not null)
+                        {
+                            ArrayPool<byte>.Shared.Return(rented);
+                        }
+                    }
+                    continue;
                 }
                 _inFlight.Wait();
                 _outstanding.AddCount();
-                bool alone = _inFlight.CurrentCount == MaxInFlightPerConnection - 1;
-                bool moreQueued = HasBufferedRequest();
-                if (alone && !moreQueued)
-                {
-                    // Nothing else in flight or waiting: serve it here, saving the hop to another thread (the
-                    // client at queue depth 1 waits for this reply anyway).
-                    Serve(flags, type, handle, offset, length, payload);
-                }
-                else
-                {
-                    ThreadPool.UnsafeQueueUserWorkItem(_ => Serve(flags, type, handle, offset, length, payload), null);
-                }
+                ThreadPool.UnsafeQueueUserWorkItem(_ => ServeInPool(flags, type, handle, offset, length, rented), null);
             }
+            SendPendingReplies();
         }
 
-        private void Serve(ushort flags, ushort type, ulong handle, ulong offset, uint length, byte[]? payload)
+        /// <summary>
+        /// True when nothing is in the thread pool and no other request is waiting: neither in the receive buffer
+        /// (beyond this request's payload) nor in the socket.
+        /// </summary>
+        private bool Alone(int payloadBytes)
+        {
+            if (_inFlight.CurrentCount != MaxInFlightPerConnection)
+            {
+                return false;
+            }
+            int buffered = _receiveEnd - _receiveStart;
+            return buffered <= payloadBytes && buffered + socket.Available <= payloadBytes;
+        }
+
+        /// <summary>Serves a request on the connection thread; its reply joins the ones sent before the next receive.</summary>
+        private void ServeHere(ushort flags, ushort type, ulong handle, ulong offset, uint length, ReadOnlySpan<byte> payload)
         {
             byte[]? readBuffer = null;
             try
@@ -375,7 +435,29 @@ public sealed class NbdServer : IDisposable
                 {
                     error = Execute(flags, type, (long)offset, (int)length, payload, ref readBuffer);
                 }
-                Reply(handle, error, error == 0 && type == CmdRead ? readBuffer.AsSpan(0, (int)length) : []);
+                QueueReply(handle, error, error == 0 && type == CmdRead ? readBuffer.AsSpan(0, (int)length) : []);
+                Interlocked.Increment(ref server._requestsServed);
+            }
+            finally
+            {
+                if (readBuffer is not null)
+                {
+                    ArrayPool<byte>.Shared.Return(readBuffer);
+                }
+            }
+        }
+
+        private void ServeInPool(ushort flags, ushort type, ulong handle, ulong offset, uint length, byte[]? payload)
+        {
+            byte[]? readBuffer = null;
+            try
+            {
+                uint error = Validate(type, offset, length);
+                if (error == 0)
+                {
+                    error = Execute(flags, type, (long)offset, (int)length, payload is null ? [] : payload.AsSpan(0, (int)length), ref readBuffer);
+                }
+                SendReply(handle, error, error == 0 && type == CmdRead ? readBuffer.AsSpan(0, (int)length) : []);
                 Interlocked.Increment(ref server._requestsServed);
             }
             catch (Exception failure) when (failure is IOException or SocketException or ObjectDisposedException)
@@ -423,7 +505,7 @@ public sealed class NbdServer : IDisposable
             }
         }
 
-        private uint Execute(ushort flags, ushort type, long offset, int length, byte[]? payload, ref byte[]? readBuffer)
+        private uint Execute(ushort flags, ushort type, long offset, int length, ReadOnlySpan<byte> payload, ref byte[]? readBuffer)
         {
             WriteOptions fua = (flags & CmdFlagFua) != 0 ? WriteOptions.Fua : WriteOptions.None;
             try
@@ -435,7 +517,7 @@ public sealed class NbdServer : IDisposable
                         server._device.Read(offset, readBuffer.AsSpan(0, length));
                         return 0;
                     case CmdWrite:
-                        server._device.Write(offset, payload.AsSpan(0, length), fua);
+                        server._device.Write(offset, payload, fua);
                         return 0;
                     case CmdFlush:
                         server._device.Flush();
@@ -473,14 +555,43 @@ public sealed class NbdServer : IDisposable
             }
         }
 
-        private void Reply(ulong handle, uint error, ReadOnlySpan<byte> data)
+        /// <summary>Adds a reply to the ones <see cref="SendPendingReplies"/> sends (connection thread only).</summary>
+        private void QueueReply(ulong handle, uint error, ReadOnlySpan<byte> data)
         {
-            byte[] header = new byte[16];
-            BinaryPrimitives.WriteUInt32BigEndian(header, SimpleReplyMagic);
-            BinaryPrimitives.WriteUInt32BigEndian(header.AsSpan(4), error);
-            BinaryPrimitives.WriteUInt64BigEndian(header.AsSpan(8), handle);
-            _sendLock.Wait();
-            try
+            int bytes = ReplyHeaderBytes + data.Length;
+            if (_repliesBytes + bytes > _replies!.Length)
+            {
+                SendPendingReplies();
+                if (bytes > _replies.Length)
+                {
+                    SendReply(handle, error, data);
+                    return;
+                }
+            }
+            Span<byte> reply = _replies.AsSpan(_repliesBytes, bytes);
+            WriteReplyHeader(reply, handle, error);
+            data.CopyTo(reply[ReplyHeaderBytes..]);
+            _repliesBytes += bytes;
+        }
+
+        private void SendPendingReplies()
+        {
+            if (_repliesBytes == 0)
+            {
+                return;
+            }
+            lock (_sendLock)
+            {
+                _stream.Write(_replies.AsSpan(0, _repliesBytes));
+            }
+            _repliesBytes = 0;
+        }
+
+        private void SendReply(ulong handle, uint error, ReadOnlySpan<byte> data)
+        {
+            Span<byte> header = stackalloc byte[ReplyHeaderBytes];
+            WriteReplyHeader(header, handle, error);
+            lock (_sendLock)
             {
                 _stream.Write(header);
                 if (!data.IsEmpty)
@@ -488,26 +599,59 @@ public sealed class NbdServer : IDisposable
                     _stream.Write(data);
                 }
             }
-            finally
+        }
+
+        private static void WriteReplyHeader(Span<byte> header, ulong handle, uint error)
+        {
+            BinaryPrimitives.WriteUInt32BigEndian(header, SimpleReplyMagic);
+            BinaryPrimitives.WriteUInt32BigEndian(header[4..], error);
+            BinaryPrimitives.WriteUInt64BigEndian(header[8..], handle);
+        }
+
+        /// <summary>
+        /// Makes the receive buffer hold at least <paramref name="count"/> (≤ its size) unread bytes, receiving as
+        /// needed. Replies waiting are sent first: the client may wait for them before it sends more.
+        /// </summary>
+        private void Fill(int count)
+        {
+            while (_receiveEnd - _receiveStart < count)
             {
-                _sendLock.Release();
+                if (_receiveStart == _receiveEnd)
+                {
+                    _receiveStart = _receiveEnd = 0;
+                }
+                else if (_receiveStart + count > _receive!.Length)
+                {
+                    _receive.AsSpan(_receiveStart, _receiveEnd - _receiveStart).CopyTo(_receive);
+                    _receiveEnd -= _receiveStart;
+                    _receiveStart = 0;
+                }
+                SendPendingReplies();
+                int received = socket.Receive(_receive.AsSpan(_receiveEnd));
+                if (received == 0)
+                {
+                    throw new EndOfStreamException();
+                }
+                _receiveEnd += received;
             }
         }
 
+        /// <summary>Reads exactly destination's length: from the receive buffer first (in transmission), then the socket.</summary>
         private void ReadExactly(Span<byte> destination)
         {
-            if (_reader is not null)
+            if (_receive is not null)
             {
-                _reader.ReadExactly(destination);
+                int buffered = Math.Min(destination.Length, _receiveEnd - _receiveStart);
+                _receive.AsSpan(_receiveStart, buffered).CopyTo(destination);
+                _receiveStart += buffered;
+                destination = destination[buffered..];
+                if (!destination.IsEmpty)
+                {
+                    SendPendingReplies();
+                }
             }
-            else
-            {
-                _stream.ReadExactly(destination);
-            }
+            _stream.ReadExactly(destination);
         }
-
-        /// <summary>True when the socket already has bytes of another request waiting (so the client is pipelining).</summary>
-        private bool HasBufferedRequest() => socket.Available > 0;
 
         private uint ReadUInt32()
         {

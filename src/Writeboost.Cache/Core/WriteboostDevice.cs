@@ -117,6 +117,9 @@ public sealed partial class WriteboostDevice : IBlockDevice
 
     /// <summary>0: the buffer is RAM. 1: the buffer is mirrored in persistent memory; FUA and flush complete at pmem speed.</summary>
     public CacheMode Mode { get; }
+
+    /// <summary>Mode 1 on dax: a flush or FUA is a no-op fence (every write was persisted in pmem before it returned).</summary>
+    public bool DurabilityIsCheap => _pmem is { BarrierIsFree: true } && !_writeAroundMode;
     public PmemRegion? PmemRegion => _pmemRegion;
 
     public string Name => $"writeboost({_backing.Name}, {_cache.Name})";

@@ -34,6 +34,9 @@ internal sealed class PmemBufferPool
     }
 
     public PmemLayout Layout { get; }
+
+    /// <summary>True when <see cref="Barrier"/> does nothing: dax persists and fences each write on its own thread.</summary>
+    public bool BarrierIsFree => _fencePerWrite;
     public PmemRegion Region => _region;
 
     /// <summary>Opens the pool on <paramref name="region"/>, formatting a blank region (or any, with <paramref name="format"/>).</summary>

@@ -12,6 +12,7 @@ public sealed class RecordingUserDevice(IBlockDevice inner, CrashLog log) : IBlo
     public string Name => inner.Name;
     public int SectorSizeBytes => inner.SectorSizeBytes;
     public long SizeBytes => inner.SizeBytes;
+    public bool DurabilityIsCheap => inner.DurabilityIsCheap; // the server then runs the same path as unrecorded
 
     public void Read(long offsetBytes, Span<byte> destination) => inner.Read(offsetBytes, destination);
 
