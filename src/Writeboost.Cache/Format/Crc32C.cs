@@ -45,9 +45,27 @@ public static class Crc32C
             crcB = BitOperations.Crc32C(crcB, LittleEndian(b[i]));
             crcC = BitOperations.Crc32C(crcC, LittleEndian(c[i]));
         }
-        uint shift = XToThePowerOf8n(laneBytes);
+        uint shift = LaneShift(laneBytes);
         uint joined = MultiplyModP(MultiplyModP(crcA, shift) ^ crcB, shift) ^ crcC;
         return AppendSerial(joined, data[(3 * laneBytes)..]);
+    }
+
+    // x^(8n) mod P for recently used lane sizes n, each packed as (n << 32) | factor: one 64-bit word, read and
+    // written atomically, so no lock. Few sizes recur (a 4 KiB block per pmem write, a segment per flush), and
+    // computing the factor (a dozen bitwise multiplications) cost more than the CRC of a 4 KiB block itself.
+    private static readonly long[] LaneShifts = new long[8];
+
+    private static uint LaneShift(int laneBytes)
+    {
+        ref long entry = ref LaneShifts[(laneBytes >> 3) & (LaneShifts.Length - 1)];
+        long cached = Volatile.Read(ref entry);
+        if ((int)(cached >> 32) == laneBytes)
+        {
+            return (uint)cached;
+        }
+        uint shift = XToThePowerOf8n(laneBytes);
+        Volatile.Write(ref entry, ((long)laneBytes << 32) | shift);
+        return shift;
     }
 
     private static uint AppendSerial(uint crc, ReadOnlySpan<byte> data)
@@ -69,17 +87,13 @@ public static class Crc32C
     /// <summary>a·b mod P for polynomials in the reflected representation (bit 31 = x^0, bit 0 = x^31).</summary>
     internal static uint MultiplyModP(uint a, uint b)
     {
+        // Branch-free: the bits of a CRC are random, so a branch per bit was mispredicted half the time.
         uint product = 0;
-        for (int degree = 0; degree < 32 && a != 0; degree++)
+        for (int degree = 0; degree < 32; degree++)
         {
-            uint coefficientBit = 0x80000000u >> degree;
-            if ((a & coefficientBit) != 0)
-            {
-                product ^= b;
-                a &= ~coefficientBit;
-            }
+            product ^= b & (0u - ((a >> (31 - degree)) & 1));
             // b ← b·x mod P: in the reflected form a right shift, folding x^32 back in as P.
-            b = (b & 1) != 0 ? (b >> 1) ^ ReflectedPolynomial : b >> 1;
+            b = (b >> 1) ^ (ReflectedPolynomial & (0u - (b & 1)));
         }
         return product;
     }
