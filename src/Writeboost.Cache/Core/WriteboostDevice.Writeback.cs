@@ -69,6 +69,7 @@ public sealed partial class WriteboostDevice
             }
             lock (_lock)
             {
+                WaitWrittenSegmentsDurableLocked();
                 if (!WritebackWantedLocked() && !_stopping && _failure is null)
                 {
                     continue;
@@ -122,6 +123,30 @@ public sealed partial class WriteboostDevice
                 // Nothing was marked clean: the same batch is tried again after a pause.
                 _stopSignal.Wait(_options.WritebackRetryDelay);
             }
+        }
+    }
+
+    /// <summary>
+    /// Before a batch: makes every segment written to the cache device durable there (one cache flush). A copy
+    /// superseded by an overwrite is owed to writeback only until its newer copy is durable; with no flush from
+    /// the clients (mode 0 requests none by itself) nothing else makes it so, and writeback would copy to the
+    /// backing store nearly every block ever overwritten. Returns early when the device stops or fails.
+    /// </summary>
+    private void WaitWrittenSegmentsDurableLocked()
+    {
+        ulong target = _lastFlushedId;
+        if (_lastDurableId >= target)
+        {
+            return;
+        }
+        if (_durableRequestedId < target)
+        {
+            _durableRequestedId = target;
+            _flushSignal.Set();
+        }
+        while (_lastDurableId < target && !_stopping && !_abandoned && _failure is null)
+        {
+            Monitor.Wait(_lock);
         }
     }
 
