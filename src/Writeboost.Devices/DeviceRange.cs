@@ -7,7 +7,11 @@ public static class DeviceRange
     public static void CheckAligned(IBlockDevice device, long offsetBytes, long lengthBytes, string operation)
     {
         ArgumentNullException.ThrowIfNull(device);
-        CheckInside(device.Name, device.SizeBytes, offsetBytes, lengthBytes, operation);
+        if (!Inside(device.SizeBytes, offsetBytes, lengthBytes))
+        {
+            // The name only now: a device may build it per call (writeboost's does), and this runs on every I/O.
+            CheckInside(device.Name, device.SizeBytes, offsetBytes, lengthBytes, operation);
+        }
         int sector = device.SectorSizeBytes;
         if (offsetBytes % sector != 0 || lengthBytes % sector != 0)
         {
@@ -19,11 +23,14 @@ public static class DeviceRange
     /// <summary>Throws unless [offsetBytes, offsetBytes + lengthBytes) lies inside [0, sizeBytes).</summary>
     public static void CheckInside(string name, long sizeBytes, long offsetBytes, long lengthBytes, string operation)
     {
-        if (offsetBytes < 0 || lengthBytes < 0 || offsetBytes > sizeBytes || lengthBytes > sizeBytes - offsetBytes)
+        if (!Inside(sizeBytes, offsetBytes, lengthBytes))
         {
             throw new ArgumentOutOfRangeException(
                 nameof(offsetBytes),
                 $"{operation} {name} at offset {offsetBytes} length {lengthBytes}: outside the {sizeBytes}-byte device");
         }
     }
+
+    private static bool Inside(long sizeBytes, long offsetBytes, long lengthBytes) =>
+        offsetBytes >= 0 && lengthBytes >= 0 && offsetBytes <= sizeBytes && lengthBytes <= sizeBytes - offsetBytes;
 }
