@@ -174,7 +174,7 @@ role_of() { case $(($1 % 4)) in 0) echo fsync ;; 1) echo fua ;; 2) echo randrw ;
 fio_job() { # NAME ROLE OFFSET SIZE IOSIZE SEED -> fio arguments, one per line
   local name=$1 role=$2
   printf '%s\n' "--name=$name" --ioengine=nbd "--uri=$uri" "--offset=$3" "--size=$4" "--io_size=$5" \
-    --bsrange=4k-64k --iodepth=8 --verify=crc32c "--randseed=$6" --output-format=json
+    --bsrange=4k-64k --iodepth=8 --verify=crc32c "--randseed=$6" --verify_state_save=0 --output-format=json
   case $role in
     fsync) printf '%s\n' --rw=randwrite --fsync=8 --end_fsync=1 ;;
     randrw) printf '%s\n' --rw=randrw --rwmixread=50 --end_fsync=1 ;;
