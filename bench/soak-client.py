@@ -7,7 +7,7 @@ plain writes and flushes, one request at a time, and keeps a ledger of which wri
 were FUA and which a completed flush covers, so that after a kill -9 of the server it can check exactly what
 the durability contract promises:
 
-  run     write (mixed FUA / plain / flush) over a region until a deadline or until the server goes away;
+  run     write (mixed FUA / plain / WRITE_ZEROES / flush) over a region until a deadline or until the server goes away;
           read back and check as it goes; at the end flush and check every block it wrote. Saves the ledger.
   check   after a crash: every 4 KiB block must hold its last durable write or a later one (acknowledged or in
           flight); --durable acked (mode 1: every acknowledged write) or fua (mode 0: FUA, or acknowledged
@@ -32,7 +32,7 @@ BLOCK = 4096
 MAGIC = b"WBSOAK01"
 NBD_REQUEST_MAGIC = 0x25609513
 NBD_REPLY_MAGIC = 0x67446698
-CMD_READ, CMD_WRITE, CMD_FLUSH, CMD_DISC = 0, 1, 3, 2
+CMD_READ, CMD_WRITE, CMD_DISC, CMD_FLUSH, CMD_WRITE_ZEROES = 0, 1, 2, 3, 6
 FLAG_FUA = 1
 
 
@@ -97,7 +97,9 @@ class Client:
         self.sock.close()
 
 
-def block_data(seed, seq, blk):
+def block_data(seed, seq, blk, zero=False):
+    if zero:
+        return bytes(BLOCK)
     header = struct.pack(">8sQQQ", MAGIC, seed, seq, blk)
     return header + hashlib.shake_128(header).digest(BLOCK - len(header))
 
@@ -116,19 +118,20 @@ def cmd_run(a):
     rng = random.Random(a.seed)
     first = a.offset // BLOCK
     nblocks = a.size // BLOCK
-    writes = []      # [seq, first block, count, fua, acked]
+    writes = []      # [seq, first block, count, fua, acked, zeroes]
     flushes = []     # seq marks: a completed flush covers every write acknowledged with seq <= mark
-    latest = {}      # block -> seq of the last acknowledged write
+    latest = {}      # block -> (seq, zeroes) of the last acknowledged write
     touched = []     # the blocks in latest, in first-write order (for random read-back)
-    stats = dict(writes=0, fua_writes=0, flushes=0, bytes_written=0, bytes_read=0, verify_errors=0, lost=False, errors=[])
+    stats = dict(writes=0, fua_writes=0, zeroes=0, flushes=0, bytes_written=0, bytes_read=0, verify_errors=0, lost=False, errors=[])
 
     def check_block(c, blk):
         data = c.read(blk * BLOCK, BLOCK)
         stats["bytes_read"] += BLOCK
-        if data != block_data(a.seed, latest[blk], blk):
+        seq, zero = latest[blk]
+        if data != block_data(a.seed, seq, blk, zero):
             stats["verify_errors"] += 1
             if len(stats["errors"]) < 5:
-                stats["errors"].append(f"offset {blk * BLOCK}: expected write seq {latest[blk]}, found {describe(data, a.seed)}")
+                stats["errors"].append(f"offset {blk * BLOCK}: expected write seq {seq}{' (zeroes)' if zero else ''}, found {describe(data, a.seed)}")
 
     c = Client(a.socket)
     deadline = time.monotonic() + a.seconds
@@ -139,17 +142,22 @@ def cmd_run(a):
             count = rng.randint(1, 16)
             blk0 = first + rng.randrange(nblocks - count + 1)
             fua = rng.random() * 100 < a.fua_percent
-            payload = b"".join(block_data(a.seed, seq, b) for b in range(blk0, blk0 + count))
-            writes.append([seq, blk0, count, int(fua), 0])
-            c.request(CMD_WRITE, blk0 * BLOCK, len(payload), payload, FLAG_FUA if fua else 0)
+            zero = rng.random() * 100 < a.zeroes_percent
+            writes.append([seq, blk0, count, int(fua), 0, int(zero)])
+            if zero:
+                c.request(CMD_WRITE_ZEROES, blk0 * BLOCK, count * BLOCK, b"", FLAG_FUA if fua else 0)
+            else:
+                payload = b"".join(block_data(a.seed, seq, b) for b in range(blk0, blk0 + count))
+                c.request(CMD_WRITE, blk0 * BLOCK, len(payload), payload, FLAG_FUA if fua else 0)
             writes[-1][4] = 1
             for b in range(blk0, blk0 + count):
                 if b not in latest:
                     touched.append(b)
-                latest[b] = seq
+                latest[b] = (seq, zero)
             stats["writes"] += 1
             stats["fua_writes"] += int(fua)
-            stats["bytes_written"] += len(payload)
+            stats["zeroes"] += int(zero)
+            stats["bytes_written"] += count * BLOCK
             if a.flush_every and seq % a.flush_every == 0:
                 c.request(CMD_FLUSH, 0, 0)
                 flushes.append(seq)
@@ -183,26 +191,27 @@ def cmd_check(a):
     seed = state["seed"]
     flushes = state["flushes"]
     last_flush = max(flushes) if flushes else 0
-    per_block = {}   # block -> [(seq, durable)] in seq order, from its last durable write on
-    for seq, blk0, count, fua, acked in state["writes"]:
+    per_block = {}   # block -> [(seq, zeroes)] in seq order: its last durable write and every later one
+    durable_blocks = set()
+    for seq, blk0, count, fua, acked, zero in state["writes"]:
         durable = bool(acked) and (a.durable == "acked" or fua or seq <= last_flush)
         for b in range(blk0, blk0 + count):
             if durable:
-                per_block[b] = [(seq, True)]
+                per_block[b] = [(seq, zero)]
+                durable_blocks.add(b)
             else:
-                per_block.setdefault(b, []).append((seq, False))
+                per_block.setdefault(b, []).append((seq, zero))
     c = Client(a.socket)
     out = dict(blocks_checked=0, blocks_skipped=0, verify_errors=0, errors=[])
     for blk in sorted(per_block):
         history = per_block[blk]
-        durable_at = max((i for i, (_, d) in enumerate(history) if d), default=None)
-        if durable_at is None:
+        if blk not in durable_blocks:
             out["blocks_skipped"] += 1
             continue
-        allowed = [seq for seq, _ in history[durable_at:]]
+        allowed = [f"{seq}{'z' if zero else ''}" for seq, zero in history]
         data = c.read(blk * BLOCK, BLOCK)
         out["blocks_checked"] += 1
-        if not any(data == block_data(seed, s, blk) for s in allowed):
+        if not any(data == block_data(seed, s, blk, z) for s, z in history):
             out["verify_errors"] += 1
             if len(out["errors"]) < 5:
                 out["errors"].append(f"offset {blk * BLOCK}: allowed write seq {allowed}, found {describe(data, seed)}")
@@ -442,7 +451,7 @@ def cmd_report(a):
         segments_logged=status["current_id"] if status else None,
         segments_written_back=status["last_writeback_id"] if status else None,
         nr_segments=status["nr_segments"] if status else None,
-        phases=phases, table=facts.get("table"), work_dir=a.work_dir,
+        phases=phases, table=facts.get("table"), commit=facts.get("commit"), work_dir=a.work_dir,
     )
     out = sys.stdout
     print(f"soak: mode {mode}, {clients} clients, {secs_total}s (asked {facts['seconds']}s), table: {facts.get('table')}", file=out)
@@ -483,6 +492,7 @@ def main():
     r.add_argument("--seconds", type=float, required=True)
     r.add_argument("--fua-percent", type=float, default=50)
     r.add_argument("--flush-every", type=int, default=32)
+    r.add_argument("--zeroes-percent", type=float, default=5, help="share of NBD_CMD_WRITE_ZEROES among the writes")
     r.add_argument("--state")
     r.add_argument("--expect-crash", action="store_true")
     k = sub.add_parser("check")

@@ -8,7 +8,8 @@
 #   1  (45 %)  K clients, each on its own region of the lower half of the export, each iteration written and
 #              verified: fio --verify=crc32c --verify_backlog (reads interleaved with the writes) and a final
 #              verify pass, ending with a flush. Roles by client index: 0 fio randwrite --fsync=8 (flush-heavy),
-#              1 bench/soak-client.py (FUA writes + plain writes + flushes: fio's nbd engine cannot send FUA),
+#              1 bench/soak-client.py (FUA writes, plain writes, WRITE_ZEROES, flushes: fio's nbd engine cannot
+#              send FUA),
 #              2 fio randrw 50/50, 3 fio randwrite with only the final flush; then again from 0.
 #              At the end, with every client done and flushed, a SHA-256 of every phase-1 region.
 #   2  (crash) the same roles start on the upper half, time-based, and after a few seconds the server is
@@ -140,7 +141,7 @@ facts="$work/facts"
 fact() { echo "$1=$2" >>"$facts"; }
 fact mode "$mode"; fact seconds "$seconds"; fact clients "$clients"; fact backing_mib "$backing_mib"
 fact cache_mib "$cache_mib"; fact pmem_mib "$pmem_mib"; fact pmem_backend "$pmem_backend"; fact table "${table[*]}"
-fact direct "${direct:-no}"; fact inject_corruption "$inject"; fact max_rss_mib "$max_rss_mib"
+fact commit "$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)"; fact direct "${direct:-no}"; fact inject_corruption "$inject"; fact max_rss_mib "$max_rss_mib"
 
 serve_count=0
 start_server() { # starts wb serve; sets server_pid; returns 1 if it never says 'ready'
@@ -184,7 +185,7 @@ fio_job() { # NAME ROLE OFFSET SIZE IOSIZE SEED -> fio arguments, one per line
 fio_loop() { # PHASE IDX ROLE OFFSET SIZE DEADLINE: fio iterations (write + verify) until the deadline
   local phase=$1 idx=$2 role=$3 off=$4 size=$5 deadline=$6 it=0 seed rc io args
   io=$(( size < iter_mib * 1048576 ? size : iter_mib * 1048576 ))
-  while [ "$(now)" -lt "$deadline" ] && [ ! -e "$work/stop" ]; do
+  while [ "$(now)" -lt "$deadline" ] && [ ! -e "$work/stop" ] && kill -0 "$server_pid" 2>/dev/null; do
     it=$((it + 1)); seed=$((7000000 + phase * 100000 + idx * 1000 + it))
     mapfile -t args < <(fio_job "p${phase}c$idx" "$role" "$off" "$size" "$io" "$seed")
     fio "${args[@]}" --verify_backlog=64 >"$work/p${phase}c$idx.out" 2>"$work/p${phase}c$idx.err"; rc=$?
@@ -207,6 +208,10 @@ run_phase() { # PHASE BASE SLICE DEADLINE: K clients on [BASE + i*SLICE, +SLICE)
     pids+=($!)
   done
   for pid in "${pids[@]}"; do wait "$pid"; done
+  if ! kill -0 "$server_pid" 2>/dev/null; then
+    say "wb serve died during phase $phase; the end of its output:"; tail -20 "$work/serve$serve_count.log" >&2
+    fail_now "wb serve stayed up through phase $phase"
+  fi
 }
 mib=1048576
 half=$((backing_mib * mib / 2))
