@@ -393,7 +393,8 @@ def cmd_report(a):
         verify_errors += crash["ledger_errors"]
 
     code = facts.get("server_exit_code")
-    check(code == "0", "SIGTERM: wb serve drained and exited 0")
+    code = int(code) if code is not None and code.isdigit() else code   # "timeout" when it did not exit in 60 s
+    check(code == 0, "SIGTERM: wb serve drained and exited 0")
 
     samples = []
     try:
