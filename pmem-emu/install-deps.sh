@@ -3,6 +3,7 @@
 #   libpmem1  PMDK's libpmem, the dax backend's cache-line flush + fence (P/Invoke into libpmem.so.1)
 #   fio       the reference benchmarks and real NBD clients (libpmem and nbd engines)
 #   qemu-utils, libnbd-bin, nbdkit   real NBD clients (qemu-img, nbdinfo, nbdcopy) and the nbdkit baseline
+#   python3   (only if no python3 is on PATH) the soak's ledger-keeping NBD client
 # 'apt-get update' runs once, and only when something must be installed. Needs root (or sudo).
 set -euo pipefail
 
@@ -11,6 +12,7 @@ missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
 done
+command -v python3 >/dev/null 2>&1 || missing+=(python3) # the soak's NBD ledger client (bench/soak-client.py)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 if ! command -v apt-get >/dev/null 2>&1; then
