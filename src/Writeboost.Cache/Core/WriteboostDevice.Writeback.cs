@@ -10,6 +10,7 @@ public sealed partial class WriteboostDevice
     private int _backingUtilPercent;
     private bool _allowWriteback;
     private long _writebackErrors;
+    private byte[] _writebackBuffer = []; // the writeback worker's alone
 
     /// <summary>
     /// <c>drop_caches</c>: seals the open buffer, writes back every dirty block, and returns when none is left.
@@ -155,26 +156,36 @@ public sealed partial class WriteboostDevice
 
     private void WriteBackBatch(List<(ulong Id, long Slot, int Length, List<(int G, long Block, byte Bits)> Dirty)> batch)
     {
-        List<(long Block, ulong Id, byte Bits, byte[] Data)> writes = [];
+        // The batch's segments are read into one buffer the worker keeps (at most nr_max_batched_writeback
+        // segments: 16 MiB at 32 × 512 KiB), and writes point into it: no per-segment or per-block garbage.
+        long needBytes = batch.Sum(b => b.Dirty.Count == 0 ? 0 : Units.BlocksToBytes(b.Length));
+        if (_writebackBuffer.Length < needBytes)
+        {
+            _writebackBuffer = new byte[needBytes];
+        }
+        List<(long Block, ulong Id, byte Bits, int BufferOffsetBytes)> writes = [];
+        int segmentOffsetBytes = 0;
         foreach ((ulong id, long slot, int length, List<(int G, long Block, byte Bits)> dirty) in batch)
         {
             if (dirty.Count == 0)
             {
                 continue;
             }
-            byte[] data = new byte[Units.BlocksToBytes(length)];
-            _cache.Read(Geometry.DataBlockBytes(slot, 0), data);
-            Counters.CountCacheRead(data.Length);
+            int segmentBytes = (int)Units.BlocksToBytes(length);
+            _cache.Read(Geometry.DataBlockBytes(slot, 0), _writebackBuffer.AsSpan(segmentOffsetBytes, segmentBytes));
+            Counters.CountCacheRead(segmentBytes);
             foreach ((int g, long block, byte bits) in dirty)
             {
-                writes.Add((block, id, bits, data.AsSpan((int)Units.BlocksToBytes(IndexInSegment(g)), Units.BlockBytes).ToArray()));
+                writes.Add((block, id, bits, segmentOffsetBytes + (int)Units.BlocksToBytes(IndexInSegment(g))));
             }
+            segmentOffsetBytes += segmentBytes;
         }
         // Sorted by backing block, then by id: a superseded copy and its newer copy can share a batch, and the
         // newer one must land last.
         writes.Sort((a, b) => a.Block != b.Block ? a.Block.CompareTo(b.Block) : a.Id.CompareTo(b.Id));
-        foreach ((long block, ulong _, byte bits, byte[] data) in writes)
+        foreach ((long block, ulong _, byte bits, int bufferOffsetBytes) in writes)
         {
+            ReadOnlySpan<byte> data = _writebackBuffer.AsSpan(bufferOffsetBytes, Units.BlockBytes);
             long blockOffset = Units.BlocksToBytes(block);
             if (bits == Units.FullBlockBits)
             {
@@ -194,7 +205,7 @@ public sealed partial class WriteboostDevice
                 {
                     run++;
                 }
-                WritebackWrite(blockOffset + sector * Units.SectorBytes, data.AsSpan(sector * Units.SectorBytes, run * Units.SectorBytes));
+                WritebackWrite(blockOffset + sector * Units.SectorBytes, data.Slice(sector * Units.SectorBytes, run * Units.SectorBytes));
                 sector += run;
             }
         }
