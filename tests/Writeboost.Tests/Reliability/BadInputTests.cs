@@ -31,6 +31,23 @@ public sealed class BadInputTests
     }
 
     [TestMethod]
+    [DataRow(new[] { "crashtest", "--mode", "3" }, "--mode 3: expected 0, 1 or both")]
+    [DataRow(new[] { "crashtest", "--states", "-5" }, "must be positive")]
+    [DataRow(new[] { "faults", "--workload", "overwrite" }, "--workload overwrite: expected random, wrap or all")]
+    [DataRow(new[] { "faults", "--runs", "0" }, "--runs must be positive")]
+    [DataRow(new[] { "faults", "--mutant", "nonsense" }, "unknown fault mutant nonsense")]
+    [DataRow(new[] { "corrupt", "--data-samples", "-1" }, "--data-samples not negative")]
+    [DataRow(new[] { "bench", "fua", "--mode", "x" }, "--mode")]
+    [DataRow(new[] { "status", "0", "/nonexistent/b", "/nonexistent/c" }, "/nonexistent/b")]
+    public void Bad_arguments_exit_2_with_one_line_naming_the_problem(string[] arguments, string expected)
+    {
+        WbResult result = WbProcess.Run(null, arguments);
+        Assert.AreEqual(2, result.ExitCode, $"{result.Stdout}{result.Stderr}");
+        StringAssert.Contains(result.Stderr, expected);
+        Assert.AreEqual(1, result.Stderr.Trim().Split('\n').Length, result.Stderr);
+    }
+
+    [TestMethod]
     public void Swapped_backing_and_cache_are_refused_and_the_backing_store_is_untouched()
     {
         using TempDirectory dir = new();
