@@ -88,9 +88,9 @@ internal sealed class CheckVerb : InspectOptions
         List<SlotReport> used = report.Slots.Where(s => !s.IsEmpty).ToList();
         List<SlotReport> damaged = used.Where(s => !s.IdMatchesSlot || !s.ChecksumValid).ToList();
         List<string> problems = [];
-        if (report.Superblock is SuperblockState.CorruptMagic or SuperblockState.CorruptExtension)
+        if (report.Superblock is SuperblockState.CorruptMagic or SuperblockState.CorruptExtension or SuperblockState.Unformatted)
         {
-            problems.Add($"sector 0 is damaged ({report.Superblock}): the device refuses to open it without --reformat");
+            problems.Add($"sector 0 is {(report.Superblock == SuperblockState.Unformatted ? "blank" : $"damaged ({report.Superblock})")}: the device refuses to open it without --reformat");
         }
         if (report.RecordWarning is not null)
         {

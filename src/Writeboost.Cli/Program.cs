@@ -42,7 +42,7 @@ catch (Exception error) when (error is UsageException or ArgumentException or Fi
     Console.Error.WriteLine($"wb: {message}");
     return 2;
 }
-catch (Exception error) when (error is NativeIOException or IOException or DllNotFoundException or InvalidOperationException or UnauthorizedAccessException)
+catch (Exception error) when (error is NativeIOException or IOException or InvalidDataException or DllNotFoundException or InvalidOperationException or UnauthorizedAccessException)
 {
     Console.Error.WriteLine($"wb: {error.Message}");
     return 1;

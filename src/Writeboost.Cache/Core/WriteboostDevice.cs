@@ -157,7 +157,7 @@ public sealed partial class WriteboostDevice : IBlockDevice
         if (superblock.State == SuperblockState.Unformatted && !options.Reformat && HoldsCacheEvidence(cache) is { } evidence)
         {
             throw new InvalidDataException(
-                $"cache device {cache.Name}: sector 0 is blank, but {evidence}: a damaged superblock; refusing to format over a cache that may hold dirty data (wb check to inspect it, wb create --reformat to start over)");
+                $"cache device {cache.Name}: sector 0 is blank, but {evidence}: a damaged superblock; refusing to format over a cache that may hold dirty data (wb check --segment-size-order N to inspect it, wb create --reformat to start over)");
         }
         bool format = options.Reformat || superblock.State == SuperblockState.Unformatted;
         int order = ChooseSegmentSizeOrder(superblock, tunables, format, cache.Name);

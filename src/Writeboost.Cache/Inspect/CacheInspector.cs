@@ -49,9 +49,9 @@ public static class CacheInspector
         byte[] block = new byte[Units.BlockBytes];
         cache.Read(0, block);
         SuperblockReadResult superblock = SuperblockHeaderOnDisk.Read(block);
-        if (superblock.State is SuperblockState.Unformatted)
+        if (superblock.State is SuperblockState.Unformatted && segmentSizeOrder is null)
         {
-            throw new InvalidDataException($"{cache.Name} holds no writeboost cache (no magic in sector 0)");
+            throw new InvalidDataException($"{cache.Name} holds no writeboost cache (no magic in sector 0; give the segment size order to inspect its slots anyway)");
         }
         int order = segmentSizeOrder ?? superblock.Header?.SegmentSizeOrder ?? CacheGeometry.DefaultSegmentSizeOrder;
         CacheGeometry geometry = CacheGeometry.For(cache.SizeBytes, order, cache.Name);

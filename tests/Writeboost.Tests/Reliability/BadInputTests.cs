@@ -66,6 +66,30 @@ public sealed class BadInputTests
     }
 
     [TestMethod]
+    public void A_blanked_sector_0_is_refused_by_status_and_flagged_by_check_in_one_line()
+    {
+        using TempDirectory dir = new();
+        string backing = dir.File("backing.img");
+        string cache = dir.File("cache.img");
+        FileBlockDevice.CreateFile(backing, 16 << 20);
+        FileBlockDevice.CreateFile(cache, 8 << 20);
+        Assert.AreEqual(0, WbProcess.Run(null, "bench", "randwrite", "0", backing, cache, "--ops", "2000").ExitCode);
+        using (FileStream file = new(cache, FileMode.Open, FileAccess.Write))
+        {
+            file.Write(new byte[512]); // what a partitioning tool or wipefs might do to sector 0
+        }
+
+        WbResult status = WbProcess.Run(null, "status", "0", backing, cache);
+        WbResult check = WbProcess.Run(null, "check", cache, "--segment-size-order", "10");
+
+        Assert.AreEqual(1, status.ExitCode, status.Stdout);
+        StringAssert.Contains(status.Stderr, "sector 0 is blank, but");
+        Assert.AreEqual(1, status.Stderr.Trim().Split('\n').Length, "one line, no stack trace: " + status.Stderr);
+        Assert.AreEqual(1, check.ExitCode, check.Stdout);
+        StringAssert.Contains(check.Stdout, "sector 0 is blank");
+    }
+
+    [TestMethod]
     public void One_file_under_two_names_is_refused_as_backing_and_cache()
     {
         using TempDirectory dir = new();
