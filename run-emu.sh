@@ -108,7 +108,7 @@ echo "the error must reach a request or the status, reads are never wrong, no ac
 
 step "Damaged media: every metadata byte flipped, sectors zeroed, stale laps, truncation — recovered and judged"
 echo "never data nobody wrote, every loss reported by recovery and by wb check (mode 1 shown; docs/reliability.md has both)"
-"$wb" corrupt --mode 1
+"$wb" corrupt --mode 1 --mutants all
 
 step "A mode-1 device on the emulated files: create, write through the benchmark, status"
 backing="$work/backing.img"; cache="$work/cache.img"

@@ -18,6 +18,12 @@ internal sealed class CorruptVerb : SweepVerbOptions
     [Option("verbose", HelpText = "Print up to 20 violations per sweep, not just the first.")]
     public bool Verbose { get; set; }
 
+    [Option("mutant", Default = "none", HelpText = "Recover with one of the crash harness's seeded recovery bugs: the sweep must find a violation.")]
+    public string Mutant { get; set; } = "none";
+
+    [Option("mutants", HelpText = "'all': also run the seeded recovery bugs this sweep must catch, and report how many it did (exit 1 unless all).")]
+    public string? Mutants { get; set; }
+
     internal int Run()
     {
         CacheMode[] modes = SweepArguments.Modes(Mode);
@@ -25,6 +31,18 @@ internal sealed class CorruptVerb : SweepVerbOptions
         if (Ops <= 0 || DataSamples < 0)
         {
             throw new UsageException("--ops must be positive and --data-samples not negative");
+        }
+        try
+        {
+            Campaign.ParseMutantName(Mutant);
+        }
+        catch (ArgumentException error)
+        {
+            throw new UsageException(error.Message);
+        }
+        if (Mutants is not null and not "all")
+        {
+            throw new UsageException($"--mutants {Mutants}: expected all");
         }
         ProgressBar progress = ProgressBar.For("corruptions", Json);
         List<CorruptionSweepResult> results = [];
@@ -34,8 +52,16 @@ internal sealed class CorruptVerb : SweepVerbOptions
             foreach (Workload workload in workloads)
             {
                 int index = results.Count;
-                results.Add(CorruptionSweep.Run(new CorruptionSweepSpec(mode, workload, Seed, Ops, DataSamples),
+                results.Add(CorruptionSweep.Run(new CorruptionSweepSpec(mode, workload, Seed, Ops, DataSamples, Mutant),
                     (done, total) => progress.Report((index + done / (double)Math.Max(1, total)) / sweeps, $"sweep {index + 1}/{sweeps}")));
+            }
+        }
+        List<(string Name, bool Caught)> mutants = [];
+        if (Mutants == "all")
+        {
+            foreach ((string name, CacheMode mode, Workload workload) in CorruptionSweep.Mutants)
+            {
+                mutants.Add((name, CorruptionSweep.Run(new CorruptionSweepSpec(mode, workload, Seed, Ops, DataSamples, name)).Violations > 0));
             }
         }
         progress.Done();
@@ -50,6 +76,10 @@ internal sealed class CorruptVerb : SweepVerbOptions
                 Violations = results.Sum(r => r.Violations),
                 Seconds = results.Sum(r => r.Seconds),
                 Seed,
+                Mutant,
+                MutantsCaught = mutants.Count(m => m.Caught),
+                MutantsTotal = mutants.Count,
+                Mutants = mutants.Select(m => new { m.Name, m.Caught }),
                 Sweeps = results.Select(r => new { Mode = (int)r.Spec.Mode, Workload = r.Spec.Workload.ToString().ToLowerInvariant(), r.Tried, r.Changed, r.Refused, r.Violations, r.FirstViolation, r.Areas }),
             });
         }
@@ -74,7 +104,11 @@ internal sealed class CorruptVerb : SweepVerbOptions
                 }
             }
         }
-        return results.All(r => r.Violations == 0) ? 0 : 1;
+        foreach ((string name, bool caught) in mutants.Where(_ => !Json))
+        {
+            Console.WriteLine($"mutant {name,-32} {(caught ? "caught" : "NOT CAUGHT")}");
+        }
+        return results.All(r => r.Violations == 0) && mutants.All(m => m.Caught) ? 0 : 1;
     }
 
     private static string Fmt(long value) => value.ToString(CultureInfo.InvariantCulture);

@@ -11,7 +11,8 @@ using Writeboost.Devices;
 namespace Writeboost.CrashTest.Faults;
 
 /// <summary>One corruption sweep: the media a workload left (crashed), damaged one way at a time.</summary>
-public sealed record CorruptionSweepSpec(CacheMode Mode, Workload Workload, int Seed, int Ops, int DataSamples = 200);
+/// <param name="Mutant">"none", or a crash-harness mutant whose recovery bug the sweep must catch (see <see cref="Mutants"/>).</param>
+public sealed record CorruptionSweepSpec(CacheMode Mode, Workload Workload, int Seed, int Ops, int DataSamples = 200, string Mutant = "none");
 
 /// <summary>How one area of the media fared.</summary>
 /// <param name="Undetectable">Lost the newest segments with nothing after them: indistinguishable from a crash before they were written.</param>
@@ -49,6 +50,13 @@ public sealed record CorruptionSweepResult(
 /// </summary>
 public static class CorruptionSweep
 {
+    /// <summary>The seeded recovery bugs this sweep must catch (the crash harness's), with the workload that shows each.</summary>
+    public static IReadOnlyList<(string Name, CacheMode Mode, Workload Workload)> Mutants { get; } =
+    [
+        ("trust-segment-without-checksum", CacheMode.Volatile, Workload.Wrap),
+        ("replay-stale-after-gap", CacheMode.Volatile, Workload.Wrap),
+    ];
+
     private sealed record Media(byte[] Backing, byte[] Cache, byte[] Pmem);
 
     /// <summary>One way of damaging the media.</summary>
@@ -64,6 +72,7 @@ public static class CorruptionSweep
         Oracle oracle = new(log.Events);
         (Media earlier, Media final) = Snapshots(campaign, geometry, log);
 
+        Mutant mutant = Campaign.ParseMutant(spec.Mutant);
         Outcome baseline = Recover(geometry, final, spec.Mode);
         if (baseline.Error is not null || oracle.Check(log.Events.Count, baseline.Content!) is { } wrong)
         {
@@ -81,7 +90,7 @@ public static class CorruptionSweep
         {
             Media damaged = new(final.Backing.ToArray(), final.Cache.ToArray(), final.Pmem.ToArray());
             damage.Apply(damaged);
-            Verdict verdict = Judge(geometry, spec.Mode, oracle, baseline, baselineProblems, damage, damaged);
+            Verdict verdict = Judge(geometry, spec.Mode, mutant, oracle, baseline, baselineProblems, damage, damaged);
             string? violation = verdict.Violation;
             (int tried, int changedCount, int refusedCount, int undetectable, int violations) = areas.GetValueOrDefault(damage.Area);
             areas[damage.Area] = (tried + 1, changedCount + (verdict.Changed ? 1 : 0), refusedCount + (verdict.Refused ? 1 : 0),
@@ -222,14 +231,14 @@ public static class CorruptionSweep
         public string? RefusalMessage { get; init; }
     }
 
-    private static Outcome Recover(Campaign.Geometry geometry, Media media, CacheMode mode, long cacheBytes = -1, long pmemBytes = -1)
+    private static Outcome Recover(Campaign.Geometry geometry, Media media, CacheMode mode, long cacheBytes = -1, long pmemBytes = -1, Mutant mutant = Mutant.None)
     {
         PagedBlockDevice backing = new(media.Backing, "backing");
         IBlockDevice cacheDevice;
         PagedBlockDevice cache = new(media.Cache, "cache");
         cacheDevice = cacheBytes < 0 ? cache : new ShrunkBlockDevice(cache, cacheBytes);
         MemoryPmemRegion? pmem = mode == CacheMode.Persistent ? new MemoryPmemRegion(pmemBytes < 0 ? media.Pmem.Length : pmemBytes, media.Pmem[..(int)(pmemBytes < 0 ? media.Pmem.Length : pmemBytes)]) : null;
-        WriteboostOptions options = new() { BufferPoolSize = Campaign.PoolSize, WithoutWorkers = true };
+        WriteboostOptions options = new() { BufferPoolSize = Campaign.PoolSize, WithoutWorkers = true, Mutant = mutant };
         WriteboostDevice device;
         try
         {
@@ -263,14 +272,14 @@ public static class CorruptionSweep
         public bool Undetectable { get; init; }
     }
 
-    private static Verdict Judge(Campaign.Geometry geometry, CacheMode mode, Oracle oracle, Outcome baseline, int baselineProblems, Damage damage, Media damaged)
+    private static Verdict Judge(Campaign.Geometry geometry, CacheMode mode, Mutant mutant, Oracle oracle, Outcome baseline, int baselineProblems, Damage damage, Media damaged)
     {
         bool shrink = damage.What.Contains("shrunk", StringComparison.Ordinal);
         Outcome outcome = damage.What.StartsWith("cache shrunk", StringComparison.Ordinal)
-            ? Recover(geometry, damaged, mode, cacheBytes: geometry.CacheBytes - Units.BlockBytes)
+            ? Recover(geometry, damaged, mode, cacheBytes: geometry.CacheBytes - Units.BlockBytes, mutant: mutant)
             : damage.What.StartsWith("pmem shrunk", StringComparison.Ordinal)
-                ? Recover(geometry, damaged, mode, pmemBytes: geometry.PmemBytes - Units.BlockBytes)
-                : Recover(geometry, damaged, mode);
+                ? Recover(geometry, damaged, mode, pmemBytes: geometry.PmemBytes - Units.BlockBytes, mutant: mutant)
+                : Recover(geometry, damaged, mode, mutant: mutant);
         if (outcome.Error is not null)
         {
             return new Verdict(true, false, outcome.Error);
@@ -306,7 +315,7 @@ public static class CorruptionSweep
         }
         // Idempotent: the media recovery left behind recover to the same content.
         Media after = new(Campaign.Materialize(outcome.Backing!.Image), Campaign.Materialize(outcome.Cache!.Image), outcome.Pmem is null ? [] : Campaign.Materialize(outcome.Pmem.Image));
-        Outcome again = Recover(geometry, after, mode);
+        Outcome again = Recover(geometry, after, mode, mutant: mutant);
         if (again.Error is not null || again.Refused || !again.Content!.AsSpan().SequenceEqual(outcome.Content))
         {
             return new Verdict(changed, false, $"recovering the recovered media again {(again.Error ?? (again.Refused ? "was refused" : "reads differently"))}");

@@ -34,6 +34,19 @@ public sealed class CorruptionSweepTests
         }
     }
 
+    [TestMethod]
+    [DataRow("trust-segment-without-checksum")]
+    [DataRow("replay-stale-after-gap")]
+    public void The_sweep_catches_the_seeded_recovery_bugs(string mutant)
+    {
+        var (_, mode, workload) = CorruptionSweep.Mutants.Single(m => m.Name == mutant);
+        foreach (int seed in new[] { 1, 2, 3 })
+        {
+            CorruptionSweepResult result = CorruptionSweep.Run(new CorruptionSweepSpec(mode, workload, seed, Ops: 150, Mutant: mutant));
+            Assert.IsGreaterThan(0, result.Violations, $"mutant {mutant} passed seed {seed}: the sweep has no teeth for it");
+        }
+    }
+
     /// <summary>A small cache (16 KiB segments) that crashed after one acknowledged FUA write.</summary>
     private static (MemoryBlockDevice Backing, MemoryBlockDevice Cache, Tunables Tunables) CrashedAfterOneFuaWrite()
     {
