@@ -266,6 +266,18 @@ def cmd_fio_summary(a):
     return 0
 
 
+def _result(path, what, notes):
+    """(exists, result): whether the file is there, and its last JSON line; a missing result is noted."""
+    try:
+        open(path).close()
+    except OSError:
+        return False, None
+    out = _last_json(path)
+    if out is None:
+        notes.append(f"{what}: no result ({open(path, errors='replace').read()[-300:].strip()})")
+    return True, out
+
+
 def _last_json(path):
     """The last line of a file that parses as a JSON object, or None."""
     try:
@@ -341,15 +353,11 @@ def cmd_report(a):
     client_failures = 0
     for p in ("1", "2", "3"):
         for i in range(clients):
-            path = f"{w}p{p}c{i}.ledger.out"
-            try:
-                open(path).close()
-            except OSError:
+            exists, out = _result(f"{w}p{p}c{i}.ledger.out", f"FUA client phase {p} client {i}", notes)
+            if not exists:
                 continue
-            out = _last_json(path)
             if out is None:
                 client_failures += 1
-                notes.append(f"FUA client phase {p} client {i}: no result ({open(path, errors='replace').read()[-300:].strip()})")
                 continue
             ph = phases[p]
             ph["write_bytes"] += out["bytes_written"]; ph["read_bytes"] += out["bytes_read"]; ph["write_ios"] += out["writes"]
@@ -373,15 +381,11 @@ def cmd_report(a):
         check(crash["digest_match"], "phase-1 regions read back identical after kill -9 + recovery (SHA-256)")
         for i in range(clients):
             for p in ("1", "2"):
-                path = f"{w}crash-p{p}c{i}.check"
-                try:
-                    open(path).close()
-                except OSError:
+                exists, out = _result(f"{w}crash-p{p}c{i}.check", f"ledger check phase {p} client {i}", notes)
+                if not exists:
                     continue
-                out = _last_json(path)
                 if out is None:
                     crash["ledger_errors"] += 1
-                    notes.append(f"ledger check phase {p} client {i}: no result ({open(path, errors='replace').read()[-300:].strip()})")
                     continue
                 crash["ledger_blocks_checked"] += out["blocks_checked"]
                 crash["ledger_blocks_skipped"] += out["blocks_skipped"]

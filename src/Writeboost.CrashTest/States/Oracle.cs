@@ -101,14 +101,7 @@ internal sealed class Oracle
                 }
                 continue;
             }
-            int lastDurable = -1;
-            for (int i = 0; i < writes.Count && writes[i].Issue < crashPoint; i++)
-            {
-                if (writes[i].DurableAt < crashPoint)
-                {
-                    lastDurable = i;
-                }
-            }
+            int lastDurable = LastBefore(writes, crashPoint, durable: true);
             if (!Allowed(writes, lastDurable, crashPoint, actual, initial))
             {
                 string durable = lastDurable < 0 ? "its initial content (nothing durable yet)" : $"the write issued at event {writes[lastDurable].Issue}";
@@ -132,14 +125,7 @@ internal sealed class Oracle
             ReadOnlySpan<byte> actual = data.Slice(s * SectorBytes, SectorBytes);
             ReadOnlySpan<byte> initial = Initial(sector);
             List<Entry> writes = _bySector.TryGetValue(sector, out List<Entry>? list) ? list : [];
-            int lastAcked = -1;
-            for (int i = 0; i < writes.Count && writes[i].Issue < point; i++)
-            {
-                if (writes[i].AckAt < point)
-                {
-                    lastAcked = i;
-                }
-            }
+            int lastAcked = LastBefore(writes, point, durable: false);
             if (!Allowed(writes, lastAcked, point, actual, initial))
             {
                 string expected = lastAcked < 0 ? "its initial content" : $"the write issued at event {writes[lastAcked].Issue}";
@@ -165,6 +151,20 @@ internal sealed class Oracle
             }
         }
         return null;
+    }
+
+    /// <summary>The last write issued before <paramref name="point"/> that was durable (or acknowledged) before it; -1 if none.</summary>
+    private static int LastBefore(List<Entry> writes, int point, bool durable)
+    {
+        int last = -1;
+        for (int i = 0; i < writes.Count && writes[i].Issue < point; i++)
+        {
+            if ((durable ? writes[i].DurableAt : writes[i].AckAt) < point)
+            {
+                last = i;
+            }
+        }
+        return last;
     }
 
     /// <summary>The value at <paramref name="last"/> (the initial content when -1), or any write after it issued before <paramref name="point"/>.</summary>
