@@ -228,9 +228,10 @@ public sealed partial class WriteboostDevice
         Recovery = new RecoveryReport(false, record, 0, newest, replayed, 0, _nrDirty, "kernel-style replay (mutant)", warnings);
     }
 
+    /// <summary>The id in every slot's header: one sector per slot (the id is in the first 8 bytes), not the 4 KiB metadata block.</summary>
     private ulong[] ReadAllHeaderIds()
     {
-        byte[] header = new byte[Units.BlockBytes];
+        byte[] header = new byte[Math.Max(SegmentHeaderOnDisk.SizeBytes, _cache.SectorSizeBytes)];
         ulong[] ids = new ulong[Geometry.NrSegments];
         for (long slot = 0; slot < Geometry.NrSegments; slot++)
         {
