@@ -60,12 +60,7 @@ public sealed class PersistentBufferTests
             int roll = random.Next(100);
             if (roll < 75)
             {
-                int length = random.Next(1, 13);
-                int sector = random.Next(0, sectors - length + 1);
-                byte[] data = new byte[length * 512];
-                random.NextBytes(data);
-                // On dax every write is persisted before it is acknowledged, FUA or not.
-                rig.Write(sector * 512L, data);
+                rig.WriteRandomSectors(random); // on dax every write is persisted before it is acknowledged, FUA or not
             }
             else if (roll < 95)
             {

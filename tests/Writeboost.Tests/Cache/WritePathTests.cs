@@ -25,11 +25,7 @@ public sealed class WritePathTests
             int roll = random.Next(100);
             if (roll < 70)
             {
-                int length = random.Next(1, 13);
-                int sector = random.Next(0, sectors - length + 1);
-                byte[] data = new byte[length * 512];
-                random.NextBytes(data);
-                rig.Write(sector * 512L, data, random.Next(10) == 0 ? WriteOptions.Fua : WriteOptions.None);
+                rig.WriteRandomSectors(random, () => random.Next(10) == 0 ? WriteOptions.Fua : WriteOptions.None);
             }
             else if (roll < 90)
             {

@@ -51,6 +51,16 @@ internal sealed class CacheRig : IDisposable
         data.CopyTo(Reference, offsetBytes);
     }
 
+    /// <summary>Writes 1..12 sectors of random data at a random sector (so across block boundaries); the options are drawn after the data.</summary>
+    public void WriteRandomSectors(Random random, Func<WriteOptions>? options = null)
+    {
+        int length = random.Next(1, 13);
+        int sector = random.Next(0, Reference.Length / 512 - length + 1);
+        byte[] data = new byte[length * 512];
+        random.NextBytes(data);
+        Write(sector * 512L, data, options?.Invoke() ?? WriteOptions.None);
+    }
+
     public void AssertReadsBack(long offsetBytes, int lengthBytes, string because)
     {
         byte[] back = new byte[lengthBytes];
