@@ -73,6 +73,10 @@ internal sealed class ReadCacheCells(int capacity)
 
     public void CancelLocked(long block)
     {
+        if (_cells.Count == 0 && _staging.Count == 0)
+        {
+            return; // read caching off, or nothing reserved: every write skips the two lookups
+        }
         if (_cells.TryGetValue(block, out ReadCacheCell? cell) || _staging.TryGetValue(block, out cell))
         {
             cell.Cancelled = true;

@@ -37,6 +37,7 @@ public sealed partial class WriteboostDevice
         Counters.CountRead(destination.Length);
         List<ReadPlan> plans = [];
         bool needBacking = false;
+        bool mustRelease = false; // a slot pinned or a read-cache cell reserved: only then is the lock taken again after
         byte[]? bufferCopies = null; // made only when a piece is in a RAM buffer: most reads have none
         lock (_lock)
         {
@@ -48,6 +49,7 @@ public sealed partial class WriteboostDevice
                 {
                     needBacking = true;
                 }
+                mustRelease |= plan.FromCache != 0 || plan.Cell is not null;
                 plans.Add(plan);
             }
         }
@@ -79,22 +81,31 @@ public sealed partial class WriteboostDevice
         }
         finally
         {
-            lock (_lock)
+            if (mustRelease)
             {
-                // Unpin every slot before staging: staging may wait for a free slot, and must not wait on our own pins.
-                foreach (ReadPlan plan in plans)
+                ReleasePlans(plans);
+            }
+        }
+    }
+
+    /// <summary>Unpins the slots a read pinned and completes its read-cache cells (takes the lock).</summary>
+    private void ReleasePlans(List<ReadPlan> plans)
+    {
+        lock (_lock)
+        {
+            // Unpin every slot before staging: staging may wait for a free slot, and must not wait on our own pins.
+            foreach (ReadPlan plan in plans)
+            {
+                if (plan.FromCache != 0 && --_slotReaders[plan.PinnedSlot] == 0)
                 {
-                    if (plan.FromCache != 0 && --_slotReaders[plan.PinnedSlot] == 0)
-                    {
-                        Monitor.PulseAll(_lock);
-                    }
+                    Monitor.PulseAll(_lock);
                 }
-                foreach (ReadPlan plan in plans)
+            }
+            foreach (ReadPlan plan in plans)
+            {
+                if (plan.Cell is not null)
                 {
-                    if (plan.Cell is not null)
-                    {
-                        CompleteReadCacheCellLocked(plan.Cell);
-                    }
+                    CompleteReadCacheCellLocked(plan.Cell);
                 }
             }
         }

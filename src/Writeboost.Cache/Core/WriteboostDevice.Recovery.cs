@@ -354,14 +354,7 @@ public sealed partial class WriteboostDevice
     /// </summary>
     private void ReleaseSlotForPmemSegment(long slot, ulong segmentId)
     {
-        for (int i = 0; i < BlocksPerSegment; i++)
-        {
-            int g = Global(slot, i);
-            if (_mbBlock[g] >= 0)
-            {
-                Unmap(g);
-            }
-        }
+        UnmapSlotLocked(slot);
         if (segmentId > (ulong)Geometry.NrSegments)
         {
             _lastWritebackId = Math.Max(_lastWritebackId, segmentId - (ulong)Geometry.NrSegments);

@@ -213,15 +213,7 @@ public sealed partial class WriteboostDevice
             }
             Monitor.Wait(_lock);
         }
-        for (int i = 0; i < BlocksPerSegment; i++)
-        {
-            int g = Global(slot, i);
-            if (_mbBlock[g] >= 0)
-            {
-                // Written back, so clean: the backing store has it. Only the mapping goes.
-                Unmap(g);
-            }
-        }
+        UnmapSlotLocked(slot);
         SegmentBuffer buffer = BufferOf(id);
         buffer.ClearMetadata();
         buffer.SegmentId = id;

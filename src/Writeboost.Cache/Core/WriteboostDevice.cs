@@ -269,8 +269,8 @@ public sealed partial class WriteboostDevice : IBlockDevice
 
     private static int ChooseSegmentSizeOrder(SuperblockReadResult superblock, Tunables tunables, bool format, string cacheName)
     {
-        bool given = tunables.Snapshot().ContainsKey(TunableSpecs.SegmentSizeOrder)
-            && tunables.SegmentSizeOrder != CacheGeometry.DefaultSegmentSizeOrder;
+        // Tunables fill in every default, so only a non-default order tells that the table asked for one.
+        bool given = tunables.SegmentSizeOrder != CacheGeometry.DefaultSegmentSizeOrder;
         if (format)
         {
             return tunables.SegmentSizeOrder;
@@ -417,7 +417,7 @@ public sealed partial class WriteboostDevice : IBlockDevice
 
     private int Global(long slot, int indexInSegment) => checked((int)(slot * BlocksPerSegment + indexInSegment));
 
-    private SegmentBuffer BufferOf(ulong segmentId) => _buffers[(int)((segmentId - 1) % (ulong)_buffers.Length)];
+    private SegmentBuffer BufferOf(ulong segmentId) => _buffers[BufferIndexOf(segmentId)];
 
     /// <summary>True when the segment of metablock g is still in a RAM buffer (open, or queued and not yet written).</summary>
     private bool IsInBuffer(int g)
@@ -506,6 +506,23 @@ public sealed partial class WriteboostDevice : IBlockDevice
             return;
         }
         Unmap(g);
+    }
+
+    /// <summary>
+    /// A slot is taken for a new segment: whatever its old segment still maps goes. That segment was written back
+    /// (the writer waits for it; in recovery, a pmem buffer bound to the new id proves it), so the backing store
+    /// has its data and only the mappings go.
+    /// </summary>
+    private void UnmapSlotLocked(long slot)
+    {
+        for (int i = 0; i < BlocksPerSegment; i++)
+        {
+            int g = Global(slot, i);
+            if (_mbBlock[g] >= 0)
+            {
+                Unmap(g);
+            }
+        }
     }
 
     private void Unmap(int g)
