@@ -327,7 +327,7 @@ public static class Campaign
         MemoryPmemRegion? pmem = pmemTimeline.Durable.Length > 0 && spec.Mode == CacheMode.Persistent ? new MemoryPmemRegion(geometry.PmemBytes, pmemTimeline.Durable) : null;
         List<(PagedBlockDevice Device, CrashEvent Write)> nonDurable =
             [.. backingTimeline.NotDurable.Select(w => (backing, w)), .. cacheTimeline.NotDurable.Select(w => (cache, w))];
-        Random random = new(HashCode.Combine(spec.Seed, point, variant));
+        Random random = new(StateSeed.Of(spec.Seed, point, variant));
         int subsets = Subsets(nonDurable.Count, pmemTimeline);
         int singles = SingleChanges(nonDurable.Count, pmemTimeline);
         if (variant == 1)

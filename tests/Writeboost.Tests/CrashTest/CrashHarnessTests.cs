@@ -2,6 +2,7 @@ using Writeboost.Cache.Table;
 using Writeboost.CrashTest;
 using Writeboost.CrashTest.Recording;
 using Writeboost.CrashTest.States;
+using Writeboost.Tests.Support;
 
 namespace Writeboost.Tests.CrashTest;
 
@@ -38,6 +39,25 @@ public sealed class CrashHarnessTests
             CampaignResult result = Campaign.Run(new CampaignSpec(mode, workload, seed, Ops: 150, MaxStates: 50_000, mutant), stopAtFirst: true);
             Assert.AreEqual(1, result.Violations, $"mutant {mutant} passed seed {seed}: the harness has no teeth for it");
         }
+    }
+
+    [TestMethod]
+    public void A_failing_random_state_replays_the_same_in_another_process()
+    {
+        using TempDirectory dir = new();
+        // Seed 1's first failure under this mutant is a seeded random state (variant 13), not nothing/everything.
+        WbResult found = WbProcess.Run(null, "crashtest", "--mode", "0", "--workload", "random", "--seed", "1",
+            "--mutant", "trust-segment-without-checksum", "--save-log", dir.Path, "--json");
+        using System.Text.Json.JsonDocument json = System.Text.Json.JsonDocument.Parse(found.Stdout);
+        System.Text.Json.JsonElement failure = json.RootElement.GetProperty("first_failure");
+        string[] reproduce = failure.GetProperty("reproduce").GetString()!.Split(' ')[1..];
+
+        WbResult replayed = WbProcess.Run(null, [.. reproduce, "--json"]);
+
+        Assert.AreEqual(1, replayed.ExitCode, replayed.Stdout + replayed.Stderr);
+        using System.Text.Json.JsonDocument again = System.Text.Json.JsonDocument.Parse(replayed.Stdout);
+        Assert.AreEqual(failure.GetProperty("first_violation").GetString(),
+            again.RootElement.GetProperty("first_failure").GetProperty("first_violation").GetString(), "the same state, rebuilt in a new process");
     }
 
     [TestMethod]
