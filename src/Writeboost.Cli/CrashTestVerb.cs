@@ -64,6 +64,10 @@ internal sealed class CrashTestVerb
             }
             return 0;
         }
+        if (Mutants is not null and not "all")
+        {
+            throw new UsageException($"--mutants {Mutants}: expected all"); // before any work, not after a campaign
+        }
         (int shard, int shards) = ParseShard(Shard);
         if (Replay is not null)
         {
@@ -109,10 +113,6 @@ internal sealed class CrashTestVerb
                 CampaignResult caught = Campaign.Run(new CampaignSpec(mode, workload, Seed, Ops, 50_000, name), stopAtFirst: true);
                 mutants.Add((name, caught.Violations > 0, caught.StatesChecked));
             }
-        }
-        else if (Mutants is not null)
-        {
-            throw new UsageException($"--mutants {Mutants}: expected all");
         }
         Print(results, mutants);
         bool clean = results.All(r => r.Violations == 0);

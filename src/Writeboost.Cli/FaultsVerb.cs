@@ -34,6 +34,10 @@ internal sealed class FaultsVerb : SweepVerbOptions
             }
             return 0;
         }
+        if (Mutants is not null and not "all")
+        {
+            throw new UsageException($"--mutants {Mutants}: expected all"); // before any work, not after a campaign
+        }
         CacheMode[] modes = SweepArguments.Modes(Mode);
         Workload[] workloads = SweepArguments.SweepWorkloads(Workload);
         if (Runs <= 0 || Ops < 2)
@@ -69,10 +73,6 @@ internal sealed class FaultsVerb : SweepVerbOptions
                 FaultSweepResult caught = FaultSweep.Run(new FaultSweepSpec(mode, workload, Seed, Ops, Runs, name, where), stopAtFirst: true);
                 mutants.Add((name, caught.Violations > 0, caught.Runs));
             }
-        }
-        else if (Mutants is not null)
-        {
-            throw new UsageException($"--mutants {Mutants}: expected all");
         }
         progress.Done();
         Print(results, mutants);

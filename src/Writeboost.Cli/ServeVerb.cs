@@ -26,11 +26,19 @@ internal sealed class ServeVerb : TableOptions
     internal int Run()
     {
         EndPoint endPoint = ParseEndPoint();
+        bool staleSocket = false;
+        if (endPoint is UnixDomainSocketEndPoint && Path.Exists(Socket))
+        {
+            // Only a socket (one a killed server left) is replaced; any other file there is someone's data.
+            staleSocket = Writeboost.Native.PosixFile.IsSocket(Socket!)
+                ? true
+                : throw new UsageException($"--socket {Socket}: a file that is not a socket exists there; refusing to replace it");
+        }
         using WriteboostDevice device = Open();
         using NbdServer server = new(device, ExportName);
-        if (endPoint is UnixDomainSocketEndPoint && File.Exists(Socket))
+        if (staleSocket)
         {
-            File.Delete(Socket!); // a socket left by a killed server
+            File.Delete(Socket!);
         }
         server.Start(endPoint);
         using ManualResetEventSlim stop = new();

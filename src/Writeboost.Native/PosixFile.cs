@@ -249,6 +249,10 @@ internal sealed unsafe class PosixFile : IDisposable
     /// block or character device (two nodes of one disk are the same device), else filesystem and inode (hard
     /// links are the same file). Null when the path does not exist.
     /// </summary>
+    /// <summary>True when <paramref name="path"/> itself (not a link target) is a unix-domain socket.</summary>
+    internal static bool IsSocket(string path) =>
+        Syscall.lstat(path, out Stat stat) == 0 && (stat.st_mode & FilePermissions.S_IFMT) == FilePermissions.S_IFSOCK;
+
     internal static (ulong Device, ulong Inode)? Identity(string path)
     {
         if (Syscall.stat(path, out Stat stat) != 0)

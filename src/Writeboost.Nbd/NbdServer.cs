@@ -20,6 +20,8 @@ namespace Writeboost.Nbd;
 public sealed class NbdServer : IDisposable
 {
     private const int MaxInFlightPerConnection = 64;
+    /// <summary>What WRITE_ZEROES writes, 1 MiB at a time (never written to: shared by every connection).</summary>
+    private static readonly byte[] Zeros = new byte[1 << 20];
     private readonly IBlockDevice _device;
     private readonly string _exportName;
     private readonly List<Connection> _connections = [];
@@ -530,11 +532,10 @@ public sealed class NbdServer : IDisposable
                         }
                         return 0;
                     case CmdWriteZeroes:
-                        byte[] zeros = new byte[Math.Min(length, 1 << 20)];
-                        for (int done = 0; done < length; done += zeros.Length)
+                        for (int done = 0; done < length; done += Zeros.Length)
                         {
-                            int n = Math.Min(zeros.Length, length - done);
-                            server._device.Write(offset + done, zeros.AsSpan(0, n));
+                            int n = Math.Min(Zeros.Length, length - done);
+                            server._device.Write(offset + done, Zeros.AsSpan(0, n));
                         }
                         if (fua == WriteOptions.Fua)
                         {

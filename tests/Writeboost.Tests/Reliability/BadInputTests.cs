@@ -37,6 +37,8 @@ public sealed class BadInputTests
     [DataRow(new[] { "faults", "--runs", "0" }, "--runs must be positive")]
     [DataRow(new[] { "faults", "--mutant", "nonsense" }, "unknown fault mutant nonsense")]
     [DataRow(new[] { "corrupt", "--data-samples", "-1" }, "--data-samples not negative")]
+    [DataRow(new[] { "crashtest", "--mutants", "al" }, "--mutants al: expected all")]
+    [DataRow(new[] { "faults", "--mutants", "x" }, "--mutants x: expected all")]
     [DataRow(new[] { "bench", "fua", "--mode", "x" }, "--mode")]
     [DataRow(new[] { "status", "0", "/nonexistent/b", "/nonexistent/c" }, "/nonexistent/b")]
     public void Bad_arguments_exit_2_with_one_line_naming_the_problem(string[] arguments, string expected)
@@ -45,6 +47,24 @@ public sealed class BadInputTests
         Assert.AreEqual(2, result.ExitCode, $"{result.Stdout}{result.Stderr}");
         StringAssert.Contains(result.Stderr, expected);
         Assert.AreEqual(1, result.Stderr.Trim().Split('\n').Length, result.Stderr);
+    }
+
+    [TestMethod]
+    public void Serve_never_replaces_a_file_that_is_not_a_socket()
+    {
+        using TempDirectory dir = new();
+        string backing = dir.File("backing.img");
+        string cache = dir.File("cache.img");
+        FileBlockDevice.CreateFile(backing, 16 << 20);
+        FileBlockDevice.CreateFile(cache, 8 << 20);
+        string precious = dir.File("notes.txt");
+        File.WriteAllText(precious, "someone's data");
+
+        WbResult result = WbProcess.Run(null, "serve", "0", backing, cache, "--socket", precious);
+
+        Assert.AreEqual(2, result.ExitCode, result.Stdout + result.Stderr);
+        StringAssert.Contains(result.Stderr, "not a socket");
+        Assert.AreEqual("someone's data", File.ReadAllText(precious));
     }
 
     [TestMethod]
