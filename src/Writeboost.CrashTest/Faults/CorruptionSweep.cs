@@ -60,7 +60,13 @@ public static class CorruptionSweep
     private sealed record Media(byte[] Backing, byte[] Cache, byte[] Pmem);
 
     /// <summary>One way of damaging the media.</summary>
-    private sealed record Damage(string Area, string What, Action<Media> Apply, bool MayRefuse, bool OnCacheDevice);
+    private sealed record Damage(string Area, string What, Action<Media> Apply, bool MayRefuse, bool OnCacheDevice)
+    {
+        /// <summary>Set: the device is presented this many bytes long (a shrunk file), and must be refused.</summary>
+        public long ShrunkCacheBytes { get; init; } = -1;
+        public long ShrunkPmemBytes { get; init; } = -1;
+        public bool Shrinks => ShrunkCacheBytes >= 0 || ShrunkPmemBytes >= 0;
+    }
 
     public static CorruptionSweepResult Run(CorruptionSweepSpec spec, Action<long, long>? progress = null)
     {
@@ -81,14 +87,15 @@ public static class CorruptionSweep
         }
 
         List<Damage> damages = Plan(spec, geometry, final, earlier);
-        int baselineProblems = CheckProblems(final, spec.Mode);
+        int baselineProblems = Check(final, spec.Mode).Problems;
         Dictionary<string, (int Tried, int Changed, int Refused, int Undetectable, int Violations)> areas = [];
         string? firstViolation = null;
         List<string> samples = [];
         int done = 0;
         foreach (Damage damage in damages)
         {
-            Media damaged = new(final.Backing.ToArray(), final.Cache.ToArray(), final.Pmem.ToArray());
+            // Only the device a damage touches is copied; the others are shared (recovery writes copy-on-write).
+            Media damaged = damage.OnCacheDevice ? final with { Cache = final.Cache.ToArray() } : final with { Pmem = final.Pmem.ToArray() };
             damage.Apply(damaged);
             Verdict verdict = Judge(geometry, spec.Mode, mutant, oracle, baseline, baselineProblems, damage, damaged);
             string? violation = verdict.Violation;
@@ -186,13 +193,13 @@ public static class CorruptionSweep
         }
         long tail = geometry.CacheBytes / 2 / Units.BlockBytes * Units.BlockBytes;
         plan.Add(new Damage("truncation", $"cache zeroed from byte {tail} on (truncated and re-extended)", m => m.Cache.AsSpan((int)tail).Clear(), false, true));
-        plan.Add(new Damage("truncation", "cache shrunk by 4 KiB", _ => { }, true, true));
+        plan.Add(new Damage("truncation", "cache shrunk by 4 KiB", _ => { }, true, true) { ShrunkCacheBytes = geometry.CacheBytes - Units.BlockBytes });
 
         if (spec.Mode == CacheMode.Persistent)
         {
             PmemLayout layout = new(cache.SegmentSizeOrder, Campaign.PoolSize, cache.BlocksPerSegment);
             AddBitFlips(plan, "pmem header", 0, 64, mayRefuse: true, onCache: false, pmem: true);
-            plan.Add(new Damage("truncation", "pmem shrunk by 4 KiB", _ => { }, true, false));
+            plan.Add(new Damage("truncation", "pmem shrunk by 4 KiB", _ => { }, true, false) { ShrunkPmemBytes = geometry.PmemBytes - Units.BlockBytes });
             plan.Add(new Damage("pmem header", "pmem header zeroed", m => m.Pmem.AsSpan(0, PmemLayout.RegionHeaderBytes).Clear(), true, false));
             for (int buffer = 0; buffer < layout.PoolSize; buffer++)
             {
@@ -237,7 +244,9 @@ public static class CorruptionSweep
         IBlockDevice cacheDevice;
         PagedBlockDevice cache = new(media.Cache, "cache");
         cacheDevice = cacheBytes < 0 ? cache : new ShrunkBlockDevice(cache, cacheBytes);
-        MemoryPmemRegion? pmem = mode == CacheMode.Persistent ? new MemoryPmemRegion(pmemBytes < 0 ? media.Pmem.Length : pmemBytes, media.Pmem[..(int)(pmemBytes < 0 ? media.Pmem.Length : pmemBytes)]) : null;
+        MemoryPmemRegion? pmem = mode != CacheMode.Persistent ? null
+            : pmemBytes < 0 ? new MemoryPmemRegion(media.Pmem.Length, media.Pmem)
+            : new MemoryPmemRegion(pmemBytes, media.Pmem[..(int)pmemBytes]);
         WriteboostOptions options = new() { BufferPoolSize = Campaign.PoolSize, WithoutWorkers = true, Mutant = mutant };
         WriteboostDevice device;
         try
@@ -274,12 +283,7 @@ public static class CorruptionSweep
 
     private static Verdict Judge(Campaign.Geometry geometry, CacheMode mode, Mutant mutant, Oracle oracle, Outcome baseline, int baselineProblems, Damage damage, Media damaged)
     {
-        bool shrink = damage.What.Contains("shrunk", StringComparison.Ordinal);
-        Outcome outcome = damage.What.StartsWith("cache shrunk", StringComparison.Ordinal)
-            ? Recover(geometry, damaged, mode, cacheBytes: geometry.CacheBytes - Units.BlockBytes, mutant: mutant)
-            : damage.What.StartsWith("pmem shrunk", StringComparison.Ordinal)
-                ? Recover(geometry, damaged, mode, pmemBytes: geometry.PmemBytes - Units.BlockBytes, mutant: mutant)
-                : Recover(geometry, damaged, mode, mutant: mutant);
+        Outcome outcome = Recover(geometry, damaged, mode, damage.ShrunkCacheBytes, damage.ShrunkPmemBytes, mutant);
         if (outcome.Error is not null)
         {
             return new Verdict(true, false, outcome.Error);
@@ -288,7 +292,7 @@ public static class CorruptionSweep
         {
             return new Verdict(true, true, damage.MayRefuse ? null : $"recovery refused the media ({outcome.RefusalMessage}) where it should discard the damage and report it");
         }
-        if (shrink)
+        if (damage.Shrinks)
         {
             return new Verdict(true, false, $"{damage.What}: accepted");
         }
@@ -297,21 +301,29 @@ public static class CorruptionSweep
             return new Verdict(true, false, $"{garbage} (recovery: {Describe(outcome.Report!)})");
         }
         bool changed = !outcome.Content!.AsSpan().SequenceEqual(baseline.Content);
-        bool flagged = CheckProblems(damaged, mode) > baselineProblems;
-        if (changed && !Reports(outcome.Report!)
-            && (LostOnlyTheNewestSegments(outcome.Report!, baseline.Report!, damaged) || LooksLikeAnEarlierCrash(oracle, outcome.Content!)))
+        if (changed)
         {
-            // E.g. the newest segment's header zeroed, or the last pmem record's id made to look stale: the media
-            // are exactly what a crash at an earlier point leaves. Nothing can tell the two apart; counted, not a violation.
-            return new Verdict(true, false, null) { Undetectable = true };
-        }
-        if (changed && !Reports(outcome.Report!))
-        {
-            return new Verdict(true, false, $"the device reads differently from the undamaged recovery, and the recovery report says nothing was discarded (recovery: {Describe(outcome.Report!)})");
-        }
-        if (changed && !flagged)
-        {
-            return new Verdict(true, false, "recovery lost data to the damage, but wb check finds nothing wrong");
+            // wb check runs once, and only on damage that cost something.
+            (int problems, int unreachable) = Check(damaged, mode);
+            bool reported = Reports(outcome.Report!);
+            // The replay ending before the undamaged one did with no intact segment after it is, on the cache
+            // device, what a crash before the newest segments were written leaves (the user may still see older
+            // data than a crash would show: a partial overwrite merged older dirty sectors into the lost segment).
+            bool lostOnlyTheNewest = outcome.Report!.LastReplayedId < baseline.Report!.LastReplayedId && unreachable == 0;
+            if (!reported && (lostOnlyTheNewest || LooksLikeAnEarlierCrash(oracle, outcome.Content!)))
+            {
+                // E.g. the newest segment's header zeroed, or the last pmem record's id made to look stale: the media
+                // are exactly what a crash at an earlier point leaves. Nothing can tell the two apart; counted, not a violation.
+                return new Verdict(true, false, null) { Undetectable = true };
+            }
+            if (!reported)
+            {
+                return new Verdict(true, false, $"the device reads differently from the undamaged recovery, and the recovery report says nothing was discarded (recovery: {Describe(outcome.Report!)})");
+            }
+            if (problems <= baselineProblems)
+            {
+                return new Verdict(true, false, "recovery lost data to the damage, but wb check finds nothing wrong");
+            }
         }
         // Idempotent: the media recovery left behind recover to the same content.
         Media after = new(Campaign.Materialize(outcome.Backing!.Image), Campaign.Materialize(outcome.Cache!.Image), outcome.Pmem is null ? [] : Campaign.Materialize(outcome.Pmem.Image));
@@ -321,27 +333,6 @@ public static class CorruptionSweep
             return new Verdict(changed, false, $"recovering the recovered media again {(again.Error ?? (again.Refused ? "was refused" : "reads differently"))}");
         }
         return new Verdict(changed, false, null);
-    }
-
-    /// <summary>
-    /// The replay ends before the undamaged one did and no intact segment follows: on the cache device this is
-    /// what a crash before the newest segments were written leaves. (The user may still see older data than any
-    /// crash would show: a partial overwrite merged older dirty sectors into the lost segment.)
-    /// </summary>
-    private static bool LostOnlyTheNewestSegments(RecoveryReport damaged, RecoveryReport baseline, Media media)
-    {
-        if (damaged.LastReplayedId >= baseline.LastReplayedId)
-        {
-            return false;
-        }
-        try
-        {
-            return CacheInspector.Inspect(new PagedBlockDevice(media.Cache, "cache")).UnreachableIds.Count == 0;
-        }
-        catch (InvalidDataException)
-        {
-            return false;
-        }
     }
 
     /// <summary>Whether some crash right after an acknowledgement of the workload could have left exactly this content.</summary>
@@ -355,8 +346,11 @@ public static class CorruptionSweep
     private static bool Reports(RecoveryReport report) =>
         report.Formatted || report.SegmentsDiscarded > 0 || report.Warnings.Count > 0 || report.PmemTornRecords > 0;
 
-    /// <summary>How many problems <c>wb check</c> (with <c>--pmem</c> in mode 1) reports: damage is flagged when it adds one.</summary>
-    private static int CheckProblems(Media media, CacheMode mode)
+    /// <summary>
+    /// What <c>wb check</c> (with <c>--pmem</c> in mode 1) says of the media: how many problems (damage is flagged
+    /// when it adds one) and how many intact segments recovery cannot reach (-1: no readable cache at all).
+    /// </summary>
+    private static (int Problems, int Unreachable) Check(Media media, CacheMode mode)
     {
         CacheReport report;
         try
@@ -365,7 +359,7 @@ public static class CorruptionSweep
         }
         catch (InvalidDataException)
         {
-            return int.MaxValue; // wb check says there is no (readable) cache at all
+            return (int.MaxValue, -1); // wb check says there is no (readable) cache at all
         }
         int problems = (report.Superblock != SuperblockState.Formatted ? 1 : 0)
             + (report.RecordChecksumValid == false ? 1 : 0)
@@ -378,7 +372,7 @@ public static class CorruptionSweep
             problems += (pmem.Header != PmemHeaderState.Ours ? 1 : 0) + (pmem.Gap is not null ? 1 : 0)
                 + pmem.Buffers.Sum(b => b.DamagedRecords + b.TornRecords);
         }
-        return problems;
+        return (problems, report.UnreachableIds.Count);
     }
 
     /// <summary>A device that reports less than its media holds (a shrunk file or partition).</summary>
