@@ -113,9 +113,8 @@ public static class CacheBenchmarks
     {
         ArgumentNullException.ThrowIfNull(device);
         // Pinned and 4 KiB aligned, as the flush worker's segment buffers are: O_DIRECT needs no bounce copy.
-        byte[] storage = GC.AllocateArray<byte>(chunkBytes + Units.BlockBytes, pinned: true);
-        Random.Shared.NextBytes(storage);
-        Memory<byte> chunk = storage.AsMemory(AlignmentPadding(storage), chunkBytes);
+        Memory<byte> chunk = AlignedMemory.Allocate(chunkBytes);
+        Random.Shared.NextBytes(chunk.Span);
         long usable = (device.SizeBytes - startBytes) / chunkBytes * chunkBytes;
         void Pass()
         {
@@ -134,11 +133,4 @@ public static class CacheBenchmarks
         return totalBytes / seconds;
     }
 
-    private static unsafe int AlignmentPadding(byte[] pinned)
-    {
-        fixed (byte* p = pinned)
-        {
-            return (int)((Units.BlockBytes - ((nint)p % Units.BlockBytes)) % Units.BlockBytes);
-        }
-    }
 }

@@ -121,9 +121,9 @@ public sealed class FileBlockDevice : IBlockDevice
         DeviceRange.CheckAligned(this, offsetBytes, destination.Length, "read");
         if (_file.IsDirect && !IsAligned(destination))
         {
-            using AlignedBuffer bounce = new(destination.Length, SectorSizeBytes);
-            _file.ReadExactly(offsetBytes, bounce.Span);
-            bounce.Span.CopyTo(destination);
+            Span<byte> bounce = Bounce(destination.Length);
+            _file.ReadExactly(offsetBytes, bounce);
+            bounce.CopyTo(destination);
         }
         else
         {
@@ -137,9 +137,9 @@ public sealed class FileBlockDevice : IBlockDevice
         DeviceRange.CheckAligned(this, offsetBytes, source.Length, "write");
         if (_file.IsDirect && !IsAligned(source))
         {
-            using AlignedBuffer bounce = new(source.Length, SectorSizeBytes);
-            source.CopyTo(bounce.Span);
-            WriteAligned(offsetBytes, bounce.Span, options);
+            Span<byte> bounce = Bounce(source.Length);
+            source.CopyTo(bounce);
+            WriteAligned(offsetBytes, bounce, options);
         }
         else
         {
@@ -176,20 +176,24 @@ public sealed class FileBlockDevice : IBlockDevice
         }
     }
 
-    /// <summary>Native memory aligned for O_DIRECT, freed at dispose.</summary>
-    private sealed unsafe class AlignedBuffer : IDisposable
+    /// <summary>
+    /// The calling thread's aligned bounce buffer for an unaligned O_DIRECT transfer, grown as needed and kept
+    /// (up to <see cref="KeptBounceBytes"/>; larger ones are made for the call): no allocation per I/O.
+    /// </summary>
+    private static Span<byte> Bounce(int lengthBytes)
     {
-        private readonly void* _memory;
-        private readonly int _length;
-
-        public AlignedBuffer(int length, int alignment)
+        if (lengthBytes > KeptBounceBytes)
         {
-            _length = length;
-            _memory = NativeMemory.AlignedAlloc((nuint)Math.Max(length, 1), (nuint)Math.Max(alignment, 4096));
+            return AlignedMemory.Allocate(lengthBytes).Span;
         }
-
-        public Span<byte> Span => new(_memory, _length);
-
-        public void Dispose() => NativeMemory.AlignedFree(_memory);
+        if (t_bounce.Length < lengthBytes)
+        {
+            t_bounce = AlignedMemory.Allocate(Math.Max(lengthBytes, 64 * 1024));
+        }
+        return t_bounce.Span[..lengthBytes];
     }
+
+    private const int KeptBounceBytes = 1 << 20;
+    [ThreadStatic]
+    private static Memory<byte> t_bounce;
 }

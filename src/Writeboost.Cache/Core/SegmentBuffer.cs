@@ -1,4 +1,5 @@
 using Writeboost.Cache.Format;
+using Writeboost.Devices;
 
 namespace Writeboost.Cache.Core;
 
@@ -8,22 +9,7 @@ namespace Writeboost.Cache.Core;
 /// </summary>
 internal sealed class SegmentBuffer
 {
-    private readonly byte[] _storage;
-    private readonly int _start;
-
-    public SegmentBuffer(long segmentSizeBytes)
-    {
-        int size = checked((int)segmentSizeBytes);
-        _storage = GC.AllocateArray<byte>(size + Units.BlockBytes, pinned: true);
-        unsafe
-        {
-            fixed (byte* p = _storage)
-            {
-                _start = (int)((Units.BlockBytes - ((nint)p % Units.BlockBytes)) % Units.BlockBytes);
-            }
-        }
-        Image = new Memory<byte>(_storage, _start, size);
-    }
+    public SegmentBuffer(long segmentSizeBytes) => Image = AlignedMemory.Allocate(checked((int)segmentSizeBytes));
 
     /// <summary>The segment image: metadata block then data blocks.</summary>
     public Memory<byte> Image { get; }

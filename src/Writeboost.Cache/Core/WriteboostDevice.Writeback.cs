@@ -10,7 +10,7 @@ public sealed partial class WriteboostDevice
     private int _backingUtilPercent;
     private bool _allowWriteback;
     private long _writebackErrors;
-    private byte[] _writebackBuffer = []; // the writeback worker's alone
+    private Memory<byte> _writebackBuffer; // the writeback worker's alone; aligned, so O_DIRECT reads it without a bounce
 
     /// <summary>
     /// <c>drop_caches</c>: seals the open buffer, writes back every dirty block, and returns when none is left.
@@ -161,7 +161,7 @@ public sealed partial class WriteboostDevice
         long needBytes = batch.Sum(b => b.Dirty.Count == 0 ? 0 : Units.BlocksToBytes(b.Length));
         if (_writebackBuffer.Length < needBytes)
         {
-            _writebackBuffer = new byte[needBytes];
+            _writebackBuffer = AlignedMemory.Allocate(checked((int)needBytes));
         }
         List<(long Block, ulong Id, byte Bits, int BufferOffsetBytes)> writes = [];
         int segmentOffsetBytes = 0;
@@ -172,7 +172,7 @@ public sealed partial class WriteboostDevice
                 continue;
             }
             int segmentBytes = (int)Units.BlocksToBytes(length);
-            _cache.Read(Geometry.DataBlockBytes(slot, 0), _writebackBuffer.AsSpan(segmentOffsetBytes, segmentBytes));
+            _cache.Read(Geometry.DataBlockBytes(slot, 0), _writebackBuffer.Span.Slice(segmentOffsetBytes, segmentBytes));
             Counters.CountCacheRead(segmentBytes);
             foreach ((int g, long block, byte bits) in dirty)
             {
@@ -185,7 +185,7 @@ public sealed partial class WriteboostDevice
         writes.Sort((a, b) => a.Block != b.Block ? a.Block.CompareTo(b.Block) : a.Id.CompareTo(b.Id));
         foreach ((long block, ulong _, byte bits, int bufferOffsetBytes) in writes)
         {
-            ReadOnlySpan<byte> data = _writebackBuffer.AsSpan(bufferOffsetBytes, Units.BlockBytes);
+            ReadOnlySpan<byte> data = _writebackBuffer.Span.Slice(bufferOffsetBytes, Units.BlockBytes);
             long blockOffset = Units.BlocksToBytes(block);
             if (bits == Units.FullBlockBits)
             {

@@ -1,0 +1,25 @@
+namespace Writeboost.Devices;
+
+/// <summary>
+/// Managed memory pinned and aligned to 4 KiB, so an O_DIRECT device reads and writes it without a bounce copy.
+/// The GC frees it like any array.
+/// </summary>
+public static class AlignedMemory
+{
+    public const int AlignmentBytes = 4096;
+
+    public static Memory<byte> Allocate(int lengthBytes)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(lengthBytes);
+        byte[] storage = GC.AllocateArray<byte>(lengthBytes + AlignmentBytes, pinned: true);
+        return storage.AsMemory(PaddingOf(storage), lengthBytes);
+    }
+
+    private static unsafe int PaddingOf(byte[] pinned)
+    {
+        fixed (byte* p = pinned)
+        {
+            return (int)((AlignmentBytes - ((nint)p % AlignmentBytes)) % AlignmentBytes);
+        }
+    }
+}
