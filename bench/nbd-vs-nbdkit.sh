@@ -6,7 +6,7 @@
 # cache for nbdkit's first flush to write) and, for wb, a freshly formatted cache (nothing dirty for writeback).
 # Otherwise the QD1 run would pay for the QD16 run's dirty data: nbdkit in its first fdatasync, wb mode 0 in
 # writeback, one ring slot per partial log.
-#   bench/nbd-vs-nbdkit.sh [WORKDIR] [SECONDS]
+#   bench/nbd-vs-nbdkit.sh [WORKDIR] [SECONDS]     (CACHE_SIZE=4G for a cache the run does not wrap; default 1G)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 work=${1:-/var/tmp/wb-nbd-bench}
@@ -15,7 +15,7 @@ seconds=${2:-10}
 dotnet build -c Release Writeboost.sln -nologo -v quiet -clp:ErrorsOnly
 wb="$PWD/src/Writeboost.Cli/bin/Release/net10.0/wb"
 rm -rf "$work"; mkdir -p "$work"
-truncate -s 1G "$work/backing.img"; truncate -s 1G "$work/cache.img"
+truncate -s 1G "$work/backing.img"; truncate -s "${CACHE_SIZE:-1G}" "$work/cache.img"
 pmem=/dev/shm/wb-nbd-bench-$$.pmem; truncate -s 64M "$pmem"
 sock="$work/nbd.sock"
 trap 'rm -f "$pmem"; pkill -f "$sock" || true' EXIT
@@ -57,5 +57,5 @@ nbdkit_run 16; a=$result; nbdkit_run 1 --fsync=1; b=$result
 printf '%-22s %14s %22s\n' "nbdkit file" "$a" "$b"; base16=$a; base1=$b
 for mode in 0 1; do
   wb_run $mode 16; a=$result; wb_run $mode 1 --fsync=1; b=$result
-  printf '%-22s %14s %22s   (%.2fx, %.2fx nbdkit)\n' "wb mode $mode" "$a" "$b" "$(echo "$a/$base16" | bc -l)" "$(echo "$b/$base1" | bc -l)"
+  printf '%-22s %14s %22s   (%.2fx, %.2fx nbdkit)\n' "wb mode $mode" "$a" "$b" "$(awk "BEGIN { print $a / $base16 }")" "$(awk "BEGIN { print $b / $base1 }")"
 done
