@@ -17,7 +17,10 @@ internal abstract class TableOptions
     [Option("direct", HelpText = "Open backing and cache with O_DIRECT (bypass the page cache).")]
     public bool Direct { get; set; }
 
-    internal DeviceTable ParsedTable => DeviceTable.Parse(Table.ToList());
+    /// <summary>The table, parsed (and its paths checked) once.</summary>
+    internal DeviceTable ParsedTable => _parsed ??= DeviceTable.Parse(Table.ToList());
+
+    private DeviceTable? _parsed;
 
     internal WriteboostDevice Open(bool reformat = false) =>
         TableDevices.Open(ParsedTable, new WriteboostOptions { Reformat = reformat }, Direct);

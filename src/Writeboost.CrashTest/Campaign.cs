@@ -389,6 +389,10 @@ public static class Campaign
         return (backing, cache, pmem);
     }
 
+    /// <summary>What each recovered state reads as: one buffer per thread, not one (often large-object) array per state.</summary>
+    [ThreadStatic]
+    private static byte[]? t_content;
+
     /// <summary>Recovers a crash state and checks the oracle for a crash at <paramref name="point"/>.</summary>
     internal static string? RecoverAndCheck(Geometry geometry, Oracle oracle, int point, Mutant mutant, IBlockDevice backing, IBlockDevice cache, Writeboost.Pmem.PmemRegion? pmem)
     {
@@ -406,9 +410,12 @@ public static class Campaign
 #pragma warning restore CA1031
         try
         {
-            byte[] content = new byte[recovered.SizeBytes];
-            recovered.Read(0, content);
-            return oracle.Check(point, content);
+            if (t_content is null || t_content.Length != recovered.SizeBytes)
+            {
+                t_content = new byte[recovered.SizeBytes];
+            }
+            recovered.Read(0, t_content);
+            return oracle.Check(point, t_content);
         }
         finally
         {
