@@ -160,10 +160,9 @@ public sealed partial class WriteboostDevice
         // Validate first, so a segment is applied whole or not at all.
         for (int i = 0; i < length; i++)
         {
-            MetablockOnDisk entry = MetablockOnDisk.Read(segment, i, entryBytes);
-            if (entry.DirtyBits != 0 && (entry.BackingSector % Units.SectorsPerBlock != 0 || entry.BackingSector < 0 || entry.BackingSector >= backingSectors))
+            if (MetablockOnDisk.Read(segment, i, entryBytes).Problem(i, backingSectors) is { } problem)
             {
-                return $"metablock {i} names backing sector {entry.BackingSector}, outside the {backingSectors}-sector backing device or not 4 KiB aligned";
+                return problem;
             }
         }
         _slotId[slot] = id;

@@ -215,6 +215,16 @@ public readonly record struct MetablockOnDisk(long BackingSector, byte DirtyBits
         return new MetablockOnDisk((long)(packed >> 8) * Units.SectorsPerBlock, (byte)packed);
     }
 
+    /// <summary>
+    /// Why entry <paramref name="index"/> cannot be replayed onto a backing device of
+    /// <paramref name="backingSectors"/> sectors (a dirty entry outside it or not 4 KiB aligned), or null.
+    /// Recovery and <c>wb check</c> both stop a segment on it.
+    /// </summary>
+    public string? Problem(int index, long backingSectors) =>
+        DirtyBits != 0 && (BackingSector % Units.SectorsPerBlock != 0 || BackingSector < 0 || BackingSector >= backingSectors)
+            ? $"metablock {index} names backing sector {BackingSector}, outside the {backingSectors}-sector backing device or not 4 KiB aligned"
+            : null;
+
     public void WriteTo(Span<byte> segment, int index, int entryBytes)
     {
         Span<byte> entry = segment.Slice(SegmentHeaderOnDisk.SizeBytes + index * entryBytes, entryBytes);

@@ -79,7 +79,9 @@ public static class CacheInspector
         }
         ulong from = SuperblockRecordOnDisk.Infer(record, slots.Select(s => s.Id).ToList(), geometry,
             ours: superblock.State == SuperblockState.Formatted, out string? recordWarning);
-        (ulong through, string walkEnd) = Walk(slots, geometry, from);
+        // The backing size is in our extension; a kernel-made cache has none, so only alignment is checked there.
+        long backingSectors = superblock.Header is { BackingSizeBytes: > 0 } extension ? Units.BytesToSectors(extension.BackingSizeBytes / Units.BlockBytes * Units.BlockBytes) : long.MaxValue;
+        (ulong through, string walkEnd) = Walk(slots, geometry, from, backingSectors);
         List<ulong> unreachable = slots.Where(s => !s.IsEmpty && s.IdMatchesSlot && s.ChecksumValid && s.Id > through).Select(s => s.Id).Order().ToList();
         return new CacheReport(superblock.State, order, geometry.NrSegments, geometry.BlocksPerSegment,
             record.LastWritebackId, record.ChecksumValid, superblock.Header?.Flags ?? 0, slots)
@@ -124,8 +126,11 @@ public static class CacheInspector
             buffers.Select(b => new PmemBufferReport(b.SegmentId, b.Slots.Count, b.TornSlots, b.DamagedSlots)).ToList(), gap);
     }
 
-    /// <summary>Recovery's walk, on the report: ids from + 1, from + 2, ... while each one's slot holds it intact.</summary>
-    private static (ulong Through, string End) Walk(List<SlotReport> slots, CacheGeometry geometry, ulong from)
+    /// <summary>
+    /// Recovery's walk, on the report: ids from + 1, from + 2, ... while each one's slot holds it intact and every
+    /// metablock can be replayed (the same stops as <c>WriteboostDevice.Replay</c>).
+    /// </summary>
+    private static (ulong Through, string End) Walk(List<SlotReport> slots, CacheGeometry geometry, ulong from, long backingSectors)
     {
         ulong id = from + 1;
         while (true)
@@ -138,6 +143,13 @@ public static class CacheInspector
             if (!slot.ChecksumValid)
             {
                 return (id - 1, $"segment {id}: checksum mismatch");
+            }
+            for (int i = 0; i < slot.Metablocks.Count; i++)
+            {
+                if (slot.Metablocks[i].Problem(i, backingSectors) is { } problem)
+                {
+                    return (id - 1, $"segment {id}: {problem}");
+                }
             }
             id++;
         }
