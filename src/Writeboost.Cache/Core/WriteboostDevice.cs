@@ -490,22 +490,18 @@ public sealed partial class WriteboostDevice : IBlockDevice
 
     /// <summary>
     /// An overwrite moved block g's data to a newer copy. A dirty copy in a segment that is already sealed stays
-    /// owed to writeback (see <c>_mbSuperseded</c>); anything else is simply unmapped.
+    /// owed to writeback (see <c>_mbSuperseded</c>); anything else is cleared. The index is left alone: the
+    /// caller maps the block to its newer copy straight after (one index write instead of a remove and an add).
     /// </summary>
     private void Supersede(int g)
     {
         if (_mbDirty[g] && _slotId[SlotOfGlobal(g)] != _openId)
         {
-            long block = _mbBlock[g];
             SetClean(g);
             _mbSuperseded[g] = true;
-            if (_index.TryGetValue(block, out int current) && current == g)
-            {
-                _index.Remove(block);
-            }
             return;
         }
-        Unmap(g);
+        ClearMetablock(g);
     }
 
     /// <summary>
@@ -528,12 +524,17 @@ public sealed partial class WriteboostDevice : IBlockDevice
     private void Unmap(int g)
     {
         long block = _mbBlock[g];
-        _mbSuperseded[g] = false;
-        SetClean(g);
         if (block >= 0 && _index.TryGetValue(block, out int current) && current == g)
         {
             _index.Remove(block);
         }
+        ClearMetablock(g);
+    }
+
+    private void ClearMetablock(int g)
+    {
+        _mbSuperseded[g] = false;
+        SetClean(g);
         _mbBlock[g] = -1;
         _mbDataBits[g] = 0;
     }
