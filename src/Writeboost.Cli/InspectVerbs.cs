@@ -22,7 +22,7 @@ internal abstract class InspectOptions
 
     internal CacheReport Read()
     {
-        using FileBlockDevice cache = FileBlockDevice.Open(Cache);
+        using FileBlockDevice cache = FileBlockDevice.Open(Cache, new FileBlockDeviceOptions { ReadOnly = true });
         return CacheInspector.Inspect(cache, SegmentSizeOrder);
     }
 }
@@ -82,7 +82,7 @@ internal sealed class CheckVerb : InspectOptions
         PmemReport? pmem = null;
         if (Pmem is not null)
         {
-            using PmemRegion region = Writeboost.Pmem.Pmem.Alloc(Pmem, 0, -1, PmemBackend.Block);
+            using PmemRegion region = Writeboost.Pmem.Pmem.Alloc(Pmem, 0, -1, PmemBackend.Block, readOnly: true);
             pmem = CacheInspector.InspectPmem(region, report);
         }
         List<SlotReport> used = report.Slots.Where(s => !s.IsEmpty).ToList();

@@ -15,6 +15,9 @@ public sealed record FileBlockDeviceOptions
 
     /// <summary>Take an exclusive flock so a second opener gets a clear error instead of shared corruption.</summary>
     public bool Exclusive { get; init; }
+
+    /// <summary>Open O_RDONLY (inspection of read-only images and devices); writes then fail.</summary>
+    public bool ReadOnly { get; init; }
 }
 
 /// <summary>
@@ -65,7 +68,7 @@ public sealed class FileBlockDevice : IBlockDevice
         {
             throw new FileNotFoundException($"block device or file {path} does not exist", path);
         }
-        PosixFile file = PosixFile.Open(path, options.Direct);
+        PosixFile file = PosixFile.Open(path, options.Direct, readOnly: options.ReadOnly);
         try
         {
             FileKind kind = file.Kind;

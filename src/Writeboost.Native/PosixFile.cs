@@ -36,12 +36,12 @@ internal sealed unsafe class PosixFile : IDisposable
     internal bool IsDirect { get; }
 
     /// <summary>
-    /// Opens <paramref name="path"/> read-write. With <paramref name="tryDirect"/> O_DIRECT is asked for first
-    /// and dropped when the filesystem refuses it with EINVAL (tmpfs before Linux 6.6 does).
+    /// Opens <paramref name="path"/> read-write (or read-only). With <paramref name="tryDirect"/> O_DIRECT is asked
+    /// for first and dropped when the filesystem refuses it with EINVAL (tmpfs before Linux 6.6 does).
     /// </summary>
-    internal static PosixFile Open(string path, bool tryDirect, bool create = false)
+    internal static PosixFile Open(string path, bool tryDirect, bool create = false, bool readOnly = false)
     {
-        int flags = LibC.O_RDWR | LibC.O_CLOEXEC | (create ? LibC.O_CREAT : 0);
+        int flags = (readOnly ? LibC.O_RDONLY : LibC.O_RDWR) | LibC.O_CLOEXEC | (create ? LibC.O_CREAT : 0);
         if (tryDirect)
         {
             int directFd = LibC.open(path, flags | LibC.O_DIRECT, 0x1B6 /* 0666 */);

@@ -28,7 +28,8 @@ public static class Pmem
     /// <exception cref="ArgumentOutOfRangeException">the range does not fit in the device.</exception>
     /// <exception cref="DllNotFoundException">the dax backend was chosen and libpmem is not installed.</exception>
     /// <param name="exclusive">Take an exclusive flock: a second process opening the same pmem gets a clear error.</param>
-    public static PmemRegion Alloc(string path, long startBytes, long lengthBytes, PmemBackend backend = PmemBackend.Auto, bool direct = false, bool exclusive = false)
+    /// <param name="readOnly">Block backend only: open read-only, for inspection.</param>
+    public static PmemRegion Alloc(string path, long startBytes, long lengthBytes, PmemBackend backend = PmemBackend.Auto, bool direct = false, bool exclusive = false, bool readOnly = false)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         if (!File.Exists(path))
@@ -47,7 +48,7 @@ public static class Pmem
         {
             return DaxPmemRegion.Open(path, startBytes, lengthBytes, exclusive);
         }
-        FileBlockDevice device = FileBlockDevice.Open(path, new FileBlockDeviceOptions { Direct = direct, Exclusive = exclusive });
+        FileBlockDevice device = FileBlockDevice.Open(path, new FileBlockDeviceOptions { Direct = direct, Exclusive = exclusive, ReadOnly = readOnly });
         try
         {
             return Alloc(device, startBytes, lengthBytes, ownsDevice: true);
@@ -66,7 +67,7 @@ public static class Pmem
     /// </summary>
     public static PmemBackend ChooseBackend(string path)
     {
-        using PosixFile file = PosixFile.Open(path, tryDirect: false);
+        using PosixFile file = PosixFile.Open(path, tryDirect: false, readOnly: true);
         return file.Kind switch
         {
             FileKind.CharacterDevice => PmemBackend.Dax,
@@ -78,7 +79,7 @@ public static class Pmem
     /// <summary>The size of a file, block device or device-dax character device, in bytes.</summary>
     public static long SizeOf(string path)
     {
-        using PosixFile file = PosixFile.Open(path, tryDirect: false);
+        using PosixFile file = PosixFile.Open(path, tryDirect: false, readOnly: true);
         if (file.Kind == FileKind.CharacterDevice)
         {
             (uint major, uint minor) = file.DeviceNumber;

@@ -10,6 +10,22 @@ public sealed class FileBlockDeviceTests
     private const int Size = 1 << 20;
 
     [TestMethod]
+    public void A_read_only_open_reads_and_refuses_writes()
+    {
+        using TempDirectory dir = new();
+        string path = dir.File("image.img");
+        FileBlockDevice.CreateFile(path, 8192);
+        File.WriteAllBytes(path, Enumerable.Repeat((byte)9, 8192).ToArray());
+        using FileBlockDevice device = FileBlockDevice.Open(path, new FileBlockDeviceOptions { ReadOnly = true });
+
+        byte[] back = new byte[4096];
+        device.Read(4096, back);
+
+        Assert.IsTrue(back.All(b => b == 9));
+        Assert.Throws<NativeIOException>(() => device.Write(0, new byte[512]));
+    }
+
+    [TestMethod]
     [DataRow(false)]
     [DataRow(true)]
     public void Writes_read_back_at_every_sector_offset(bool direct)
