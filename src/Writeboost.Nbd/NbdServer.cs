@@ -432,12 +432,8 @@ public sealed class NbdServer : IDisposable
             byte[]? readBuffer = null;
             try
             {
-                uint error = Validate(type, offset, length);
-                if (error == 0)
-                {
-                    error = Execute(flags, type, (long)offset, (int)length, payload, ref readBuffer);
-                }
-                QueueReply(handle, error, error == 0 && type == CmdRead ? readBuffer.AsSpan(0, (int)length) : []);
+                uint error = Perform(flags, type, offset, length, payload, ref readBuffer);
+                QueueReply(handle, error, ReplyData(error, type, readBuffer, length));
                 Interlocked.Increment(ref server._requestsServed);
             }
             finally
@@ -454,12 +450,8 @@ public sealed class NbdServer : IDisposable
             byte[]? readBuffer = null;
             try
             {
-                uint error = Validate(type, offset, length);
-                if (error == 0)
-                {
-                    error = Execute(flags, type, (long)offset, (int)length, payload is null ? [] : payload.AsSpan(0, (int)length), ref readBuffer);
-                }
-                SendReply(handle, error, error == 0 && type == CmdRead ? readBuffer.AsSpan(0, (int)length) : []);
+                uint error = Perform(flags, type, offset, length, payload is null ? [] : payload.AsSpan(0, (int)length), ref readBuffer);
+                SendReply(handle, error, readBuffer, ReplyData(error, type, readBuffer, length).Length);
                 Interlocked.Increment(ref server._requestsServed);
             }
             catch (Exception failure) when (failure is IOException or SocketException or ObjectDisposedException)
@@ -480,6 +472,16 @@ public sealed class NbdServer : IDisposable
                 _outstanding.Signal();
             }
         }
+
+        /// <summary>Validates and executes one request, wherever it is served; the caller replies and returns <paramref name="readBuffer"/>.</summary>
+        private uint Perform(ushort flags, ushort type, ulong offset, uint length, ReadOnlySpan<byte> payload, ref byte[]? readBuffer)
+        {
+            uint error = Validate(type, offset, length);
+            return error != 0 ? error : Execute(flags, type, (long)offset, (int)length, payload, ref readBuffer);
+        }
+
+        private static ReadOnlySpan<byte> ReplyData(uint error, ushort type, byte[]? readBuffer, uint length) =>
+            error == 0 && type == CmdRead ? readBuffer.AsSpan(ReplyHeaderBytes, (int)length) : [];
 
         private uint Validate(ushort type, ulong offset, uint length)
         {
@@ -515,8 +517,9 @@ public sealed class NbdServer : IDisposable
                 switch (type)
                 {
                     case CmdRead:
-                        readBuffer = ArrayPool<byte>.Shared.Rent(length);
-                        server._device.Read(offset, readBuffer.AsSpan(0, length));
+                        // Room for the reply header first: a reply from the pool goes out in one write.
+                        readBuffer = ArrayPool<byte>.Shared.Rent(ReplyHeaderBytes + length);
+                        server._device.Read(offset, readBuffer.AsSpan(ReplyHeaderBytes, length));
                         return 0;
                     case CmdWrite:
                         server._device.Write(offset, payload, fua);
@@ -565,7 +568,14 @@ public sealed class NbdServer : IDisposable
                 SendPendingReplies();
                 if (bytes > _replies.Length)
                 {
-                    SendReply(handle, error, data);
+                    // Larger than the reply buffer (a read of more than its size): header and data as they are.
+                    Span<byte> header = stackalloc byte[ReplyHeaderBytes];
+                    WriteReplyHeader(header, handle, error);
+                    lock (_sendLock)
+                    {
+                        _stream.Write(header);
+                        _stream.Write(data);
+                    }
                     return;
                 }
             }
@@ -588,17 +598,18 @@ public sealed class NbdServer : IDisposable
             _repliesBytes = 0;
         }
 
-        private void SendReply(ulong handle, uint error, ReadOnlySpan<byte> data)
+        /// <summary>
+        /// Sends one reply. A read's data sits in its buffer after <see cref="ReplyHeaderBytes"/> bytes left free
+        /// for the header (see <see cref="Execute"/>), so header and data go out in one write, with no copy.
+        /// </summary>
+        private void SendReply(ulong handle, uint error, byte[]? readBuffer, int dataBytes)
         {
             Span<byte> header = stackalloc byte[ReplyHeaderBytes];
-            WriteReplyHeader(header, handle, error);
+            byte[]? whole = dataBytes > 0 ? readBuffer : null;
+            WriteReplyHeader(whole is null ? header : whole, handle, error);
             lock (_sendLock)
             {
-                _stream.Write(header);
-                if (!data.IsEmpty)
-                {
-                    _stream.Write(data);
-                }
+                _stream.Write(whole is null ? header : whole.AsSpan(0, ReplyHeaderBytes + dataBytes));
             }
         }
 
