@@ -36,13 +36,11 @@ public static class Pmem
         {
             throw new FileNotFoundException($"pmem device or file {path} does not exist", path);
         }
-        if (backend == PmemBackend.Auto)
+        if (backend == PmemBackend.Auto || lengthBytes == -1)
         {
-            backend = ChooseBackend(path);
-        }
-        if (lengthBytes == -1)
-        {
-            lengthBytes = Math.Max(0, SizeOf(path) - startBytes);
+            (PmemBackend chosen, long sizeBytes) = Probe(path);
+            backend = backend == PmemBackend.Auto ? chosen : backend;
+            lengthBytes = lengthBytes == -1 ? Math.Max(0, sizeBytes - startBytes) : lengthBytes;
         }
         if (backend == PmemBackend.Dax)
         {
@@ -65,27 +63,24 @@ public static class Pmem
     /// filesystem (<c>-o dax</c>, tmpfs such as /dev/shm) are mapped (dax); a block device (/dev/pmem0, a loop
     /// device) and a file on any other filesystem are used by read-modify-write (block).
     /// </summary>
-    public static PmemBackend ChooseBackend(string path)
-    {
-        using PosixFile file = PosixFile.Open(path, tryDirect: false, readOnly: true);
-        return file.Kind switch
-        {
-            FileKind.CharacterDevice => PmemBackend.Dax,
-            FileKind.BlockDevice => PmemBackend.Block,
-            _ => Mounts.IsDaxOrMemory(path) ? PmemBackend.Dax : PmemBackend.Block,
-        };
-    }
+    public static PmemBackend ChooseBackend(string path) => Probe(path).Backend;
 
     /// <summary>The size of a file, block device or device-dax character device, in bytes.</summary>
-    public static long SizeOf(string path)
+    public static long SizeOf(string path) => Probe(path).SizeBytes;
+
+    /// <summary>The default backend and the size of <paramref name="path"/>, from one read-only open.</summary>
+    private static (PmemBackend Backend, long SizeBytes) Probe(string path)
     {
         using PosixFile file = PosixFile.Open(path, tryDirect: false, readOnly: true);
-        if (file.Kind == FileKind.CharacterDevice)
+        FileKind kind = file.Kind;
+        if (kind == FileKind.CharacterDevice)
         {
             (uint major, uint minor) = file.DeviceNumber;
-            return DeviceDaxInfo.Read(path, major, minor).SizeBytes;
+            return (PmemBackend.Dax, DeviceDaxInfo.Read(path, major, minor).SizeBytes);
         }
-        return file.SizeBytes;
+        PmemBackend backend = kind == FileKind.BlockDevice ? PmemBackend.Block
+            : Mounts.IsDaxOrMemory(path) ? PmemBackend.Dax : PmemBackend.Block;
+        return (backend, file.SizeBytes);
     }
 
     /// <summary>Null when libpmem (and so the dax backend's cache-line path) can be used; otherwise why not.</summary>
