@@ -9,10 +9,16 @@ namespace Writeboost.Cache.Core;
 /// </summary>
 internal sealed class SegmentBuffer
 {
-    public SegmentBuffer(long segmentSizeBytes) => Image = AlignedMemory.Allocate(checked((int)segmentSizeBytes));
+    private readonly int _segmentSizeBytes;
+    private Memory<byte> _image;
 
-    /// <summary>The segment image: metadata block then data blocks.</summary>
-    public Memory<byte> Image { get; }
+    public SegmentBuffer(long segmentSizeBytes) => _segmentSizeBytes = checked((int)segmentSizeBytes);
+
+    /// <summary>
+    /// The segment image: metadata block then data blocks. Allocated when the buffer is first bound to a segment
+    /// (under the device lock), so a device that only recovers and reads never pays for its pool.
+    /// </summary>
+    public Memory<byte> Image => _image.IsEmpty ? _image = AlignedMemory.Allocate(_segmentSizeBytes) : _image;
 
     /// <summary>Which segment id the buffer currently holds (0 = none).</summary>
     public ulong SegmentId { get; set; }

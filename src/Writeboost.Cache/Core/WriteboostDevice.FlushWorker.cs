@@ -14,6 +14,7 @@ public sealed partial class WriteboostDevice
     {
         ThrowIfFailed();
         Counters.CountFlush();
+        _options.Schedule.At(SchedulePoint.WriterBeforeBarrier);
         if (_writeAroundMode)
         {
             BackingFlush();
@@ -108,6 +109,10 @@ public sealed partial class WriteboostDevice
             MetablockOnDisk entry = _mbBlock[g] >= 0
                 ? new MetablockOnDisk(_mbBlock[g] * Units.SectorsPerBlock, _mbDirty[g] ? _mbDataBits[g] : (byte)0)
                 : new MetablockOnDisk(Math.Max(0, _openPlacedBlock[i]) * Units.SectorsPerBlock, _openPlacedBits[i]);
+            if (Mutant == Mutant.CompactMetablockClaimsWholeBlock && entryBytes == MetablockOnDisk.CompactSizeBytes && entry.DirtyBits != 0)
+            {
+                entry = entry with { DirtyBits = Units.FullBlockBits };
+            }
             entry.WriteTo(image, i, entryBytes);
         }
         // The checksum is computed outside the lock (SegmentBuffer.EnsureChecksum): a sealed buffer never changes again.
@@ -171,8 +176,10 @@ public sealed partial class WriteboostDevice
                     SegmentBuffer buffer = BufferOf(id);
                     buffer.EnsureChecksum(id, length);
                     Span<byte> image = buffer.Image.Span;
+                    _options.Schedule.At(SchedulePoint.FlushBeforeSegmentWrite);
                     _cache.Write(Geometry.SegmentStartBytes(Geometry.SlotOf(id)), image[..(int)writeBytes]);
                     Counters.CountCacheWrite(writeBytes);
+                    _options.Schedule.At(SchedulePoint.FlushAfterSegmentWrite);
                 }
                 bool flush;
                 lock (_lock)
@@ -182,6 +189,7 @@ public sealed partial class WriteboostDevice
                 }
                 if (flush && Mutant != Mutant.SkipCacheFlushBeforeAck)
                 {
+                    _options.Schedule.At(SchedulePoint.FlushBeforeCacheFlush);
                     try
                     {
                         _cache.Flush();

@@ -140,7 +140,7 @@ public sealed partial class WriteboostDevice
         {
             BufferOf(_slotId[slot]).Block(IndexInSegment(g)).Slice(firstSector * Units.SectorBytes, sectorCount * Units.SectorBytes)
                 .CopyTo((bufferCopies ??= new byte[requestBytes]).AsSpan(pieceOffset));
-            plan.FromBuffer = use;
+            plan.FromBuffer = Mutant == Mutant.ReadBufferServesUnheldSectors ? wanted : use;
             return plan;
         }
         plan.FromCache = use;
@@ -175,7 +175,8 @@ public sealed partial class WriteboostDevice
     private ReadCacheCell? ReserveReadCacheCellLocked(long block)
     {
         int threshold = Tunables.ReadCacheThreshold;
-        return threshold == 0 ? null : _readCache.ReserveLocked(block, threshold);
+        // Without workers nothing would write a staged segment out: staging would wait for a buffer forever.
+        return threshold == 0 || _options.WithoutWorkers ? null : _readCache.ReserveLocked(block, threshold);
     }
 
     /// <summary>When every reserved cell has its data, the uncancelled ones are written into the cache as clean blocks.</summary>

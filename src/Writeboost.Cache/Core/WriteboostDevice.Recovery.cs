@@ -1,3 +1,4 @@
+using System.Buffers;
 using Writeboost.Cache.Format;
 using Writeboost.Cache.PmemBuffer;
 using Writeboost.Devices;
@@ -40,6 +41,7 @@ public sealed partial class WriteboostDevice
     {
         byte[] zeros = new byte[CacheGeometry.SuperblockRegionBytes];
         _cache.Write(0, zeros);
+        _recordId = 0; // the record went with the superblock region
         for (long slot = 0; slot < Geometry.NrSegments; slot++)
         {
             _cache.Write(Geometry.SegmentStartBytes(slot), zeros.AsSpan(0, Units.BlockBytes));
@@ -91,7 +93,20 @@ public sealed partial class WriteboostDevice
         // yet durable on the cache device; a crash can then lose the segment while the FUA record survives —
         // harmless, its data is durable on the backing store (found by the crash harness).
 
-        byte[] segment = new byte[Geometry.SegmentSizeBytes];
+        // One segment image, lent: recovery runs on every open, and the crash harness opens thousands a second.
+        byte[] segment = ArrayPool<byte>.Shared.Rent((int)Geometry.SegmentSizeBytes);
+        try
+        {
+            ReplayFrom(segment, record, headerIds, warnings);
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(segment);
+        }
+    }
+
+    private void ReplayFrom(byte[] segment, ulong record, ulong[] headerIds, List<string> warnings)
+    {
         if (Mutant == Mutant.ReplayStaleAfterGap)
         {
             ReplayLikeTheKernel(segment, record, headerIds, warnings);
@@ -246,7 +261,7 @@ public sealed partial class WriteboostDevice
         int discarded = 0;
         for (long slot = 0; slot < Geometry.NrSegments; slot++)
         {
-            if (headerIds[slot] > lastReplayed)
+            if (headerIds[slot] > lastReplayed && (Mutant != Mutant.DiscardOnlyNextSegment || headerIds[slot] == lastReplayed + 1))
             {
                 _cache.Write(Geometry.SegmentStartBytes(slot), zeros);
                 discarded++;
@@ -299,7 +314,7 @@ public sealed partial class WriteboostDevice
             {
                 warnings.Add(gap);
             }
-            byte[] image = new byte[Geometry.SegmentSizeBytes];
+            byte[] image = buffers.Count == 0 ? [] : new byte[Geometry.SegmentSizeBytes];
             foreach (RecoveredBuffer buffer in buffers)
             {
                 long slot = Geometry.SlotOf(buffer.SegmentId);

@@ -24,6 +24,7 @@ public sealed partial class WriteboostDevice
         ulong landedIn = 0;
         foreach (BlockPiece piece in new BlockPieces(offsetBytes, source.Length))
         {
+            _options.Schedule.At(SchedulePoint.WriterBeforePlace);
             landedIn = WritePiece(piece.Block, piece.FirstSector, piece.SectorCount, source.Slice(piece.OffsetInRequestBytes, piece.LengthBytes), out int sealedLength);
             if (sealedLength > 0)
             {
@@ -33,6 +34,7 @@ public sealed partial class WriteboostDevice
         }
         if ((options & WriteOptions.Fua) != 0)
         {
+            _options.Schedule.At(SchedulePoint.WriterBeforeBarrier);
             if (_pmem is not null)
             {
                 PmemBarrier(); // mode 1: durable once in pmem — no partial log, no cache flush
@@ -197,7 +199,7 @@ public sealed partial class WriteboostDevice
         ulong bufferFreeAfter = id > (ulong)_buffers.Length ? id - (ulong)_buffers.Length : 0;
         ulong slotFreeAfter = id > (ulong)Geometry.NrSegments ? id - (ulong)Geometry.NrSegments : 0;
         // Mode 1: a pmem buffer is the only durable copy of its segment until the cache device has it durably.
-        while ((_pmem is null ? _lastFlushedId : _lastDurableId) < bufferFreeAfter || _lastWritebackId < slotFreeAfter || _slotReaders[slot] > 0)
+        while ((_pmem is null || Mutant == Mutant.ReusePmemBufferOnceWritten ? _lastFlushedId : _lastDurableId) < bufferFreeAfter || _lastWritebackId < slotFreeAfter || _slotReaders[slot] > 0)
         {
             ThrowIfFailed();
             if (_pmem is not null && _lastDurableId < bufferFreeAfter && _durableRequestedId < bufferFreeAfter)

@@ -11,6 +11,8 @@ public sealed partial class WriteboostDevice
     private bool _allowWriteback;
     private long _writebackErrors;
     private Memory<byte> _writebackBuffer; // the writeback worker's alone; aligned, so O_DIRECT reads it without a bounce
+    private readonly Lock _recordLock = new();
+    private ulong _recordId;                // the last_writeback_id the superblock record holds (written by us)
 
     /// <summary>
     /// <c>drop_caches</c>: seals the open buffer, writes back every dirty block, and returns when none is left.
@@ -111,6 +113,7 @@ public sealed partial class WriteboostDevice
             }
             try
             {
+                _options.Schedule.At(SchedulePoint.WritebackBeforeBatch);
                 WriteBackBatch(batch);
             }
             catch (Exception error) when (error is IOException or ArgumentException)
@@ -209,6 +212,7 @@ public sealed partial class WriteboostDevice
                 sector += run;
             }
         }
+        _options.Schedule.At(SchedulePoint.WritebackBeforeBackingFlush);
         try
         {
             if (Mutant != Mutant.ReuseSlotBeforeWritebackFlushed)
@@ -222,6 +226,7 @@ public sealed partial class WriteboostDevice
         }
         ulong newLastWriteback = batch[^1].Id;
         WriteSuperblockRecord(newLastWriteback);
+        _options.Schedule.At(SchedulePoint.WritebackBeforeMarkClean);
         lock (_lock)
         {
             foreach ((ulong _, long _, int _, List<(int G, long Block, byte Bits)> dirty) in batch)
@@ -258,12 +263,26 @@ public sealed partial class WriteboostDevice
         }
     }
 
+    /// <summary>
+    /// Writes the superblock record (FUA). It never moves back: the periodic update (update_sb_record_interval)
+    /// may have read last_writeback_id just before a writeback batch wrote a newer one, and writing its value
+    /// after would let recovery start before segments whose slots were already reused (found by the crash
+    /// harness: a record going from 8 back to 5 lost four durable segments). Record writes are serialised here.
+    /// </summary>
     private void WriteSuperblockRecord(ulong lastWritebackId)
     {
-        byte[] block = new byte[Units.BlockBytes];
-        SuperblockRecordOnDisk.WriteTo(block, lastWritebackId);
-        _cache.Write(SuperblockRecordOnDisk.WriteOffsetBytes, block, WriteOptions.Fua);
-        Counters.CountCacheWrite(block.Length);
+        lock (_recordLock)
+        {
+            if (lastWritebackId < _recordId)
+            {
+                return;
+            }
+            byte[] block = new byte[Units.BlockBytes];
+            SuperblockRecordOnDisk.WriteTo(block, lastWritebackId);
+            _cache.Write(SuperblockRecordOnDisk.WriteOffsetBytes, block, WriteOptions.Fua);
+            Counters.CountCacheWrite(block.Length);
+            _recordId = lastWritebackId;
+        }
     }
 
     private void BackingWrite(long offsetBytes, ReadOnlySpan<byte> data, WriteOptions options)
@@ -295,12 +314,13 @@ public sealed partial class WriteboostDevice
     /// </summary>
     private void ModulatorLoop()
     {
+        long second = (long)(_options.ModulatorSecond.TotalSeconds * Stopwatch.Frequency);
         long lastTick = Stopwatch.GetTimestamp();
         long lastSbRecord = lastTick;
         long lastSync = lastTick;
         while (true)
         {
-            _stopSignal.Wait(1000);
+            _stopSignal.Wait(_options.ModulatorSecond);
             lock (_lock)
             {
                 if (_stopping || _failure is not null)
@@ -309,7 +329,7 @@ public sealed partial class WriteboostDevice
                 }
             }
             long now = Stopwatch.GetTimestamp();
-            if (now - lastTick < Stopwatch.Frequency)
+            if (now - lastTick < second)
             {
                 continue;
             }
@@ -329,7 +349,7 @@ public sealed partial class WriteboostDevice
             try
             {
                 int sbInterval = Tunables.UpdateSbRecordInterval;
-                if (sbInterval > 0 && now - lastSbRecord >= sbInterval * Stopwatch.Frequency)
+                if (sbInterval > 0 && now - lastSbRecord >= sbInterval * second)
                 {
                     lastSbRecord = now;
                     ulong id;
@@ -340,7 +360,7 @@ public sealed partial class WriteboostDevice
                     WriteSuperblockRecord(id);
                 }
                 int syncInterval = Tunables.SyncDataInterval;
-                if (syncInterval > 0 && now - lastSync >= syncInterval * Stopwatch.Frequency)
+                if (syncInterval > 0 && now - lastSync >= syncInterval * second)
                 {
                     lastSync = now;
                     Flush();
@@ -349,6 +369,12 @@ public sealed partial class WriteboostDevice
             catch (IOException error)
             {
                 Fail(error);
+                return;
+            }
+            catch (ObjectDisposedException) when (Volatile.Read(ref _stopping))
+            {
+                // The device closed while the periodic sync waited on the flush worker (found by the crash
+                // harness: this thread's exception ended the process): the close flushes, or it was a crash.
                 return;
             }
         }

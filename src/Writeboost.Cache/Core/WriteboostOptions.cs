@@ -23,6 +23,16 @@ public sealed record WriteboostOptions
 
     /// <summary>How long writeback pauses after a failed batch before trying it again (the fault sweep shortens it).</summary>
     internal TimeSpan WritebackRetryDelay { get; init; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>
+    /// The modulator's second: its tick, and the unit of <c>update_sb_record_interval</c> and
+    /// <c>sync_data_interval</c>. The crash harness shortens it, so a workload of milliseconds sees the periodic
+    /// work (background writeback, record updates, data syncs) that a real second would hide from it.
+    /// </summary>
+    internal TimeSpan ModulatorSecond { get; init; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>Called at the windows where thread order matters (the crash harness perturbs them).</summary>
+    internal ScheduleHooks Schedule { get; init; } = ScheduleHooks.None;
 }
 
 /// <summary>The crash harness's seeded bugs. None in production: only the harness can set one.</summary>
@@ -45,4 +55,14 @@ internal enum Mutant
     IgnoreCacheFlushError,
     /// <summary>Writeback skips a block whose backing write failed, and marks it clean with the rest.</summary>
     WritebackIgnoresWriteError,
+    /// <summary>Recovery zeroes only the slot right after the last replayed segment, not every segment beyond the walk.</summary>
+    DiscardOnlyNextSegment,
+    /// <summary>Mode 1: a pmem buffer is reused once its segment is written to the cache device, not once it is durable there.</summary>
+    ReusePmemBufferOnceWritten,
+    /// <summary>Mode 1: a pmem record's CRC covers the record but not the slot's data.</summary>
+    PmemRecordCrcSkipsData,
+    /// <summary>A read of a block in a RAM buffer takes every requested sector from the buffer, not only those it holds.</summary>
+    ReadBufferServesUnheldSectors,
+    /// <summary>Order 11's compact metablocks are sealed with every dirty bit set (a partial block claims all eight sectors).</summary>
+    CompactMetablockClaimsWholeBlock,
 }

@@ -109,7 +109,7 @@ internal sealed class PmemBufferPool
     public void Place(int buffer, int slot, ulong segmentId, long block, byte dirtyBits, ReadOnlySpan<byte> slotData)
     {
         Span<byte> record = stackalloc byte[PmemLayout.RecordBytes];
-        new PmemRecord(segmentId, block, dirtyBits, (byte)slot).WriteTo(record, slotData);
+        new PmemRecord(segmentId, block, dirtyBits, (byte)slot).WriteTo(record, ChecksummedData(slotData));
         long dataOffset = Layout.DataOffset(buffer, slot);
         long recordOffset = Layout.RecordOffset(buffer, slot);
         _region.Write(dataOffset, slotData[..Units.BlockBytes]);
@@ -132,6 +132,12 @@ internal sealed class PmemBufferPool
             Volatile.Write(ref _drainPending, 1); // after the write completed: the next barrier's flush covers it
         }
     }
+
+    /// <summary>What a record's CRC covers of its slot's data: all of it (a mutant: none of it).</summary>
+    private ReadOnlySpan<byte> ChecksummedData(ReadOnlySpan<byte> slotData) =>
+        Mutant == Core.Mutant.PmemRecordCrcSkipsData ? NoData : slotData;
+
+    private static readonly byte[] NoData = new byte[Units.BlockBytes];
 
     /// <summary>FUA / flush: every placed block is durable in pmem when this returns.</summary>
     public void Barrier()
@@ -201,7 +207,7 @@ internal sealed class PmemBufferPool
                 notThisSegment = 0;
                 byte[] data = new byte[Units.BlockBytes];
                 _region.Read(Layout.DataOffset(k, i), data);
-                if (PmemRecord.ReadValid(record, data, id, i) is { } valid)
+                if (PmemRecord.ReadValid(record, ChecksummedData(data), id, i) is { } valid)
                 {
                     slots.Add((valid, data));
                 }
