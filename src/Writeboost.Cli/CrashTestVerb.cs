@@ -2,27 +2,52 @@ using System.Globalization;
 using CommandLine;
 using Writeboost.Cache.Table;
 using Writeboost.CrashTest;
+using Writeboost.CrashTest.Configs;
 using Writeboost.CrashTest.Recording;
 
 namespace Writeboost.Cli;
 
-[Verb("crashtest", HelpText = "Crash-injection campaign: record built-in workloads, generate every crash state the hardware allows (sampled beyond a budget), recover each, check the oracle. Exit 0 only when no state violates it.")]
+[Verb("crashtest", HelpText = "Crash-injection campaign: record built-in workloads over a spread of device configurations and schedules, crash, recover, run on and crash again; check sampled crash states across every log and every live read against the oracle. Exit 0 only when no state violates it.")]
 internal sealed class CrashTestVerb
 {
     [Option("mode", Default = "both", HelpText = "0, 1 or both.")]
     public string Mode { get; set; } = "both";
 
-    [Option("states", Default = 60_000L, HelpText = "States to check in all (split over modes and workloads).")]
+    [Option("states", Default = 60_000L, HelpText = "States to check in all (shared by the campaigns, their schedules and rounds).")]
     public long States { get; set; }
 
-    [Option("seed", Default = 1, HelpText = "Seed of the workloads and of the sampled states.")]
+    [Option("seed", Default = 1, HelpText = "Seed of the workloads, configurations, schedules and sampled states.")]
     public int Seed { get; set; }
 
-    [Option("ops", Default = 150, HelpText = "User operations per workload.")]
+    [Option("ops", Default = 150, HelpText = "User operations per workload and round.")]
     public int Ops { get; set; }
 
     [Option("workload", Default = "all", HelpText = "random, overwrite, wrap or all.")]
     public string Workload { get; set; } = "all";
+
+    [Option("config", Default = "spread", HelpText = "spread (the default configuration and seeded ones covering orders 10 and 11, several writers, the pmem block backend), default (only the 16 KiB-segment one), or random (seeded samples).")]
+    public string Config { get; set; } = "spread";
+
+    [Option("configs", Default = 3, HelpText = "How many configurations spread or random covers.")]
+    public int Configs { get; set; }
+
+    [Option("table", HelpText = "One configuration, as a table: \"<mode> <backing> <cache> [<pmem>] [<key> <value>]...\" (the paths are placeholders; the devices are in memory). Its mode is the campaign's.")]
+    public string? Table { get; set; }
+
+    [Option("pool", Default = 2, HelpText = "With --table: RAM buffers in the pool.")]
+    public int Pool { get; set; }
+
+    [Option("writers", Default = 1, HelpText = "With --table: writer threads of the workload.")]
+    public int Writers { get; set; }
+
+    [Option("schedules", Default = 3, HelpText = "Recorded schedules per campaign: the first unperturbed, the others with the workers' windows stretched (seeded).")]
+    public int Schedules { get; set; }
+
+    [Option("rounds", Default = 2, HelpText = "Lives of the device per schedule: each later round recovers a crash state of the one before, writes on, and crashes again.")]
+    public int Rounds { get; set; }
+
+    [Option("reads", Default = 15, HelpText = "Share (%) of the workload's operations that are reads checked while the device runs.")]
+    public int Reads { get; set; }
 
     [Option("mutant", Default = "none", HelpText = "Run with a seeded bug (see --list-mutants): the campaign must find a violation.")]
     public string Mutant { get; set; } = "none";
@@ -33,13 +58,13 @@ internal sealed class CrashTestVerb
     [Option("list-mutants", HelpText = "List the seeded bugs and exit.")]
     public bool ListMutants { get; set; }
 
-    [Option("shard", Default = "0/1", HelpText = "i/n: check only crash points i, i+n, i+2n, ... (to split a campaign over machines).")]
+    [Option("shard", Default = "0/1", HelpText = "i/n: check only sampled crash points i, i+n, i+2n, ... of every log (to split a campaign over machines).")]
     public string Shard { get; set; } = "0/1";
 
-    [Option("save-log", HelpText = "Directory for the logs of failing campaigns (default: the system temp directory).")]
+    [Option("save-log", HelpText = "Directory for the histories of failing campaigns (default: the system temp directory).")]
     public string? SaveLogDirectory { get; set; }
 
-    [Option("replay", HelpText = "A saved log: check it again (with --crash-point/--variant: one state).")]
+    [Option("replay", HelpText = "A saved history (or a bare crash log): check it again (with --crash-point/--variant: one state).")]
     public string? Replay { get; set; }
 
     [Option("crash-point", HelpText = "With --replay: the crash point to check.")]
@@ -60,7 +85,7 @@ internal sealed class CrashTestVerb
         {
             foreach ((string name, CacheMode mode, Workload workload, string meaning) in Campaign.Mutants)
             {
-                Console.WriteLine($"{name,-36} mode {(int)mode}, {workload.ToString().ToLowerInvariant(),-9} {meaning}");
+                Console.WriteLine($"{name,-38} mode {(int)mode}, {workload.ToString().ToLowerInvariant(),-9} {meaning}");
             }
             return 0;
         }
@@ -69,38 +94,48 @@ internal sealed class CrashTestVerb
             throw new UsageException($"--mutants {Mutants}: expected all"); // before any work, not after a campaign
         }
         (int shard, int shards) = ParseShard(Shard);
-        if (Replay is not null)
-        {
-            return RunReplay(shard, shards);
-        }
-        CacheMode[] modes = SweepArguments.Modes(Mode);
-        Workload[] workloads = NbdClient is not null ? [CrashTest.Workload.Nbd]
-            : Workload == "all" ? [CrashTest.Workload.Random, CrashTest.Workload.Overwrite, CrashTest.Workload.Wrap]
-            : [ParseWorkload(Workload)];
         Campaign.ParseMutantName(Mutant);
         if (States <= 0 || Ops <= 0)
         {
             throw new UsageException("--states and --ops must be positive");
         }
-        long perCampaign = Math.Max(1, States / (modes.Length * workloads.Length));
-        List<CampaignResult> results = [];
-        ProgressBar progress = ProgressBar.For("crash states", Json);
-        int campaigns = modes.Length * workloads.Length;
-        int campaign = 0;
-        foreach (CacheMode mode in modes)
+        if (Schedules < 1 || Rounds < 1 || Configs < 1)
         {
-            foreach (Workload workload in workloads)
+            throw new UsageException("--schedules, --rounds and --configs must be at least 1");
+        }
+        if (Reads is < 0 or > 80)
+        {
+            throw new UsageException($"--reads {Reads}: expected a share of 0..80 %");
+        }
+        if (Replay is not null)
+        {
+            return RunReplay(shard, shards);
+        }
+        CampaignPlan plan = Plan(shard, shards);
+        List<CampaignResult> results = [];
+        IReadOnlyList<CampaignSpec> campaigns = plan.Campaigns();
+        if (Campaign.Mutants.FirstOrDefault(m => m.Name == Mutant) is { Name: not null } seeded)
+        {
+            // A seeded bug lives in one mode, and the catalogue names the workload that shows it: those first.
+            campaigns = [.. campaigns.OrderBy(c => c.Mode == seeded.Mode ? 0 : 1).ThenBy(c => c.Workload == seeded.Workload ? 0 : 1)];
+        }
+        ProgressBar progress = ProgressBar.For("crash states", Json);
+        for (int index = 0; index < campaigns.Count; index++)
+        {
+            CampaignSpec spec = campaigns[index];
+            int at = index;
+            void Report(long done, long total) =>
+                progress.Report((at + Math.Min(1.0, done / (double)Math.Max(1, total))) / campaigns.Count, $"campaign {at + 1}/{campaigns.Count}");
+            CampaignResult result = NbdClient is null
+                ? Campaign.Run(spec, stopAtFirst: Mutant != "none", Report)
+                : Campaign.Check(spec with { Workload = CrashTest.Workload.Nbd }, RecordClient(spec), stopAtFirst: Mutant != "none", Report);
+            results.Add(result);
+            if (result.Violations > 0)
             {
-                CampaignSpec spec = new(mode, workload, Seed, Ops, perCampaign, Mutant, shard, shards);
-                CrashLog log = NbdClient is null ? Campaign.Record(spec) : RecordClient(spec);
-                int index = campaign;
-                CampaignResult result = Campaign.Check(spec, log, stopAtFirst: Mutant != "none",
-                    (done, total) => progress.Report((index + Math.Min(1.0, done / (double)Math.Max(1, total))) / campaigns, $"campaign {index + 1}/{campaigns}"));
-                campaign++;
-                results.Add(result);
-                if (result.Violations > 0)
+                SaveHistory(result);
+                if (Mutant != "none")
                 {
-                    SaveLog(result, log);
+                    break; // caught: the rest of the plan has nothing more to prove
                 }
             }
         }
@@ -110,14 +145,42 @@ internal sealed class CrashTestVerb
         {
             foreach ((string name, CacheMode mode, Workload workload, string _) in Campaign.Mutants)
             {
-                CampaignResult caught = Campaign.Run(new CampaignSpec(mode, workload, Seed, Ops, 50_000, name), stopAtFirst: true);
-                mutants.Add((name, caught.Violations > 0, caught.StatesChecked));
+                (CampaignResult? catching, long states) = (plan with { Modes = [mode], Mutant = name, Configs = plan.Table is null ? plan.Configs : ConfigChoice.Spread }).Hunt(workload);
+                mutants.Add((name, catching is not null, states));
             }
         }
         Print(results, mutants);
         bool clean = results.All(r => r.Violations == 0);
         bool teeth = mutants.All(m => m.Caught);
         return clean && teeth ? 0 : 1;
+    }
+
+    private CampaignPlan Plan(int shard, int shards)
+    {
+        CacheMode[] modes = SweepArguments.Modes(Mode);
+        Workload[] workloads = NbdClient is not null ? [CrashTest.Workload.Nbd]
+            : Workload == "all" ? [CrashTest.Workload.Random, CrashTest.Workload.Overwrite, CrashTest.Workload.Wrap]
+            : [ParseWorkload(Workload)];
+        ConfigChoice choice = Table is not null ? ConfigChoice.Table : NbdClient is not null ? ConfigChoice.Default : Config switch
+        {
+            "spread" => ConfigChoice.Spread,
+            "default" => ConfigChoice.Default,
+            "random" => ConfigChoice.Random,
+            _ => throw new UsageException($"--config {Config}: expected spread, default or random"),
+        };
+        (CacheMode, CrashConfig)? table = null;
+        if (Table is not null)
+        {
+            try
+            {
+                table = CrashConfig.FromTable(Table, Pool, Writers);
+            }
+            catch (TableException error)
+            {
+                throw new UsageException($"--table: {error.Message}");
+            }
+        }
+        return new CampaignPlan(modes, workloads, Seed, Ops, States, Mutant, choice, Configs, table, Schedules, Rounds, Reads, shard, shards);
     }
 
     private CrashLog RecordClient(CampaignSpec spec)
@@ -132,45 +195,66 @@ internal sealed class CrashTestVerb
 
     private int RunReplay(int shard, int shards)
     {
-        CrashLog log;
-        using (FileStream stream = File.OpenRead(Replay!))
-        {
-            log = CrashLog.Load(stream);
-        }
         CacheMode mode = Mode switch
         {
             "0" => CacheMode.Volatile,
             "1" => CacheMode.Persistent,
-            _ => throw new UsageException("--replay needs --mode 0 or 1 (the mode the log was recorded in)"),
+            _ => CacheMode.Volatile,
         };
-        CampaignSpec spec = new(mode, ParseWorkload(Workload), Seed, Ops, long.MaxValue, Mutant, shard, shards);
-        CampaignResult result = Campaign.Check(spec, log, stopAtFirst: false, onlyCrashPoint: CrashPoint, onlyVariant: Variant);
+        CampaignSpec bare = new(mode, Workload == "all" ? CrashTest.Workload.Random : ParseWorkload(Workload), Seed, Ops, States, Mutant, shard, shards) { Rounds = 1, Schedules = 1 };
+        CrashHistory history;
+        try
+        {
+            using FileStream stream = File.OpenRead(Replay!);
+            history = CrashHistory.Load(stream, bare);
+        }
+        catch (Exception error) when (error is IOException or InvalidDataException or EndOfStreamException)
+        {
+            throw new UsageException($"--replay {Replay}: {error.Message}");
+        }
+        if (!history.Spec.Mutant.Equals(Mutant, StringComparison.Ordinal) && Mutant != "none")
+        {
+            history = history with { Spec = history.Spec with { Mutant = Mutant } };
+        }
+        history = history with { Spec = history.Spec with { Shard = shard, Shards = shards, MaxStates = CrashPoint is null ? States : long.MaxValue } };
+        CampaignResult result = Campaign.Replay(history, stopAtFirst: false, onlyCrashPoint: CrashPoint, onlyVariant: Variant);
         Print([result], []);
         return result.Violations == 0 ? 0 : 1;
     }
 
-    private void SaveLog(CampaignResult result, CrashLog log)
+    private void SaveHistory(CampaignResult result)
     {
+        if (result.FailingHistory is not { } history)
+        {
+            return;
+        }
         string dir = SaveLogDirectory ?? Path.GetTempPath();
         Directory.CreateDirectory(dir);
-        string path = Path.Combine(dir, $"wb-crash-seed{Seed}-mode{(int)result.Spec.Mode}-{result.Spec.Workload.ToString().ToLowerInvariant()}.log");
+        string path = Path.Combine(dir, $"wb-crash-seed{Seed}-mode{(int)result.Spec.Mode}-{result.Spec.Workload.ToString().ToLowerInvariant()}-{Guid.NewGuid().ToString("N")[..8]}.history");
         using FileStream stream = File.Create(path);
-        log.Save(stream);
-        _savedLogs[result] = path;
+        history.Save(stream);
+        _saved[result] = path;
     }
 
-    private readonly Dictionary<CampaignResult, string> _savedLogs = [];
+    private readonly Dictionary<CampaignResult, string> _saved = [];
 
-    private string? Reproducer(CampaignResult r) =>
-        r.FirstViolationCrashPoint is { } point && _savedLogs.TryGetValue(r, out string? path)
-            ? $"wb crashtest --replay {path} --mode {(int)r.Spec.Mode} --workload {r.Spec.Workload.ToString().ToLowerInvariant()} --seed {r.Spec.Seed} --crash-point {point} --variant {r.FirstViolationVariant}" + (r.Spec.Mutant == "none" ? "" : $" --mutant {r.Spec.Mutant}")
-            : null;
+    private string? Reproducer(CampaignResult r)
+    {
+        if (r.FirstViolationSite is not { } site || !_saved.TryGetValue(r, out string? path))
+        {
+            return null;
+        }
+        string state = site.Variant < 0 ? "" : $" --crash-point {site.CrashPoint} --variant {site.Variant}";
+        return $"wb crashtest --replay {path}{state}";
+    }
 
     private void Print(List<CampaignResult> results, List<(string Name, bool Caught, long States)> mutants)
     {
         long statesChecked = results.Sum(r => r.StatesChecked);
         long violations = results.Sum(r => r.Violations);
         double seconds = results.Sum(r => r.Seconds);
+        double checkSeconds = results.Sum(r => r.Seconds - r.RecordSeconds);
+        CampaignCoverage coverage = results.Aggregate(new CampaignCoverage(), (sum, r) => sum + r.Coverage);
         CampaignResult? failed = results.FirstOrDefault(r => r.Violations > 0);
         if (Json)
         {
@@ -179,28 +263,60 @@ internal sealed class CrashTestVerb
                 StatesGenerated = results.Sum(r => r.StatesGenerated),
                 StatesChecked = statesChecked,
                 Violations = violations,
-                StatesPerSecond = statesChecked / Math.Max(seconds, 1e-9),
+                StatesPerSecond = statesChecked / Math.Max(checkSeconds, 1e-9),
+                Seconds = seconds,
+                RecordSeconds = results.Sum(r => r.RecordSeconds),
                 RecoveryCrashStates = results.Sum(r => r.RecoveryCrashStates),
                 Seed,
                 Mutant,
-                Campaigns = results.Select(r => new { Mode = (int)r.Spec.Mode, Workload = r.Spec.Workload.ToString().ToLowerInvariant(), r.Events, r.StatesChecked, r.Violations, r.StatesPerSecond, r.FirstViolation }),
+                Coverage = CoverageJson(coverage),
+                Campaigns = results.Select(r => new
+                {
+                    Mode = (int)r.Spec.Mode,
+                    Workload = r.Spec.Workload.ToString().ToLowerInvariant(),
+                    Config = r.Spec.Config.Describe(r.Spec.Mode),
+                    Table = r.Spec.Config.ToTable(r.Spec.Mode),
+                    r.Events,
+                    r.StatesChecked,
+                    r.Violations,
+                    r.StatesPerSecond,
+                    Coverage = CoverageJson(r.Coverage),
+                    r.FirstViolation,
+                }),
+                Configs = results.GroupBy(r => r.Spec.Config.Describe(r.Spec.Mode)).Select(g => new
+                {
+                    Config = g.Key,
+                    StatesChecked = g.Sum(r => r.StatesChecked),
+                    Violations = g.Sum(r => r.Violations),
+                }),
                 MutantsCaught = mutants.Count(m => m.Caught),
                 MutantsTotal = mutants.Count,
                 Mutants = mutants.Select(m => new { m.Name, m.Caught, StatesToCatch = m.States }),
-                FirstFailure = failed is null ? null : new { failed.FirstViolation, CrashPoint = failed.FirstViolationCrashPoint, Variant = failed.FirstViolationVariant, Reproduce = Reproducer(failed) },
+                FirstFailure = failed is null ? null : new
+                {
+                    failed.FirstViolation,
+                    CrashPoint = failed.FirstViolationCrashPoint,
+                    Variant = failed.FirstViolationVariant,
+                    failed.FirstViolationSite?.Round,
+                    failed.FirstViolationSite?.Schedule,
+                    Config = failed.Spec.Config.Describe(failed.Spec.Mode),
+                    Reproduce = Reproducer(failed),
+                },
             });
             return;
         }
-        List<string[]> rows = [["mode", "workload", "events", "states", "in recovery", "violations", "states/s"]];
+        List<string[]> rows = [["mode", "workload", "config", "events", "points", "states", "in recovery", "2nd crash", "violations", "states/s"]];
         foreach (CampaignResult r in results)
         {
-            rows.Add([((int)r.Spec.Mode).ToString(CultureInfo.InvariantCulture), r.Spec.Workload.ToString().ToLowerInvariant(), Fmt(r.Events), Fmt(r.StatesChecked), Fmt(r.RecoveryCrashStates), Fmt(r.Violations), Fmt((long)r.StatesPerSecond)]);
+            rows.Add([((int)r.Spec.Mode).ToString(CultureInfo.InvariantCulture), r.Spec.Workload.ToString().ToLowerInvariant(), r.Spec.Config.Describe(r.Spec.Mode),
+                Fmt(r.Events), $"{Fmt(r.Coverage.PointsChecked)}/{Fmt(r.Coverage.CrashPoints)}", Fmt(r.StatesChecked), Fmt(r.Coverage.DuringRecovery), Fmt(r.Coverage.SecondCrash), Fmt(r.Violations), Fmt((long)r.StatesPerSecond)]);
         }
         Output.Table(rows);
-        Console.WriteLine($"states checked: {statesChecked}, violations: {violations}, states/s: {statesChecked / Math.Max(seconds, 1e-9):F0}" + (Mutant == "none" ? "" : $" (mutant {Mutant})"));
+        Console.WriteLine($"states checked: {statesChecked}, violations: {violations}, states/s: {statesChecked / Math.Max(checkSeconds, 1e-9):F0} (checking; {seconds:F1} s in all, {results.Sum(r => r.RecordSeconds):F1} s recording)" + (Mutant == "none" ? "" : $" (mutant {Mutant})"));
+        Console.WriteLine($"coverage: {coverage.PointsChecked} of {coverage.CrashPoints} crash points in {coverage.Logs} logs; states: prefix {coverage.Prefix}, subset {coverage.Subset}, torn {coverage.Torn}, pmem-prefix {coverage.PmemPrefix}, during-recovery {coverage.DuringRecovery}, second-crash {coverage.SecondCrash}; live reads {coverage.LiveReads}");
         if (failed is not null)
         {
-            Console.WriteLine($"first violation: {failed.FirstViolation} (crash point {failed.FirstViolationCrashPoint}, state {failed.FirstViolationVariant})");
+            Console.WriteLine($"first violation: {failed.FirstViolation} (config {failed.Spec.Config.Describe(failed.Spec.Mode)}, schedule {failed.FirstViolationSite?.Schedule}, round {failed.FirstViolationSite?.Round}, crash point {failed.FirstViolationCrashPoint}, state {failed.FirstViolationVariant})");
             if (Reproducer(failed) is { } command)
             {
                 Console.WriteLine($"reproduce: {command}");
@@ -210,11 +326,20 @@ internal sealed class CrashTestVerb
         {
             foreach ((string name, bool caught, long states) in mutants)
             {
-                Console.WriteLine($"mutant {name,-36} {(caught ? $"caught after {states} states" : "NOT CAUGHT")}");
+                Console.WriteLine($"mutant {name,-38} {(caught ? $"caught after {states} states" : "NOT CAUGHT")}");
             }
             Console.WriteLine($"mutants caught: {mutants.Count(m => m.Caught)}/{mutants.Count}");
         }
     }
+
+    private static object CoverageJson(CampaignCoverage c) => new
+    {
+        c.CrashPoints,
+        c.PointsChecked,
+        c.Logs,
+        States = new { c.Prefix, c.Subset, c.Torn, c.PmemPrefix, c.DuringRecovery, c.SecondCrash },
+        c.LiveReads,
+    };
 
     private static string Fmt(long value) => value.ToString(CultureInfo.InvariantCulture);
 

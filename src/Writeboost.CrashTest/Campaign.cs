@@ -1,10 +1,14 @@
 using System.Diagnostics;
 using Writeboost.Cache.Core;
-using Writeboost.Cache.PmemBuffer;
+using Writeboost.Cache.Inspect;
 using Writeboost.Cache.Table;
+using Writeboost.CrashTest.Configs;
 using Writeboost.CrashTest.Recording;
+using Writeboost.CrashTest.Schedules;
 using Writeboost.CrashTest.States;
+using Writeboost.CrashTest.Workloads;
 using Writeboost.Devices;
+using Writeboost.Pmem;
 
 namespace Writeboost.CrashTest;
 
@@ -21,8 +25,72 @@ public enum Workload
     Nbd,
 }
 
-/// <summary>One campaign: a workload run in one mode, recorded, then crash states checked.</summary>
-public sealed record CampaignSpec(CacheMode Mode, Workload Workload, int Seed, int Ops, long MaxStates, string Mutant = "none", int Shard = 0, int Shards = 1);
+/// <summary>One campaign: a workload run in one mode and one device configuration, recorded, then crash states checked.</summary>
+/// <param name="MaxStates">The state budget of the whole campaign, spread over its schedules, rounds and their logs.</param>
+/// <param name="Shard">With <paramref name="Shards"/>: check only the sampled crash points whose index is this modulo that.</param>
+public sealed record CampaignSpec(CacheMode Mode, Workload Workload, int Seed, int Ops, long MaxStates, string Mutant = "none", int Shard = 0, int Shards = 1)
+{
+    public CrashConfig Config { get; init; } = CrashConfig.Default;
+
+    /// <summary>Recorded schedules of the writers and workers: the first unperturbed, the others seeded perturbations (<see cref="PerturbedSchedule"/>).</summary>
+    public int Schedules { get; init; } = 3;
+
+    /// <summary>Lives of the device per schedule: each later round recovers a crash state of the one before and goes on writing (multi-crash histories).</summary>
+    public int Rounds { get; init; } = 2;
+
+    /// <summary>Of the workload's operations, the share (%) that are reads checked against the oracle while the device runs.</summary>
+    public int ReadPercent { get; init; } = 15;
+}
+
+/// <summary>How much of the crash-state space a campaign covered.</summary>
+public sealed record CampaignCoverage
+{
+    /// <summary>Crash points in the recorded logs (every event after the first checked one, read marks aside).</summary>
+    public long CrashPoints { get; init; }
+    public long PointsChecked { get; init; }
+    public long Prefix { get; init; }
+    public long Subset { get; init; }
+    public long Torn { get; init; }
+    public long PmemPrefix { get; init; }
+    public long DuringRecovery { get; init; }
+    /// <summary>States of a later round: the device crashed, recovered, ran on and crashed again (of every kind above).</summary>
+    public long SecondCrash { get; init; }
+    public long LiveReads { get; init; }
+    public int Logs { get; init; }
+
+    public static CampaignCoverage operator +(CampaignCoverage a, CampaignCoverage b)
+    {
+        ArgumentNullException.ThrowIfNull(a);
+        ArgumentNullException.ThrowIfNull(b);
+        return new CampaignCoverage
+        {
+            CrashPoints = a.CrashPoints + b.CrashPoints,
+            PointsChecked = a.PointsChecked + b.PointsChecked,
+            Prefix = a.Prefix + b.Prefix,
+            Subset = a.Subset + b.Subset,
+            Torn = a.Torn + b.Torn,
+            PmemPrefix = a.PmemPrefix + b.PmemPrefix,
+            DuringRecovery = a.DuringRecovery + b.DuringRecovery,
+            SecondCrash = a.SecondCrash + b.SecondCrash,
+            LiveReads = a.LiveReads + b.LiveReads,
+            Logs = a.Logs + b.Logs,
+        };
+    }
+
+    public static CampaignCoverage Add(CampaignCoverage a, CampaignCoverage b) => a + b;
+
+    internal CampaignCoverage With(StateKind kind, bool later) => (kind switch
+    {
+        StateKind.Prefix => this with { Prefix = Prefix + 1 },
+        StateKind.Subset => this with { Subset = Subset + 1 },
+        StateKind.Torn => this with { Torn = Torn + 1 },
+        StateKind.PmemPrefix => this with { PmemPrefix = PmemPrefix + 1 },
+        _ => this with { DuringRecovery = DuringRecovery + 1 },
+    }) is var counted && later ? counted with { SecondCrash = counted.SecondCrash + 1 } : counted;
+}
+
+/// <summary>Where a campaign's first violation is: which schedule, which round of its history, which crash point and state.</summary>
+public sealed record ViolationSite(int Schedule, int Round, int CrashPoint, int Variant);
 
 /// <summary>What a campaign found.</summary>
 public sealed record CampaignResult(
@@ -39,25 +107,39 @@ public sealed record CampaignResult(
     /// <summary>Of the states checked, those made by crashing recovery itself and recovering again.</summary>
     public long RecoveryCrashStates { get; init; }
 
-    public double StatesPerSecond => StatesChecked / Math.Max(Seconds, 1e-9);
+    public CampaignCoverage Coverage { get; init; } = new();
+
+    /// <summary>Of <see cref="Seconds"/>, the time spent recording the workloads (perturbed schedules sleep on purpose).</summary>
+    public double RecordSeconds { get; init; }
+
+    public ViolationSite? FirstViolationSite { get; init; }
+
+    /// <summary>The recorded rounds up to the first violation's: saved, they reproduce it anywhere.</summary>
+    public CrashHistory? FailingHistory { get; init; }
+
+    /// <summary>States checked per second of checking (recording aside).</summary>
+    public double StatesPerSecond => StatesChecked / Math.Max(Seconds - RecordSeconds, 1e-9);
 }
 
 /// <summary>
 /// Runs a workload against a writeboost device whose backing, cache and pmem devices are recorded, then
-/// generates the crash states real hardware allows at every point of the log, recovers each one and checks
-/// the oracle. At each crash point: the state where nothing non-durable survived, the one where everything
-/// did, every subset of the non-durable block writes when there are few (no tearing), and seeded random states
-/// beyond that — each non-durable write lost, kept or torn per sector, in a random order, and each pmem line
-/// holding a random prefix of its pending stores. A state is reproducible from the saved log, its crash point
-/// and its variant number.
+/// generates the crash states real hardware allows across the whole log, recovers each one and checks the oracle.
+/// A campaign records several schedules (the first unperturbed, the others with the workers' windows stretched),
+/// and for each a history of rounds: a crash state of one round is recovered by a live device that goes on with
+/// more of the workload, recorded, and crashed again — so what recovery leaves behind is judged by the next
+/// recovery, with the oracle over the whole history. Live reads in the workload are checked as they happen.
 /// </summary>
 public static class Campaign
 {
-    private const int SegmentSizeOrder = 5; // 16 KiB segments of 3 blocks: small rings, many seals and wraps
-    internal const int PoolSize = 2;
-    private const int ExhaustiveLimit = 3;
     /// <summary>One state in this many is also crashed during its own recovery (each such check costs a whole recovery log of states).</summary>
     private const int RecoveryCrashEvery = 100;
+    /// <summary>Candidate crash points tried for the next round's start, and states tried at each: the one whose recovery did the most (discarded, rebuilt) is carried on.</summary>
+    private const int CarryCandidates = 16;
+    private const int CarryVariants = 12;
+    /// <summary>The modulator's "second" in the harness: periodic work runs within a workload of milliseconds.</summary>
+    private static readonly TimeSpan HarnessSecond = TimeSpan.FromMilliseconds(5);
+
+    internal static int PoolSize => CrashConfig.Default.PoolSize;
 
     /// <summary>The seeded bugs, by name, with the mode and workload that exposes each.</summary>
     public static IReadOnlyList<(string Name, CacheMode Mode, Workload Workload, string Meaning)> Mutants { get; } =
@@ -68,6 +150,11 @@ public static class Campaign
         ("trust-segment-without-checksum", CacheMode.Volatile, Workload.Random, "replay a segment without verifying its checksum"),
         ("replay-stale-after-gap", CacheMode.Volatile, Workload.Wrap, "replay like the kernel: every valid slot in ring order, across id gaps"),
         ("reuse-slot-before-writeback-flushed", CacheMode.Volatile, Workload.Wrap, "free ring slots after writeback without flushing the backing store"),
+        ("discard-only-next-segment", CacheMode.Volatile, Workload.Random, "recovery zeroes only the slot after the last replayed segment, leaving valid segments beyond the gap (only a second crash shows it)"),
+        ("reuse-pmem-buffer-once-written", CacheMode.Persistent, Workload.Random, "mode 1: reuse a pmem buffer once its segment is written to the cache device, not once it is durable (a race: perturbed schedules show it)"),
+        ("pmem-record-crc-skips-data", CacheMode.Persistent, Workload.Random, "mode 1: a pmem record's CRC does not cover the slot's data (only a torn pmem line shows it)"),
+        ("read-buffer-serves-unheld-sectors", CacheMode.Volatile, Workload.Random, "a read of a block in a RAM buffer takes every sector from the buffer, not only those it holds (only a live read shows it)"),
+        ("compact-metablock-claims-whole-block", CacheMode.Volatile, Workload.Overwrite, "order 11's 8-byte metablocks are sealed with all eight dirty bits (only a non-default configuration shows it)"),
     ];
 
     /// <summary>Throws a clear error unless <paramref name="name"/> is "none" or a mutant's name.</summary>
@@ -82,20 +169,46 @@ public static class Campaign
         "trust-segment-without-checksum" => Mutant.TrustSegmentWithoutChecksum,
         "replay-stale-after-gap" => Mutant.ReplayStaleAfterGap,
         "reuse-slot-before-writeback-flushed" => Mutant.ReuseSlotBeforeWritebackFlushed,
+        "discard-only-next-segment" => Mutant.DiscardOnlyNextSegment,
+        "reuse-pmem-buffer-once-written" => Mutant.ReusePmemBufferOnceWritten,
+        "pmem-record-crc-skips-data" => Mutant.PmemRecordCrcSkipsData,
+        "read-buffer-serves-unheld-sectors" => Mutant.ReadBufferServesUnheldSectors,
+        "compact-metablock-claims-whole-block" => Mutant.CompactMetablockClaimsWholeBlock,
         _ => throw new ArgumentException($"unknown mutant {name} (see --list-mutants)"),
     };
 
+    /// <summary>The in-memory devices' sizes and the table keys (the fault and corruption sweeps use the default configuration's).</summary>
     internal sealed record Geometry(long BackingBytes, long CacheBytes, long PmemBytes, Dictionary<string, long> Keys);
 
-    internal static Geometry GeometryFor(Workload workload)
+    internal static Geometry GeometryFor(Workload workload) => GeometryFor(CrashConfig.Default, workload);
+
+    internal static Geometry GeometryFor(CrashConfig config, Workload workload) =>
+        new(CrashConfig.BackingBytesFor(workload), config.CacheBytesFor(workload), config.PmemBytes, new Dictionary<string, long>(config.Keys));
+
+    private static WriteboostOptions Options(CrashConfig config, Mutant mutant, bool workers, ScheduleHooks? schedule = null) => new()
     {
-        int segments = workload switch { Workload.Wrap => 4, Workload.Nbd => 12, _ => 6 };
-        long pmemBytes = new PmemLayout(SegmentSizeOrder, PoolSize, 3).RegionBytes;
-        return new Geometry(
-            workload switch { Workload.Wrap => 128 * 1024, Workload.Nbd => 1 << 20, _ => 64 * 1024 },
-            (1 << 20) + segments * (512L << SegmentSizeOrder),
-            pmemBytes,
-            new Dictionary<string, long> { ["segment_size_order"] = SegmentSizeOrder });
+        BufferPoolSize = config.PoolSize,
+        WithoutWorkers = !workers,
+        Mutant = mutant,
+        Schedule = schedule ?? ScheduleHooks.None,
+        ModulatorSecond = HarnessSecond,
+    };
+
+    private static PmemBackend? PmemBackendOf(CampaignSpec spec) => spec.Mode == CacheMode.Persistent ? spec.Config.PmemBackend : null;
+
+    private static Media BlankMedia(CampaignSpec spec) =>
+        Media.Blank(CrashConfig.BackingBytesFor(spec.Workload), spec.Config.CacheBytesFor(spec.Workload), spec.Mode == CacheMode.Persistent ? spec.Config.PmemBytes : 0);
+
+    /// <summary>Devices over <paramref name="media"/> (never changed: copy-on-write) whose every write, flush, store, write-back and fence goes into <paramref name="log"/>.</summary>
+    private static (IBlockDevice Backing, IBlockDevice Cache, PmemRegion? Pmem) RecordedDevices(CampaignSpec spec, Media media, CrashLog log, bool mode1)
+    {
+        RecordingBlockDevice backing = new(new PagedBlockDevice(media.Backing, "backing"), log, DeviceId.Backing);
+        RecordingBlockDevice cache = new(new PagedBlockDevice(media.Cache, "cache"), log, DeviceId.Cache);
+        PmemRegion? pmem = !mode1 ? null
+            : spec.Config.PmemBackend == PmemBackend.Block
+                ? Writeboost.Pmem.Pmem.Alloc(new RecordingBlockDevice(new PagedBlockDevice(media.Pmem, "pmem"), log, DeviceId.Pmem), 0, media.Pmem.Length)
+                : new RecordingPmemRegion(new MemoryPmemRegion(media.Pmem.Length, media.Pmem), log);
+        return (backing, cache, pmem);
     }
 
     /// <summary>
@@ -107,8 +220,10 @@ public static class Campaign
     {
         ArgumentNullException.ThrowIfNull(spec);
         ArgumentNullException.ThrowIfNull(arguments);
+        spec = spec with { Workload = Workload.Nbd };
         CrashLog log = new();
-        WriteboostDevice device = OpenRecorded(spec with { Workload = Workload.Nbd }, log);
+        (IBlockDevice backing, IBlockDevice cache, PmemRegion? pmem) = RecordedDevices(spec, BlankMedia(spec), log, spec.Mode == CacheMode.Persistent);
+        WriteboostDevice device = WriteboostDevice.Open(backing, cache, spec.Config.CreateTunables(), Options(spec.Config, ParseMutant(spec.Mutant), workers: true), pmem);
         string socket = Path.Combine(Path.GetTempPath(), $"wb-crash-nbd-{Environment.ProcessId}-{Guid.NewGuid():N}.sock");
         try
         {
@@ -138,15 +253,28 @@ public static class Campaign
         return log;
     }
 
-    /// <summary>Runs the workload with every device recorded; returns the log.</summary>
+    /// <summary>Runs the workload (schedule 0, the first round) with every device recorded; returns the log.</summary>
     public static CrashLog Record(CampaignSpec spec)
     {
         ArgumentNullException.ThrowIfNull(spec);
+        return RecordRound(spec, BlankMedia(spec), ScheduleHooks.None, spec.Seed, out _);
+    }
+
+    /// <summary>
+    /// One life of the device: opens it on <paramref name="media"/> (formatting blank media, recovering a crash
+    /// state), with every device recorded from the first I/O of recovery on; reads what recovery gave back (the
+    /// oracle's initial content for this round); runs the workload; and crashes (nothing more is written).
+    /// </summary>
+    private static CrashLog RecordRound(CampaignSpec spec, Media media, ScheduleHooks schedule, int workloadSeed, out byte[] recovered)
+    {
         CrashLog log = new();
-        WriteboostDevice device = OpenRecorded(spec, log);
+        (IBlockDevice backing, IBlockDevice cache, PmemRegion? pmem) = RecordedDevices(spec, media, log, spec.Mode == CacheMode.Persistent);
+        WriteboostDevice device = WriteboostDevice.Open(backing, cache, spec.Config.CreateTunables(), Options(spec.Config, ParseMutant(spec.Mutant), workers: true, schedule), pmem);
         try
         {
-            RunWorkload(device, log, spec);
+            recovered = new byte[device.SizeBytes];
+            device.Read(0, recovered);
+            WorkloadRunner.Run(device, log, spec.Workload, workloadSeed, spec.Ops, spec.Config.Writers, spec.ReadPercent);
         }
         finally
         {
@@ -155,267 +283,351 @@ public static class Campaign
         return log;
     }
 
-    /// <summary>A writeboost device on in-memory devices whose every write, flush, store, write-back and fence goes into <paramref name="log"/>.</summary>
-    private static WriteboostDevice OpenRecorded(CampaignSpec spec, CrashLog log)
-    {
-        Geometry geometry = GeometryFor(spec.Workload);
-        RecordingBlockDevice backing = new(new MemoryBlockDevice(geometry.BackingBytes, name: "backing"), log, DeviceId.Backing);
-        RecordingBlockDevice cache = new(new MemoryBlockDevice(geometry.CacheBytes, name: "cache"), log, DeviceId.Cache);
-        RecordingPmemRegion? pmem = spec.Mode == CacheMode.Persistent ? new RecordingPmemRegion(new MemoryPmemRegion(geometry.PmemBytes), log) : null;
-        WriteboostOptions options = new() { BufferPoolSize = PoolSize, Mutant = ParseMutant(spec.Mutant) };
-        return WriteboostDevice.Open(backing, cache, new Tunables(geometry.Keys), options, pmem);
-    }
-
-    private static void RunWorkload(WriteboostDevice device, CrashLog log, CampaignSpec spec)
-    {
-        Random random = new(spec.Seed);
-        int sectors = (int)(device.SizeBytes / 512);
-        for (int op = 0; op < spec.Ops; op++)
-        {
-            int roll = random.Next(100);
-            if (roll < 8)
-            {
-                int flush = log.Append(new CrashEvent(EventKind.UserFlush, DeviceId.User, 0, 0, null, false, -1));
-                device.Flush();
-                log.Append(new CrashEvent(EventKind.UserFlushAck, DeviceId.User, 0, 0, null, false, flush));
-                continue;
-            }
-            (long offset, int length) = spec.Workload switch
-            {
-                Workload.Random => RandomRange(random, sectors, 12),
-                Workload.Overwrite => RandomRange(random, 4 * 8, 8),
-                _ => (random.Next(sectors / 8) * 4096L, 4096),
-            };
-            bool fua = roll < (spec.Workload == Workload.Wrap ? 40 : 25);
-            byte[] data = new byte[length];
-            random.NextBytes(data);
-            int issued = log.Append(new CrashEvent(EventKind.UserWrite, DeviceId.User, offset, length, data, fua, -1));
-            device.Write(offset, data, fua ? WriteOptions.Fua : WriteOptions.None);
-            log.Append(new CrashEvent(EventKind.UserWriteAck, DeviceId.User, offset, length, null, fua, issued));
-        }
-    }
-
     internal static (long Offset, int Length) RandomRange(Random random, int sectors, int maxSectors)
     {
-        int length = random.Next(1, maxSectors + 1);
+        int length = random.Next(1, Math.Min(maxSectors, sectors) + 1);
         return (random.Next(0, sectors - length + 1) * 512L, length * 512);
     }
 
-    /// <summary>Records the workload, then checks crash states until <see cref="CampaignSpec.MaxStates"/> or the first violation (when <paramref name="stopAtFirst"/>).</summary>
-    public static CampaignResult Run(CampaignSpec spec, bool stopAtFirst = false, Action<long, long>? progress = null, CrashLog? log = null)
+    /// <summary>
+    /// Records the campaign's schedules and rounds and checks crash states across each log, until the budget
+    /// (<see cref="CampaignSpec.MaxStates"/>, shared evenly by every log) or, with <paramref name="stopAtFirst"/>,
+    /// the first violation.
+    /// </summary>
+    public static CampaignResult Run(CampaignSpec spec, bool stopAtFirst = false, Action<long, long>? progress = null)
     {
         ArgumentNullException.ThrowIfNull(spec);
-        log ??= Record(spec);
-        return Check(spec, log, stopAtFirst, progress);
+        if (spec.Schedules < 1 || spec.Rounds < 1)
+        {
+            throw new ArgumentException($"a campaign needs at least one schedule and one round (got {spec.Schedules} and {spec.Rounds})");
+        }
+        Tally tally = new(spec, stopAtFirst, progress);
+        long budget = Math.Max(1, spec.MaxStates / (spec.Schedules * spec.Rounds));
+        for (int schedule = 0; schedule < spec.Schedules && !tally.Stopped; schedule++)
+        {
+            ScheduleHooks hooks = schedule == 0 ? ScheduleHooks.None : new PerturbedSchedule(StateSeed.Of(spec.Seed, schedule, 0x5C4E));
+            Media media = BlankMedia(spec);
+            Judge? previous = null;
+            List<HistoryRound> rounds = [];
+            for (int round = 1; round <= spec.Rounds && !tally.Stopped; round++)
+            {
+                int workloadSeed = schedule == 0 && round == 1 ? spec.Seed : StateSeed.Of(spec.Seed, schedule, round);
+                CrashLog log;
+                byte[] recovered;
+                long recordStart = Stopwatch.GetTimestamp();
+                try
+                {
+                    log = RecordRound(spec, media, hooks, workloadSeed, out recovered);
+                }
+                catch (Exception error) when (round > 1 && error is IOException or InvalidDataException or ArgumentException or InvalidOperationException)
+                {
+                    // The live device could not recover (or run on) a crash state the hardware allows.
+                    tally.Violation($"the device recovering round {round - 1}'s crash state failed: {error.Message}", new ViolationSite(schedule, round - 1, rounds[^1].CarriedPoint, rounds[^1].CarriedVariant), rounds);
+                    break;
+                }
+                tally.RecordSeconds += Stopwatch.GetElapsedTime(recordStart).TotalSeconds;
+                rounds.Add(new HistoryRound(log));
+                Oracle oracle = new(log.Events, recovered);
+                LogCheck check = new(spec, log, media, oracle, previous, schedule, round, budget);
+                CheckLog(check, tally, rounds);
+                if (round < spec.Rounds && !tally.Stopped)
+                {
+                    (int point, int variant, Media carried) = ChooseCarriedState(check);
+                    rounds[^1] = rounds[^1] with { CarriedPoint = point, CarriedVariant = variant };
+                    previous = new Judge(oracle, point);
+                    media = carried;
+                }
+            }
+        }
+        return tally.Result();
     }
 
-    /// <summary>Checks crash states of a recorded log (also: replays a saved log).</summary>
+    /// <summary>Checks crash states of one recorded log as the first round of schedule 0 (also: replays a saved log).</summary>
     public static CampaignResult Check(CampaignSpec spec, CrashLog log, bool stopAtFirst, Action<long, long>? progress = null, int? onlyCrashPoint = null, int? onlyVariant = null)
     {
         ArgumentNullException.ThrowIfNull(spec);
         ArgumentNullException.ThrowIfNull(log);
-        Geometry geometry = GeometryFor(spec.Workload);
-        IReadOnlyList<CrashEvent> events = log.Events;
-        Oracle oracle = new(events);
-        BlockTimeline backing = new(DeviceId.Backing, geometry.BackingBytes);
-        BlockTimeline cache = new(DeviceId.Cache, geometry.CacheBytes);
-        PmemTimeline pmem = new(geometry.PmemBytes);
-        Mutant mutant = ParseMutant(spec.Mutant);
+        return Replay(new CrashHistory(spec, [new HistoryRound(log)]), stopAtFirst, progress, onlyCrashPoint, onlyVariant);
+    }
 
-        // Crash points: after the first user event (the format before it is not crash-safe by design), every
-        // event up to the end; spread over the budget and the shard.
-        int first = Math.Max(0, events.Select((e, i) => (e, i)).FirstOrDefault(x => x.e.Device == DeviceId.User).i);
-        int points = events.Count + 1 - first;
-        int statesPerPoint = Math.Max(2, (int)Math.Min(64, spec.MaxStates / Math.Max(1, points)));
-        Stopwatch clock = Stopwatch.StartNew();
-        long generated = 0;
-        long checkedStates = 0;
-        long violations = 0;
-        long recoveryCrashStates = 0;
-        string? firstViolation = null;
-        int? firstPoint = null;
-        int? firstVariant = null;
-        int applied = 0;
-        for (int point = first; point <= events.Count; point++)
+    /// <summary>
+    /// Checks the last round of a saved history: the rounds before it rebuild its starting media (each carried
+    /// crash state recovered by the next round's recorded device), then its crash states are checked — all of them
+    /// within the budget, or one.
+    /// </summary>
+    public static CampaignResult Replay(CrashHistory history, bool stopAtFirst, Action<long, long>? progress = null, int? onlyCrashPoint = null, int? onlyVariant = null)
+    {
+        ArgumentNullException.ThrowIfNull(history);
+        CampaignSpec spec = history.Spec;
+        Tally tally = new(spec, stopAtFirst, progress);
+        Media media = BlankMedia(spec);
+        Judge? previous = null;
+        List<HistoryRound> rounds = [];
+        for (int r = 0; r < history.Rounds.Count; r++)
         {
-            for (; applied < point; applied++)
+            HistoryRound round = history.Rounds[r];
+            rounds.Add(round);
+            bool last = r == history.Rounds.Count - 1;
+            byte[] recovered = InitialContent(spec, media, previous);
+            Oracle oracle = new(round.Log.Events, recovered);
+            LogCheck check = new(spec, round.Log, media, oracle, previous, 0, r + 1, last ? spec.MaxStates : 0) { OnlyPoint = onlyCrashPoint, OnlyVariant = onlyVariant };
+            if (last)
             {
-                backing.Apply(applied, events[applied]);
-                cache.Apply(applied, events[applied]);
-                pmem.Apply(events[applied]);
+                CheckLog(check, tally, rounds);
+                break;
             }
-            if ((point - first) % spec.Shards != spec.Shard || (onlyCrashPoint is { } only && only != point))
+            Timelines timelines = new(media, PmemBackendOf(spec));
+            timelines.AdvanceTo(round.Log.Events, round.CarriedPoint);
+            CrashState state = CrashStates.Build(timelines, CrashStates.ExtraKinds(timelines), spec.Config.PmemBytes, spec.Seed, round.CarriedPoint, round.CarriedVariant);
+            previous = new Judge(oracle, round.CarriedPoint);
+            media = state.Materialize();
+        }
+        return tally.Result();
+    }
+
+    /// <summary>
+    /// What a round's device read right after it opened: zeros for blank media; else what recovery gives back
+    /// of <paramref name="media"/> (recovery is deterministic, so the recorded run read the same).
+    /// </summary>
+    private static byte[] InitialContent(CampaignSpec spec, Media media, Judge? previous)
+    {
+        long size = CrashConfig.BackingBytesFor(spec.Workload) / 4096 * 4096;
+        if (previous is null)
+        {
+            return new byte[size];
+        }
+        CrashState state = StateOf(spec, media);
+        Recovered outcome = Recover(spec, ParseMutant(spec.Mutant), state);
+        return outcome.Content ?? throw new InvalidDataException($"the saved history's carried state does not recover: {outcome.Problem}");
+    }
+
+    private static CrashState StateOf(CampaignSpec spec, Media media)
+    {
+        Timelines timelines = new(media, PmemBackendOf(spec));
+        return new CrashState(timelines, spec.Config.PmemBytes);
+    }
+
+    /// <summary>What the oracle demands of a recovered state: <see cref="Oracle.Check"/> for a crash at <see cref="Point"/>.</summary>
+    private sealed record Judge(Oracle Oracle, int Point)
+    {
+        public string? Check(ReadOnlySpan<byte> content) => Oracle.Check(Point, content);
+    }
+
+    /// <summary>One log to check: its round of the history, its starting media, its oracle and budget.</summary>
+    private sealed record LogCheck(CampaignSpec Spec, CrashLog Log, Media Start, Oracle Oracle, Judge? Previous, int Schedule, int Round, long Budget)
+    {
+        public int? OnlyPoint { get; init; }
+        public int? OnlyVariant { get; init; }
+        /// <summary>The first user event: before it, the log is the device's open (a format, or a recovery).</summary>
+        public int FirstUserEvent { get; } = Log.Events.Select((e, i) => (e, i)).FirstOrDefault(x => x.e.Device == DeviceId.User, (default, Log.Events.Count)).i;
+    }
+
+    /// <summary>Counts what the logs of a campaign found, and knows when to stop.</summary>
+    private sealed class Tally(CampaignSpec spec, bool stopAtFirst, Action<long, long>? progress)
+    {
+        private readonly Stopwatch _clock = Stopwatch.StartNew();
+        public long Generated;
+        public long Checked;
+        public long Violations;
+        public long RecoveryCrashStates;
+        public double RecordSeconds;
+        public int Events;
+        public CampaignCoverage Coverage = new();
+        public string? FirstViolation;
+        public ViolationSite? FirstSite;
+        public CrashHistory? FailingHistory;
+        public bool Stopped => stopAtFirst && Violations > 0;
+
+        public void Violation(string problem, ViolationSite site, List<HistoryRound> rounds)
+        {
+            Violations++;
+            if (FirstViolation is null)
+            {
+                FirstViolation = problem;
+                FirstSite = site;
+                FailingHistory = new CrashHistory(spec with { Rounds = rounds.Count, Schedules = 1 }, [.. rounds]);
+            }
+        }
+
+        public void Progress() => progress?.Invoke(Checked, spec.MaxStates);
+
+        public CampaignResult Result() => new(spec, Events, Generated, Checked, Violations, _clock.Elapsed.TotalSeconds, FirstViolation, FirstSite?.CrashPoint, FirstSite?.Variant)
+        {
+            RecoveryCrashStates = RecoveryCrashStates,
+            RecordSeconds = RecordSeconds,
+            Coverage = Coverage,
+            FirstViolationSite = FirstSite,
+            FailingHistory = FailingHistory,
+        };
+    }
+
+    /// <summary>
+    /// Checks one log: its live reads, then the sampled crash points, each with its share of every kind of state.
+    /// In a later round the points before its first user event are crashes during the live device's recovery of
+    /// the previous round's state, judged by the previous round's oracle at its crash point; the points after,
+    /// by this round's oracle, whose initial content is what that recovery gave back.
+    /// </summary>
+    private static void CheckLog(LogCheck check, Tally tally, List<HistoryRound> rounds)
+    {
+        CampaignSpec spec = check.Spec;
+        IReadOnlyList<CrashEvent> events = check.Log.Events;
+        tally.Events += events.Count;
+        Mutant mutant = ParseMutant(spec.Mutant);
+        int liveReads = CheckLiveReads(check, tally, rounds);
+
+        bool later = check.Previous is not null;
+        int first = later ? 0 : Math.Min(check.FirstUserEvent, events.Count);
+        CrashPointSample sample = CrashPointSampler.Choose(events, first, check.Budget, StateSeed.Of(spec.Seed, check.Schedule, check.Round), frontLoaded: later);
+        tally.Coverage += new CampaignCoverage { CrashPoints = sample.Candidates, LiveReads = liveReads, Logs = 1 };
+        Timelines timelines = new(check.Start, PmemBackendOf(spec));
+        for (int index = 0; index < sample.Points.Count && !tally.Stopped; index++)
+        {
+            int point = sample.Points[index];
+            if (index % spec.Shards != spec.Shard || (check.OnlyPoint is { } only && only != point))
             {
                 continue;
             }
-            int variants = VariantCount(backing, cache, pmem, statesPerPoint);
-            for (int variant = 0; variant < variants; variant++)
+            timelines.AdvanceTo(events, point);
+            bool duringRecovery = later && point <= check.FirstUserEvent;
+            Judge judge = duringRecovery ? check.Previous! : new Judge(check.Oracle, point);
+            List<StateKind> kinds = CrashStates.ExtraKinds(timelines);
+            int variants = CrashStates.VariantCount(timelines, kinds, sample.StatesPerPoint);
+            tally.Coverage += new CampaignCoverage { PointsChecked = 1 };
+            for (int variant = 0; variant < variants && !tally.Stopped; variant++)
             {
-                if (onlyVariant is { } v && v != variant)
+                if (check.OnlyVariant is { } v && v != variant)
                 {
                     continue;
                 }
-                generated++;
-                string? problem = VerifyState(spec, geometry, oracle, backing, cache, pmem, point, variant, mutant);
-                checkedStates++;
-                if (problem is null && (checkedStates % RecoveryCrashEvery) == 0)
+                CrashState state = CrashStates.Build(timelines, kinds, spec.Config.PmemBytes, spec.Seed, point, variant);
+                tally.Generated++;
+                tally.Checked++;
+                tally.Coverage = tally.Coverage.With(duringRecovery ? StateKind.DuringRecovery : CrashStates.KindOf(kinds, variant), later && !duringRecovery);
+                string? problem = RecoverAndCheck(spec, mutant, state, judge);
+                if (problem is null && StateSeed.Of(spec.Seed ^ check.Round, point, variant) % RecoveryCrashEvery == 0)
                 {
-                    (int states, string? nested) = CrashDuringRecovery(spec, geometry, oracle, backing, cache, pmem, point, variant, mutant);
-                    generated += states;
-                    checkedStates += states;
-                    recoveryCrashStates += states;
+                    (int states, string? nested) = CrashDuringRecovery(spec, mutant, state, judge, StateSeed.Of(spec.Seed, point, variant));
+                    tally.Generated += states;
+                    tally.Checked += states;
+                    tally.RecoveryCrashStates += states;
+                    tally.Coverage += new CampaignCoverage { DuringRecovery = states };
                     problem = nested;
                 }
                 if (problem is not null)
                 {
-                    violations++;
-                    if (firstViolation is null)
-                    {
-                        firstViolation = problem;
-                        firstPoint = point;
-                        firstVariant = variant;
-                    }
-                    if (stopAtFirst)
-                    {
-                        return new CampaignResult(spec, events.Count, generated, checkedStates, violations, clock.Elapsed.TotalSeconds, firstViolation, firstPoint, firstVariant) { RecoveryCrashStates = recoveryCrashStates };
-                    }
-                }
-                if (checkedStates >= spec.MaxStates)
-                {
-                    return new CampaignResult(spec, events.Count, generated, checkedStates, violations, clock.Elapsed.TotalSeconds, firstViolation, firstPoint, firstVariant) { RecoveryCrashStates = recoveryCrashStates };
+                    string where = later ? $"round {check.Round}, " : "";
+                    tally.Violation(where + problem, new ViolationSite(check.Schedule, check.Round, point, variant), rounds);
                 }
             }
-            progress?.Invoke(checkedStates, spec.MaxStates);
+            if (index % 16 == 0)
+            {
+                tally.Progress();
+            }
         }
-        return new CampaignResult(spec, events.Count, generated, checkedStates, violations, clock.Elapsed.TotalSeconds, firstViolation, firstPoint, firstVariant) { RecoveryCrashStates = recoveryCrashStates };
     }
 
-    private static int VariantCount(BlockTimeline backing, BlockTimeline cache, PmemTimeline pmem, int perPoint)
+    /// <summary>Checks every live read of the log (those of this shard) against the oracle; returns how many.</summary>
+    private static int CheckLiveReads(LogCheck check, Tally tally, List<HistoryRound> rounds)
     {
-        int nonDurable = backing.NotDurable.Count + cache.NotDurable.Count;
-        if (nonDurable == 0 && pmem.PendingLines.Count == 0)
+        if (check.OnlyPoint is not null)
         {
-            return 1; // only one state is possible here
+            return 0;
         }
-        return Math.Max(2 + Subsets(nonDurable, pmem) + SingleChanges(nonDurable, pmem), perPoint);
+        IReadOnlyList<CrashEvent> events = check.Log.Events;
+        int reads = 0;
+        for (int i = 0; i < events.Count && !tally.Stopped; i++)
+        {
+            CrashEvent e = events[i];
+            if (e.Kind != EventKind.UserReadDone || reads++ % check.Spec.Shards != check.Spec.Shard)
+            {
+                continue;
+            }
+            if (check.Oracle.CheckRead(e.Ref, i, e.OffsetBytes, e.Data) is { } problem)
+            {
+                string where = check.Previous is null ? "" : $"round {check.Round}, ";
+                tally.Violation(where + problem, new ViolationSite(check.Schedule, check.Round, i, -1), rounds);
+            }
+        }
+        return reads;
     }
-
-    /// <summary>Every subset of the non-durable block writes, when they are few and no pmem line is pending.</summary>
-    private static int Subsets(int nonDurable, PmemTimeline pmem) =>
-        nonDurable <= ExhaustiveLimit && pmem.PendingLines.Count == 0 ? 1 << nonDurable : 0;
-
-    /// <summary>Chipmunk-style bounded subsets (k = 1 from both ends): each write alone, and all but each write.</summary>
-    private static int SingleChanges(int nonDurable, PmemTimeline pmem) =>
-        Subsets(nonDurable, pmem) == 0 && nonDurable <= 32 ? 2 * nonDurable : 0;
 
     /// <summary>
-    /// Builds state <paramref name="variant"/> at crash point <paramref name="point"/>, recovers it and checks the oracle.
-    /// Variant 0: nothing non-durable survived; 1: all of it, in issue order; then the subsets of n ≤ 3
-    /// non-durable block writes (whole), or for up to 32 of them each one alone and all but each one; beyond:
-    /// seeded random (lost / kept / torn per sector, any order; a random prefix of each pmem line's pending stores).
+    /// The crash state of a log the next round starts from: of the states at <see cref="CarryCandidates"/> seeded
+    /// points in the second half of the log (up to <see cref="CarryVariants"/> at each), the one whose recovery
+    /// discarded or rebuilt the most — what recovery leaves behind is what the next round's crashes judge, and a
+    /// valid segment beyond a gap is what a careless recovery leaves. Deterministic.
     /// </summary>
-    private static string? VerifyState(CampaignSpec spec, Geometry geometry, Oracle oracle, BlockTimeline backingTimeline, BlockTimeline cacheTimeline, PmemTimeline pmemTimeline, int point, int variant, Mutant mutant)
+    private static (int Point, int Variant, Media Media) ChooseCarriedState(LogCheck check)
     {
-        (PagedBlockDevice backing, PagedBlockDevice cache, MemoryPmemRegion? pmem) = BuildState(spec, geometry, backingTimeline, cacheTimeline, pmemTimeline, point, variant);
-        return RecoverAndCheck(geometry, oracle, point, mutant, backing, cache, pmem);
+        CampaignSpec spec = check.Spec;
+        IReadOnlyList<CrashEvent> events = check.Log.Events;
+        int first = Math.Min(Math.Max(check.FirstUserEvent, events.Count / 2), events.Count);
+        Random random = new(StateSeed.Of(spec.Seed, check.Schedule, 1000 + check.Round));
+        int[] candidates = [.. Enumerable.Range(0, CarryCandidates).Select(_ => random.Next(first, events.Count + 1)).Distinct().Order()];
+        Timelines timelines = new(check.Start, PmemBackendOf(spec));
+        Mutant mutant = ParseMutant(spec.Mutant);
+        (int Point, int Variant, int Score)? best = null;
+        foreach (int point in candidates)
+        {
+            timelines.AdvanceTo(events, point);
+            List<StateKind> kinds = CrashStates.ExtraKinds(timelines);
+            int variants = CrashStates.VariantCount(timelines, kinds, CarryVariants);
+            bool gapsPossible = timelines.Cache.NotDurable.Count >= 2;
+            for (int variant = variants == 1 ? 0 : 1; variant < Math.Min(variants, CarryVariants); variant++)
+            {
+                CrashState state = CrashStates.Build(timelines, kinds, spec.Config.PmemBytes, spec.Seed, point, variant);
+                // Intact segments beyond the walk are read off the media (wb check's walk), not from what this
+                // recovery says it did: a careless recovery is exactly one that does not say.
+                int unreachable = gapsPossible ? CacheInspector.Inspect(state.Cache).UnreachableIds.Count : 0;
+                Recovered outcome = Recover(spec, mutant, state);
+                if (outcome.Report is not { } report || outcome.Content is null || check.Oracle.Check(point, outcome.Content) is not null)
+                {
+                    continue; // a state that does not recover is a violation the checks report; carry only sound ones
+                }
+                int score = 4 * unreachable + 2 * report.SegmentsDiscarded + report.PmemSegmentsRebuilt + report.PmemTornRecords;
+                if (best is null || score > best.Value.Score)
+                {
+                    best = (point, variant, score);
+                }
+            }
+        }
+        // None recovered soundly: carry the end of the log with everything landed (checked like any state).
+        (int carriedPoint, int carriedVariant) = best is { } chosen ? (chosen.Point, chosen.Variant) : (events.Count, 1);
+        Timelines at = new(check.Start, PmemBackendOf(spec));
+        at.AdvanceTo(events, carriedPoint);
+        return (carriedPoint, carriedVariant, CrashStates.Build(at, CrashStates.ExtraKinds(at), spec.Config.PmemBytes, spec.Seed, carriedPoint, carriedVariant).Materialize());
     }
 
-    internal static (PagedBlockDevice Backing, PagedBlockDevice Cache, MemoryPmemRegion? Pmem) BuildState(CampaignSpec spec, Geometry geometry, BlockTimeline backingTimeline, BlockTimeline cacheTimeline, PmemTimeline pmemTimeline, int point, int variant)
-    {
-        PagedBlockDevice backing = new(backingTimeline.Durable, "backing");
-        PagedBlockDevice cache = new(cacheTimeline.Durable, "cache");
-        MemoryPmemRegion? pmem = pmemTimeline.Durable.Length > 0 && spec.Mode == CacheMode.Persistent ? new MemoryPmemRegion(geometry.PmemBytes, pmemTimeline.Durable) : null;
-        List<(PagedBlockDevice Device, CrashEvent Write)> nonDurable =
-            [.. backingTimeline.NotDurable.Select(w => (backing, w)), .. cacheTimeline.NotDurable.Select(w => (cache, w))];
-        Random random = new(StateSeed.Of(spec.Seed, point, variant));
-        int subsets = Subsets(nonDurable.Count, pmemTimeline);
-        int singles = SingleChanges(nonDurable.Count, pmemTimeline);
-        if (variant == 1)
-        {
-            foreach ((PagedBlockDevice device, CrashEvent write) in nonDurable)
-            {
-                device.Image.Write(write.OffsetBytes, write.Data);
-            }
-            ApplyPmem(pmem, pmemTimeline, random, all: true);
-        }
-        else if (variant >= 2 && variant < 2 + subsets)
-        {
-            int mask = variant - 2;
-            for (int i = 0; i < nonDurable.Count; i++)
-            {
-                if ((mask & (1 << i)) != 0)
-                {
-                    nonDurable[i].Device.Image.Write(nonDurable[i].Write.OffsetBytes, nonDurable[i].Write.Data);
-                }
-            }
-        }
-        else if (variant >= 2 + subsets && variant < 2 + subsets + singles)
-        {
-            // k = 1 subsets: write i alone (first n variants) or every write but i (next n), pmem as durable.
-            int k = variant - 2 - subsets;
-            bool alone = k < nonDurable.Count;
-            int chosen = alone ? k : k - nonDurable.Count;
-            for (int i = 0; i < nonDurable.Count; i++)
-            {
-                if ((i == chosen) == alone)
-                {
-                    nonDurable[i].Device.Image.Write(nonDurable[i].Write.OffsetBytes, nonDurable[i].Write.Data);
-                }
-            }
-        }
-        else if (variant >= 2)
-        {
-            foreach ((PagedBlockDevice device, CrashEvent write) in nonDurable.OrderBy(_ => random.Next()))
-            {
-                int fate = random.Next(3);
-                if (fate == 1)
-                {
-                    device.Image.Write(write.OffsetBytes, write.Data);
-                }
-                else if (fate == 2)
-                {
-                    // Torn at sector granularity: each sector old or new, independently.
-                    for (int s = 0; s < write.LengthBytes / 512; s++)
-                    {
-                        if (random.Next(2) == 0)
-                        {
-                            device.Image.Write(write.OffsetBytes + s * 512, write.Data.AsSpan(s * 512, 512));
-                        }
-                    }
-                }
-            }
-            ApplyPmem(pmem, pmemTimeline, random, all: false);
-        }
-        return (backing, cache, pmem);
-    }
+    private sealed record Recovered(byte[]? Content, RecoveryReport? Report, string? Problem);
 
-    /// <summary>What each recovered state reads as: one buffer per thread, not one (often large-object) array per state.</summary>
+    /// <summary>What the content buffer of one thread's recovered states is: one per thread, not one (often large-object) array per state.</summary>
     [ThreadStatic]
     private static byte[]? t_content;
 
-    /// <summary>Recovers a crash state and checks the oracle for a crash at <paramref name="point"/>.</summary>
-    internal static string? RecoverAndCheck(Geometry geometry, Oracle oracle, int point, Mutant mutant, IBlockDevice backing, IBlockDevice cache, Writeboost.Pmem.PmemRegion? pmem)
+    /// <summary>Opens a crash state as recovery does (no worker threads) and reads the whole device.</summary>
+    private static Recovered Recover(CampaignSpec spec, Mutant mutant, CrashState state, bool keepContent = true)
     {
-        WriteboostOptions options = new() { BufferPoolSize = PoolSize, WithoutWorkers = true, Mutant = mutant };
         WriteboostDevice recovered;
         try
         {
-            recovered = WriteboostDevice.Open(backing, cache, new Tunables(geometry.Keys), options, pmem);
+            recovered = WriteboostDevice.Open(state.Backing, state.Cache, spec.Config.CreateTunables(), Options(spec.Config, mutant, workers: false), state.Pmem);
         }
 #pragma warning disable CA1031 // Any exception out of recovery is a violation to report, never to let through.
         catch (Exception error)
         {
-            return $"recovery threw {error.GetType().Name}: {error.Message}";
+            return new Recovered(null, null, $"recovery threw {error.GetType().Name}: {error.Message}");
         }
 #pragma warning restore CA1031
         try
         {
-            if (t_content is null || t_content.Length != recovered.SizeBytes)
-            {
-                t_content = new byte[recovered.SizeBytes];
-            }
-            recovered.Read(0, t_content);
-            return oracle.Check(point, t_content);
+            byte[] content = keepContent ? new byte[recovered.SizeBytes] : (t_content is { } buffer && buffer.Length == recovered.SizeBytes ? buffer : t_content = new byte[recovered.SizeBytes]);
+            recovered.Read(0, content);
+            return new Recovered(content, recovered.Recovery, null);
+        }
+        catch (IOException error)
+        {
+            // Nothing was damaged, only crashed: every block must read.
+            return new Recovered(null, recovered.Recovery, $"a read of the recovered device failed: {error.Message}");
         }
         finally
         {
@@ -423,31 +635,26 @@ public static class Campaign
         }
     }
 
+    private static string? RecoverAndCheck(CampaignSpec spec, Mutant mutant, CrashState state, Judge judge)
+    {
+        Recovered outcome = Recover(spec, mutant, state, keepContent: false);
+        return outcome.Problem ?? judge.Check(outcome.Content);
+    }
+
     /// <summary>
     /// Crashes recovery itself: recovers the state once with its devices recorded, then, at every point of
-    /// recovery's own I/O, makes the crash states the model allows (durable part, nothing / everything / a random
-    /// mix of the rest), recovers again, and checks the same oracle. Returns the states checked and the first problem.
+    /// recovery's own I/O, makes the crash states the model allows (nothing / everything / a seeded mix of the
+    /// rest), recovers again, and checks the same oracle. Returns the states checked and the first problem.
     /// </summary>
-    private static (int States, string? Problem) CrashDuringRecovery(CampaignSpec spec, Geometry geometry, Oracle oracle, BlockTimeline backingTimeline, BlockTimeline cacheTimeline, PmemTimeline pmemTimeline, int point, int variant, Mutant mutant)
+    private static (int States, string? Problem) CrashDuringRecovery(CampaignSpec spec, Mutant mutant, CrashState state, Judge judge, int seed)
     {
-        (PagedBlockDevice backing, PagedBlockDevice cache, MemoryPmemRegion? pmem) = BuildState(spec, geometry, backingTimeline, cacheTimeline, pmemTimeline, point, variant);
-        byte[] backingImage = Materialize(backing.Image);
-        byte[] cacheImage = Materialize(cache.Image);
-        byte[] pmemImage = pmem is null ? [] : Materialize(pmem.Image);
-
+        Media media = state.Materialize();
         CrashLog recovery = new();
-        MemoryBlockDevice recordedBacking = new(backingImage.Length, name: "backing");
-        MemoryBlockDevice recordedCache = new(cacheImage.Length, name: "cache");
-        backingImage.CopyTo(recordedBacking.Media);
-        cacheImage.CopyTo(recordedCache.Media);
-        RecordingPmemRegion? recordedPmem = pmem is null ? null : new RecordingPmemRegion(new MemoryPmemRegion(pmemImage.Length, pmemImage.ToArray()), recovery);
-        WriteboostOptions options = new() { BufferPoolSize = PoolSize, WithoutWorkers = true, Mutant = mutant };
+        bool mode1 = spec.Mode == CacheMode.Persistent;
+        (IBlockDevice backing, IBlockDevice cache, PmemRegion? pmem) = RecordedDevices(spec, media, recovery, mode1);
         try
         {
-            WriteboostDevice.Open(
-                new RecordingBlockDevice(recordedBacking, recovery, DeviceId.Backing),
-                new RecordingBlockDevice(recordedCache, recovery, DeviceId.Cache),
-                new Tunables(geometry.Keys), options, recordedPmem).Abandon();
+            WriteboostDevice.Open(backing, cache, spec.Config.CreateTunables(), Options(spec.Config, mutant, workers: false), pmem).Abandon();
         }
 #pragma warning disable CA1031 // Any exception out of recovery is a violation to report.
         catch (Exception error)
@@ -455,28 +662,20 @@ public static class Campaign
             return (1, $"recovery threw {error.GetType().Name}: {error.Message}");
         }
 #pragma warning restore CA1031
-
-        BlockTimeline b = new(DeviceId.Backing, backingImage.ToArray());
-        BlockTimeline c = new(DeviceId.Cache, cacheImage.ToArray());
-        PmemTimeline p = new(pmemImage.ToArray());
-        CampaignSpec inner = spec with { Mode = pmem is null ? CacheMode.Volatile : CacheMode.Persistent };
+        Timelines timelines = new(media, PmemBackendOf(spec));
         int states = 0;
         IReadOnlyList<CrashEvent> events = recovery.Events;
         for (int q = 0; q <= events.Count; q++)
         {
-            if (q > 0)
-            {
-                b.Apply(q - 1, events[q - 1]);
-                c.Apply(q - 1, events[q - 1]);
-                p.Apply(events[q - 1]);
-            }
-            int variants = b.NotDurable.Count + c.NotDurable.Count + p.PendingLines.Count == 0 ? 1 : 3;
+            timelines.AdvanceTo(events, q);
+            List<StateKind> kinds = CrashStates.ExtraKinds(timelines);
+            int variants = Math.Min(3, CrashStates.VariantCount(timelines, kinds, 3));
             for (int v = 0; v < variants; v++)
             {
-                // Variants 0 and 1 as usual; 2 is a seeded random mix (variant numbers past the subset range).
-                (PagedBlockDevice sb, PagedBlockDevice sc, MemoryPmemRegion? sp) = BuildState(inner, geometry, b, c, p, point * 7919 + q, v < 2 ? v : 1000);
+                // Variants 0 and 1 as usual; 2 a seeded mix.
+                CrashState nested = CrashStates.Build(timelines, kinds, spec.Config.PmemBytes, seed, q, v < 2 ? v : 2 + (q % Math.Max(1, kinds.Count)));
                 states++;
-                if (RecoverAndCheck(geometry, oracle, point, mutant, sb, sc, sp) is { } problem)
+                if (RecoverAndCheck(spec, mutant, nested, judge) is { } problem)
                 {
                     return (states, $"after a crash at event {q} of recovery's own I/O: {problem}");
                 }
@@ -485,30 +684,24 @@ public static class Campaign
         return (states, null);
     }
 
-    internal static byte[] Materialize(PagedImage image)
+    // ---- for the fault and corruption sweeps: the default configuration's devices and states ----
+
+    internal static (PagedBlockDevice Backing, PagedBlockDevice Cache, MemoryPmemRegion? Pmem) BuildState(CampaignSpec spec, Geometry geometry, BlockTimeline backingTimeline, BlockTimeline cacheTimeline, PmemTimeline pmemTimeline, int point, int variant)
     {
-        byte[] bytes = new byte[image.LengthBytes];
-        image.Read(0, bytes);
-        return bytes;
+        Timelines timelines = Timelines.Of(backingTimeline, cacheTimeline, spec.Mode == CacheMode.Persistent ? pmemTimeline : null, point);
+        CrashState state = CrashStates.Build(timelines, CrashStates.ExtraKinds(timelines), geometry.PmemBytes, spec.Seed, point, variant);
+        return (state.Backing, state.Cache, state.PmemLines);
     }
 
-    private static void ApplyPmem(MemoryPmemRegion? pmem, PmemTimeline timeline, Random random, bool all)
+    /// <summary>Recovers a crash state of the default configuration and checks the oracle for a crash at <paramref name="point"/>.</summary>
+    internal static string? RecoverAndCheck(Geometry geometry, Oracle oracle, int point, Mutant mutant, PagedBlockDevice backing, PagedBlockDevice cache, MemoryPmemRegion? pmem)
     {
-        if (pmem is null)
+        CampaignSpec spec = new(pmem is null ? CacheMode.Volatile : CacheMode.Persistent, Workload.Random, 0, 0, 0)
         {
-            return;
-        }
-        byte[] line = new byte[PmemTimeline.LineBytes];
-        foreach ((long index, List<(int OffsetInLine, byte[] Bytes)> stores) in timeline.PendingLines)
-        {
-            int count = all ? stores.Count : random.Next(stores.Count + 1);
-            if (count == 0)
-            {
-                continue;
-            }
-            pmem.Read(index * PmemTimeline.LineBytes, line);
-            PmemTimeline.ApplyPrefix(line.AsSpan(), 0, stores, count);
-            pmem.Write(index * PmemTimeline.LineBytes, line);
-        }
+            Config = CrashConfig.Default with { Keys = geometry.Keys },
+        };
+        return RecoverAndCheck(spec, mutant, CrashState.Of(backing, cache, pmem), new Judge(oracle, point));
     }
+
+    internal static byte[] Materialize(PagedImage image) => CrashState.Materialize(image);
 }

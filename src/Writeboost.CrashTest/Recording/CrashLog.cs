@@ -22,6 +22,10 @@ public enum EventKind : byte
     UserWriteAck,
     UserFlush,
     UserFlushAck,
+    /// <summary>The user issued a read of <see cref="CrashEvent.OffsetBytes"/>, <see cref="CrashEvent.LengthBytes"/> (MARK).</summary>
+    UserRead,
+    /// <summary>The read <see cref="CrashEvent.Ref"/> completed; <see cref="CrashEvent.Data"/> is what it returned (MARK).</summary>
+    UserReadDone,
 }
 
 /// <summary>Which device an event is on.</summary>

@@ -6,7 +6,10 @@ namespace Writeboost.CrashTest.States;
 /// One block device, advanced event by event: the durable image, and the writes issued but not yet durable.
 /// The crash model: a write is durable once it completed and a flush begun after its completion has ended,
 /// or once a FUA write completed. Anything else issued before the crash may be lost, kept, or torn per sector,
-/// in any order.
+/// in any order — but a write that completed before an overlapping one was issued never lands over it: where
+/// the later write is durable, the earlier one's sectors are <em>shadowed</em> and no crash state shows them (a
+/// drive's cache holds the newest data of a sector; found when write-around sent a user's overwrites straight to
+/// the backing store and the harness let a stale write land over a FUA-acknowledged one).
 /// </summary>
 internal sealed class BlockTimeline(DeviceId device, byte[] initial)
 {
@@ -17,12 +20,18 @@ internal sealed class BlockTimeline(DeviceId device, byte[] initial)
     private readonly SortedDictionary<int, CrashEvent> _notDurable = [];
     private readonly HashSet<int> _completed = [];
     private readonly Dictionary<int, List<int>> _flushSets = [];
+    // Write B → the non-durable writes that had completed when B was issued and overlap it.
+    private readonly Dictionary<int, List<int>> _overwrites = [];
+    // Write A → byte ranges of it that a later durable write owns.
+    private readonly Dictionary<int, List<(long Start, long End)>> _shadowed = [];
 
     public DeviceId Device => device;
     /// <summary>What the media holds for sure. Mutated as the timeline advances: use it only at the current point.</summary>
     public byte[] Durable { get; } = initial;
     /// <summary>Writes issued before the current point and not durable at it, in issue order.</summary>
     public IReadOnlyCollection<CrashEvent> NotDurable => _notDurable.Values;
+    /// <summary>The same writes with the index of the event that issued each.</summary>
+    public IEnumerable<KeyValuePair<int, CrashEvent>> NotDurableByIssue => _notDurable;
 
     public void Apply(int index, CrashEvent e)
     {
@@ -33,6 +42,17 @@ internal sealed class BlockTimeline(DeviceId device, byte[] initial)
         switch (e.Kind)
         {
             case EventKind.Write:
+                foreach ((int earlier, CrashEvent older) in _notDurable)
+                {
+                    if (_completed.Contains(earlier) && Overlap(older, e) is not null)
+                    {
+                        if (!_overwrites.TryGetValue(index, out List<int>? list))
+                        {
+                            _overwrites[index] = list = [];
+                        }
+                        list.Add(earlier);
+                    }
+                }
                 _notDurable[index] = e;
                 break;
             case EventKind.WriteDone:
@@ -63,8 +83,70 @@ internal sealed class BlockTimeline(DeviceId device, byte[] initial)
     {
         if (_notDurable.Remove(write, out CrashEvent e))
         {
-            e.Data!.CopyTo(Durable, e.OffsetBytes);
+            WriteTo(Durable, write, e);
             _completed.Remove(write);
+            _shadowed.Remove(write);
+            if (_overwrites.Remove(write, out List<int>? older))
+            {
+                foreach (int earlier in older)
+                {
+                    if (_notDurable.TryGetValue(earlier, out CrashEvent shadowed) && Overlap(shadowed, e) is { } range)
+                    {
+                        if (!_shadowed.TryGetValue(earlier, out List<(long, long)>? ranges))
+                        {
+                            _shadowed[earlier] = ranges = [];
+                        }
+                        ranges.Add(range);
+                    }
+                }
+            }
+        }
+    }
+
+    private static (long Start, long End)? Overlap(CrashEvent a, CrashEvent b)
+    {
+        long start = Math.Max(a.OffsetBytes, b.OffsetBytes);
+        long end = Math.Min(a.OffsetBytes + a.LengthBytes, b.OffsetBytes + b.LengthBytes);
+        return start < end ? (start, end) : null;
+    }
+
+    /// <summary>Whether sector <paramref name="sectorOffsetBytes"/> of non-durable write <paramref name="write"/> is owned by a later durable write.</summary>
+    public bool IsShadowed(int write, long sectorOffsetBytes) =>
+        _shadowed.TryGetValue(write, out List<(long Start, long End)>? ranges) && ranges.Any(r => sectorOffsetBytes >= r.Start && sectorOffsetBytes < r.End);
+
+    /// <summary>Lands write <paramref name="write"/> (issued at that event) on <paramref name="image"/>, but for its shadowed sectors.</summary>
+    public void WriteTo(Span<byte> image, int write, CrashEvent e)
+    {
+        if (!_shadowed.ContainsKey(write))
+        {
+            e.Data!.CopyTo(image[(int)e.OffsetBytes..]);
+            return;
+        }
+        for (int s = 0; s < e.LengthBytes / 512; s++)
+        {
+            if (!IsShadowed(write, e.OffsetBytes + s * 512))
+            {
+                e.Data.AsSpan(s * 512, 512).CopyTo(image[(int)(e.OffsetBytes + s * 512)..]);
+            }
+        }
+    }
+
+    /// <inheritdoc cref="WriteTo(Span{byte}, int, CrashEvent)"/>
+    public void WriteTo(PagedImage image, int write, CrashEvent e)
+    {
+        for (int s = 0; s < e.LengthBytes / 512; s++)
+        {
+            if (!IsShadowed(write, e.OffsetBytes + s * 512))
+            {
+                // Contiguous runs in one call: most writes have no shadow at all.
+                int run = 1;
+                while (s + run < e.LengthBytes / 512 && !IsShadowed(write, e.OffsetBytes + (s + run) * 512))
+                {
+                    run++;
+                }
+                image.Write(e.OffsetBytes + s * 512, e.Data.AsSpan(s * 512, run * 512));
+                s += run - 1;
+            }
         }
     }
 }

@@ -136,6 +136,29 @@ internal sealed class Oracle
     }
 
     /// <summary>
+    /// Null when a read issued at event <paramref name="issuedAt"/> and completed at <paramref name="completedAt"/>
+    /// on a running device gave, for each sector, the last write acknowledged before the read was issued or a later
+    /// one issued before it completed (in flight meanwhile); else what is wrong. Writes to one sector are never in
+    /// flight together in the harness's workloads, so issue order is the order they apply in.
+    /// </summary>
+    public string? CheckRead(int issuedAt, int completedAt, long offsetBytes, ReadOnlySpan<byte> data)
+    {
+        for (int s = 0; s < data.Length / SectorBytes; s++)
+        {
+            long sector = offsetBytes / SectorBytes + s;
+            ReadOnlySpan<byte> actual = data.Slice(s * SectorBytes, SectorBytes);
+            List<Entry> writes = _bySector.TryGetValue(sector, out List<Entry>? list) ? list : [];
+            int lastAcked = LastBefore(writes, issuedAt, durable: false);
+            if (!Allowed(writes, lastAcked, completedAt, actual, Initial(sector)))
+            {
+                string expected = lastAcked < 0 ? "its initial content" : $"the write issued at event {writes[lastAcked].Issue}";
+                return $"a live read of sector {sector} (issued at event {issuedAt}, done at {completedAt}) gave neither the last acknowledged write ({expected}) nor a later one in flight";
+            }
+        }
+        return null;
+    }
+
+    /// <summary>
     /// Null when every sector of <paramref name="device"/> holds its initial content or the data of some write
     /// of the log (damaged media may lose acknowledged data, but must never produce data nobody wrote there).
     /// </summary>

@@ -1,5 +1,6 @@
 using Writeboost.Cache.Table;
 using Writeboost.CrashTest;
+using Writeboost.CrashTest.Configs;
 using Writeboost.CrashTest.Recording;
 using Writeboost.CrashTest.States;
 using Writeboost.Tests.Support;
@@ -31,13 +32,119 @@ public sealed class CrashHarnessTests
     [DataRow("trust-segment-without-checksum")]
     [DataRow("replay-stale-after-gap")]
     [DataRow("reuse-slot-before-writeback-flushed")]
-    public void The_harness_catches_every_seeded_bug(string mutant)
+    [DataRow("discard-only-next-segment")]
+    [DataRow("reuse-pmem-buffer-once-written")]
+    [DataRow("pmem-record-crc-skips-data")]
+    [DataRow("read-buffer-serves-unheld-sectors")]
+    [DataRow("compact-metablock-claims-whole-block")]
+    public void The_default_campaign_catches_every_seeded_bug_with_any_seed(string mutant)
     {
         (string _, CacheMode mode, Workload workload, string _) = Campaign.Mutants.Single(m => m.Name == mutant);
         foreach (int seed in new[] { 1, 2, 3 })
         {
-            CampaignResult result = Campaign.Run(new CampaignSpec(mode, workload, seed, Ops: 150, MaxStates: 50_000, mutant), stopAtFirst: true);
-            Assert.AreEqual(1, result.Violations, $"mutant {mutant} passed seed {seed}: the harness has no teeth for it");
+            // What `wb crashtest --mutant NAME --seed S` runs: the default plan (every workload, the spread of
+            // configurations, three schedules, two rounds, live reads), in the bug's mode.
+            (CampaignResult? catching, long states) = DefaultPlan(mode, seed, mutant).Hunt(workload);
+            Assert.IsNotNull(catching, $"mutant {mutant} passed seed {seed} after {states} states: the harness has no teeth for it");
+        }
+    }
+
+    private static CampaignPlan DefaultPlan(CacheMode mode, int seed, string mutant = "none") =>
+        new([mode], [Workload.Random, Workload.Overwrite, Workload.Wrap], seed, Ops: 150, States: 60_000, mutant);
+
+    [TestMethod]
+    public void Only_a_second_crash_shows_recovery_that_leaves_valid_segments_beyond_a_gap()
+    {
+        foreach (int seed in new[] { 1, 2 })
+        {
+            CampaignPlan plan = DefaultPlan(CacheMode.Volatile, seed, "discard-only-next-segment");
+            Assert.IsNull((plan with { Rounds = 1 }).Hunt(Workload.Random).Catching, "one crash and one recovery read back correctly: the leftovers hurt only the next life");
+            (CampaignResult? catching, long _) = plan.Hunt(Workload.Random);
+            Assert.IsNotNull(catching);
+            Assert.IsGreaterThan(1, catching.FirstViolationSite!.Round, "caught in a later round of the history");
+        }
+    }
+
+    [TestMethod]
+    public void Only_a_live_read_shows_a_read_path_bug_in_the_ram_buffer()
+    {
+        CampaignPlan plan = DefaultPlan(CacheMode.Volatile, 1, "read-buffer-serves-unheld-sectors");
+        Assert.IsNull((plan with { ReadPercent = 0 }).Hunt(Workload.Random).Catching, "recovery reads the media, never a RAM buffer");
+        StringAssert.Contains(plan.Hunt(Workload.Random).Catching!.FirstViolation, "a live read");
+    }
+
+    [TestMethod]
+    public void Only_order_11_shows_a_bug_in_its_8_byte_metablocks()
+    {
+        CampaignPlan plan = DefaultPlan(CacheMode.Volatile, 1, "compact-metablock-claims-whole-block");
+        Assert.IsNull((plan with { Configs = ConfigChoice.Default }).Hunt(Workload.Overwrite).Catching, "the default configuration has 16-byte metablocks");
+        Assert.AreEqual(11, plan.Hunt(Workload.Overwrite).Catching!.Spec.Config.SegmentSizeOrder);
+    }
+
+    [TestMethod]
+    [DataRow(CacheMode.Volatile)]
+    [DataRow(CacheMode.Persistent)]
+    public void A_campaign_covers_every_kind_of_state_across_the_whole_log(CacheMode mode)
+    {
+        CampaignSpec spec = new(mode, Workload.Random, Seed: 3, Ops: 800, MaxStates: 12_000);
+        CampaignResult result = Campaign.Run(spec);
+        CampaignCoverage coverage = result.Coverage;
+
+        Assert.AreEqual(0, result.Violations, result.FirstViolation);
+        Assert.AreEqual(6, coverage.Logs, "three schedules of two rounds each");
+        Assert.IsGreaterThan(coverage.PointsChecked * 5, coverage.CrashPoints, "a budget far below the log's size: sampled (the sampler's own test shows it reaches the end)");
+        Assert.IsGreaterThan(0L, coverage.Prefix);
+        Assert.IsGreaterThan(0L, coverage.Subset);
+        Assert.IsGreaterThan(0L, coverage.Torn);
+        Assert.IsGreaterThan(0L, coverage.DuringRecovery);
+        Assert.IsGreaterThan(0L, coverage.SecondCrash);
+        Assert.IsGreaterThan(0L, coverage.LiveReads);
+        if (mode == CacheMode.Persistent)
+        {
+            Assert.IsGreaterThan(0L, coverage.PmemPrefix, "torn pmem lines get their share at the default budget");
+        }
+    }
+
+    [TestMethod]
+    public void The_sampled_crash_points_reach_the_end_of_a_long_log()
+    {
+        CrashEvent[] events = [.. Enumerable.Range(0, 8000).Select(i => i % 2 == 0 ? UserWrite(1, fua: false) : Ack(i - 1, fua: false))];
+        CrashPointSample sample = CrashPointSampler.Choose(events, first: 0, budget: 6000, seed: 1, frontLoaded: false);
+
+        Assert.AreEqual(1000, sample.Points.Count, "the budget's worth of points, six states each");
+        Assert.IsGreaterThan(7900, sample.Points[^1], "the last stratum is near the end of the log");
+        Assert.IsLessThan(100, sample.Points[0]);
+        int[] gaps = [.. sample.Points.Zip(sample.Points.Skip(1), (a, b) => b - a)];
+        Assert.IsLessThan(17, gaps.Max(), "one point per stratum of eight events");
+    }
+
+    [TestMethod]
+    [DataRow("0 b c segment_size_order 11 barrier_deadline_ms 2", 3)]
+    [DataRow("1 b c p segment_size_order 10 pmem_backend block writeback_threshold 100", 2)]
+    [DataRow("1 b c p segment_size_order 5 update_sb_record_interval 1 sync_data_interval 1 read_cache_threshold 4 nr_read_cache_cells 8", 1)]
+    [DataRow("0 b c segment_size_order 5 write_around_mode 1", 2)]
+    public void A_configuration_given_as_a_table_loses_nothing_acknowledged(string table, int writers)
+    {
+        (CacheMode mode, CrashConfig config) = CrashConfig.FromTable(table, poolSize: 3, writers);
+        foreach (Workload workload in new[] { Workload.Random, Workload.Wrap })
+        {
+            CampaignResult result = Campaign.Run(new CampaignSpec(mode, workload, Seed: 2, Ops: 150, MaxStates: 3000) { Config = config });
+            Assert.AreEqual(0, result.Violations, $"{config.Describe(mode)}, {workload}: {result.FirstViolation}");
+            Assert.IsGreaterThan(1000L, result.StatesChecked);
+        }
+    }
+
+    [TestMethod]
+    public void The_spread_of_configurations_pins_orders_10_and_11_several_writers_and_the_pmem_block_backend()
+    {
+        foreach (int seed in new[] { 1, 2, 3, 4 })
+        {
+            IReadOnlyList<CrashConfig> spread = CrashConfig.Spread(seed, 3);
+            Assert.AreEqual(CrashConfig.Default, spread[0]);
+            Assert.AreEqual(10, spread[1].SegmentSizeOrder);
+            Assert.IsGreaterThan(1, spread[1].Writers);
+            Assert.AreEqual(Writeboost.Pmem.PmemBackend.Block, spread[1].PmemBackend);
+            Assert.AreEqual(11, spread[2].SegmentSizeOrder);
         }
     }
 
@@ -45,7 +152,7 @@ public sealed class CrashHarnessTests
     public void A_failing_random_state_replays_the_same_in_another_process()
     {
         using TempDirectory dir = new();
-        // Seed 1's first failure under this mutant is a seeded random state (variant 13), not nothing/everything.
+        // Seed 1's first failure under this mutant is a seeded state past nothing/everything, in a recorded history.
         WbResult found = WbProcess.Run(null, "crashtest", "--mode", "0", "--workload", "random", "--seed", "1",
             "--mutant", "trust-segment-without-checksum", "--save-log", dir.Path, "--json");
         using System.Text.Json.JsonDocument json = System.Text.Json.JsonDocument.Parse(found.Stdout);
@@ -64,7 +171,8 @@ public sealed class CrashHarnessTests
     public void Every_listed_mutant_has_a_test_above()
     {
         CollectionAssert.AreEquivalent(
-            new[] { "ack-before-pmem-persist", "drop-pmem-fence", "skip-cache-flush-before-ack", "trust-segment-without-checksum", "replay-stale-after-gap", "reuse-slot-before-writeback-flushed" },
+            new[] { "ack-before-pmem-persist", "drop-pmem-fence", "skip-cache-flush-before-ack", "trust-segment-without-checksum", "replay-stale-after-gap", "reuse-slot-before-writeback-flushed",
+                "discard-only-next-segment", "reuse-pmem-buffer-once-written", "pmem-record-crc-skips-data", "read-buffer-serves-unheld-sectors", "compact-metablock-claims-whole-block" },
             Campaign.Mutants.Select(m => m.Name).ToArray());
     }
 

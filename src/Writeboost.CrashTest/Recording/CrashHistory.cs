@@ -1,0 +1,95 @@
+using Writeboost.Cache.Table;
+
+namespace Writeboost.CrashTest.Recording;
+
+/// <summary>One life of the device in a multi-crash history: its recorded log, and (but for the last) the crash state the next life starts from.</summary>
+/// <param name="CarriedPoint">The crash point of this log whose state the next round recovers and goes on with (-1: the last round).</param>
+public sealed record HistoryRound(CrashLog Log, int CarriedPoint = -1, int CarriedVariant = -1);
+
+/// <summary>
+/// What reproduces a failing state of a campaign, whatever machine it runs on: the campaign's options and the
+/// recorded rounds up to the failing one (each round's log, and the crash state the next one started from). The
+/// logs hold the interleaving that happened, so the worker threads' timing no longer matters. Saved in a small
+/// binary format (<c>wb crashtest --save-log</c>, replayed with <c>--replay</c>).
+/// </summary>
+public sealed record CrashHistory(CampaignSpec Spec, IReadOnlyList<HistoryRound> Rounds)
+{
+    private const uint FileMagic = 0x48434257u; // "WBCH"
+    private const int FileVersion = 1;
+
+    public void Save(Stream stream)
+    {
+        ArgumentNullException.ThrowIfNull(stream);
+        using BinaryWriter writer = new(stream, System.Text.Encoding.UTF8, leaveOpen: true);
+        writer.Write(FileMagic);
+        writer.Write(FileVersion);
+        writer.Write((int)Spec.Mode);
+        writer.Write((int)Spec.Workload);
+        writer.Write(Spec.Seed);
+        writer.Write(Spec.Ops);
+        writer.Write(Spec.Mutant);
+        writer.Write(Spec.Config.ToTable(Spec.Mode));
+        writer.Write(Spec.Config.PoolSize);
+        writer.Write(Spec.Config.Writers);
+        writer.Write(Spec.ReadPercent);
+        writer.Write(Rounds.Count);
+        foreach (HistoryRound round in Rounds)
+        {
+            writer.Write(round.CarriedPoint);
+            writer.Write(round.CarriedVariant);
+            using MemoryStream log = new();
+            round.Log.Save(log);
+            writer.Write(checked((int)log.Length));
+            writer.Write(log.GetBuffer(), 0, (int)log.Length);
+        }
+    }
+
+    /// <summary>Loads a saved history, or a bare crash log (one round, the options given as <paramref name="bareLogSpec"/>).</summary>
+    /// <exception cref="InvalidDataException">the file is neither.</exception>
+    public static CrashHistory Load(Stream stream, CampaignSpec bareLogSpec)
+    {
+        ArgumentNullException.ThrowIfNull(stream);
+        ArgumentNullException.ThrowIfNull(bareLogSpec);
+        using BinaryReader reader = new(stream, System.Text.Encoding.UTF8, leaveOpen: true);
+        long start = stream.Position;
+        uint magic = reader.ReadUInt32();
+        if (magic != FileMagic)
+        {
+            stream.Position = start;
+            return new CrashHistory(bareLogSpec, [new HistoryRound(CrashLog.Load(stream))]);
+        }
+        int version = reader.ReadInt32();
+        if (version != FileVersion)
+        {
+            throw new InvalidDataException($"crash history version {version}: this wb reads version {FileVersion}");
+        }
+        CacheMode mode = (CacheMode)reader.ReadInt32();
+        Workload workload = (Workload)reader.ReadInt32();
+        int seed = reader.ReadInt32();
+        int ops = reader.ReadInt32();
+        string mutant = reader.ReadString();
+        string table = reader.ReadString();
+        int pool = reader.ReadInt32();
+        int writers = reader.ReadInt32();
+        int readPercent = reader.ReadInt32();
+        (CacheMode _, Configs.CrashConfig config) = Configs.CrashConfig.FromTable(table, pool, writers);
+        int count = reader.ReadInt32();
+        List<HistoryRound> rounds = [];
+        for (int i = 0; i < count; i++)
+        {
+            int point = reader.ReadInt32();
+            int variant = reader.ReadInt32();
+            int length = reader.ReadInt32();
+            using MemoryStream log = new(reader.ReadBytes(length));
+            rounds.Add(new HistoryRound(CrashLog.Load(log), point, variant));
+        }
+        CampaignSpec spec = new(mode, workload, seed, ops, long.MaxValue, mutant)
+        {
+            Config = config,
+            Rounds = count,
+            Schedules = 1,
+            ReadPercent = readPercent,
+        };
+        return new CrashHistory(spec, rounds);
+    }
+}

@@ -1,0 +1,354 @@
+using Writeboost.CrashTest.Recording;
+using Writeboost.Pmem;
+
+namespace Writeboost.CrashTest.States;
+
+/// <summary>The classes of crash state the harness makes at a crash point (see <see cref="CrashStates"/>).</summary>
+public enum StateKind
+{
+    /// <summary>The non-durable block writes that survived are a prefix of their issue order: none, all, or the first k.</summary>
+    Prefix,
+    /// <summary>Any subset of the non-durable block writes survived, each whole: every subset of up to three, each one alone and all but each one, then seeded ones.</summary>
+    Subset,
+    /// <summary>Non-durable block writes each lost, kept or torn per 512-byte sector (at least one torn), pmem lines at random prefixes.</summary>
+    Torn,
+    /// <summary>Pmem lines at prefixes of their pending stores — partial ones on purpose (a record's line without all its data's, a store torn at a line boundary).</summary>
+    PmemPrefix,
+    /// <summary>A crash inside recovery's own I/O, recovered again.</summary>
+    DuringRecovery,
+}
+
+/// <summary>The bytes of the three devices at one moment.</summary>
+internal sealed record Media(byte[] Backing, byte[] Cache, byte[] Pmem)
+{
+    public static Media Blank(long backingBytes, long cacheBytes, long pmemBytes) => new(new byte[backingBytes], new byte[cacheBytes], new byte[pmemBytes]);
+}
+
+/// <summary>
+/// The three devices of a recorded run, advanced event by event: the backing store and the cache device as block
+/// devices, and the pmem region as cache lines (dax backend) or as a block device (block backend).
+/// </summary>
+internal sealed class Timelines
+{
+    public Timelines(Media initial, PmemBackend? pmem)
+    {
+        Backing = new BlockTimeline(DeviceId.Backing, initial.Backing.ToArray());
+        Cache = new BlockTimeline(DeviceId.Cache, initial.Cache.ToArray());
+        PmemBackend = pmem;
+        if (pmem == Writeboost.Pmem.PmemBackend.Block)
+        {
+            PmemDevice = new BlockTimeline(DeviceId.Pmem, initial.Pmem.ToArray());
+        }
+        else if (pmem is not null)
+        {
+            PmemLines = new PmemTimeline(initial.Pmem.ToArray());
+        }
+    }
+
+    private Timelines(BlockTimeline backing, BlockTimeline cache, PmemTimeline? pmem, int applied)
+    {
+        Backing = backing;
+        Cache = cache;
+        PmemLines = pmem;
+        PmemBackend = pmem is null ? null : Writeboost.Pmem.PmemBackend.Dax;
+        Applied = applied;
+    }
+
+    /// <summary>Timelines advanced elsewhere (the fault and corruption sweeps'), standing at <paramref name="point"/>.</summary>
+    public static Timelines Of(BlockTimeline backing, BlockTimeline cache, PmemTimeline? pmem, int point) => new(backing, cache, pmem, point);
+
+    public BlockTimeline Backing { get; }
+    public BlockTimeline Cache { get; }
+    /// <summary>Mode 1, block backend: the pmem region's device.</summary>
+    public BlockTimeline? PmemDevice { get; }
+    /// <summary>Mode 1, dax backend: the pmem region's lines.</summary>
+    public PmemTimeline? PmemLines { get; }
+    public PmemBackend? PmemBackend { get; }
+    /// <summary>Events applied so far: the timelines stand at crash point <see cref="Applied"/>.</summary>
+    public int Applied { get; private set; }
+
+    public void AdvanceTo(IReadOnlyList<CrashEvent> events, int point)
+    {
+        for (; Applied < point; Applied++)
+        {
+            CrashEvent e = events[Applied];
+            Backing.Apply(Applied, e);
+            Cache.Apply(Applied, e);
+            PmemDevice?.Apply(Applied, e);
+            PmemLines?.Apply(e);
+        }
+    }
+
+    /// <summary>Every non-durable block write (backing, cache, block-backend pmem), in issue order, with the event that issued it.</summary>
+    public List<(int Issue, BlockTimeline Device, CrashEvent Write)> NonDurableWrites()
+    {
+        IEnumerable<(int Issue, BlockTimeline Device, CrashEvent Write)> all = Backing.NotDurableByIssue.Select(w => (w.Key, Backing, w.Value))
+            .Concat(Cache.NotDurableByIssue.Select(w => (w.Key, Cache, w.Value)));
+        if (PmemDevice is not null)
+        {
+            all = all.Concat(PmemDevice.NotDurableByIssue.Select(w => (w.Key, PmemDevice, w.Value)));
+        }
+        return [.. all.OrderBy(w => w.Issue)];
+    }
+
+    public int NonDurableCount => Backing.NotDurable.Count + Cache.NotDurable.Count + (PmemDevice?.NotDurable.Count ?? 0);
+    public int PendingLineCount => PmemLines?.PendingLines.Count ?? 0;
+}
+
+/// <summary>One crash state's devices: copy-on-write overlays over the timelines' durable images.</summary>
+internal sealed class CrashState
+{
+    public CrashState(Timelines timelines, long pmemBytes)
+    {
+        Backing = new PagedBlockDevice(timelines.Backing.Durable, "backing");
+        Cache = new PagedBlockDevice(timelines.Cache.Durable, "cache");
+        if (timelines.PmemDevice is not null)
+        {
+            PmemDevice = new PagedBlockDevice(timelines.PmemDevice.Durable, "pmem");
+            Pmem = Writeboost.Pmem.Pmem.Alloc(PmemDevice, 0, pmemBytes);
+        }
+        else if (timelines.PmemLines is not null)
+        {
+            PmemLines = new MemoryPmemRegion(pmemBytes, timelines.PmemLines.Durable);
+            Pmem = PmemLines;
+        }
+    }
+
+    private CrashState(PagedBlockDevice backing, PagedBlockDevice cache, MemoryPmemRegion? pmem)
+    {
+        Backing = backing;
+        Cache = cache;
+        PmemLines = pmem;
+        Pmem = pmem;
+    }
+
+    public static CrashState Of(PagedBlockDevice backing, PagedBlockDevice cache, MemoryPmemRegion? pmem) => new(backing, cache, pmem);
+
+    public PagedBlockDevice Backing { get; }
+    public PagedBlockDevice Cache { get; }
+    public PagedBlockDevice? PmemDevice { get; }
+    public MemoryPmemRegion? PmemLines { get; }
+    /// <summary>The region recovery opens (null in mode 0).</summary>
+    public PmemRegion? Pmem { get; }
+
+    public PagedImage Image(BlockTimeline device) => device.Device switch
+    {
+        DeviceId.Backing => Backing.Image,
+        DeviceId.Cache => Cache.Image,
+        _ => PmemDevice!.Image,
+    };
+
+    public Media Materialize() => new(
+        Materialize(Backing.Image),
+        Materialize(Cache.Image),
+        PmemDevice is not null ? Materialize(PmemDevice.Image) : PmemLines is not null ? Materialize(PmemLines.Image) : []);
+
+    internal static byte[] Materialize(PagedImage image)
+    {
+        byte[] bytes = new byte[image.LengthBytes];
+        image.Read(0, bytes);
+        return bytes;
+    }
+}
+
+/// <summary>
+/// The crash states at one crash point, numbered. Surviving writes land in issue order (two writes to one sector
+/// are never in flight together on one device here, so that is the order a drive applies them in; writes to
+/// different sectors commute). Variant 0: nothing non-durable survived; 1: all of it did (in
+/// issue order; every pending pmem store too). From 2 on the kinds that apply here take turns — subsets, torn
+/// writes, pmem line prefixes, k-prefixes — so however small the budget per point, each kind gets its share:
+/// variant v ≥ 2 is the ((v − 2) / kinds)-th state of kind (v − 2) % kinds. Each state is seeded by (seed, point,
+/// variant) alone, so it is rebuilt exactly from a saved log, in any process, on any shard.
+/// </summary>
+internal static class CrashStates
+{
+    private const int ExhaustiveLimit = 3;
+
+    /// <summary>The kinds beyond none/all that can make a different state at the timelines' point.</summary>
+    public static List<StateKind> ExtraKinds(Timelines timelines)
+    {
+        int writes = timelines.NonDurableCount;
+        List<StateKind> kinds = [];
+        if (writes >= 2)
+        {
+            kinds.Add(StateKind.Subset);
+        }
+        if (timelines.NonDurableWrites().Any(w => w.Write.LengthBytes > 512))
+        {
+            kinds.Add(StateKind.Torn);
+        }
+        if (timelines.PendingLineCount > 0)
+        {
+            kinds.Add(StateKind.PmemPrefix);
+        }
+        if (writes >= 3)
+        {
+            kinds.Add(StateKind.Prefix);
+        }
+        return kinds;
+    }
+
+    /// <summary>How many variants to check at this point: 1 when only one state is possible, 2 when none/all are all, else the budget.</summary>
+    public static int VariantCount(Timelines timelines, List<StateKind> extraKinds, int perPoint)
+    {
+        if (timelines.NonDurableCount == 0 && timelines.PendingLineCount == 0)
+        {
+            return 1;
+        }
+        return extraKinds.Count == 0 ? 2 : Math.Max(perPoint, 2 + extraKinds.Count);
+    }
+
+    public static StateKind KindOf(List<StateKind> extraKinds, int variant) =>
+        variant < 2 || extraKinds.Count == 0 ? StateKind.Prefix : extraKinds[(variant - 2) % extraKinds.Count];
+
+    /// <summary>Builds state <paramref name="variant"/> at the timelines' point.</summary>
+    public static CrashState Build(Timelines timelines, List<StateKind> extraKinds, long pmemBytes, int seed, int point, int variant)
+    {
+        CrashState state = new(timelines, pmemBytes);
+        List<(int Issue, BlockTimeline Device, CrashEvent Write)> writes = timelines.NonDurableWrites();
+        Random random = new(StateSeed.Of(seed, point, variant));
+        void Keep(int i) => writes[i].Device.WriteTo(state.Image(writes[i].Device), writes[i].Issue, writes[i].Write);
+        if (variant == 0)
+        {
+            return state;
+        }
+        if (variant == 1 || extraKinds.Count == 0)
+        {
+            for (int i = 0; i < writes.Count; i++)
+            {
+                Keep(i);
+            }
+            ApplyPmem(state, timelines, random, PmemFate.All);
+            return state;
+        }
+        StateKind kind = KindOf(extraKinds, variant);
+        int nth = (variant - 2) / extraKinds.Count;
+        switch (kind)
+        {
+            case StateKind.Prefix:
+                // The first k writes in issue order, 0 < k < n: a drive that wrote in order and stopped.
+                int k = random.Next(1, writes.Count);
+                for (int i = 0; i < k; i++)
+                {
+                    Keep(i);
+                }
+                break;
+            case StateKind.Subset:
+                bool[] kept = Subset(writes.Count, nth, random);
+                for (int i = 0; i < writes.Count; i++)
+                {
+                    if (kept[i])
+                    {
+                        Keep(i);
+                    }
+                }
+                break;
+            case StateKind.Torn:
+                int[] tearable = [.. Enumerable.Range(0, writes.Count).Where(i => writes[i].Write.LengthBytes > 512)];
+                int forced = tearable[random.Next(tearable.Length)];
+                for (int i = 0; i < writes.Count; i++)
+                {
+                    int fate = i == forced ? 2 : random.Next(3);
+                    if (fate == 1)
+                    {
+                        Keep(i);
+                    }
+                    else if (fate == 2)
+                    {
+                        // Torn at sector granularity: each sector old or new, independently.
+                        CrashEvent write = writes[i].Write;
+                        PagedImage image = state.Image(writes[i].Device);
+                        for (int s = 0; s < write.LengthBytes / 512; s++)
+                        {
+                            if (random.Next(2) == 0 && !writes[i].Device.IsShadowed(writes[i].Issue, write.OffsetBytes + s * 512))
+                            {
+                                image.Write(write.OffsetBytes + s * 512, write.Data.AsSpan(s * 512, 512));
+                            }
+                        }
+                    }
+                }
+                ApplyPmem(state, timelines, random, PmemFate.Any);
+                break;
+            case StateKind.PmemPrefix:
+                if (nth % 2 == 1)
+                {
+                    for (int i = 0; i < writes.Count; i++)
+                    {
+                        Keep(i);
+                    }
+                }
+                ApplyPmem(state, timelines, random, PmemFate.Partial);
+                break;
+            default:
+                throw new InvalidOperationException($"no crash state of kind {kind} is built at a point");
+        }
+        return state;
+    }
+
+    /// <summary>
+    /// The nth subset (whole writes): with up to three writes, every one but none and all; with more, each write
+    /// alone and all but each write (Chipmunk-style k = 1 from both ends); beyond those, seeded.
+    /// </summary>
+    private static bool[] Subset(int count, int nth, Random random)
+    {
+        bool[] kept = new bool[count];
+        if (count <= ExhaustiveLimit && nth < (1 << count) - 2)
+        {
+            for (int i = 0; i < count; i++)
+            {
+                kept[i] = ((nth + 1) >> i & 1) != 0;
+            }
+        }
+        else if (count > ExhaustiveLimit && nth < 2 * count)
+        {
+            bool alone = nth < count;
+            for (int i = 0; i < count; i++)
+            {
+                kept[i] = (i == nth % count) == alone;
+            }
+        }
+        else
+        {
+            for (int i = 0; i < count; i++)
+            {
+                kept[i] = random.Next(2) == 0;
+            }
+        }
+        return kept;
+    }
+
+    private enum PmemFate
+    {
+        /// <summary>Every pending store of every line.</summary>
+        All,
+        /// <summary>Each line a random prefix of its pending stores.</summary>
+        Any,
+        /// <summary>Each line a random prefix, strictly partial for half the lines that have two or more stores pending.</summary>
+        Partial,
+    }
+
+    private static void ApplyPmem(CrashState state, Timelines timelines, Random random, PmemFate fate)
+    {
+        if (state.PmemLines is null || timelines.PmemLines is null)
+        {
+            return;
+        }
+        byte[] line = new byte[PmemTimeline.LineBytes];
+        foreach ((long index, List<(int OffsetInLine, byte[] Bytes)> stores) in timelines.PmemLines.PendingLines.OrderBy(l => l.Key))
+        {
+            int count = fate switch
+            {
+                PmemFate.All => stores.Count,
+                PmemFate.Partial when stores.Count >= 2 && random.Next(2) == 0 => random.Next(1, stores.Count),
+                _ => random.Next(stores.Count + 1),
+            };
+            if (count == 0)
+            {
+                continue;
+            }
+            state.PmemLines.Read(index * PmemTimeline.LineBytes, line);
+            PmemTimeline.ApplyPrefix(line.AsSpan(), 0, stores, count);
+            state.PmemLines.Write(index * PmemTimeline.LineBytes, line);
+        }
+    }
+}

@@ -1,0 +1,117 @@
+using Writeboost.CrashTest.Recording;
+using Writeboost.Devices;
+
+namespace Writeboost.CrashTest.Workloads;
+
+/// <summary>
+/// Runs a built-in workload against a device, marking every user request in the log: writes (with their data and
+/// FUA flag) and flushes at issue and acknowledgement, and reads at issue and completion with what they returned,
+/// so the oracle checks live reads too. With several writers each thread owns the 4 KiB blocks whose number
+/// modulo the writer count is its own: writes to one sector are never in flight together, so issue order is the
+/// order they apply in (what the oracle assumes). Reads go anywhere.
+/// </summary>
+internal static class WorkloadRunner
+{
+    private const int SectorBytes = 512;
+    private const int BlockSectors = 8;
+
+    /// <param name="readPercent">Of the operations, how many are reads checked live (0: none).</param>
+    public static void Run(IBlockDevice device, CrashLog log, Workload workload, int seed, int ops, int writers, int readPercent)
+    {
+        ArgumentNullException.ThrowIfNull(device);
+        if (writers <= 1)
+        {
+            RunWriter(device, log, workload, seed, ops, 0, 1, readPercent);
+            return;
+        }
+        Exception? failure = null;
+        Thread[] threads = new Thread[writers];
+        for (int w = 0; w < writers; w++)
+        {
+            int writer = w;
+            int share = ops / writers + (writer < ops % writers ? 1 : 0);
+            threads[w] = new Thread(() =>
+            {
+                try
+                {
+                    RunWriter(device, log, workload, States.StateSeed.Of(seed, writer, 0x57), share, writer, writers, readPercent);
+                }
+#pragma warning disable CA1031 // handed to the caller's thread below
+                catch (Exception error)
+#pragma warning restore CA1031
+                {
+                    Interlocked.CompareExchange(ref failure, error, null);
+                }
+            }) { IsBackground = true, Name = $"wb-writer-{writer}" };
+        }
+        foreach (Thread thread in threads)
+        {
+            thread.Start();
+        }
+        foreach (Thread thread in threads)
+        {
+            thread.Join();
+        }
+        if (failure is not null)
+        {
+            throw new InvalidOperationException($"a writer of the workload failed: {failure.Message}", failure);
+        }
+    }
+
+    private static void RunWriter(IBlockDevice device, CrashLog log, Workload workload, int seed, int ops, int writer, int writers, int readPercent)
+    {
+        Random random = new(seed);
+        int sectors = (int)(device.SizeBytes / SectorBytes);
+        for (int op = 0; op < ops; op++)
+        {
+            int roll = random.Next(100);
+            if (roll < 8)
+            {
+                int flush = log.Append(new CrashEvent(EventKind.UserFlush, DeviceId.User, 0, 0, null, false, -1));
+                device.Flush();
+                log.Append(new CrashEvent(EventKind.UserFlushAck, DeviceId.User, 0, 0, null, false, flush));
+                continue;
+            }
+            if (roll < 8 + readPercent)
+            {
+                int span = workload == Workload.Overwrite ? Math.Min(sectors, 4 * writers * BlockSectors) : sectors;
+                (long readOffset, int readLength) = Campaign.RandomRange(random, span, 16);
+                byte[] read = new byte[readLength];
+                int issued = log.Append(new CrashEvent(EventKind.UserRead, DeviceId.User, readOffset, readLength, null, false, -1));
+                device.Read(readOffset, read);
+                log.Append(new CrashEvent(EventKind.UserReadDone, DeviceId.User, readOffset, readLength, read, false, issued));
+                continue;
+            }
+            (long offset, int length) = writers == 1 ? SingleWriterRange(random, workload, sectors) : OwnedRange(random, workload, sectors, writer, writers);
+            bool fua = random.Next(100) < (workload == Workload.Wrap ? 40 : 25);
+            byte[] data = new byte[length];
+            random.NextBytes(data);
+            int write = log.Append(new CrashEvent(EventKind.UserWrite, DeviceId.User, offset, length, data, fua, -1));
+            device.Write(offset, data, fua ? WriteOptions.Fua : WriteOptions.None);
+            log.Append(new CrashEvent(EventKind.UserWriteAck, DeviceId.User, offset, length, null, fua, write));
+        }
+    }
+
+    /// <summary>One writer: random sub-block runs across block boundaries, overwrites of 4 blocks, or whole blocks anywhere.</summary>
+    private static (long Offset, int Length) SingleWriterRange(Random random, Workload workload, int sectors) => workload switch
+    {
+        Workload.Random => Campaign.RandomRange(random, sectors, 12),
+        Workload.Overwrite => Campaign.RandomRange(random, 4 * BlockSectors, 8),
+        _ => (random.Next(sectors / BlockSectors) * 4096L, 4096),
+    };
+
+    /// <summary>Several writers: a run inside one block the writer owns (whole blocks for wrap).</summary>
+    private static (long Offset, int Length) OwnedRange(Random random, Workload workload, int sectors, int writer, int writers)
+    {
+        int blocks = workload == Workload.Overwrite ? 4 * writers : sectors / BlockSectors;
+        int owned = Math.Max(1, (blocks - writer + writers - 1) / writers);
+        long block = writer + (long)random.Next(owned) * writers;
+        if (workload == Workload.Wrap)
+        {
+            return (block * 4096L, 4096);
+        }
+        int first = random.Next(BlockSectors);
+        int length = random.Next(1, BlockSectors - first + 1);
+        return ((block * BlockSectors + first) * SectorBytes, length * SectorBytes);
+    }
+}
