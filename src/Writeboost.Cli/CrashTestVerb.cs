@@ -299,6 +299,7 @@ internal sealed class CrashTestVerb
                     Variant = failed.FirstViolationVariant,
                     failed.FirstViolationSite?.Round,
                     failed.FirstViolationSite?.Schedule,
+                    failed.FirstViolationSite?.Kind,
                     Config = failed.Spec.Config.Describe(failed.Spec.Mode),
                     Reproduce = Reproducer(failed),
                 },
@@ -316,7 +317,8 @@ internal sealed class CrashTestVerb
         Console.WriteLine($"coverage: {coverage.PointsChecked} of {coverage.CrashPoints} crash points in {coverage.Logs} logs; states: prefix {coverage.Prefix}, subset {coverage.Subset}, torn {coverage.Torn}, pmem-prefix {coverage.PmemPrefix}, during-recovery {coverage.DuringRecovery}, second-crash {coverage.SecondCrash}; live reads {coverage.LiveReads}");
         if (failed is not null)
         {
-            Console.WriteLine($"first violation: {failed.FirstViolation} (config {failed.Spec.Config.Describe(failed.Spec.Mode)}, schedule {failed.FirstViolationSite?.Schedule}, round {failed.FirstViolationSite?.Round}, crash point {failed.FirstViolationCrashPoint}, state {failed.FirstViolationVariant})");
+            string kind = failed.FirstViolationSite?.Kind is { } k ? $" ({k.ToString().ToLowerInvariant()})" : " (a live read)";
+            Console.WriteLine($"first violation: {failed.FirstViolation} (config {failed.Spec.Config.Describe(failed.Spec.Mode)}, schedule {failed.FirstViolationSite?.Schedule}, round {failed.FirstViolationSite?.Round}, crash point {failed.FirstViolationCrashPoint}, state {failed.FirstViolationVariant}{kind})");
             if (Reproducer(failed) is { } command)
             {
                 Console.WriteLine($"reproduce: {command}");

@@ -90,7 +90,9 @@ public sealed record CampaignCoverage
 }
 
 /// <summary>Where a campaign's first violation is: which schedule, which round of its history, which crash point and state.</summary>
-public sealed record ViolationSite(int Schedule, int Round, int CrashPoint, int Variant);
+/// <param name="Variant">The state at the crash point; -1 for a live read (<paramref name="CrashPoint"/> is then the read's completion).</param>
+/// <param name="Kind">What kind of state it was (null for a live read).</param>
+public sealed record ViolationSite(int Schedule, int Round, int CrashPoint, int Variant, StateKind? Kind = null);
 
 /// <summary>What a campaign found.</summary>
 public sealed record CampaignResult(
@@ -151,7 +153,9 @@ public static class Campaign
         ("replay-stale-after-gap", CacheMode.Volatile, Workload.Wrap, "replay like the kernel: every valid slot in ring order, across id gaps"),
         ("reuse-slot-before-writeback-flushed", CacheMode.Volatile, Workload.Wrap, "free ring slots after writeback without flushing the backing store"),
         ("discard-only-next-segment", CacheMode.Volatile, Workload.Random, "recovery zeroes only the slot after the last replayed segment, leaving valid segments beyond the gap (only a second crash shows it)"),
-        ("reuse-pmem-buffer-once-written", CacheMode.Persistent, Workload.Random, "mode 1: reuse a pmem buffer once its segment is written to the cache device, not once it is durable (a race: perturbed schedules show it)"),
+        ("reuse-pmem-buffer-once-written", CacheMode.Persistent, Workload.Random, "mode 1: reuse a pmem buffer once its segment is written to the cache device, not once it is durable"),
+        ("fua-trusts-written-segment", CacheMode.Volatile, Workload.Random, "mode 0: a FUA that filled its segment returns if the flush worker already wrote it, without the cache flush"),
+        ("free-slots-before-record", CacheMode.Volatile, Workload.Wrap, "writeback frees ring slots before the superblock record covers them (a window of one FUA write: perturbed schedules show it)"),
         ("pmem-record-crc-skips-data", CacheMode.Persistent, Workload.Random, "mode 1: a pmem record's CRC does not cover the slot's data (only a torn pmem line shows it)"),
         ("read-buffer-serves-unheld-sectors", CacheMode.Volatile, Workload.Random, "a read of a block in a RAM buffer takes every sector from the buffer, not only those it holds (only a live read shows it)"),
         ("compact-metablock-claims-whole-block", CacheMode.Volatile, Workload.Overwrite, "order 11's 8-byte metablocks are sealed with all eight dirty bits (only a non-default configuration shows it)"),
@@ -171,6 +175,8 @@ public static class Campaign
         "reuse-slot-before-writeback-flushed" => Mutant.ReuseSlotBeforeWritebackFlushed,
         "discard-only-next-segment" => Mutant.DiscardOnlyNextSegment,
         "reuse-pmem-buffer-once-written" => Mutant.ReusePmemBufferOnceWritten,
+        "fua-trusts-written-segment" => Mutant.FuaTrustsWrittenSegment,
+        "free-slots-before-record" => Mutant.FreeSlotsBeforeRecord,
         "pmem-record-crc-skips-data" => Mutant.PmemRecordCrcSkipsData,
         "read-buffer-serves-unheld-sectors" => Mutant.ReadBufferServesUnheldSectors,
         "compact-metablock-claims-whole-block" => Mutant.CompactMetablockClaimsWholeBlock,
@@ -516,7 +522,8 @@ public static class Campaign
                 if (problem is not null)
                 {
                     string where = later ? $"round {check.Round}, " : "";
-                    tally.Violation(where + problem, new ViolationSite(check.Schedule, check.Round, point, variant), rounds);
+                    StateKind kind = duringRecovery || problem.StartsWith("after a crash at event", StringComparison.Ordinal) ? StateKind.DuringRecovery : CrashStates.KindOf(kinds, variant);
+                    tally.Violation(where + problem, new ViolationSite(check.Schedule, check.Round, point, variant, kind), rounds);
                 }
             }
             if (index % 16 == 0)

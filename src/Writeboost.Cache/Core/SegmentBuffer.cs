@@ -23,28 +23,37 @@ internal sealed class SegmentBuffer
     /// <summary>Which segment id the buffer currently holds (0 = none).</summary>
     public ulong SegmentId { get; set; }
 
-    /// <summary>
-    /// The header's checksum, once sealed: <see cref="ChecksumNeeded"/> → (claimed by one thread, CAS) →
-    /// <see cref="ChecksumDone"/>. The writer that sealed the buffer computes it after leaving the lock, in
-    /// parallel with the flush worker's I/O; the flush worker computes it itself if nobody has claimed it.
-    /// </summary>
-    public int ChecksumState;
-    public const int ChecksumNeeded = 0;
-    public const int ChecksumClaimed = 1;
-    public const int ChecksumDone = 2;
+    // The header's checksum, per sealed segment: (segment id << 2) | state, where state goes Needed → Claimed
+    // (by one thread, CAS) → Done. The writer that sealed the buffer computes it after leaving the lock, in
+    // parallel with the flush worker's I/O; the flush worker computes it itself if nobody has claimed it. The id
+    // is part of the word so a late writer cannot claim the checksum of the buffer's next segment: with a pool of
+    // one and two writers, a sealing writer delayed past the flush worker wrote its own segment's id into the
+    // header of the segment that reused the buffer (found by the crash harness: two slots held the same id).
+    private long _checksum;
+    private const long Needed = 0;
+    private const long Claimed = 1;
+    private const long Done = 2;
 
-    /// <summary>Computes and stores the checksum unless another thread has claimed it; then waits until it is stored.</summary>
+    /// <summary>The buffer was sealed as segment <paramref name="id"/>: its checksum is needed (called under the device lock).</summary>
+    public void MarkSealed(ulong id) => Volatile.Write(ref _checksum, (long)(id << 2) | Needed);
+
+    /// <summary>
+    /// Computes and stores segment <paramref name="id"/>'s checksum unless another thread has claimed it, then
+    /// waits until it is stored. Returns at once when the buffer no longer holds that segment (it was written
+    /// out, the checksum with it, and the buffer reused).
+    /// </summary>
     public void EnsureChecksum(ulong id, int length)
     {
-        if (Interlocked.CompareExchange(ref ChecksumState, ChecksumClaimed, ChecksumNeeded) == ChecksumNeeded)
+        long needed = (long)(id << 2) | Needed;
+        if (Interlocked.CompareExchange(ref _checksum, (long)(id << 2) | Claimed, needed) == needed)
         {
             Span<byte> image = Image.Span;
             new SegmentHeaderOnDisk(id, SegmentHeaderOnDisk.ComputeChecksum(image, length), (byte)length).WriteTo(image);
-            Volatile.Write(ref ChecksumState, ChecksumDone);
+            Volatile.Write(ref _checksum, (long)(id << 2) | Done);
             return;
         }
         SpinWait spin = default;
-        while (Volatile.Read(ref ChecksumState) != ChecksumDone)
+        while (Volatile.Read(ref _checksum) == ((long)(id << 2) | Claimed))
         {
             spin.SpinOnce();
         }

@@ -117,7 +117,7 @@ public sealed partial class WriteboostDevice
         }
         // The checksum is computed outside the lock (SegmentBuffer.EnsureChecksum): a sealed buffer never changes again.
         new SegmentHeaderOnDisk(id, 0, (byte)length).WriteTo(image);
-        buffer.ChecksumState = SegmentBuffer.ChecksumNeeded;
+        buffer.MarkSealed(id);
         _slotLength[slot] = length;
         _lastQueuedId = id;
         _openId = 0;

@@ -39,10 +39,19 @@ public sealed partial class WriteboostDevice
             {
                 PmemBarrier(); // mode 1: durable once in pmem — no partial log, no cache flush
             }
-            else
+            else if (!(Mutant == Mutant.FuaTrustsWrittenSegment && SegmentWrittenLocked(landedIn)))
             {
                 MakeDurable(landedIn);
             }
+        }
+    }
+
+    /// <summary>The seeded bug's test: the flush worker has written segment <paramref name="id"/> (not: made it durable).</summary>
+    private bool SegmentWrittenLocked(ulong id)
+    {
+        lock (_lock)
+        {
+            return _lastFlushedId >= id;
         }
     }
 

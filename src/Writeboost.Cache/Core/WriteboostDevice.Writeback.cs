@@ -225,8 +225,21 @@ public sealed partial class WriteboostDevice
             throw new WritebackFlushFailedException(error);
         }
         ulong newLastWriteback = batch[^1].Id;
+        if (Mutant == Mutant.FreeSlotsBeforeRecord)
+        {
+            MarkWrittenBack(batch, newLastWriteback); // the seeded bug: the two steps below, swapped
+            _options.Schedule.At(SchedulePoint.WritebackBeforeMarkClean);
+            WriteSuperblockRecord(newLastWriteback);
+            return;
+        }
         WriteSuperblockRecord(newLastWriteback);
         _options.Schedule.At(SchedulePoint.WritebackBeforeMarkClean);
+        MarkWrittenBack(batch, newLastWriteback);
+    }
+
+    /// <summary>The batch's blocks are clean and its segments' slots free: only once the record says so.</summary>
+    private void MarkWrittenBack(List<(ulong Id, long Slot, int Length, List<(int G, long Block, byte Bits)> Dirty)> batch, ulong newLastWriteback)
+    {
         lock (_lock)
         {
             foreach ((ulong _, long _, int _, List<(int G, long Block, byte Bits)> dirty) in batch)

@@ -63,6 +63,10 @@ internal enum Mutant
     PmemRecordCrcSkipsData,
     /// <summary>A read of a block in a RAM buffer takes every requested sector from the buffer, not only those it holds.</summary>
     ReadBufferServesUnheldSectors,
+    /// <summary>Mode 0: a FUA write whose segment the flush worker has already written returns without waiting for the cache flush.</summary>
+    FuaTrustsWrittenSegment,
+    /// <summary>Writeback frees the batch's ring slots before the superblock record says they are written back.</summary>
+    FreeSlotsBeforeRecord,
     /// <summary>Order 11's compact metablocks are sealed with every dirty bit set (a partial block claims all eight sectors).</summary>
     CompactMetablockClaimsWholeBlock,
 }
