@@ -155,7 +155,7 @@ public static class Campaign
         ("discard-only-next-segment", CacheMode.Volatile, Workload.Random, "recovery zeroes only the slot after the last replayed segment, leaving valid segments beyond the gap (only a second crash shows it)"),
         ("reuse-pmem-buffer-once-written", CacheMode.Persistent, Workload.Random, "mode 1: reuse a pmem buffer once its segment is written to the cache device, not once it is durable"),
         ("fua-trusts-written-segment", CacheMode.Volatile, Workload.Random, "mode 0: a FUA that filled its segment returns if the flush worker already wrote it, without the cache flush"),
-        ("free-slots-before-record", CacheMode.Volatile, Workload.Wrap, "writeback frees ring slots before the superblock record covers them (a window of one FUA write: perturbed schedules show it)"),
+        ("flush-publishes-before-write", CacheMode.Volatile, Workload.Random, "the flush worker counts a segment as written just before writing it (a window no other thread is woken for: perturbed schedules show it)"),
         ("pmem-record-crc-skips-data", CacheMode.Persistent, Workload.Random, "mode 1: a pmem record's CRC does not cover the slot's data (only a torn pmem line shows it)"),
         ("read-buffer-serves-unheld-sectors", CacheMode.Volatile, Workload.Random, "a read of a block in a RAM buffer takes every sector from the buffer, not only those it holds (only a live read shows it)"),
         ("compact-metablock-claims-whole-block", CacheMode.Volatile, Workload.Overwrite, "order 11's 8-byte metablocks are sealed with all eight dirty bits (only a non-default configuration shows it)"),
@@ -176,7 +176,7 @@ public static class Campaign
         "discard-only-next-segment" => Mutant.DiscardOnlyNextSegment,
         "reuse-pmem-buffer-once-written" => Mutant.ReusePmemBufferOnceWritten,
         "fua-trusts-written-segment" => Mutant.FuaTrustsWrittenSegment,
-        "free-slots-before-record" => Mutant.FreeSlotsBeforeRecord,
+        "flush-publishes-before-write" => Mutant.FlushPublishesBeforeWrite,
         "pmem-record-crc-skips-data" => Mutant.PmemRecordCrcSkipsData,
         "read-buffer-serves-unheld-sectors" => Mutant.ReadBufferServesUnheldSectors,
         "compact-metablock-claims-whole-block" => Mutant.CompactMetablockClaimsWholeBlock,
@@ -483,7 +483,13 @@ public static class Campaign
 
         bool later = check.Previous is not null;
         int first = later ? 0 : Math.Min(check.FirstUserEvent, events.Count);
-        CrashPointSample sample = CrashPointSampler.Choose(events, first, check.Budget, StateSeed.Of(spec.Seed, check.Schedule, check.Round), frontLoaded: later);
+        Timelines survey = new(check.Start, PmemBackendOf(spec));
+        int StatesAt(int point)
+        {
+            survey.AdvanceTo(events, point);
+            return CrashStates.VariantCount(survey, CrashStates.ExtraKinds(survey), CrashPointSampler.MinStatesPerPoint);
+        }
+        CrashPointSample sample = CrashPointSampler.Choose(events, first, check.Budget, StateSeed.Of(spec.Seed, check.Schedule, check.Round), frontLoaded: later, StatesAt);
         tally.Coverage += new CampaignCoverage { CrashPoints = sample.Candidates, LiveReads = liveReads, Logs = 1 };
         Timelines timelines = new(check.Start, PmemBackendOf(spec));
         for (int index = 0; index < sample.Points.Count && !tally.Stopped; index++)

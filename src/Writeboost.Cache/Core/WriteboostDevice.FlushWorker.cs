@@ -176,6 +176,13 @@ public sealed partial class WriteboostDevice
                     SegmentBuffer buffer = BufferOf(id);
                     buffer.EnsureChecksum(id, length);
                     Span<byte> image = buffer.Image.Span;
+                    if (Mutant == Mutant.FlushPublishesBeforeWrite)
+                    {
+                        lock (_lock)
+                        {
+                            _lastFlushedId = id; // the seeded bug: "written" before the write (the waiters are woken after it)
+                        }
+                    }
                     _options.Schedule.At(SchedulePoint.FlushBeforeSegmentWrite);
                     _cache.Write(Geometry.SegmentStartBytes(Geometry.SlotOf(id)), image[..(int)writeBytes]);
                     Counters.CountCacheWrite(writeBytes);

@@ -225,13 +225,6 @@ public sealed partial class WriteboostDevice
             throw new WritebackFlushFailedException(error);
         }
         ulong newLastWriteback = batch[^1].Id;
-        if (Mutant == Mutant.FreeSlotsBeforeRecord)
-        {
-            MarkWrittenBack(batch, newLastWriteback); // the seeded bug: the two steps below, swapped
-            _options.Schedule.At(SchedulePoint.WritebackBeforeMarkClean);
-            WriteSuperblockRecord(newLastWriteback);
-            return;
-        }
         WriteSuperblockRecord(newLastWriteback);
         _options.Schedule.At(SchedulePoint.WritebackBeforeMarkClean);
         MarkWrittenBack(batch, newLastWriteback);

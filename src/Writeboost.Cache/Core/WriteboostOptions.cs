@@ -65,8 +65,8 @@ internal enum Mutant
     ReadBufferServesUnheldSectors,
     /// <summary>Mode 0: a FUA write whose segment the flush worker has already written returns without waiting for the cache flush.</summary>
     FuaTrustsWrittenSegment,
-    /// <summary>Writeback frees the batch's ring slots before the superblock record says they are written back.</summary>
-    FreeSlotsBeforeRecord,
+    /// <summary>The flush worker counts a segment as written to the cache device just before writing it.</summary>
+    FlushPublishesBeforeWrite,
     /// <summary>Order 11's compact metablocks are sealed with every dirty bit set (a partial block claims all eight sectors).</summary>
     CompactMetablockClaimsWholeBlock,
 }

@@ -7,10 +7,12 @@ namespace Writeboost.CrashTest.States;
 internal sealed record CrashPointSample(IReadOnlyList<int> Points, int StatesPerPoint, int Candidates);
 
 /// <summary>
-/// Spreads a state budget over the whole log instead of spending it on its start: when the budget gives every
-/// candidate point at least <see cref="MinStatesPerPoint"/> states, every point is checked; otherwise the
-/// candidates are cut into as many equal strata as the budget affords and one point is drawn from each — every
-/// other one the first acknowledgement point of its stratum, where the oracle is strictest. Later rounds of a
+/// Spreads a state budget over the whole log instead of spending it on its start. Points differ in how many
+/// states they have (one where nothing is in flight, the budget's share where much is), so the caller says how
+/// many each would get at <see cref="MinStatesPerPoint"/>: when the budget covers all of them, every point is
+/// checked (with more states each, up to <see cref="MaxStatesPerPoint"/>); otherwise the candidates are cut into
+/// as many equal strata as the budget affords on average and one point is drawn from each — every other one the
+/// first acknowledgement point of its stratum, where the oracle is strictest. Later rounds of a
 /// multi-crash history draw a quarter of their points from the first tenth of the log: the writes right after a
 /// recovery are where what it left behind shows. Seeded, so shards and replays choose the same points.
 /// </summary>
@@ -19,7 +21,8 @@ internal static class CrashPointSampler
     public const int MinStatesPerPoint = 6;
     public const int MaxStatesPerPoint = 64;
 
-    public static CrashPointSample Choose(IReadOnlyList<CrashEvent> events, int first, long budget, int seed, bool frontLoaded)
+    /// <param name="statesAt">The states a candidate point has at <see cref="MinStatesPerPoint"/> a point; called once per candidate, in order.</param>
+    public static CrashPointSample Choose(IReadOnlyList<CrashEvent> events, int first, long budget, int seed, bool frontLoaded, Func<int, int>? statesAt = null)
     {
         List<int> candidates = [];
         for (int point = first; point <= events.Count; point++)
@@ -34,11 +37,12 @@ internal static class CrashPointSampler
         {
             return new CrashPointSample([], 0, 0);
         }
-        if (budget >= (long)MinStatesPerPoint * n)
+        long total = statesAt is null ? (long)MinStatesPerPoint * n : candidates.Sum(p => (long)statesAt(p));
+        if (budget >= total)
         {
-            return new CrashPointSample(candidates, (int)Math.Min(MaxStatesPerPoint, budget / n), n);
+            return new CrashPointSample(candidates, (int)Math.Clamp(MinStatesPerPoint * budget / Math.Max(1, total), MinStatesPerPoint, MaxStatesPerPoint), n);
         }
-        int m = (int)Math.Max(1, budget / MinStatesPerPoint);
+        int m = (int)Math.Clamp(budget * n / Math.Max(1, total), 1, n);
         Random random = new(StateSeed.Of(seed, n, 0x5A3));
         SortedSet<int> chosen = [];
         if (frontLoaded)

@@ -34,6 +34,8 @@ public sealed class CrashHarnessTests
     [DataRow("reuse-slot-before-writeback-flushed")]
     [DataRow("discard-only-next-segment")]
     [DataRow("reuse-pmem-buffer-once-written")]
+    [DataRow("fua-trusts-written-segment")]
+    [DataRow("flush-publishes-before-write")]
     [DataRow("pmem-record-crc-skips-data")]
     [DataRow("read-buffer-serves-unheld-sectors")]
     [DataRow("compact-metablock-claims-whole-block")]
@@ -172,7 +174,8 @@ public sealed class CrashHarnessTests
     {
         CollectionAssert.AreEquivalent(
             new[] { "ack-before-pmem-persist", "drop-pmem-fence", "skip-cache-flush-before-ack", "trust-segment-without-checksum", "replay-stale-after-gap", "reuse-slot-before-writeback-flushed",
-                "discard-only-next-segment", "reuse-pmem-buffer-once-written", "pmem-record-crc-skips-data", "read-buffer-serves-unheld-sectors", "compact-metablock-claims-whole-block" },
+                "discard-only-next-segment", "reuse-pmem-buffer-once-written", "fua-trusts-written-segment", "flush-publishes-before-write", "pmem-record-crc-skips-data",
+                "read-buffer-serves-unheld-sectors", "compact-metablock-claims-whole-block" },
             Campaign.Mutants.Select(m => m.Name).ToArray());
     }
 
