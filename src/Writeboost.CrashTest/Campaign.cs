@@ -6,6 +6,7 @@ using Writeboost.CrashTest.Configs;
 using Writeboost.CrashTest.Recording;
 using Writeboost.CrashTest.Schedules;
 using Writeboost.CrashTest.States;
+using Writeboost.CrashTest.Targets;
 using Writeboost.CrashTest.Workloads;
 using Writeboost.Devices;
 using Writeboost.Pmem;
@@ -40,6 +41,13 @@ public sealed record CampaignSpec(CacheMode Mode, Workload Workload, int Seed, i
 
     /// <summary>Of the workload's operations, the share (%) that are reads checked against the oracle while the device runs.</summary>
     public int ReadPercent { get; init; } = 15;
+
+    /// <summary>The design under test; null: the writeboost device in <see cref="Mode"/>, <see cref="Config"/>, with <see cref="Mutant"/>.</summary>
+    public ICrashTarget? Target { get; init; }
+
+    internal ICrashTarget ResolvedTarget => Target ?? new WriteboostTarget(Mode, Config, Mutant);
+
+    internal TargetGeometry Geometry => ResolvedTarget.GeometryFor(Workload);
 }
 
 /// <summary>How much of the crash-state space a campaign covered.</summary>
@@ -191,30 +199,26 @@ public static class Campaign
     internal static Geometry GeometryFor(CrashConfig config, Workload workload) =>
         new(CrashConfig.BackingBytesFor(workload), config.CacheBytesFor(workload), config.PmemBytes, new Dictionary<string, long>(config.Keys));
 
-    private static WriteboostOptions Options(CrashConfig config, Mutant mutant, bool workers, ScheduleHooks? schedule = null) => new()
+    private static PmemBackend? PmemBackendOf(CampaignSpec spec) => spec.Geometry.Pmem;
+
+    private static Media BlankMedia(CampaignSpec spec)
     {
-        BufferPoolSize = config.PoolSize,
-        WithoutWorkers = !workers,
-        Mutant = mutant,
-        Schedule = schedule ?? ScheduleHooks.None,
-        ModulatorSecond = HarnessSecond,
-    };
-
-    private static PmemBackend? PmemBackendOf(CampaignSpec spec) => spec.Mode == CacheMode.Persistent ? spec.Config.PmemBackend : null;
-
-    private static Media BlankMedia(CampaignSpec spec) =>
-        Media.Blank(CrashConfig.BackingBytesFor(spec.Workload), spec.Config.CacheBytesFor(spec.Workload), spec.Mode == CacheMode.Persistent ? spec.Config.PmemBytes : 0);
+        TargetGeometry geometry = spec.Geometry;
+        return Media.Blank(geometry.BackingBytes, geometry.CacheBytes, geometry.PmemBytes);
+    }
 
     /// <summary>Devices over <paramref name="media"/> (never changed: copy-on-write) whose every write, flush, store, write-back and fence goes into <paramref name="log"/>.</summary>
-    private static (IBlockDevice Backing, IBlockDevice Cache, PmemRegion? Pmem) RecordedDevices(CampaignSpec spec, Media media, CrashLog log, bool mode1)
+    private static TargetDevices RecordedDevices(CampaignSpec spec, Media media, CrashLog log)
     {
         RecordingBlockDevice backing = new(new PagedBlockDevice(media.Backing, "backing"), log, DeviceId.Backing);
         RecordingBlockDevice cache = new(new PagedBlockDevice(media.Cache, "cache"), log, DeviceId.Cache);
-        PmemRegion? pmem = !mode1 ? null
-            : spec.Config.PmemBackend == PmemBackend.Block
-                ? Writeboost.Pmem.Pmem.Alloc(new RecordingBlockDevice(new PagedBlockDevice(media.Pmem, "pmem"), log, DeviceId.Pmem), 0, media.Pmem.Length)
-                : new RecordingPmemRegion(new MemoryPmemRegion(media.Pmem.Length, media.Pmem), log);
-        return (backing, cache, pmem);
+        PmemRegion? pmem = PmemBackendOf(spec) switch
+        {
+            null => null,
+            PmemBackend.Block => Writeboost.Pmem.Pmem.Alloc(new RecordingBlockDevice(new PagedBlockDevice(media.Pmem, "pmem"), log, DeviceId.Pmem), 0, media.Pmem.Length),
+            _ => new RecordingPmemRegion(new MemoryPmemRegion(media.Pmem.Length, media.Pmem), log),
+        };
+        return new TargetDevices(backing, cache, pmem);
     }
 
     /// <summary>
@@ -228,8 +232,7 @@ public static class Campaign
         ArgumentNullException.ThrowIfNull(arguments);
         spec = spec with { Workload = Workload.Nbd };
         CrashLog log = new();
-        (IBlockDevice backing, IBlockDevice cache, PmemRegion? pmem) = RecordedDevices(spec, BlankMedia(spec), log, spec.Mode == CacheMode.Persistent);
-        WriteboostDevice device = WriteboostDevice.Open(backing, cache, spec.Config.CreateTunables(), Options(spec.Config, ParseMutant(spec.Mutant), workers: true), pmem);
+        ICrashTargetDevice device = spec.ResolvedTarget.Open(RecordedDevices(spec, BlankMedia(spec), log), new TargetOpen(Live: true, 0, spec.Seed));
         string socket = Path.Combine(Path.GetTempPath(), $"wb-crash-nbd-{Environment.ProcessId}-{Guid.NewGuid():N}.sock");
         try
         {
@@ -253,7 +256,7 @@ public static class Campaign
         }
         finally
         {
-            device.Abandon(); // the crash
+            device.Crash();
             File.Delete(socket);
         }
         return log;
@@ -263,7 +266,7 @@ public static class Campaign
     public static CrashLog Record(CampaignSpec spec)
     {
         ArgumentNullException.ThrowIfNull(spec);
-        return RecordRound(spec, BlankMedia(spec), ScheduleHooks.None, spec.Seed, out _);
+        return RecordRound(spec, BlankMedia(spec), 0, spec.Seed, out _);
     }
 
     /// <summary>
@@ -271,11 +274,11 @@ public static class Campaign
     /// state), with every device recorded from the first I/O of recovery on; reads what recovery gave back (the
     /// oracle's initial content for this round); runs the workload; and crashes (nothing more is written).
     /// </summary>
-    private static CrashLog RecordRound(CampaignSpec spec, Media media, ScheduleHooks schedule, int workloadSeed, out byte[] recovered)
+    private static CrashLog RecordRound(CampaignSpec spec, Media media, int schedule, int workloadSeed, out byte[] recovered)
     {
         CrashLog log = new();
-        (IBlockDevice backing, IBlockDevice cache, PmemRegion? pmem) = RecordedDevices(spec, media, log, spec.Mode == CacheMode.Persistent);
-        WriteboostDevice device = WriteboostDevice.Open(backing, cache, spec.Config.CreateTunables(), Options(spec.Config, ParseMutant(spec.Mutant), workers: true, schedule), pmem);
+        ScheduleHooks hooks = schedule == 0 ? ScheduleHooks.None : new PerturbedSchedule(StateSeed.Of(spec.Seed, schedule, 0x5C4E));
+        ICrashTargetDevice device = spec.ResolvedTarget.Open(RecordedDevices(spec, media, log), new TargetOpen(Live: true, schedule, spec.Seed) { Hooks = hooks });
         try
         {
             recovered = new byte[device.SizeBytes];
@@ -284,7 +287,7 @@ public static class Campaign
         }
         finally
         {
-            device.Abandon(); // the crash: nothing more is written
+            device.Crash(); // nothing more is written
         }
         return log;
     }
@@ -311,7 +314,6 @@ public static class Campaign
         long budget = Math.Max(1, spec.MaxStates / (spec.Schedules * spec.Rounds));
         for (int schedule = 0; schedule < spec.Schedules && !tally.Stopped; schedule++)
         {
-            ScheduleHooks hooks = schedule == 0 ? ScheduleHooks.None : new PerturbedSchedule(StateSeed.Of(spec.Seed, schedule, 0x5C4E));
             Media media = BlankMedia(spec);
             Judge? previous = null;
             List<HistoryRound> rounds = [];
@@ -323,7 +325,7 @@ public static class Campaign
                 long recordStart = Stopwatch.GetTimestamp();
                 try
                 {
-                    log = RecordRound(spec, media, hooks, workloadSeed, out recovered);
+                    log = RecordRound(spec, media, schedule, workloadSeed, out recovered);
                 }
                 catch (Exception error) when (round > 1 && error is IOException or InvalidDataException or ArgumentException or InvalidOperationException)
                 {
@@ -384,7 +386,7 @@ public static class Campaign
             }
             Timelines timelines = new(media, PmemBackendOf(spec));
             timelines.AdvanceTo(round.Log.Events, round.CarriedPoint);
-            CrashState state = CrashStates.Build(timelines, CrashStates.ExtraKinds(timelines), spec.Config.PmemBytes, spec.Seed, round.CarriedPoint, round.CarriedVariant);
+            CrashState state = CrashStates.Build(timelines, CrashStates.ExtraKinds(timelines), spec.Geometry.PmemBytes, spec.Seed, round.CarriedPoint, round.CarriedVariant);
             previous = new Judge(oracle, round.CarriedPoint);
             media = state.Materialize();
         }
@@ -397,20 +399,19 @@ public static class Campaign
     /// </summary>
     private static byte[] InitialContent(CampaignSpec spec, Media media, Judge? previous)
     {
-        long size = CrashConfig.BackingBytesFor(spec.Workload) / 4096 * 4096;
+        CrashState state = StateOf(spec, media);
+        Recovered outcome = Recover(spec, state);
         if (previous is null)
         {
-            return new byte[size];
+            return new byte[outcome.SizeBytes];
         }
-        CrashState state = StateOf(spec, media);
-        Recovered outcome = Recover(spec, ParseMutant(spec.Mutant), state);
         return outcome.Content ?? throw new InvalidDataException($"the saved history's carried state does not recover: {outcome.Problem}");
     }
 
     private static CrashState StateOf(CampaignSpec spec, Media media)
     {
         Timelines timelines = new(media, PmemBackendOf(spec));
-        return new CrashState(timelines, spec.Config.PmemBytes);
+        return new CrashState(timelines, spec.Geometry.PmemBytes);
     }
 
     /// <summary>What the oracle demands of a recovered state: <see cref="Oracle.Check"/> for a crash at <see cref="Point"/>.</summary>
@@ -478,7 +479,6 @@ public static class Campaign
         CampaignSpec spec = check.Spec;
         IReadOnlyList<CrashEvent> events = check.Log.Events;
         tally.Events += events.Count;
-        Mutant mutant = ParseMutant(spec.Mutant);
         int liveReads = CheckLiveReads(check, tally, rounds);
 
         bool later = check.Previous is not null;
@@ -511,14 +511,14 @@ public static class Campaign
                 {
                     continue;
                 }
-                CrashState state = CrashStates.Build(timelines, kinds, spec.Config.PmemBytes, spec.Seed, point, variant);
+                CrashState state = CrashStates.Build(timelines, kinds, spec.Geometry.PmemBytes, spec.Seed, point, variant);
                 tally.Generated++;
                 tally.Checked++;
                 tally.Coverage = tally.Coverage.With(duringRecovery ? StateKind.DuringRecovery : CrashStates.KindOf(kinds, variant), later && !duringRecovery);
-                string? problem = RecoverAndCheck(spec, mutant, state, judge);
+                string? problem = RecoverAndCheck(spec, state, judge);
                 if (problem is null && StateSeed.Of(spec.Seed ^ check.Round, point, variant) % RecoveryCrashEvery == 0)
                 {
-                    (int states, string? nested) = CrashDuringRecovery(spec, mutant, state, judge, StateSeed.Of(spec.Seed, point, variant));
+                    (int states, string? nested) = CrashDuringRecovery(spec, state, judge, StateSeed.Of(spec.Seed, point, variant));
                     tally.Generated += states;
                     tally.Checked += states;
                     tally.RecoveryCrashStates += states;
@@ -578,26 +578,22 @@ public static class Campaign
         Random random = new(StateSeed.Of(spec.Seed, check.Schedule, 1000 + check.Round));
         int[] candidates = [.. Enumerable.Range(0, CarryCandidates).Select(_ => random.Next(first, events.Count + 1)).Distinct().Order()];
         Timelines timelines = new(check.Start, PmemBackendOf(spec));
-        Mutant mutant = ParseMutant(spec.Mutant);
         (int Point, int Variant, int Score)? best = null;
         foreach (int point in candidates)
         {
             timelines.AdvanceTo(events, point);
             List<StateKind> kinds = CrashStates.ExtraKinds(timelines);
             int variants = CrashStates.VariantCount(timelines, kinds, CarryVariants);
-            bool gapsPossible = timelines.Cache.NotDurable.Count >= 2;
+            // Surveying costs a read of the media first: only where two writes in flight could leave a gap.
+            bool survey = timelines.NonDurableCount >= 2;
             for (int variant = variants == 1 ? 0 : 1; variant < Math.Min(variants, CarryVariants); variant++)
             {
-                CrashState state = CrashStates.Build(timelines, kinds, spec.Config.PmemBytes, spec.Seed, point, variant);
-                // Intact segments beyond the walk are read off the media (wb check's walk), not from what this
-                // recovery says it did: a careless recovery is exactly one that does not say.
-                int unreachable = gapsPossible ? CacheInspector.Inspect(state.Cache).UnreachableIds.Count : 0;
-                Recovered outcome = Recover(spec, mutant, state);
-                if (outcome.Report is not { } report || outcome.Content is null || check.Oracle.Check(point, outcome.Content) is not null)
+                Recovered outcome = Recover(spec, CrashStates.Build(timelines, kinds, spec.Geometry.PmemBytes, spec.Seed, point, variant), survey: survey);
+                if (outcome.Content is null || check.Oracle.Check(point, outcome.Content) is not null)
                 {
                     continue; // a state that does not recover is a violation the checks report; carry only sound ones
                 }
-                int score = 4 * unreachable + 2 * report.SegmentsDiscarded + report.PmemSegmentsRebuilt + report.PmemTornRecords;
+                int score = outcome.Work;
                 if (best is null || score > best.Value.Score)
                 {
                     best = (point, variant, score);
@@ -608,49 +604,49 @@ public static class Campaign
         (int carriedPoint, int carriedVariant) = best is { } chosen ? (chosen.Point, chosen.Variant) : (events.Count, 1);
         Timelines at = new(check.Start, PmemBackendOf(spec));
         at.AdvanceTo(events, carriedPoint);
-        return (carriedPoint, carriedVariant, CrashStates.Build(at, CrashStates.ExtraKinds(at), spec.Config.PmemBytes, spec.Seed, carriedPoint, carriedVariant).Materialize());
+        return (carriedPoint, carriedVariant, CrashStates.Build(at, CrashStates.ExtraKinds(at), spec.Geometry.PmemBytes, spec.Seed, carriedPoint, carriedVariant).Materialize());
     }
 
-    private sealed record Recovered(byte[]? Content, RecoveryReport? Report, string? Problem);
+    private sealed record Recovered(byte[]? Content, long SizeBytes, int Work, string? Story, string? Problem);
 
     /// <summary>What the content buffer of one thread's recovered states is: one per thread, not one (often large-object) array per state.</summary>
     [ThreadStatic]
     private static byte[]? t_content;
 
-    /// <summary>Opens a crash state as recovery does (no worker threads) and reads the whole device.</summary>
-    private static Recovered Recover(CampaignSpec spec, Mutant mutant, CrashState state, bool keepContent = true)
+    /// <summary>Opens a crash state as recovery does (nothing in the background) and reads the whole device.</summary>
+    private static Recovered Recover(CampaignSpec spec, CrashState state, bool keepContent = true, bool survey = false)
     {
-        WriteboostDevice recovered;
+        ICrashTargetDevice recovered;
         try
         {
-            recovered = WriteboostDevice.Open(state.Backing, state.Cache, spec.Config.CreateTunables(), Options(spec.Config, mutant, workers: false), state.Pmem);
+            recovered = spec.ResolvedTarget.Open(new TargetDevices(state.Backing, state.Cache, state.Pmem), new TargetOpen(Live: false, 0, spec.Seed, survey));
         }
 #pragma warning disable CA1031 // Any exception out of recovery is a violation to report, never to let through.
         catch (Exception error)
         {
-            return new Recovered(null, null, $"recovery threw {error.GetType().Name}: {error.Message}");
+            return new Recovered(null, 0, 0, null, $"recovery threw {error.GetType().Name}: {error.Message}");
         }
 #pragma warning restore CA1031
         try
         {
             byte[] content = keepContent ? new byte[recovered.SizeBytes] : (t_content is { } buffer && buffer.Length == recovered.SizeBytes ? buffer : t_content = new byte[recovered.SizeBytes]);
             recovered.Read(0, content);
-            return new Recovered(content, recovered.Recovery, null);
+            return new Recovered(content, recovered.SizeBytes, recovered.RecoveryWork, recovered.RecoveryStory, null);
         }
         catch (IOException error)
         {
             // Nothing was damaged, only crashed: every block must read.
-            return new Recovered(null, recovered.Recovery, $"a read of the recovered device failed: {error.Message}");
+            return new Recovered(null, recovered.SizeBytes, recovered.RecoveryWork, recovered.RecoveryStory, $"a read of the recovered device failed: {error.Message}");
         }
         finally
         {
-            recovered.Abandon();
+            recovered.Crash();
         }
     }
 
-    private static string? RecoverAndCheck(CampaignSpec spec, Mutant mutant, CrashState state, Judge judge)
+    private static string? RecoverAndCheck(CampaignSpec spec, CrashState state, Judge judge)
     {
-        Recovered outcome = Recover(spec, mutant, state, keepContent: false);
+        Recovered outcome = Recover(spec, state, keepContent: false);
         return outcome.Problem ?? judge.Check(outcome.Content);
     }
 
@@ -659,15 +655,13 @@ public static class Campaign
     /// recovery's own I/O, makes the crash states the model allows (nothing / everything / a seeded mix of the
     /// rest), recovers again, and checks the same oracle. Returns the states checked and the first problem.
     /// </summary>
-    private static (int States, string? Problem) CrashDuringRecovery(CampaignSpec spec, Mutant mutant, CrashState state, Judge judge, int seed)
+    private static (int States, string? Problem) CrashDuringRecovery(CampaignSpec spec, CrashState state, Judge judge, int seed)
     {
         Media media = state.Materialize();
         CrashLog recovery = new();
-        bool mode1 = spec.Mode == CacheMode.Persistent;
-        (IBlockDevice backing, IBlockDevice cache, PmemRegion? pmem) = RecordedDevices(spec, media, recovery, mode1);
         try
         {
-            WriteboostDevice.Open(backing, cache, spec.Config.CreateTunables(), Options(spec.Config, mutant, workers: false), pmem).Abandon();
+            spec.ResolvedTarget.Open(RecordedDevices(spec, media, recovery), new TargetOpen(Live: false, 0, spec.Seed)).Crash();
         }
 #pragma warning disable CA1031 // Any exception out of recovery is a violation to report.
         catch (Exception error)
@@ -686,9 +680,9 @@ public static class Campaign
             for (int v = 0; v < variants; v++)
             {
                 // Variants 0 and 1 as usual; 2 a seeded mix.
-                CrashState nested = CrashStates.Build(timelines, kinds, spec.Config.PmemBytes, seed, q, v < 2 ? v : 2 + (q % Math.Max(1, kinds.Count)));
+                CrashState nested = CrashStates.Build(timelines, kinds, spec.Geometry.PmemBytes, seed, q, v < 2 ? v : 2 + (q % Math.Max(1, kinds.Count)));
                 states++;
-                if (RecoverAndCheck(spec, mutant, nested, judge) is { } problem)
+                if (RecoverAndCheck(spec, nested, judge) is { } problem)
                 {
                     return (states, $"after a crash at event {q} of recovery's own I/O: {problem}");
                 }
@@ -709,11 +703,10 @@ public static class Campaign
     /// <summary>Recovers a crash state of the default configuration and checks the oracle for a crash at <paramref name="point"/>.</summary>
     internal static string? RecoverAndCheck(Geometry geometry, Oracle oracle, int point, Mutant mutant, PagedBlockDevice backing, PagedBlockDevice cache, MemoryPmemRegion? pmem)
     {
-        CampaignSpec spec = new(pmem is null ? CacheMode.Volatile : CacheMode.Persistent, Workload.Random, 0, 0, 0)
-        {
-            Config = CrashConfig.Default with { Keys = geometry.Keys },
-        };
-        return RecoverAndCheck(spec, mutant, CrashState.Of(backing, cache, pmem), new Judge(oracle, point));
+        CacheMode mode = pmem is null ? CacheMode.Volatile : CacheMode.Persistent;
+        CrashConfig config = CrashConfig.Default with { Keys = geometry.Keys };
+        CampaignSpec spec = new(mode, Workload.Random, 0, 0, 0) { Target = new WriteboostTarget(mode, config) { SeededBug = mutant } };
+        return RecoverAndCheck(spec, CrashState.Of(backing, cache, pmem), new Judge(oracle, point));
     }
 
     internal static byte[] Materialize(PagedImage image) => CrashState.Materialize(image);

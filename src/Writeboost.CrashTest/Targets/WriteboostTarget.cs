@@ -1,0 +1,102 @@
+using Writeboost.Cache.Core;
+using Writeboost.Cache.Inspect;
+using Writeboost.Cache.Table;
+using Writeboost.CrashTest.Configs;
+using Writeboost.Devices;
+
+namespace Writeboost.CrashTest.Targets;
+
+/// <summary>The writeboost device as a crash-test target: one mode and one configuration, maybe with a seeded bug.</summary>
+public sealed record WriteboostTarget(CacheMode Mode, CrashConfig Config, string Mutant = "none") : ICrashTarget
+{
+    /// <summary>The modulator's "second" in the harness: periodic work runs within a workload of milliseconds.</summary>
+    private static readonly TimeSpan HarnessSecond = TimeSpan.FromMilliseconds(5);
+
+    public string Name => $"writeboost mode {(int)Mode}, {Config.Describe(Mode)}";
+
+    /// <summary>A seeded bug given as the product's own value (the fault sweep's); overrides <see cref="Mutant"/>.</summary>
+    internal Mutant? SeededBug { get; init; }
+
+    public TargetGeometry GeometryFor(Workload workload) => new(
+        CrashConfig.BackingBytesFor(workload),
+        Config.CacheBytesFor(workload),
+        Mode == CacheMode.Persistent ? Config.PmemBytes : 0,
+        Config.PmemBackend);
+
+    public ICrashTargetDevice Open(TargetDevices devices, TargetOpen options)
+    {
+        ArgumentNullException.ThrowIfNull(devices);
+        ArgumentNullException.ThrowIfNull(options);
+        WriteboostOptions open = new()
+        {
+            BufferPoolSize = Config.PoolSize,
+            WithoutWorkers = !options.Live,
+            Mutant = SeededBug ?? Campaign.ParseMutant(Mutant),
+            Schedule = options.Hooks ?? ScheduleHooks.None,
+            ModulatorSecond = HarnessSecond,
+        };
+        // Intact segments beyond recovery's walk are read off the media (wb check's walk) before recovery runs,
+        // not taken from what recovery says it did: a careless recovery is exactly one that does not say.
+        int unreachable = options.Survey && devices.Cache.SizeBytes > 0 ? Unreachable(devices.Cache) : 0;
+        WriteboostDevice device = WriteboostDevice.Open(devices.Backing, devices.Cache, Config.CreateTunables(), open, devices.Pmem);
+        return new Opened(device, unreachable);
+    }
+
+    private static int Unreachable(IBlockDevice cache)
+    {
+        try
+        {
+            return CacheInspector.Inspect(cache).UnreachableIds.Count;
+        }
+        catch (InvalidDataException)
+        {
+            return 0; // blank media: nothing to inspect
+        }
+    }
+
+    /// <summary>An opened writeboost device.</summary>
+    private sealed class Opened(WriteboostDevice device, int unreachable) : ICrashTargetDevice
+    {
+        public string Name => device.Name;
+        public int SectorSizeBytes => device.SectorSizeBytes;
+        public long SizeBytes => device.SizeBytes;
+        public bool DurabilityIsCheap => device.DurabilityIsCheap;
+
+        public int RecoveryWork
+        {
+            get
+            {
+                RecoveryReport report = device.Recovery;
+                return 4 * unreachable + 2 * report.SegmentsDiscarded + report.PmemSegmentsRebuilt + report.PmemTornRecords;
+            }
+        }
+
+        public string? RecoveryStory
+        {
+            get
+            {
+                RecoveryReport r = device.Recovery;
+                if (r.Formatted)
+                {
+                    return "recovery formatted the cache (blank media)";
+                }
+                string replayed = r.SegmentsReplayed == 0 ? "replayed no segment" : $"replayed segments {r.FirstReplayedId}..{r.LastReplayedId}";
+                string discarded = r.SegmentsDiscarded == 0 ? "" : $", discarded {r.SegmentsDiscarded}";
+                string rebuilt = r.PmemSegmentsRebuilt == 0 ? "" : $", rebuilt {r.PmemSegmentsRebuilt} from pmem";
+                string torn = r.PmemTornRecords == 0 ? "" : $", dropped {r.PmemTornRecords} torn pmem record(s)";
+                string stop = r.StopReason is null ? "" : $" (walk ended: {r.StopReason})";
+                return $"recovery started after the record ({r.SuperblockRecordId}), {replayed}{discarded}{rebuilt}{torn}{stop}";
+            }
+        }
+
+        public void Read(long offsetBytes, Span<byte> destination) => device.Read(offsetBytes, destination);
+
+        public void Write(long offsetBytes, ReadOnlySpan<byte> source, WriteOptions options = WriteOptions.None) => device.Write(offsetBytes, source, options);
+
+        public void Flush() => device.Flush();
+
+        public void Crash() => device.Abandon();
+
+        public void Dispose() => device.Dispose();
+    }
+}
