@@ -1,0 +1,44 @@
+using Writeboost.CrashTest;
+using Writeboost.CrashTest.Targets;
+using Writeboost.Devices;
+using Writeboost.Pmem;
+
+namespace Writeboost.Samples.PmemWal;
+
+/// <summary>The WAL as a crash-test target: the backing store the harness's workloads use, a 64 KiB log on dax pmem, no cache device.</summary>
+public sealed record PmemWalTarget(WalFlaw Flaw = WalFlaw.None, long LogBytes = 64 * 1024) : ICrashTarget
+{
+    public string Name => Flaw == WalFlaw.None ? "pmem-wal" : $"pmem-wal ({Flaw})";
+
+    public TargetGeometry GeometryFor(Workload workload) =>
+        new(workload switch { Workload.Wrap => 128 * 1024, Workload.Nbd => 1 << 20, _ => 64 * 1024 }, 0, LogBytes, PmemBackend.Dax);
+
+    public ICrashTargetDevice Open(TargetDevices devices, TargetOpen options)
+    {
+        ArgumentNullException.ThrowIfNull(devices);
+        return new Opened(new PmemWalDevice(devices.Backing, devices.Pmem ?? throw new ArgumentException("the WAL needs its pmem region"), Flaw));
+    }
+
+    /// <summary>No threads of its own: a crash is just the end of its life.</summary>
+    private sealed class Opened(PmemWalDevice wal) : ICrashTargetDevice
+    {
+        public string Name => wal.Name;
+        public int SectorSizeBytes => wal.SectorSizeBytes;
+        public long SizeBytes => wal.SizeBytes;
+        public bool DurabilityIsCheap => true;
+        public int RecoveryWork => wal.RecordsReplayed;
+        public string? RecoveryStory => $"recovery replayed {wal.RecordsReplayed} log record(s) into the backing store and began a new epoch";
+
+        public void Read(long offsetBytes, Span<byte> destination) => wal.Read(offsetBytes, destination);
+
+        public void Write(long offsetBytes, ReadOnlySpan<byte> source, WriteOptions options = WriteOptions.None) => wal.Write(offsetBytes, source, options);
+
+        public void Flush() => wal.Flush();
+
+        public void Crash()
+        {
+        }
+
+        public void Dispose() => wal.Dispose();
+    }
+}

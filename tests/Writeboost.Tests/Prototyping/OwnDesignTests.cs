@@ -1,0 +1,39 @@
+using Writeboost.Cache.Table;
+using Writeboost.CrashTest;
+using Writeboost.Samples.PmemWal;
+
+namespace Writeboost.Tests.Prototyping;
+
+/// <summary>A prototyper's own design (the sample pmem write-ahead log) under the same judge as the writeboost device.</summary>
+[TestClass]
+public sealed class OwnDesignTests
+{
+    private static CampaignSpec Spec(WalFlaw flaw, Workload workload, int seed) =>
+        new(CacheMode.Persistent, workload, seed, Ops: 150, MaxStates: 8000) { Target = new PmemWalTarget(flaw) };
+
+    [TestMethod]
+    [DataRow(Workload.Random)]
+    [DataRow(Workload.Overwrite)]
+    [DataRow(Workload.Wrap)]
+    public void The_correct_write_ahead_log_loses_nothing_acknowledged(Workload workload)
+    {
+        CampaignResult result = Campaign.Run(Spec(WalFlaw.None, workload, seed: 4));
+
+        Assert.AreEqual(0, result.Violations, result.FirstViolation);
+        Assert.IsGreaterThan(2000L, result.StatesChecked);
+        Assert.IsGreaterThan(0L, result.Coverage.PmemPrefix, "torn pmem lines");
+        Assert.IsGreaterThan(0L, result.Coverage.SecondCrash, "a second crash after its recovery");
+    }
+
+    [TestMethod]
+    [DataRow(WalFlaw.AckBeforeFence)]
+    [DataRow(WalFlaw.NewEpochBeforeBackingFlush)]
+    public void The_harness_catches_each_flaw_of_the_write_ahead_log(WalFlaw flaw)
+    {
+        foreach (int seed in new[] { 1, 2, 3 })
+        {
+            CampaignResult result = Campaign.Run(Spec(flaw, Workload.Random, seed), stopAtFirst: true);
+            Assert.AreEqual(1, result.Violations, $"{flaw} passed seed {seed}");
+        }
+    }
+}
