@@ -45,6 +45,14 @@ public sealed record CampaignSpec(CacheMode Mode, Workload Workload, int Seed, i
     /// <summary>The design under test; null: the writeboost device in <see cref="Mode"/>, <see cref="Config"/>, with <see cref="Mutant"/>.</summary>
     public ICrashTarget? Target { get; init; }
 
+    /// <summary>A scripted workload instead of the generated one: the requests of each round (their count is the rounds).</summary>
+    public IReadOnlyList<IReadOnlyList<UserOp>>? Script { get; init; }
+
+    /// <summary>The index of the first schedule: a reproducer replays the failing schedule's perturbation alone.</summary>
+    public int FirstSchedule { get; init; }
+
+    internal int RoundCount => Script?.Count ?? Rounds;
+
     internal ICrashTarget ResolvedTarget => Target ?? new WriteboostTarget(Mode, Config, Mutant);
 
     internal TargetGeometry Geometry => ResolvedTarget.GeometryFor(Workload);
@@ -266,7 +274,7 @@ public static class Campaign
     public static CrashLog Record(CampaignSpec spec)
     {
         ArgumentNullException.ThrowIfNull(spec);
-        return RecordRound(spec, BlankMedia(spec), 0, spec.Seed, out _);
+        return RecordRound(spec, BlankMedia(spec), 0, 1, spec.Seed, out _);
     }
 
     /// <summary>
@@ -274,7 +282,7 @@ public static class Campaign
     /// state), with every device recorded from the first I/O of recovery on; reads what recovery gave back (the
     /// oracle's initial content for this round); runs the workload; and crashes (nothing more is written).
     /// </summary>
-    private static CrashLog RecordRound(CampaignSpec spec, Media media, int schedule, int workloadSeed, out byte[] recovered)
+    private static CrashLog RecordRound(CampaignSpec spec, Media media, int schedule, int round, int workloadSeed, out byte[] recovered)
     {
         CrashLog log = new();
         ScheduleHooks hooks = schedule == 0 ? ScheduleHooks.None : new PerturbedSchedule(StateSeed.Of(spec.Seed, schedule, 0x5C4E));
@@ -283,7 +291,14 @@ public static class Campaign
         {
             recovered = new byte[device.SizeBytes];
             device.Read(0, recovered);
-            WorkloadRunner.Run(device, log, spec.Workload, workloadSeed, spec.Ops, spec.Config.Writers, spec.ReadPercent);
+            if (spec.Script is { } script)
+            {
+                WorkloadRunner.RunScript(device, log, script[round - 1]);
+            }
+            else
+            {
+                WorkloadRunner.Run(device, log, spec.Workload, workloadSeed, spec.Ops, spec.Config.Writers, spec.ReadPercent);
+            }
         }
         finally
         {
@@ -306,18 +321,18 @@ public static class Campaign
     public static CampaignResult Run(CampaignSpec spec, bool stopAtFirst = false, Action<long, long>? progress = null)
     {
         ArgumentNullException.ThrowIfNull(spec);
-        if (spec.Schedules < 1 || spec.Rounds < 1)
+        if (spec.Schedules < 1 || spec.RoundCount < 1)
         {
-            throw new ArgumentException($"a campaign needs at least one schedule and one round (got {spec.Schedules} and {spec.Rounds})");
+            throw new ArgumentException($"a campaign needs at least one schedule and one round (got {spec.Schedules} and {spec.RoundCount})");
         }
         Tally tally = new(spec, stopAtFirst, progress);
-        long budget = Math.Max(1, spec.MaxStates / (spec.Schedules * spec.Rounds));
-        for (int schedule = 0; schedule < spec.Schedules && !tally.Stopped; schedule++)
+        long budget = Math.Max(1, spec.MaxStates / (spec.Schedules * spec.RoundCount));
+        for (int schedule = spec.FirstSchedule; schedule < spec.FirstSchedule + spec.Schedules && !tally.Stopped; schedule++)
         {
             Media media = BlankMedia(spec);
             Judge? previous = null;
             List<HistoryRound> rounds = [];
-            for (int round = 1; round <= spec.Rounds && !tally.Stopped; round++)
+            for (int round = 1; round <= spec.RoundCount && !tally.Stopped; round++)
             {
                 int workloadSeed = schedule == 0 && round == 1 ? spec.Seed : StateSeed.Of(spec.Seed, schedule, round);
                 CrashLog log;
@@ -325,7 +340,7 @@ public static class Campaign
                 long recordStart = Stopwatch.GetTimestamp();
                 try
                 {
-                    log = RecordRound(spec, media, schedule, workloadSeed, out recovered);
+                    log = RecordRound(spec, media, schedule, round, workloadSeed, out recovered);
                 }
                 catch (Exception error) when (round > 1 && error is IOException or InvalidDataException or ArgumentException or InvalidOperationException)
                 {
@@ -338,7 +353,7 @@ public static class Campaign
                 Oracle oracle = new(log.Events, recovered);
                 LogCheck check = new(spec, log, media, oracle, previous, schedule, round, budget);
                 CheckLog(check, tally, rounds);
-                if (round < spec.Rounds && !tally.Stopped)
+                if (round < spec.RoundCount && !tally.Stopped)
                 {
                     (int point, int variant, Media carried) = ChooseCarriedState(check);
                     rounds[^1] = rounds[^1] with { CarriedPoint = point, CarriedVariant = variant };
@@ -378,7 +393,7 @@ public static class Campaign
             bool last = r == history.Rounds.Count - 1;
             byte[] recovered = InitialContent(spec, media, previous);
             Oracle oracle = new(round.Log.Events, recovered);
-            LogCheck check = new(spec, round.Log, media, oracle, previous, 0, r + 1, last ? spec.MaxStates : 0) { OnlyPoint = onlyCrashPoint, OnlyVariant = onlyVariant };
+            LogCheck check = new(spec, round.Log, media, oracle, previous, spec.FirstSchedule, r + 1, last ? spec.MaxStates : 0) { OnlyPoint = onlyCrashPoint, OnlyVariant = onlyVariant };
             if (last)
             {
                 CheckLog(check, tally, rounds);
@@ -452,7 +467,7 @@ public static class Campaign
             {
                 FirstViolation = problem;
                 FirstSite = site;
-                FailingHistory = new CrashHistory(spec with { Rounds = rounds.Count, Schedules = 1 }, [.. rounds]);
+                FailingHistory = new CrashHistory(spec with { Rounds = rounds.Count, Schedules = 1, FirstSchedule = site.Schedule, Script = null }, [.. rounds]);
             }
         }
 

@@ -15,7 +15,7 @@ public sealed record HistoryRound(CrashLog Log, int CarriedPoint = -1, int Carri
 public sealed record CrashHistory(CampaignSpec Spec, IReadOnlyList<HistoryRound> Rounds)
 {
     private const uint FileMagic = 0x48434257u; // "WBCH"
-    private const int FileVersion = 1;
+    private const int FileVersion = 2;
 
     public void Save(Stream stream)
     {
@@ -32,6 +32,7 @@ public sealed record CrashHistory(CampaignSpec Spec, IReadOnlyList<HistoryRound>
         writer.Write(Spec.Config.PoolSize);
         writer.Write(Spec.Config.Writers);
         writer.Write(Spec.ReadPercent);
+        writer.Write(Spec.FirstSchedule);
         writer.Write(Rounds.Count);
         foreach (HistoryRound round in Rounds)
         {
@@ -72,6 +73,7 @@ public sealed record CrashHistory(CampaignSpec Spec, IReadOnlyList<HistoryRound>
         int pool = reader.ReadInt32();
         int writers = reader.ReadInt32();
         int readPercent = reader.ReadInt32();
+        int schedule = reader.ReadInt32();
         (CacheMode _, Configs.CrashConfig config) = Configs.CrashConfig.FromTable(table, pool, writers);
         int count = reader.ReadInt32();
         List<HistoryRound> rounds = [];
@@ -88,6 +90,7 @@ public sealed record CrashHistory(CampaignSpec Spec, IReadOnlyList<HistoryRound>
             Config = config,
             Rounds = count,
             Schedules = 1,
+            FirstSchedule = schedule,
             ReadPercent = readPercent,
         };
         return new CrashHistory(spec, rounds);

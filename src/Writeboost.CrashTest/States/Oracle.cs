@@ -87,8 +87,13 @@ internal sealed class Oracle
     }
 
     /// <summary>Null when every sector of <paramref name="device"/> is allowed for a crash at <paramref name="crashPoint"/>; else what is wrong.</summary>
-    public string? Check(int crashPoint, ReadOnlySpan<byte> device)
+    public string? Check(int crashPoint, ReadOnlySpan<byte> device) => Check(crashPoint, device, out _);
+
+    /// <inheritdoc cref="Check(int, ReadOnlySpan{byte})"/>
+    /// <param name="failingSector">The first sector that is wrong (-1 when none).</param>
+    public string? Check(int crashPoint, ReadOnlySpan<byte> device, out long failingSector)
     {
+        failingSector = -1;
         for (long sector = 0; sector < device.Length / SectorBytes; sector++)
         {
             ReadOnlySpan<byte> actual = device.Slice((int)(sector * SectorBytes), SectorBytes);
@@ -97,6 +102,7 @@ internal sealed class Oracle
             {
                 if (!actual.SequenceEqual(initial))
                 {
+                    failingSector = sector;
                     return $"sector {sector} was never written but does not read as it was before the first event";
                 }
                 continue;
@@ -105,6 +111,7 @@ internal sealed class Oracle
             if (!Allowed(writes, lastDurable, crashPoint, actual, initial))
             {
                 string durable = lastDurable < 0 ? "its initial content (nothing durable yet)" : $"the write issued at event {writes[lastDurable].Issue}";
+                failingSector = sector;
                 return $"sector {sector} holds neither its last durable value ({durable}) nor a later write issued before event {crashPoint}";
             }
         }
@@ -174,6 +181,29 @@ internal sealed class Oracle
             }
         }
         return null;
+    }
+
+    /// <summary>What the oracle knows of one sector for a crash at <paramref name="crashPoint"/>, for a story.</summary>
+    /// <param name="LastDurableIssue">The event that issued the last durable write (-1: none; the initial content).</param>
+    /// <param name="DurableAt">The event that made it durable: its FUA acknowledgement, or the acknowledgement of the flush after it.</param>
+    /// <param name="HeldIssue">The event that issued the write whose data the sector holds (-1: the initial content; null: no write's).</param>
+    internal readonly record struct SectorVerdict(int LastDurableIssue, int DurableAt, bool DurableByFua, int? HeldIssue);
+
+    internal SectorVerdict Explain(int crashPoint, long sector, ReadOnlySpan<byte> actual)
+    {
+        List<Entry> writes = _bySector.TryGetValue(sector, out List<Entry>? list) ? list : [];
+        int last = LastBefore(writes, crashPoint, durable: true);
+        int? held = actual.SequenceEqual(Initial(sector)) ? -1 : null;
+        for (int i = writes.Count - 1; i >= 0 && held is null; i--)
+        {
+            if (writes[i].Issue < crashPoint && actual.SequenceEqual(writes[i].Data.AsSpan(writes[i].DataOffset, SectorBytes)))
+            {
+                held = writes[i].Issue;
+            }
+        }
+        return last < 0
+            ? new SectorVerdict(-1, -1, false, held)
+            : new SectorVerdict(writes[last].Issue, writes[last].DurableAt, writes[last].DurableAt == writes[last].AckAt, held);
     }
 
     /// <summary>The last write issued before <paramref name="point"/> that was durable (or acknowledged) before it; -1 if none.</summary>

@@ -58,6 +58,35 @@ internal static class WorkloadRunner
         }
     }
 
+    /// <summary>Runs a scripted workload, one request at a time, marking each in the log as <see cref="Run"/> does.</summary>
+    public static void RunScript(IBlockDevice device, CrashLog log, IReadOnlyList<UserOp> ops)
+    {
+        ArgumentNullException.ThrowIfNull(device);
+        ArgumentNullException.ThrowIfNull(ops);
+        foreach (UserOp op in ops)
+        {
+            switch (op.Kind)
+            {
+                case UserOpKind.Flush:
+                    int flush = log.Append(new CrashEvent(EventKind.UserFlush, DeviceId.User, 0, 0, null, false, -1));
+                    device.Flush();
+                    log.Append(new CrashEvent(EventKind.UserFlushAck, DeviceId.User, 0, 0, null, false, flush));
+                    break;
+                case UserOpKind.Read:
+                    byte[] read = new byte[op.LengthBytes];
+                    int issued = log.Append(new CrashEvent(EventKind.UserRead, DeviceId.User, op.OffsetBytes, op.LengthBytes, null, false, -1));
+                    device.Read(op.OffsetBytes, read);
+                    log.Append(new CrashEvent(EventKind.UserReadDone, DeviceId.User, op.OffsetBytes, op.LengthBytes, read, false, issued));
+                    break;
+                default:
+                    int write = log.Append(new CrashEvent(EventKind.UserWrite, DeviceId.User, op.OffsetBytes, op.LengthBytes, op.Data, op.Fua, -1));
+                    device.Write(op.OffsetBytes, op.Data, op.Fua ? WriteOptions.Fua : WriteOptions.None);
+                    log.Append(new CrashEvent(EventKind.UserWriteAck, DeviceId.User, op.OffsetBytes, op.LengthBytes, null, op.Fua, write));
+                    break;
+            }
+        }
+    }
+
     private static void RunWriter(IBlockDevice device, CrashLog log, Workload workload, int seed, int ops, int writer, int writers, int readPercent)
     {
         Random random = new(seed);
