@@ -19,7 +19,7 @@
 #     --timeout SECONDS      limit for COMMAND (default 900); --boot-timeout SECONDS for the boot (default 300)
 #     --accel kvm|tcg        override the choice (default: kvm when /dev/kvm can run a VM, else tcg)
 #   In the guest: $WB is the ReadyToRun wb, $WB_JIT the normal build's wb, $WB_LAB_PROBE the Pmem API probe,
-#   $LAB_WORK the shared directory; the NVDIMM and nbd modules are loaded, /dev/vd* and /dev/pmem* exist.
+#   $LAB_WORK the shared directory, $LAB_ACCEL kvm or tcg; the NVDIMM and nbd modules are loaded, /dev/vd* and /dev/pmem* exist.
 #
 # Exit codes of 'run': COMMAND's own; 125 the lab could not boot (the reason and the console's last lines on
 # stderr); 124 COMMAND timed out. Nothing is left running: QEMU is killed by its pid on every path out.
@@ -202,10 +202,12 @@ run() {
   local run_dir="$work/.lab-run"
   rm -rf "$run_dir"; mkdir -p "$run_dir"
 
+  local chosen
+  chosen=$(choose_accel)
   # The command, as the guest's bash runs it: the host's cwd when the guest can see it (the root is shared).
   {
     echo "export WB='$lab/wb/wb' WB_JIT='$repo/src/Writeboost.Cli/bin/Release/net10.0/wb' WB_LAB_PROBE='$lab/wb/Writeboost.LabProbe'"
-    echo "export LAB_WORK='$work' LAB_REPO='$repo'"
+    echo "export LAB_WORK='$work' LAB_REPO='$repo' LAB_ACCEL='$chosen'"
     echo "cd '$PWD' 2>/dev/null || cd '$work'"
     if [ $# -eq 1 ]; then printf '%s\n' "$1"; else printf '%q ' "$@"; echo; fi
   } > "$run_dir/cmd.sh"
@@ -216,8 +218,6 @@ run() {
               -append "console=ttyS0 panic=-1 loglevel=4 wblab.stage2=$here/lab-guest.sh wblab.run=$run_dir wblab.work=$work wblab.end=$end"
               -virtfs "local,path=/,mount_tag=host,security_model=none,readonly=on,multidevs=remap"
               -virtfs "local,path=$work,mount_tag=work,security_model=none,multidevs=remap")
-  local chosen
-  chosen=$(choose_accel)
   if [ "$chosen" = kvm ]; then qemu+=(-accel kvm -cpu host); else qemu+=(-accel tcg,thread=multi -cpu max); fi
   local spec path size i=0
   for spec in "${disks[@]}"; do
@@ -283,6 +283,8 @@ run() {
     sleep 0.2
   done
   print_new_output
+  # The summary below goes on a line of its own even when the output did not end with a newline.
+  [ ! -s "$run_dir/output" ] || [ -z "$(tail -c 1 "$run_dir/output")" ] || echo
   local rc
   rc=$(cat "$run_dir/rc")
   if [ "$end" = cut ]; then
