@@ -215,7 +215,7 @@ run() {
   local qemu=(qemu-system-x86_64 -machine "pc,nvdimm=on" -m 2G,slots=4,maxmem=16G -smp 2
               -display none -monitor none -serial "file:$run_dir/console.log" -no-reboot
               -kernel "/boot/vmlinuz-$kver" -initrd "$lab/initramfs-$kver.cpio.gz"
-              -append "console=ttyS0 panic=-1 loglevel=4 wblab.stage2=$here/lab-guest.sh wblab.run=$run_dir wblab.work=$work wblab.end=$end"
+              -append "console=ttyS0 panic=-1 loglevel=4 mitigations=off wblab.stage2=$here/lab-guest.sh wblab.run=$run_dir wblab.work=$work wblab.end=$end ${WB_LAB_APPEND:-}"
               -virtfs "local,path=/,mount_tag=host,security_model=none,readonly=on,multidevs=remap"
               -virtfs "local,path=$work,mount_tag=work,security_model=none,multidevs=remap")
   if [ "$chosen" = kvm ]; then qemu+=(-accel kvm -cpu host); else qemu+=(-accel tcg,thread=multi -cpu max); fi

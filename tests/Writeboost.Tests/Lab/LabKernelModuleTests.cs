@@ -12,8 +12,8 @@ namespace Writeboost.Tests.Lab;
 [DoNotParallelize]
 public sealed class LabKernelModuleTests
 {
-    private static readonly Lazy<LabScenario> s_scenario = new(() => new LabScenario("kernel.sh", ["10"],
-        ["a.img:256M", "b.img:128M", "c.img:256M", "d.img:128M", "e.img:256M", "f.img:128M"], []));
+    private static readonly Lazy<LabScenario> s_scenario = new(() => new LabScenario("kernel.sh", ["6"],
+        ["a.img:256M", "b.img:128M", "c.img:256M", "d.img:64M", "e.img:256M", "f.img:128M"], []));
 
     private static LabScenario Scenario
     {
@@ -53,10 +53,11 @@ public sealed class LabKernelModuleTests
     }
 
     [TestMethod]
-    [Ignore("product bug, reported: wb's recovery walks from the superblock record + 1 (slot 0 for a record of 0), but "
-        + "the module never writes that record by default (update_sb_record_interval 0) and reuses slots once its log "
-        + "wraps; wb finds 'slot 0 holds segment 4827', discards (zeroes) all 254 segments and loses the acknowledged "
-        + "writes still in the cache. The kernel itself starts after the highest id instead.")]
+    [Ignore("product bug, reported: for a cache without wb's extension (made by the kernel) "
+        + "SuperblockRecordOnDisk.Infer (src/Writeboost.Cache/Format/OnDisk.cs) trusts the stored record as it is; the "
+        + "module never writes that record by default (update_sb_record_interval 0) yet reuses slots once its log wraps, "
+        + "so wb's walk from record + 1 meets 'slot 0 holds segment N', stops, discards (zeroes) the whole ring and "
+        + "loses the acknowledged writes still in the cache. The kernel starts after the highest id instead.")]
     public void Wb_replays_a_cache_the_kernel_module_left_at_a_power_cut_after_its_log_wrapped()
     {
         IReadOnlyDictionary<string, string> replay = Scenario.Verify.Section("b_wb_replays_kernel_wrapped");

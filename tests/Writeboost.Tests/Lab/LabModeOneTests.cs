@@ -13,7 +13,7 @@ namespace Writeboost.Tests.Lab;
 [DoNotParallelize]
 public sealed class LabModeOneTests
 {
-    private static readonly Lazy<LabScenario> s_scenario = new(() => new LabScenario("mode1.sh", ["10"],
+    private static readonly Lazy<LabScenario> s_scenario = new(() => new LabScenario("mode1.sh", ["6"],
         ["a.img:256M", "b.img:128M", "c.img:256M", "d.img:128M"], ["devdax.img:256M", "fsdax.img:256M"]));
 
     private static LabScenario Scenario

@@ -28,7 +28,7 @@ done
 workload() {
   local name=$1 root=$2 manifest=$LAB_WORK/$1.manifest i dir file size
   : > "$manifest"
-  for i in $(seq 1 16); do
+  for i in $(seq 1 12); do
     dir="$root/tree/d$((i % 4))/e$((i % 3))"
     mkdir -p "$dir"
     file="$dir/f$i"

@@ -58,6 +58,6 @@ wait $dax_pid || fail "wb serve (dax) did not exit 0 on SIGTERM"
 wait $file_pid || fail "wb serve (file) did not exit 0 on SIGTERM"
 umount /mnt/pmem
 echo "== crashtest"
-"$WB" crashtest --mode 1 --states 300 --nbd-client "fio --name=w --ioengine=nbd --uri={uri} --rw=randwrite --bs=4k --size=256k --fsync=4" > "$LAB_WORK/crashtest.out" 2>&1
+"$WB" crashtest --mode 1 --states 200 --nbd-client "fio --name=w --ioengine=nbd --uri={uri} --rw=randwrite --bs=4k --size=256k --fsync=4" > "$LAB_WORK/crashtest.out" 2>&1
 echo "exit $?"
 tail -n 5 "$LAB_WORK/crashtest.out"
