@@ -133,14 +133,15 @@ setup() {
 }
 
 # kvm when /dev/kvm can run a VM (the device may exist where the CPU has no virtualisation), else tcg: a VM
-# is started stopped (-S) with KVM; alive after two seconds means KVM works. It is killed by its pid.
+# is started stopped (-S) with KVM; still alive after two seconds means KVM works. It is killed by its pid.
 choose_accel() {
   if [ -n "${accel:-}" ]; then echo "$accel"; return; fi
   if [ -r /dev/kvm ] && [ -w /dev/kvm ]; then
     qemu-system-x86_64 -accel kvm -machine pc -cpu host -nodefaults -display none -monitor none -serial none -S \
       >/dev/null 2>&1 &
-    local probe=$!
-    sleep 2
+    local probe=$! tries=0
+    # Where KVM cannot run a VM, QEMU exits at once: stop waiting then.
+    while [ $tries -lt 20 ] && kill -0 "$probe" 2>/dev/null; do sleep 0.1; tries=$((tries + 1)); done
     if kill -0 "$probe" 2>/dev/null; then
       kill -9 "$probe"; wait "$probe" 2>/dev/null || true
       echo kvm; return

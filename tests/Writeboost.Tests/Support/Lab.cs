@@ -208,18 +208,26 @@ internal sealed class LabScenario : IDisposable
     internal LabScenario(string script, string[] writeArguments, IReadOnlyList<string> disks, IReadOnlyList<string> nvdimms)
     {
         Stopwatch clock = Stopwatch.StartNew();
-        Write = Lab.Run(new LabRun(_work.Path, $"{Lab.GuestScript(script)} write {string.Join(' ', writeArguments)}")
+        try
         {
-            Disks = disks,
-            Nvdimms = nvdimms,
-            PowerCut = true,
-        });
-        if (Write.ExitCode != 0)
-        {
-            _work.Dispose();
-            throw new InvalidOperationException($"the first boot of {script} failed:\n{Write}");
+            Write = Lab.Run(new LabRun(_work.Path, $"{Lab.GuestScript(script)} write {string.Join(' ', writeArguments)}")
+            {
+                Disks = disks,
+                Nvdimms = nvdimms,
+                PowerCut = true,
+            });
+            if (Write.ExitCode != 0)
+            {
+                throw new InvalidOperationException($"the first boot of {script} failed:\n{Write}");
+            }
+            Verify = Lab.Run(new LabRun(_work.Path, $"{Lab.GuestScript(script)} verify") { Disks = disks, Nvdimms = nvdimms });
         }
-        Verify = Lab.Run(new LabRun(_work.Path, $"{Lab.GuestScript(script)} verify") { Disks = disks, Nvdimms = nvdimms });
+        catch
+        {
+            // A scenario that failed is never handed out, so nothing else would remove its disk images.
+            _work.Dispose();
+            throw;
+        }
         Seconds = clock.Elapsed.TotalSeconds;
         Console.WriteLine($"lab scenario {script}: {Seconds:F0} s for two boots (boot {Write.BootSeconds} s and {Verify.BootSeconds} s)");
     }
