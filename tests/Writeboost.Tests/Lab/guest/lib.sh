@@ -2,7 +2,7 @@
 # prints what it did and fails loudly ("FAIL ..." and exit 1) when a step does not work.
 set -uo pipefail
 fail() { echo "FAIL $*"; exit 1; }
-note() { echo "-- $*"; }
+note() { echo "-- [${SECONDS}s] $*"; }
 
 # The NVDIMM namespace of region R in MODE (fsdax or devdax), made once: the mode is written to the NVDIMM
 # itself (an info block), so a second boot finds it as the first left it.
