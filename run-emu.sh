@@ -3,7 +3,9 @@
 # the Pmem API on both backends (how each region is mapped; 4 KiB write+persist latency against fio's libpmem
 # engine in the same run); the RFC's worst case, every write FUA, in mode 0 and mode 1 side by side; a
 # crash-injection campaign on both modes with its verdict; and the status of a mode-1 device on the emulated
-# files. Exit code non-zero if anything failed (set -e).
+# files. With --vm, also the lab (pmem-emu/lab.sh): Debian's kernel under QEMU with emulated NVDIMMs, how wb maps
+# /dev/dax0.0 and an ext4 -o dax file, and the FUA comparison with the pmem buffer on /dev/dax0.0.
+# Exit code non-zero if anything failed (set -e).
 set -euo pipefail
 cd "$(dirname "$0")"
 root=$PWD
@@ -16,6 +18,7 @@ backing_device=""
 assume_yes=0
 ops=200000
 crash_states=200000
+vm=0
 usage() {
   cat <<USAGE
 usage: ./run-emu.sh [options]
@@ -27,6 +30,10 @@ usage: ./run-emu.sh [options]
   --ops N          operations per benchmark (default $ops)
   --crash-states N states the crash campaign checks (default $crash_states; e.g. 2000000 for a long one)
   --yes            do not ask before writing to a real device given with --pmem
+  --vm             also run the lab: Debian's kernel under QEMU (KVM, or TCG where KVM does not work) with
+                   emulated NVDIMMs: wb pmem info on /dev/dax0.0 and on an ext4 -o dax file, and the FUA
+                   comparison with the pmem buffer on /dev/dax0.0 (the first time installs QEMU and Debian's
+                   kernel: a few minutes; then about a minute more)
 USAGE
 }
 while [ $# -gt 0 ]; do
@@ -39,6 +46,7 @@ while [ $# -gt 0 ]; do
     --ops) ops=$2; shift 2;;
     --crash-states) crash_states=$2; shift 2;;
     --yes) assume_yes=1; shift;;
+    --vm) vm=1; shift;;
     -h|--help) usage; exit 0;;
     *) echo "run-emu: unknown option $1" >&2; usage >&2; exit 2;;
   esac
@@ -134,6 +142,14 @@ if [ -n "$cache_device" ]; then
   real_pmem=${pmem_device:-$shm_pmem}
   PMEM_IS_PMEM_FORCE=1 "$wb" bench fua 0 "$real_backing" "$cache_device" --direct --max-seconds 10
   PMEM_IS_PMEM_FORCE=1 "$wb" bench fua 1 "$real_backing" "$cache_device" "$real_pmem" --direct --max-seconds 10
+fi
+
+if [ "$vm" -eq 1 ]; then
+  step "The lab: Debian's kernel under QEMU with emulated NVDIMMs (pmem-emu/lab.sh) — EMULATED hardware"
+  ./pmem-emu/lab.sh setup
+  mkdir -p "$work/lab"
+  ./pmem-emu/lab.sh run --work "$work/lab" --disk backing.img:1G --disk cache.img:256M \
+    --nvdimm devdax.img:256M --nvdimm fsdax.img:256M -- "$root/pmem-emu/lab-showcase.sh"
 fi
 
 step "done"

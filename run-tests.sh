@@ -5,6 +5,9 @@ set -uo pipefail
 cd "$(dirname "$0")"
 
 ./pmem-emu/install-deps.sh || { echo "run-tests: could not install dependencies"; echo "0 passed, 1 failed, 0 skipped"; exit 1; }
+# The lab (a VM with Debian's kernel, for the tests in tests/Writeboost.Tests/Lab): installs QEMU, the kernel and
+# dm-writeboost-dkms the first time, publishes wb ReadyToRun. If it cannot be set up, its tests say why.
+./pmem-emu/lab.sh setup || echo "run-tests: the lab could not be set up (see above); its tests will say why"
 
 results=TestResults
 rm -rf "$results"

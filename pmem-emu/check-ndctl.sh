@@ -8,7 +8,7 @@ if ! command -v ndctl >/dev/null 2>&1; then
 fi
 if [ ! -d /sys/bus/nd/devices ] || [ -z "$(ls /sys/bus/nd/devices 2>/dev/null)" ]; then
   echo "no NVDIMM bus on this machine (/sys/bus/nd/devices is empty): no real or emulated NVDIMM is present" >&2
-  echo "  emulate one with memmap= (check-memmap.sh) or run in a VM with an NVDIMM (qemu-nvdimm.sh)" >&2
+  echo "  emulate one with memmap= (check-memmap.sh) or run the lab, a VM with emulated NVDIMMs (lab.sh)" >&2
   exit 1
 fi
 ndctl list --regions --namespaces --human
