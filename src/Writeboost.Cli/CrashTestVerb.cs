@@ -3,6 +3,7 @@ using CommandLine;
 using Writeboost.Cache.Table;
 using Writeboost.CrashTest;
 using Writeboost.CrashTest.Configs;
+using Writeboost.CrashTest.Minimise;
 using Writeboost.CrashTest.Recording;
 
 namespace Writeboost.Cli;
@@ -76,6 +77,12 @@ internal sealed class CrashTestVerb
     [Option("json", HelpText = "Print JSON for scripts.")]
     public bool Json { get; set; }
 
+    [Option("minimise", HelpText = "Shrink the first failure to a short reproducer with a story (the default when a campaign fails; also with --replay).")]
+    public bool Minimise { get; set; }
+
+    [Option("no-minimise", HelpText = "Do not shrink a failure (report it as found).")]
+    public bool NoMinimise { get; set; }
+
     [Option("nbd-client", HelpText = "Record a real client instead of the built-in workloads: a command line (split on spaces) run against the device served over NBD, with {uri} replaced by the export's URI, e.g. \"fio --name=w --ioengine=nbd --uri={uri} --rw=randwrite --bs=4k --size=1m --fsync=4\".")]
     public string? NbdClient { get; set; }
 
@@ -106,6 +113,10 @@ internal sealed class CrashTestVerb
         if (Reads is < 0 or > 80)
         {
             throw new UsageException($"--reads {Reads}: expected a share of 0..80 %");
+        }
+        if (Minimise && NoMinimise)
+        {
+            throw new UsageException("--minimise and --no-minimise contradict each other");
         }
         if (Replay is not null)
         {
@@ -149,7 +160,7 @@ internal sealed class CrashTestVerb
                 mutants.Add((name, catching is not null, states));
             }
         }
-        Print(results, mutants);
+        Print(results, mutants, MinimiseFirstFailure(results, wanted: !NoMinimise));
         bool clean = results.All(r => r.Violations == 0);
         bool teeth = mutants.All(m => m.Caught);
         return clean && teeth ? 0 : 1;
@@ -218,22 +229,49 @@ internal sealed class CrashTestVerb
         }
         history = history with { Spec = history.Spec with { Shard = shard, Shards = shards, MaxStates = CrashPoint is null ? States : long.MaxValue } };
         CampaignResult result = Campaign.Replay(history, stopAtFirst: false, onlyCrashPoint: CrashPoint, onlyVariant: Variant);
-        Print([result], []);
+        if (result.Violations > 0 && result.FailingHistory is not null)
+        {
+            _saved[result] = Replay!;
+        }
+        Print([result], [], MinimiseFirstFailure([result], wanted: Minimise));
         return result.Violations == 0 ? 0 : 1;
     }
 
     private void SaveHistory(CampaignResult result)
     {
-        if (result.FailingHistory is not { } history)
+        if (result.FailingHistory is { } history)
         {
-            return;
+            _saved[result] = SaveHistory(history, $"wb-crash-seed{Seed}-mode{(int)result.Spec.Mode}-{result.Spec.Workload.ToString().ToLowerInvariant()}");
         }
+    }
+
+    private string SaveHistory(CrashHistory history, string stem)
+    {
         string dir = SaveLogDirectory ?? Path.GetTempPath();
         Directory.CreateDirectory(dir);
-        string path = Path.Combine(dir, $"wb-crash-seed{Seed}-mode{(int)result.Spec.Mode}-{result.Spec.Workload.ToString().ToLowerInvariant()}-{Guid.NewGuid().ToString("N")[..8]}.history");
+        string path = Path.Combine(dir, $"{stem}-{Guid.NewGuid().ToString("N")[..8]}.history");
         using FileStream stream = File.Create(path);
         history.Save(stream);
-        _saved[result] = path;
+        return path;
+    }
+
+    /// <summary>The first failure shrunk (and its history saved), when asked for and there is one.</summary>
+    private (MinimisedFailure Failure, string Replay)? MinimiseFirstFailure(List<CampaignResult> results, bool wanted)
+    {
+        if (!wanted || results.FirstOrDefault(r => r.Violations > 0) is not { } failed)
+        {
+            return null;
+        }
+        ProgressBar progress = ProgressBar.For("minimising", Json);
+        MinimisedFailure? minimised = Minimiser.Minimise(failed, progress: text => progress.Report(0.5, text));
+        progress.Done();
+        if (minimised is null)
+        {
+            return null;
+        }
+        string path = SaveHistory(minimised.History, $"wb-crash-seed{Seed}-minimised");
+        string state = minimised.Variant < 0 ? "" : $" --crash-point {minimised.CrashPoint} --variant {minimised.Variant}";
+        return (minimised, $"wb crashtest --replay {path}{state}");
     }
 
     private readonly Dictionary<CampaignResult, string> _saved = [];
@@ -248,7 +286,7 @@ internal sealed class CrashTestVerb
         return $"wb crashtest --replay {path}{state}";
     }
 
-    private void Print(List<CampaignResult> results, List<(string Name, bool Caught, long States)> mutants)
+    private void Print(List<CampaignResult> results, List<(string Name, bool Caught, long States)> mutants, (MinimisedFailure Failure, string Replay)? minimised = null)
     {
         long statesChecked = results.Sum(r => r.StatesChecked);
         long violations = results.Sum(r => r.Violations);
@@ -303,6 +341,19 @@ internal sealed class CrashTestVerb
                     Config = failed.Spec.Config.Describe(failed.Spec.Mode),
                     Reproduce = Reproducer(failed),
                 },
+                Minimised = minimised is not { } m ? null : new
+                {
+                    Ops = m.Failure.Ops.SelectMany(r => r).Select(op => op.ToString()),
+                    OpCount = m.Failure.OpCount,
+                    Rounds = m.Failure.Ops.Count,
+                    m.Failure.OriginalOps,
+                    m.Failure.CrashPoint,
+                    m.Failure.Variant,
+                    m.Failure.Violation,
+                    m.Failure.Trials,
+                    m.Failure.Story,
+                    m.Replay,
+                },
             });
             return;
         }
@@ -323,6 +374,15 @@ internal sealed class CrashTestVerb
             {
                 Console.WriteLine($"reproduce: {command}");
             }
+        }
+        if (minimised is { } shrunk)
+        {
+            Console.WriteLine($"minimised: {shrunk.Failure.OpCount} operation(s) of {shrunk.Failure.OriginalOps} ({shrunk.Failure.Trials} runs)");
+            foreach (string line in shrunk.Failure.Story)
+            {
+                Console.WriteLine("  " + line);
+            }
+            Console.WriteLine($"replay it: {shrunk.Replay}");
         }
         if (mutants.Count > 0)
         {

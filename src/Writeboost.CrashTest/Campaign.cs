@@ -318,14 +318,17 @@ public static class Campaign
     /// (<see cref="CampaignSpec.MaxStates"/>, shared evenly by every log) or, with <paramref name="stopAtFirst"/>,
     /// the first violation.
     /// </summary>
-    public static CampaignResult Run(CampaignSpec spec, bool stopAtFirst = false, Action<long, long>? progress = null)
+    public static CampaignResult Run(CampaignSpec spec, bool stopAtFirst = false, Action<long, long>? progress = null) => Run(spec, stopAtFirst, progress, null);
+
+    /// <param name="counts">Only violations this accepts are counted (and stop the run); null: every one.</param>
+    internal static CampaignResult Run(CampaignSpec spec, bool stopAtFirst, Action<long, long>? progress, Func<string, bool>? counts)
     {
         ArgumentNullException.ThrowIfNull(spec);
         if (spec.Schedules < 1 || spec.RoundCount < 1)
         {
             throw new ArgumentException($"a campaign needs at least one schedule and one round (got {spec.Schedules} and {spec.RoundCount})");
         }
-        Tally tally = new(spec, stopAtFirst, progress);
+        Tally tally = new(spec, stopAtFirst, progress) { Counts = counts };
         long budget = Math.Max(1, spec.MaxStates / (spec.Schedules * spec.RoundCount));
         for (int schedule = spec.FirstSchedule; schedule < spec.FirstSchedule + spec.Schedules && !tally.Stopped; schedule++)
         {
@@ -381,23 +384,30 @@ public static class Campaign
     public static CampaignResult Replay(CrashHistory history, bool stopAtFirst, Action<long, long>? progress = null, int? onlyCrashPoint = null, int? onlyVariant = null)
     {
         ArgumentNullException.ThrowIfNull(history);
+        Tally tally = new(history.Spec, stopAtFirst, progress);
+        LogCheck check = LastRound(history) with { OnlyPoint = onlyCrashPoint, OnlyVariant = onlyVariant };
+        CheckLog(check, tally, [.. history.Rounds]);
+        return tally.Result();
+    }
+
+    /// <summary>
+    /// The last round of a saved history, ready to check: the rounds before it rebuild its starting media (each
+    /// carried crash state, as the next round's device recovered it), its oracle starts from what that recovery
+    /// gave back, and the one before judges its crashes during recovery.
+    /// </summary>
+    private static LogCheck LastRound(CrashHistory history)
+    {
         CampaignSpec spec = history.Spec;
-        Tally tally = new(spec, stopAtFirst, progress);
         Media media = BlankMedia(spec);
         Judge? previous = null;
-        List<HistoryRound> rounds = [];
-        for (int r = 0; r < history.Rounds.Count; r++)
+        for (int r = 0; ; r++)
         {
             HistoryRound round = history.Rounds[r];
-            rounds.Add(round);
-            bool last = r == history.Rounds.Count - 1;
             byte[] recovered = InitialContent(spec, media, previous);
             Oracle oracle = new(round.Log.Events, recovered);
-            LogCheck check = new(spec, round.Log, media, oracle, previous, spec.FirstSchedule, r + 1, last ? spec.MaxStates : 0) { OnlyPoint = onlyCrashPoint, OnlyVariant = onlyVariant };
-            if (last)
+            if (r == history.Rounds.Count - 1)
             {
-                CheckLog(check, tally, rounds);
-                break;
+                return new LogCheck(spec, round.Log, media, oracle, previous, spec.FirstSchedule, r + 1, spec.MaxStates);
             }
             Timelines timelines = new(media, PmemBackendOf(spec));
             timelines.AdvanceTo(round.Log.Events, round.CarriedPoint);
@@ -405,7 +415,49 @@ public static class Campaign
             previous = new Judge(oracle, round.CarriedPoint);
             media = state.Materialize();
         }
-        return tally.Result();
+    }
+
+    /// <summary>One state of a history's last round, judged, with what a story needs.</summary>
+    internal sealed record SurveyedState(int Point, int Variant, StateKind Kind, string Problem, int Complexity, WriteFate[] Fates, LineFates Lines, string? RecoveryStory, long Sector, Oracle.SectorVerdict? Verdict, byte[]? SectorContent);
+
+    /// <summary>
+    /// Every state of a history's last round (up to <paramref name="perPoint"/> at each point) that violates the
+    /// oracle, judged as a campaign judges it — for the minimiser, which keeps the simplest.
+    /// </summary>
+    internal static List<SurveyedState> SurveyLastRound(CrashHistory history, int perPoint, Func<string, bool> sameViolation)
+    {
+        LogCheck check = LastRound(history);
+        CampaignSpec spec = history.Spec;
+        IReadOnlyList<CrashEvent> events = check.Log.Events;
+        bool later = check.Previous is not null;
+        List<SurveyedState> failing = [];
+        Timelines timelines = new(check.Start, PmemBackendOf(spec));
+        for (int point = later ? 0 : Math.Min(check.FirstUserEvent, events.Count); point <= events.Count; point++)
+        {
+            timelines.AdvanceTo(events, point);
+            bool duringRecovery = later && point <= check.FirstUserEvent;
+            Judge judge = duringRecovery ? check.Previous! : new Judge(check.Oracle, point);
+            List<StateKind> kinds = CrashStates.ExtraKinds(timelines);
+            int variants = CrashStates.VariantCount(timelines, kinds, perPoint);
+            for (int variant = 0; variant < variants; variant++)
+            {
+                CrashState state = CrashStates.Build(timelines, kinds, spec.Geometry.PmemBytes, spec.Seed, point, variant);
+                Recovered outcome = Recover(spec, state);
+                long sector = -1;
+                string? problem = outcome.Problem ?? judge.Oracle.Check(judge.Point, outcome.Content, out sector);
+                if (problem is null || !sameViolation(problem))
+                {
+                    continue;
+                }
+                Oracle.SectorVerdict? verdict = sector >= 0 && outcome.Content is { } content
+                    ? judge.Oracle.Explain(judge.Point, sector, content.AsSpan((int)(sector * 512), 512))
+                    : null;
+                failing.Add(new SurveyedState(point, variant, duringRecovery ? StateKind.DuringRecovery : CrashStates.KindOf(kinds, variant), problem,
+                    state.Complexity, state.Fates, state.Lines, outcome.Story, sector, verdict,
+                    sector >= 0 ? outcome.Content?.AsSpan((int)(sector * 512), 512).ToArray() : null));
+            }
+        }
+        return failing;
     }
 
     /// <summary>
@@ -460,8 +512,15 @@ public static class Campaign
         public CrashHistory? FailingHistory;
         public bool Stopped => stopAtFirst && Violations > 0;
 
+        /// <summary>Only violations this accepts count (the minimiser looks for one kind); null: all.</summary>
+        public Func<string, bool>? Counts { get; init; }
+
         public void Violation(string problem, ViolationSite site, List<HistoryRound> rounds)
         {
+            if (Counts is { } counts && !counts(problem))
+            {
+                return;
+            }
             Violations++;
             if (FirstViolation is null)
             {
@@ -591,7 +650,11 @@ public static class Campaign
         IReadOnlyList<CrashEvent> events = check.Log.Events;
         int first = Math.Min(Math.Max(check.FirstUserEvent, events.Count / 2), events.Count);
         Random random = new(StateSeed.Of(spec.Seed, check.Schedule, 1000 + check.Round));
-        int[] candidates = [.. Enumerable.Range(0, CarryCandidates).Select(_ => random.Next(first, events.Count + 1)).Distinct().Order()];
+        // A scripted (minimised) round is short, and which state it should carry on is what the shrinking must not
+        // lose: every point of it is a candidate. A generated one has 16 seeded candidates.
+        int[] candidates = spec.Script is not null && events.Count - check.FirstUserEvent <= 400
+            ? [.. Enumerable.Range(Math.Min(check.FirstUserEvent, events.Count), events.Count - Math.Min(check.FirstUserEvent, events.Count) + 1)]
+            : [.. Enumerable.Range(0, CarryCandidates).Select(_ => random.Next(first, events.Count + 1)).Distinct().Order()];
         Timelines timelines = new(check.Start, PmemBackendOf(spec));
         (int Point, int Variant, int Score)? best = null;
         foreach (int point in candidates)

@@ -95,9 +95,27 @@ internal sealed class Timelines
     public int PendingLineCount => PmemLines?.PendingLines.Count ?? 0;
 }
 
+/// <summary>What became of one write that was not durable at the crash: <paramref name="KeptSectors"/> of its sectors landed (0: lost; all: kept; between: torn).</summary>
+internal readonly record struct WriteFate(int Issue, DeviceId Device, long OffsetBytes, long LengthBytes, int KeptSectors)
+{
+    public int Sectors => (int)(LengthBytes / 512);
+}
+
+/// <summary>What became of the pmem lines that had stores pending at the crash.</summary>
+internal readonly record struct LineFates(int Pending, int None, int Partial, int All);
+
 /// <summary>One crash state's devices: copy-on-write overlays over the timelines' durable images.</summary>
 internal sealed class CrashState
 {
+    /// <summary>Each non-durable write's fate in this state, in issue order (filled by <see cref="CrashStates.Build"/>).</summary>
+    public WriteFate[] Fates { get; set; } = [];
+
+    /// <summary>The pending pmem lines' fates in this state.</summary>
+    public LineFates Lines { get; set; }
+
+    /// <summary>How much this state asks of a reader: every write in flight, each torn one twice, each partial pmem line.</summary>
+    public int Complexity => Fates.Length + Fates.Count(f => f.KeptSectors > 0 && f.KeptSectors < f.Sectors) + Lines.Partial + (Lines.Pending > 0 ? 1 : 0);
+
     public CrashState(Timelines timelines, long pmemBytes)
     {
         Backing = new PagedBlockDevice(timelines.Backing.Durable, "backing");
@@ -207,7 +225,13 @@ internal static class CrashStates
         CrashState state = new(timelines, pmemBytes);
         List<(int Issue, BlockTimeline Device, CrashEvent Write)> writes = timelines.NonDurableWrites();
         Random random = new(StateSeed.Of(seed, point, variant));
-        void Keep(int i) => writes[i].Device.WriteTo(state.Image(writes[i].Device), writes[i].Issue, writes[i].Write);
+        state.Fates = [.. writes.Select(w => new WriteFate(w.Issue, w.Device.Device, w.Write.OffsetBytes, w.Write.LengthBytes, 0))];
+        state.Lines = new LineFates(timelines.PendingLineCount, timelines.PendingLineCount, 0, 0);
+        void Keep(int i)
+        {
+            writes[i].Device.WriteTo(state.Image(writes[i].Device), writes[i].Issue, writes[i].Write);
+            state.Fates[i] = state.Fates[i] with { KeptSectors = state.Fates[i].Sectors };
+        }
         if (variant == 0)
         {
             return state;
@@ -258,13 +282,16 @@ internal static class CrashStates
                         // Torn at sector granularity: each sector old or new, independently.
                         CrashEvent write = writes[i].Write;
                         PagedImage image = state.Image(writes[i].Device);
+                        int landed = 0;
                         for (int s = 0; s < write.LengthBytes / 512; s++)
                         {
                             if (random.Next(2) == 0 && !writes[i].Device.IsShadowed(writes[i].Issue, write.OffsetBytes + s * 512))
                             {
                                 image.Write(write.OffsetBytes + s * 512, write.Data.AsSpan(s * 512, 512));
+                                landed++;
                             }
                         }
+                        state.Fates[i] = state.Fates[i] with { KeptSectors = landed };
                     }
                 }
                 ApplyPmem(state, timelines, random, PmemFate.Any);
@@ -334,6 +361,9 @@ internal static class CrashStates
             return;
         }
         byte[] line = new byte[PmemTimeline.LineBytes];
+        int none = 0;
+        int partial = 0;
+        int all = 0;
         foreach ((long index, List<(int OffsetInLine, byte[] Bytes)> stores) in timelines.PmemLines.PendingLines.OrderBy(l => l.Key))
         {
             int count = fate switch
@@ -342,6 +372,10 @@ internal static class CrashStates
                 PmemFate.Partial when stores.Count >= 2 && random.Next(2) == 0 => random.Next(1, stores.Count),
                 _ => random.Next(stores.Count + 1),
             };
+            none += count == 0 ? 1 : 0;
+            partial += count > 0 && count < stores.Count ? 1 : 0;
+            all += count == stores.Count ? 1 : 0;
+            state.Lines = new LineFates(timelines.PmemLines.PendingLines.Count, none, partial, all);
             if (count == 0)
             {
                 continue;

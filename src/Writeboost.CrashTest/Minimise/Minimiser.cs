@@ -1,0 +1,200 @@
+using System.Diagnostics;
+using Writeboost.CrashTest.Recording;
+using Writeboost.CrashTest.Workloads;
+
+namespace Writeboost.CrashTest.Minimise;
+
+/// <summary>A failure shrunk to what a person can follow, and the one saved history that replays it.</summary>
+/// <param name="Ops">The user operations of each round of the shrunk history, in order.</param>
+/// <param name="History">The shrunk history (save it; <c>wb crashtest --replay</c> checks its state again).</param>
+/// <param name="Story">The numbered operations, the crash, what each device kept, lost or tore, what recovery did, and the verdict.</param>
+public sealed record MinimisedFailure(
+    IReadOnlyList<IReadOnlyList<UserOp>> Ops,
+    CrashHistory History,
+    int CrashPoint,
+    int Variant,
+    string Violation,
+    int OriginalOps,
+    int Trials,
+    IReadOnlyList<string> Story)
+{
+    public int OpCount => Ops.Sum(r => r.Count);
+}
+
+/// <summary>
+/// Shrinks a failing campaign to a reproducer a person can read (<c>wb crashtest --minimise</c>):
+/// <list type="number">
+/// <item>the failing history's user operations become a script, cut at the crash (and each earlier round at the
+/// state the next one started from);</item>
+/// <item>delta debugging removes operations while a campaign run on the script — the failing schedule, its
+/// rounds, every crash point of its small logs — still fails with the same kind of violation; a candidate that
+/// passes is re-run twice before it counts as passing (the device's own threads make one run's interleaving
+/// luck, the schedule's perturbation makes it likely, neither makes it certain);</item>
+/// <item>of the last round's failing states, the simplest is kept: fewest writes in flight, fewest torn, fewest
+/// pmem lines at a partial prefix;</item>
+/// <item>a story is written from the oracle's verdict on the first wrong sector.</item>
+/// </list>
+/// </summary>
+public static class Minimiser
+{
+    private const int PassRetries = 2;
+    private const int StatesPerScript = 6_000;
+    private const int StatesPerPoint = 16;
+
+    /// <summary>Shrinks <paramref name="failed"/>'s first violation; null when it has none (or its history is gone).</summary>
+    /// <param name="timeBudget">Stops removing operations after this long and keeps what it has (default 3 minutes).</param>
+    public static MinimisedFailure? Minimise(CampaignResult failed, TimeSpan? timeBudget = null, Action<string>? progress = null)
+    {
+        ArgumentNullException.ThrowIfNull(failed);
+        if (failed.FailingHistory is not { } history || failed.FirstViolationSite is not { } site || failed.FirstViolation is not { } violation)
+        {
+            return null;
+        }
+        ViolationClass wanted = ViolationClass.Of(violation);
+        Stopwatch clock = Stopwatch.StartNew();
+        TimeSpan budget = timeBudget ?? TimeSpan.FromMinutes(3);
+        List<List<UserOp>> script = CutAtTheCrash(history, site);
+        int original = history.Rounds.Sum(r => UserOp.FromLog(r.Log).Count);
+        int trials = 0;
+        CampaignResult? last = null;
+
+        // Shrinks while the result still fails the same way; the script's round structure is kept.
+        bool Fails(List<List<UserOp>> candidate)
+        {
+            for (int attempt = 0; attempt <= PassRetries; attempt++)
+            {
+                trials++;
+                // The failing schedule first; a retry takes the next perturbation (schedule 0 stays unperturbed).
+                int schedule = attempt == 0 || site.Schedule == 0 ? site.Schedule : site.Schedule + attempt;
+                CampaignResult result = Campaign.Run(ScriptSpec(history.Spec, schedule, candidate), stopAtFirst: true, null, wanted.Matches);
+                if (result.Violations > 0)
+                {
+                    last = result;
+                    return true;
+                }
+            }
+            return false;
+        }
+
+        if (!Fails(script))
+        {
+            // The cut script alone no longer fails (the failure needed the whole run's timing): keep it all.
+            script = [.. history.Rounds.Select(r => UserOp.FromLog(r.Log).ToList())];
+            if (!Fails(script))
+            {
+                return null;
+            }
+        }
+        List<(int Round, UserOp Op)> flat = Flatten(script);
+        int chunks = 2;
+        while (flat.Count >= 2 && clock.Elapsed < budget)
+        {
+            int size = (flat.Count + chunks - 1) / chunks;
+            bool removed = false;
+            for (int start = 0; start < flat.Count && clock.Elapsed < budget; start += size)
+            {
+                List<(int, UserOp)> candidate = [.. flat.Take(start), .. flat.Skip(start + size)];
+                if (Fails(Unflatten(candidate, script.Count)))
+                {
+                    flat = candidate;
+                    chunks = Math.Max(chunks - 1, 2);
+                    removed = true;
+                    progress?.Invoke($"minimising: {flat.Count} operations ({trials} runs)");
+                    break;
+                }
+            }
+            if (!removed)
+            {
+                if (size == 1)
+                {
+                    break; // 1-minimal: no single operation can go
+                }
+                chunks = Math.Min(flat.Count, chunks * 2);
+            }
+        }
+        script = Unflatten(flat, script.Count);
+        if (!Fails(script) || last?.FailingHistory is not { } shrunk)
+        {
+            return null;
+        }
+
+        IReadOnlyList<IReadOnlyList<UserOp>> ops = [.. shrunk.Rounds.Select(r => UserOp.FromLog(r.Log))];
+        if (last.FirstViolationSite is { Variant: < 0 } read)
+        {
+            // A live read: no crash state to simplify; the history itself replays it.
+            return new MinimisedFailure(ops, shrunk, read.CrashPoint, -1, last.FirstViolation!, original, trials, Story.TellLiveRead(shrunk, read.CrashPoint, last.FirstViolation!));
+        }
+        // The simplest failing state of the shrunk history's last round, of the same kind of violation.
+        List<Campaign.SurveyedState> states = Campaign.SurveyLastRound(shrunk with { Spec = shrunk.Spec with { MaxStates = long.MaxValue } }, StatesPerPoint, wanted.Matches);
+        if (states.Count == 0)
+        {
+            return null;
+        }
+        Campaign.SurveyedState simplest = states.OrderBy(s => s.Complexity).ThenBy(s => s.Point).ThenBy(s => s.Variant).First();
+        IReadOnlyList<string> story = Story.Tell(shrunk, simplest);
+        return new MinimisedFailure(ops, shrunk, simplest.Point, simplest.Variant, simplest.Problem, original, trials, story);
+    }
+
+    private static CampaignSpec ScriptSpec(CampaignSpec spec, int schedule, List<List<UserOp>> script) => spec with
+    {
+        Script = [.. script.Select(r => (IReadOnlyList<UserOp>)r)],
+        Schedules = 1,
+        FirstSchedule = schedule,
+        MaxStates = StatesPerScript,
+        Shard = 0,
+        Shards = 1,
+    };
+
+    /// <summary>The history's operations up to the crash: the failing round's issued before its crash point, each earlier round's before the state the next started from.</summary>
+    private static List<List<UserOp>> CutAtTheCrash(CrashHistory history, ViolationSite site)
+    {
+        List<List<UserOp>> rounds = [];
+        for (int r = 0; r < Math.Min(site.Round, history.Rounds.Count); r++)
+        {
+            HistoryRound round = history.Rounds[r];
+            int cut = r == site.Round - 1 ? site.CrashPoint + 1 : round.CarriedPoint;
+            CrashLog prefix = new();
+            foreach (CrashEvent e in round.Log.Events.Take(Math.Max(0, cut)))
+            {
+                prefix.Append(e);
+            }
+            rounds.Add([.. UserOp.FromLog(prefix)]);
+        }
+        return rounds;
+    }
+
+    private static List<(int Round, UserOp Op)> Flatten(List<List<UserOp>> script) =>
+        [.. script.SelectMany((ops, round) => ops.Select(op => (round, op)))];
+
+    private static List<List<UserOp>> Unflatten(List<(int Round, UserOp Op)> flat, int rounds)
+    {
+        List<List<UserOp>> script = [.. Enumerable.Range(0, rounds).Select(_ => new List<UserOp>())];
+        foreach ((int round, UserOp op) in flat)
+        {
+            script[round].Add(op);
+        }
+        return script;
+    }
+}
+
+/// <summary>The kind of a violation, as the minimiser keeps it: what went wrong, not which sector or event.</summary>
+internal readonly record struct ViolationClass(string Kind)
+{
+    public static ViolationClass Of(string problem)
+    {
+        string p = problem.StartsWith("round ", StringComparison.Ordinal) && problem.IndexOf(", ", StringComparison.Ordinal) is > 0 and var comma ? problem[(comma + 2)..] : problem;
+        p = p.StartsWith("after a crash at event", StringComparison.Ordinal) && p.IndexOf(": ", StringComparison.Ordinal) is > 0 and var colon ? p[(colon + 2)..] : p;
+        return new ViolationClass(p switch
+        {
+            _ when p.Contains("recovery threw", StringComparison.Ordinal) => "recovery threw",
+            _ when p.Contains("read of the recovered device failed", StringComparison.Ordinal) => "read error",
+            _ when p.Contains("a live read", StringComparison.Ordinal) => "live read",
+            _ when p.Contains("was never written", StringComparison.Ordinal) => "data nobody wrote",
+            _ when p.Contains("holds neither its last durable value", StringComparison.Ordinal) => "lost or older data",
+            _ when p.Contains("recovering round", StringComparison.Ordinal) => "recovery of a carried state failed",
+            _ => "other",
+        });
+    }
+
+    public bool Matches(string problem) => Of(problem).Kind == Kind;
+}
