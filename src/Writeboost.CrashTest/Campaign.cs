@@ -68,6 +68,7 @@ public static class Campaign
         ("trust-segment-without-checksum", CacheMode.Volatile, Workload.Random, "replay a segment without verifying its checksum"),
         ("replay-stale-after-gap", CacheMode.Volatile, Workload.Wrap, "replay like the kernel: every valid slot in ring order, across id gaps"),
         ("reuse-slot-before-writeback-flushed", CacheMode.Volatile, Workload.Wrap, "free ring slots after writeback without flushing the backing store"),
+        ("poison-torn-tail", CacheMode.Volatile, Workload.Random, "take a crash's torn segment for damage to durable data: poison its blocks"),
     ];
 
     /// <summary>Throws a clear error unless <paramref name="name"/> is "none" or a mutant's name.</summary>
@@ -82,6 +83,8 @@ public static class Campaign
         "trust-segment-without-checksum" => Mutant.TrustSegmentWithoutChecksum,
         "replay-stale-after-gap" => Mutant.ReplayStaleAfterGap,
         "reuse-slot-before-writeback-flushed" => Mutant.ReuseSlotBeforeWritebackFlushed,
+        "poison-torn-tail" => Mutant.PoisonTornTail,
+        "claim-nothing-durable" => Mutant.ClaimNothingDurable, // the corruption sweep's: recorded with it, a workload writes headers that vouch for nothing
         _ => throw new ArgumentException($"unknown mutant {name} (see --list-mutants)"),
     };
 
@@ -413,6 +416,11 @@ public static class Campaign
             if (t_content is null || t_content.Length != recovered.SizeBytes)
             {
                 t_content = new byte[recovered.SizeBytes];
+            }
+            // A pure crash never loses durable data, so it must never poison anything (damaged media may; a crash may not).
+            if (recovered.Recovery.PoisonedBlocks > 0)
+            {
+                return $"recovery poisoned {recovered.Recovery.PoisonedBlocks} block(s) after a pure crash (a torn write taken for damage): {string.Join("; ", recovered.Recovery.Segments.Select(s => $"segment {s.Id}: {s.Kind}, {s.Detail}"))}";
             }
             recovered.Read(0, t_content);
             return oracle.Check(point, t_content);

@@ -27,13 +27,15 @@ internal sealed class SegmentBuffer
     public const int ChecksumClaimed = 1;
     public const int ChecksumDone = 2;
 
-    /// <summary>Computes and stores the checksum unless another thread has claimed it; then waits until it is stored.</summary>
-    public void EnsureChecksum(ulong id, int length)
+    /// <summary>
+    /// Computes and stores the checksums (entry checksums, metablocks crc, the segment checksum, the header)
+    /// unless another thread has claimed it; then waits until they are stored.
+    /// </summary>
+    public void EnsureChecksum(ulong id, int length, int entryBytes)
     {
         if (Interlocked.CompareExchange(ref ChecksumState, ChecksumClaimed, ChecksumNeeded) == ChecksumNeeded)
         {
-            Span<byte> image = Image.Span;
-            new SegmentHeaderOnDisk(id, SegmentHeaderOnDisk.ComputeChecksum(image, length), (byte)length).WriteTo(image);
+            SegmentImage.Finish(Image.Span, id, length, entryBytes);
             Volatile.Write(ref ChecksumState, ChecksumDone);
             return;
         }

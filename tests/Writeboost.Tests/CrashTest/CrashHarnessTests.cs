@@ -31,6 +31,7 @@ public sealed class CrashHarnessTests
     [DataRow("trust-segment-without-checksum")]
     [DataRow("replay-stale-after-gap")]
     [DataRow("reuse-slot-before-writeback-flushed")]
+    [DataRow("poison-torn-tail")]
     public void The_harness_catches_every_seeded_bug(string mutant)
     {
         (string _, CacheMode mode, Workload workload, string _) = Campaign.Mutants.Single(m => m.Name == mutant);
@@ -64,7 +65,7 @@ public sealed class CrashHarnessTests
     public void Every_listed_mutant_has_a_test_above()
     {
         CollectionAssert.AreEquivalent(
-            new[] { "ack-before-pmem-persist", "drop-pmem-fence", "skip-cache-flush-before-ack", "trust-segment-without-checksum", "replay-stale-after-gap", "reuse-slot-before-writeback-flushed" },
+            new[] { "ack-before-pmem-persist", "drop-pmem-fence", "skip-cache-flush-before-ack", "trust-segment-without-checksum", "replay-stale-after-gap", "reuse-slot-before-writeback-flushed", "poison-torn-tail" },
             Campaign.Mutants.Select(m => m.Name).ToArray());
     }
 

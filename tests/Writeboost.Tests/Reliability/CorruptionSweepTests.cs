@@ -39,7 +39,7 @@ public sealed class CorruptionSweepTests
     [DataRow("replay-stale-after-gap")]
     public void The_sweep_catches_the_seeded_recovery_bugs(string mutant)
     {
-        var (_, mode, workload) = CorruptionSweep.Mutants.Single(m => m.Name == mutant);
+        var (_, mode, workload, _) = CorruptionSweep.Mutants.Single(m => m.Name == mutant);
         foreach (int seed in new[] { 1, 2, 3 })
         {
             CorruptionSweepResult result = CorruptionSweep.Run(new CorruptionSweepSpec(mode, workload, seed, Ops: 150, Mutant: mutant));
