@@ -61,7 +61,7 @@ internal sealed class CorruptVerb : SweepVerbOptions
         {
             foreach ((string name, CacheMode mode, Workload workload, string _) in CorruptionSweep.Mutants)
             {
-                mutants.Add((name, CorruptionSweep.Run(new CorruptionSweepSpec(mode, workload, Seed, Ops, DataSamples, name)).Violations > 0));
+                mutants.Add((name, CorruptionSweep.Run(new CorruptionSweepSpec(mode, workload, Seed, Ops, DataSamples, name, StopAtFirst: true)).Violations > 0));
             }
         }
         progress.Done();

@@ -138,13 +138,19 @@ public sealed partial class WriteboostDevice
             {
                 case SegmentFate.Replayed:
                 case SegmentFate.Damaged:
+                    if (segment.Fate == SegmentFate.Damaged && segment.LossAccepted)
+                    {
+                        AcceptLossInPlace(segment);
+                        wrote = true;
+                    }
                     ApplyWalked(segment);
                     replayed++;
                     firstReplayed = firstReplayed == 0 ? segment.Id : firstReplayed;
                     lastReplayed = segment.Id;
                     if (segment.Fate == SegmentFate.Damaged)
                     {
-                        report.Add(new SegmentRecovery(segment.Id, segment.Slot, "damage", segment.BlocksReplayed, segment.BlocksPoisoned, segment.Problem!));
+                        report.Add(new SegmentRecovery(segment.Id, segment.Slot, segment.LossAccepted ? "lost" : "damage", segment.BlocksReplayed, segment.BlocksPoisoned,
+                            segment.LossAccepted ? $"{segment.Problem}; the loss was accepted (--accept-loss): the header now says so" : segment.Problem!));
                     }
                     else if (segment.BlocksPoisoned > 0)
                     {
@@ -253,6 +259,25 @@ public sealed partial class WriteboostDevice
                 _poison.Clear(entry.Block, entry.Bits, segment.Id);
             }
         }
+    }
+
+    /// <summary>
+    /// A durable segment some of whose entries fail their checksum, opened with the loss accepted: its header
+    /// (one sector, written whole or not at all) is rewritten with <see cref="SegmentHeaderExtension.FlagLossAccepted"/>
+    /// and a metablocks crc over the entries as they are, so later opens replay the intact entries without the flag.
+    /// </summary>
+    private void AcceptLossInPlace(WalkedSegment segment)
+    {
+        byte[] metadata = new byte[Units.BlockBytes];
+        long start = Geometry.SegmentStartBytes(segment.Slot);
+        _cache.Read(start, metadata);
+        (HeaderExtensionState _, SegmentHeaderExtension extension) = SegmentHeaderExtension.Read(metadata);
+        (extension with
+        {
+            Flags = (byte)(extension.Flags | SegmentHeaderExtension.FlagLossAccepted),
+            MetablocksChecksum = SegmentHeaderExtension.ComputeMetablocksChecksum(metadata, segment.Length, Geometry.MetablockBytes),
+        }).WriteTo(metadata);
+        _cache.Write(start, metadata);
     }
 
     /// <summary>

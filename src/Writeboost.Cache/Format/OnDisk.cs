@@ -228,6 +228,7 @@ public readonly record struct SegmentHeaderOnDisk(ulong Id, uint Checksum, byte 
 ///   21    1 flags           0x1 each wide metablock carries its entry checksum (bytes 12..16, see MetablockOnDisk)
 ///                           0x2 a tombstone: recovery wrote this empty segment in place of a crash's torn one
 ///                           0x4 rebuilt by recovery from the pmem buffer (mode 1)
+///                           0x8 loss accepted: entries failing their checksum were given up (--accept-loss)
 ///   24    8 durable id      every segment id ≤ this was durable on the cache device when this one was written
 ///   32    4 metablocks crc  ~crc32c(~0, bytes 512 .. 512 + length × entry size): the block list, verified alone
 ///   36   32 lost bitmap     bit i: data block i holds no data — its acknowledged write was lost (mode 1 rebuild)
@@ -244,6 +245,7 @@ public readonly record struct SegmentHeaderExtension(byte Flags, ulong DurableId
     public const byte FlagEntryChecksums = 0x1;
     public const byte FlagTombstone = 0x2;
     public const byte FlagRebuiltFromPmem = 0x4;
+    public const byte FlagLossAccepted = 0x8;
     public const int LostBitmapBytes = 32;
     private const int MagicOffset = 16;
     private const int LostOffset = 36;

@@ -26,7 +26,10 @@ public static class SegmentImage
             {
                 Span<byte> entry = image.Slice(SegmentHeaderOnDisk.SizeBytes + i * MetablockOnDisk.WideSizeBytes, MetablockOnDisk.WideSizeBytes);
                 uint state = Crc32C.Append(~0u, entry[..MetablockOnDisk.EntryChecksumCoversBytes]);
-                BinaryPrimitives.WriteUInt32LittleEndian(entry[MetablockOnDisk.EntryChecksumOffset..], ~Crc32C.Concat(state, dataCrcs[i], Units.BlockBytes));
+                uint checksum = ~Crc32C.Concat(state, dataCrcs[i], Units.BlockBytes);
+                // A lost block's entry holds no data: its checksum is made to fail, so it never passes for data.
+                bool lost = lostBitmap is not null && (lostBitmap[i >> 3] & (1 << (i & 7))) != 0;
+                BinaryPrimitives.WriteUInt32LittleEndian(entry[MetablockOnDisk.EntryChecksumOffset..], lost ? ~checksum : checksum);
             }
         }
         uint metablocks = SegmentHeaderExtension.ComputeMetablocksChecksum(image, length, entryBytes);

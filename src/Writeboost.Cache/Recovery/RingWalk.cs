@@ -100,7 +100,8 @@ internal static class RingWalk
         Mutant Mutant);
 
     /// <summary>A slot's header sector, parsed.</summary>
-    internal readonly record struct SlotHeader(ulong Id, uint Checksum, byte Length, HeaderExtensionState ExtensionState, SegmentHeaderExtension Extension, bool Authentic);
+    /// <param name="ZeroSector">The header sector is all zeros (never written, or zeroed).</param>
+    internal readonly record struct SlotHeader(ulong Id, uint Checksum, byte Length, HeaderExtensionState ExtensionState, SegmentHeaderExtension Extension, bool Authentic, bool ZeroSector = false);
 
     public static RingWalkResult Run(Input input)
     {
@@ -204,27 +205,7 @@ internal static class RingWalk
                 }
                 else if (durable || input.Mutant == Mutant.PoisonTornTail)
                 {
-                    bool listHolds = entryProblem is null && h.ExtensionState == HeaderExtensionState.Intact
-                        && SegmentHeaderExtension.ComputeMetablocksChecksum(segment, h.Length, geometry.MetablockBytes) == h.Extension.MetablocksChecksum;
-                    if (listHolds)
-                    {
-                        bool perEntry = h.Extension.HasEntryChecksums && geometry.MetablockBytes == MetablockOnDisk.WideSizeBytes;
-                        Func<int, bool> damagedEntry = input.Mutant == Mutant.ReplayDamagedBlocks ? _ => false
-                            : perEntry ? i => MetablockOnDisk.StoredEntryChecksum(segment, i) != MetablockOnDisk.ComputeEntryChecksum(segment, i)
-                            : _ => true; // order 11: no entry checksums, the whole segment's data is suspect
-                        IReadOnlyList<WalkedEntry> entries = Entries(segment, h, geometry, damagedEntry);
-                        result = new WalkedSegment(id, slot, SegmentFate.Damaged, durable,
-                            perEntry ? $"checksum mismatch: {entries.Count(e => e.Lost)} damaged block(s) found by their entry checksums"
-                                     : $"checksum mismatch: order {geometry.SegmentSizeOrder} has no per-block checksums, so every block of the segment is taken as lost")
-                        {
-                            Entries = entries,
-                            Length = h.Length,
-                        };
-                    }
-                    else
-                    {
-                        unknownLoss = entryProblem is not null ? $"a metablock is damaged ({entryProblem})" : "its block list is damaged (the metablocks fail their checksum)";
-                    }
+                    (result, unknownLoss) = Damaged(segment, h, id, slot, durable, entryProblem, geometry, input);
                 }
                 else
                 {
@@ -239,6 +220,26 @@ internal static class RingWalk
             {
                 stopped = true;
                 result = new WalkedSegment(id, slot, SegmentFate.CrashTail, durable, DescribeSlot(h, id, slot));
+            }
+            else if (durable && (h.ExtensionState == HeaderExtensionState.Damaged || h.ZeroSector) && geometry.MetablockBytes == MetablockOnDisk.WideSizeBytes)
+            {
+                // Its header is damaged (or zeroed), but the rest of the slot is this durable segment's write: each
+                // entry vouches for itself (sector, dirty bits and data under its own checksum).
+                input.Cache.Read(geometry.SegmentStartBytes(slot), segment);
+                List<WalkedEntry>? salvaged = Salvage(segment, geometry, input.BackingSectors, out int length);
+                if (salvaged is not null)
+                {
+                    result = new WalkedSegment(id, slot, SegmentFate.Damaged, durable,
+                        $"{DescribeSlot(h, id, slot)}, but its {length} entries each pass their own checksum and the rest are blank: replayed from them")
+                    {
+                        Entries = salvaged,
+                        Length = length,
+                    };
+                }
+                else
+                {
+                    unknownLoss = $"{DescribeSlot(h, id, slot)} and its entries cannot all be verified without it";
+                }
             }
             else if (durable)
             {
@@ -260,7 +261,7 @@ internal static class RingWalk
                 {
                     refusal ??= message;
                 }
-                result = result?.Fate == SegmentFate.FromPmem
+                result = result?.Fate is SegmentFate.FromPmem or SegmentFate.Damaged
                     ? result with { Problem = message, LossAccepted = true }
                     : new WalkedSegment(id, slot, SegmentFate.LostAccepted, durable, message) { LossAccepted = true };
             }
@@ -301,6 +302,100 @@ internal static class RingWalk
         };
     }
 
+    /// <summary>
+    /// A durable segment whose checksum fails: which of its blocks are lost, or why that cannot be known.
+    /// <list type="bullet">
+    /// <item>The metablocks crc holds (or the loss was accepted before): the block list is intact. Each wide entry's
+    /// checksum says whether its data is; order 11 has none, so every dirty block is taken as lost.</item>
+    /// <item>It fails, with wide entries: an entry whose own checksum holds is intact, sector, dirty bits and data;
+    /// one that fails names an unknown block. None fails: only bytes no checksum covers were hit, nothing is lost.
+    /// Some fail: an unknown loss — refused, or with the loss accepted the intact entries are replayed and the
+    /// header says the failing ones are given up (<see cref="SegmentHeaderExtension.FlagLossAccepted"/>).</item>
+    /// <item>Otherwise (no extension, a damaged entry of order 11): an unknown loss.</item>
+    /// </list>
+    /// </summary>
+    private static (WalkedSegment? Result, string? UnknownLoss) Damaged(byte[] segment, SlotHeader h, ulong id, long slot, bool durable, string? entryProblem, CacheGeometry geometry, Input input)
+    {
+        if (h.ExtensionState != HeaderExtensionState.Intact)
+        {
+            return (null, entryProblem is not null ? $"a metablock is damaged ({entryProblem})" : "its header carries no checksums of its block list (written by the kernel or an older version)");
+        }
+        bool perEntry = h.Extension.HasEntryChecksums && geometry.MetablockBytes == MetablockOnDisk.WideSizeBytes;
+        bool accepted = (h.Extension.Flags & SegmentHeaderExtension.FlagLossAccepted) != 0;
+        bool EntryFails(int i) => MetablockOnDisk.StoredEntryChecksum(segment, i) != MetablockOnDisk.ComputeEntryChecksum(segment, i)
+            || MetablockOnDisk.Read(segment, i, geometry.MetablockBytes).Problem(i, input.BackingSectors) is not null;
+        bool listHolds = accepted || (entryProblem is null
+            && SegmentHeaderExtension.ComputeMetablocksChecksum(segment, h.Length, geometry.MetablockBytes) == h.Extension.MetablocksChecksum);
+        if (listHolds && accepted && perEntry)
+        {
+            List<WalkedEntry> kept = Entries(segment, h, geometry, _ => false, skip: EntryFails);
+            return (new WalkedSegment(id, slot, SegmentFate.Damaged, durable, $"checksum mismatch; blocks whose entry fails its checksum were given up earlier (--accept-loss); {kept.Count} replayed") { Entries = kept, Length = h.Length }, null);
+        }
+        if (listHolds)
+        {
+            Func<int, bool> damagedEntry = input.Mutant == Mutant.ReplayDamagedBlocks ? _ => false
+                : perEntry ? EntryFails
+                : _ => true; // order 11: no entry checksums, the whole segment's data is suspect
+            List<WalkedEntry> entries = Entries(segment, h, geometry, damagedEntry);
+            return (new WalkedSegment(id, slot, SegmentFate.Damaged, durable,
+                perEntry ? $"checksum mismatch: {entries.Count(e => e.Lost)} damaged block(s) found by their entry checksums"
+                         : $"checksum mismatch: order {geometry.SegmentSizeOrder} has no per-block checksums, so every block of the segment is taken as lost")
+            {
+                Entries = entries,
+                Length = h.Length,
+            }, null);
+        }
+        if (!perEntry)
+        {
+            return (null, entryProblem is not null ? $"a metablock is damaged ({entryProblem})" : "its block list is damaged (the metablocks fail their checksum)");
+        }
+        int failing = Enumerable.Range(0, h.Length).Count(EntryFails);
+        List<WalkedEntry> intact = Entries(segment, h, geometry, _ => false, skip: EntryFails);
+        if (failing == 0)
+        {
+            return (new WalkedSegment(id, slot, SegmentFate.Damaged, durable, "checksum mismatch, but every entry passes its own checksum: only bytes no block depends on were damaged") { Entries = intact, Length = h.Length }, null);
+        }
+        string loss = $"{failing} of its metablocks fail their checksum (the blocks they held are unknown)";
+        return input.AcceptLoss
+            ? (new WalkedSegment(id, slot, SegmentFate.Damaged, durable, $"{loss}; the {intact.Count} intact entries are replayed") { Entries = intact, Length = h.Length, LossAccepted = true }, loss)
+            : (null, loss);
+    }
+
+    /// <summary>
+    /// The entries of a durable segment whose header is lost: a prefix of entries that each pass their own checksum
+    /// (<see cref="MetablockOnDisk.ComputeEntryChecksum"/>), then only blank (all-zero) entries — the writer clears
+    /// the metadata block when it takes a slot, so a blank entry is past the end. Anything else (an entry that fails
+    /// and is not blank: a damaged one, or one recovery wrote for a lost block), or no entry at all (the slot was
+    /// wiped whole), makes the block list unknown: null.
+    /// </summary>
+    private static List<WalkedEntry>? Salvage(byte[] segment, CacheGeometry geometry, long backingSectors, out int length)
+    {
+        List<WalkedEntry> entries = [];
+        length = 0;
+        bool ended = false;
+        for (int i = 0; i < geometry.BlocksPerSegment; i++)
+        {
+            ReadOnlySpan<byte> bytes = segment.AsSpan(SegmentHeaderOnDisk.SizeBytes + i * MetablockOnDisk.WideSizeBytes, MetablockOnDisk.WideSizeBytes);
+            if (!bytes.ContainsAnyExcept((byte)0))
+            {
+                ended = true;
+                continue;
+            }
+            MetablockOnDisk entry = MetablockOnDisk.Read(segment, i, MetablockOnDisk.WideSizeBytes);
+            if (ended || MetablockOnDisk.StoredEntryChecksum(segment, i) != MetablockOnDisk.ComputeEntryChecksum(segment, i) || entry.Problem(i, backingSectors) is not null)
+            {
+                return null;
+            }
+            length = i + 1;
+            if (entry.DirtyBits != 0)
+            {
+                entries.Add(new WalkedEntry(i, entry.BackingSector / Units.SectorsPerBlock, entry.DirtyBits, Lost: false));
+            }
+        }
+        // A segment the writer wrote holds at least one block; a blank metadata block is a slot wiped whole.
+        return length > 0 ? entries : null;
+    }
+
     /// <summary>Every slot's header sector (one sector per slot: the header, with our extension, is the first 512 bytes).</summary>
     internal static SlotHeader[] ReadHeaders(IBlockDevice cache, CacheGeometry geometry)
     {
@@ -313,7 +408,8 @@ internal static class RingWalk
             (HeaderExtensionState state, SegmentHeaderExtension extension) = SegmentHeaderExtension.Read(sector);
             bool authentic = header.Id != 0 && geometry.SlotOf(header.Id) == slot && header.Length <= geometry.BlocksPerSegment
                 && state != HeaderExtensionState.Damaged;
-            headers[slot] = new SlotHeader(header.Id, header.Checksum, header.Length, state, extension, authentic);
+            headers[slot] = new SlotHeader(header.Id, header.Checksum, header.Length, state, extension, authentic,
+                !sector.AsSpan(0, SegmentHeaderOnDisk.SizeBytes).ContainsAnyExcept((byte)0));
         }
         return headers;
     }
@@ -331,17 +427,18 @@ internal static class RingWalk
     }
 
     /// <summary>The dirty entries of a segment image; lost: marked in the header's lost bitmap, or <paramref name="damagedEntry"/>.</summary>
-    private static List<WalkedEntry> Entries(ReadOnlySpan<byte> segment, SlotHeader header, CacheGeometry geometry, Func<int, bool> damagedEntry)
+    private static List<WalkedEntry> Entries(ReadOnlySpan<byte> segment, SlotHeader header, CacheGeometry geometry, Func<int, bool> damagedEntry, Func<int, bool>? skip = null)
     {
         List<WalkedEntry> entries = [];
         for (int i = 0; i < header.Length; i++)
         {
             MetablockOnDisk entry = MetablockOnDisk.Read(segment, i, geometry.MetablockBytes);
-            if (entry.DirtyBits == 0)
+            bool markedLost = header.ExtensionState == HeaderExtensionState.Intact && header.Extension.IsLost(i);
+            if (entry.DirtyBits == 0 || (!markedLost && skip?.Invoke(i) == true))
             {
-                continue; // clean (read-cached): not trusted across a restart
+                continue; // clean (read-cached): not trusted across a restart; or given up with the loss accepted
             }
-            bool lost = (header.ExtensionState == HeaderExtensionState.Intact && header.Extension.IsLost(i)) || damagedEntry(i);
+            bool lost = markedLost || damagedEntry(i);
             entries.Add(new WalkedEntry(i, entry.BackingSector / Units.SectorsPerBlock, entry.DirtyBits, lost));
         }
         return entries;

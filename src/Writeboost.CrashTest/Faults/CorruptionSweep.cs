@@ -12,7 +12,8 @@ namespace Writeboost.CrashTest.Faults;
 
 /// <summary>One corruption sweep: the media a workload left (crashed), damaged one way at a time.</summary>
 /// <param name="Mutant">"none", or a seeded recovery bug the sweep must catch (see <see cref="CorruptionSweep.Mutants"/>).</param>
-public sealed record CorruptionSweepSpec(CacheMode Mode, Workload Workload, int Seed, int Ops, int DataSamples = 200, string Mutant = "none");
+/// <param name="StopAtFirst">Stop at the first violation (enough to show a mutant is caught).</param>
+public sealed record CorruptionSweepSpec(CacheMode Mode, Workload Workload, int Seed, int Ops, int DataSamples = 200, string Mutant = "none", bool StopAtFirst = false);
 
 /// <summary>How one area of the media fared.</summary>
 /// <param name="Undetectable">Lost durable data that nothing left on the media vouches for: what a crash just before it became durable leaves.</param>
@@ -159,6 +160,10 @@ public static class CorruptionSweep
                 if (samples.Count < 20)
                 {
                     samples.Add($"{damage.Area}, {damage.What}: {violation}");
+                }
+                if (spec.StopAtFirst)
+                {
+                    break;
                 }
             }
             if (++done % 64 == 0)
@@ -466,7 +471,10 @@ public static class CorruptionSweep
                 }
             }
             Verdict ok = new(changed, false, null) { Undetectable = undetectable, ReadErrors = outcome.Failed.Count > 0 };
-            return LookingWritesNothing(damaged, outcome) ?? Idempotent(outcome) ?? ok;
+            // A recovery that wrote nothing leaves the damaged media as they were: looking at them, or recovering
+            // them again, is the same recovery on the same media (it is deterministic).
+            bool wrote = outcome.Backing!.Image.ModifiedPages + outcome.Cache!.Image.ModifiedPages + (outcome.Pmem?.Image.ModifiedPages ?? 0) > 0;
+            return wrote ? LookingWritesNothing(damaged, outcome) ?? Idempotent(outcome) ?? ok : ok;
         }
 
         /// <summary>A refusal must be one the rules allow, and then opening with the loss accepted must work.</summary>

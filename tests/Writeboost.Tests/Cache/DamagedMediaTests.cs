@@ -229,15 +229,30 @@ public sealed class DamagedMediaTests
     }
 
     [TestMethod]
-    public void A_damaged_header_of_a_durable_segment_refuses_the_cache_until_the_loss_is_accepted()
+    public void A_damaged_header_of_a_durable_segment_is_recovered_from_its_self_checking_entries()
     {
         using CacheRig rig = DurableSegments(4);
         rig.Cache.Media[SlotStart(2) + 3] ^= 0x04; // a bit of segment 2's id: its header checksum fails
 
+        using WriteboostDevice device = rig.Open();
+
+        CollectionAssert.AreEqual(Filled(4096, 2), ReadBlock(device, 1), "each entry vouches for its sector, dirty bits and data");
+        CollectionAssert.AreEqual(Filled(4096, 4), ReadBlock(device, 3));
+        Assert.AreEqual(0, device.Recovery.PoisonedBlocks);
+        StringAssert.Contains(device.Recovery.Segments.Single().Detail, "pass their own checksum");
+    }
+
+    [TestMethod]
+    public void A_durable_segment_whose_block_list_is_lost_refuses_the_cache_until_the_loss_is_accepted()
+    {
+        using CacheRig rig = DurableSegments(4);
+        rig.Cache.Media[SlotStart(2) + 512 + 1] ^= 0x01; // the backing sector of segment 2's only entry: which block it held is unknown
+
         InvalidDataException refused = Assert.ThrowsExactly<InvalidDataException>(() => rig.Open());
         StringAssert.Contains(refused.Message, "segment 2 (slot 1) was durable");
         StringAssert.Contains(refused.Message, "--accept-loss");
-        CollectionAssert.AreEqual(new[] { 2ul }, CacheInspector.Inspect(rig.Cache).Segments.Where(s => s.Fate == SegmentFate.LostAccepted).Select(s => s.Id).ToArray(), "wb check says which");
+        CacheReport check = CacheInspector.Inspect(rig.Cache);
+        StringAssert.Contains(check.Refusal, "segment 2 (slot 1)", "wb check says which");
 
         using (WriteboostDevice accepted = WriteboostDevice.Open(rig.Backing, rig.Cache, new Tunables(rig.Keys), new WriteboostOptions { AcceptDataLoss = true }))
         {
@@ -248,8 +263,54 @@ public sealed class DamagedMediaTests
             CollectionAssert.AreEqual(Filled(4096, 4), ReadBlock(accepted, 3));
         }
         using WriteboostDevice later = rig.Open();
-        Assert.IsFalse(later.Recovery.LossAccepted, "the acceptance was durable: the next open needs no flag");
+        Assert.IsFalse(later.Recovery.LossAccepted, "the acceptance was durable (the header says so): the next open needs no flag");
         CollectionAssert.AreEqual(Filled(4096, 4), ReadBlock(later, 3));
+    }
+
+    [TestMethod]
+    public void Accepting_a_lost_entry_keeps_the_segments_intact_entries()
+    {
+        using CacheRig rig = new(128 * 1024, Order, Segments);
+        for (int i = 0; i < 3; i++)
+        {
+            rig.Write(i * 4096L, Filled(4096, (byte)(i + 1)));
+        }
+        rig.Write(3 * 4096L, Filled(4096, 4), WriteOptions.Fua);
+        rig.Device.Dispose();
+        rig.Cache.Media[SlotStart(1) + 512 + 16 + 2] ^= 0x01; // entry 1 of segment 1
+
+        Assert.ThrowsExactly<InvalidDataException>(() => rig.Open());
+        using WriteboostDevice accepted = WriteboostDevice.Open(rig.Backing, rig.Cache, new Tunables(rig.Keys), new WriteboostOptions { AcceptDataLoss = true });
+        CollectionAssert.AreEqual(Filled(4096, 1), ReadBlock(accepted, 0));
+        CollectionAssert.AreEqual(new byte[4096], ReadBlock(accepted, 1), "the one entry given up");
+        CollectionAssert.AreEqual(Filled(4096, 3), ReadBlock(accepted, 2));
+    }
+
+    [TestMethod]
+    public void Damage_to_bytes_no_block_depends_on_costs_nothing()
+    {
+        using CacheRig rig = DurableSegments(3);
+        rig.Cache.Media[SlotStart(1) + 512 + 10] ^= 0x01;      // the kernel's padding after the dirty bits, which nothing reads
+        rig.Cache.Media[SlotStart(2) + 512 + 16 * 2] ^= 0x01;  // an entry past the segment's length
+
+        using WriteboostDevice device = rig.Open();
+
+        for (int i = 0; i < 3; i++)
+        {
+            CollectionAssert.AreEqual(Filled(4096, (byte)(i + 1)), ReadBlock(device, i));
+        }
+        Assert.AreEqual(0, device.Recovery.PoisonedBlocks);
+        Assert.AreEqual(2, device.Recovery.Segments.Count(s => s.Kind == "damage" && s.BlocksPoisoned == 0), "reported, though nothing was lost");
+    }
+
+    [TestMethod]
+    public void A_durable_segment_wiped_whole_is_an_unknown_loss_not_an_empty_segment()
+    {
+        using CacheRig rig = DurableSegments(3);
+        rig.Cache.Media.Slice(SlotStart(2), (int)SegmentBytes).Clear();
+
+        InvalidDataException refused = Assert.ThrowsExactly<InvalidDataException>(() => rig.Open());
+        StringAssert.Contains(refused.Message, "segment 2 (slot 1) was durable");
     }
 
     [TestMethod]
