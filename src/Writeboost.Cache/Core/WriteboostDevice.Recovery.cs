@@ -21,7 +21,7 @@ public sealed record RecoveryReport(
     public bool PmemFormatted { get; init; }
     /// <summary>Mode 1: segments rebuilt from pmem buffers and written to the cache device.</summary>
     public int PmemSegmentsRebuilt { get; init; }
-    /// <summary>Mode 1: records whose CRC failed (writes in flight at the crash, never acknowledged).</summary>
+    /// <summary>Mode 1: records whose CRC failed that no later record vouches for (writes in flight at the crash, as far as pmem shows).</summary>
     public int PmemTornRecords { get; init; }
 
     /// <summary>Every segment id up to this was shown durable by the media (segment headers, the superblock record, pmem).</summary>

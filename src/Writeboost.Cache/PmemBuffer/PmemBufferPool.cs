@@ -358,7 +358,7 @@ internal sealed class PmemBufferPool
             }
             if (recordId == id)
             {
-                torn++; // a write in flight at the crash: never acknowledged
+                torn++; // a write in flight at the crash, as far as the records show (no later one vouches for it)
             }
             else if (recordId > id || (recordId != 0 && (recordId - 1) % pool != (ulong)k))
             {

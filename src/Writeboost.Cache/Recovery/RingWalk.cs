@@ -462,7 +462,8 @@ internal static class RingWalk
     /// <summary>Headers no crash leaves, which the walk did not already account for: reported.</summary>
     private static void ReportOddHeaders(SlotHeader[] headers, CacheGeometry geometry, List<WalkedSegment> walked, List<string> warnings)
     {
-        HashSet<long> explained = [.. walked.Where(s => s.Fate is SegmentFate.LostAccepted).Select(s => s.Slot)];
+        // The walk already said what it did with these slots' segments (salvaged past a damaged header, given up).
+        HashSet<long> explained = [.. walked.Where(s => s.Fate is not (SegmentFate.CrashTail or SegmentFate.Discarded)).Select(s => s.Slot)];
         for (long slot = 0; slot < headers.Length; slot++)
         {
             SlotHeader h = headers[slot];

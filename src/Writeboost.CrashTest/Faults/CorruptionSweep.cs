@@ -23,6 +23,8 @@ public sealed record CorruptionAreaResult(string Area, int Tried, int Changed, i
 {
     public int ReadErrors { get; init; }
     public int SilentReverts { get; init; }
+    /// <summary>Damages after which a read-only open (wb status) wrote to a device.</summary>
+    public int LookingWrote { get; init; }
 }
 
 /// <summary>What a sweep found.</summary>
@@ -41,6 +43,7 @@ public sealed record CorruptionSweepResult(
     public int ReadErrors => Areas.Sum(a => a.ReadErrors);
     public int SilentReverts => Areas.Sum(a => a.SilentReverts);
     public int Undetectable => Areas.Sum(a => a.Undetectable);
+    public int LookingWrote => Areas.Sum(a => a.LookingWrote);
 }
 
 /// <summary>
@@ -153,6 +156,7 @@ public static class CorruptionSweep
                 Violations = area.Violations + (verdict.Violation is null ? 0 : 1),
                 ReadErrors = area.ReadErrors + (verdict.ReadErrors ? 1 : 0),
                 SilentReverts = area.SilentReverts + (verdict.SilentRevert ? 1 : 0),
+                LookingWrote = area.LookingWrote + (verdict.LookingWrote ? 1 : 0),
             };
             if (verdict.Violation is { } violation)
             {
@@ -416,6 +420,8 @@ public static class CorruptionSweep
         public bool ReadErrors { get; init; }
         /// <summary>Some sector silently reads older data than its last durable value, and the damage is not undetectable.</summary>
         public bool SilentRevert { get; init; }
+        /// <summary>A read-only open wrote to a device.</summary>
+        public bool LookingWrote { get; init; }
     }
 
     /// <summary>The rules of the sweep, applied to one damage at a time (see <see cref="CorruptionSweep"/>).</summary>
@@ -436,11 +442,28 @@ public static class CorruptionSweep
             {
                 return new Verdict(true, false, $"{damage.What}: accepted");
             }
+            bool changed = outcome.Failed.Count > 0 || !outcome.Content!.AsSpan().SequenceEqual(baseline.Content);
+            Verdict verdict = Judged(damage, damaged, outcome, changed);
+            // A recovery that wrote nothing leaves the damaged media as they were: looking at them, or recovering
+            // them again, is the same recovery on the same media (it is deterministic). Looking is judged even when
+            // the recovery broke another rule, so the figures count it on its own.
+            bool wrote = outcome.Backing!.Image.ModifiedPages + outcome.Cache!.Image.ModifiedPages + (outcome.Pmem?.Image.ModifiedPages ?? 0) > 0;
+            if (!wrote)
+            {
+                return verdict;
+            }
+            string? looking = LookingWritesNothing(damaged, outcome, out bool lookingWrote);
+            verdict = verdict with { Violation = verdict.Violation ?? looking, LookingWrote = lookingWrote };
+            return verdict.Violation is null ? verdict with { Violation = Idempotent(outcome) } : verdict;
+        }
+
+        /// <summary>The rules for what a recovery that opened reads (garbage, silent reverts, said or not, flagged by wb check).</summary>
+        private Verdict Judged(Damage damage, Media damaged, Outcome outcome, bool changed)
+        {
             if (oracle.CheckEverWritten(outcome.Content!, outcome.Failed) is { } garbage)
             {
-                return new Verdict(true, false, $"{garbage} (recovery: {Describe(outcome.Report!)})");
+                return new Verdict(changed, false, $"{garbage} (recovery: {Describe(outcome.Report!)})");
             }
-            bool changed = outcome.Failed.Count > 0 || !outcome.Content!.AsSpan().SequenceEqual(baseline.Content);
             bool undetectable = false;
             if (changed)
             {
@@ -470,11 +493,7 @@ public static class CorruptionSweep
                     return new Verdict(true, false, "recovery lost data to the damage, but wb check finds nothing wrong");
                 }
             }
-            Verdict ok = new(changed, false, null) { Undetectable = undetectable, ReadErrors = outcome.Failed.Count > 0 };
-            // A recovery that wrote nothing leaves the damaged media as they were: looking at them, or recovering
-            // them again, is the same recovery on the same media (it is deterministic).
-            bool wrote = outcome.Backing!.Image.ModifiedPages + outcome.Cache!.Image.ModifiedPages + (outcome.Pmem?.Image.ModifiedPages ?? 0) > 0;
-            return wrote ? LookingWritesNothing(damaged, outcome) ?? Idempotent(outcome) ?? ok : ok;
+            return new Verdict(changed, false, null) { Undetectable = undetectable, ReadErrors = outcome.Failed.Count > 0 };
         }
 
         /// <summary>A refusal must be one the rules allow, and then opening with the loss accepted must work.</summary>
@@ -506,37 +525,39 @@ public static class CorruptionSweep
             {
                 return "with the loss accepted, the recovery report does not say what was given up";
             }
-            return Idempotent(accepted)?.Violation;
+            return Idempotent(accepted);
         }
 
-        /// <summary>A read-only open of the damaged media reads the same and writes nothing to any device.</summary>
-        private Verdict? LookingWritesNothing(Media damaged, Outcome readWrite)
+        /// <summary>A read-only open of the damaged media reads the same and writes nothing to any device: null, or what is wrong.</summary>
+        private string? LookingWritesNothing(Media damaged, Outcome readWrite, out bool wrote)
         {
+            wrote = false;
             Outcome looked = Recover(geometry, damaged, mode, mutant: mutant, readOnly: true);
             if (looked.Error is not null || looked.Refused)
             {
-                return new Verdict(true, false, $"a read-only open {(looked.Error ?? $"was refused ({looked.RefusalMessage})")} where a read-write one recovered");
+                return $"a read-only open {(looked.Error ?? $"was refused ({looked.RefusalMessage})")} where a read-write one recovered";
             }
-            int written = looked.Backing!.Image.ModifiedPages + looked.Cache!.Image.ModifiedPages + (looked.Pmem?.Image.ModifiedPages ?? 0);
-            if (written > 0)
+            int pages = looked.Backing!.Image.ModifiedPages + looked.Cache!.Image.ModifiedPages + (looked.Pmem?.Image.ModifiedPages ?? 0);
+            if (pages > 0)
             {
-                return new Verdict(true, false, $"a read-only open (wb status) wrote {written} page(s) to the devices: looking must never write");
+                wrote = true;
+                return $"a read-only open (wb status) wrote {pages} page(s) to the devices: looking must never write";
             }
             if (!looked.Content!.AsSpan().SequenceEqual(readWrite.Content) || !looked.Failed.SetEquals(readWrite.Failed))
             {
-                return new Verdict(true, false, "a read-only open reads differently from a read-write one");
+                return "a read-only open reads differently from a read-write one";
             }
             return null;
         }
 
-        /// <summary>Idempotent: the media recovery left behind recover to the same content (and the same errors).</summary>
-        private Verdict? Idempotent(Outcome outcome)
+        /// <summary>Idempotent: the media recovery left behind recover to the same content (and the same errors): null, or what is wrong.</summary>
+        private string? Idempotent(Outcome outcome)
         {
             Media after = new(Campaign.Materialize(outcome.Backing!.Image), Campaign.Materialize(outcome.Cache!.Image), outcome.Pmem is null ? [] : Campaign.Materialize(outcome.Pmem.Image));
             Outcome again = Recover(geometry, after, mode, mutant: mutant);
             if (again.Error is not null || again.Refused || !again.Content!.AsSpan().SequenceEqual(outcome.Content) || !again.Failed.SetEquals(outcome.Failed))
             {
-                return new Verdict(true, false, $"recovering the recovered media again {(again.Error ?? (again.Refused ? $"was refused ({again.RefusalMessage})" : "reads differently"))}");
+                return $"recovering the recovered media again {(again.Error ?? (again.Refused ? $"was refused ({again.RefusalMessage})" : "reads differently"))}";
             }
             return null;
         }
