@@ -34,7 +34,7 @@ internal sealed class CorruptVerb : SweepVerbOptions
         }
         try
         {
-            Campaign.ParseMutantName(Mutant);
+            CorruptionSweep.ParseMutantName(Mutant);
         }
         catch (ArgumentException error)
         {
@@ -59,9 +59,9 @@ internal sealed class CorruptVerb : SweepVerbOptions
         List<(string Name, bool Caught)> mutants = [];
         if (Mutants == "all")
         {
-            foreach ((string name, CacheMode mode, Workload workload) in CorruptionSweep.Mutants)
+            foreach ((string name, CacheMode mode, Workload workload, string _) in CorruptionSweep.Mutants)
             {
-                mutants.Add((name, CorruptionSweep.Run(new CorruptionSweepSpec(mode, workload, Seed, Ops, DataSamples, name)).Violations > 0));
+                mutants.Add((name, CorruptionSweep.Run(new CorruptionSweepSpec(mode, workload, Seed, Ops, DataSamples, name, StopAtFirst: true)).Violations > 0));
             }
         }
         progress.Done();
@@ -73,6 +73,9 @@ internal sealed class CorruptVerb : SweepVerbOptions
                 Changed = results.Sum(r => r.Changed),
                 Refused = results.Sum(r => r.Refused),
                 Undetectable = results.Sum(r => r.Areas.Sum(a => a.Undetectable)),
+                ReadErrors = results.Sum(r => r.ReadErrors),
+                SilentReverts = results.Sum(r => r.SilentReverts),
+                LookingWrote = results.Sum(r => r.LookingWrote),
                 Violations = results.Sum(r => r.Violations),
                 Seconds = results.Sum(r => r.Seconds),
                 Seed,
@@ -80,22 +83,22 @@ internal sealed class CorruptVerb : SweepVerbOptions
                 MutantsCaught = mutants.Count(m => m.Caught),
                 MutantsTotal = mutants.Count,
                 Mutants = mutants.Select(m => new { m.Name, m.Caught }),
-                Sweeps = results.Select(r => new { Mode = (int)r.Spec.Mode, Workload = r.Spec.Workload.ToString().ToLowerInvariant(), r.Tried, r.Changed, r.Refused, r.Violations, r.FirstViolation, r.Areas }),
+                Sweeps = results.Select(r => new { Mode = (int)r.Spec.Mode, Workload = r.Spec.Workload.ToString().ToLowerInvariant(), r.Tried, r.Changed, r.Refused, r.Undetectable, r.ReadErrors, r.SilentReverts, r.LookingWrote, r.Violations, r.FirstViolation, r.Areas }),
             });
         }
         else
         {
-            List<string[]> rows = [["mode", "workload", "area", "tried", "changed", "refused", "undetectable", "violations"]];
+            List<string[]> rows = [["mode", "workload", "area", "tried", "changed", "read errors", "refused", "undetectable", "silent reverts", "looking wrote", "violations"]];
             foreach (CorruptionSweepResult r in results)
             {
                 foreach (CorruptionAreaResult a in r.Areas)
                 {
-                    rows.Add([Fmt((int)r.Spec.Mode), r.Spec.Workload.ToString().ToLowerInvariant(), a.Area, Fmt(a.Tried), Fmt(a.Changed), Fmt(a.Refused), Fmt(a.Undetectable), Fmt(a.Violations)]);
+                    rows.Add([Fmt((int)r.Spec.Mode), r.Spec.Workload.ToString().ToLowerInvariant(), a.Area, Fmt(a.Tried), Fmt(a.Changed), Fmt(a.ReadErrors), Fmt(a.Refused), Fmt(a.Undetectable), Fmt(a.SilentReverts), Fmt(a.LookingWrote), Fmt(a.Violations)]);
                 }
             }
             Output.Table(rows);
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"corruptions tried: {results.Sum(r => r.Tried)}, changed what the device reads: {results.Sum(r => r.Changed)}, refused: {results.Sum(r => r.Refused)}, undetectable (look like a crash before the newest segments): {results.Sum(r => r.Areas.Sum(a => a.Undetectable))}, violations: {results.Sum(r => r.Violations)}, {results.Sum(r => r.Seconds):F1} s"));
+                $"corruptions tried: {results.Sum(r => r.Tried)}, changed what the device reads: {results.Sum(r => r.Changed)}, read errors (poisoned blocks): {results.Sum(r => r.ReadErrors)}, refused: {results.Sum(r => r.Refused)}, undetectable (only writes nothing on the media vouches for): {results.Sum(r => r.Undetectable)}, silent reverts: {results.Sum(r => r.SilentReverts)}, a read-only open wrote: {results.Sum(r => r.LookingWrote)}, violations: {results.Sum(r => r.Violations)}, {results.Sum(r => r.Seconds):F1} s"));
             foreach (CorruptionSweepResult r in results.Where(r => r.FirstViolation is not null))
             {
                 foreach (string violation in r.ViolationSamples.Take(Verbose ? 20 : 1))

@@ -3,6 +3,7 @@ using CommandLine;
 using Writeboost.Cache.Format;
 using Writeboost.Cache.Inspect;
 using Writeboost.Cache.PmemBuffer;
+using Writeboost.Cache.Recovery;
 using Writeboost.Devices;
 using Writeboost.Pmem;
 
@@ -20,10 +21,10 @@ internal abstract class InspectOptions
     [Option("json", HelpText = "Print JSON for scripts.")]
     public bool Json { get; set; }
 
-    internal CacheReport Read()
+    internal CacheReport Read(PmemRegion? pmem = null)
     {
         using FileBlockDevice cache = FileBlockDevice.Open(Cache, new FileBlockDeviceOptions { ReadOnly = true });
-        return CacheInspector.Inspect(cache, SegmentSizeOrder);
+        return CacheInspector.Inspect(cache, SegmentSizeOrder, pmem);
     }
 }
 
@@ -70,7 +71,7 @@ internal sealed class DumpVerb : InspectOptions
     private static string Fmt(long value) => value.ToString(CultureInfo.InvariantCulture);
 }
 
-[Verb("check", HelpText = "Verify a cache device, read only: sector 0, the superblock record, every segment's checksum and slot, and whether recovery can reach every intact segment; with --pmem, also a mode-1 pmem buffer's header and records. Exit 1 if anything is damaged.")]
+[Verb("check", HelpText = "Verify a cache device, read only: sector 0, the superblock record, every segment's checksum and slot, and what recovery would do (damaged durable segments, poisoned blocks, a crash's torn tail, a refusal); with --pmem, also a mode-1 pmem buffer's header and records. Exit 1 if anything is damaged (a torn tail after a crash included).")]
 internal sealed class CheckVerb : InspectOptions
 {
     [Option("pmem", HelpText = "The mode-1 pmem buffer (file or device) of this cache, to check as well.")]
@@ -78,15 +79,19 @@ internal sealed class CheckVerb : InspectOptions
 
     internal int Run()
     {
-        CacheReport report = Read();
-        PmemReport? pmem = null;
+        CacheReport report;
         if (Pmem is not null)
         {
             using PmemRegion region = Writeboost.Pmem.Pmem.Alloc(Pmem, 0, -1, PmemBackend.Block, readOnly: true);
-            pmem = CacheInspector.InspectPmem(region, report);
+            report = Read(region);
         }
+        else
+        {
+            report = Read();
+        }
+        PmemReport? pmem = report.Pmem;
         List<SlotReport> used = report.Slots.Where(s => !s.IsEmpty).ToList();
-        List<SlotReport> damaged = used.Where(s => !s.IdMatchesSlot || !s.ChecksumValid).ToList();
+        List<SlotReport> damaged = used.Where(s => !s.IdMatchesSlot || !s.ChecksumValid || s.HeaderExtension == HeaderExtensionState.Damaged).ToList();
         List<string> problems = [];
         if (report.Superblock is SuperblockState.CorruptMagic or SuperblockState.CorruptExtension or SuperblockState.Unformatted)
         {
@@ -96,10 +101,25 @@ internal sealed class CheckVerb : InspectOptions
         {
             problems.Add(report.RecordWarning);
         }
+        problems.AddRange(report.Warnings);
+        if (report.Refusal is not null)
+        {
+            problems.Add($"{report.Refusal}: recovery refuses this cache unless opened with --accept-loss");
+        }
         if (report.UnreachableIds.Count > 0)
         {
             problems.Add(string.Create(CultureInfo.InvariantCulture,
-                $"segment(s) {string.Join(", ", report.UnreachableIds)} are intact but recovery cannot reach them: its walk from segment {report.ReplayFromId} stops at {report.WalkEnd} (a damaged or stale slot; after a crash, writes never acknowledged as durable)"));
+                $"segment(s) {string.Join(", ", report.UnreachableIds)} are intact but not replayed while recovery refuses the cache"));
+        }
+        foreach (SegmentCheck segment in report.Segments.Where(s => s.Fate is SegmentFate.Damaged or SegmentFate.LostAccepted || s.BlocksPoisoned > 0))
+        {
+            problems.Add(string.Create(CultureInfo.InvariantCulture,
+                $"segment {segment.Id} (slot {segment.Slot}) was durable and is damaged: {segment.BlocksReplayed} block(s) replayed, {segment.BlocksPoisoned} lost (poisoned): {segment.Problem}"));
+        }
+        if (report.PoisonedBlocks.Count > 0)
+        {
+            problems.Add(string.Create(CultureInfo.InvariantCulture,
+                $"{report.PoisonedBlocks.Count} block(s) poisoned (their newest durable copy is lost; reads of them fail until rewritten or clear_poison): {string.Join(", ", report.PoisonedBlocks.Select(p => $"block {p.Block} (sectors 0x{p.Sectors:x2}, segment {p.SegmentId}, slot {p.Slot})"))}"));
         }
         if (pmem is not null)
         {
@@ -107,15 +127,12 @@ internal sealed class CheckVerb : InspectOptions
             {
                 problems.Add($"pmem {Pmem}: {pmem.Header}{(pmem.HeaderProblem is null ? "" : $": {pmem.HeaderProblem}")}");
             }
-            if (pmem.Gap is not null)
+            foreach (PmemBufferReport buffer in pmem.Buffers.Where(b => b.DamagedRecords > 0 && b.SegmentId > report.ReplayFromId))
             {
-                problems.Add($"pmem {Pmem}: {pmem.Gap}");
-            }
-            foreach (PmemBufferReport buffer in pmem.Buffers.Where(b => b.DamagedRecords > 0))
-            {
-                problems.Add(string.Create(CultureInfo.InvariantCulture, $"pmem {Pmem}: the buffer of segment {buffer.SegmentId} has {buffer.DamagedRecords} damaged record(s)"));
+                problems.Add(string.Create(CultureInfo.InvariantCulture, $"pmem {Pmem}: the buffer of segment {buffer.SegmentId} has {buffer.DamagedRecords} damaged record(s) no later record shows were durable"));
             }
         }
+        List<SegmentCheck> tail = report.Segments.Where(s => s.Fate is SegmentFate.CrashTail or SegmentFate.Discarded).ToList();
         if (Json)
         {
             Output.Json(new
@@ -123,12 +140,16 @@ internal sealed class CheckVerb : InspectOptions
                 Cache,
                 Pmem = pmem,
                 SegmentsChecked = used.Count,
-                Damaged = damaged.Select(s => new { s.Slot, s.Id, s.Length, s.IdMatchesSlot, s.ChecksumValid }),
+                Damaged = damaged.Select(s => new { s.Slot, s.Id, s.Length, s.IdMatchesSlot, s.ChecksumValid, HeaderDamaged = s.HeaderExtension == HeaderExtensionState.Damaged }),
                 RecordChecksumValid = report.RecordChecksumValid,
                 Superblock = report.Superblock.ToString(),
                 report.ReplayFromId,
                 report.ReplayableThroughId,
+                report.ProvenDurableId,
                 report.UnreachableIds,
+                report.Segments,
+                report.PoisonedBlocks,
+                report.Refusal,
                 Problems = problems,
             });
         }
@@ -137,23 +158,24 @@ internal sealed class CheckVerb : InspectOptions
             foreach (SlotReport slot in damaged)
             {
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"slot {slot.Slot}: segment {slot.Id} (length {slot.Length}) {(slot.IdMatchesSlot ? "" : "is in the wrong slot; ")}{(slot.ChecksumValid ? "" : $"checksum 0x{slot.StoredChecksum:x8} != 0x{slot.ComputedChecksum:x8}")}"));
+                    $"slot {slot.Slot}: segment {slot.Id} (length {slot.Length}) {(slot.IdMatchesSlot ? "" : "is in the wrong slot; ")}{(slot.HeaderExtension == HeaderExtensionState.Damaged ? "header damaged (its checksum fails); " : "")}{(slot.ChecksumValid ? "" : $"checksum 0x{slot.StoredChecksum:x8} != 0x{slot.ComputedChecksum:x8}")}"));
             }
             foreach (string problem in problems)
             {
                 Console.WriteLine(problem);
             }
+            foreach (SegmentCheck segment in tail)
+            {
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"segment {segment.Id} (slot {segment.Slot}): {segment.Problem}: recovery takes it for a crash's torn write (expected after a crash: it was not shown durable) and drops it"));
+            }
             if (pmem is not null)
             {
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"pmem {Pmem}: header {pmem.Header}, {pmem.PoolSize} buffers; recovery would rebuild {pmem.Buffers.Count} segment(s) from it ({pmem.Buffers.Sum(b => b.Records)} records, {pmem.Buffers.Sum(b => b.TornRecords)} torn — a write in flight at a crash)"));
+                    $"pmem {Pmem}: header {pmem.Header}, {pmem.PoolSize} buffers; they hold {pmem.Buffers.Count(b => b.SegmentId > report.ReplayFromId)} segment(s) after the record ({pmem.Buffers.Where(b => b.SegmentId > report.ReplayFromId).Sum(b => b.Records)} records, {pmem.Buffers.Where(b => b.SegmentId > report.ReplayFromId).Sum(b => b.TornRecords)} torn — a write in flight at a crash, {pmem.Buffers.Where(b => b.SegmentId > report.ReplayFromId).Sum(b => b.LostRecords)} lost to damage)"));
             }
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"{used.Count} segment(s) checked, {damaged.Count} damaged{(report.RecordChecksumValid == false ? "; the superblock record's checksum fails" : "")}; recovery would replay segments {report.ReplayFromId + 1}..{report.ReplayableThroughId}"));
-            if (damaged.Count > 0 || report.UnreachableIds.Count > 0)
-            {
-                Console.WriteLine("(a damaged newest segment after a crash is expected — it was never acknowledged as durable; recovery stops before it)");
-            }
+                $"{used.Count} segment(s) checked, {damaged.Count} damaged{(report.RecordChecksumValid == false ? "; the superblock record's checksum fails" : "")}; every segment up to {report.ProvenDurableId} is shown durable; recovery would keep segments {report.ReplayFromId + 1}..{report.ReplayableThroughId}, {report.PoisonedBlocks.Count} block(s) poisoned"));
         }
         return damaged.Count == 0 && problems.Count == 0 && report.RecordChecksumValid != false ? 0 : 1;
     }

@@ -35,6 +35,12 @@ internal sealed class ServeVerb : TableOptions
                 : throw new UsageException($"--socket {Socket}: a file that is not a socket exists there; refusing to replace it");
         }
         using WriteboostDevice device = Open();
+        WriteboostStatus recovered = device.Status();
+        RecoveryOutput.ToStderr(recovered);
+        if (Json)
+        {
+            Output.Json(new { Recovery = recovered.Recovery, recovered.Degraded, recovered.PoisonedBlocks, recovered.Poisoned });
+        }
         using NbdServer server = new(device, ExportName);
         if (staleSocket)
         {

@@ -17,13 +17,16 @@ internal abstract class TableOptions
     [Option("direct", HelpText = "Open backing and cache with O_DIRECT (bypass the page cache).")]
     public bool Direct { get; set; }
 
+    [Option("accept-loss", HelpText = "Open even when a durable segment's blocks are unknown (its header or metablocks damaged): give that segment up, durably; its blocks then read their older data. Without it such a cache is refused.")]
+    public bool AcceptLoss { get; set; }
+
     /// <summary>The table, parsed (and its paths checked) once.</summary>
     internal DeviceTable ParsedTable => _parsed ??= DeviceTable.Parse(Table.ToList());
 
     private DeviceTable? _parsed;
 
-    internal WriteboostDevice Open(bool reformat = false) =>
-        TableDevices.Open(ParsedTable, new WriteboostOptions { Reformat = reformat }, Direct);
+    internal WriteboostDevice Open(bool reformat = false, bool readOnly = false) =>
+        TableDevices.Open(ParsedTable, new WriteboostOptions { Reformat = reformat, AcceptDataLoss = AcceptLoss, ReadOnly = readOnly }, Direct);
 }
 
 [Verb("create", HelpText = "Format the cache (and pmem) if not formatted, or recover it; --reformat starts over, destroying cached data.")]
@@ -36,6 +39,7 @@ internal sealed class CreateVerb : TableOptions
     {
         using WriteboostDevice device = Open(Reformat);
         WriteboostStatus status = device.Status();
+        RecoveryOutput.ToStderr(status);
         if (Json)
         {
             Output.Json(new { Table = ParsedTable.ToWords(), Formatted = status.Recovery.Formatted, Status = status });
@@ -44,40 +48,33 @@ internal sealed class CreateVerb : TableOptions
         Console.WriteLine(status.Recovery.Formatted
             ? $"formatted {device.CacheDevice.Name}: {status.NrSegments} segments of {status.BlocksPerSegment} blocks (segment_size_order {status.SegmentSizeOrder}) caching {device.BackingDevice.Name} ({status.SizeBytes} bytes)"
             : $"{device.CacheDevice.Name} already holds a cache: recovered {status.Recovery.SegmentsReplayed} segment(s), {status.NrDirtyCaches} dirty block(s) (use --reformat to start over)");
-        foreach (string warning in status.Recovery.Warnings)
-        {
-            Console.WriteLine($"warning: {warning}");
-        }
         return 0;
     }
 }
 
-[Verb("status", HelpText = "Recover the device and print its status: the dmsetup line, or --json with named fields.")]
+[Verb("status", HelpText = "Look at the device, read only: run recovery on an in-memory overlay (nothing is written to any device) and print its status: the dmsetup line, or --json with named fields; the recovery report on stderr.")]
 internal sealed class StatusVerb : TableOptions
 {
     internal int Run()
     {
-        using WriteboostDevice device = Open();
+        using WriteboostDevice device = Open(readOnly: true);
         WriteboostStatus status = device.Status();
+        RecoveryOutput.ToStderr(status);
         if (Json)
         {
-            Output.Json(new { Table = ParsedTable.ToWords(), Mode = (int)ParsedTable.Mode, Status = status, StatusLine = status.ToStatusLine() });
+            Output.Json(new { Table = ParsedTable.ToWords(), Mode = (int)ParsedTable.Mode, Status = status, StatusLine = status.ToStatusLine(), status.Degraded });
             return 0;
         }
         Console.WriteLine($"0 {status.SizeBytes / 512} writeboost {status.ToStatusLine()}");
-        RecoveryReport recovery = status.Recovery;
-        Console.WriteLine(recovery.Formatted
-            ? "recovery: formatted (no cache was there)"
-            : $"recovery: replayed {recovery.SegmentsReplayed} segment(s) after the superblock record's {recovery.SuperblockRecordId}, discarded {recovery.SegmentsDiscarded}, rebuilt {recovery.PmemSegmentsRebuilt} from pmem; the walk ended at {recovery.StopReason}");
-        foreach (string warning in recovery.Warnings)
+        if (status.Degraded)
         {
-            Console.WriteLine($"warning: {warning}");
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"degraded: {status.PoisonedBlocks} block(s) poisoned (see the recovery report on stderr, or wb check)"));
         }
         return 0;
     }
 }
 
-[Verb("message", HelpText = "Send a dmsetup-style message: clear_stat, drop_caches, or '<tunable> <value>'.")]
+[Verb("message", HelpText = "Send a dmsetup-style message: clear_stat, drop_caches, clear_poison [sector] (accept the loss of poisoned blocks: their lost sectors become zeros), or '<tunable> <value>'.")]
 internal sealed class MessageVerb : TableOptions
 {
     [Option('m', "message", Required = true, HelpText = "The message, e.g. \"drop_caches\" or \"writeback_threshold 50\".")]
@@ -86,6 +83,7 @@ internal sealed class MessageVerb : TableOptions
     internal int Run()
     {
         using WriteboostDevice device = Open();
+        RecoveryOutput.ToStderr(device.Status());
         device.Message(Message.Split(' ', StringSplitOptions.RemoveEmptyEntries));
         WriteboostStatus status = device.Status();
         if (Json)

@@ -175,6 +175,7 @@ public static class Campaign
         ("pmem-record-crc-skips-data", CacheMode.Persistent, Workload.Random, "mode 1: a pmem record's CRC does not cover the slot's data (only a torn pmem line shows it)"),
         ("read-buffer-serves-unheld-sectors", CacheMode.Volatile, Workload.Random, "a read of a block in a RAM buffer takes every sector from the buffer, not only those it holds (only a live read shows it)"),
         ("compact-metablock-claims-whole-block", CacheMode.Volatile, Workload.Overwrite, "order 11's 8-byte metablocks are sealed with all eight dirty bits (only a non-default configuration shows it)"),
+        ("poison-torn-tail", CacheMode.Volatile, Workload.Random, "take a crash's torn segment for damage to durable data: poison its blocks"),
     ];
 
     /// <summary>Throws a clear error unless <paramref name="name"/> is "none" or a mutant's name.</summary>
@@ -196,6 +197,8 @@ public static class Campaign
         "pmem-record-crc-skips-data" => Mutant.PmemRecordCrcSkipsData,
         "read-buffer-serves-unheld-sectors" => Mutant.ReadBufferServesUnheldSectors,
         "compact-metablock-claims-whole-block" => Mutant.CompactMetablockClaimsWholeBlock,
+        "poison-torn-tail" => Mutant.PoisonTornTail,
+        "claim-nothing-durable" => Mutant.ClaimNothingDurable, // the corruption sweep's: recorded with it, a workload writes headers that vouch for nothing
         _ => throw new ArgumentException($"unknown mutant {name} (see --list-mutants)"),
     };
 
@@ -707,6 +710,11 @@ public static class Campaign
 #pragma warning restore CA1031
         try
         {
+            // A pure crash never loses durable data, so it must never claim a loss (damaged media may; a crash may not).
+            if (recovered.ClaimedLoss is { } loss)
+            {
+                return new Recovered(null, recovered.SizeBytes, recovered.RecoveryWork, recovered.RecoveryStory, $"recovery claimed a loss after a pure crash (a torn write taken for damage): {loss}");
+            }
             byte[] content = keepContent ? new byte[recovered.SizeBytes] : (t_content is { } buffer && buffer.Length == recovered.SizeBytes ? buffer : t_content = new byte[recovered.SizeBytes]);
             recovered.Read(0, content);
             return new Recovered(content, recovered.SizeBytes, recovered.RecoveryWork, recovered.RecoveryStory, null);

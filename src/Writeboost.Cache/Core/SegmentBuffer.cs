@@ -38,17 +38,17 @@ internal sealed class SegmentBuffer
     public void MarkSealed(ulong id) => Volatile.Write(ref _checksum, (long)(id << 2) | Needed);
 
     /// <summary>
-    /// Computes and stores segment <paramref name="id"/>'s checksum unless another thread has claimed it, then
+    /// Computes and stores segment <paramref name="id"/>'s checksums (entry checksums, metablocks crc, the
+    /// segment checksum, the header) unless another thread has claimed it, then
     /// waits until it is stored. Returns at once when the buffer no longer holds that segment (it was written
     /// out, the checksum with it, and the buffer reused).
     /// </summary>
-    public void EnsureChecksum(ulong id, int length)
+    public void EnsureChecksum(ulong id, int length, int entryBytes)
     {
         long needed = (long)(id << 2) | Needed;
         if (Interlocked.CompareExchange(ref _checksum, (long)(id << 2) | Claimed, needed) == needed)
         {
-            Span<byte> image = Image.Span;
-            new SegmentHeaderOnDisk(id, SegmentHeaderOnDisk.ComputeChecksum(image, length), (byte)length).WriteTo(image);
+            SegmentImage.Finish(Image.Span, id, length, entryBytes);
             Volatile.Write(ref _checksum, (long)(id << 2) | Done);
             return;
         }

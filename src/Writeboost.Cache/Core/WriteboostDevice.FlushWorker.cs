@@ -13,6 +13,10 @@ public sealed partial class WriteboostDevice
     public void Flush()
     {
         ThrowIfFailed();
+        if (_options.ReadOnly)
+        {
+            return; // nothing was written: nothing to make durable
+        }
         Counters.CountFlush();
         _options.Schedule.At(SchedulePoint.WriterBeforeBarrier);
         if (_writeAroundMode)
@@ -147,6 +151,7 @@ public sealed partial class WriteboostDevice
             int length;
             bool flushOnly;
             bool idle;
+            ulong durable;
             lock (_lock)
             {
                 idle = !_stopping && _failure is null && !_abandoned
@@ -167,6 +172,9 @@ public sealed partial class WriteboostDevice
                 flushOnly = _lastFlushedId >= _lastQueuedId;
                 id = flushOnly ? _lastFlushedId : _lastFlushedId + 1;
                 length = flushOnly ? 0 : _slotLength[Geometry.SlotOf(id)];
+                // What a completed cache flush covers now: this worker sets it itself after each flush, so the
+                // value a header carries is never behind a flush that completed before the header was written.
+                durable = Mutant == Mutant.ClaimNothingDurable ? 0 : _lastDurableId;
             }
             try
             {
@@ -174,8 +182,11 @@ public sealed partial class WriteboostDevice
                 {
                     long writeBytes = CacheGeometry.WrittenBytes(length);
                     SegmentBuffer buffer = BufferOf(id);
-                    buffer.EnsureChecksum(id, length);
+                    buffer.EnsureChecksum(id, length, Geometry.MetablockBytes);
                     Span<byte> image = buffer.Image.Span;
+                    // The header says what was durable when this segment was written: recovery then knows that a
+                    // bad checksum at an id up to that is damage to acknowledged data, not a crash's torn write.
+                    SegmentHeaderExtension.Restamp(image, durable);
                     if (Mutant == Mutant.FlushPublishesBeforeWrite)
                     {
                         lock (_lock)

@@ -41,6 +41,10 @@ public sealed partial class WriteboostDevice
         byte[]? bufferCopies = null; // made only when a piece is in a RAM buffer: most reads have none
         lock (_lock)
         {
+            if (!_poison.IsEmpty && Mutant != Mutant.PoisonReadsOldData)
+            {
+                ThrowIfPoisonedLocked(offsetBytes, destination.Length);
+            }
             foreach (BlockPiece piece in new BlockPieces(offsetBytes, destination.Length))
             {
                 ReadPlan plan = PlanPieceLocked(piece.Block, piece.FirstSector, piece.SectorCount, piece.OffsetInRequestBytes, ref bufferCopies, destination.Length);
@@ -85,6 +89,28 @@ public sealed partial class WriteboostDevice
             {
                 ReleasePlans(plans);
             }
+        }
+    }
+
+    /// <summary>
+    /// A read of a poisoned sector fails before anything is read: its newest durable copy is lost, and its older
+    /// data must not pass for it. The error names the block and where its copy was lost.
+    /// </summary>
+    /// <exception cref="IOException">a sector of the range is poisoned.</exception>
+    private void ThrowIfPoisonedLocked(long offsetBytes, int lengthBytes)
+    {
+        foreach (BlockPiece piece in new BlockPieces(offsetBytes, lengthBytes))
+        {
+            byte hit = (byte)(_poison.SectorsOf(piece.Block) & Units.SectorMask(piece.FirstSector, piece.SectorCount));
+            if (hit == 0)
+            {
+                continue;
+            }
+            int sector = System.Numerics.BitOperations.TrailingZeroCount(hit);
+            (ulong segment, int g) = _poison.SourceOf(piece.Block, sector)!.Value;
+            long backingSector = piece.Block * Units.SectorsPerBlock + sector;
+            throw new PoisonedBlockException(piece.Block,
+                $"{Name}: block {piece.Block} (backing sector {backingSector}) is lost: its newest durable copy, in segment {segment} (slot {SlotOfGlobal(g)}), was damaged on the cache device; reads of it fail until it is rewritten or the loss is acknowledged (message clear_poison)");
         }
     }
 
@@ -218,6 +244,19 @@ public sealed partial class WriteboostDevice
         {
             return; // written while we waited for a slot
         }
+        if (_pmem is not null)
+        {
+            try
+            {
+                // A clean block has nothing to recover, but its slot must not look like a lost write (see PlaceHole).
+                _pmem.PlaceHole(BufferIndexOf(_openId), _openLength, _openId);
+            }
+            catch (IOException error)
+            {
+                PmemFailed(error);
+                return;
+            }
+        }
         int index = _openLength++;
         int g = Global(Geometry.SlotOf(_openId), index);
         staged.Data.CopyTo(BufferOf(_openId).Block(index));
@@ -232,4 +271,11 @@ public sealed partial class WriteboostDevice
             SealOpenLocked(partial: false);
         }
     }
+}
+
+/// <summary>A read hit a poisoned block: its newest durable copy is lost (damaged media). NBD answers it with EIO.</summary>
+public sealed class PoisonedBlockException(long block, string message) : IOException(message)
+{
+    /// <summary>The 4 KiB block (backing block index) whose data is lost.</summary>
+    public long Block { get; } = block;
 }

@@ -1,6 +1,7 @@
 using System.Buffers;
 using Writeboost.Cache.Format;
 using Writeboost.Cache.PmemBuffer;
+using Writeboost.Cache.Recovery;
 using Writeboost.Devices;
 
 namespace Writeboost.Cache.Core;
@@ -21,11 +22,26 @@ public sealed record RecoveryReport(
     public bool PmemFormatted { get; init; }
     /// <summary>Mode 1: segments rebuilt from pmem buffers and written to the cache device.</summary>
     public int PmemSegmentsRebuilt { get; init; }
-    /// <summary>Mode 1: records whose CRC failed (writes in flight at the crash, never acknowledged).</summary>
+    /// <summary>Mode 1: records whose CRC failed that no later record vouches for (writes in flight at the crash, as far as pmem shows).</summary>
     public int PmemTornRecords { get; init; }
+
+    /// <summary>Every segment id up to this was shown durable by the media (segment headers, the superblock record, pmem).</summary>
+    public ulong ProvenDurableId { get; init; }
+    /// <summary>The segments recovery did not simply replay: damage, a crash's torn tail, a loss accepted, a damaged pmem rebuild.</summary>
+    public IReadOnlyList<SegmentRecovery> Segments { get; init; } = [];
+    /// <summary>Blocks whose newest durable copy is lost: reads of them fail until they are rewritten or clear_poison.</summary>
+    public int PoisonedBlocks { get; init; }
+    /// <summary>A durable segment's blocks were unknown and the device was opened with the loss accepted.</summary>
+    public bool LossAccepted { get; init; }
 
     public static RecoveryReport None { get; } = new(false, 0, 0, 0, 0, 0, 0, null, []);
 }
+
+/// <summary>One segment recovery did not simply replay.</summary>
+/// <param name="Kind">"damage" (durable, good blocks replayed, damaged ones poisoned), "crash-tail" (nothing shows it
+/// was durable: taken for a crash's torn write and dropped), "lost" (durable, its blocks unknown: given up, the loss
+/// accepted), "pmem" (rebuilt from the pmem buffer, some acknowledged records damaged).</param>
+public sealed record SegmentRecovery(ulong Id, long Slot, string Kind, int BlocksReplayed, int BlocksPoisoned, string Detail);
 
 public sealed partial class WriteboostDevice
 {
@@ -41,7 +57,6 @@ public sealed partial class WriteboostDevice
     {
         byte[] zeros = new byte[CacheGeometry.SuperblockRegionBytes];
         _cache.Write(0, zeros);
-        _recordId = 0; // the record went with the superblock region
         for (long slot = 0; slot < Geometry.NrSegments; slot++)
         {
             _cache.Write(Geometry.SegmentStartBytes(slot), zeros.AsSpan(0, Units.BlockBytes));
@@ -51,6 +66,8 @@ public sealed partial class WriteboostDevice
         _superblock = _superblock with { Flags = 0 };
         _superblock.WriteTo(header);
         _cache.Write(0, header, WriteOptions.Fua);
+        _recordWrittenId = 0;
+        _poison.ForgetAll();
         Recovery = RecoveryReport.None with
         {
             Formatted = true,
@@ -59,115 +76,272 @@ public sealed partial class WriteboostDevice
     }
 
     /// <summary>
-    /// Rebuilds the index from the logs on the cache device. dm-writeboost replays every slot in ring order from
-    /// the one after the newest id and stops at the first bad checksum; that loses acknowledged data when the
-    /// slot being reused is torn, and can replay a stale segment (an earlier lap's) after an id gap. Here:
+    /// Rebuilds the index from the logs on the cache device (and in mode 1 the pmem buffers), by the rules of
+    /// <see cref="RingWalk"/>, which reads and decides; this applies its decisions:
     /// <list type="number">
-    /// <item>R = the superblock record (last written-back id). The writer never overwrites a slot before the
-    /// record durably covers the segment it held, so every segment after R is still in its slot.</item>
-    /// <item>Walk ids R+1, R+2, ...: the slot (id - 1) % nr_segments must hold exactly that id, a length within
-    /// the geometry and a good checksum. The first id that fails ends the walk: everything after it was written
-    /// after the last cache flush (a flush orders all writes before it), so nothing acknowledged is lost by
-    /// stopping. A valid segment after the gap is an error to report, not to replay.</item>
-    /// <item>Apply each segment's metablocks in id order: a dirty entry maps its block (a newer entry replaces an
-    /// older one; the writer merged any older dirty sectors into the newer copy). Clean entries (read-cached
-    /// blocks) are not trusted across a restart and are ignored.</item>
-    /// <item>Zero the metadata block of every slot whose header carries an id beyond the walk, and flush, so no
-    /// discarded segment can be replayed after segments written from now on (which reuse those ids).</item>
+    /// <item>in id order, each replayed segment's dirty entries map their blocks (a newer entry replaces an older
+    /// one: the writer merged any older dirty sectors into the newer copy; clean, read-cached entries are not
+    /// trusted across a restart); a damaged segment's lost entries poison their sectors instead;</item>
+    /// <item>mode 1: a segment rebuilt from pmem is written to its slot (its lost records marked in the header) and
+    /// applied like a replayed one;</item>
+    /// <item>a crash's torn segment before a kept one, and a durable one given up with the loss accepted, become
+    /// tombstones: empty segments with the same id, so the ids stay contiguous;</item>
+    /// <item>the headers of the crash's tail (after the last kept id) are zeroed, so no discarded segment can be
+    /// replayed after the segments written from now on (which reuse those ids); then one flush.</item>
     /// </list>
-    /// Recovery writes nothing else, so it is idempotent: a crash during it leaves a state it recovers again.
+    /// What recovery writes can be interrupted by a crash and recovered the same way again: tombstones and rebuilt
+    /// segments say nothing is durable beyond what was shown durable before (their durable id is P), the pmem
+    /// buffers are left as they are until their segments are durable, and zeroing only repeats.
     /// </summary>
-    private void Replay()
+    private void Recover()
     {
-        List<string> warnings = [];
         byte[] recordBlock = new byte[Units.BlockBytes];
         _cache.Read(SuperblockRecordOnDisk.WriteOffsetBytes, recordBlock);
         SuperblockRecordOnDisk.Record stored = SuperblockRecordOnDisk.Read(recordBlock);
-        ulong[] headerIds = ReadAllHeaderIds();
-        ulong record = SuperblockRecordOnDisk.Infer(stored, headerIds, Geometry, ours: _superblock.CacheUuid != Guid.Empty, out string? recordWarning);
-        if (recordWarning is not null)
+        bool ours = _superblock.CacheUuid != Guid.Empty;
+        PmemRecovery? fromPmem = null;
+        bool pmemFormatted = false;
+        if (_pmemRegion is not null)
         {
-            warnings.Add(recordWarning);
+            PmemLayout layout = new(Geometry.SegmentSizeOrder, _buffers.Length, BlocksPerSegment);
+            _pmem = PmemBufferPool.Open(_pmemRegion, layout, CacheUuid, _options.Reformat, out pmemFormatted);
+            _pmem.Mutant = Mutant;
+            fromPmem = pmemFormatted ? null : _pmem.Recover(0);
         }
-        // No check that a slot still holds segment R: writeback may have copied a segment that was written but not
-        // yet durable on the cache device; a crash can then lose the segment while the FUA record survives —
-        // harmless, its data is durable on the backing store (found by the crash harness).
-
-        // One segment image, lent: recovery runs on every open, and the crash harness opens thousands a second.
-        byte[] segment = ArrayPool<byte>.Shared.Rent((int)Geometry.SegmentSizeBytes);
-        try
-        {
-            ReplayFrom(segment, record, headerIds, warnings);
-        }
-        finally
-        {
-            ArrayPool<byte>.Shared.Return(segment);
-        }
-    }
-
-    private void ReplayFrom(byte[] segment, ulong record, ulong[] headerIds, List<string> warnings)
-    {
         if (Mutant == Mutant.ReplayStaleAfterGap)
         {
-            ReplayLikeTheKernel(segment, record, headerIds, warnings);
+            ulong[] ids = RingWalk.ReadHeaders(_cache, Geometry).Select(h => h.Id).ToArray();
+            ulong inferred = SuperblockRecordOnDisk.Infer(stored, ids, Geometry, ours, out string? warning);
+            ReplayLikeTheKernel(new byte[Geometry.SegmentSizeBytes], inferred, ids, warning is null ? [] : [warning]);
+            FinishPmemOpen(pmemFormatted);
             return;
         }
-        ulong id = record + 1;
-        ulong firstReplayed = 0;
-        int replayed = 0;
-        string? stopReason = null;
-        while (true)
+        RingWalkResult walk = RingWalk.Run(new RingWalk.Input(_cache, Geometry, stored, ours, Units.BytesToSectors(SizeBytes), fromPmem, _options.AcceptDataLoss, Mutant));
+        if (walk.Refusal is not null)
         {
-            long slot = Geometry.SlotOf(id);
-            _cache.Read(Geometry.SegmentStartBytes(slot), segment.AsSpan(0, Units.BlockBytes));
-            SegmentHeaderOnDisk header = SegmentHeaderOnDisk.Read(segment);
-            if (header.Id != id)
-            {
-                stopReason = header.Id == 0 ? $"segment {id}: slot {slot} is empty" : $"segment {id}: slot {slot} holds segment {header.Id}";
-                if (header.Id != 0 && Geometry.SlotOf(header.Id) != slot)
-                {
-                    // A crash leaves a slot empty, torn, or holding its previous lap's segment; never an id of another slot.
-                    warnings.Add($"slot {slot} holds segment id {header.Id}, which belongs in slot {Geometry.SlotOf(header.Id)}: a damaged header; replay stopped before segment {id}");
-                }
-                break;
-            }
-            if (header.Length > BlocksPerSegment)
-            {
-                stopReason = $"segment {id}: length {header.Length} exceeds {BlocksPerSegment} blocks";
-                warnings.Add($"segment {id} in slot {slot} claims {header.Length} blocks, more than a segment holds: a damaged header; replay stopped before it");
-                break;
-            }
-            int dataBytes = (int)Units.BlocksToBytes(header.Length);
-            if (dataBytes > 0)
-            {
-                _cache.Read(Geometry.DataBlockBytes(slot, 0), segment.AsSpan(Units.BlockBytes, dataBytes));
-            }
-            if (SegmentHeaderOnDisk.ComputeChecksum(segment, header.Length) != header.Checksum && Mutant != Mutant.TrustSegmentWithoutChecksum)
-            {
-                stopReason = $"segment {id}: checksum mismatch (torn or never completed)";
-                break;
-            }
-            string? bad = ApplySegment(segment, slot, id, header.Length);
-            if (bad is not null)
-            {
-                stopReason = $"segment {id}: {bad}";
-                warnings.Add($"segment {id} has a good checksum but {bad}: replay stopped before it");
-                break;
-            }
-            firstReplayed = firstReplayed == 0 ? id : firstReplayed;
-            replayed++;
-            id++;
+            throw new InvalidDataException(
+                $"cache device {_cache.Name}: {walk.Refusal}. Refusing to open it: wb check {_cache.Name} shows the damage; open it with --accept-loss to give that segment up (its blocks then read their older data) and keep the rest");
         }
-        ulong lastReplayed = id - 1;
-
-        int discarded = DiscardSegmentsAfter(lastReplayed, headerIds, warnings);
-        ulong resumeAfter = Math.Max(lastReplayed, record);
+        _recordWrittenId = walk.RecordId;
+        List<string> warnings = [.. walk.Warnings];
+        List<SegmentRecovery> report = [];
+        byte[] image = new byte[Geometry.SegmentSizeBytes];
+        bool wrote = false;
+        int replayed = 0;
+        int discarded = 0;
+        int rebuilt = 0;
+        ulong firstReplayed = 0;
+        ulong lastReplayed = 0;
+        string? stopReason = null;
+        foreach (WalkedSegment segment in walk.Segments)
+        {
+            switch (segment.Fate)
+            {
+                case SegmentFate.Replayed:
+                case SegmentFate.Damaged:
+                    if (segment.Fate == SegmentFate.Damaged && segment.LossAccepted)
+                    {
+                        AcceptLossInPlace(segment);
+                        wrote = true;
+                    }
+                    ApplyWalked(segment);
+                    replayed++;
+                    firstReplayed = firstReplayed == 0 ? segment.Id : firstReplayed;
+                    lastReplayed = segment.Id;
+                    if (segment.Fate == SegmentFate.Damaged)
+                    {
+                        report.Add(new SegmentRecovery(segment.Id, segment.Slot, segment.LossAccepted ? "lost" : "damage", segment.BlocksReplayed, segment.BlocksPoisoned,
+                            segment.LossAccepted ? $"{segment.Problem}; the loss was accepted (--accept-loss): the header now says so" : segment.Problem!));
+                    }
+                    else if (segment.BlocksPoisoned > 0)
+                    {
+                        report.Add(new SegmentRecovery(segment.Id, segment.Slot, "damage", segment.BlocksReplayed, segment.BlocksPoisoned, "rebuilt earlier without the data of some acknowledged writes (lost in pmem)"));
+                    }
+                    break;
+                case SegmentFate.FromPmem:
+                    RebuildFromPmem(segment, fromPmem!.Buffers.First(b => b.SegmentId == segment.Id), walk.ProvenDurableId, image);
+                    wrote = true;
+                    rebuilt++;
+                    if (segment.Problem is not null)
+                    {
+                        report.Add(new SegmentRecovery(segment.Id, segment.Slot, segment.LossAccepted ? "lost" : "pmem", segment.BlocksReplayed, segment.BlocksPoisoned,
+                            segment.LossAccepted ? $"{segment.Problem}; the loss was accepted (--accept-loss): those records are given up" : segment.Problem));
+                    }
+                    break;
+                case SegmentFate.CrashTail:
+                case SegmentFate.LostAccepted:
+                    WriteTombstone(segment.Id, walk.ProvenDurableId, image);
+                    wrote = true;
+                    discarded += segment.Fate == SegmentFate.CrashTail ? 1 : 0;
+                    report.Add(segment.Fate == SegmentFate.CrashTail
+                        ? new SegmentRecovery(segment.Id, segment.Slot, "crash-tail", 0, 0, $"{segment.Problem}: taken for a crash's torn write and dropped (an empty segment keeps its id; later segments are replayed)")
+                        : new SegmentRecovery(segment.Id, segment.Slot, "lost", 0, 0, $"{segment.Problem}; the loss was accepted (--accept-loss): an empty segment takes its place"));
+                    break;
+                case SegmentFate.Discarded:
+                    discarded++;
+                    stopReason ??= $"segment {segment.Id}: {segment.Problem}";
+                    report.Add(new SegmentRecovery(segment.Id, segment.Slot, "crash-tail", 0, 0, $"{segment.Problem}: the tail a crash leaves (written after the last completed cache flush, as far as the media show); discarded"));
+                    break;
+            }
+        }
+        stopReason ??= $"segment {walk.LastKeptId + 1}: {DescribeEnd(walk.LastKeptId + 1)}";
+        byte[] zeros = new byte[Units.BlockBytes];
+        foreach (long slot in walk.SlotsToZero)
+        {
+            _cache.Write(Geometry.SegmentStartBytes(slot), zeros);
+            wrote = true;
+        }
+        if (wrote)
+        {
+            _cache.Flush();
+        }
+        int tail = walk.Segments.Count(s => s.Fate is SegmentFate.Discarded or SegmentFate.CrashTail);
+        if (tail > 0)
+        {
+            warnings.Add($"{tail} segment(s) after the superblock record were dropped as a crash's torn tail: nothing on the media shows they were durable (every segment up to {walk.ProvenDurableId} was, and is kept){(walk.SlotsToZero.Count > 0 ? $"; {walk.SlotsToZero.Count} header(s) beyond segment {walk.LastKeptId} zeroed" : "")}");
+        }
+        ulong resumeAfter = Math.Max(walk.LastKeptId, walk.RecordId);
         _lastQueuedId = _lastFlushedId = _lastDurableId = resumeAfter;
-        _lastWritebackId = record;
-        Recovery = new RecoveryReport(false, record, firstReplayed, replayed > 0 ? lastReplayed : 0, replayed, discarded, _nrDirty, stopReason, warnings);
+        _lastWritebackId = Math.Max(_lastWritebackId, walk.RecordId);
+        Recovery = new RecoveryReport(false, walk.RecordId, firstReplayed, lastReplayed, replayed, discarded, _nrDirty, stopReason, warnings)
+        {
+            ProvenDurableId = walk.ProvenDurableId,
+            Segments = report,
+            PoisonedBlocks = _poison.BlockCount,
+            LossAccepted = walk.Segments.Any(s => s.LossAccepted),
+            PmemSegmentsRebuilt = rebuilt,
+            PmemTornRecords = fromPmem?.Buffers.Where(b => b.SegmentId > walk.RecordId).Sum(b => b.TornSlots) ?? 0,
+        };
+        if (fromPmem is not null)
+        {
+            foreach (RecoveredBuffer buffer in fromPmem.Buffers.Where(b => b.SegmentId > walk.RecordId && b.DamagedSlots > 0))
+            {
+                warnings.Add($"pmem buffer of segment {buffer.SegmentId}: {buffer.DamagedSlots} record(s) damaged (an id no crash writes) that no later record shows were durable; if they were acknowledged, their writes are lost");
+            }
+        }
+        FinishPmemOpen(pmemFormatted);
     }
 
-    /// <summary>Applies a verified segment's metablocks; returns why the segment is unusable, or null.</summary>
+    private string DescribeEnd(ulong id)
+    {
+        byte[] header = new byte[Math.Max(SegmentHeaderOnDisk.SizeBytes, _cache.SectorSizeBytes)];
+        long slot = Geometry.SlotOf(id);
+        _cache.Read(Geometry.SegmentStartBytes(slot), header);
+        ulong held = SegmentHeaderOnDisk.Read(header).Id;
+        return held == 0 ? $"slot {slot} is empty" : $"slot {slot} holds segment {held}";
+    }
+
+    /// <summary>Applies a walked segment's entries (replayed, damaged or rebuilt): maps the good ones, poisons the lost ones.</summary>
+    private void ApplyWalked(WalkedSegment segment)
+    {
+        long slot = segment.Slot;
+        _slotId[slot] = segment.Id;
+        _slotLength[slot] = segment.Length;
+        foreach (WalkedEntry entry in segment.Entries)
+        {
+            if (_index.TryGetValue(entry.Block, out int older))
+            {
+                // A newer copy, good or lost, replaces the older one (which holds no sector the newer does not).
+                Unmap(older);
+            }
+            int g = Global(slot, entry.Index);
+            if (entry.Lost)
+            {
+                _poison.Poison(entry.Block, entry.Bits, g, segment.Id);
+                continue;
+            }
+            _mbBlock[g] = entry.Block;
+            _mbDataBits[g] = entry.Bits;
+            _mbDirty[g] = true;
+            _nrDirty++;
+            _index[entry.Block] = g;
+            if (!_poison.IsEmpty)
+            {
+                _poison.Clear(entry.Block, entry.Bits, segment.Id);
+            }
+        }
+    }
+
+    /// <summary>
+    /// A durable segment some of whose entries fail their checksum, opened with the loss accepted: its header
+    /// (one sector, written whole or not at all) is rewritten with <see cref="SegmentHeaderExtension.FlagLossAccepted"/>
+    /// and a metablocks crc over the entries as they are, so later opens replay the intact entries without the flag.
+    /// </summary>
+    private void AcceptLossInPlace(WalkedSegment segment)
+    {
+        byte[] metadata = new byte[Units.BlockBytes];
+        long start = Geometry.SegmentStartBytes(segment.Slot);
+        _cache.Read(start, metadata);
+        (HeaderExtensionState _, SegmentHeaderExtension extension) = SegmentHeaderExtension.Read(metadata);
+        (extension with
+        {
+            Flags = (byte)(extension.Flags | SegmentHeaderExtension.FlagLossAccepted),
+            MetablocksChecksum = SegmentHeaderExtension.ComputeMetablocksChecksum(metadata, segment.Length, Geometry.MetablockBytes),
+        }).WriteTo(metadata);
+        _cache.Write(start, metadata);
+    }
+
+    /// <summary>
+    /// Writes an empty segment with id <paramref name="id"/> in its slot: a crash's torn segment (or a durable one
+    /// whose loss was accepted) is given up, and the ids stay contiguous, so the intact segments after it are
+    /// replayed now and at every later recovery. It vouches only for what was shown durable already.
+    /// </summary>
+    private void WriteTombstone(ulong id, ulong durableId, byte[] image)
+    {
+        long slot = Geometry.SlotOf(id);
+        Array.Clear(image, 0, Units.BlockBytes);
+        SegmentImage.Finish(image, id, 0, Geometry.MetablockBytes, SegmentHeaderExtension.FlagTombstone, durableId: durableId);
+        ReleaseSlotForRecoveredSegment(slot, id);
+        _cache.Write(Geometry.SegmentStartBytes(slot), image.AsSpan(0, Units.BlockBytes));
+        _slotId[slot] = id;
+        _slotLength[slot] = 0;
+    }
+
+    /// <summary>
+    /// Mode 1: rebuilds segment <paramref name="segment"/> from its pmem buffer's records (densely, in slot order;
+    /// an acknowledged record whose data is lost keeps its entry, with no data and its bit set in the header's lost
+    /// bitmap, so the poison outlives the pmem buffer), writes it to its slot and applies it.
+    /// </summary>
+    private void RebuildFromPmem(WalkedSegment segment, RecoveredBuffer buffer, ulong durableId, byte[] image)
+    {
+        long slot = segment.Slot;
+        Array.Clear(image, 0, Units.BlockBytes);
+        byte[]? lost = null;
+        for (int i = 0; i < buffer.Slots.Count; i++)
+        {
+            RecoveredSlot recovered = buffer.Slots[i];
+            new MetablockOnDisk(recovered.Record.Block * Units.SectorsPerBlock, recovered.Record.DirtyBits).WriteTo(image, i, Geometry.MetablockBytes);
+            Span<byte> data = image.AsSpan((int)Units.BlocksToBytes(1 + i), Units.BlockBytes);
+            if (recovered.Data is { } bytes)
+            {
+                bytes.CopyTo(data);
+            }
+            else
+            {
+                data.Clear();
+                lost ??= new byte[SegmentHeaderExtension.LostBitmapBytes];
+                lost[i >> 3] |= (byte)(1 << (i & 7));
+            }
+        }
+        int length = buffer.Slots.Count;
+        SegmentImage.Finish(image, buffer.SegmentId, length, Geometry.MetablockBytes, SegmentHeaderExtension.FlagRebuiltFromPmem, lost, durableId);
+        ReleaseSlotForRecoveredSegment(slot, buffer.SegmentId);
+        _cache.Write(Geometry.SegmentStartBytes(slot), image.AsSpan(0, (int)CacheGeometry.WrittenBytes(length)));
+        ApplyWalked(segment);
+    }
+
+    /// <summary>Mode 1, last step of an open: sector 0 says the pmem buffer is live (mode 0 refuses the cache until a clean mode-1 close).</summary>
+    private void FinishPmemOpen(bool pmemFormatted)
+    {
+        if (_pmem is null)
+        {
+            return;
+        }
+        WriteSuperblockFlags(SuperblockHeaderOnDisk.FlagPmemBufferLive);
+        Recovery = Recovery with { PmemFormatted = pmemFormatted, DirtyBlocksRecovered = _nrDirty };
+    }
+
+    /// <summary>Applies a verified segment's metablocks (the kernel-style mutant's replay); returns why the segment is unusable, or null.</summary>
     private string? ApplySegment(ReadOnlySpan<byte> segment, long slot, ulong id, int length)
     {
         int entryBytes = Geometry.MetablockBytes;
@@ -242,39 +416,6 @@ public sealed partial class WriteboostDevice
         Recovery = new RecoveryReport(false, record, 0, newest, replayed, 0, _nrDirty, "kernel-style replay (mutant)", warnings);
     }
 
-    /// <summary>The id in every slot's header: one sector per slot (the id is in the first 8 bytes), not the 4 KiB metadata block.</summary>
-    private ulong[] ReadAllHeaderIds()
-    {
-        byte[] header = new byte[Math.Max(SegmentHeaderOnDisk.SizeBytes, _cache.SectorSizeBytes)];
-        ulong[] ids = new ulong[Geometry.NrSegments];
-        for (long slot = 0; slot < Geometry.NrSegments; slot++)
-        {
-            _cache.Read(Geometry.SegmentStartBytes(slot), header);
-            ids[slot] = SegmentHeaderOnDisk.Read(header).Id;
-        }
-        return ids;
-    }
-
-    private int DiscardSegmentsAfter(ulong lastReplayed, ulong[] headerIds, List<string> warnings)
-    {
-        byte[] zeros = new byte[Units.BlockBytes];
-        int discarded = 0;
-        for (long slot = 0; slot < Geometry.NrSegments; slot++)
-        {
-            if (headerIds[slot] > lastReplayed && (Mutant != Mutant.DiscardOnlyNextSegment || headerIds[slot] == lastReplayed + 1))
-            {
-                _cache.Write(Geometry.SegmentStartBytes(slot), zeros);
-                discarded++;
-            }
-        }
-        if (discarded > 0)
-        {
-            _cache.Flush();
-            warnings.Add($"{discarded} segment(s) beyond the last contiguous id {lastReplayed} were discarded (written after the last flush, never acknowledged as durable)");
-        }
-        return discarded;
-    }
-
     /// <summary>Rewrites sector 0 with new flags (one FUA write of the 4 KiB header block).</summary>
     private void WriteSuperblockFlags(byte flags)
     {
@@ -289,84 +430,13 @@ public sealed partial class WriteboostDevice
     }
 
     /// <summary>
-    /// Mode 1: opens the pmem buffer pool (formatting it with a new cache) and gives back what it holds:
-    /// 1. the cache device replay (done before) ended at segment E;
-    /// 2. pmem buffers bound to segments E+1, E+2, ... (contiguous) hold writes acknowledged after E was sealed;
-    ///    each one's valid records (id, slot and CRC all match; a torn one was never acknowledged) are rebuilt
-    ///    into a dense segment with the same id and written to its slot on the cache device;
-    /// 3. the cache device is flushed, the segments are applied like replayed ones, and sector 0 is marked
-    ///    "pmem buffer live" (mode 0 refuses the cache until a clean mode-1 close clears it).
-    /// Only after the flush do those buffers count as stale (their ids are then ≤ the cache's), so a crash
-    /// during this recovery recovers the same way again.
+    /// Recovery writes segment X into its slot (rebuilt from pmem, or a tombstone). A pmem buffer bound to X proves
+    /// the writer took X's slot, which it does only after the segment the slot held (X - nr_segments) was written
+    /// back. If the cache replay mapped that older segment (the record was damaged and inferred low), its entries
+    /// are clean on the backing store: unmap them before X's data lands over them in the slot (found by the
+    /// corruption sweep: reads returned the new segment's data at the old segment's blocks).
     /// </summary>
-    private void OpenPmemBuffer(bool format)
-    {
-        PmemLayout layout = new(Geometry.SegmentSizeOrder, _buffers.Length, BlocksPerSegment);
-        _pmem = PmemBufferPool.Open(_pmemRegion!, layout, CacheUuid, format, out bool formatted);
-        _pmem.Mutant = Mutant;
-        List<string> warnings = [.. Recovery.Warnings];
-        int rebuilt = 0;
-        int torn = 0;
-        if (!formatted)
-        {
-            List<RecoveredBuffer> buffers = _pmem.Recover(_lastQueuedId, out string? gap);
-            if (gap is not null)
-            {
-                warnings.Add(gap);
-            }
-            byte[] image = buffers.Count == 0 ? [] : new byte[Geometry.SegmentSizeBytes];
-            foreach (RecoveredBuffer buffer in buffers)
-            {
-                long slot = Geometry.SlotOf(buffer.SegmentId);
-                Array.Clear(image, 0, Units.BlockBytes);
-                for (int i = 0; i < buffer.Slots.Count; i++)
-                {
-                    (PmemRecord record, byte[] data) = buffer.Slots[i];
-                    new MetablockOnDisk(record.Block * Units.SectorsPerBlock, record.DirtyBits).WriteTo(image, i, Geometry.MetablockBytes);
-                    data.CopyTo(image.AsSpan((int)Units.BlocksToBytes(1 + i)));
-                }
-                int length = buffer.Slots.Count;
-                new SegmentHeaderOnDisk(buffer.SegmentId, SegmentHeaderOnDisk.ComputeChecksum(image, length), (byte)length).WriteTo(image);
-                ReleaseSlotForPmemSegment(slot, buffer.SegmentId);
-                string? bad = ApplySegment(image, slot, buffer.SegmentId, length);
-                if (bad is not null)
-                {
-                    warnings.Add($"pmem buffer of segment {buffer.SegmentId}: {bad}; it and later ones are not replayed");
-                    break;
-                }
-                _cache.Write(Geometry.SegmentStartBytes(slot), image.AsSpan(0, (int)CacheGeometry.WrittenBytes(length)));
-                _lastQueuedId = _lastFlushedId = _lastDurableId = buffer.SegmentId;
-                rebuilt++;
-                torn += buffer.TornSlots;
-                if (buffer.DamagedSlots > 0)
-                {
-                    warnings.Add($"pmem buffer of segment {buffer.SegmentId}: {buffer.DamagedSlots} record(s) damaged (an id from the future, or a gap before later records); their writes are lost");
-                }
-            }
-            if (rebuilt > 0)
-            {
-                _cache.Flush();
-            }
-        }
-        WriteSuperblockFlags(SuperblockHeaderOnDisk.FlagPmemBufferLive);
-        Recovery = Recovery with
-        {
-            PmemFormatted = formatted,
-            PmemSegmentsRebuilt = rebuilt,
-            PmemTornRecords = torn,
-            DirtyBlocksRecovered = _nrDirty,
-            Warnings = warnings,
-        };
-    }
-
-    /// <summary>
-    /// A pmem buffer bound to segment X proves the writer took X's slot, which it does only after the segment the
-    /// slot held (X - nr_segments) was written back. If the cache replay mapped that older segment (the record
-    /// was damaged and inferred low), its entries are clean on the backing store: unmap them before X's data
-    /// lands over them in the slot (found by the corruption sweep: reads returned the new segment's data at
-    /// the old segment's blocks).
-    /// </summary>
-    private void ReleaseSlotForPmemSegment(long slot, ulong segmentId)
+    private void ReleaseSlotForRecoveredSegment(long slot, ulong segmentId)
     {
         UnmapSlotLocked(slot);
         if (segmentId > (ulong)Geometry.NrSegments)
@@ -378,6 +448,11 @@ public sealed partial class WriteboostDevice
     /// <summary>write_around_mode on a cache that holds dirty data: write it all back, then format.</summary>
     private void DrainAndReformat()
     {
+        if (!_poison.IsEmpty)
+        {
+            throw new InvalidDataException(
+                $"write_around_mode: {_poison.BlockCount} block(s) of {_cache.Name} are poisoned (their newest durable copy is lost to damaged media); formatting for write-around would make them read older data silently. Rewrite them or send clear_poison in write-back mode first");
+        }
         if (_nrDirty > 0)
         {
             StartWorkers();

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text;
+using Writeboost.Cache.Format;
 using Writeboost.Cache.Table;
 
 namespace Writeboost.Cache.Core;
@@ -35,6 +36,16 @@ public sealed record WriteboostStatus
     public long WritebackErrors { get; init; }
     public string? Failure { get; init; }
     public RecoveryReport Recovery { get; init; } = RecoveryReport.None;
+    /// <summary>Some block is poisoned: its newest durable copy was lost to damaged media, and reads of it fail.</summary>
+    public bool Degraded => PoisonedBlocks > 0;
+    /// <summary>How many blocks are poisoned now (rewriting one, or clear_poison, clears it).</summary>
+    public int PoisonedBlocks { get; init; }
+    /// <summary>The poisoned blocks (backing block index, lost sectors, where the lost copy was).</summary>
+    public IReadOnlyList<PoisonedBlock> Poisoned { get; init; } = [];
+    /// <summary>Writeback cannot pass this segment until its poisoned blocks are rewritten or cleared (0: it is not held).</summary>
+    public ulong WritebackHeldBySegment { get; init; }
+    /// <summary>Opened read-only, only to look: nothing reached the devices.</summary>
+    public bool ReadOnly { get; init; }
 
     /// <summary>
     /// The status line as <c>dmsetup status</c> prints it after the target name: cursor, nr_caches, nr_segments,
@@ -109,17 +120,34 @@ public sealed partial class WriteboostDevice
                 WritebackErrors = Interlocked.Read(ref _writebackErrors),
                 Failure = _failure?.Message,
                 Recovery = Recovery,
+                PoisonedBlocks = _poison.BlockCount,
+                Poisoned = _poison.IsEmpty ? [] : _poison.List(BlocksPerSegment),
+                WritebackHeldBySegment = _writebackHeldBy,
+                ReadOnly = _options.ReadOnly,
             };
         }
     }
 
     /// <summary>
-    /// dmsetup message: <c>clear_stat</c>, <c>drop_caches</c>, or <c>&lt;tunable&gt; &lt;value&gt;</c> for an online tunable.
+    /// dmsetup message: <c>clear_stat</c>, <c>drop_caches</c>, <c>clear_poison [sector]</c>, or
+    /// <c>&lt;tunable&gt; &lt;value&gt;</c> for an online tunable.
     /// </summary>
     /// <exception cref="TableException">an unknown message, a static tunable, or a value out of range.</exception>
     public void Message(IReadOnlyList<string> words)
     {
         ArgumentNullException.ThrowIfNull(words);
+        if (words.Count is 1 or 2 && words[0] == "clear_poison")
+        {
+            long? sector = null;
+            if (words.Count == 2)
+            {
+                sector = long.TryParse(words[1], System.Globalization.NumberStyles.None, CultureInfo.InvariantCulture, out long s) && s < SizeBytes / Units.SectorBytes
+                    ? s
+                    : throw new TableException($"clear_poison {words[1]}: expected a sector of the device (0..{SizeBytes / Units.SectorBytes - 1})");
+            }
+            ClearPoison(sector);
+            return;
+        }
         switch (words.Count)
         {
             case 1 when words[0] == "clear_stat":
@@ -137,7 +165,50 @@ public sealed partial class WriteboostDevice
                 _writebackSignal.Set(); // a new writeback_threshold or batch size takes effect now
                 return;
             default:
-                throw new TableException($"unknown message '{string.Join(' ', words)}' (expected clear_stat, drop_caches, or <tunable> <value>)");
+                throw new TableException($"unknown message '{string.Join(' ', words)}' (expected clear_stat, drop_caches, clear_poison [sector], or <tunable> <value>)");
         }
+    }
+
+    /// <summary>
+    /// Acknowledges the loss of poisoned blocks (all of them, or the one holding <paramref name="sector"/>): their
+    /// lost sectors are overwritten with zeros and made durable, so they read as zeros from now on, at every later
+    /// open too (the zeros are a newer copy than the damaged one, which recovery then no longer counts as lost), and
+    /// writeback may pass the damaged segment once no lost copy is left in it.
+    /// </summary>
+    /// <returns>How many blocks were cleared.</returns>
+    public int ClearPoison(long? sector = null)
+    {
+        List<PoisonedBlock> poisoned;
+        lock (_lock)
+        {
+            poisoned = _poison.IsEmpty ? [] : _poison.List(BlocksPerSegment);
+        }
+        if (sector is { } only)
+        {
+            poisoned = poisoned.Where(p => p.Block == only / Units.SectorsPerBlock).ToList();
+        }
+        byte[] zeros = new byte[Units.BlockBytes];
+        foreach (PoisonedBlock block in poisoned)
+        {
+            for (int s = 0; s < Units.SectorsPerBlock; s++)
+            {
+                if (!Units.HasSector(block.Sectors, s))
+                {
+                    continue;
+                }
+                int run = 1;
+                while (s + run < Units.SectorsPerBlock && Units.HasSector(block.Sectors, s + run))
+                {
+                    run++;
+                }
+                Write(Units.BlocksToBytes(block.Block) + s * Units.SectorBytes, zeros.AsSpan(0, run * Units.SectorBytes));
+                s += run - 1;
+            }
+        }
+        if (poisoned.Count > 0)
+        {
+            Flush();
+        }
+        return poisoned.Count;
     }
 }

@@ -15,6 +15,10 @@ public sealed partial class WriteboostDevice
     {
         DeviceRange.CheckAligned(this, offsetBytes, source.Length, "write");
         ThrowIfFailed();
+        if (_options.ReadOnly)
+        {
+            throw new IOException($"{Name} is open read-only (to look at it): it takes no writes");
+        }
         Counters.CountWrite(source.Length, options);
         if (_writeAroundMode)
         {
@@ -29,7 +33,7 @@ public sealed partial class WriteboostDevice
             if (sealedLength > 0)
             {
                 // This write filled its buffer: checksum it here, outside the lock, while the flush worker writes the previous one.
-                BufferOf(landedIn).EnsureChecksum(landedIn, sealedLength);
+                BufferOf(landedIn).EnsureChecksum(landedIn, sealedLength, Geometry.MetablockBytes);
             }
         }
         if ((options & WriteOptions.Fua) != 0)
@@ -74,8 +78,15 @@ public sealed partial class WriteboostDevice
         sealedLength = 0;
         lock (_lock)
         {
-            EnsureOpenSlot();
+            EnsureOpenSlot(clearsPoison: !_poison.IsEmpty && (_poison.SectorsOf(block) & bits) != 0);
             _readCache.CancelLocked(block);
+            if (!_poison.IsEmpty && _poison.Clear(block, bits, _openId))
+            {
+                // A rewrite of lost sectors: they read the new data now; writeback may pass the damaged copy once
+                // this write is durable.
+                _writebackHeldBy = 0;
+                _writebackSignal.Set();
+            }
             bool hit = _index.TryGetValue(block, out int old);
             bool onBuffer = hit && SlotOfGlobal(old) == Geometry.SlotOf(_openId);
             CountStat(write: true, hit, onBuffer, fullsize: bits == Units.FullBlockBits);
@@ -94,21 +105,24 @@ public sealed partial class WriteboostDevice
                 return _openId;
             }
 
-            int index = _openLength++;
+            // The slot is taken only once the old copy is read: a failed read must not leave a hole in the
+            // segment (in mode 1 a later record would say the empty slot was durable: damage, not a crash).
+            int index = _openLength;
             int g = Global(Geometry.SlotOf(_openId), index);
             Span<byte> slotData = BufferOf(_openId).Block(index);
             byte newBits = bits;
+            if (hit && _mbDirty[old] && bits != Units.FullBlockBits)
+            {
+                byte keep = (byte)(_mbDataBits[old] & ~bits);
+                if (keep != 0)
+                {
+                    ReadOldCopyLocked(old, slotData);
+                    newBits |= keep;
+                }
+            }
+            _openLength++;
             if (hit)
             {
-                if (_mbDirty[old] && bits != Units.FullBlockBits)
-                {
-                    byte keep = (byte)(_mbDataBits[old] & ~bits);
-                    if (keep != 0)
-                    {
-                        ReadOldCopyLocked(old, slotData);
-                        newBits |= keep;
-                    }
-                }
                 Supersede(old);
             }
             data.CopyTo(slotData[(firstSector * Units.SectorBytes)..]);
@@ -164,7 +178,8 @@ public sealed partial class WriteboostDevice
     /// and acquires the next segment; acquiring waits (releasing the lock) for a free RAM buffer and a free
     /// ring slot, urging writeback when the ring is full. Writers wait instead of overwriting dirty data.
     /// </summary>
-    private void EnsureOpenSlot()
+    /// <param name="clearsPoison">The write rewrites lost sectors: it may take the ring slot kept for that (see <see cref="AcquireSegmentLocked"/>).</param>
+    private void EnsureOpenSlot(bool clearsPoison = false)
     {
         while (true)
         {
@@ -186,7 +201,7 @@ public sealed partial class WriteboostDevice
             _acquiring = true;
             try
             {
-                AcquireSegmentLocked(_lastQueuedId + 1);
+                AcquireSegmentLocked(_lastQueuedId + 1, clearsPoison);
             }
             finally
             {
@@ -202,15 +217,25 @@ public sealed partial class WriteboostDevice
     /// the superblock record, so a crash while this slot is being overwritten can never lose the old segment's
     /// data (recovery starts after the record). Then the old segment's clean mappings are dropped.
     /// </summary>
-    private void AcquireSegmentLocked(ulong id)
+    private void AcquireSegmentLocked(ulong id, bool clearsPoison)
     {
         long slot = Geometry.SlotOf(id);
+        if (!_poison.IsEmpty && !clearsPoison && OldestPoisonedSegmentLocked() is { } held && id + 1 >= held + (ulong)Geometry.NrSegments)
+        {
+            // Writeback cannot pass a segment that holds lost blocks, so the ring fills up behind it. The last free
+            // slot is kept for the writes that rewrite them (or clear_poison's zeros): without it nothing could.
+            throw new IOException(PoisonHoldsWritebackMessage(held, $"segment {id} would take the last free ring slot"));
+        }
         ulong bufferFreeAfter = id > (ulong)_buffers.Length ? id - (ulong)_buffers.Length : 0;
         ulong slotFreeAfter = id > (ulong)Geometry.NrSegments ? id - (ulong)Geometry.NrSegments : 0;
         // Mode 1: a pmem buffer is the only durable copy of its segment until the cache device has it durably.
         while ((_pmem is null || Mutant == Mutant.ReusePmemBufferOnceWritten ? _lastFlushedId : _lastDurableId) < bufferFreeAfter || _lastWritebackId < slotFreeAfter || _slotReaders[slot] > 0)
         {
             ThrowIfFailed();
+            if (_writebackHeldBy != 0 && _writebackHeldBy <= slotFreeAfter)
+            {
+                throw new IOException(PoisonHoldsWritebackMessage(_writebackHeldBy, $"segment {id} needs ring slot {slot}"));
+            }
             if (_pmem is not null && _lastDurableId < bufferFreeAfter && _durableRequestedId < bufferFreeAfter)
             {
                 // Ask for the cache flush only now, when a buffer is needed back: one flush for many segments.

@@ -12,7 +12,7 @@ public sealed partial class WriteboostDevice
     private long _writebackErrors;
     private Memory<byte> _writebackBuffer; // the writeback worker's alone; aligned, so O_DIRECT reads it without a bounce
     private readonly Lock _recordLock = new();
-    private ulong _recordId;                // the last_writeback_id the superblock record holds (written by us)
+    private ulong _recordWrittenId;        // the highest last_writeback_id the record has been written with (under _recordLock)
 
     /// <summary>
     /// <c>drop_caches</c>: seals the open buffer, writes back every dirty block, and returns when none is left.
@@ -20,6 +20,10 @@ public sealed partial class WriteboostDevice
     public void DropCaches()
     {
         ThrowIfFailed();
+        if (_options.ReadOnly)
+        {
+            throw new IOException($"{Name} is open read-only (to look at it): drop_caches would write back");
+        }
         Flush();
         lock (_lock)
         {
@@ -30,6 +34,10 @@ public sealed partial class WriteboostDevice
                 while (_lastWritebackId < _lastFlushedId || _openId != 0)
                 {
                     ThrowIfFailed();
+                    if (_writebackHeldBy != 0)
+                    {
+                        throw new IOException(PoisonHoldsWritebackMessage(_writebackHeldBy, "drop_caches cannot write everything back"));
+                    }
                     Monitor.Wait(_lock);
                 }
             }
@@ -61,6 +69,7 @@ public sealed partial class WriteboostDevice
         {
             List<(ulong Id, long Slot, int Length, List<(int G, long Block, byte Bits)> Dirty)> batch = [];
             bool idle;
+            ulong durableNeeded = 0;
             lock (_lock)
             {
                 idle = !_stopping && _failure is null && !WritebackWantedLocked();
@@ -83,6 +92,14 @@ public sealed partial class WriteboostDevice
                 }
                 ulong available = _lastFlushedId - _lastWritebackId;
                 ulong n = Math.Min(available, (ulong)Tunables.NrMaxBatchedWriteback);
+                if (!_poison.IsEmpty)
+                {
+                    n = PassableLocked(n, out durableNeeded);
+                }
+                if (n == 0 && durableNeeded == 0)
+                {
+                    continue; // held by poison: idle until a write clears it (_writebackHeldBy)
+                }
                 for (ulong id = _lastWritebackId + 1; id <= _lastWritebackId + n; id++)
                 {
                     long slot = Geometry.SlotOf(id);
@@ -110,6 +127,19 @@ public sealed partial class WriteboostDevice
                     }
                     batch.Add((id, slot, _slotLength[slot], dirty));
                 }
+            }
+            if (batch.Count == 0)
+            {
+                // Every lost sector of the next segment was rewritten; once those writes are durable, go on.
+                try
+                {
+                    MakeDurable(durableNeeded);
+                }
+                catch (Exception error) when (error is IOException or ObjectDisposedException)
+                {
+                    // The device failed or is closing: the loop sees it.
+                }
+                continue;
             }
             try
             {
@@ -155,7 +185,63 @@ public sealed partial class WriteboostDevice
     }
 
     private bool WritebackWantedLocked() =>
-        _lastFlushedId > _lastWritebackId && (_urgeWriteback || _forceDrop || _allowWriteback);
+        _lastFlushedId > _lastWritebackId && (_urgeWriteback || _forceDrop || _allowWriteback) && _writebackHeldBy == 0;
+
+    /// <summary>
+    /// How many of the next <paramref name="n"/> segments writeback may pass: it stops before one that still holds
+    /// a lost copy — its damaged blocks cannot be written back, and once its slot is reused nothing would say they
+    /// are lost (recovery derives poison from the damaged copy itself). When the very next one is held by poisoned
+    /// sectors, <c>_writebackHeldBy</c> says so and waiting writers are woken to fail; when only the writes that
+    /// cleared them are not durable yet, <paramref name="durableNeeded"/> says which segment to make durable.
+    /// </summary>
+    private ulong PassableLocked(ulong n, out ulong durableNeeded)
+    {
+        durableNeeded = 0;
+        for (ulong k = 0; k < n; k++)
+        {
+            ulong id = _lastWritebackId + 1 + k;
+            WritebackHold hold = _poison.Blocking(Geometry.SlotOf(id), BlocksPerSegment, _lastDurableId, out ulong needed);
+            if (hold == WritebackHold.None)
+            {
+                continue;
+            }
+            if (k == 0)
+            {
+                if (hold == WritebackHold.ClearedNotDurable)
+                {
+                    durableNeeded = needed;
+                }
+                else
+                {
+                    _writebackHeldBy = id;
+                    Monitor.PulseAll(_lock);
+                }
+            }
+            return k;
+        }
+        return n;
+    }
+
+    /// <summary>Why writeback is stuck, for the writer or drop_caches that needs it to go on.</summary>
+    private string PoisonHoldsWritebackMessage(ulong held, string who)
+    {
+        long slot = Geometry.SlotOf(held);
+        return $"{Name}: {who}, but writeback cannot pass segment {held} (slot {slot}): it holds the lost copies of {_poison.CountInSlot(slot, BlocksPerSegment)} poisoned block(s) (damaged media). Rewrite those blocks, or acknowledge the loss with the message clear_poison (wb check lists them)";
+    }
+
+    /// <summary>The oldest segment not yet written back whose lost copies still poison something (writeback stops before it), or null.</summary>
+    private ulong? OldestPoisonedSegmentLocked()
+    {
+        for (ulong id = _lastWritebackId + 1; id <= _lastQueuedId + 1 && id <= _lastWritebackId + (ulong)Geometry.NrSegments; id++)
+        {
+            long slot = Geometry.SlotOf(id);
+            if (_slotId[slot] == id && _poison.Blocking(slot, BlocksPerSegment, _lastDurableId, out _) == WritebackHold.Poisoned)
+            {
+                return id;
+            }
+        }
+        return null;
+    }
 
     private void WriteBackBatch(List<(ulong Id, long Slot, int Length, List<(int G, long Block, byte Bits)> Dirty)> batch)
     {
@@ -270,24 +356,26 @@ public sealed partial class WriteboostDevice
     }
 
     /// <summary>
-    /// Writes the superblock record (FUA). It never moves back: the periodic update (update_sb_record_interval)
-    /// may have read last_writeback_id just before a writeback batch wrote a newer one, and writing its value
-    /// after would let recovery start before segments whose slots were already reused (found by the crash
-    /// harness: a record going from 8 back to 5 lost four durable segments). Record writes are serialised here.
+    /// Writes the superblock record (FUA): the last written-back id and what is durable now. The writeback worker,
+    /// the modulator and a clean close all write it; one at a time, and never a lower id than one already written
+    /// (the modulator read the id before a batch moved it on, and then wrote it after the batch's record: the
+    /// record went backwards while the writer already reused the slots it no longer covered).
     /// </summary>
     private void WriteSuperblockRecord(ulong lastWritebackId)
     {
         lock (_recordLock)
         {
-            if (lastWritebackId < _recordId)
+            ulong id = Math.Max(lastWritebackId, _recordWrittenId);
+            ulong durable;
+            lock (_lock)
             {
-                return;
+                durable = Mutant == Mutant.ClaimNothingDurable ? 0 : _lastDurableId;
             }
             byte[] block = new byte[Units.BlockBytes];
-            SuperblockRecordOnDisk.WriteTo(block, lastWritebackId);
+            SuperblockRecordOnDisk.WriteTo(block, id, durable);
             _cache.Write(SuperblockRecordOnDisk.WriteOffsetBytes, block, WriteOptions.Fua);
+            _recordWrittenId = id;
             Counters.CountCacheWrite(block.Length);
-            _recordId = lastWritebackId;
         }
     }
 

@@ -48,6 +48,10 @@ public sealed partial class WriteboostDevice : IBlockDevice
     // before the superblock record may pass its segment (found by the crash harness).
     private readonly bool[] _mbSuperseded;
     private readonly Dictionary<long, int> _index;
+    // Blocks whose newest durable copy recovery found lost: reads of those sectors fail (see PoisonSet).
+    private readonly PoisonSet _poison = new();
+    // Set while writeback cannot pass this segment: it still holds a lost copy (0: not blocked).
+    private ulong _writebackHeldBy;
 
     // Per slot of the ring.
     private readonly ulong[] _slotId;
@@ -133,6 +137,8 @@ public sealed partial class WriteboostDevice : IBlockDevice
     public IBlockDevice CacheDevice => _cache;
     /// <summary>What the last open found and did (replayed, discarded, formatted).</summary>
     public RecoveryReport Recovery { get; private set; } = RecoveryReport.None;
+    /// <summary>Opened only to look (<see cref="WriteboostOptions.ReadOnly"/>): writes fail, and nothing reaches the devices.</summary>
+    public bool IsReadOnly => _options.ReadOnly;
 
     /// <summary>
     /// Opens the cache of <paramref name="backing"/> on <paramref name="cache"/>: formats an unformatted cache
@@ -174,29 +180,38 @@ public sealed partial class WriteboostDevice : IBlockDevice
         SuperblockHeaderOnDisk header = format
             ? new SuperblockHeaderOnDisk(order, Guid.NewGuid(), backing.SizeBytes, cache.SizeBytes)
             : superblock.Header!;
+        if (options.ReadOnly && options.Mutant != Mutant.ReadOnlyWritesThrough)
+        {
+            // Looking never writes: whatever recovery writes lands in memory over the devices.
+            backing = new OverlayBlockDevice(backing);
+            cache = new OverlayBlockDevice(cache);
+            pmem = pmem is null ? null : new OverlayPmemRegion(pmem);
+        }
         WriteboostDevice device = new(backing, cache, geometry, tunables, options, header, pmem);
         try
         {
             if (format)
             {
                 device.Format(superblock.State != SuperblockState.Unformatted);
+                if (pmem is not null)
+                {
+                    // Only --reformat takes over a pmem region that belongs to another cache, even for a new cache.
+                    device._pmem = PmemBufferPool.Open(pmem, new PmemLayout(geometry.SegmentSizeOrder, device._buffers.Length, geometry.BlocksPerSegment), header.CacheUuid, options.Reformat, out bool pmemFormatted);
+                    device._pmem.Mutant = device.Mutant;
+                    device.FinishPmemOpen(pmemFormatted);
+                }
             }
             else
             {
-                device.Replay();
+                device.Recover();
             }
-            if (pmem is not null)
-            {
-                // Only --reformat takes over a pmem region that belongs to another cache, even for a new cache.
-                device.OpenPmemBuffer(options.Reformat);
-            }
-            if (tunables.WriteAroundMode && !format)
+            if (tunables.WriteAroundMode && !format && !options.ReadOnly)
             {
                 // dm-writeboost formats whenever write_around_mode is on; we first write back what is dirty, so
                 // switching a cache to write-around never drops data.
                 device.DrainAndReformat();
             }
-            if (!options.WithoutWorkers)
+            if (!options.WithoutWorkers && !options.ReadOnly)
             {
                 device.StartWorkers();
             }
@@ -346,9 +361,10 @@ public sealed partial class WriteboostDevice : IBlockDevice
             return;
         }
         _disposed = true;
+        bool clean = false;
         try
         {
-            if (_failure is null && !_options.WithoutWorkers)
+            if (_failure is null && !_options.WithoutWorkers && !_options.ReadOnly)
             {
                 // Both modes: everything buffered reaches the cache device. Mode 1 then clears "pmem buffer live":
                 // the pmem buffers are stale, and mode 0 may open the cache.
@@ -361,12 +377,25 @@ public sealed partial class WriteboostDevice : IBlockDevice
                 {
                     WriteSuperblockFlags(0);
                 }
+                clean = true;
             }
         }
         finally
         {
             StopWorkers();
-            ReleaseResources();
+            try
+            {
+                if (clean && _failure is null)
+                {
+                    // Last, with the workers stopped (no later record can pass it): the record vouches for every
+                    // segment, so damage to the newest ones is told from a torn tail at the next open.
+                    WriteSuperblockRecord(_lastWritebackId);
+                }
+            }
+            finally
+            {
+                ReleaseResources();
+            }
         }
     }
 
@@ -517,6 +546,10 @@ public sealed partial class WriteboostDevice : IBlockDevice
             if (_mbBlock[g] >= 0)
             {
                 Unmap(g);
+            }
+            if (!_poison.IsEmpty)
+            {
+                _poison.Forget(g);
             }
         }
     }

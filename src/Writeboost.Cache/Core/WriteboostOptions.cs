@@ -33,6 +33,20 @@ public sealed record WriteboostOptions
 
     /// <summary>Called at the windows where thread order matters (the crash harness perturbs them).</summary>
     internal ScheduleHooks Schedule { get; init; } = ScheduleHooks.None;
+
+    /// <summary>
+    /// Open even when recovery finds a durable segment (or pmem record) whose block list is damaged, so the blocks
+    /// it held are unknown: the segment is given up (replaced by an empty one, durably) and those blocks read
+    /// their older data. Without it such a cache is refused with an error naming the segment. <c>--accept-loss</c>.
+    /// </summary>
+    public bool AcceptDataLoss { get; init; }
+
+    /// <summary>
+    /// Look, never touch: recovery runs as usual, but everything it would write (zeroed headers, tombstones,
+    /// segments rebuilt from pmem, the superblock flags) goes to an overlay in memory, and the device refuses
+    /// writes. <c>wb status</c> opens this way, so looking at a device never changes it.
+    /// </summary>
+    public bool ReadOnly { get; init; }
 }
 
 /// <summary>The crash harness's seeded bugs. None in production: only the harness can set one.</summary>
@@ -69,4 +83,18 @@ internal enum Mutant
     FlushPublishesBeforeWrite,
     /// <summary>Order 11's compact metablocks are sealed with every dirty bit set (a partial block claims all eight sectors).</summary>
     CompactMetablockClaimsWholeBlock,
+    /// <summary>Recovery ends its walk at the first segment that fails its checksum, as the kernel does, even a durable one.</summary>
+    StopAtDamagedSegment,
+    /// <summary>A poisoned block reads its older data instead of failing.</summary>
+    PoisonReadsOldData,
+    /// <summary>A damaged durable segment whose block list is intact is replayed whole, damaged blocks included.</summary>
+    ReplayDamagedBlocks,
+    /// <summary>Every segment that fails its checksum is taken for damage to durable data, a crash's torn tail too.</summary>
+    PoisonTornTail,
+    /// <summary>Segment headers and the superblock record vouch for nothing (durable id 0).</summary>
+    ClaimNothingDurable,
+    /// <summary>Mode 1: a damaged pmem record of an acknowledged write is discarded as torn, and its block reads older data.</summary>
+    PmemDamageAsTorn,
+    /// <summary>A read-only open (wb status) writes what recovery does to the devices themselves.</summary>
+    ReadOnlyWritesThrough,
 }

@@ -50,6 +50,14 @@ public static class Crc32C
         return AppendSerial(joined, data[(3 * laneBytes)..]);
     }
 
+    /// <summary>
+    /// The raw state after appending B to a running state, given only B's raw CRC from state 0 and its length:
+    /// <c>crc(c, A‖B) = crc(c, A)·x^(8|B|) mod P ⊕ crc(0, B)</c>. A segment's per-block checksums and its
+    /// whole-segment checksum are made from one pass over each data block this way.
+    /// </summary>
+    public static uint Concat(uint state, uint appendedFromZero, int appendedBytes) =>
+        MultiplyModP(state, LaneShift(appendedBytes)) ^ appendedFromZero;
+
     // x^(8n) mod P for recently used lane sizes n, each packed as (n << 32) | factor: one 64-bit word, read and
     // written atomically, so no lock. Few sizes recur (a 4 KiB block per pmem write, a segment per flush), and
     // computing the factor (a dozen bitwise multiplications) cost more than the CRC of a 4 KiB block itself.

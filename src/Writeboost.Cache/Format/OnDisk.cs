@@ -100,22 +100,41 @@ public readonly record struct SuperblockReadResult(SuperblockState State, Superb
 
 /// <summary>
 /// The superblock record: sector 2047, u64 last_writeback_segment_id at offset 0. Written as the kernel does,
-/// one 4 KiB FUA write of sectors 2040..2047 with the record in the last sector (the others zero). We add a
-/// CRC-32C of the 8 bytes at offset 8 (the kernel ignores it), so a corrupt record is recognised.
+/// one 4 KiB FUA write of sectors 2040..2047 with the record in the last sector (the others zero). The kernel
+/// reads only the first 8 bytes; we add, in bytes it ignores:
+/// <code>
+///  off size field
+///    0    8 last_writeback_segment_id     (the kernel's)
+///    8    4 ~crc32c of bytes 0..8         a corrupt record is recognised
+///   16    8 durable id                    every segment id ≤ this was durable on the cache device when written
+///   24    4 ~crc32c of bytes 16..24       (0 with the id: no claim, e.g. written by the kernel)
+/// </code>
+/// The durable id lets recovery tell a damaged segment from a crash's torn tail even for the newest segments,
+/// which no later segment header vouches for (a clean close writes the record last).
 /// </summary>
 public static class SuperblockRecordOnDisk
 {
-    /// <summary>What the record sector holds: the id, and whether its checksum holds (null: none was written, as by the kernel).</summary>
-    public readonly record struct Record(ulong LastWritebackId, bool? ChecksumValid);
+    /// <summary>
+    /// What the record sector holds: the id, whether its checksum holds (null: none was written, as by the kernel),
+    /// and the durable id it vouches for (0 when it makes no claim or the claim's checksum fails).
+    /// </summary>
+    public readonly record struct Record(ulong LastWritebackId, bool? ChecksumValid, ulong DurableId = 0);
 
     public const long WriteOffsetBytes = CacheGeometry.SuperblockRegionBytes - Units.BlockBytes;
     public const int RecordOffsetInWrite = Units.BlockBytes - Units.SectorBytes;
+    private const int DurableOffset = 16;
 
-    public static void WriteTo(Span<byte> block, ulong lastWritebackSegmentId)
+    public static void WriteTo(Span<byte> block, ulong lastWritebackSegmentId, ulong durableId = 0)
     {
         block[..Units.BlockBytes].Clear();
-        BinaryPrimitives.WriteUInt64LittleEndian(block[RecordOffsetInWrite..], lastWritebackSegmentId);
-        BinaryPrimitives.WriteUInt32LittleEndian(block[(RecordOffsetInWrite + 8)..], ~Crc32C.Compute(block.Slice(RecordOffsetInWrite, 8)));
+        Span<byte> record = block[RecordOffsetInWrite..];
+        BinaryPrimitives.WriteUInt64LittleEndian(record, lastWritebackSegmentId);
+        BinaryPrimitives.WriteUInt32LittleEndian(record[8..], ~Crc32C.Compute(record[..8]));
+        if (durableId > 0)
+        {
+            BinaryPrimitives.WriteUInt64LittleEndian(record[DurableOffset..], durableId);
+            BinaryPrimitives.WriteUInt32LittleEndian(record[(DurableOffset + 8)..], ~Crc32C.Compute(record.Slice(DurableOffset, 8)));
+        }
     }
 
     /// <summary>
@@ -154,14 +173,20 @@ public static class SuperblockRecordOnDisk
 
     public static Record Read(ReadOnlySpan<byte> block)
     {
-        ulong id = BinaryPrimitives.ReadUInt64LittleEndian(block[RecordOffsetInWrite..]);
-        uint stored = BinaryPrimitives.ReadUInt32LittleEndian(block[(RecordOffsetInWrite + 8)..]);
+        ReadOnlySpan<byte> record = block[RecordOffsetInWrite..];
+        ulong durable = BinaryPrimitives.ReadUInt64LittleEndian(record[DurableOffset..]);
+        if (BinaryPrimitives.ReadUInt32LittleEndian(record[(DurableOffset + 8)..]) != ~Crc32C.Compute(record.Slice(DurableOffset, 8)))
+        {
+            durable = 0; // no claim, or a damaged one: a claim is only ever trusted whole
+        }
+        ulong id = BinaryPrimitives.ReadUInt64LittleEndian(record);
+        uint stored = BinaryPrimitives.ReadUInt32LittleEndian(record[8..]);
         if (id == 0 && stored == 0)
         {
-            return new Record(0, null);
+            return new Record(0, null, durable);
         }
         // Complemented so that an all-zero sector never passes as a record of 0 with a valid checksum.
-        return new Record(id, stored == ~Crc32C.Compute(block.Slice(RecordOffsetInWrite, 8)));
+        return new Record(id, stored == ~Crc32C.Compute(record[..8]), durable);
     }
 }
 
@@ -193,16 +218,122 @@ public readonly record struct SegmentHeaderOnDisk(ulong Id, uint Checksum, byte 
 }
 
 /// <summary>
+/// Our bytes in a segment header's padding, which dm-writeboost ignores (it reads id, checksum and length; the
+/// header sector is not under the segment checksum). They say what was durable when the segment was written,
+/// how to verify its block list, and which of its blocks recovery knows to be lost:
+/// <code>
+///  off size field
+///   16    4 magic 0x58534257 "WBSX"
+///   20    1 version 1
+///   21    1 flags           0x1 each wide metablock carries its entry checksum (bytes 12..16, see MetablockOnDisk)
+///                           0x2 a tombstone: recovery wrote this empty segment in place of a crash's torn one
+///                           0x4 rebuilt by recovery from the pmem buffer (mode 1)
+///                           0x8 loss accepted: entries failing their checksum were given up (--accept-loss)
+///   24    8 durable id      every segment id ≤ this was durable on the cache device when this one was written
+///   32    4 metablocks crc  ~crc32c(~0, bytes 512 .. 512 + length × entry size): the block list, verified alone
+///   36   32 lost bitmap     bit i: data block i holds no data — its acknowledged write was lost (mode 1 rebuild)
+///   68    4 header crc      ~crc32c(~0, bytes 0..68): id, checksum, length and all of the above
+/// </code>
+/// A crash writes the header sector whole or not at all (sector-atomic), so a header whose magic is there but
+/// whose header crc fails is damage, never a crash. No magic: a header written by the kernel (or an older version):
+/// it vouches for nothing and its entries carry no checksums.
+/// </summary>
+public readonly record struct SegmentHeaderExtension(byte Flags, ulong DurableId, uint MetablocksChecksum, byte[]? LostBitmap = null)
+{
+    public const uint Magic = 0x58534257;
+    public const byte Version = 1;
+    public const byte FlagEntryChecksums = 0x1;
+    public const byte FlagTombstone = 0x2;
+    public const byte FlagRebuiltFromPmem = 0x4;
+    public const byte FlagLossAccepted = 0x8;
+    public const int LostBitmapBytes = 32;
+    private const int MagicOffset = 16;
+    private const int LostOffset = 36;
+    private const int HeaderChecksumOffset = 68;
+
+    public bool HasEntryChecksums => (Flags & FlagEntryChecksums) != 0;
+
+    /// <summary>Whether data block <paramref name="index"/> is marked lost.</summary>
+    public bool IsLost(int index) => LostBitmap is { } bits && (bits[index >> 3] & (1 << (index & 7))) != 0;
+
+    /// <summary>Writes the extension and the header crc (over the id, checksum and length already in <paramref name="header"/>).</summary>
+    public void WriteTo(Span<byte> header)
+    {
+        header[MagicOffset..(HeaderChecksumOffset + sizeof(uint))].Clear();
+        BinaryPrimitives.WriteUInt32LittleEndian(header[MagicOffset..], Magic);
+        header[20] = Version;
+        header[21] = Flags;
+        BinaryPrimitives.WriteUInt64LittleEndian(header[24..], DurableId);
+        BinaryPrimitives.WriteUInt32LittleEndian(header[32..], MetablocksChecksum);
+        LostBitmap?.CopyTo(header[LostOffset..]);
+        Restamp(header, DurableId);
+    }
+
+    /// <summary>Sets the durable id and recomputes the header crc: the flush worker's last step before the write.</summary>
+    public static void Restamp(Span<byte> header, ulong durableId)
+    {
+        BinaryPrimitives.WriteUInt64LittleEndian(header[24..], durableId);
+        BinaryPrimitives.WriteUInt32LittleEndian(header[HeaderChecksumOffset..], Crc32C.Compute(header[..HeaderChecksumOffset]));
+    }
+
+    /// <summary>The extension of a header sector: absent (kernel-made), intact, or damaged.</summary>
+    public static (HeaderExtensionState State, SegmentHeaderExtension Extension) Read(ReadOnlySpan<byte> header)
+    {
+        if (BinaryPrimitives.ReadUInt32LittleEndian(header[MagicOffset..]) != Magic)
+        {
+            return (HeaderExtensionState.Absent, default);
+        }
+        if (header[20] != Version || BinaryPrimitives.ReadUInt32LittleEndian(header[HeaderChecksumOffset..]) != Crc32C.Compute(header[..HeaderChecksumOffset]))
+        {
+            return (HeaderExtensionState.Damaged, default);
+        }
+        byte[] lost = header.Slice(LostOffset, LostBitmapBytes).ToArray();
+        return (HeaderExtensionState.Intact, new SegmentHeaderExtension(
+            header[21], BinaryPrimitives.ReadUInt64LittleEndian(header[24..]), BinaryPrimitives.ReadUInt32LittleEndian(header[32..]),
+            lost.AsSpan().ContainsAnyExcept((byte)0) ? lost : null));
+    }
+
+    /// <summary>The checksum of the used metablocks of a segment image.</summary>
+    public static uint ComputeMetablocksChecksum(ReadOnlySpan<byte> segment, int length, int entryBytes) =>
+        Crc32C.Compute(segment.Slice(SegmentHeaderOnDisk.SizeBytes, length * entryBytes));
+}
+
+public enum HeaderExtensionState
+{
+    /// <summary>No magic: a header the kernel (or a version before the extension) wrote.</summary>
+    Absent,
+    Intact,
+    /// <summary>The magic, but the header crc fails: damage (a crash writes the sector whole or not at all).</summary>
+    Damaged,
+}
+
+/// <summary>
 /// One entry of the metablock array: the backing sector (4 KiB aligned) and the dirty bits of a data block.
 /// dirty_bits 0 means clean (a read-cached block, all 8 sectors valid).
-/// Wide (the kernel's, 16 bytes): sector u64 @0, dirty_bits u8 @8, 7 bytes zero.
+/// Wide (the kernel's, 16 bytes): sector u64 @0, dirty_bits u8 @8, then the kernel's 7 padding bytes, which it
+/// ignores (but the segment checksum covers): bytes 9..12 zero, and at 12 the entry checksum
+/// <c>~crc32c(~0, entry bytes 0..9 ‖ the 4 KiB data block)</c> when the header's flag says so. With the
+/// metablocks crc of the header it tells which block of a damaged segment is damaged.
 /// Compact (order 11 only, where 255 wide entries would overflow the 4 KiB metadata block; 8 bytes):
-/// u64 = backing block index &lt;&lt; 8 | dirty_bits.
+/// u64 = backing block index &lt;&lt; 8 | dirty_bits; no room for an entry checksum.
 /// </summary>
 public readonly record struct MetablockOnDisk(long BackingSector, byte DirtyBits)
 {
     public const int WideSizeBytes = 16;
     public const int CompactSizeBytes = 8;
+    public const int EntryChecksumOffset = 12;
+    /// <summary>The bytes of a wide entry its checksum covers (sector and dirty bits).</summary>
+    public const int EntryChecksumCoversBytes = 9;
+
+    /// <summary>The entry checksum stored in wide entry <paramref name="index"/>.</summary>
+    public static uint StoredEntryChecksum(ReadOnlySpan<byte> segment, int index) =>
+        BinaryPrimitives.ReadUInt32LittleEndian(segment[(SegmentHeaderOnDisk.SizeBytes + index * WideSizeBytes + EntryChecksumOffset)..]);
+
+    /// <summary>The entry checksum wide entry <paramref name="index"/> should hold, from the entry and its data block.</summary>
+    public static uint ComputeEntryChecksum(ReadOnlySpan<byte> segment, int index) =>
+        ~Crc32C.Append(
+            Crc32C.Append(~0u, segment.Slice(SegmentHeaderOnDisk.SizeBytes + index * WideSizeBytes, EntryChecksumCoversBytes)),
+            segment.Slice((int)Units.BlocksToBytes(1 + index), Units.BlockBytes));
 
     public static MetablockOnDisk Read(ReadOnlySpan<byte> segment, int index, int entryBytes)
     {

@@ -4,12 +4,28 @@ using Writeboost.Pmem;
 
 namespace Writeboost.Cache.PmemBuffer;
 
+/// <summary>One slot of a pmem buffer as recovery found it: a valid record and its data, or an acknowledged write lost to damage.</summary>
+/// <param name="Data">The slot's 4 KiB; null when <paramref name="Lost"/>.</param>
+/// <param name="Lost">The record's fields hold but its data (or CRC) does not, and a later record of the buffer says the
+/// slot was durable: the write was acknowledged and is lost — its block is poisoned.</param>
+internal sealed record RecoveredSlot(PmemRecord Record, byte[]? Data, bool Lost);
+
 /// <summary>A pmem buffer's acknowledged content, as recovery found it.</summary>
-/// <param name="TornSlots">Records for this segment whose CRC fails: a write in flight at the crash (or damage).</param>
-/// <param name="DamagedSlots">Records that cannot be the result of a crash: an id newer than the buffer's or of a
-/// segment this buffer never holds, or an older one before a later slot of this segment (slots fill in order, so
-/// that slot was written for this segment).</param>
-internal sealed record RecoveredBuffer(ulong SegmentId, IReadOnlyList<(PmemRecord Record, byte[] Data)> Slots, int TornSlots, int DamagedSlots = 0);
+/// <param name="TornSlots">Records for this segment whose CRC fails and that no later record says were durable: a
+/// write in flight at the crash (or damage nothing can tell from one).</param>
+/// <param name="DamagedSlots">Records that cannot be the result of a crash (an id newer than the buffer's or of a
+/// segment this buffer never holds) but that no later record says were durable.</param>
+/// <param name="LostUnknownSlots">Slots a later record says were durable whose fields are damaged too: an
+/// acknowledged write of an unknown block is lost.</param>
+internal sealed record RecoveredBuffer(ulong SegmentId, int Buffer, IReadOnlyList<RecoveredSlot> Slots, int TornSlots, int DamagedSlots = 0, int LostUnknownSlots = 0)
+{
+    public int LostSlots => Slots.Count(s => s.Lost);
+}
+
+/// <summary>What the pmem buffers hold beyond the cache device, and what they prove.</summary>
+/// <param name="Buffers">Buffers holding segments after the id recovery asked about, in id order (not necessarily contiguous).</param>
+/// <param name="ProvenDurableId">A buffer holding segment X was rebound only once X - pool size was durable on the cache device.</param>
+internal sealed record PmemRecovery(IReadOnlyList<RecoveredBuffer> Buffers, ulong ProvenDurableId, IReadOnlyList<string> Warnings);
 
 /// <summary>
 /// The persistent mirror of the RAM buffers in mode 1: every block placed in a buffer is also copied into the
@@ -25,12 +41,21 @@ internal sealed class PmemBufferPool
     private readonly bool _fencePerWrite;
     internal Core.Mutant Mutant { get; set; }
     private int _drainPending;
+    // Block backend: per buffer, the segment it is bound to, how many slots were placed, and how many of those a
+    // completed barrier made durable — what a record says of the slots before it (dax: all of them, fenced).
+    private readonly Lock _countsLock = new();
+    private readonly ulong[] _boundId;
+    private readonly int[] _placedSlots;
+    private readonly int[] _durableSlots;
 
     private PmemBufferPool(PmemRegion region, PmemLayout layout)
     {
         _region = region;
         Layout = layout;
         _fencePerWrite = region.Backend == PmemBackend.Dax;
+        _boundId = new ulong[layout.PoolSize];
+        _placedSlots = new int[layout.PoolSize];
+        _durableSlots = new int[layout.PoolSize];
     }
 
     public PmemLayout Layout { get; }
@@ -103,13 +128,31 @@ internal sealed class PmemBufferPool
         long offset = Layout.BufferHeaderOffset(buffer);
         _region.Store64(offset, segmentId);
         _region.Persist(offset, sizeof(ulong));
+        lock (_countsLock)
+        {
+            _boundId[buffer] = segmentId;
+            _placedSlots[buffer] = 0;
+            _durableSlots[buffer] = 0;
+        }
     }
 
     /// <summary>Copies a placed block and its record into the buffer's slot (called under the device lock).</summary>
     public void Place(int buffer, int slot, ulong segmentId, long block, byte dirtyBits, ReadOnlySpan<byte> slotData)
     {
         Span<byte> record = stackalloc byte[PmemLayout.RecordBytes];
-        new PmemRecord(segmentId, block, dirtyBits, (byte)slot).WriteTo(record, ChecksummedData(slotData));
+        int durableBefore;
+        if (_fencePerWrite)
+        {
+            durableBefore = slot; // every earlier slot was written back and fenced before its write returned
+        }
+        else
+        {
+            lock (_countsLock)
+            {
+                durableBefore = _durableSlots[buffer];
+            }
+        }
+        new PmemRecord(segmentId, block, dirtyBits, (byte)slot, (byte)durableBefore).WriteTo(record, ChecksummedData(slotData));
         long dataOffset = Layout.DataOffset(buffer, slot);
         long recordOffset = Layout.RecordOffset(buffer, slot);
         _region.Write(dataOffset, slotData[..Units.BlockBytes]);
@@ -129,6 +172,10 @@ internal sealed class PmemBufferPool
         }
         else
         {
+            lock (_countsLock)
+            {
+                _placedSlots[buffer] = Math.Max(_placedSlots[buffer], slot + 1);
+            }
             Volatile.Write(ref _drainPending, 1); // after the write completed: the next barrier's flush covers it
         }
     }
@@ -139,86 +186,191 @@ internal sealed class PmemBufferPool
 
     private static readonly byte[] NoData = new byte[Units.BlockBytes];
 
+    /// <summary>
+    /// Marks slot <paramref name="slot"/> as holding nothing to recover (a clean, read-cached block takes a slot of
+    /// the segment but is not mirrored): a record with no dirty bits, whose fields checksum holds. Without it the
+    /// slot would keep an older record, and a later record saying the slots before it are durable would make it
+    /// look like an acknowledged write lost to damage. Persisted like a placed record.
+    /// </summary>
+    public void PlaceHole(int buffer, int slot, ulong segmentId)
+    {
+        Span<byte> record = stackalloc byte[PmemLayout.RecordBytes];
+        new PmemRecord(segmentId, 0, 0, (byte)slot).WriteTo(record, new byte[Units.BlockBytes]);
+        long recordOffset = Layout.RecordOffset(buffer, slot);
+        _region.Write(recordOffset, record);
+        if (_fencePerWrite)
+        {
+            _region.Persist(recordOffset, PmemLayout.RecordBytes);
+        }
+        else
+        {
+            lock (_countsLock)
+            {
+                _placedSlots[buffer] = Math.Max(_placedSlots[buffer], slot + 1);
+            }
+            Volatile.Write(ref _drainPending, 1);
+        }
+    }
+
     /// <summary>FUA / flush: every placed block is durable in pmem when this returns.</summary>
     public void Barrier()
     {
         if (!_fencePerWrite && Interlocked.Exchange(ref _drainPending, 0) == 1)
         {
+            // The slots placed (their writes completed) before the device flush starts are durable once it ends.
+            ulong[] bound;
+            int[] placed;
+            lock (_countsLock)
+            {
+                bound = [.. _boundId];
+                placed = [.. _placedSlots];
+            }
             _region.Drain();
+            lock (_countsLock)
+            {
+                for (int k = 0; k < bound.Length; k++)
+                {
+                    if (_boundId[k] == bound[k])
+                    {
+                        _durableSlots[k] = Math.Max(_durableSlots[k], placed[k]);
+                    }
+                }
+            }
         }
     }
 
     /// <summary>
-    /// The buffers holding segments after <paramref name="afterId"/> (the last one the cache device gave back),
-    /// in id order and contiguous from afterId + 1, with each one's valid records in slot order.
+    /// The buffers holding segments after <paramref name="afterId"/> (which the cache device gives back itself),
+    /// in id order, each with its slots:
+    /// <list type="number">
+    /// <item>Buffer k only ever holds segments k + 1, k + 1 + pool, ...; the segment it holds is the newest id among
+    /// its valid records. Its header word normally says the same; a header that names an impossible id, or an older
+    /// one than its records, is damaged (reported), and the records decide. A header bound to a newer id with no
+    /// record yet holds nothing to recover (the writer rebinds only once the old segment is durable on the cache).</item>
+    /// <item>A valid record (id, slot byte, CRC) is an acknowledged write. Each one also says how many slots before it
+    /// were durable; an invalid slot below that was acknowledged and is lost to damage: poisoned when its fields
+    /// (their own checksum) still name the block, an unknown loss when they do not. An invalid slot no later record
+    /// vouches for is a crash's torn write (discarded) — or, with an id no crash writes, damage of unknown durability.</item>
+    /// </list>
     /// </summary>
-    public List<RecoveredBuffer> Recover(ulong afterId, out string? gap)
+    public PmemRecovery Recover(ulong afterId)
     {
-        gap = null;
-        SortedDictionary<ulong, int> byId = [];
+        List<string> warnings = [];
+        List<RecoveredBuffer> buffers = [];
+        ulong proven = 0;
+        ulong pool = (ulong)Layout.PoolSize;
         byte[] word = new byte[sizeof(ulong)];
+        byte[] records = new byte[Layout.BlocksPerSegment * PmemLayout.RecordBytes];
+        byte[] data = new byte[Units.BlockBytes];
         for (int k = 0; k < Layout.PoolSize; k++)
         {
             _region.Read(Layout.BufferHeaderOffset(k), word);
-            ulong id = BinaryPrimitives.ReadUInt64LittleEndian(word);
-            if (id != 0 && (id - 1) % (ulong)Layout.PoolSize != (ulong)k)
-            {
-                // Buffer k only ever holds segments k + 1, k + 1 + pool, ...: any other id is a damaged header.
-                gap ??= $"pmem buffer {k} claims segment {id}, which that buffer never holds (a damaged header): it is not replayed";
-                continue;
-            }
-            if (id > afterId)
-            {
-                byId[id] = k;
-            }
-        }
-        List<RecoveredBuffer> buffers = [];
-        ulong expected = afterId + 1;
-        byte[] records = new byte[Layout.BlocksPerSegment * PmemLayout.RecordBytes];
-        foreach ((ulong id, int k) in byId)
-        {
-            if (id != expected)
-            {
-                gap ??= $"pmem buffer {k} holds segment {id}, but segment {expected} is neither on the cache device nor in pmem: {id} and later are not replayed";
-                break;
-            }
+            ulong header = BinaryPrimitives.ReadUInt64LittleEndian(word);
             _region.Read(Layout.RecordOffset(k, 0), records);
-            List<(PmemRecord, byte[])> slots = [];
-            int torn = 0;
-            int damaged = 0;
-            int notThisSegment = 0;
+            bool Possible(ulong id) => id != 0 && (id - 1) % pool == (ulong)k;
+            // The segment the buffer holds: the newest id with a valid record.
+            ulong holds = 0;
             for (int i = 0; i < Layout.BlocksPerSegment; i++)
             {
                 ReadOnlySpan<byte> record = records.AsSpan(i * PmemLayout.RecordBytes, PmemLayout.RecordBytes);
-                ulong recordId = BinaryPrimitives.ReadUInt64LittleEndian(record);
-                if (recordId > id || (recordId != 0 && (recordId - 1) % (ulong)Layout.PoolSize != (ulong)k))
+                ulong id = BinaryPrimitives.ReadUInt64LittleEndian(record);
+                if (Possible(id) && id > holds)
                 {
-                    damaged++; // from the future, or of a segment this buffer never holds: not what a crash leaves
-                    continue;
+                    _region.Read(Layout.DataOffset(k, i), data);
+                    if (PmemRecord.ReadValid(record, ChecksummedData(data), id, i) is not null)
+                    {
+                        holds = id;
+                    }
                 }
-                if (recordId != id)
+            }
+            if (header != 0 && !Possible(header))
+            {
+                warnings.Add(holds == 0
+                    ? $"pmem buffer {k} claims segment {header}, which that buffer never holds (a damaged header): it is not replayed"
+                    : $"pmem buffer {k} claims segment {header}, which that buffer never holds (a damaged header); its records are segment {holds}'s, recovered from them");
+            }
+            else if (header != 0 && holds > header)
+            {
+                warnings.Add($"pmem buffer {k} claims segment {header} but holds records of segment {holds} (a damaged header): recovered from the records");
+            }
+            if (holds == 0)
+            {
+                continue;
+            }
+            proven = Math.Max(proven, holds > pool ? holds - pool : 0);
+            if (holds <= afterId)
+            {
+                continue;
+            }
+            buffers.Add(RecoverBuffer(k, holds, records));
+        }
+        buffers.Sort((a, b) => a.SegmentId.CompareTo(b.SegmentId));
+        return new PmemRecovery(buffers, proven, warnings);
+    }
+
+    private RecoveredBuffer RecoverBuffer(int k, ulong id, byte[] records)
+    {
+        ulong pool = (ulong)Layout.PoolSize;
+        int blocks = Layout.BlocksPerSegment;
+        byte[]?[] data = new byte[blocks][];
+        PmemRecord?[] valid = new PmemRecord?[blocks];
+        int vouched = 0; // slots below this were durable, by the newest claim of a valid record
+        for (int i = 0; i < blocks; i++)
+        {
+            ReadOnlySpan<byte> record = records.AsSpan(i * PmemLayout.RecordBytes, PmemLayout.RecordBytes);
+            if (BinaryPrimitives.ReadUInt64LittleEndian(record) != id)
+            {
+                continue;
+            }
+            byte[] slotData = new byte[Units.BlockBytes];
+            _region.Read(Layout.DataOffset(k, i), slotData);
+            data[i] = slotData;
+            if (PmemRecord.ReadValid(record, ChecksummedData(slotData), id, i) is { } ok)
+            {
+                valid[i] = ok;
+                vouched = Math.Max(vouched, Math.Min(ok.DurableSlots, i));
+            }
+        }
+        List<RecoveredSlot> slots = [];
+        int torn = 0;
+        int damaged = 0;
+        int lostUnknown = 0;
+        for (int i = 0; i < blocks; i++)
+        {
+            if (valid[i] is { } ok)
+            {
+                slots.Add(new RecoveredSlot(ok, data[i], Lost: false));
+                continue;
+            }
+            ReadOnlySpan<byte> record = records.AsSpan(i * PmemLayout.RecordBytes, PmemLayout.RecordBytes);
+            ulong recordId = BinaryPrimitives.ReadUInt64LittleEndian(record);
+            PmemRecord? fields = PmemRecord.ReadFields(record);
+            if (fields is { DirtyBits: 0 } hole && hole.SegmentId == id && hole.SlotByte == (byte)i)
+            {
+                continue; // a clean block's slot (PlaceHole): nothing was mirrored there
+            }
+            bool acknowledged = i < vouched && Mutant != Core.Mutant.PmemDamageAsTorn;
+            if (acknowledged)
+            {
+                if (fields is { } f && f.SegmentId == id && f.SlotByte == (byte)i && f.DirtyBits != 0)
                 {
-                    notThisSegment++; // never written for this segment (an older one's), or damaged if a later slot was
-                    continue;
-                }
-                // With a fence per write, slot i was durable before slot i + 1 was even stored; the block backend
-                // persists at barriers only, so there a crash may keep a later slot and lose an earlier one.
-                damaged += _fencePerWrite ? notThisSegment : 0;
-                notThisSegment = 0;
-                byte[] data = new byte[Units.BlockBytes];
-                _region.Read(Layout.DataOffset(k, i), data);
-                if (PmemRecord.ReadValid(record, ChecksummedData(data), id, i) is { } valid)
-                {
-                    slots.Add((valid, data));
+                    slots.Add(new RecoveredSlot(f, null, Lost: true));
                 }
                 else
                 {
-                    torn++;
+                    lostUnknown++;
                 }
+                continue;
             }
-            buffers.Add(new RecoveredBuffer(id, slots, torn, damaged));
-            expected++;
+            if (recordId == id)
+            {
+                torn++; // a write in flight at the crash, as far as the records show (no later one vouches for it)
+            }
+            else if (recordId > id || (recordId != 0 && (recordId - 1) % pool != (ulong)k))
+            {
+                damaged++; // from the future, or of a segment this buffer never holds: not what a crash leaves
+            }
         }
-        return buffers;
+        return new RecoveredBuffer(id, k, slots, torn, damaged, lostUnknown);
     }
 }

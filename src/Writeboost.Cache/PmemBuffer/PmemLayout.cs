@@ -22,9 +22,13 @@ namespace Writeboost.Cache.PmemBuffer;
 /// Buffer header: the segment id the buffer holds, an aligned 8-byte word (written with one atomic store and
 /// persisted before any record of that segment is acknowledged). 0 = never used.
 /// Record of slot i (32 bytes, never straddling a cache line): segment id u64 @0, backing block u64 @8, dirty
-/// bits u8 @16, slot u8 @17 (low byte of i), CRC-32C @20 of bytes 0..20 followed by the slot's 4 KiB of data.
+/// bits u8 @16, slot u8 @17 (low byte of i), durable slots u8 @18 (slots 0 .. this - 1 of the buffer were
+/// durable in pmem when this record was written), CRC-32C @20 of bytes 0..20 followed by the slot's 4 KiB of
+/// data, and ~CRC-32C @24 of bytes 0..20 alone (the record's fields, so a record whose data is damaged still
+/// names its block).
 /// A record is valid when its segment id equals the buffer's, its slot byte matches, and its CRC holds: a
-/// record or data torn by a crash fails the CRC, and such a write was never acknowledged.
+/// record or data torn by a crash fails the CRC, and such a write was never acknowledged — unless a later
+/// valid record of the buffer says the slot was durable: then it is damage to an acknowledged write.
 /// </summary>
 public sealed record PmemLayout(int SegmentSizeOrder, int PoolSize, int BlocksPerSegment)
 {
@@ -99,8 +103,11 @@ public enum PmemHeaderState
 public readonly record struct PmemHeaderCheck(PmemHeaderState State, string? Problem);
 
 /// <summary>One slot's commit record (see <see cref="PmemLayout"/>).</summary>
-public readonly record struct PmemRecord(ulong SegmentId, long Block, byte DirtyBits, byte SlotByte)
+/// <param name="DurableSlots">Slots of the buffer below this one that were durable when it was written.</param>
+public readonly record struct PmemRecord(ulong SegmentId, long Block, byte DirtyBits, byte SlotByte, byte DurableSlots = 0)
 {
+    private const int FieldsBytes = 20;
+
     public void WriteTo(Span<byte> record, ReadOnlySpan<byte> slotData)
     {
         record[..PmemLayout.RecordBytes].Clear();
@@ -108,16 +115,14 @@ public readonly record struct PmemRecord(ulong SegmentId, long Block, byte Dirty
         BinaryPrimitives.WriteInt64LittleEndian(record[8..], Block);
         record[16] = DirtyBits;
         record[17] = SlotByte;
+        record[18] = DurableSlots;
         BinaryPrimitives.WriteUInt32LittleEndian(record[20..], Checksum(record, slotData));
+        BinaryPrimitives.WriteUInt32LittleEndian(record[24..], ~Crc32C.Compute(record[..FieldsBytes]));
     }
 
     public static PmemRecord? ReadValid(ReadOnlySpan<byte> record, ReadOnlySpan<byte> slotData, ulong expectedSegmentId, int slot)
     {
-        PmemRecord candidate = new(
-            BinaryPrimitives.ReadUInt64LittleEndian(record),
-            BinaryPrimitives.ReadInt64LittleEndian(record[8..]),
-            record[16],
-            record[17]);
+        PmemRecord candidate = Fields(record);
         if (candidate.SegmentId != expectedSegmentId || candidate.SlotByte != (byte)slot || candidate.DirtyBits == 0)
         {
             return null;
@@ -125,6 +130,17 @@ public readonly record struct PmemRecord(ulong SegmentId, long Block, byte Dirty
         return BinaryPrimitives.ReadUInt32LittleEndian(record[20..]) == Checksum(record, slotData) ? candidate : null;
     }
 
+    /// <summary>The record's fields if their own checksum holds (whatever the data), else null.</summary>
+    public static PmemRecord? ReadFields(ReadOnlySpan<byte> record) =>
+        BinaryPrimitives.ReadUInt32LittleEndian(record[24..]) == ~Crc32C.Compute(record[..FieldsBytes]) ? Fields(record) : null;
+
+    private static PmemRecord Fields(ReadOnlySpan<byte> record) => new(
+        BinaryPrimitives.ReadUInt64LittleEndian(record),
+        BinaryPrimitives.ReadInt64LittleEndian(record[8..]),
+        record[16],
+        record[17],
+        record[18]);
+
     private static uint Checksum(ReadOnlySpan<byte> record, ReadOnlySpan<byte> slotData) =>
-        ~Crc32C.Append(Crc32C.Append(~0u, record[..20]), slotData[..Units.BlockBytes]);
+        ~Crc32C.Append(Crc32C.Append(~0u, record[..FieldsBytes]), slotData[..Units.BlockBytes]);
 }

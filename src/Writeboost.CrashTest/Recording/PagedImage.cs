@@ -13,6 +13,9 @@ public sealed class PagedImage(byte[] baseImage)
 
     public long LengthBytes => baseImage.LongLength;
 
+    /// <summary>Pages written since the image was made (0: nobody wrote to it).</summary>
+    public int ModifiedPages => _pages.Count;
+
     public void Write(long offsetBytes, ReadOnlySpan<byte> source)
     {
         while (!source.IsEmpty)

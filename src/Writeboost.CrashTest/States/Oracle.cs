@@ -166,13 +166,42 @@ internal sealed class Oracle
     }
 
     /// <summary>
+    /// The sectors of <paramref name="device"/> that hold an older value than a crash at <paramref name="crashPoint"/>
+    /// allows (<see cref="Check"/>'s rule), leaving out those that read as an error (<paramref name="failed"/>): what
+    /// damaged media made the device give back silently.
+    /// </summary>
+    public List<long> Reverted(int crashPoint, ReadOnlySpan<byte> device, IReadOnlySet<long> failed)
+    {
+        List<long> reverted = [];
+        for (long sector = 0; sector < device.Length / SectorBytes; sector++)
+        {
+            if (failed.Contains(sector))
+            {
+                continue;
+            }
+            ReadOnlySpan<byte> actual = device.Slice((int)(sector * SectorBytes), SectorBytes);
+            List<Entry> writes = _bySector.TryGetValue(sector, out List<Entry>? list) ? list : [];
+            if (!Allowed(writes, LastBefore(writes, crashPoint, durable: true), crashPoint, actual, Initial(sector)))
+            {
+                reverted.Add(sector);
+            }
+        }
+        return reverted;
+    }
+
+    /// <summary>
     /// Null when every sector of <paramref name="device"/> holds its initial content or the data of some write
     /// of the log (damaged media may lose acknowledged data, but must never produce data nobody wrote there).
+    /// Sectors in <paramref name="failed"/> read as an error and hold nothing.
     /// </summary>
-    public string? CheckEverWritten(ReadOnlySpan<byte> device)
+    public string? CheckEverWritten(ReadOnlySpan<byte> device, IReadOnlySet<long>? failed = null)
     {
         for (long sector = 0; sector < device.Length / SectorBytes; sector++)
         {
+            if (failed?.Contains(sector) == true)
+            {
+                continue;
+            }
             ReadOnlySpan<byte> actual = device.Slice((int)(sector * SectorBytes), SectorBytes);
             List<Entry> writes = _bySector.TryGetValue(sector, out List<Entry>? list) ? list : [];
             if (!Allowed(writes, -1, int.MaxValue, actual, Initial(sector)))
@@ -204,6 +233,16 @@ internal sealed class Oracle
         return last < 0
             ? new SectorVerdict(-1, -1, false, held)
             : new SectorVerdict(writes[last].Issue, writes[last].DurableAt, writes[last].DurableAt == writes[last].AckAt, held);
+    }
+
+    /// <summary>The data of the last write to <paramref name="sector"/> durable before <paramref name="point"/>, or empty when none was.</summary>
+    public ReadOnlySpan<byte> LastDurable(int point, long sector)
+    {
+        if (!_bySector.TryGetValue(sector, out List<Entry>? writes) || LastBefore(writes, point, durable: true) is not (>= 0 and int last))
+        {
+            return [];
+        }
+        return writes[last].Data.AsSpan(writes[last].DataOffset, SectorBytes);
     }
 
     /// <summary>The last write issued before <paramref name="point"/> that was durable (or acknowledged) before it; -1 if none.</summary>

@@ -39,6 +39,13 @@ public interface ICrashTargetDevice : IBlockDevice
 
     /// <summary>What this open's recovery did, in a line, for the minimised story (null: nothing to say).</summary>
     string? RecoveryStory { get; }
+
+    /// <summary>
+    /// What this open's recovery says was lost to damaged media (poisoned blocks, refused segments), or null. After
+    /// a pure crash it must be null: a crash loses only what was never durable, and a torn write taken for damage
+    /// turns a good device into a degraded one.
+    /// </summary>
+    string? ClaimedLoss => null;
 }
 
 /// <summary>

@@ -89,6 +89,9 @@ public sealed record WriteboostTarget(CacheMode Mode, CrashConfig Config, string
             }
         }
 
+        public string? ClaimedLoss => device.Recovery.PoisonedBlocks == 0 ? null
+            : $"{device.Recovery.PoisonedBlocks} block(s) poisoned: {string.Join("; ", device.Recovery.Segments.Select(s => $"segment {s.Id}: {s.Kind}, {s.Detail}"))}";
+
         public void Read(long offsetBytes, Span<byte> destination) => device.Read(offsetBytes, destination);
 
         public void Write(long offsetBytes, ReadOnlySpan<byte> source, WriteOptions options = WriteOptions.None) => device.Write(offsetBytes, source, options);

@@ -51,34 +51,48 @@ public sealed class RecoveryTests
         CollectionAssert.AreEqual(before[..8192], back, "segment 1 kept, segment 2's block reads as the backing store");
     }
 
+    /// <summary>Writes whole blocks without FUA until segment <paramref name="id"/> is sealed and written, never flushed: a crash may lose or keep it.</summary>
+    internal static void WriteUnflushedSegment(CacheRig rig, ulong id, long firstBlock, byte value)
+    {
+        for (int i = 0; i < 3; i++)
+        {
+            rig.Device.Write((firstBlock + i) * 4096L, Filled(4096, value)); // 3 blocks fill a segment of order 5: it is sealed and written
+        }
+        SpinWait.SpinUntil(() => rig.Device.Status().LastFlushedId >= id, TimeSpan.FromSeconds(30));
+        Assert.IsGreaterThanOrEqualTo(id, rig.Device.Status().LastFlushedId, $"segment {id} written to the cache device");
+    }
+
     [TestMethod]
-    public void A_stale_segment_after_an_id_gap_is_never_replayed_after_newer_ones()
+    public void Intact_segments_after_a_crash_torn_one_are_replayed_and_a_stale_one_never_overrides_newer_writes()
     {
         using CacheRig rig = new(128 * 1024, Order, 8);
-        rig.Write(0, Filled(4096, 1), WriteOptions.Fua);            // segment 1
-        rig.Device.Write(4096, Filled(4096, 2), WriteOptions.Fua);  // segment 2: lost below
-        rig.Device.Write(8192, Filled(4096, 3), WriteOptions.Fua);  // segment 3: valid, but after the gap
+        rig.Write(0, Filled(4096, 1), WriteOptions.Fua);      // segment 1: durable
+        WriteUnflushedSegment(rig, 2, 1, 2);                   // segment 2: blocks 1..3, written, never flushed: lost below
+        WriteUnflushedSegment(rig, 3, 4, 3);                   // segment 3: blocks 4..6, written, never flushed: kept below
         rig.Device.Abandon();
-        rig.Cache.Media.Slice((int)SlotStart(2, 8), 4096).Clear();  // segment 2 never reached the media
+        rig.Cache.Media.Slice((int)SlotStart(2, 8), 4096).Clear(); // a crash: segment 2 never reached the media, 3 did
 
         using (WriteboostDevice first = rig.Open())
         {
-            Assert.AreEqual(1, first.Recovery.SegmentsReplayed);
-            Assert.AreEqual(1, first.Recovery.SegmentsDiscarded, "segment 3 is discarded and its header zeroed");
-            first.Write(12288, Filled(4096, 4), WriteOptions.Fua);  // the new segment 2
-            first.Write(16384, Filled(4096, 5), WriteOptions.Fua);  // the new segment 3, in the old 3's slot
+            Assert.AreEqual(3ul, first.Recovery.LastReplayedId, "segment 3 is intact: replayed, not zeroed");
+            Assert.IsTrue(first.Recovery.Segments.Any(s => s.Id == 2 && s.Kind == "crash-tail"), "segment 2 is a crash's torn tail: dropped, and said so");
+            Assert.AreEqual(0, first.Recovery.PoisonedBlocks, "nothing showed segment 2 was durable: a crash, not damage");
+            byte[] back = new byte[7 * 4096];
+            first.Read(0, back);
+            Assert.IsTrue(back[..4096].All(b => b == 1));
+            Assert.IsTrue(back[4096..16384].All(b => b == 0), "segment 2's blocks read their older data (never durable)");
+            Assert.IsTrue(back[16384..].All(b => b == 3), "segment 3's blocks are there");
+            first.Write(4 * 4096L, Filled(4096, 4), WriteOptions.Fua); // newer than segment 3's copy
+            first.Write(5 * 4096L, Filled(4096, 5), WriteOptions.Fua);
             first.Abandon();
         }
-        // Were the old segment 3 still there, a naive replay would apply it after the new segment 2.
-        Assert.AreEqual(3ul, BinaryPrimitives.ReadUInt64LittleEndian(rig.Cache.Media[(int)SlotStart(3, 8)..]));
         using WriteboostDevice second = rig.Open();
-        byte[] back = new byte[5 * 4096];
-        second.Read(0, back);
-        Assert.IsTrue(back[..4096].All(b => b == 1));
-        Assert.IsTrue(back[4096..8192].All(b => b == 0), "block 1 was lost with segment 2");
-        Assert.IsTrue(back[8192..12288].All(b => b == 0), "block 2's old segment 3 never comes back");
-        Assert.IsTrue(back[12288..16384].All(b => b == 4));
-        Assert.IsTrue(back[16384..].All(b => b == 5));
+        byte[] again = new byte[3 * 4096];
+        second.Read(4 * 4096L, again);
+        Assert.IsTrue(again[..4096].All(b => b == 4), "the newer write wins: segment 3 is never replayed after it");
+        Assert.IsTrue(again[4096..8192].All(b => b == 5));
+        Assert.IsTrue(again[8192..].All(b => b == 3));
+        Assert.IsGreaterThan(3ul, second.Recovery.LastReplayedId, "ids are never reused for the segments written after a tombstone");
     }
 
     [TestMethod]
@@ -112,8 +126,8 @@ public sealed class RecoveryTests
     {
         using CacheRig rig = new(128 * 1024, Order, 8);
         rig.Write(0, Filled(4096, 1), WriteOptions.Fua);
-        rig.Device.Write(4096, Filled(4096, 2), WriteOptions.Fua);
-        rig.Device.Write(8192, Filled(4096, 3), WriteOptions.Fua);
+        WriteUnflushedSegment(rig, 2, 1, 2);
+        WriteUnflushedSegment(rig, 3, 4, 3);
         rig.Device.Abandon();
         rig.Cache.Media.Slice((int)SlotStart(2, 8), 4096).Clear();
         byte[] media = rig.Cache.Media.ToArray();
@@ -126,8 +140,8 @@ public sealed class RecoveryTests
         media.CopyTo(rig.Cache.Media);
         using WriteboostDevice fromScratch = rig.Open();
         Assert.AreEqual(again.Recovery.LastReplayedId, fromScratch.Recovery.LastReplayedId);
-        byte[] a = new byte[12288];
-        byte[] b = new byte[12288];
+        byte[] a = new byte[7 * 4096];
+        byte[] b = new byte[7 * 4096];
         again.Read(0, a);
         fromScratch.Read(0, b);
         CollectionAssert.AreEqual(a, b);

@@ -32,6 +32,7 @@ public sealed class CrashHarnessTests
     [DataRow("trust-segment-without-checksum")]
     [DataRow("replay-stale-after-gap")]
     [DataRow("reuse-slot-before-writeback-flushed")]
+    [DataRow("poison-torn-tail")]
     [DataRow("discard-only-next-segment")]
     [DataRow("reuse-pmem-buffer-once-written")]
     [DataRow("fua-trusts-written-segment")]
@@ -173,7 +174,7 @@ public sealed class CrashHarnessTests
     public void Every_listed_mutant_has_a_test_above()
     {
         CollectionAssert.AreEquivalent(
-            new[] { "ack-before-pmem-persist", "drop-pmem-fence", "skip-cache-flush-before-ack", "trust-segment-without-checksum", "replay-stale-after-gap", "reuse-slot-before-writeback-flushed",
+            new[] { "ack-before-pmem-persist", "drop-pmem-fence", "skip-cache-flush-before-ack", "trust-segment-without-checksum", "replay-stale-after-gap", "reuse-slot-before-writeback-flushed", "poison-torn-tail",
                 "discard-only-next-segment", "reuse-pmem-buffer-once-written", "fua-trusts-written-segment", "flush-publishes-before-write", "pmem-record-crc-skips-data",
                 "read-buffer-serves-unheld-sectors", "compact-metablock-claims-whole-block" },
             Campaign.Mutants.Select(m => m.Name).ToArray());

@@ -16,13 +16,15 @@ public sealed class CorruptionSweepTests
     [DataRow(CacheMode.Volatile, Workload.Wrap)]
     [DataRow(CacheMode.Persistent, Workload.Random)]
     [DataRow(CacheMode.Persistent, Workload.Wrap)]
-    public void Damaged_metadata_never_reads_as_data_nobody_wrote_and_is_reported(CacheMode mode, Workload workload)
+    public void Damaged_media_cost_only_what_they_destroyed_lost_data_reads_as_an_error_never_as_older_data(CacheMode mode, Workload workload)
     {
         foreach (int seed in new[] { 1, 2, 5 })
         {
             CorruptionSweepResult result = CorruptionSweep.Run(new CorruptionSweepSpec(mode, workload, seed, Ops: 150));
 
             Assert.AreEqual(0, result.Violations, $"seed {seed}: {string.Join(Environment.NewLine, result.ViolationSamples)}");
+            Assert.AreEqual(0, result.SilentReverts, "no older value comes back silently where the media could tell");
+            Assert.IsGreaterThan(0, result.ReadErrors, "some damage hit acknowledged data, and its blocks read as errors");
             Assert.IsGreaterThan(1000, result.Tried, "every byte of the metadata was damaged");
             Assert.IsGreaterThan(0, result.Changed, "some damage cost data, and was reported");
             string[] areas = ["superblock", "superblock record", "segment header", "metablocks", "cache data", "truncation"];
@@ -37,15 +39,27 @@ public sealed class CorruptionSweepTests
     [TestMethod]
     [DataRow("trust-segment-without-checksum")]
     [DataRow("replay-stale-after-gap")]
+    [DataRow("stop-at-damaged-segment")]
+    [DataRow("poison-reads-old-data")]
+    [DataRow("replay-damaged-blocks")]
+    [DataRow("claim-nothing-durable")]
+    [DataRow("pmem-damage-as-torn")]
+    [DataRow("read-only-writes-through")]
     public void The_sweep_catches_the_seeded_recovery_bugs(string mutant)
     {
-        var (_, mode, workload) = CorruptionSweep.Mutants.Single(m => m.Name == mutant);
+        var (_, mode, workload, _) = CorruptionSweep.Mutants.Single(m => m.Name == mutant);
         foreach (int seed in new[] { 1, 2, 3 })
         {
-            CorruptionSweepResult result = CorruptionSweep.Run(new CorruptionSweepSpec(mode, workload, seed, Ops: 150, Mutant: mutant));
+            CorruptionSweepResult result = CorruptionSweep.Run(new CorruptionSweepSpec(mode, workload, seed, Ops: 150, Mutant: mutant, StopAtFirst: true));
             Assert.IsGreaterThan(0, result.Violations, $"mutant {mutant} passed seed {seed}: the sweep has no teeth for it");
         }
     }
+
+    [TestMethod]
+    public void Every_seeded_bug_of_the_sweep_has_a_test_above() =>
+        CollectionAssert.AreEquivalent(
+            new[] { "trust-segment-without-checksum", "replay-stale-after-gap", "stop-at-damaged-segment", "poison-reads-old-data", "replay-damaged-blocks", "claim-nothing-durable", "pmem-damage-as-torn", "read-only-writes-through" },
+            CorruptionSweep.Mutants.Select(m => m.Name).ToArray());
 
     /// <summary>A small cache (16 KiB segments) that crashed after one acknowledged FUA write.</summary>
     private static (MemoryBlockDevice Backing, MemoryBlockDevice Cache, Tunables Tunables) CrashedAfterOneFuaWrite()

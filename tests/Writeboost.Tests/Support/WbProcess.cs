@@ -9,11 +9,15 @@ internal sealed record WbResult(int ExitCode, string Stdout, string Stderr);
 internal static class WbProcess
 {
     /// <summary>Starts wb (e.g. serve) and returns once it printed a line containing <paramref name="readyText"/>.</summary>
-    internal static Process StartUntil(string readyText, IReadOnlyDictionary<string, string>? environment, params string[] arguments)
+    internal static Process StartUntil(string readyText, IReadOnlyDictionary<string, string>? environment, params string[] arguments) =>
+        StartUntil(readyText, environment, out _, arguments);
+
+    /// <summary>As above; <paramref name="stderr"/> completes with everything it printed on stderr once it exits.</summary>
+    internal static Process StartUntil(string readyText, IReadOnlyDictionary<string, string>? environment, out Task<string> stderr, params string[] arguments)
     {
         ProcessStartInfo start = Prepare(environment, arguments);
         Process process = Process.Start(start)!;
-        Task<string> stderr = process.StandardError.ReadToEndAsync();
+        stderr = process.StandardError.ReadToEndAsync();
         while (process.StandardOutput.ReadLine() is { } line)
         {
             if (line.Contains(readyText, StringComparison.Ordinal))
