@@ -191,7 +191,7 @@ public sealed partial class WriteboostDevice
             _cache.Write(Geometry.SegmentStartBytes(slot), zeros);
             wrote = true;
         }
-        if (wrote)
+        if (wrote && Mutant != Mutant.RecoverySkipsItsFlush)
         {
             _cache.Flush();
         }

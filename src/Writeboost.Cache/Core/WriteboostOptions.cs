@@ -69,8 +69,8 @@ internal enum Mutant
     IgnoreCacheFlushError,
     /// <summary>Writeback skips a block whose backing write failed, and marks it clean with the rest.</summary>
     WritebackIgnoresWriteError,
-    /// <summary>Recovery zeroes only the slot right after the last replayed segment, not every segment beyond the walk.</summary>
-    DiscardOnlyNextSegment,
+    /// <summary>Recovery writes what it repairs (segments rebuilt from pmem, tombstones, zeroed headers) but does not flush it before the device goes on.</summary>
+    RecoverySkipsItsFlush,
     /// <summary>Mode 1: a pmem buffer is reused once its segment is written to the cache device, not once it is durable there.</summary>
     ReusePmemBufferOnceWritten,
     /// <summary>Mode 1: a pmem record's CRC covers the record but not the slot's data.</summary>

@@ -280,10 +280,6 @@ internal static class RingWalk
         {
             SlotHeader h = headers[slot];
             bool stale = input.Mutant == Mutant.StopAtDamagedSegment ? h.Id > lastKeptId && h.Id != 0 : h.Authentic && h.Id > lastKeptId;
-            if (input.Mutant == Mutant.DiscardOnlyNextSegment)
-            {
-                stale &= h.Id == lastKeptId + 1; // the seeded bug: older valid segments beyond the gap stay
-            }
             if (stale)
             {
                 zero.Add(slot);

@@ -33,7 +33,7 @@ public sealed class CrashHarnessTests
     [DataRow("replay-stale-after-gap")]
     [DataRow("reuse-slot-before-writeback-flushed")]
     [DataRow("poison-torn-tail")]
-    [DataRow("discard-only-next-segment")]
+    [DataRow("recovery-skips-its-flush")]
     [DataRow("reuse-pmem-buffer-once-written")]
     [DataRow("fua-trusts-written-segment")]
     [DataRow("flush-publishes-before-write")]
@@ -56,12 +56,12 @@ public sealed class CrashHarnessTests
         new([mode], [Workload.Random, Workload.Overwrite, Workload.Wrap], seed, Ops: 150, States: 60_000, mutant);
 
     [TestMethod]
-    public void Only_a_second_crash_shows_recovery_that_leaves_valid_segments_beyond_a_gap()
+    public void Only_a_second_crash_shows_recovery_that_leaves_its_repairs_unflushed()
     {
         foreach (int seed in new[] { 1, 2 })
         {
-            CampaignPlan plan = DefaultPlan(CacheMode.Volatile, seed, "discard-only-next-segment");
-            Assert.IsNull((plan with { Rounds = 1 }).Hunt(Workload.Random).Catching, "one crash and one recovery read back correctly: the leftovers hurt only the next life");
+            CampaignPlan plan = DefaultPlan(CacheMode.Persistent, seed, "recovery-skips-its-flush");
+            Assert.IsNull((plan with { Rounds = 1 }).Hunt(Workload.Random).Catching, "one crash and one recovery read back correctly (the pmem buffers still hold what the cache lost): the missing flush hurts only once the next life reuses them");
             (CampaignResult? catching, long _) = plan.Hunt(Workload.Random);
             Assert.IsNotNull(catching);
             Assert.IsGreaterThan(1, catching.FirstViolationSite!.Round, "caught in a later round of the history");
@@ -175,7 +175,7 @@ public sealed class CrashHarnessTests
     {
         CollectionAssert.AreEquivalent(
             new[] { "ack-before-pmem-persist", "drop-pmem-fence", "skip-cache-flush-before-ack", "trust-segment-without-checksum", "replay-stale-after-gap", "reuse-slot-before-writeback-flushed", "poison-torn-tail",
-                "discard-only-next-segment", "reuse-pmem-buffer-once-written", "fua-trusts-written-segment", "flush-publishes-before-write", "pmem-record-crc-skips-data",
+                "recovery-skips-its-flush", "reuse-pmem-buffer-once-written", "fua-trusts-written-segment", "flush-publishes-before-write", "pmem-record-crc-skips-data",
                 "read-buffer-serves-unheld-sectors", "compact-metablock-claims-whole-block" },
             Campaign.Mutants.Select(m => m.Name).ToArray());
     }
