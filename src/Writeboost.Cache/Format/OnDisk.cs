@@ -150,7 +150,7 @@ public static class SuperblockRecordOnDisk
     public static ulong Infer(Record stored, IReadOnlyList<ulong> slotIds, CacheGeometry geometry, bool ours, out string? warning)
     {
         warning = null;
-        if (!ours || stored.ChecksumValid == true)
+        if (ours && stored.ChecksumValid == true)
         {
             return stored.LastWritebackId;
         }
@@ -158,6 +158,14 @@ public static class SuperblockRecordOnDisk
         HashSet<ulong> inSlot = [.. slotIds.Where((id, slot) => id != 0 && geometry.SlotOf(id) == slot)];
         ulong newest = inSlot.Where(id => id == 1 || inSlot.Any(other => other < id && id - other <= lap)).DefaultIfEmpty(0ul).Max();
         ulong bound = newest > lap ? newest - lap : 0;
+        if (!ours)
+        {
+            // A kernel-made cache: the module writes its record only every update_sb_record_interval (by default
+            // never), but it writes a segment back before it reuses the segment's slot, so the newest segment in
+            // the ring says every one a lap older is written back (found by the lab: a log that had wrapped was
+            // walked from segment 1 and discarded whole).
+            return Math.Max(stored.LastWritebackId, bound);
+        }
         if (stored.ChecksumValid == false)
         {
             warning = $"the superblock record is corrupt (checksum fails); inferred last written-back segment {bound} from the ring instead";

@@ -38,7 +38,10 @@ public sealed record MinimisedFailure(
 public static class Minimiser
 {
     private const int PassRetries = 2;
-    private const int StatesPerScript = 6_000;
+    /// <summary>Retries when the failure is a race: the cut script needed more than one run to fail.</summary>
+    private const int RaceRetries = 7;
+    /// <summary>States per script operation: enough that a script's few points are all checked, six states each.</summary>
+    private const int StatesPerOp = 100;
     private const int StatesPerPoint = 16;
 
     /// <summary>Shrinks <paramref name="failed"/>'s first violation; null when it has none (or its history is gone).</summary>
@@ -56,26 +59,30 @@ public static class Minimiser
         List<List<UserOp>> script = CutAtTheCrash(history, site);
         int original = history.Rounds.Sum(r => UserOp.FromLog(r.Log).Count);
         int trials = 0;
+        int retries = PassRetries;
+        int attemptsToFail = 0;
         CampaignResult? last = null;
 
         // Shrinks while the result still fails the same way; the script's round structure is kept.
         bool Fails(List<List<UserOp>> candidate)
         {
-            for (int attempt = 0; attempt <= PassRetries; attempt++)
+            for (int attempt = 0; attempt <= retries; attempt++)
             {
                 trials++;
-                // The failing schedule first; a retry takes the next perturbation (schedule 0 stays unperturbed).
-                int schedule = attempt == 0 || site.Schedule == 0 ? site.Schedule : site.Schedule + attempt;
+                // The failing schedule first; a retry takes the next perturbation (after an unperturbed schedule 0: 1, 2, ...).
+                int schedule = site.Schedule + attempt;
                 CampaignResult result = Campaign.Run(ScriptSpec(history.Spec, schedule, candidate), stopAtFirst: true, null, wanted.Matches);
                 if (result.Violations > 0)
                 {
                     last = result;
+                    attemptsToFail = attempt + 1;
                     return true;
                 }
             }
             return false;
         }
 
+        retries = RaceRetries; // until the script is known to fail, give a race its chances
         if (!Fails(script))
         {
             // The cut script alone no longer fails (the failure needed the whole run's timing): keep it all.
@@ -85,6 +92,9 @@ public static class Minimiser
                 return null;
             }
         }
+        // A failure the first run reproduced is not a race: two more runs make a pass mean something. One that
+        // needed several runs is: each candidate gets as many.
+        retries = attemptsToFail <= 1 ? PassRetries : RaceRetries;
         List<(int Round, UserOp Op)> flat = Flatten(script);
         int chunks = 2;
         while (flat.Count >= 2 && clock.Elapsed < budget)
@@ -140,7 +150,7 @@ public static class Minimiser
         Script = [.. script.Select(r => (IReadOnlyList<UserOp>)r)],
         Schedules = 1,
         FirstSchedule = schedule,
-        MaxStates = StatesPerScript,
+        MaxStates = 2_000 + StatesPerOp * script.Sum(r => r.Count),
         Shard = 0,
         Shards = 1,
     };

@@ -53,11 +53,6 @@ public sealed class LabKernelModuleTests
     }
 
     [TestMethod]
-    [Ignore("product bug, reported: for a cache without wb's extension (made by the kernel) "
-        + "SuperblockRecordOnDisk.Infer (src/Writeboost.Cache/Format/OnDisk.cs) trusts the stored record as it is; the "
-        + "module never writes that record by default (update_sb_record_interval 0) yet reuses slots once its log wraps, "
-        + "so wb's walk from record + 1 meets 'slot 0 holds segment N', stops, discards (zeroes) the whole ring and "
-        + "loses the acknowledged writes still in the cache. The kernel starts after the highest id instead.")]
     public void Wb_replays_a_cache_the_kernel_module_left_at_a_power_cut_after_its_log_wrapped()
     {
         IReadOnlyDictionary<string, string> replay = Scenario.Verify.Section("b_wb_replays_kernel_wrapped");

@@ -1,0 +1,79 @@
+using System.Globalization;
+using System.Text.Json;
+using Writeboost.Cache.Table;
+using Writeboost.CrashTest;
+using Writeboost.CrashTest.Minimise;
+using Writeboost.Samples.PmemWal;
+using Writeboost.Tests.Support;
+
+namespace Writeboost.Tests.CrashTest;
+
+[TestClass]
+public sealed class MinimiserTests
+{
+    [TestMethod]
+    [DataRow("ack-before-pmem-persist")]
+    [DataRow("drop-pmem-fence")]
+    [DataRow("skip-cache-flush-before-ack")]
+    [DataRow("trust-segment-without-checksum")]
+    [DataRow("replay-stale-after-gap")]
+    [DataRow("reuse-slot-before-writeback-flushed")]
+    [DataRow("poison-torn-tail")]
+    [DataRow("recovery-skips-its-flush")]
+    [DataRow("reuse-pmem-buffer-once-written")]
+    [DataRow("fua-trusts-written-segment")]
+    [DataRow("flush-publishes-before-write")]
+    [DataRow("pmem-record-crc-skips-data")]
+    [DataRow("read-buffer-serves-unheld-sectors")]
+    [DataRow("compact-metablock-claims-whole-block")]
+    public void Every_seeded_bug_shrinks_to_a_short_story_that_replays_in_a_new_process(string mutant)
+    {
+        (string _, CacheMode mode, Workload workload, string _) = Campaign.Mutants.Single(m => m.Name == mutant);
+        (CampaignResult? caught, long _) = new CampaignPlan([mode], [Workload.Random, Workload.Overwrite, Workload.Wrap], Seed: 1, Ops: 150, States: 60_000, mutant).Hunt(workload);
+        Assert.IsNotNull(caught);
+
+        MinimisedFailure? minimised = Minimiser.Minimise(caught);
+
+        Assert.IsNotNull(minimised, "the failure shrinks");
+        Assert.IsLessThanOrEqualTo(12, minimised.OpCount, string.Join(Environment.NewLine, minimised.Story));
+        Assert.IsLessThan(minimised.OriginalOps, minimised.OpCount, "smaller than the original");
+        Assert.IsTrue(minimised.Story.Any(line => line.StartsWith("Verdict:", StringComparison.Ordinal)), "the story ends with the verdict");
+        StringAssert.Contains(minimised.Story[^1], "sector", "the verdict names the sector");
+        AssertReplaysInANewProcess(minimised);
+    }
+
+    [TestMethod]
+    public void A_flaw_in_a_prototypers_own_design_shrinks_the_same_way()
+    {
+        CampaignSpec spec = new(CacheMode.Persistent, Workload.Random, 1, Ops: 150, MaxStates: 8000) { Target = new PmemWalTarget(WalFlaw.AckBeforeFence) };
+        CampaignResult caught = Campaign.Run(spec, stopAtFirst: true);
+
+        MinimisedFailure? minimised = Minimiser.Minimise(caught);
+
+        Assert.IsNotNull(minimised);
+        Assert.IsLessThanOrEqualTo(12, minimised.OpCount);
+        StringAssert.Contains(minimised.Story[0], "pmem-wal");
+        CampaignResult again = Campaign.Replay(minimised.History, stopAtFirst: false, onlyCrashPoint: minimised.CrashPoint, onlyVariant: minimised.Variant);
+        Assert.AreEqual(minimised.Violation, again.FirstViolation, "the saved history rebuilds the same state");
+    }
+
+    /// <summary>The saved shrunk history, checked by a new wb process, fails with the same verdict.</summary>
+    private static void AssertReplaysInANewProcess(MinimisedFailure minimised)
+    {
+        using TempDirectory dir = new();
+        string path = Path.Combine(dir.Path, "minimised.history");
+        using (FileStream file = File.Create(path))
+        {
+            minimised.History.Save(file);
+        }
+        List<string> arguments = ["crashtest", "--replay", path, "--no-minimise", "--json"];
+        if (minimised.Variant >= 0)
+        {
+            arguments.AddRange(["--crash-point", minimised.CrashPoint.ToString(CultureInfo.InvariantCulture), "--variant", minimised.Variant.ToString(CultureInfo.InvariantCulture)]);
+        }
+        WbResult replayed = WbProcess.Run(null, [.. arguments]);
+        Assert.AreEqual(1, replayed.ExitCode, replayed.Stdout + replayed.Stderr);
+        using JsonDocument json = JsonDocument.Parse(replayed.Stdout);
+        Assert.AreEqual(minimised.Violation, json.RootElement.GetProperty("first_failure").GetProperty("first_violation").GetString(), "the same verdict, in another process");
+    }
+}
