@@ -448,6 +448,7 @@ public static class Campaign
                 Recovered outcome = Recover(spec, state);
                 long sector = -1;
                 string? problem = outcome.Problem ?? judge.Oracle.Check(judge.Point, outcome.Content, out sector);
+                problem = problem is null || !later ? problem : $"round {check.Round}, {problem}"; // as CheckLog words it
                 if (problem is null || !sameViolation(problem))
                 {
                     continue;

@@ -40,7 +40,8 @@ internal static class CrashPointSampler
         long total = statesAt is null ? (long)MinStatesPerPoint * n : candidates.Sum(p => (long)statesAt(p));
         if (budget >= total)
         {
-            return new CrashPointSample(candidates, (int)Math.Clamp(MinStatesPerPoint * budget / Math.Max(1, total), MinStatesPerPoint, MaxStatesPerPoint), n);
+            // In 128 bits: an unbounded budget (a replay of one state passes long.MaxValue) must give the most, not overflow to the least.
+            return new CrashPointSample(candidates, (int)Int128.Clamp((Int128)MinStatesPerPoint * budget / Math.Max(1, total), MinStatesPerPoint, MaxStatesPerPoint), n);
         }
         int m = (int)Math.Clamp(budget * n / Math.Max(1, total), 1, n);
         Random random = new(StateSeed.Of(seed, n, 0x5A3));

@@ -1,4 +1,5 @@
 using Writeboost.Cache.Core;
+using Writeboost.Cache.Format;
 using Writeboost.Cache.Inspect;
 using Writeboost.Cache.Table;
 using Writeboost.CrashTest.Configs;
@@ -90,7 +91,25 @@ public sealed record WriteboostTarget(CacheMode Mode, CrashConfig Config, string
         }
 
         public string? ClaimedLoss => device.Recovery.PoisonedBlocks == 0 ? null
-            : $"{device.Recovery.PoisonedBlocks} block(s) poisoned: {string.Join("; ", device.Recovery.Segments.Select(s => $"segment {s.Id}: {s.Kind}, {s.Detail}"))}";
+            : $"{device.Recovery.PoisonedBlocks} block(s) poisoned ({PoisonedSectors(device.Status().Poisoned)}): {string.Join("; ", device.Recovery.Segments.Select(s => $"segment {s.Id}: {s.Kind}, {s.Detail}"))}";
+
+        /// <summary>The sectors of the poisoned blocks that recovery claims lost, as ranges ("sectors 8-15, 21").</summary>
+        private static string PoisonedSectors(IReadOnlyList<PoisonedBlock> poisoned)
+        {
+            List<long> sectors = [.. poisoned.SelectMany(p => Enumerable.Range(0, Units.SectorsPerBlock).Where(bit => (p.Sectors >> bit & 1) != 0).Select(bit => p.Block * Units.SectorsPerBlock + bit)).Order()];
+            List<string> ranges = [];
+            for (int i = 0; i < sectors.Count;)
+            {
+                int j = i;
+                while (j + 1 < sectors.Count && sectors[j + 1] == sectors[j] + 1)
+                {
+                    j++;
+                }
+                ranges.Add(i == j ? $"{sectors[i]}" : $"{sectors[i]}-{sectors[j]}");
+                i = j + 1;
+            }
+            return ranges.Count == 0 ? "no sector" : $"sector{(sectors.Count == 1 ? "" : "s")} {string.Join(", ", ranges)}";
+        }
 
         public void Read(long offsetBytes, Span<byte> destination) => device.Read(offsetBytes, destination);
 

@@ -122,6 +122,17 @@ public sealed class CrashHarnessTests
     }
 
     [TestMethod]
+    public void An_unbounded_budget_checks_every_point_with_the_most_states_each()
+    {
+        // A replay of one saved state (--crash-point P --variant V) runs with no budget: every variant must exist.
+        CrashEvent[] events = [.. Enumerable.Range(0, 40).Select(i => i % 2 == 0 ? UserWrite(1, fua: false) : Ack(i - 1, fua: false))];
+        CrashPointSample sample = CrashPointSampler.Choose(events, first: 0, budget: long.MaxValue, seed: 1, frontLoaded: false);
+
+        Assert.HasCount(41, sample.Points);
+        Assert.AreEqual(CrashPointSampler.MaxStatesPerPoint, sample.StatesPerPoint);
+    }
+
+    [TestMethod]
     [DataRow("0 b c segment_size_order 11 barrier_deadline_ms 2", 3)]
     [DataRow("1 b c p segment_size_order 10 pmem_backend block writeback_threshold 100", 2)]
     [DataRow("1 b c p segment_size_order 5 update_sb_record_interval 1 sync_data_interval 1 read_cache_threshold 4 nr_read_cache_cells 8", 1)]
