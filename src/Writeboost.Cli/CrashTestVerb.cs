@@ -285,7 +285,7 @@ internal sealed class CrashTestVerb
         {
             written = ShardResult.Of(recording, shard, shards, results, r => _saved.GetValueOrDefault(r)).Save(ResultDirectory);
         }
-        Print(results, [], MinimiseFirstFailure(results, wanted: Minimise), new ShardReport($"{shard}/{shards}", recording.Id, written));
+        Print(results, [], MinimiseFirstFailure(results, wanted: Minimise), new ShardReport(shard, shards, recording.Id, written));
         return results.All(r => r.Violations == 0) ? 0 : 1;
     }
 
@@ -336,12 +336,15 @@ internal sealed class CrashTestVerb
         }
         Seed = merged.Campaigns.Count > 0 ? merged.Campaigns[0].Seed : Seed;
         Mutant = merged.Plan.GetValueOrDefault("mutant", "none");
-        Print([.. results], [], null, new ShardReport($"merged {merged.Shards}", merged.Recording, null));
+        Print([.. results], [], null, new ShardReport(null, merged.Shards, merged.Recording, null));
         return results.All(r => r.Violations == 0) ? 0 : 1;
     }
 
-    /// <summary>What a report of a recorded campaign adds: which shard (or "merged n"), of which recording, and the result file written.</summary>
-    private sealed record ShardReport(string Shard, string Recording, string? ResultFile);
+    /// <summary>What a report of a recorded campaign adds: which shard of how many (null: all of them, merged), of which recording, and the result file written.</summary>
+    private sealed record ShardReport(int? Shard, int Shards, string Recording, string? ResultFile)
+    {
+        public override string ToString() => (Shard is { } i ? $"shard {i}/{Shards}" : $"merged {Shards} shards") + $" of recording {Recording}" + (ResultFile is { } file ? $"; result: {file}" : "");
+    }
 
     private CampaignPlan Plan(int shard, int shards)
     {
@@ -485,6 +488,7 @@ internal sealed class CrashTestVerb
                 Seed,
                 Mutant,
                 sharded?.Shard,
+                Shards = sharded?.Shards,
                 sharded?.Recording,
                 sharded?.ResultFile,
                 Coverage = CoverageJson(coverage),
@@ -548,7 +552,7 @@ internal sealed class CrashTestVerb
         Output.Table(rows);
         if (sharded is not null)
         {
-            Console.WriteLine($"shard {sharded.Shard} of recording {sharded.Recording}" + (sharded.ResultFile is { } file ? $"; result: {file}" : ""));
+            Console.WriteLine(sharded.ToString());
         }
         Console.WriteLine($"states checked: {statesChecked}, violations: {violations}, states/s: {statesChecked / Math.Max(checkSeconds, 1e-9):F0} (checking; {seconds:F1} s in all, {results.Sum(r => r.RecordSeconds):F1} s recording)" + (Mutant == "none" ? "" : $" (mutant {Mutant})"));
         Console.WriteLine($"coverage: {coverage.PointsChecked} of {coverage.CrashPoints} crash points in {coverage.Logs} logs; states: prefix {coverage.Prefix}, subset {coverage.Subset}, torn {coverage.Torn}, pmem-prefix {coverage.PmemPrefix}, during-recovery {coverage.DuringRecovery}, second-crash {coverage.SecondCrash}; live reads {coverage.LiveReads}");

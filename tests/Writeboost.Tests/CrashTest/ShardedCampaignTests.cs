@@ -11,7 +11,7 @@ namespace Writeboost.Tests.CrashTest;
 public sealed class ShardedCampaignTests
 {
     /// <summary>Small: one mode, one workload, two schedules of two rounds (four logs), a few hundred states.</summary>
-    private static string[] SmallCampaign(int states = 600) => ["--mode", "0", "--workload", "random", "--config", "default", "--states", $"{states}", "--ops", "40", "--schedules", "2", "--rounds", "2"];
+    internal static string[] SmallCampaign(int states = 600) => ["--mode", "0", "--workload", "random", "--config", "default", "--states", $"{states}", "--ops", "40", "--schedules", "2", "--rounds", "2"];
 
     [TestMethod]
     [DataRow("none", 0)]
@@ -29,14 +29,7 @@ public sealed class ShardedCampaignTests
         }
         JsonElement merged = Json(Run(exitCode, null, "crashtest", "merge", results, "--json"));
 
-        Assert.IsGreaterThan(200L, unsharded.GetProperty("states_checked").GetInt64(), "a campaign that checks little proves little");
-        foreach (string total in new[] { "states_generated", "states_checked", "violations", "recovery_crash_states" })
-        {
-            Assert.AreEqual(unsharded.GetProperty(total).GetInt64(), merged.GetProperty(total).GetInt64(), total);
-        }
-        Assert.AreEqual(unsharded.GetProperty("coverage").GetRawText(), merged.GetProperty("coverage").GetRawText(), "states per kind, crash points, logs, live reads");
-        Assert.AreEqual(Campaigns(unsharded), Campaigns(merged), "per campaign: events, states, verdicts");
-        Assert.AreEqual(FirstFailure(unsharded), FirstFailure(merged));
+        AssertSameCampaign(unsharded, merged);
         Assert.AreEqual(mutant != "none", merged.GetProperty("first_failure").ValueKind == JsonValueKind.Object, "a seeded bug is caught, a clean run has no failure");
         if (mutant != "none")
         {
@@ -117,6 +110,19 @@ public sealed class ShardedCampaignTests
         StringAssert.Contains(result.Stderr, "--result-dir needs --recording");
     }
 
+    /// <summary>The merged report is the unsharded one: totals, states per kind, every campaign, the first violation (speed aside).</summary>
+    internal static void AssertSameCampaign(JsonElement unsharded, JsonElement merged)
+    {
+        Assert.IsGreaterThan(200L, unsharded.GetProperty("states_checked").GetInt64(), "a campaign that checks little proves little");
+        foreach (string total in new[] { "states_generated", "states_checked", "violations", "recovery_crash_states" })
+        {
+            Assert.AreEqual(unsharded.GetProperty(total).GetInt64(), merged.GetProperty(total).GetInt64(), total);
+        }
+        Assert.AreEqual(unsharded.GetProperty("coverage").GetRawText(), merged.GetProperty("coverage").GetRawText(), "states per kind, crash points, logs, live reads");
+        Assert.AreEqual(Campaigns(unsharded), Campaigns(merged), "per campaign: events, states, verdicts");
+        Assert.AreEqual(FirstFailure(unsharded), FirstFailure(merged));
+    }
+
     private static void Refused(string why, params string[] files)
     {
         WbResult result = WbProcess.Run(null, ["crashtest", "merge", .. files]);
@@ -131,13 +137,13 @@ public sealed class ShardedCampaignTests
         return result.Stdout;
     }
 
-    private static JsonElement Json(string stdout) => JsonDocument.Parse(stdout).RootElement.Clone();
+    internal static JsonElement Json(string stdout) => JsonDocument.Parse(stdout).RootElement.Clone();
 
     /// <summary>Each campaign's report but its speed (the time a machine takes is not the campaign).</summary>
-    private static string Campaigns(JsonElement report) => string.Join("\n", report.GetProperty("campaigns").EnumerateArray().Select(c =>
+    internal static string Campaigns(JsonElement report) => string.Join("\n", report.GetProperty("campaigns").EnumerateArray().Select(c =>
         string.Join(", ", c.EnumerateObject().Where(p => p.Name != "states_per_second").Select(p => $"{p.Name}={p.Value.GetRawText()}"))));
 
-    private static string FirstFailure(JsonElement report) => report.GetProperty("first_failure") is { ValueKind: JsonValueKind.Object } failure
+    internal static string FirstFailure(JsonElement report) => report.GetProperty("first_failure") is { ValueKind: JsonValueKind.Object } failure
         ? string.Join(", ", failure.EnumerateObject().Where(p => p.Name != "reproduce").Select(p => $"{p.Name}={p.Value.GetRawText()}"))
         : "none";
 }
