@@ -69,10 +69,7 @@ public sealed class DeployManifestTests
         int count = int.Parse(Env(shards, "WB_SHARD_COUNT")!, System.Globalization.CultureInfo.InvariantCulture);
         // The record Job's command with a small campaign in WB_CAMPAIGN (the manifest's is a real one).
         Sh(Here(Command(Yaml("record-job.yaml"))), new() { ["WB_CAMPAIGN"] = string.Join(' ', ShardedCampaignTests.SmallCampaign()) });
-        for (int index = 0; index < count; index++)
-        {
-            Sh(Here(Command(shards)), new() { ["JOB_COMPLETION_INDEX"] = $"{index}", ["WB_SHARD_COUNT"] = Env(shards, "WB_SHARD_COUNT")! });
-        }
+        Parallel.For(0, count, index => Sh(Here(Command(shards)), new() { ["JOB_COMPLETION_INDEX"] = $"{index}", ["WB_SHARD_COUNT"] = Env(shards, "WB_SHARD_COUNT")! }));
         CollectionAssert.AreEquivalent(Enumerable.Range(0, count).Select(i => $"shard-{i}-of-{count}.json").ToList(), Directory.GetFiles(Path.Combine(temp.Path, "results")).Select(Path.GetFileName).ToList());
         Sh(Here(Command(Yaml("merge-job.yaml"))), []);
         WbResult unsharded = WbProcess.Run(null, "crashtest", "--recording", Path.Combine(temp.Path, "recording"), "--json", "--no-minimise");

@@ -11,26 +11,31 @@ namespace Writeboost.Tests.CrashTest;
 public sealed class ShardedCampaignTests
 {
     /// <summary>Small: one mode, one workload, two schedules of two rounds (four logs), a few hundred states.</summary>
-    internal static string[] SmallCampaign(int states = 600) => ["--mode", "0", "--workload", "random", "--config", "default", "--states", $"{states}", "--ops", "40", "--schedules", "2", "--rounds", "2"];
+    internal static string[] SmallCampaign(int states = 600, string mode = "0") => ["--mode", mode, "--workload", "random", "--config", "default", "--states", $"{states}", "--ops", "40", "--schedules", "2", "--rounds", "2"];
 
     [TestMethod]
-    [DataRow("none", 0)]
-    [DataRow("skip-cache-flush-before-ack", 1)]
-    public void A_campaign_split_into_shards_checks_exactly_the_states_the_unsharded_campaign_checks(string mutant, int exitCode)
+    [DataRow("none", 0, "0")]
+    [DataRow("skip-cache-flush-before-ack", 1, "0")]
+    // Two campaigns, the bug's mode (1) recorded first as a normal run orders them; mode 0 passes.
+    [DataRow("drop-pmem-fence", 1, "both")]
+    public void A_campaign_split_into_shards_checks_exactly_the_states_the_unsharded_campaign_checks(string mutant, int exitCode, string mode)
     {
         using TempDirectory temp = new();
         string recording = temp.File("recording");
         string results = temp.File("results");
-        Run(0, null, ["crashtest", "record", recording, .. SmallCampaign(), "--mutant", mutant]);
+        Run(0, null, ["crashtest", "record", recording, .. SmallCampaign(mode: mode), "--mutant", mutant]);
         JsonElement unsharded = Json(Run(exitCode, null, "crashtest", "--recording", recording, "--json", "--no-minimise", "--save-log", temp.Path));
-        for (int shard = 0; shard < 4; shard++)
-        {
-            Run(exitCode, null, "crashtest", "--recording", recording, "--shard", $"{shard}/4", "--result-dir", results, "--save-log", temp.Path);
-        }
+        // The shards at once, as on a cluster (they share nothing but the recording and the result directory).
+        Parallel.For(0, 4, shard => Run(exitCode, null, "crashtest", "--recording", recording, "--shard", $"{shard}/4", "--result-dir", results, "--save-log", temp.Path));
         JsonElement merged = Json(Run(exitCode, null, "crashtest", "merge", results, "--json"));
 
         AssertSameCampaign(unsharded, merged);
         Assert.AreEqual(mutant != "none", merged.GetProperty("first_failure").ValueKind == JsonValueKind.Object, "a seeded bug is caught, a clean run has no failure");
+        if (mode == "both")
+        {
+            Assert.AreEqual(1, merged.GetProperty("campaigns")[0].GetProperty("mode").GetInt32(), "the seeded bug's mode first");
+            Assert.AreEqual(0L, merged.GetProperty("campaigns")[1].GetProperty("violations").GetInt64(), "mode 0 has no pmem fence to drop");
+        }
         if (mutant != "none")
         {
             StringAssert.StartsWith(merged.GetProperty("first_failure").GetProperty("reproduce").GetString(), "wb crashtest --replay ", "the shard that found it saved what replays it");
@@ -51,11 +56,10 @@ public sealed class ShardedCampaignTests
             (new() { ["SLURM_ARRAY_TASK_ID"] = "0", ["SLURM_ARRAY_TASK_COUNT"] = "2" }, [], "shard-0-of-2.json"),
             (new() { ["SLURM_ARRAY_TASK_ID"] = "3", ["SLURM_ARRAY_TASK_COUNT"] = "4" }, ["--shard", "1/5"], "shard-1-of-5.json"),
         ];
-        foreach ((Dictionary<string, string> environment, string[] extra, string file) in cases)
+        Parallel.ForEach(cases, c => Run(0, c.Environment, ["crashtest", "--recording", recording, "--result-dir", temp.File("results-" + c.File), .. c.Extra]));
+        foreach ((Dictionary<string, string> environment, string[] _, string file) in cases)
         {
-            string results = temp.File("results-" + file);
-            Run(0, environment, ["crashtest", "--recording", recording, "--result-dir", results, .. extra]);
-            CollectionAssert.AreEqual(new[] { file }, Directory.GetFiles(results).Select(Path.GetFileName).ToArray(), string.Join(" ", environment.Select(e => $"{e.Key}={e.Value}")));
+            CollectionAssert.AreEqual(new[] { file }, Directory.GetFiles(temp.File("results-" + file)).Select(Path.GetFileName).ToArray(), string.Join(" ", environment.Select(e => $"{e.Key}={e.Value}")));
         }
     }
 
@@ -83,13 +87,11 @@ public sealed class ShardedCampaignTests
         using TempDirectory temp = new();
         string a = temp.File("a");
         string b = temp.File("b");
-        Run(0, null, ["crashtest", "record", a, .. SmallCampaign(60)]);
-        Run(0, null, ["crashtest", "record", b, .. SmallCampaign(60), "--seed", "2"]);
-        foreach (int shard in new[] { 0, 1 })
-        {
-            Run(0, null, "crashtest", "--recording", a, "--shard", $"{shard}/2", "--result-dir", temp.File("ra"));
-            Run(0, null, "crashtest", "--recording", b, "--shard", $"{shard}/2", "--result-dir", temp.File("rb"));
-        }
+        Parallel.Invoke(
+            () => Run(0, null, ["crashtest", "record", a, .. SmallCampaign(60)]),
+            () => Run(0, null, ["crashtest", "record", b, .. SmallCampaign(60), "--seed", "2"]));
+        Parallel.ForEach(new[] { (a, "ra"), (b, "rb") }.SelectMany(r => new[] { 0, 1 }.Select(shard => (Recording: r.Item1, Results: r.Item2, Shard: shard))),
+            s => Run(0, null, "crashtest", "--recording", s.Recording, "--shard", $"{s.Shard}/2", "--result-dir", temp.File(s.Results)));
         string a0 = Path.Combine(temp.File("ra"), "shard-0-of-2.json");
         string a1 = Path.Combine(temp.File("ra"), "shard-1-of-2.json");
         string b1 = Path.Combine(temp.File("rb"), "shard-1-of-2.json");
