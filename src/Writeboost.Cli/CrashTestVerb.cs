@@ -59,8 +59,17 @@ internal sealed class CrashTestVerb
     [Option("list-mutants", HelpText = "List the seeded bugs and exit.")]
     public bool ListMutants { get; set; }
 
-    [Option("shard", Default = "0/1", HelpText = "i/n: check only sampled crash points i, i+n, i+2n, ... of every log (to split a campaign over machines).")]
-    public string Shard { get; set; } = "0/1";
+    [Option("shard", HelpText = "i/n: check only sampled crash points i, i+n, i+2n, ... of every log (to split a campaign over machines). Default: from a Kubernetes Indexed Job (JOB_COMPLETION_INDEX of WB_SHARD_COUNT) or a Slurm array (SLURM_ARRAY_TASK_ID of SLURM_ARRAY_TASK_COUNT), else 0/1.")]
+    public string? Shard { get; set; }
+
+    [Option("recording", HelpText = "Check a campaign recorded with 'wb crashtest record DIR' (its options are the recording's): every shard of one recording checks its share of the same logs.")]
+    public string? Recording { get; set; }
+
+    [Option("result-dir", HelpText = "With --recording: write this shard's result as DIR/shard-i-of-n.json, for 'wb crashtest merge DIR'.")]
+    public string? ResultDirectory { get; set; }
+
+    [Value(0, MetaName = "merge FILE|DIR... | record DIR", HelpText = "merge: one report from shard results; record: record the campaign into DIR for shards to check.")]
+    public IEnumerable<string> Words { get; set; } = [];
 
     [Option("save-log", HelpText = "Directory for the histories of failing campaigns (default: the system temp directory).")]
     public string? SaveLogDirectory { get; set; }
@@ -100,7 +109,20 @@ internal sealed class CrashTestVerb
         {
             throw new UsageException($"--mutants {Mutants}: expected all"); // before any work, not after a campaign
         }
-        (int shard, int shards) = ParseShard(Shard);
+        string[] words = [.. Words];
+        if (words.Length > 0 && words[0] == "merge")
+        {
+            return RunMerge(words[1..]);
+        }
+        (int shard, int shards, string shardSource) = ShardEnvironment.Resolve(Shard, Environment.GetEnvironmentVariable);
+        if (words.Length > 0 && words[0] != "record")
+        {
+            throw new UsageException($"crashtest {words[0]}: expected merge FILE|DIR..., record DIR, or options only");
+        }
+        if (words.Length > 0 && words.Length != 2)
+        {
+            throw new UsageException("crashtest record: expected one directory (wb crashtest record DIR [options])");
+        }
         Campaign.ParseMutantName(Mutant);
         if (States <= 0 || Ops <= 0)
         {
@@ -118,18 +140,29 @@ internal sealed class CrashTestVerb
         {
             throw new UsageException("--minimise and --no-minimise contradict each other");
         }
+        if ((Recording is not null || words.Length > 0) && (Replay is not null || Mutants is not null || NbdClient is not null))
+        {
+            throw new UsageException("--replay, --mutants and --nbd-client do not go with a recording (record and --recording)");
+        }
+        if (ResultDirectory is not null && Recording is null)
+        {
+            throw new UsageException("--result-dir needs --recording DIR: shards that each record their own run check different interleavings (the machine's), so their results would not add up to one campaign; record it once with wb crashtest record DIR");
+        }
+        if (words.Length > 0)
+        {
+            return RunRecord(words[1]);
+        }
+        if (Recording is not null)
+        {
+            return RunRecorded(shard, shards, shardSource);
+        }
         if (Replay is not null)
         {
             return RunReplay(shard, shards);
         }
         CampaignPlan plan = Plan(shard, shards);
         List<CampaignResult> results = [];
-        IReadOnlyList<CampaignSpec> campaigns = plan.Campaigns();
-        if (Campaign.Mutants.FirstOrDefault(m => m.Name == Mutant) is { Name: not null } seeded)
-        {
-            // A seeded bug lives in one mode, and the catalogue names the workload that shows it: those first.
-            campaigns = [.. campaigns.OrderBy(c => c.Mode == seeded.Mode ? 0 : 1).ThenBy(c => c.Workload == seeded.Workload ? 0 : 1)];
-        }
+        IReadOnlyList<CampaignSpec> campaigns = Ordered(plan.Campaigns());
         ProgressBar progress = ProgressBar.For("crash states", Json);
         for (int index = 0; index < campaigns.Count; index++)
         {
@@ -164,6 +197,153 @@ internal sealed class CrashTestVerb
         bool clean = results.All(r => r.Violations == 0);
         bool teeth = mutants.All(m => m.Caught);
         return clean && teeth ? 0 : 1;
+    }
+
+    /// <summary>A seeded bug lives in one mode, and the catalogue names the workload that shows it: those campaigns first.</summary>
+    private IReadOnlyList<CampaignSpec> Ordered(IReadOnlyList<CampaignSpec> campaigns) =>
+        Campaign.Mutants.FirstOrDefault(m => m.Name == Mutant) is { Name: not null } seeded
+            ? [.. campaigns.OrderBy(c => c.Mode == seeded.Mode ? 0 : 1).ThenBy(c => c.Workload == seeded.Workload ? 0 : 1)]
+            : campaigns;
+
+    /// <summary>The options that make a campaign what it is: shards of one plan carry the same ones.</summary>
+    private Dictionary<string, string> Identity() => new()
+    {
+        ["seed"] = Fmt(Seed),
+        ["ops"] = Fmt(Ops),
+        ["states"] = Fmt(States),
+        ["mode"] = Mode,
+        ["workload"] = Workload,
+        ["config"] = Table is null ? Config : "table",
+        ["configs"] = Fmt(Configs),
+        ["table"] = Table ?? "",
+        ["pool"] = Table is null ? "" : Fmt(Pool),
+        ["writers"] = Table is null ? "" : Fmt(Writers),
+        ["schedules"] = Fmt(Schedules),
+        ["rounds"] = Fmt(Rounds),
+        ["reads"] = Fmt(Reads),
+        ["mutant"] = Mutant,
+    };
+
+    /// <summary>wb crashtest record DIR: records the plan's campaigns (nothing checked) for shards to check.</summary>
+    private int RunRecord(string directory)
+    {
+        IReadOnlyList<CampaignSpec> campaigns = Ordered(Plan(0, 1).Campaigns());
+        ProgressBar progress = ProgressBar.For("recording", Json);
+        CampaignRecording recording = CampaignRecording.Record(campaigns, Identity(), done => progress.Report(done / (double)campaigns.Count, $"campaign {done}/{campaigns.Count}"));
+        progress.Done();
+        recording.Save(directory);
+        int logs = recording.Campaigns.Sum(c => c.Schedules.Sum(s => s.History.Rounds.Count));
+        long events = recording.Campaigns.Sum(c => c.Schedules.Sum(s => s.History.Rounds.Sum(r => (long)r.Log.Events.Count)));
+        double seconds = recording.Campaigns.Sum(c => c.RecordSeconds);
+        if (Json)
+        {
+            Output.Json(new { Recording = recording.Id, Directory = directory, Campaigns = recording.Campaigns.Count, Logs = logs, Events = events, RecordSeconds = seconds, Plan = recording.Plan });
+        }
+        else
+        {
+            Console.WriteLine($"recorded {recording.Campaigns.Count} campaigns ({logs} logs, {events} events) in {seconds:F1} s into {directory} (recording {recording.Id})");
+            Console.WriteLine($"check it: wb crashtest --recording {directory} [--shard i/n] --result-dir RESULTS; then wb crashtest merge RESULTS");
+        }
+        return 0;
+    }
+
+    /// <summary>wb crashtest --recording DIR: checks this shard's share of every recorded campaign, the whole budget of each.</summary>
+    private int RunRecorded(int shard, int shards, string shardSource)
+    {
+        CampaignRecording recording;
+        try
+        {
+            recording = CampaignRecording.Load(Recording!);
+        }
+        catch (Exception error) when (error is InvalidDataException or IOException or ArgumentException)
+        {
+            throw new UsageException($"--recording {Recording}: {error.Message}");
+        }
+        Seed = recording.Campaigns.Count > 0 ? recording.Campaigns[0].Spec.Seed : Seed;
+        Mutant = recording.Plan.GetValueOrDefault("mutant", "none");
+        if (!Json && shards > 1)
+        {
+            Console.Error.WriteLine($"wb: shard {shard}/{shards} ({shardSource}) of recording {recording.Id}");
+        }
+        List<CampaignResult> results = [];
+        ProgressBar progress = ProgressBar.For("crash states", Json);
+        for (int index = 0; index < recording.Campaigns.Count; index++)
+        {
+            int at = index;
+            int count = recording.Campaigns.Count;
+            CampaignResult result = Campaign.CheckRecorded(recording.Campaigns[index], shard, shards,
+                (done, total) => progress.Report((at + Math.Min(1.0, done / (double)Math.Max(1, total))) / count, $"campaign {at + 1}/{count}"));
+            results.Add(result);
+            if (result.Violations > 0)
+            {
+                SaveHistory(result);
+            }
+        }
+        progress.Done();
+        string? written = null;
+        if (ResultDirectory is not null)
+        {
+            written = ShardResult.Of(recording, shard, shards, results, r => _saved.GetValueOrDefault(r)).Save(ResultDirectory);
+        }
+        Print(results, [], MinimiseFirstFailure(results, wanted: Minimise), new ShardReport(shard, shards, recording.Id, written));
+        return results.All(r => r.Violations == 0) ? 0 : 1;
+    }
+
+    /// <summary>wb crashtest merge FILE|DIR...: one report from the shard results of one recording.</summary>
+    private int RunMerge(string[] inputs)
+    {
+        if (inputs.Length == 0)
+        {
+            throw new UsageException("crashtest merge: expected shard result files or a directory of them (shard-i-of-n.json)");
+        }
+        List<string> files = [];
+        foreach (string input in inputs)
+        {
+            if (Directory.Exists(input))
+            {
+                string[] found = Directory.GetFiles(input, "shard-*-of-*.json");
+                if (found.Length == 0)
+                {
+                    throw new UsageException($"crashtest merge: {input} holds no shard results (shard-i-of-n.json)");
+                }
+                files.AddRange(found.Order(StringComparer.Ordinal));
+            }
+            else if (File.Exists(input))
+            {
+                files.Add(input);
+            }
+            else
+            {
+                throw new UsageException($"crashtest merge: {input}: no such file or directory");
+            }
+        }
+        ShardResult merged;
+        try
+        {
+            merged = ShardResult.Merge([.. files.Select(f => (f, ShardResult.Load(f)))]);
+        }
+        catch (InvalidDataException error)
+        {
+            throw new UsageException($"crashtest merge: {error.Message}");
+        }
+        IReadOnlyList<CampaignResult> results = merged.ToResults();
+        for (int i = 0; i < results.Count; i++)
+        {
+            if (merged.Campaigns[i].FirstViolation?.History is { } history)
+            {
+                _saved[results[i]] = history;
+            }
+        }
+        Seed = merged.Campaigns.Count > 0 ? merged.Campaigns[0].Seed : Seed;
+        Mutant = merged.Plan.GetValueOrDefault("mutant", "none");
+        Print([.. results], [], null, new ShardReport(null, merged.Shards, merged.Recording, null));
+        return results.All(r => r.Violations == 0) ? 0 : 1;
+    }
+
+    /// <summary>What a report of a recorded campaign adds: which shard of how many (null: all of them, merged), of which recording, and the result file written.</summary>
+    private sealed record ShardReport(int? Shard, int Shards, string Recording, string? ResultFile)
+    {
+        public override string ToString() => (Shard is { } i ? $"shard {i}/{Shards}" : $"merged {Shards} shards") + $" of recording {Recording}" + (ResultFile is { } file ? $"; result: {file}" : "");
     }
 
     private CampaignPlan Plan(int shard, int shards)
@@ -286,7 +466,7 @@ internal sealed class CrashTestVerb
         return $"wb crashtest --replay {path}{state}";
     }
 
-    private void Print(List<CampaignResult> results, List<(string Name, bool Caught, long States)> mutants, (MinimisedFailure Failure, string Replay)? minimised = null)
+    private void Print(List<CampaignResult> results, List<(string Name, bool Caught, long States)> mutants, (MinimisedFailure Failure, string Replay)? minimised = null, ShardReport? sharded = null)
     {
         long statesChecked = results.Sum(r => r.StatesChecked);
         long violations = results.Sum(r => r.Violations);
@@ -307,6 +487,10 @@ internal sealed class CrashTestVerb
                 RecoveryCrashStates = results.Sum(r => r.RecoveryCrashStates),
                 Seed,
                 Mutant,
+                sharded?.Shard,
+                Shards = sharded?.Shards,
+                sharded?.Recording,
+                sharded?.ResultFile,
                 Coverage = CoverageJson(coverage),
                 Campaigns = results.Select(r => new
                 {
@@ -315,7 +499,9 @@ internal sealed class CrashTestVerb
                     Config = r.Spec.Config.Describe(r.Spec.Mode),
                     Table = r.Spec.Config.ToTable(r.Spec.Mode),
                     r.Events,
+                    r.StatesGenerated,
                     r.StatesChecked,
+                    r.RecoveryCrashStates,
                     r.Violations,
                     r.StatesPerSecond,
                     Coverage = CoverageJson(r.Coverage),
@@ -364,6 +550,10 @@ internal sealed class CrashTestVerb
                 Fmt(r.Events), $"{Fmt(r.Coverage.PointsChecked)}/{Fmt(r.Coverage.CrashPoints)}", Fmt(r.StatesChecked), Fmt(r.Coverage.DuringRecovery), Fmt(r.Coverage.SecondCrash), Fmt(r.Violations), Fmt((long)r.StatesPerSecond)]);
         }
         Output.Table(rows);
+        if (sharded is not null)
+        {
+            Console.WriteLine(sharded.ToString());
+        }
         Console.WriteLine($"states checked: {statesChecked}, violations: {violations}, states/s: {statesChecked / Math.Max(checkSeconds, 1e-9):F0} (checking; {seconds:F1} s in all, {results.Sum(r => r.RecordSeconds):F1} s recording)" + (Mutant == "none" ? "" : $" (mutant {Mutant})"));
         Console.WriteLine($"coverage: {coverage.PointsChecked} of {coverage.CrashPoints} crash points in {coverage.Logs} logs; states: prefix {coverage.Prefix}, subset {coverage.Subset}, torn {coverage.Torn}, pmem-prefix {coverage.PmemPrefix}, during-recovery {coverage.DuringRecovery}, second-crash {coverage.SecondCrash}; live reads {coverage.LiveReads}");
         if (failed is not null)
@@ -413,14 +603,4 @@ internal sealed class CrashTestVerb
         "nbd" => CrashTest.Workload.Nbd,
         _ => throw new UsageException($"--workload {name}: expected random, overwrite or wrap" + (name == "all" ? " (one of them, with --replay)" : "")),
     };
-
-    private static (int Shard, int Shards) ParseShard(string text)
-    {
-        string[] parts = text.Split('/');
-        if (parts.Length == 2 && int.TryParse(parts[0], CultureInfo.InvariantCulture, out int i) && int.TryParse(parts[1], CultureInfo.InvariantCulture, out int n) && n > 0 && i >= 0 && i < n)
-        {
-            return (i, n);
-        }
-        throw new UsageException($"--shard {text}: expected i/n with 0 <= i < n");
-    }
 }

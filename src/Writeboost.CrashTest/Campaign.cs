@@ -108,7 +108,15 @@ public sealed record CampaignCoverage
 /// <summary>Where a campaign's first violation is: which schedule, which round of its history, which crash point and state.</summary>
 /// <param name="Variant">The state at the crash point; -1 for a live read (<paramref name="CrashPoint"/> is then the read's completion).</param>
 /// <param name="Kind">What kind of state it was (null for a live read).</param>
-public sealed record ViolationSite(int Schedule, int Round, int CrashPoint, int Variant, StateKind? Kind = null);
+public sealed record ViolationSite(int Schedule, int Round, int CrashPoint, int Variant, StateKind? Kind = null)
+{
+    /// <summary>The device could not start the next round from this round's carried state (found after every check of this round).</summary>
+    public bool NextRoundFailedToStart { get; init; }
+
+    /// <summary>Where the site is in a campaign's order of checks: by schedule, round, then the live reads, the crash states, a failed start of the next round.</summary>
+    public (int Schedule, int Round, int Phase, int CrashPoint, int Variant) Order =>
+        (Schedule, Round, NextRoundFailedToStart ? 2 : Variant < 0 ? 0 : 1, CrashPoint, Variant);
+}
 
 /// <summary>What a campaign found.</summary>
 public sealed record CampaignResult(
@@ -147,7 +155,7 @@ public sealed record CampaignResult(
 /// more of the workload, recorded, and crashed again — so what recovery leaves behind is judged by the next
 /// recovery, with the oracle over the whole history. Live reads in the workload are checked as they happen.
 /// </summary>
-public static class Campaign
+public static partial class Campaign
 {
     /// <summary>One state in this many is also crashed during its own recovery (each such check costs a whole recovery log of states).</summary>
     private const int RecoveryCrashEvery = 100;
@@ -351,7 +359,7 @@ public static class Campaign
                 catch (Exception error) when (round > 1 && error is IOException or InvalidDataException or ArgumentException or InvalidOperationException)
                 {
                     // The live device could not recover (or run on) a crash state the hardware allows.
-                    tally.Violation($"the device recovering round {round - 1}'s crash state failed: {error.Message}", new ViolationSite(schedule, round - 1, rounds[^1].CarriedPoint, rounds[^1].CarriedVariant), rounds);
+                    tally.Violation($"the device recovering round {round - 1}'s crash state failed: {error.Message}", new ViolationSite(schedule, round - 1, rounds[^1].CarriedPoint, rounds[^1].CarriedVariant) { NextRoundFailedToStart = true }, rounds);
                     break;
                 }
                 tally.RecordSeconds += Stopwatch.GetElapsedTime(recordStart).TotalSeconds;
@@ -617,7 +625,7 @@ public static class Campaign
         }
     }
 
-    /// <summary>Checks every live read of the log (those of this shard) against the oracle; returns how many.</summary>
+    /// <summary>Checks every live read of the log (those of this shard) against the oracle; returns how many it checked.</summary>
     private static int CheckLiveReads(LogCheck check, Tally tally, List<HistoryRound> rounds)
     {
         if (check.OnlyPoint is not null)
@@ -626,6 +634,7 @@ public static class Campaign
         }
         IReadOnlyList<CrashEvent> events = check.Log.Events;
         int reads = 0;
+        int mine = 0;
         for (int i = 0; i < events.Count && !tally.Stopped; i++)
         {
             CrashEvent e = events[i];
@@ -633,13 +642,14 @@ public static class Campaign
             {
                 continue;
             }
+            mine++;
             if (check.Oracle.CheckRead(e.Ref, i, e.OffsetBytes, e.Data) is { } problem)
             {
                 string where = check.Previous is null ? "" : $"round {check.Round}, ";
                 tally.Violation(where + problem, new ViolationSite(check.Schedule, check.Round, i, -1), rounds);
             }
         }
-        return reads;
+        return mine; // this shard's: the shards' counts add up to the log's
     }
 
     /// <summary>
