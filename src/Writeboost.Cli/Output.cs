@@ -1,10 +1,17 @@
 using System.Text.Encodings.Web;
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using Spectre.Console;
+using Spectre.Console.Rendering;
 
 namespace Writeboost.Cli;
 
-/// <summary>JSON the way scripts read it: snake_case field names, one document per command.</summary>
+/// <summary>
+/// What the verbs print: JSON the way scripts read it (snake_case field names, one document per command), and
+/// aligned text through Spectre.Console. On a terminal the table header is bold; when stdout is redirected the
+/// text is plain (no escape codes, no wrapping at 80 columns) and has the same shape as always: columns two
+/// spaces apart, the first left-aligned, the rest right-aligned, no trailing blanks.
+/// </summary>
 internal static class Output
 {
     private static readonly JsonSerializerOptions Options = new()
@@ -15,33 +22,67 @@ internal static class Output
         Converters = { new JsonStringEnumConverter(JsonNamingPolicy.SnakeCaseLower) },
     };
 
+    /// <summary>Wide enough that no table of ours wraps when the width cannot be read from a terminal.</summary>
+    private const int RedirectedWidthColumns = 4096;
+
     internal static void Json<T>(T value) => Console.WriteLine(JsonSerializer.Serialize(value, Options));
 
     /// <summary>Prints "key  value" lines with the keys padded to one width.</summary>
     internal static void KeyValues(IReadOnlyList<(string Key, string Value)> pairs)
     {
-        int width = pairs.Max(p => p.Key.Length);
+        Grid grid = new();
+        grid.AddColumn(new GridColumn().NoWrap().PadLeft(0).PadRight(2));
+        grid.AddColumn(new GridColumn().PadLeft(0).PadRight(0));
         foreach ((string key, string value) in pairs)
         {
-            Console.WriteLine($"{key.PadRight(width)}  {value}");
+            grid.AddRow(new Text(key), new Text(value));
         }
+        Write(grid);
     }
 
     /// <summary>Prints rows as an aligned table (first row is the header; first column left, the rest right-aligned).</summary>
     internal static void Table(IReadOnlyList<string[]> rows)
     {
         int columns = rows.Max(r => r.Length);
-        int[] widths = new int[columns];
-        foreach (string[] row in rows)
+        Table table = new Table().Border(TableBorder.None);
+        table.ShowHeaders = false;
+        for (int c = 0; c < columns; c++)
         {
-            for (int c = 0; c < row.Length; c++)
-            {
-                widths[c] = Math.Max(widths[c], row[c].Length);
-            }
+            TableColumn column = new TableColumn(string.Empty).NoWrap().PadLeft(0).PadRight(c == columns - 1 ? 0 : 2);
+            table.AddColumn(c == 0 ? column.LeftAligned() : column.RightAligned());
         }
-        foreach (string[] row in rows)
+        for (int r = 0; r < rows.Count; r++)
         {
-            Console.WriteLine(string.Join("  ", row.Select((cell, c) => c == 0 ? cell.PadRight(widths[c]) : cell.PadLeft(widths[c]))).TrimEnd());
+            Style style = r == 0 ? new Style(decoration: Decoration.Bold) : Style.Plain;
+            table.AddRow(Enumerable.Range(0, columns).Select(c => (IRenderable)new Text(c < rows[r].Length ? rows[r][c] : string.Empty, style)));
+        }
+        Write(table);
+    }
+
+    /// <summary>
+    /// Renders to stdout: straight to the terminal, or, when redirected, to plain text first so that each line can
+    /// lose the blanks that padding leaves at its end (scripts split on them).
+    /// </summary>
+    private static void Write(IRenderable renderable)
+    {
+        if (!Console.IsOutputRedirected)
+        {
+            AnsiConsole.Write(renderable);
+            return;
+        }
+        using StringWriter text = new();
+        IAnsiConsole plain = AnsiConsole.Create(new AnsiConsoleSettings
+        {
+            Ansi = AnsiSupport.No,
+            ColorSystem = ColorSystemSupport.NoColors,
+            Interactive = InteractionSupport.No,
+            Out = new AnsiConsoleOutput(text),
+        });
+        plain.Profile.Width = RedirectedWidthColumns;
+        plain.Write(renderable);
+        foreach (string line in text.ToString().TrimEnd('\n').Split('\n'))
+        {
+            Console.WriteLine(line.TrimEnd());
         }
     }
 }
