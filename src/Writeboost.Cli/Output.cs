@@ -9,8 +9,8 @@ namespace Writeboost.Cli;
 /// <summary>
 /// What the verbs print: JSON the way scripts read it (snake_case field names, one document per command), and
 /// aligned text through Spectre.Console. On a terminal the table header is bold; when stdout is redirected the
-/// text is plain (no escape codes, no wrapping at 80 columns) and has the same shape as always: columns two
-/// spaces apart, the first left-aligned, the rest right-aligned, no trailing blanks.
+/// text is plain (no escape codes). Either way it has the same shape as always: columns two spaces apart, the
+/// first left-aligned, the rest right-aligned, no trailing blanks, never cropped to the terminal's width.
 /// </summary>
 internal static class Output
 {
@@ -22,8 +22,8 @@ internal static class Output
         Converters = { new JsonStringEnumConverter(JsonNamingPolicy.SnakeCaseLower) },
     };
 
-    /// <summary>Wide enough that no table of ours wraps when the width cannot be read from a terminal.</summary>
-    private const int RedirectedWidthColumns = 4096;
+    /// <summary>Wider than any table of ours: Spectre lays it out at its natural width and never crops a cell.</summary>
+    private const int WideColumns = 4096;
 
     internal static void Json<T>(T value) => Console.WriteLine(JsonSerializer.Serialize(value, Options));
 
@@ -60,26 +60,24 @@ internal static class Output
     }
 
     /// <summary>
-    /// Renders to stdout: straight to the terminal, or, when redirected, to plain text first so that each line can
-    /// lose the blanks that padding leaves at its end (scripts split on them).
+    /// Renders to stdout, through text: the width is never the terminal's (Spectre would squeeze and crop cells to
+    /// fit; a long line should wrap in the terminal whole, as plain text does), and each line loses the blanks that
+    /// padding leaves at its end (scripts split on them, and on a terminal they would wrap as empty lines). Escape
+    /// codes (the bold header) only when stdout is a terminal.
     /// </summary>
     private static void Write(IRenderable renderable)
     {
-        if (!Console.IsOutputRedirected)
-        {
-            AnsiConsole.Write(renderable);
-            return;
-        }
+        bool terminal = !Console.IsOutputRedirected;
         using StringWriter text = new();
-        IAnsiConsole plain = AnsiConsole.Create(new AnsiConsoleSettings
+        IAnsiConsole console = AnsiConsole.Create(new AnsiConsoleSettings
         {
-            Ansi = AnsiSupport.No,
-            ColorSystem = ColorSystemSupport.NoColors,
+            Ansi = terminal ? AnsiSupport.Yes : AnsiSupport.No,
+            ColorSystem = terminal ? ColorSystemSupport.Detect : ColorSystemSupport.NoColors,
             Interactive = InteractionSupport.No,
             Out = new AnsiConsoleOutput(text),
         });
-        plain.Profile.Width = RedirectedWidthColumns;
-        plain.Write(renderable);
+        console.Profile.Width = WideColumns;
+        console.Write(renderable);
         foreach (string line in text.ToString().TrimEnd('\n').Split('\n'))
         {
             Console.WriteLine(line.TrimEnd());

@@ -83,6 +83,8 @@ internal sealed class ProgressBar(string label, bool enabled)
                 task.Value = task.MaxValue;
             }));
             _finish = finish;
+            // A verb that fails between a report and Done still gets its line cleared and the cursor back.
+            AppDomain.CurrentDomain.ProcessExit += (_, _) => Done();
             // If the display fails to start (a console it cannot drive), the exception surfaces here, not later.
             Task.WaitAny(started.Task, _display);
             _display.Exception?.Flatten().Handle(_ => false);
