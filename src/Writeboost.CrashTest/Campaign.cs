@@ -493,7 +493,7 @@ public static partial class Campaign
         return new CrashState(timelines, spec.Geometry.PmemBytes);
     }
 
-    /// <summary>What the oracle demands of a recovered state: <see cref="Oracle.Check"/> for a crash at <see cref="Point"/>.</summary>
+    /// <summary>What the oracle demands of a recovered state: <see cref="Oracle.Check(int, ReadOnlySpan{byte})"/> for a crash at <see cref="Point"/>.</summary>
     private sealed record Judge(Oracle Oracle, int Point)
     {
         public string? Check(ReadOnlySpan<byte> content) => Oracle.Check(Point, content);

@@ -6,8 +6,10 @@ namespace Writeboost.Devices;
 /// </summary>
 public static class AlignedMemory
 {
+    /// <summary>The alignment of every buffer it hands out: a page, enough for O_DIRECT on any device.</summary>
     public const int AlignmentBytes = 4096;
 
+    /// <summary>A zeroed buffer of <paramref name="lengthBytes"/> whose start is aligned to <see cref="AlignmentBytes"/>.</summary>
     public static Memory<byte> Allocate(int lengthBytes)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(lengthBytes);

@@ -40,13 +40,17 @@ public sealed class FileBlockDevice : IBlockDevice
         IsBlockDevice = isBlockDevice;
     }
 
+    /// <inheritdoc />
     public string Name => _file.Path;
+    /// <inheritdoc />
     public int SectorSizeBytes { get; }
+    /// <inheritdoc />
     public long SizeBytes { get; }
     /// <summary>True for a real block device node, false for a regular file.</summary>
     public bool IsBlockDevice { get; }
     /// <summary>True when the file was opened with O_DIRECT.</summary>
     public bool IsDirect => _file.IsDirect;
+    /// <summary>The requests this device has served, for benchmarks and tests.</summary>
     public IoCounters Counters { get; } = new();
 
     /// <summary>True when both paths exist and name the same file or device (through symlinks, hard links or two device nodes).</summary>
@@ -119,6 +123,7 @@ public sealed class FileBlockDevice : IBlockDevice
         }
     }
 
+    /// <inheritdoc />
     public void Read(long offsetBytes, Span<byte> destination)
     {
         DeviceRange.CheckAligned(this, offsetBytes, destination.Length, "read");
@@ -135,6 +140,7 @@ public sealed class FileBlockDevice : IBlockDevice
         Counters.CountRead(destination.Length);
     }
 
+    /// <inheritdoc />
     public void Write(long offsetBytes, ReadOnlySpan<byte> source, WriteOptions options = WriteOptions.None)
     {
         DeviceRange.CheckAligned(this, offsetBytes, source.Length, "write");
@@ -163,12 +169,14 @@ public sealed class FileBlockDevice : IBlockDevice
         }
     }
 
+    /// <inheritdoc />
     public void Flush()
     {
         _file.DataSync();
         Counters.CountFlush();
     }
 
+    /// <inheritdoc />
     public void Dispose() => _file.Dispose();
 
     private unsafe bool IsAligned(ReadOnlySpan<byte> buffer)

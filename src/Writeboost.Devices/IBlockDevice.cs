@@ -4,6 +4,7 @@ namespace Writeboost.Devices;
 [Flags]
 public enum WriteOptions
 {
+    /// <summary>An ordinary write: durable after a later <see cref="IBlockDevice.Flush"/>.</summary>
     None = 0,
     /// <summary>REQ_FUA: the write is durable when it completes, without waiting for a later flush.</summary>
     Fua = 1,
@@ -30,10 +31,13 @@ public interface IBlockDevice : IDisposable
     /// <summary>The unit of addressing and of atomicity: 512 for files, BLKSSZGET for block devices.</summary>
     int SectorSizeBytes { get; }
 
+    /// <summary>The size of the device in bytes, a multiple of <see cref="SectorSizeBytes"/>.</summary>
     long SizeBytes { get; }
 
+    /// <summary>Fills <paramref name="destination"/> from <paramref name="offsetBytes"/>: the newest completed write of each sector.</summary>
     void Read(long offsetBytes, Span<byte> destination);
 
+    /// <summary>Writes <paramref name="source"/> at <paramref name="offsetBytes"/>; with <see cref="WriteOptions.Fua"/> it is durable when this returns.</summary>
     void Write(long offsetBytes, ReadOnlySpan<byte> source, WriteOptions options = WriteOptions.None);
 
     /// <summary>REQ_PREFLUSH: every write completed before this call is durable when it returns.</summary>

@@ -9,6 +9,7 @@ public sealed class MemoryBlockDevice : IBlockDevice
     private readonly byte[] _media;
     private bool _disposed;
 
+    /// <summary>A zeroed device of <paramref name="sizeBytes"/> bytes (a multiple of <paramref name="sectorSizeBytes"/>); <paramref name="name"/> labels it in messages.</summary>
     public MemoryBlockDevice(long sizeBytes, int sectorSizeBytes = 512, string name = "memory")
     {
         if (sectorSizeBytes <= 0 || (sectorSizeBytes & (sectorSizeBytes - 1)) != 0)
@@ -24,14 +25,19 @@ public sealed class MemoryBlockDevice : IBlockDevice
         Name = name;
     }
 
+    /// <inheritdoc />
     public string Name { get; }
+    /// <inheritdoc />
     public int SectorSizeBytes { get; }
+    /// <inheritdoc />
     public long SizeBytes => _media.LongLength;
+    /// <summary>The requests this device has served, for benchmarks and tests.</summary>
     public IoCounters Counters { get; } = new();
 
     /// <summary>The media itself, for tests that inspect or corrupt it directly.</summary>
     public Span<byte> Media => _media;
 
+    /// <inheritdoc />
     public void Read(long offsetBytes, Span<byte> destination)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
@@ -40,6 +46,7 @@ public sealed class MemoryBlockDevice : IBlockDevice
         Counters.CountRead(destination.Length);
     }
 
+    /// <inheritdoc />
     public void Write(long offsetBytes, ReadOnlySpan<byte> source, WriteOptions options = WriteOptions.None)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
@@ -48,11 +55,13 @@ public sealed class MemoryBlockDevice : IBlockDevice
         Counters.CountWrite(source.Length, options);
     }
 
+    /// <inheritdoc />
     public void Flush()
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         Counters.CountFlush();
     }
 
+    /// <inheritdoc />
     public void Dispose() => _disposed = true;
 }

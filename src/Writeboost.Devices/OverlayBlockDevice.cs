@@ -12,8 +12,11 @@ public sealed class OverlayBlockDevice(IBlockDevice inner, bool ownsInner = true
     private readonly Dictionary<long, byte[]> _pages = [];
     private readonly Lock _lock = new();
 
+    /// <inheritdoc />
     public string Name => inner.Name;
+    /// <inheritdoc />
     public int SectorSizeBytes => inner.SectorSizeBytes;
+    /// <inheritdoc />
     public long SizeBytes => inner.SizeBytes;
 
     /// <summary>Bytes written to the overlay (never to the device).</summary>
@@ -28,6 +31,7 @@ public sealed class OverlayBlockDevice(IBlockDevice inner, bool ownsInner = true
         }
     }
 
+    /// <inheritdoc />
     public void Read(long offsetBytes, Span<byte> destination)
     {
         DeviceRange.CheckAligned(this, offsetBytes, destination.Length, "read");
@@ -49,6 +53,7 @@ public sealed class OverlayBlockDevice(IBlockDevice inner, bool ownsInner = true
         }
     }
 
+    /// <inheritdoc />
     public void Write(long offsetBytes, ReadOnlySpan<byte> source, WriteOptions options = WriteOptions.None)
     {
         DeviceRange.CheckAligned(this, offsetBytes, source.Length, "write");
@@ -69,6 +74,7 @@ public sealed class OverlayBlockDevice(IBlockDevice inner, bool ownsInner = true
         }
     }
 
+    /// <inheritdoc />
     public void Flush()
     {
     }
@@ -82,6 +88,7 @@ public sealed class OverlayBlockDevice(IBlockDevice inner, bool ownsInner = true
         length = (int)(end - start);
     }
 
+    /// <inheritdoc />
     public void Dispose()
     {
         if (ownsInner)

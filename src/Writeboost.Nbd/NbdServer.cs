@@ -30,6 +30,7 @@ public sealed class NbdServer : IDisposable
     private Thread? _acceptLoop;
     private volatile bool _stopping;
 
+    /// <summary>Serves <paramref name="device"/> (not owned: the caller disposes it after the server) under <paramref name="exportName"/>.</summary>
     public NbdServer(IBlockDevice device, string exportName = "")
     {
         _device = device;
@@ -43,6 +44,7 @@ public sealed class NbdServer : IDisposable
     public long RequestsServed => Interlocked.Read(ref _requestsServed);
     private long _requestsServed;
 
+    /// <summary>Listens on <paramref name="endPoint"/> (a unix socket or a TCP endpoint) and accepts connections on a thread of its own.</summary>
     public void Start(EndPoint endPoint)
     {
         ArgumentNullException.ThrowIfNull(endPoint);
@@ -103,6 +105,7 @@ public sealed class NbdServer : IDisposable
         }
     }
 
+    /// <summary>Stops (<see cref="Stop"/>) and releases the listening socket; the device is left open.</summary>
     public void Dispose()
     {
         Stop();

@@ -25,13 +25,18 @@ public sealed class BlockPmemRegion : PmemRegion
         _ownsDevice = ownsDevice;
     }
 
+    /// <inheritdoc />
     public override PmemBackend Backend => PmemBackend.Block;
+    /// <inheritdoc />
     public override PmemGranularity Granularity => PmemGranularity.Page;
+    /// <inheritdoc />
     public override bool IsPmem => false;
     /// <summary>The I/O this region issued to its device: reads, writes, flushes.</summary>
     public IoCounters Counters { get; } = new();
+    /// <summary>The block device (or file) the region lies on.</summary>
     public IBlockDevice Device => _device;
 
+    /// <inheritdoc />
     protected override void WriteCore(long offsetBytes, ReadOnlySpan<byte> source)
     {
         if (source.IsEmpty)
@@ -72,6 +77,7 @@ public sealed class BlockPmemRegion : PmemRegion
         }
     }
 
+    /// <inheritdoc />
     protected override void ReadCore(long offsetBytes, Span<byte> destination)
     {
         if (destination.IsEmpty)
@@ -100,17 +106,20 @@ public sealed class BlockPmemRegion : PmemRegion
         }
     }
 
+    /// <inheritdoc />
     protected override void FlushCore(long offsetBytes, long lengthBytes)
     {
         // Nothing to write back: Write already handed the sectors to the device. Drain makes them durable.
     }
 
+    /// <inheritdoc />
     protected override void DrainCore()
     {
         _device.Flush();
         Counters.CountFlush();
     }
 
+    /// <inheritdoc />
     protected override void Dispose(bool disposing)
     {
         if (disposing && _ownsDevice)

@@ -30,11 +30,15 @@ public sealed unsafe class DaxPmemRegion : PmemRegion
             : PmemGranularity.CacheLine;
     }
 
+    /// <inheritdoc />
     public override PmemBackend Backend => PmemBackend.Dax;
+    /// <inheritdoc />
     public override PmemGranularity Granularity { get; }
+    /// <inheritdoc />
     public override bool IsPmem { get; }
     /// <summary>True when the kernel granted MAP_SYNC: the file really is DAX.</summary>
     public bool IsMapSync => _mapping.IsMapSync;
+    /// <summary>True when the mapping is of a device-dax character device (/dev/daxN.M) rather than a file.</summary>
     public bool IsDeviceDax { get; }
 
     internal static DaxPmemRegion Open(string path, long startBytes, long lengthBytes, bool exclusive = false)
@@ -87,12 +91,15 @@ public sealed unsafe class DaxPmemRegion : PmemRegion
         }
     }
 
+    /// <inheritdoc />
     protected override void WriteCore(long offsetBytes, ReadOnlySpan<byte> source) =>
         source.CopyTo(new Span<byte>(_mapping.Pointer + offsetBytes, source.Length));
 
+    /// <inheritdoc />
     protected override void ReadCore(long offsetBytes, Span<byte> destination) =>
         new ReadOnlySpan<byte>(_mapping.Pointer + offsetBytes, destination.Length).CopyTo(destination);
 
+    /// <inheritdoc />
     protected override void FlushCore(long offsetBytes, long lengthBytes)
     {
         if (IsPmem)
@@ -105,6 +112,7 @@ public sealed unsafe class DaxPmemRegion : PmemRegion
         }
     }
 
+    /// <inheritdoc />
     protected override void DrainCore()
     {
         if (IsPmem)
@@ -113,6 +121,7 @@ public sealed unsafe class DaxPmemRegion : PmemRegion
         }
     }
 
+    /// <inheritdoc />
     protected override void PersistCore(long offsetBytes, long lengthBytes)
     {
         if (IsPmem)
@@ -125,6 +134,7 @@ public sealed unsafe class DaxPmemRegion : PmemRegion
         }
     }
 
+    /// <inheritdoc />
     protected override void WritePersistCore(long offsetBytes, ReadOnlySpan<byte> source)
     {
         if (!IsPmem)
@@ -139,9 +149,11 @@ public sealed unsafe class DaxPmemRegion : PmemRegion
     }
 
     // An aligned 8-byte store is a single MOV on x86-64 and aarch64: it cannot tear.
+    /// <inheritdoc />
     protected override void Store64Core(long offsetBytes, ulong value) =>
         Volatile.Write(ref *(ulong*)(_mapping.Pointer + offsetBytes), value);
 
+    /// <inheritdoc />
     protected override void Dispose(bool disposing)
     {
         if (disposing)

@@ -11,10 +11,14 @@ public sealed class OverlayPmemRegion(PmemRegion inner, bool ownsInner = true) :
     private readonly Dictionary<long, byte[]> _pages = [];
     private readonly Lock _lock = new();
 
+    /// <inheritdoc />
     public override PmemBackend Backend => inner.Backend;
+    /// <inheritdoc />
     public override PmemGranularity Granularity => inner.Granularity;
+    /// <inheritdoc />
     public override bool IsPmem => inner.IsPmem;
 
+    /// <inheritdoc />
     protected override void WriteCore(long offsetBytes, ReadOnlySpan<byte> source)
     {
         lock (_lock)
@@ -34,6 +38,7 @@ public sealed class OverlayPmemRegion(PmemRegion inner, bool ownsInner = true) :
         }
     }
 
+    /// <inheritdoc />
     protected override void ReadCore(long offsetBytes, Span<byte> destination)
     {
         inner.Read(offsetBytes, destination);
@@ -51,14 +56,17 @@ public sealed class OverlayPmemRegion(PmemRegion inner, bool ownsInner = true) :
         }
     }
 
+    /// <inheritdoc />
     protected override void FlushCore(long offsetBytes, long lengthBytes)
     {
     }
 
+    /// <inheritdoc />
     protected override void DrainCore()
     {
     }
 
+    /// <inheritdoc />
     protected override void Dispose(bool disposing)
     {
         if (disposing && ownsInner)

@@ -41,6 +41,7 @@ public abstract class PmemRegion : IDisposable
 
     private int _disposed;
 
+    /// <summary>Sets the region's <paramref name="name"/> (for messages) and length.</summary>
     protected PmemRegion(string name, long lengthBytes)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(lengthBytes);
@@ -50,18 +51,23 @@ public abstract class PmemRegion : IDisposable
 
     /// <summary>The path the region lives on (with the start offset), for messages.</summary>
     public string Name { get; }
+    /// <summary>The length of the region in bytes; offsets run from 0 to this.</summary>
     public long LengthBytes { get; }
+    /// <summary>How the region's bytes are reached.</summary>
     public abstract PmemBackend Backend { get; }
+    /// <summary>What it takes for a store to become durable on this region.</summary>
     public abstract PmemGranularity Granularity { get; }
     /// <summary>True when persistence uses cache-line flushes (the mapping is pmem, or forced by PMEM_IS_PMEM_FORCE=1).</summary>
     public abstract bool IsPmem { get; }
 
+    /// <summary>Stores <paramref name="source"/> at <paramref name="offsetBytes"/>: visible at once, durable only after <see cref="Persist"/> (or a Flush and a Drain) of a range covering it.</summary>
     public void Write(long offsetBytes, ReadOnlySpan<byte> source)
     {
         Check(offsetBytes, source.Length, "write");
         WriteCore(offsetBytes, source);
     }
 
+    /// <summary>Copies the region's bytes from <paramref name="offsetBytes"/> into <paramref name="destination"/>.</summary>
     public void Read(long offsetBytes, Span<byte> destination)
     {
         Check(offsetBytes, destination.Length, "read");
@@ -110,6 +116,7 @@ public abstract class PmemRegion : IDisposable
     /// <summary>Releases the region (the RFC's Free). Nothing is persisted by freeing: persist first.</summary>
     public void Free() => Dispose();
 
+    /// <summary>Releases the region, as <see cref="Free"/>.</summary>
     public void Dispose()
     {
         if (Interlocked.Exchange(ref _disposed, 1) == 0)
@@ -119,23 +126,30 @@ public abstract class PmemRegion : IDisposable
         }
     }
 
+    /// <summary>The backend's store, after the range was checked.</summary>
     protected abstract void WriteCore(long offsetBytes, ReadOnlySpan<byte> source);
+    /// <summary>The backend's copy out, after the range was checked.</summary>
     protected abstract void ReadCore(long offsetBytes, Span<byte> destination);
+    /// <summary>Starts writing back the lines (or sectors) of the range; durable after <see cref="DrainCore"/>.</summary>
     protected abstract void FlushCore(long offsetBytes, long lengthBytes);
+    /// <summary>Waits for every write-back started before it (the fence).</summary>
     protected abstract void DrainCore();
 
+    /// <summary>Flush then drain; a backend with a cheaper combined path overrides it.</summary>
     protected virtual void PersistCore(long offsetBytes, long lengthBytes)
     {
         FlushCore(offsetBytes, lengthBytes);
         DrainCore();
     }
 
+    /// <summary>Store then persist; a backend with a non-temporal copy overrides it.</summary>
     protected virtual void WritePersistCore(long offsetBytes, ReadOnlySpan<byte> source)
     {
         WriteCore(offsetBytes, source);
         PersistCore(offsetBytes, source.Length);
     }
 
+    /// <summary>An 8-byte store; a backend that can store the word atomically overrides it.</summary>
     protected virtual void Store64Core(long offsetBytes, ulong value)
     {
         Span<byte> bytes = stackalloc byte[sizeof(ulong)];
@@ -143,6 +157,7 @@ public abstract class PmemRegion : IDisposable
         WriteCore(offsetBytes, bytes);
     }
 
+    /// <summary>Releases what the backend holds (the mapping, the device when owned).</summary>
     protected abstract void Dispose(bool disposing);
 
     private void Check(long offsetBytes, long lengthBytes, string operation)

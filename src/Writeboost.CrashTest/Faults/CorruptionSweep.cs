@@ -17,12 +17,14 @@ public sealed record CorruptionSweepSpec(CacheMode Mode, Workload Workload, int 
 
 /// <summary>How one area of the media fared.</summary>
 /// <param name="Undetectable">Lost durable data that nothing left on the media vouches for: what a crash just before it became durable leaves.</param>
-/// <param name="ReadErrors">Damages after which some sector reads as an error (its newest durable copy lost, and said so).</param>
-/// <param name="SilentReverts">Damages after which some sector silently reads an older value than its last durable one, outside the undetectable cases.</param>
 public sealed record CorruptionAreaResult(string Area, int Tried, int Changed, int Refused, int Undetectable, int Violations)
 {
+    /// <summary>Damages after which some sector reads as an error (its newest durable copy lost, and said so).</summary>
     public int ReadErrors { get; init; }
+
+    /// <summary>Damages after which some sector silently reads an older value than its last durable one, outside the undetectable cases.</summary>
     public int SilentReverts { get; init; }
+
     /// <summary>Damages after which a read-only open (wb status) wrote to a device.</summary>
     public int LookingWrote { get; init; }
 }

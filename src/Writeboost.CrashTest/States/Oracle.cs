@@ -167,7 +167,7 @@ internal sealed class Oracle
 
     /// <summary>
     /// The sectors of <paramref name="device"/> that hold an older value than a crash at <paramref name="crashPoint"/>
-    /// allows (<see cref="Check"/>'s rule), leaving out those that read as an error (<paramref name="failed"/>): what
+    /// allows (<see cref="Check(int, ReadOnlySpan{byte})"/>'s rule), leaving out those that read as an error (<paramref name="failed"/>): what
     /// damaged media made the device give back silently.
     /// </summary>
     public List<long> Reverted(int crashPoint, ReadOnlySpan<byte> device, IReadOnlySet<long> failed)
@@ -212,7 +212,7 @@ internal sealed class Oracle
         return null;
     }
 
-    /// <summary>What the oracle knows of one sector for a crash at <paramref name="crashPoint"/>, for a story.</summary>
+    /// <summary>What the oracle knows of one sector for a crash at one crash point, for a story.</summary>
     /// <param name="LastDurableIssue">The event that issued the last durable write (-1: none; the initial content).</param>
     /// <param name="DurableAt">The event that made it durable: its FUA acknowledgement, or the acknowledgement of the flush after it.</param>
     /// <param name="HeldIssue">The event that issued the write whose data the sector holds (-1: the initial content; null: no write's).</param>
