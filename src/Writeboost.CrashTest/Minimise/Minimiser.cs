@@ -101,31 +101,31 @@ public static class Minimiser
         // needed several runs is: each candidate gets as many.
         retries = attemptsToFail <= 1 ? PassRetries : RaceRetries;
         List<(int Round, UserOp Op)> flat = Flatten(script);
-        int chunks = 2;
-        while (flat.Count >= 2 && clock.Elapsed < budget)
+        // Delta debugging by halving chunk sizes: each size sweeps the script once, a removed chunk's neighbours
+        // tried in its place; at size 1 the sweeps repeat until no single operation can go (1-minimal). Unlike
+        // restarting at big chunks after every removal, a chunk that could not go is not tried again at its size.
+        for (int size = Math.Max(1, flat.Count / 2); clock.Elapsed < budget && flat.Count >= 2;)
         {
-            int size = (flat.Count + chunks - 1) / chunks;
             bool removed = false;
-            for (int start = 0; start < flat.Count && clock.Elapsed < budget; start += size)
+            for (int start = 0; start < flat.Count && flat.Count >= 2 && clock.Elapsed < budget;)
             {
                 List<(int, UserOp)> candidate = [.. flat.Take(start), .. flat.Skip(start + size)];
                 if (Fails(Unflatten(candidate, script.Count)))
                 {
                     flat = candidate;
-                    chunks = Math.Max(chunks - 1, 2);
                     removed = true;
                     progress?.Invoke($"minimising: {flat.Count} operations ({trials} runs)");
-                    break;
                 }
-            }
-            if (!removed)
-            {
-                if (size == 1)
+                else
                 {
-                    break; // 1-minimal: no single operation can go
+                    start += size;
                 }
-                chunks = Math.Min(flat.Count, chunks * 2);
             }
+            if (size == 1 && !removed)
+            {
+                break; // 1-minimal: no single operation can go
+            }
+            size = Math.Max(1, Math.Min(size / 2, flat.Count / 2));
         }
         if (retries < RaceRetries && flat.Count > ReadableOps)
         {
