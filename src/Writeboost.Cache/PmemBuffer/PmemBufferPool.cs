@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.Diagnostics;
 using Writeboost.Cache.Format;
 using Writeboost.Pmem;
 
@@ -44,6 +45,8 @@ internal sealed class PmemBufferPool
     // Block backend: per buffer, the segment it is bound to, how many slots were placed, and how many of those a
     // completed barrier made durable — what a record says of the slots before it (dax: all of them, fenced).
     private readonly Lock _countsLock = new();
+    /// <summary>Held for a barrier's whole device flush (block backend): see <see cref="Barrier"/>.</summary>
+    private readonly Lock _barrierLock = new();
     private readonly ulong[] _boundId;
     private readonly int[] _placedSlots;
     private readonly int[] _durableSlots;
@@ -213,9 +216,27 @@ internal sealed class PmemBufferPool
     }
 
     /// <summary>FUA / flush: every placed block is durable in pmem when this returns.</summary>
+    /// <remarks>
+    /// Barriers take turns: a barrier that finds nothing pending may return only once the device flush that took
+    /// its placements has ended, not while another barrier is still inside it (two writers' FUAs, the block
+    /// backend: the second was acknowledged before the flush that covered it had completed).
+    /// </remarks>
     public void Barrier()
     {
-        if (!_fencePerWrite && Interlocked.Exchange(ref _drainPending, 0) == 1)
+        if (_fencePerWrite)
+        {
+            return;
+        }
+        lock (_barrierLock)
+        {
+            DrainPending();
+        }
+    }
+
+    private void DrainPending()
+    {
+        Debug.Assert(_barrierLock.IsHeldByCurrentThread);
+        if (Interlocked.Exchange(ref _drainPending, 0) == 1)
         {
             // The slots placed (their writes completed) before the device flush starts are durable once it ends.
             ulong[] bound;
