@@ -60,7 +60,8 @@ public sealed class CrashHarnessTests
     {
         foreach (int seed in new[] { 1, 2 })
         {
-            CampaignPlan plan = DefaultPlan(CacheMode.Persistent, seed, "recovery-skips-its-flush");
+            // The random campaign at its share of the default budget: the mechanism, not the budget, decides.
+            CampaignPlan plan = DefaultPlan(CacheMode.Persistent, seed, "recovery-skips-its-flush") with { Workloads = [Workload.Random], States = 20_000 };
             Assert.IsNull((plan with { Rounds = 1 }).Hunt(Workload.Random).Catching, "one crash and one recovery read back correctly (the pmem buffers still hold what the cache lost): the missing flush hurts only once the next life reuses them");
             (CampaignResult? catching, long _) = plan.Hunt(Workload.Random);
             Assert.IsNotNull(catching);
@@ -71,7 +72,7 @@ public sealed class CrashHarnessTests
     [TestMethod]
     public void Only_a_live_read_shows_a_read_path_bug_in_the_ram_buffer()
     {
-        CampaignPlan plan = DefaultPlan(CacheMode.Volatile, 1, "read-buffer-serves-unheld-sectors");
+        CampaignPlan plan = DefaultPlan(CacheMode.Volatile, 1, "read-buffer-serves-unheld-sectors") with { Workloads = [Workload.Random], States = 20_000 };
         Assert.IsNull((plan with { ReadPercent = 0 }).Hunt(Workload.Random).Catching, "recovery reads the media, never a RAM buffer");
         StringAssert.Contains(plan.Hunt(Workload.Random).Catching!.FirstViolation, "a live read");
     }
