@@ -8,7 +8,7 @@ using Writeboost.Devices;
 
 namespace Writeboost.Cli;
 
-[Verb("bench", HelpText = "Benchmarks: 'pmem PATH' (4 KiB write+persist latency), 'fua [TABLE]' (one writer, every write FUA), 'randwrite [TABLE]' (random 4 KiB writes vs the cache device's sequential bandwidth). fua and randwrite reformat the cache; without a TABLE they make temporary files.")]
+[Verb("bench", HelpText = "Benchmarks: 'pmem PATH' (4 KiB write+persist latency), 'fua [TABLE]' (every write FUA, one writer or --writers N), 'randwrite [TABLE]' (random 4 KiB writes vs the cache device's sequential bandwidth). fua and randwrite reformat the cache; without a TABLE they make temporary files.")]
 internal sealed class BenchVerb : PmemBenchOptions
 {
     [Value(0, MetaName = "kind", Required = true, HelpText = "pmem, fua or randwrite.")]
@@ -28,6 +28,9 @@ internal sealed class BenchVerb : PmemBenchOptions
 
     [Option("latency-svg", HelpText = "fua --mode both: also draw both modes' latency distributions into this SVG file.")]
     public string? LatencySvg { get; set; }
+
+    [Option("writers", Default = 1, HelpText = "fua: how many threads write, each waiting for its own FUA writes (--ops is their total; IOPS is their sum).")]
+    public int Writers { get; set; } = 1;
 
     [Option("pmem-backend", Default = "dax", HelpText = "fua, randwrite without a table, mode 1: dax (a /dev/shm file) or block (a file in the work directory).")]
     public string PmemBackendName { get; set; } = "dax";
@@ -90,7 +93,11 @@ internal sealed class BenchVerb : PmemBenchOptions
         ProgressBar bar = ProgressBar.For($"fua, mode {(int)table.Mode}", Json);
         try
         {
-            return CacheBenchmarks.Fua(device, (int)table.Mode, ops, MaxSeconds, progress: f => bar.Report(f));
+            if (Writers < 1)
+            {
+                throw new UsageException($"--writers {Writers}: expected at least 1");
+            }
+            return CacheBenchmarks.Fua(device, (int)table.Mode, ops, MaxSeconds, progress: f => bar.Report(f), writers: Writers);
         }
         finally
         {
@@ -159,10 +166,10 @@ internal sealed class BenchVerb : PmemBenchOptions
 
     private static void PrintFua(IEnumerable<FuaBenchResult> results)
     {
-        List<string[]> rows = [["mode", "ops", "IOPS", "p50 us", "p99 us", "full segs", "partial segs", "cache B/user B", "cache flushes"]];
+        List<string[]> rows = [["mode", "writers", "ops", "IOPS", "p50 us", "p99 us", "full segs", "partial segs", "cache B/user B", "cache flushes"]];
         foreach (FuaBenchResult result in results)
         {
-            rows.Add([Fmt(result.Mode), Fmt(result.Ops), Fmt(result.Iops, "F0"), Fmt(result.P50Us, "F1"), Fmt(result.P99Us, "F1"),
+            rows.Add([Fmt(result.Mode), Fmt(result.Writers), Fmt(result.Ops), Fmt(result.Iops, "F0"), Fmt(result.P50Us, "F1"), Fmt(result.P99Us, "F1"),
                 Fmt(result.FullSegments), Fmt(result.PartialSegments), Fmt(result.CacheBytesPerUserByte, "F2"), Fmt(result.CacheFlushes)]);
         }
         Output.Table(rows);
