@@ -15,7 +15,9 @@ namespace Writeboost.Cache.Core;
 ///
 /// <para>Concurrency: one monitor (<c>_lock</c>) guards the index, the metablocks, the buffers and the
 /// segment counters; the flush and writeback workers and waiting writers sleep on it with Monitor.Wait.
-/// Device I/O happens outside it, except the rare read of old dirty sectors for a partial overwrite.</para>
+/// Device I/O happens outside it, except the rare read of old dirty sectors for a partial overwrite. Mode 1
+/// reserves a write's slot under it and copies and persists the slot into pmem outside it (writers persist in
+/// parallel; the buffer stays pinned until they are done, see <c>_placementsInFlight</c>).</para>
 ///
 /// <para>Segment ids and their order (each only grows):
 /// <c>_lastWritebackId ≤ _lastDurableId ≤ _lastFlushedId ≤ _lastQueuedId &lt; _openId</c> (when a segment is open).
@@ -57,6 +59,11 @@ public sealed partial class WriteboostDevice : IBlockDevice
     private readonly ulong[] _slotId;
     private readonly int[] _slotLength;
     private readonly int[] _slotReaders;   // reads in flight from this slot on the cache device: no reuse until 0
+    // Mode 1, per buffer: writers that reserved a slot and are placing it into pmem outside the lock. The buffer
+    // is not rebound to a newer segment until 0 (its records would land in the new binding). Changed with
+    // Interlocked (unpinning is lock-free); _placementWaiters counts acquirers waiting, so an unpin knows to wake.
+    private readonly int[] _placementsInFlight;
+    private int _placementWaiters;
 
     private ulong _openId;                 // 0 = no open segment; the next write acquires _lastQueuedId + 1
     private int _openLength;
@@ -99,6 +106,7 @@ public sealed partial class WriteboostDevice : IBlockDevice
         _writeAroundMode = tunables.WriteAroundMode;
         int poolSize = (int)Math.Clamp(options.BufferPoolSize, 1, geometry.NrSegments);
         _buffers = new SegmentBuffer[poolSize];
+        _placementsInFlight = new int[poolSize];
         for (int i = 0; i < poolSize; i++)
         {
             _buffers[i] = new SegmentBuffer(geometry.SegmentSizeBytes);
