@@ -32,6 +32,9 @@ internal sealed class BenchVerb : PmemBenchOptions
     [Option("writers", Default = 1, HelpText = "fua: how many threads write, each waiting for its own FUA writes (--ops is their total; IOPS is their sum).")]
     public int Writers { get; set; } = 1;
 
+    [Option("pool-size", Default = 8, HelpText = "fua: RAM (and mode-1 pmem) buffers in the pool (the device's default 8). A pool bigger than the run keeps writers from waiting for the cache device, so the writers' own cost is what is measured.")]
+    public int PoolSize { get; set; } = 8;
+
     [Option("pmem-backend", Default = "dax", HelpText = "fua, randwrite without a table, mode 1: dax (a /dev/shm file) or block (a file in the work directory).")]
     public string PmemBackendName { get; set; } = "dax";
 
@@ -89,7 +92,11 @@ internal sealed class BenchVerb : PmemBenchOptions
 
     private FuaBenchResult MeasureFua(DeviceTable table, long ops)
     {
-        using WriteboostDevice device = TableDevices.Open(table, new WriteboostOptions { Reformat = true }, Direct);
+        if (PoolSize < 1)
+        {
+            throw new UsageException($"--pool-size {PoolSize}: expected at least 1");
+        }
+        using WriteboostDevice device = TableDevices.Open(table, new WriteboostOptions { Reformat = true, BufferPoolSize = PoolSize }, Direct);
         ProgressBar bar = ProgressBar.For($"fua, mode {(int)table.Mode}", Json);
         try
         {
@@ -157,7 +164,8 @@ internal sealed class BenchVerb : PmemBenchOptions
             "block" => Path.Combine(dir, "pmem.img"),
             _ => throw new UsageException($"--pmem-backend {PmemBackendName}: expected dax or block"),
         };
-        FileBlockDevice.CreateFile(path, 64L << 20);
+        // Room for the pool at the largest segment size (a buffer: 1 MiB of data, its header and records).
+        FileBlockDevice.CreateFile(path, Math.Max(64L << 20, (PoolSize + 1) * ((1L << 20) + (16L << 10))));
         _scratchPmem = path;
         return path;
     }
