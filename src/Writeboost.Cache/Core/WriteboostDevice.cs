@@ -1,5 +1,6 @@
 using Writeboost.Cache.Format;
 using Writeboost.Cache.PmemBuffer;
+using Writeboost.Cache.Recovery;
 using Writeboost.Cache.Table;
 using Writeboost.Devices;
 using Writeboost.Pmem;
@@ -265,17 +266,12 @@ public sealed partial class WriteboostDevice : IBlockDevice
         {
             return null;
         }
-        cache.Read(CacheGeometry.SuperblockRegionBytes, block);
-        SegmentHeaderOnDisk header = SegmentHeaderOnDisk.Read(block);
-        long segmentBytes = CacheGeometry.WrittenBytes(header.Length);
-        if (header.Id == 0 || header.Length == 0 || CacheGeometry.SuperblockRegionBytes + segmentBytes > cache.SizeBytes)
-        {
-            return null;
-        }
-        byte[] segment = new byte[segmentBytes];
-        cache.Read(CacheGeometry.SuperblockRegionBytes, segment);
-        return SegmentHeaderOnDisk.ComputeChecksum(segment, header.Length) == header.Checksum
-            ? $"its first slot holds an intact segment ({header.Id})"
+        // The segment size is unknown here: any length that fits the device and a u8 is tried.
+        int maxLength = (int)Math.Min(byte.MaxValue, (cache.SizeBytes - CacheGeometry.SuperblockRegionBytes) / Units.BlockBytes - 1);
+        byte[] segment = new byte[CacheGeometry.WrittenBytes(byte.MaxValue)];
+        SegmentSlotRead read = SegmentLogReader.ReadAt(cache, CacheGeometry.SuperblockRegionBytes, maxLength, segment);
+        return read.IsValid && read.Header.Length > 0
+            ? $"its first slot holds an intact segment ({read.Header.Id})"
             : null;
     }
 
