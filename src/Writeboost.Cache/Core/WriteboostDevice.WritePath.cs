@@ -325,6 +325,7 @@ public sealed partial class WriteboostDevice
         }
         _openId = id;
         _openLength = 0;
+        AssertSegmentOrderLocked();
     }
 
     /// <summary>write_around_mode: the write goes to the backing store; any cached copy is forgotten.</summary>

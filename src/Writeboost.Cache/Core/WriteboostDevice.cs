@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Writeboost.Cache.Format;
 using Writeboost.Cache.PmemBuffer;
 using Writeboost.Cache.Recovery;
@@ -21,7 +22,11 @@ namespace Writeboost.Cache.Core;
 /// parallel; the buffer stays pinned until they are done, see <c>_placementsInFlight</c>).</para>
 ///
 /// <para>Segment ids and their order (each only grows):
-/// <c>_lastWritebackId ≤ _lastDurableId ≤ _lastFlushedId ≤ _lastQueuedId &lt; _openId</c> (when a segment is open).
+/// <c>_lastDurableId ≤ _lastFlushedId ≤ _lastQueuedId &lt; _openId</c> (when a segment is open) and
+/// <c>_lastWritebackId ≤ _lastFlushedId</c>, checked in Debug builds by <see cref="AssertSegmentOrderLocked"/>.
+/// Written back may pass durable: writeback makes the written segments durable before each batch, but a segment
+/// the flush worker writes meanwhile can join the batch; once its blocks are on the backing store (flushed) and
+/// the superblock record says so, its copy on the cache device is no longer needed, durable or not.
 /// Written back: its dirty blocks are durable on the backing store and the superblock record says so.
 /// Durable: written to the cache device and a cache flush completed after. Flushed: written, not yet durable.
 /// Queued: sealed in a RAM buffer, waiting for the flush worker. Open: the buffer writes go into now.</para>
@@ -441,6 +446,19 @@ public sealed partial class WriteboostDevice : IBlockDevice
     }
 
     // ---- helpers shared by the paths (call with _lock held) ----
+
+    /// <summary>
+    /// The segment order stated on the type, checked (Debug builds) wherever one of the ids moves:
+    /// durable ≤ flushed, written back ≤ flushed, flushed ≤ queued &lt; open (when a segment is open).
+    /// </summary>
+    [Conditional("DEBUG")]
+    private void AssertSegmentOrderLocked()
+    {
+        Debug.Assert(Monitor.IsEntered(_lock), "segment ids read without the device lock");
+        Debug.Assert(
+            _lastDurableId <= _lastFlushedId && _lastWritebackId <= _lastFlushedId && _lastFlushedId <= _lastQueuedId && (_openId == 0 || _lastQueuedId < _openId),
+            $"segment order broken: written back {_lastWritebackId}, durable {_lastDurableId}, flushed {_lastFlushedId}, queued {_lastQueuedId}, open {_openId}");
+    }
 
     private int BlocksPerSegment => Geometry.BlocksPerSegment;
 
