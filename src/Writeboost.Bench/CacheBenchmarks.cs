@@ -14,6 +14,9 @@ public sealed record FuaBenchResult(
     /// <summary>Every write's latency, for plots (not in the JSON).</summary>
     [System.Text.Json.Serialization.JsonIgnore]
     public IReadOnlyList<long> LatenciesNs { get; init; } = [];
+
+    /// <summary>How many threads wrote (each waiting for its own FUA writes); <see cref="Iops"/> is their sum.</summary>
+    public int Writers { get; init; } = 1;
 }
 
 /// <summary>What <c>wb bench randwrite</c> measured, with its same-run reference.</summary>
@@ -25,36 +28,60 @@ public sealed record RandWriteBenchResult(
 public static class CacheBenchmarks
 {
     /// <summary>
-    /// The RFC's worst case: one writer, every write a 4 KiB FUA write at a random 4 KiB-aligned offset, each
-    /// waited for before the next. Latency is per write, including the wait for durability.
+    /// The RFC's worst case: every write a 4 KiB FUA write at a random 4 KiB-aligned offset, each waited for
+    /// before its writer's next. <paramref name="writers"/> threads share the <paramref name="ops"/> (each its own
+    /// random stream); IOPS is their sum. Latency is per write, including the wait for durability.
     /// </summary>
-    public static FuaBenchResult Fua(WriteboostDevice device, int mode, long ops, double maxSeconds, int seed = 1, Action<double>? progress = null)
+    public static FuaBenchResult Fua(WriteboostDevice device, int mode, long ops, double maxSeconds, int seed = 1, Action<double>? progress = null, int writers = 1)
     {
         ArgumentNullException.ThrowIfNull(device);
+        ArgumentOutOfRangeException.ThrowIfLessThan(writers, 1);
         long blocks = device.SizeBytes / Units.BlockBytes;
-        byte[] block = new byte[Units.BlockBytes];
-        Random random = new(seed);
-        random.NextBytes(block);
         WriteboostStatus before = device.Status();
-        LatencyRecorder latencies = new((int)Math.Min(ops, int.MaxValue));
+        long opsPerWriter = Math.Max(1, ops / writers);
+        LatencyRecorder[] latencies = new LatencyRecorder[writers];
         long deadline = Stopwatch.GetTimestamp() + (long)(maxSeconds * Stopwatch.Frequency);
-        long start = Stopwatch.GetTimestamp();
-        long now = start;
-        for (long op = 0; op < ops && now < deadline; op++)
+        using Barrier go = new(writers + 1);
+        long start = 0;
+        long[] ends = new long[writers];
+        Exception? failure = null;
+        Thread[] threads = new Thread[writers];
+        for (int w = 0; w < writers; w++)
         {
-            block[0] = (byte)op;
-            device.Write(random.NextInt64(blocks) * Units.BlockBytes, block, WriteOptions.Fua);
-            long after = Stopwatch.GetTimestamp();
-            latencies.Add(after - now);
-            now = after;
-            if ((op & 1023) == 0)
+            int writer = w;
+            latencies[writer] = new LatencyRecorder((int)Math.Min(opsPerWriter, int.MaxValue));
+            threads[writer] = new Thread(() =>
             {
-                progress?.Invoke(Math.Max(op / (double)ops, (now - start) / (maxSeconds * Stopwatch.Frequency)));
-            }
+                try
+                {
+                    ends[writer] = WriteFuaLoop(device, blocks, opsPerWriter, deadline, new Random(seed + writer), latencies[writer], go,
+                        writer == 0 ? progress : null);
+                }
+                catch (Exception error)
+                {
+                    Interlocked.CompareExchange(ref failure, error, null);
+                }
+            }) { Name = $"fua-writer-{writer}", IsBackground = true };
+            threads[writer].Start();
         }
-        double seconds = (now - start) / (double)Stopwatch.Frequency;
+        go.SignalAndWait();
+        start = Stopwatch.GetTimestamp();
+        foreach (Thread thread in threads)
+        {
+            thread.Join();
+        }
+        if (failure is not null)
+        {
+            throw new IOException("a FUA writer failed", failure);
+        }
+        double seconds = (ends.Max() - start) / (double)Stopwatch.Frequency;
         WriteboostStatus after_ = device.Status();
-        LatencySummary summary = latencies.Summarize();
+        LatencyRecorder all = new(latencies.Sum(l => l.Count));
+        foreach (LatencyRecorder recorder in latencies)
+        {
+            all.AddAll(recorder);
+        }
+        LatencySummary summary = all.Summarize();
         long userBytes = summary.Count * Units.BlockBytes;
         long cacheBytes = after_.CacheBytesWritten - before.CacheBytesWritten;
         long full = after_.FullSegments - before.FullSegments;
@@ -64,8 +91,33 @@ public static class CacheBenchmarks
             summary.P99Ns / 1000.0, summary.P999Ns / 1000.0, userBytes, cacheBytes, cacheBytes / (double)Math.Max(1, userBytes),
             full, partial, full + partial == 0 ? 0 : full / (double)(full + partial), after_.CacheFlushes - before.CacheFlushes)
         {
-            LatenciesNs = [.. latencies.AllNs()],
+            LatenciesNs = [.. all.AllNs()],
+            Writers = writers,
         };
+    }
+
+    /// <summary>One writer's loop: starts with the others, returns the timestamp of its last completion.</summary>
+    private static long WriteFuaLoop(WriteboostDevice device, long blocks, long ops, long deadline, Random random, LatencyRecorder latencies, Barrier go, Action<double>? progress)
+    {
+        byte[] block = new byte[Units.BlockBytes];
+        random.NextBytes(block);
+        go.SignalAndWait();
+        long start = Stopwatch.GetTimestamp();
+        long now = start;
+        double maxTicks = deadline - start;
+        for (long op = 0; op < ops && now < deadline; op++)
+        {
+            block[0] = (byte)op;
+            device.Write(random.NextInt64(blocks) * Units.BlockBytes, block, WriteOptions.Fua);
+            long after = Stopwatch.GetTimestamp();
+            latencies.Add(after - now);
+            now = after;
+            if ((op & 1023) == 0)
+            {
+                progress?.Invoke(Math.Max(op / (double)ops, (now - start) / maxTicks));
+            }
+        }
+        return now;
     }
 
     /// <summary>

@@ -21,6 +21,14 @@ public sealed class LatencyRecorder
 
     public void Add(long elapsedTicks) => _ticks[_count++] = elapsedTicks;
 
+    /// <summary>Appends every latency <paramref name="other"/> recorded (merging per-thread recorders).</summary>
+    public void AddAll(LatencyRecorder other)
+    {
+        ArgumentNullException.ThrowIfNull(other);
+        other._ticks.AsSpan(0, other._count).CopyTo(_ticks.AsSpan(_count));
+        _count += other._count;
+    }
+
     /// <summary>Every latency recorded, in nanoseconds, in the order they were taken.</summary>
     public IEnumerable<long> AllNs()
     {

@@ -8,7 +8,7 @@ using Writeboost.Devices;
 
 namespace Writeboost.Cli;
 
-[Verb("bench", HelpText = "Benchmarks: 'pmem PATH' (4 KiB write+persist latency), 'fua [TABLE]' (one writer, every write FUA), 'randwrite [TABLE]' (random 4 KiB writes vs the cache device's sequential bandwidth). fua and randwrite reformat the cache; without a TABLE they make temporary files.")]
+[Verb("bench", HelpText = "Benchmarks: 'pmem PATH' (4 KiB write+persist latency), 'fua [TABLE]' (every write FUA, one writer or --writers N), 'randwrite [TABLE]' (random 4 KiB writes vs the cache device's sequential bandwidth). fua and randwrite reformat the cache; without a TABLE they make temporary files.")]
 internal sealed class BenchVerb : PmemBenchOptions
 {
     [Value(0, MetaName = "kind", Required = true, HelpText = "pmem, fua or randwrite.")]
@@ -28,6 +28,12 @@ internal sealed class BenchVerb : PmemBenchOptions
 
     [Option("latency-svg", HelpText = "fua --mode both: also draw both modes' latency distributions into this SVG file.")]
     public string? LatencySvg { get; set; }
+
+    [Option("writers", Default = 1, HelpText = "fua: how many threads write, each waiting for its own FUA writes (--ops is their total; IOPS is their sum).")]
+    public int Writers { get; set; } = 1;
+
+    [Option("pool-size", Default = 8, HelpText = "fua: RAM (and mode-1 pmem) buffers in the pool (the device's default 8). A pool bigger than the run keeps writers from waiting for the cache device, so the writers' own cost is what is measured.")]
+    public int PoolSize { get; set; } = 8;
 
     [Option("pmem-backend", Default = "dax", HelpText = "fua, randwrite without a table, mode 1: dax (a /dev/shm file) or block (a file in the work directory).")]
     public string PmemBackendName { get; set; } = "dax";
@@ -86,11 +92,19 @@ internal sealed class BenchVerb : PmemBenchOptions
 
     private FuaBenchResult MeasureFua(DeviceTable table, long ops)
     {
-        using WriteboostDevice device = TableDevices.Open(table, new WriteboostOptions { Reformat = true }, Direct);
+        if (PoolSize < 1)
+        {
+            throw new UsageException($"--pool-size {PoolSize}: expected at least 1");
+        }
+        using WriteboostDevice device = TableDevices.Open(table, new WriteboostOptions { Reformat = true, BufferPoolSize = PoolSize }, Direct);
         ProgressBar bar = ProgressBar.For($"fua, mode {(int)table.Mode}", Json);
         try
         {
-            return CacheBenchmarks.Fua(device, (int)table.Mode, ops, MaxSeconds, progress: f => bar.Report(f));
+            if (Writers < 1)
+            {
+                throw new UsageException($"--writers {Writers}: expected at least 1");
+            }
+            return CacheBenchmarks.Fua(device, (int)table.Mode, ops, MaxSeconds, progress: f => bar.Report(f), writers: Writers);
         }
         finally
         {
@@ -150,7 +164,8 @@ internal sealed class BenchVerb : PmemBenchOptions
             "block" => Path.Combine(dir, "pmem.img"),
             _ => throw new UsageException($"--pmem-backend {PmemBackendName}: expected dax or block"),
         };
-        FileBlockDevice.CreateFile(path, 64L << 20);
+        // Room for the pool at the largest segment size (a buffer: 1 MiB of data, its header and records).
+        FileBlockDevice.CreateFile(path, Math.Max(64L << 20, (PoolSize + 1) * ((1L << 20) + (16L << 10))));
         _scratchPmem = path;
         return path;
     }
@@ -159,10 +174,10 @@ internal sealed class BenchVerb : PmemBenchOptions
 
     private static void PrintFua(IEnumerable<FuaBenchResult> results)
     {
-        List<string[]> rows = [["mode", "ops", "IOPS", "p50 us", "p99 us", "full segs", "partial segs", "cache B/user B", "cache flushes"]];
+        List<string[]> rows = [["mode", "writers", "ops", "IOPS", "p50 us", "p99 us", "full segs", "partial segs", "cache B/user B", "cache flushes"]];
         foreach (FuaBenchResult result in results)
         {
-            rows.Add([Fmt(result.Mode), Fmt(result.Ops), Fmt(result.Iops, "F0"), Fmt(result.P50Us, "F1"), Fmt(result.P99Us, "F1"),
+            rows.Add([Fmt(result.Mode), Fmt(result.Writers), Fmt(result.Ops), Fmt(result.Iops, "F0"), Fmt(result.P50Us, "F1"), Fmt(result.P99Us, "F1"),
                 Fmt(result.FullSegments), Fmt(result.PartialSegments), Fmt(result.CacheBytesPerUserByte, "F2"), Fmt(result.CacheFlushes)]);
         }
         Output.Table(rows);

@@ -18,31 +18,20 @@ internal sealed class CorruptVerb : SweepVerbOptions
     [Option("verbose", HelpText = "Print up to 20 violations per sweep, not just the first.")]
     public bool Verbose { get; set; }
 
-    [Option("mutant", Default = "none", HelpText = "Recover with one of the crash harness's seeded recovery bugs: the sweep must find a violation.")]
-    public string Mutant { get; set; } = "none";
-
-    [Option("mutants", HelpText = "'all': also run the seeded recovery bugs this sweep must catch, and report how many it did (exit 1 unless all).")]
-    public string? Mutants { get; set; }
 
     internal int Run()
     {
+        if (ListOrCheckMutants(
+            CorruptionSweep.Mutants.Select(m => $"{m.Name,-38} mode {(int)m.Mode}, {m.Workload.ToString().ToLowerInvariant(),-9} {m.Meaning}"),
+            CorruptionSweep.ParseMutantName))
+        {
+            return 0;
+        }
         CacheMode[] modes = SweepArguments.Modes(Mode);
         Workload[] workloads = SweepArguments.SweepWorkloads(Workload);
         if (Ops <= 0 || DataSamples < 0)
         {
             throw new UsageException("--ops must be positive and --data-samples not negative");
-        }
-        try
-        {
-            CorruptionSweep.ParseMutantName(Mutant);
-        }
-        catch (ArgumentException error)
-        {
-            throw new UsageException(error.Message);
-        }
-        if (Mutants is not null and not "all")
-        {
-            throw new UsageException($"--mutants {Mutants}: expected all");
         }
         ProgressBar progress = ProgressBar.For("corruptions", Json);
         List<CorruptionSweepResult> results = [];

@@ -9,7 +9,7 @@ using Writeboost.CrashTest.Recording;
 namespace Writeboost.Cli;
 
 [Verb("crashtest", HelpText = "Crash-injection campaign: record built-in workloads over a spread of device configurations and schedules, crash, recover, run on and crash again; check sampled crash states across every log and every live read against the oracle. Exit 0 only when no state violates it.")]
-internal sealed class CrashTestVerb
+internal sealed class CrashTestVerb : MutantOptions
 {
     [Option("mode", Default = "both", HelpText = "0, 1 or both.")]
     public string Mode { get; set; } = "both";
@@ -50,14 +50,6 @@ internal sealed class CrashTestVerb
     [Option("reads", Default = 15, HelpText = "Share (%) of the workload's operations that are reads checked while the device runs.")]
     public int Reads { get; set; }
 
-    [Option("mutant", Default = "none", HelpText = "Run with a seeded bug (see --list-mutants): the campaign must find a violation.")]
-    public string Mutant { get; set; } = "none";
-
-    [Option("mutants", HelpText = "'all': also run every seeded bug and report how many were caught (exit 1 unless all are).")]
-    public string? Mutants { get; set; }
-
-    [Option("list-mutants", HelpText = "List the seeded bugs and exit.")]
-    public bool ListMutants { get; set; }
 
     [Option("shard", HelpText = "i/n: check only sampled crash points i, i+n, i+2n, ... of every log (to split a campaign over machines). Default: from a Kubernetes Indexed Job (JOB_COMPLETION_INDEX of WB_SHARD_COUNT) or a Slurm array (SLURM_ARRAY_TASK_ID of SLURM_ARRAY_TASK_COUNT), else 0/1.")]
     public string? Shard { get; set; }
@@ -97,17 +89,11 @@ internal sealed class CrashTestVerb
 
     internal int Run()
     {
-        if (ListMutants)
+        if (ListOrCheckMutants(
+            Campaign.Mutants.Select(m => $"{m.Name,-38} mode {(int)m.Mode}, {m.Workload.ToString().ToLowerInvariant(),-9} {m.Meaning}"),
+            Campaign.ParseMutantName))
         {
-            foreach ((string name, CacheMode mode, Workload workload, string meaning) in Campaign.Mutants)
-            {
-                Console.WriteLine($"{name,-38} mode {(int)mode}, {workload.ToString().ToLowerInvariant(),-9} {meaning}");
-            }
             return 0;
-        }
-        if (Mutants is not null and not "all")
-        {
-            throw new UsageException($"--mutants {Mutants}: expected all"); // before any work, not after a campaign
         }
         string[] words = [.. Words];
         if (words.Length > 0 && words[0] == "merge")
@@ -123,7 +109,6 @@ internal sealed class CrashTestVerb
         {
             throw new UsageException("crashtest record: expected one directory (wb crashtest record DIR [options])");
         }
-        Campaign.ParseMutantName(Mutant);
         if (States <= 0 || Ops <= 0)
         {
             throw new UsageException("--states and --ops must be positive");

@@ -15,42 +15,20 @@ internal sealed class FaultsVerb : SweepVerbOptions
     [Option("ops", Default = 120, HelpText = "User operations per run (half as many more before the crash that recovery starts from).")]
     public int Ops { get; set; }
 
-    [Option("mutant", Default = "none", HelpText = "Run with a seeded error-handling bug (see --list-mutants): the sweep must find a violation.")]
-    public string Mutant { get; set; } = "none";
-
-    [Option("mutants", HelpText = "'all': also run every seeded bug and report how many were caught (exit 1 unless all are).")]
-    public string? Mutants { get; set; }
-
-    [Option("list-mutants", HelpText = "List the seeded bugs and exit.")]
-    public bool ListMutants { get; set; }
 
     internal int Run()
     {
-        if (ListMutants)
+        if (ListOrCheckMutants(
+            FaultSweep.Mutants.Select(m => $"{m.Name,-32} mode {(int)m.Mode}, {m.Workload.ToString().ToLowerInvariant(),-7} {m.Where.Target.ToString().ToLowerInvariant()}.{m.Where.Operation.ToString().ToLowerInvariant(),-6} {m.Meaning}"),
+            FaultSweep.ParseMutantName))
         {
-            foreach ((string name, CacheMode mode, Workload workload, (FaultTarget target, FaultOperation operation), string meaning) in FaultSweep.Mutants)
-            {
-                Console.WriteLine($"{name,-32} mode {(int)mode}, {workload.ToString().ToLowerInvariant(),-7} {target.ToString().ToLowerInvariant()}.{operation.ToString().ToLowerInvariant(),-6} {meaning}");
-            }
             return 0;
-        }
-        if (Mutants is not null and not "all")
-        {
-            throw new UsageException($"--mutants {Mutants}: expected all"); // before any work, not after a campaign
         }
         CacheMode[] modes = SweepArguments.Modes(Mode);
         Workload[] workloads = SweepArguments.SweepWorkloads(Workload);
         if (Runs <= 0 || Ops < 2)
         {
             throw new UsageException("--runs must be positive and --ops at least 2");
-        }
-        try
-        {
-            FaultSweep.ParseMutantName(Mutant);
-        }
-        catch (ArgumentException error)
-        {
-            throw new UsageException(error.Message);
         }
         ProgressBar progress = ProgressBar.For("fault runs", Json);
         List<FaultSweepResult> results = [];

@@ -5,7 +5,7 @@ using Writeboost.CrashTest;
 namespace Writeboost.Cli;
 
 /// <summary>The options the fault and corruption sweeps share.</summary>
-internal abstract class SweepVerbOptions
+internal abstract class SweepVerbOptions : MutantOptions
 {
     [Option("mode", Default = "both", HelpText = "0, 1 or both.")]
     public string Mode { get; set; } = "both";

@@ -126,6 +126,7 @@ public sealed partial class WriteboostDevice
         _lastQueuedId = id;
         _openId = 0;
         _openLength = 0;
+        AssertSegmentOrderLocked();
         if (partial && length < BlocksPerSegment)
         {
             _nrPartialFlushed++;
@@ -224,6 +225,7 @@ public sealed partial class WriteboostDevice
                     {
                         _lastDurableId = id;
                     }
+                    AssertSegmentOrderLocked();
                     Monitor.PulseAll(_lock);
                     if (_urgeWriteback || _forceDrop)
                     {

@@ -396,14 +396,13 @@ public sealed partial class WriteboostDevice
             {
                 continue;
             }
-            _cache.Read(Geometry.SegmentStartBytes(slot), segment.AsSpan(0, Units.BlockBytes));
-            SegmentHeaderOnDisk header = SegmentHeaderOnDisk.Read(segment);
-            if (header.Length > BlocksPerSegment)
+            // The kernel checks the length and the checksum, not that the id belongs to the slot.
+            SegmentSlotRead read = SegmentLogReader.Read(_cache, Geometry, slot, segment);
+            if (!read.LengthFits)
             {
                 break;
             }
-            _cache.Read(Geometry.DataBlockBytes(slot, 0), segment.AsSpan(Units.BlockBytes, (int)Units.BlocksToBytes(header.Length)));
-            if (SegmentHeaderOnDisk.ComputeChecksum(segment, header.Length) != header.Checksum || ApplySegment(segment, slot, id, header.Length) is not null)
+            if (!read.ChecksumHolds || ApplySegment(segment, slot, id, read.Header.Length) is not null)
             {
                 break;
             }

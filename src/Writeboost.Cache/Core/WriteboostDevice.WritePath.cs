@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Writeboost.Cache.Format;
 using Writeboost.Devices;
 
@@ -29,7 +30,11 @@ public sealed partial class WriteboostDevice
         foreach (BlockPiece piece in new BlockPieces(offsetBytes, source.Length))
         {
             _options.Schedule.At(SchedulePoint.WriterBeforePlace);
-            landedIn = WritePiece(piece.Block, piece.FirstSector, piece.SectorCount, source.Slice(piece.OffsetInRequestBytes, piece.LengthBytes), out int sealedLength);
+            landedIn = WritePiece(piece.Block, piece.FirstSector, piece.SectorCount, source.Slice(piece.OffsetInRequestBytes, piece.LengthBytes), out int sealedLength, out PmemPlacement placement);
+            if (placement.IsReserved)
+            {
+                PlaceInPmem(placement);
+            }
             if (sealedLength > 0)
             {
                 // This write filled its buffer: checksum it here, outside the lock, while the flush worker writes the previous one.
@@ -72,10 +77,13 @@ public sealed partial class WriteboostDevice
     /// Dirtiness only grows in the open buffer and only shrinks once a segment is sealed.
     /// Returns the id of the segment that now holds the data.
     /// </summary>
-    private ulong WritePiece(long block, int firstSector, int sectorCount, ReadOnlySpan<byte> data, out int sealedLength)
+    /// <para>Mode 1: the slot is reserved here, under the lock, and returned in <paramref name="placement"/> with its
+    /// buffer pinned; the caller copies and persists it into pmem outside the lock (<see cref="PlaceInPmem"/>).</para>
+    private ulong WritePiece(long block, int firstSector, int sectorCount, ReadOnlySpan<byte> data, out int sealedLength, out PmemPlacement placement)
     {
         byte bits = Units.SectorMask(firstSector, sectorCount);
         sealedLength = 0;
+        placement = default;
         lock (_lock)
         {
             EnsureOpenSlot(clearsPoison: !_poison.IsEmpty && (_poison.SectorsOf(block) & bits) != 0);
@@ -133,17 +141,6 @@ public sealed partial class WriteboostDevice
             _index[block] = g;
             _openPlacedBlock[index] = block;
             _openPlacedBits[index] = newBits;
-            if (_pmem is not null)
-            {
-                try
-                {
-                    _pmem.Place(BufferIndexOf(_openId), index, _openId, block, newBits, slotData);
-                }
-                catch (IOException error)
-                {
-                    throw PmemFailed(error);
-                }
-            }
             ulong landed = _openId;
             if (_openLength == BlocksPerSegment)
             {
@@ -151,7 +148,46 @@ public sealed partial class WriteboostDevice
                 SealOpenLocked(partial: false);
                 sealedLength = BlocksPerSegment;
             }
+            if (_pmem is not null)
+            {
+                // Pinned last, once nothing here can throw: an unplaced reservation would pin its buffer for good.
+                int buffer = BufferIndexOf(landed);
+                Interlocked.Increment(ref _placementsInFlight[buffer]);
+                placement = new PmemPlacement(buffer, index, landed, block, newBits);
+            }
             return landed;
+        }
+    }
+
+    /// <summary>
+    /// Mode 1: copies a reserved slot (its RAM copy, complete since the reservation: a mode-1 slot is never
+    /// rewritten) and its record into pmem and persists them, outside the lock, so writers persist in parallel.
+    /// The write is acknowledged only after this returns. Then unpins the buffer (see <see cref="_placementsInFlight"/>).
+    /// </summary>
+    private void PlaceInPmem(PmemPlacement placement)
+    {
+        try
+        {
+            _pmem!.Place(placement.Buffer, placement.Slot, placement.SegmentId, placement.Block, placement.DirtyBits,
+                _buffers[placement.Buffer].Block(placement.Slot));
+        }
+        catch (IOException error)
+        {
+            throw PmemFailed(error);
+        }
+        finally
+        {
+            int left = Interlocked.Decrement(ref _placementsInFlight[placement.Buffer]);
+            Debug.Assert(left >= 0, "a pmem buffer unpinned more often than pinned");
+            // Read after the decrement (both are full fences): an acquirer that counted itself before reading the
+            // pin sees it gone, or is seen here and woken.
+            if (left == 0 && Volatile.Read(ref _placementWaiters) > 0)
+            {
+                lock (_lock)
+                {
+                    Monitor.PulseAll(_lock);
+                }
+            }
         }
     }
 
@@ -228,26 +264,37 @@ public sealed partial class WriteboostDevice
         }
         ulong bufferFreeAfter = id > (ulong)_buffers.Length ? id - (ulong)_buffers.Length : 0;
         ulong slotFreeAfter = id > (ulong)Geometry.NrSegments ? id - (ulong)Geometry.NrSegments : 0;
-        // Mode 1: a pmem buffer is the only durable copy of its segment until the cache device has it durably.
-        while ((_pmem is null || Mutant == Mutant.ReusePmemBufferOnceWritten ? _lastFlushedId : _lastDurableId) < bufferFreeAfter || _lastWritebackId < slotFreeAfter || _slotReaders[slot] > 0)
+        // Mode 1: a pmem buffer is the only durable copy of its segment until the cache device has it durably, and
+        // it is not rebound while a writer of its old segment is still placing into it (pinned).
+        int bufferIndex = BufferIndexOf(id);
+        Interlocked.Increment(ref _placementWaiters);
+        try
         {
-            ThrowIfFailed();
-            if (_writebackHeldBy != 0 && _writebackHeldBy <= slotFreeAfter)
+            while ((_pmem is null || Mutant == Mutant.ReusePmemBufferOnceWritten ? _lastFlushedId : _lastDurableId) < bufferFreeAfter || _lastWritebackId < slotFreeAfter || _slotReaders[slot] > 0
+                || Volatile.Read(ref _placementsInFlight[bufferIndex]) > 0)
             {
-                throw new IOException(PoisonHoldsWritebackMessage(_writebackHeldBy, $"segment {id} needs ring slot {slot}"));
+                ThrowIfFailed();
+                if (_writebackHeldBy != 0 && _writebackHeldBy <= slotFreeAfter)
+                {
+                    throw new IOException(PoisonHoldsWritebackMessage(_writebackHeldBy, $"segment {id} needs ring slot {slot}"));
+                }
+                if (_pmem is not null && _lastDurableId < bufferFreeAfter && _durableRequestedId < bufferFreeAfter)
+                {
+                    // Ask for the cache flush only now, when a buffer is needed back: one flush for many segments.
+                    _durableRequestedId = bufferFreeAfter;
+                    _flushSignal.Set();
+                }
+                if (_lastWritebackId < slotFreeAfter && !_urgeWriteback)
+                {
+                    _urgeWriteback = true;
+                    _writebackSignal.Set();
+                }
+                Monitor.Wait(_lock);
             }
-            if (_pmem is not null && _lastDurableId < bufferFreeAfter && _durableRequestedId < bufferFreeAfter)
-            {
-                // Ask for the cache flush only now, when a buffer is needed back: one flush for many segments.
-                _durableRequestedId = bufferFreeAfter;
-                _flushSignal.Set();
-            }
-            if (_lastWritebackId < slotFreeAfter && !_urgeWriteback)
-            {
-                _urgeWriteback = true;
-                _writebackSignal.Set();
-            }
-            Monitor.Wait(_lock);
+        }
+        finally
+        {
+            Interlocked.Decrement(ref _placementWaiters);
         }
         UnmapSlotLocked(slot);
         SegmentBuffer buffer = BufferOf(id);
@@ -278,6 +325,7 @@ public sealed partial class WriteboostDevice
         }
         _openId = id;
         _openLength = 0;
+        AssertSegmentOrderLocked();
     }
 
     /// <summary>write_around_mode: the write goes to the backing store; any cached copy is forgotten.</summary>
@@ -298,4 +346,10 @@ public sealed partial class WriteboostDevice
         }
         BackingWrite(offsetBytes, source, options);
     }
+}
+
+/// <summary>A mode-1 slot reserved under the device lock, to be copied and persisted into pmem outside it.</summary>
+internal readonly record struct PmemPlacement(int Buffer, int Slot, ulong SegmentId, long Block, byte DirtyBits)
+{
+    public bool IsReserved => SegmentId != 0;
 }

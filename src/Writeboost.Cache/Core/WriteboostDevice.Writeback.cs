@@ -334,6 +334,7 @@ public sealed partial class WriteboostDevice
                 }
             }
             _lastWritebackId = newLastWriteback;
+            AssertSegmentOrderLocked();
             ulong needed = _openId != 0 ? _openId : _lastQueuedId + 1;
             if (needed <= (ulong)Geometry.NrSegments || _lastWritebackId >= needed - (ulong)Geometry.NrSegments)
             {

@@ -1,5 +1,7 @@
+using System.Diagnostics;
 using Writeboost.Cache.Format;
 using Writeboost.Cache.PmemBuffer;
+using Writeboost.Cache.Recovery;
 using Writeboost.Cache.Table;
 using Writeboost.Devices;
 using Writeboost.Pmem;
@@ -15,10 +17,16 @@ namespace Writeboost.Cache.Core;
 ///
 /// <para>Concurrency: one monitor (<c>_lock</c>) guards the index, the metablocks, the buffers and the
 /// segment counters; the flush and writeback workers and waiting writers sleep on it with Monitor.Wait.
-/// Device I/O happens outside it, except the rare read of old dirty sectors for a partial overwrite.</para>
+/// Device I/O happens outside it, except the rare read of old dirty sectors for a partial overwrite. Mode 1
+/// reserves a write's slot under it and copies and persists the slot into pmem outside it (writers persist in
+/// parallel; the buffer stays pinned until they are done, see <c>_placementsInFlight</c>).</para>
 ///
 /// <para>Segment ids and their order (each only grows):
-/// <c>_lastWritebackId ≤ _lastDurableId ≤ _lastFlushedId ≤ _lastQueuedId &lt; _openId</c> (when a segment is open).
+/// <c>_lastDurableId ≤ _lastFlushedId ≤ _lastQueuedId &lt; _openId</c> (when a segment is open) and
+/// <c>_lastWritebackId ≤ _lastFlushedId</c>, checked in Debug builds by <see cref="AssertSegmentOrderLocked"/>.
+/// Written back may pass durable: writeback makes the written segments durable before each batch, but a segment
+/// the flush worker writes meanwhile can join the batch; once its blocks are on the backing store (flushed) and
+/// the superblock record says so, its copy on the cache device is no longer needed, durable or not.
 /// Written back: its dirty blocks are durable on the backing store and the superblock record says so.
 /// Durable: written to the cache device and a cache flush completed after. Flushed: written, not yet durable.
 /// Queued: sealed in a RAM buffer, waiting for the flush worker. Open: the buffer writes go into now.</para>
@@ -57,6 +65,11 @@ public sealed partial class WriteboostDevice : IBlockDevice
     private readonly ulong[] _slotId;
     private readonly int[] _slotLength;
     private readonly int[] _slotReaders;   // reads in flight from this slot on the cache device: no reuse until 0
+    // Mode 1, per buffer: writers that reserved a slot and are placing it into pmem outside the lock. The buffer
+    // is not rebound to a newer segment until 0 (its records would land in the new binding). Changed with
+    // Interlocked (unpinning is lock-free); _placementWaiters counts acquirers waiting, so an unpin knows to wake.
+    private readonly int[] _placementsInFlight;
+    private int _placementWaiters;
 
     private ulong _openId;                 // 0 = no open segment; the next write acquires _lastQueuedId + 1
     private int _openLength;
@@ -99,6 +112,7 @@ public sealed partial class WriteboostDevice : IBlockDevice
         _writeAroundMode = tunables.WriteAroundMode;
         int poolSize = (int)Math.Clamp(options.BufferPoolSize, 1, geometry.NrSegments);
         _buffers = new SegmentBuffer[poolSize];
+        _placementsInFlight = new int[poolSize];
         for (int i = 0; i < poolSize; i++)
         {
             _buffers[i] = new SegmentBuffer(geometry.SegmentSizeBytes);
@@ -257,17 +271,12 @@ public sealed partial class WriteboostDevice : IBlockDevice
         {
             return null;
         }
-        cache.Read(CacheGeometry.SuperblockRegionBytes, block);
-        SegmentHeaderOnDisk header = SegmentHeaderOnDisk.Read(block);
-        long segmentBytes = CacheGeometry.WrittenBytes(header.Length);
-        if (header.Id == 0 || header.Length == 0 || CacheGeometry.SuperblockRegionBytes + segmentBytes > cache.SizeBytes)
-        {
-            return null;
-        }
-        byte[] segment = new byte[segmentBytes];
-        cache.Read(CacheGeometry.SuperblockRegionBytes, segment);
-        return SegmentHeaderOnDisk.ComputeChecksum(segment, header.Length) == header.Checksum
-            ? $"its first slot holds an intact segment ({header.Id})"
+        // The segment size is unknown here: any length that fits the device and a u8 is tried.
+        int maxLength = (int)Math.Min(byte.MaxValue, (cache.SizeBytes - CacheGeometry.SuperblockRegionBytes) / Units.BlockBytes - 1);
+        byte[] segment = new byte[CacheGeometry.WrittenBytes(byte.MaxValue)];
+        SegmentSlotRead read = SegmentLogReader.ReadAt(cache, CacheGeometry.SuperblockRegionBytes, maxLength, segment);
+        return read.IsValid && read.Header.Length > 0
+            ? $"its first slot holds an intact segment ({read.Header.Id})"
             : null;
     }
 
@@ -437,6 +446,19 @@ public sealed partial class WriteboostDevice : IBlockDevice
     }
 
     // ---- helpers shared by the paths (call with _lock held) ----
+
+    /// <summary>
+    /// The segment order stated on the type, checked (Debug builds) wherever one of the ids moves:
+    /// durable ≤ flushed, written back ≤ flushed, flushed ≤ queued &lt; open (when a segment is open).
+    /// </summary>
+    [Conditional("DEBUG")]
+    private void AssertSegmentOrderLocked()
+    {
+        Debug.Assert(Monitor.IsEntered(_lock), "segment ids read without the device lock");
+        Debug.Assert(
+            _lastDurableId <= _lastFlushedId && _lastWritebackId <= _lastFlushedId && _lastFlushedId <= _lastQueuedId && (_openId == 0 || _lastQueuedId < _openId),
+            $"segment order broken: written back {_lastWritebackId}, durable {_lastDurableId}, flushed {_lastFlushedId}, queued {_lastQueuedId}, open {_openId}");
+    }
 
     private int BlocksPerSegment => Geometry.BlocksPerSegment;
 

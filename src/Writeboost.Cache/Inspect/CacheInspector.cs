@@ -84,21 +84,17 @@ public static class CacheInspector
         List<SlotReport> slots = [];
         for (long slot = 0; slot < geometry.NrSegments; slot++)
         {
-            cache.Read(geometry.SegmentStartBytes(slot), segment.AsSpan(0, Units.BlockBytes));
-            SegmentHeaderOnDisk header = SegmentHeaderOnDisk.Read(segment);
-            int length = Math.Min((int)header.Length, geometry.BlocksPerSegment);
-            if (length > 0)
-            {
-                cache.Read(geometry.DataBlockBytes(slot, 0), segment.AsSpan(Units.BlockBytes, (int)Units.BlocksToBytes(length)));
-            }
-            uint computed = header.Length > geometry.BlocksPerSegment ? ~header.Checksum : SegmentHeaderOnDisk.ComputeChecksum(segment, length);
+            SegmentSlotRead read = SegmentLogReader.Read(cache, geometry, slot, segment);
+            SegmentHeaderOnDisk header = read.Header;
+            int length = Math.Min((int)header.Length, geometry.BlocksPerSegment); // the metablocks are all in the first block
+            uint computed = read.LengthFits ? read.ComputedChecksum : ~header.Checksum;
             List<MetablockOnDisk> metablocks = [];
             for (int i = 0; i < length; i++)
             {
                 metablocks.Add(MetablockOnDisk.Read(segment, i, geometry.MetablockBytes));
             }
             slots.Add(new SlotReport(slot, header.Id, header.Length, header.Checksum, computed,
-                header.Id == 0 || geometry.SlotOf(header.Id) == slot, metablocks)
+                read.IsEmpty || read.IdFitsSlot, metablocks)
             {
                 HeaderExtension = SegmentHeaderExtension.Read(segment).State,
             });

@@ -35,6 +35,10 @@ internal sealed record PmemRecovery(IReadOnlyList<RecoveredBuffer> Buffers, ulon
 /// own thread (an sfence orders only the stores and write-backs of the thread that issues it, so the fence
 /// cannot be left to a later flush on another thread). block: a pwrite per write, and one device flush at the
 /// next FUA or flush (a device flush covers every write completed before it, from any thread).</para>
+/// <para>Writers place in parallel: the device reserves the slot under its lock and calls <see cref="Place"/>
+/// outside it, so slots of one buffer may complete out of order. What a record says of the slots before it is
+/// therefore the buffer's completed prefix — slots 0 .. n - 1 all placed (dax: written back and fenced; block:
+/// written, and durable after a barrier) — never merely "every slot below mine".</para>
 /// </summary>
 internal sealed class PmemBufferPool
 {
@@ -42,13 +46,15 @@ internal sealed class PmemBufferPool
     private readonly bool _fencePerWrite;
     internal Core.Mutant Mutant { get; set; }
     private int _drainPending;
-    // Block backend: per buffer, the segment it is bound to, how many slots were placed, and how many of those a
-    // completed barrier made durable — what a record says of the slots before it (dax: all of them, fenced).
+    // Per buffer: the segment it is bound to, which slots completed their placement, the completed prefix (slots
+    // 0 .. n - 1 all completed), and (block backend) how much of that prefix a completed barrier made durable —
+    // what a record says of the slots before it. Invariant: durable ≤ completed prefix ≤ blocks per segment.
     private readonly Lock _countsLock = new();
     /// <summary>Held for a barrier's whole device flush (block backend): see <see cref="Barrier"/>.</summary>
     private readonly Lock _barrierLock = new();
     private readonly ulong[] _boundId;
-    private readonly int[] _placedSlots;
+    private readonly bool[][] _slotCompleted;
+    private readonly int[] _completedPrefix;
     private readonly int[] _durableSlots;
 
     private PmemBufferPool(PmemRegion region, PmemLayout layout)
@@ -57,7 +63,12 @@ internal sealed class PmemBufferPool
         Layout = layout;
         _fencePerWrite = region.Backend == PmemBackend.Dax;
         _boundId = new ulong[layout.PoolSize];
-        _placedSlots = new int[layout.PoolSize];
+        _slotCompleted = new bool[layout.PoolSize][];
+        for (int k = 0; k < layout.PoolSize; k++)
+        {
+            _slotCompleted[k] = new bool[layout.BlocksPerSegment];
+        }
+        _completedPrefix = new int[layout.PoolSize];
         _durableSlots = new int[layout.PoolSize];
     }
 
@@ -134,38 +145,34 @@ internal sealed class PmemBufferPool
         lock (_countsLock)
         {
             _boundId[buffer] = segmentId;
-            _placedSlots[buffer] = 0;
+            Array.Clear(_slotCompleted[buffer]);
+            _completedPrefix[buffer] = 0;
             _durableSlots[buffer] = 0;
         }
     }
 
-    /// <summary>Copies a placed block and its record into the buffer's slot (called under the device lock).</summary>
+    /// <summary>
+    /// Copies a placed block and its record into the buffer's slot and (dax) persists both. Called outside the
+    /// device lock, concurrently with other writers' placements into other slots; the caller reserved the slot and
+    /// keeps the buffer bound to <paramref name="segmentId"/> (no <see cref="Acquire"/> of it) until this returns.
+    /// </summary>
     public void Place(int buffer, int slot, ulong segmentId, long block, byte dirtyBits, ReadOnlySpan<byte> slotData)
     {
         Span<byte> record = stackalloc byte[PmemLayout.RecordBytes];
         int durableBefore;
-        if (_fencePerWrite)
+        lock (_countsLock)
         {
-            durableBefore = slot; // every earlier slot was written back and fenced before its write returned
-        }
-        else
-        {
-            lock (_countsLock)
-            {
-                durableBefore = _durableSlots[buffer];
-            }
+            Debug.Assert(_boundId[buffer] == segmentId, "a placement into a buffer bound to another segment");
+            // dax: the completed prefix was written back and fenced; block: what the last barrier made durable of it.
+            durableBefore = Math.Min(slot, _fencePerWrite ? _completedPrefix[buffer] : _durableSlots[buffer]);
         }
         new PmemRecord(segmentId, block, dirtyBits, (byte)slot, (byte)durableBefore).WriteTo(record, ChecksummedData(slotData));
         long dataOffset = Layout.DataOffset(buffer, slot);
         long recordOffset = Layout.RecordOffset(buffer, slot);
         _region.Write(dataOffset, slotData[..Units.BlockBytes]);
         _region.Write(recordOffset, record);
-        if (_fencePerWrite)
+        if (_fencePerWrite && Mutant != Core.Mutant.AckBeforePmemPersist)
         {
-            if (Mutant == Core.Mutant.AckBeforePmemPersist)
-            {
-                return;
-            }
             _region.Flush(dataOffset, Units.BlockBytes);
             _region.Flush(recordOffset, PmemLayout.RecordBytes);
             if (Mutant != Core.Mutant.DropPmemFence)
@@ -173,12 +180,27 @@ internal sealed class PmemBufferPool
                 _region.Drain();
             }
         }
-        else
+        Complete(buffer, slot);
+    }
+
+    /// <summary>Slot <paramref name="slot"/>'s placement completed: the buffer's completed prefix may grow past it.</summary>
+    private void Complete(int buffer, int slot)
+    {
+        lock (_countsLock)
         {
-            lock (_countsLock)
+            bool[] completed = _slotCompleted[buffer];
+            Debug.Assert(!completed[slot], "a slot placed twice in one binding");
+            completed[slot] = true;
+            int prefix = _completedPrefix[buffer];
+            while (prefix < completed.Length && completed[prefix])
             {
-                _placedSlots[buffer] = Math.Max(_placedSlots[buffer], slot + 1);
+                prefix++;
             }
+            _completedPrefix[buffer] = prefix;
+            Debug.Assert(_durableSlots[buffer] <= prefix, "durable slots beyond the completed prefix");
+        }
+        if (!_fencePerWrite)
+        {
             Volatile.Write(ref _drainPending, 1); // after the write completed: the next barrier's flush covers it
         }
     }
@@ -205,14 +227,7 @@ internal sealed class PmemBufferPool
         {
             _region.Persist(recordOffset, PmemLayout.RecordBytes);
         }
-        else
-        {
-            lock (_countsLock)
-            {
-                _placedSlots[buffer] = Math.Max(_placedSlots[buffer], slot + 1);
-            }
-            Volatile.Write(ref _drainPending, 1);
-        }
+        Complete(buffer, slot);
     }
 
     /// <summary>FUA / flush: every placed block is durable in pmem when this returns.</summary>
@@ -238,13 +253,14 @@ internal sealed class PmemBufferPool
         Debug.Assert(_barrierLock.IsHeldByCurrentThread);
         if (Interlocked.Exchange(ref _drainPending, 0) == 1)
         {
-            // The slots placed (their writes completed) before the device flush starts are durable once it ends.
+            // The completed prefix of each buffer (those writes completed) before the device flush starts is durable
+            // once it ends. A slot completed out of order beyond the prefix is durable too, but no record may say so.
             ulong[] bound;
             int[] placed;
             lock (_countsLock)
             {
                 bound = [.. _boundId];
-                placed = [.. _placedSlots];
+                placed = [.. _completedPrefix];
             }
             _region.Drain();
             lock (_countsLock)

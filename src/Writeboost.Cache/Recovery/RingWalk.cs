@@ -179,12 +179,8 @@ internal static class RingWalk
             string? unknownLoss = null;
             if (h.Authentic && h.Id == id)
             {
-                input.Cache.Read(geometry.SegmentStartBytes(slot), segment.AsSpan(0, Units.BlockBytes));
-                if (h.Length > 0)
-                {
-                    input.Cache.Read(geometry.DataBlockBytes(slot, 0), segment.AsSpan(Units.BlockBytes, (int)Units.BlocksToBytes(h.Length)));
-                }
-                bool checksumHolds = SegmentHeaderOnDisk.ComputeChecksum(segment, h.Length) == h.Checksum || input.Mutant == Mutant.TrustSegmentWithoutChecksum;
+                SegmentSlotRead read = SegmentLogReader.Read(input.Cache, geometry, slot, segment);
+                bool checksumHolds = read.ChecksumHolds || input.Mutant == Mutant.TrustSegmentWithoutChecksum;
                 string? entryProblem = EntryProblem(segment, h.Length, geometry, input.BackingSectors);
                 if (checksumHolds && entryProblem is null)
                 {

@@ -3,6 +3,7 @@ using Writeboost.Cache.Core;
 using Writeboost.Cache.Format;
 using Writeboost.Cache.Inspect;
 using Writeboost.Cache.PmemBuffer;
+using Writeboost.Cache.Recovery;
 using Writeboost.Cache.Table;
 using Writeboost.CrashTest.Recording;
 using Writeboost.CrashTest.States;
@@ -53,7 +54,7 @@ public sealed record CorruptionSweepResult(
 /// header (ours included) and metablocks and of the pmem buffer's metadata gets a bit flipped, one at a time; every
 /// metadata sector is zeroed; data bytes of the cache and pmem are flipped at random; a segment slot is put back to
 /// what an earlier lap of the ring left there; the tail of the cache is zeroed; the cache and pmem are shrunk.
-/// After each, recovery runs and is judged (crash-model.md, "Damaged media"):
+/// After each, recovery runs and is judged (docs/crash-model.md, "Damaged media"):
 /// <list type="number">
 /// <item>no exception escapes but a clear refusal (<see cref="InvalidDataException"/> or a table error); a
 /// refusal only where guessing would be worse (sector 0, the pmem header, a shrunk device) or where the damage
@@ -251,7 +252,7 @@ public static class CorruptionSweep
         AddZeroSector(plan, "superblock record", record, mayRefuse: false);
 
         Random random = new(spec.Seed ^ 0xDA7A);
-        int entryBytes = cache.SegmentSizeOrder == CacheGeometry.MaxSegmentSizeOrder ? MetablockOnDisk.CompactSizeBytes : MetablockOnDisk.WideSizeBytes;
+        int entryBytes = cache.MetablockBytes; // the geometry's rule, the one the device seals with
         for (long slot = 0; slot < cache.NrSegments; slot++)
         {
             long start = cache.SegmentStartBytes(slot);
@@ -827,9 +828,9 @@ public static class CorruptionSweep
             for (long slot = 0; slot < _cache.NrSegments; slot++)
             {
                 long start = _cache.SegmentStartBytes(slot);
-                SegmentHeaderOnDisk header = SegmentHeaderOnDisk.Read(media.Cache.AsSpan((int)start));
-                if (header.Id <= record || _cache.SlotOf(header.Id) != slot || header.Length > _cache.BlocksPerSegment
-                    || SegmentHeaderOnDisk.ComputeChecksum(media.Cache.AsSpan((int)start, (int)_cache.SegmentSizeBytes), header.Length) != header.Checksum)
+                SegmentSlotRead read = SegmentLogReader.Validate(media.Cache.AsSpan((int)start, (int)_cache.SegmentSizeBytes), _cache, slot);
+                SegmentHeaderOnDisk header = read.Header;
+                if (!read.IsValid || header.Id <= record)
                 {
                     continue;
                 }

@@ -43,7 +43,7 @@ public sealed record FaultSweepResult(
 /// <item>after the fault clears the device works (a flush succeeds) or says it has failed — and a failed flush
 /// is always fatal (no retry can make durable what a failed fsync may have dropped);</item>
 /// <item>nothing acknowledged is lost: crashes right after each acknowledgement that followed the fault and at
-/// the end (the crash states of crash-model.md) recover to what the oracle allows.</item>
+/// the end (the crash states of docs/crash-model.md) recover to what the oracle allows.</item>
 /// </list>
 /// </summary>
 public static class FaultSweep

@@ -3,7 +3,7 @@ using Writeboost.CrashTest.Recording;
 namespace Writeboost.CrashTest.States;
 
 /// <summary>
-/// What recovery must give back, per 512-byte sector, for a crash at event P (crash-model.md): the value of
+/// What recovery must give back, per 512-byte sector, for a crash at event P (docs/crash-model.md): the value of
 /// the last write durable at the writeboost level before P — acknowledged with FUA, or acknowledged and then
 /// followed by an acknowledged flush issued after that acknowledgement — or of any later write issued before
 /// P; the initial content (zeros, unless given) where nothing durable was ever written. Never an older value,

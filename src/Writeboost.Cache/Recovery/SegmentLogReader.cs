@@ -1,0 +1,75 @@
+using Writeboost.Cache.Format;
+using Writeboost.Devices;
+
+namespace Writeboost.Cache.Recovery;
+
+/// <summary>
+/// One slot of the cache device's segment log as read: its header and what holds of it. The rules for "this
+/// slot holds a valid segment" are written here once, for every reader of the log — recovery's replay, the
+/// kernel-style replay, <c>wb check</c>/<c>wb dump</c>, the probe for a damaged superblock, the harness:
+/// <list type="number">
+/// <item>the id is not 0 and belongs to the slot (segment X lives in slot (X - 1) mod nr_segments);</item>
+/// <item>the length fits a segment (at most the blocks per segment);</item>
+/// <item>the checksum (metablocks and the length data blocks, see <see cref="SegmentHeaderOnDisk"/>) holds.</item>
+/// </list>
+/// </summary>
+/// <param name="ComputedChecksum">The checksum of what was read; only meaningful when <see cref="LengthFits"/>.</param>
+public readonly record struct SegmentSlotRead(SegmentHeaderOnDisk Header, bool IdFitsSlot, bool LengthFits, uint ComputedChecksum)
+{
+    public bool IsEmpty => Header.Id == 0;
+
+    public bool ChecksumHolds => LengthFits && ComputedChecksum == Header.Checksum;
+
+    /// <summary>Rules 1–3: the slot holds an intact segment (its id is <see cref="SegmentHeaderOnDisk.Id"/>).</summary>
+    public bool IsValid => !IsEmpty && IdFitsSlot && ChecksumHolds;
+
+    /// <summary>The data blocks read (and checksummed): the header's length when it fits, else none.</summary>
+    public int LengthRead => LengthFits ? Header.Length : 0;
+}
+
+/// <summary>Reads and validates slots of the segment log (see <see cref="SegmentSlotRead"/>).</summary>
+public static class SegmentLogReader
+{
+    /// <summary>
+    /// Reads slot <paramref name="slot"/> into <paramref name="segment"/> (at least a segment's bytes): its
+    /// metadata block, then the data blocks its header names when their count fits. Then validates it.
+    /// </summary>
+    public static SegmentSlotRead Read(IBlockDevice cache, CacheGeometry geometry, long slot, Span<byte> segment)
+    {
+        ArgumentNullException.ThrowIfNull(cache);
+        ArgumentNullException.ThrowIfNull(geometry);
+        return ReadAt(cache, geometry.SegmentStartBytes(slot), geometry.BlocksPerSegment, segment, id => geometry.SlotOf(id) == slot);
+    }
+
+    /// <summary>
+    /// The same read at <paramref name="startBytes"/> when the geometry is not known (a device whose superblock is
+    /// blank): lengths up to <paramref name="maxLength"/> fit, and any id fits.
+    /// </summary>
+    public static SegmentSlotRead ReadAt(IBlockDevice cache, long startBytes, int maxLength, Span<byte> segment, Func<ulong, bool>? idFitsSlot = null)
+    {
+        ArgumentNullException.ThrowIfNull(cache);
+        cache.Read(startBytes, segment[..Units.BlockBytes]);
+        SegmentHeaderOnDisk header = SegmentHeaderOnDisk.Read(segment);
+        if (header.Length <= maxLength && header.Length > 0)
+        {
+            cache.Read(startBytes + Units.BlockBytes, segment.Slice(Units.BlockBytes, (int)Units.BlocksToBytes(header.Length)));
+        }
+        return Validate(segment, maxLength, idFitsSlot);
+    }
+
+    /// <summary>Validates a segment image already in memory (a whole cache image's slot, as the harness holds them).</summary>
+    public static SegmentSlotRead Validate(ReadOnlySpan<byte> segment, CacheGeometry geometry, long slot)
+    {
+        ArgumentNullException.ThrowIfNull(geometry);
+        return Validate(segment, geometry.BlocksPerSegment, id => geometry.SlotOf(id) == slot);
+    }
+
+    private static SegmentSlotRead Validate(ReadOnlySpan<byte> segment, int maxLength, Func<ulong, bool>? idFitsSlot)
+    {
+        SegmentHeaderOnDisk header = SegmentHeaderOnDisk.Read(segment);
+        bool lengthFits = header.Length <= maxLength;
+        uint computed = lengthFits ? SegmentHeaderOnDisk.ComputeChecksum(segment, header.Length) : 0;
+        bool idFits = header.Id != 0 && (idFitsSlot?.Invoke(header.Id) ?? true);
+        return new SegmentSlotRead(header, idFits, lengthFits, computed);
+    }
+}
