@@ -24,12 +24,13 @@ public sealed class PlainOutputTests
         string[] lines = result.Stdout.TrimEnd('\n').Split('\n');
         Assert.AreEqual(2, lines.Length, result.Stdout);
         CollectionAssert.AreEqual(
-            new[] { "mode", "ops", "IOPS", "p50 us", "p99 us", "full segs", "partial segs", "cache B/user B", "cache flushes" },
+            new[] { "mode", "writers", "ops", "IOPS", "p50 us", "p99 us", "full segs", "partial segs", "cache B/user B", "cache flushes" },
             lines[0].Split("  ", StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
         string[] row = lines[1].Split(' ', StringSplitOptions.RemoveEmptyEntries);
-        Assert.AreEqual(9, row.Length, lines[1]);
+        Assert.AreEqual(10, row.Length, lines[1]);
         Assert.AreEqual("0", row[0]);
-        Assert.AreEqual("200", row[1]);
+        Assert.AreEqual("1", row[1]);
+        Assert.AreEqual("200", row[2]);
         // The first column is left-aligned, the rest right-aligned: every line ends in the last column's edge.
         Assert.IsTrue(lines.All(l => l.Length == lines[0].Length && l == l.TrimEnd()), result.Stdout);
         Assert.IsTrue(lines[1].StartsWith("0 ", StringComparison.Ordinal), lines[1]);
