@@ -110,10 +110,14 @@ internal sealed class PmemBufferPool
 
     private void Format(Guid cacheUuid)
     {
-        // Buffer headers first (no segment can be recovered from them), the region header last.
+        // Buffer headers and records first (no segment can be recovered from them), the region header last. The
+        // records too: recovery trusts a buffer's valid records over its header, so a reformat that left the old
+        // cache's records would bring its segments back (or refuse the new cache for their sake).
+        byte[] noRecords = new byte[Layout.RecordsAreaBytes];
         for (int k = 0; k < Layout.PoolSize; k++)
         {
             _region.Store64(Layout.BufferHeaderOffset(k), 0);
+            _region.Write(Layout.RecordOffset(k, 0), noRecords);
         }
         _region.Persist(0, Layout.RegionBytes);
         byte[] header = new byte[PmemLayout.RegionHeaderBytes];

@@ -51,6 +51,28 @@ public sealed class PersistentBufferTests
     [TestMethod]
     [DataRow("block")]
     [DataRow("dax")]
+    public void A_reformatted_cache_forgets_the_pmem_records_of_the_one_before(string backend)
+    {
+        using TempDirectory dir = new("/dev/shm");
+        using CacheRig rig = new(256 * 1024, 5, 12, pmem: NewPmem(backend, dir));
+        for (int i = 0; i < 200; i++)
+        {
+            rig.Write(i % 60 * 4096L, Filled(4096, (byte)(i + 1)), WriteOptions.Fua);
+        }
+        rig.Device.Abandon(); // the pmem buffers hold records of segments the new cache will not have
+
+        using (WriteboostDevice.Open(rig.Backing, rig.Cache, new Tunables(rig.Keys), new WriteboostOptions { Reformat = true }, rig.Pmem))
+        {
+        }
+        using WriteboostDevice reopened = WriteboostDevice.Open(rig.Backing, rig.Cache, new Tunables(rig.Keys), pmem: rig.Pmem);
+
+        Assert.AreEqual(0, reopened.Status().NrDirtyCaches, "nothing of the old cache comes back");
+        Assert.AreEqual(0, reopened.Recovery.PmemSegmentsRebuilt);
+    }
+
+    [TestMethod]
+    [DataRow("block")]
+    [DataRow("dax")]
     public void Writers_persisting_in_parallel_lose_no_acknowledged_write_at_an_unclean_close(string backend)
     {
         // Each writer owns the blocks whose number is its index modulo the writer count, so the reference is
