@@ -26,20 +26,7 @@ public sealed class CrashHarnessTests
     }
 
     [TestMethod]
-    [DataRow("ack-before-pmem-persist")]
-    [DataRow("drop-pmem-fence")]
-    [DataRow("skip-cache-flush-before-ack")]
-    [DataRow("trust-segment-without-checksum")]
-    [DataRow("replay-stale-after-gap")]
-    [DataRow("reuse-slot-before-writeback-flushed")]
-    [DataRow("poison-torn-tail")]
-    [DataRow("recovery-skips-its-flush")]
-    [DataRow("reuse-pmem-buffer-once-written")]
-    [DataRow("fua-trusts-written-segment")]
-    [DataRow("flush-publishes-before-write")]
-    [DataRow("pmem-record-crc-skips-data")]
-    [DataRow("read-buffer-serves-unheld-sectors")]
-    [DataRow("compact-metablock-claims-whole-block")]
+    [DynamicData(nameof(SeededBugs.Names), typeof(SeededBugs))]
     public void The_default_campaign_catches_every_seeded_bug_with_any_seed(string mutant)
     {
         (string _, CacheMode mode, Workload workload, string _) = Campaign.Mutants.Single(m => m.Name == mutant);

@@ -12,20 +12,7 @@ namespace Writeboost.Tests.CrashTest;
 public sealed class MinimiserTests
 {
     [TestMethod]
-    [DataRow("ack-before-pmem-persist")]
-    [DataRow("drop-pmem-fence")]
-    [DataRow("skip-cache-flush-before-ack")]
-    [DataRow("trust-segment-without-checksum")]
-    [DataRow("replay-stale-after-gap")]
-    [DataRow("reuse-slot-before-writeback-flushed")]
-    [DataRow("poison-torn-tail")]
-    [DataRow("recovery-skips-its-flush")]
-    [DataRow("reuse-pmem-buffer-once-written")]
-    [DataRow("fua-trusts-written-segment")]
-    [DataRow("flush-publishes-before-write")]
-    [DataRow("pmem-record-crc-skips-data")]
-    [DataRow("read-buffer-serves-unheld-sectors")]
-    [DataRow("compact-metablock-claims-whole-block")]
+    [DynamicData(nameof(SeededBugs.Names), typeof(SeededBugs))]
     public void Every_seeded_bug_shrinks_to_a_short_story_that_replays_in_a_new_process(string mutant)
     {
         (string _, CacheMode mode, Workload workload, string _) = Campaign.Mutants.Single(m => m.Name == mutant);

@@ -14,27 +14,14 @@ namespace Writeboost.Tests.Lab;
 [DoNotParallelize]
 public sealed class LabFilesystemTests
 {
-    private static readonly Lazy<LabScenario> s_scenario = new(() => new LabScenario("fs.sh", ["3"],
+    private static readonly SharedLabScenario s_scenario = new(() => new LabScenario("fs.sh", ["3"],
         ["a.img:512M", "b.img:128M", "c.img:512M", "d.img:128M"],
         ["devdax0.img:256M"]));
 
-    private static LabScenario Scenario
-    {
-        get
-        {
-            Support.Lab.Require();
-            return s_scenario.Value;
-        }
-    }
+    private static LabScenario Scenario => s_scenario.Value;
 
     [ClassCleanup]
-    public static void RemoveWork()
-    {
-        if (s_scenario.IsValueCreated)
-        {
-            s_scenario.Value.Dispose();
-        }
-    }
+    public static void RemoveWork() => s_scenario.Dispose();
 
     [TestMethod]
     [DataRow("m0ext4", DisplayName = "ext4 on mode 0")]

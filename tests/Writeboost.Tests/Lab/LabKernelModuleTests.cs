@@ -12,26 +12,13 @@ namespace Writeboost.Tests.Lab;
 [DoNotParallelize]
 public sealed class LabKernelModuleTests
 {
-    private static readonly Lazy<LabScenario> s_scenario = new(() => new LabScenario("kernel.sh", ["6"],
+    private static readonly SharedLabScenario s_scenario = new(() => new LabScenario("kernel.sh", ["6"],
         ["a.img:256M", "b.img:128M", "c.img:256M", "d.img:64M", "e.img:256M", "f.img:128M"], []));
 
-    private static LabScenario Scenario
-    {
-        get
-        {
-            Support.Lab.Require();
-            return s_scenario.Value;
-        }
-    }
+    private static LabScenario Scenario => s_scenario.Value;
 
     [ClassCleanup]
-    public static void RemoveWork()
-    {
-        if (s_scenario.IsValueCreated)
-        {
-            s_scenario.Value.Dispose();
-        }
-    }
+    public static void RemoveWork() => s_scenario.Dispose();
 
     [TestMethod]
     public void The_kernel_module_replays_a_cache_wb_left_at_a_power_cut()

@@ -13,26 +13,13 @@ namespace Writeboost.Tests.Lab;
 [DoNotParallelize]
 public sealed class LabModeOneTests
 {
-    private static readonly Lazy<LabScenario> s_scenario = new(() => new LabScenario("mode1.sh", ["6"],
+    private static readonly SharedLabScenario s_scenario = new(() => new LabScenario("mode1.sh", ["6"],
         ["a.img:256M", "b.img:128M", "c.img:256M", "d.img:128M"], ["devdax.img:256M", "fsdax.img:256M"]));
 
-    private static LabScenario Scenario
-    {
-        get
-        {
-            Support.Lab.Require();
-            return s_scenario.Value;
-        }
-    }
+    private static LabScenario Scenario => s_scenario.Value;
 
     [ClassCleanup]
-    public static void RemoveWork()
-    {
-        if (s_scenario.IsValueCreated)
-        {
-            s_scenario.Value.Dispose();
-        }
-    }
+    public static void RemoveWork() => s_scenario.Dispose();
 
     [TestMethod]
     [DataRow("dax", "yes", DisplayName = "pmem on /dev/dax0.0")]

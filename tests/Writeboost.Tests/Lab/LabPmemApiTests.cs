@@ -12,26 +12,13 @@ namespace Writeboost.Tests.Lab;
 [DoNotParallelize]
 public sealed class LabPmemApiTests
 {
-    private static readonly Lazy<LabScenario> s_scenario = new(() => new LabScenario("pmem-api.sh", [],
+    private static readonly SharedLabScenario s_scenario = new(() => new LabScenario("pmem-api.sh", [],
         [], ["devdax.img:256M", "fsdax.img:256M", "raw.img:256M"]));
 
-    private static LabScenario Scenario
-    {
-        get
-        {
-            Support.Lab.Require();
-            return s_scenario.Value;
-        }
-    }
+    private static LabScenario Scenario => s_scenario.Value;
 
     [ClassCleanup]
-    public static void RemoveWork()
-    {
-        if (s_scenario.IsValueCreated)
-        {
-            s_scenario.Value.Dispose();
-        }
-    }
+    public static void RemoveWork() => s_scenario.Dispose();
 
     [TestMethod]
     public void The_block_backend_on_dev_pmem_takes_its_size_from_BLKGETSIZE64_and_opens_it_O_DIRECT()

@@ -244,3 +244,29 @@ internal sealed class LabScenario : IDisposable
 
     public void Dispose() => _work.Dispose();
 }
+
+/// <summary>
+/// The one scenario a lab test class's tests read: booted on the first read (once the lab is known to run here,
+/// else the test is skipped with the reason), its disk images removed at the class's cleanup.
+/// </summary>
+internal sealed class SharedLabScenario(Func<LabScenario> boot) : IDisposable
+{
+    private readonly Lazy<LabScenario> _scenario = new(boot);
+
+    public LabScenario Value
+    {
+        get
+        {
+            Lab.Require();
+            return _scenario.Value;
+        }
+    }
+
+    public void Dispose()
+    {
+        if (_scenario.IsValueCreated)
+        {
+            _scenario.Value.Dispose();
+        }
+    }
+}
