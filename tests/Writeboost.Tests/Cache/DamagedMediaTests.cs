@@ -409,15 +409,8 @@ public sealed class DamagedMediaTests
     public void A_damaged_pmem_record_of_an_acknowledged_write_poisons_its_block_and_the_rest_is_rebuilt()
     {
         using TempDirectory dir = new("/dev/shm");
-        string path = dir.File("pmem");
-        FileBlockDevice.CreateFile(path, 8 << 20);
-        PmemRegion pmem = PmemApi.Alloc(path, 0, 8 << 20, PmemBackend.Dax);
-        using CacheRig rig = new(256 * 1024, 10, 4, pmem: pmem);
-        for (int i = 0; i < 3; i++)
-        {
-            rig.Write(i * 4096L, Filled(4096, (byte)(i + 1))); // acknowledged in pmem (dax: every write persisted)
-        }
-        rig.Device.Abandon();
+        using CacheRig rig = ThreeBlocksAcknowledgedInPmem(dir);
+        PmemRegion pmem = rig.Pmem!;
         PmemLayout layout = new(10, 8, 127);
         pmem.Write(layout.DataOffset(0, 1) + 50, [0xEE]); // the data of slot 1: slot 2 says slot 1 was durable
 
@@ -439,15 +432,8 @@ public sealed class DamagedMediaTests
     public void A_pmem_record_whose_block_is_unknown_refuses_the_cache_until_the_loss_is_accepted()
     {
         using TempDirectory dir = new("/dev/shm");
-        string path = dir.File("pmem");
-        FileBlockDevice.CreateFile(path, 8 << 20);
-        PmemRegion pmem = PmemApi.Alloc(path, 0, 8 << 20, PmemBackend.Dax);
-        using CacheRig rig = new(256 * 1024, 10, 4, pmem: pmem);
-        for (int i = 0; i < 3; i++)
-        {
-            rig.Write(i * 4096L, Filled(4096, (byte)(i + 1)));
-        }
-        rig.Device.Abandon();
+        using CacheRig rig = ThreeBlocksAcknowledgedInPmem(dir);
+        PmemRegion pmem = rig.Pmem!;
         PmemLayout layout = new(10, 8, 127);
         pmem.Write(layout.RecordOffset(0, 1) + 9, [0x40]); // the block number of slot 1's record
 
@@ -458,5 +444,19 @@ public sealed class DamagedMediaTests
         Assert.IsTrue(accepted.Recovery.LossAccepted);
         CollectionAssert.AreEqual(Filled(4096, 3), ReadBlock(accepted, 2));
         accepted.Abandon();
+    }
+
+    /// <summary>A mode-1 cache on a dax pmem file, blocks 0..2 written (filled 1, 2, 3) and acknowledged in pmem (dax: every write persisted), then abandoned.</summary>
+    private static CacheRig ThreeBlocksAcknowledgedInPmem(TempDirectory dir)
+    {
+        string path = dir.File("pmem");
+        FileBlockDevice.CreateFile(path, 8 << 20);
+        CacheRig rig = new(256 * 1024, 10, 4, pmem: PmemApi.Alloc(path, 0, 8 << 20, PmemBackend.Dax));
+        for (int i = 0; i < 3; i++)
+        {
+            rig.Write(i * 4096L, Filled(4096, (byte)(i + 1)));
+        }
+        rig.Device.Abandon();
+        return rig;
     }
 }
