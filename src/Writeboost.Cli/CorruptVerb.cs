@@ -3,6 +3,7 @@ using CommandLine;
 using Writeboost.Cache.Table;
 using Writeboost.CrashTest;
 using Writeboost.CrashTest.Faults;
+using Writeboost.CrashTest.Mutants;
 
 namespace Writeboost.Cli;
 
@@ -19,11 +20,11 @@ internal sealed class CorruptVerb : SweepVerbOptions
     public bool Verbose { get; set; }
 
 
+    private protected override Sweep Sweep => Sweep.Corruption;
+
     internal int Run()
     {
-        if (ListOrCheckMutants(
-            CorruptionSweep.Mutants.Select(m => $"{m.Name,-38} mode {(int)m.Mode}, {m.Workload.ToString().ToLowerInvariant(),-9} {m.Meaning}"),
-            CorruptionSweep.ParseMutantName))
+        if (ListOrCheckMutants())
         {
             return 0;
         }
@@ -48,9 +49,9 @@ internal sealed class CorruptVerb : SweepVerbOptions
         List<(string Name, bool Caught)> mutants = [];
         if (Mutants == "all")
         {
-            foreach ((string name, CacheMode mode, Workload workload, string _) in CorruptionSweep.Mutants)
+            foreach ((SeededBug bug, Exposure shown) in SweepMutants)
             {
-                mutants.Add((name, CorruptionSweep.Run(new CorruptionSweepSpec(mode, workload, Seed, Ops, DataSamples, name, StopAtFirst: true)).Violations > 0));
+                mutants.Add((bug.Name, CorruptionSweep.Run(new CorruptionSweepSpec(shown.Mode, shown.Workload, Seed, Ops, DataSamples, bug.Name, StopAtFirst: true)).Violations > 0));
             }
         }
         progress.Done();

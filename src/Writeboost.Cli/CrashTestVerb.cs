@@ -4,6 +4,7 @@ using Writeboost.Cache.Table;
 using Writeboost.CrashTest;
 using Writeboost.CrashTest.Configs;
 using Writeboost.CrashTest.Minimise;
+using Writeboost.CrashTest.Mutants;
 using Writeboost.CrashTest.Recording;
 
 namespace Writeboost.Cli;
@@ -87,11 +88,11 @@ internal sealed class CrashTestVerb : MutantOptions
     [Option("nbd-client", HelpText = "Record a real client instead of the built-in workloads: a command line (split on spaces) run against the device served over NBD, with {uri} replaced by the export's URI, e.g. \"fio --name=w --ioengine=nbd --uri={uri} --rw=randwrite --bs=4k --size=1m --fsync=4\".")]
     public string? NbdClient { get; set; }
 
+    private protected override Sweep Sweep => Sweep.Crash;
+
     internal int Run()
     {
-        if (ListOrCheckMutants(
-            Campaign.Mutants.Select(m => $"{m.Name,-38} mode {(int)m.Mode}, {m.Workload.ToString().ToLowerInvariant(),-9} {m.Meaning}"),
-            Campaign.ParseMutantName))
+        if (ListOrCheckMutants())
         {
             return 0;
         }
@@ -172,10 +173,10 @@ internal sealed class CrashTestVerb : MutantOptions
         List<(string Name, bool Caught, long States)> mutants = [];
         if (Mutants == "all")
         {
-            foreach ((string name, CacheMode mode, Workload workload, string _) in Campaign.Mutants)
+            foreach ((SeededBug bug, Exposure shown) in SweepMutants)
             {
-                (CampaignResult? catching, long states) = (plan with { Modes = [mode], Mutant = name, Configs = plan.Table is null ? plan.Configs : ConfigChoice.Spread }).Hunt(workload);
-                mutants.Add((name, catching is not null, states));
+                (CampaignResult? catching, long states) = (plan with { Modes = [shown.Mode], Mutant = bug.Name, Configs = plan.Table is null ? plan.Configs : ConfigChoice.Spread }).Hunt(shown.Workload);
+                mutants.Add((bug.Name, catching is not null, states));
             }
         }
         Print(results, mutants, MinimiseFirstFailure(results, wanted: !NoMinimise));
@@ -186,7 +187,7 @@ internal sealed class CrashTestVerb : MutantOptions
 
     /// <summary>A seeded bug lives in one mode, and the catalogue names the workload that shows it: those campaigns first.</summary>
     private IReadOnlyList<CampaignSpec> Ordered(IReadOnlyList<CampaignSpec> campaigns) =>
-        Campaign.Mutants.FirstOrDefault(m => m.Name == Mutant) is { Name: not null } seeded
+        MutantCatalogue.Find(Mutant)?.CaughtBy.GetValueOrDefault(Sweep.Crash) is { } seeded
             ? [.. campaigns.OrderBy(c => c.Mode == seeded.Mode ? 0 : 1).ThenBy(c => c.Workload == seeded.Workload ? 0 : 1)]
             : campaigns;
 

@@ -3,6 +3,7 @@ using CommandLine;
 using Writeboost.Cache.Table;
 using Writeboost.CrashTest;
 using Writeboost.CrashTest.Faults;
+using Writeboost.CrashTest.Mutants;
 
 namespace Writeboost.Cli;
 
@@ -16,11 +17,14 @@ internal sealed class FaultsVerb : SweepVerbOptions
     public int Ops { get; set; }
 
 
+    private protected override Sweep Sweep => Sweep.Faults;
+
+    private protected override string ListingLine(SeededBug bug, Exposure shown) =>
+        $"{bug.Name,-32} mode {(int)shown.Mode}, {shown.Workload.ToString().ToLowerInvariant(),-7} {shown.Where!.Value.Target.ToString().ToLowerInvariant()}.{shown.Where.Value.Operation.ToString().ToLowerInvariant(),-6} {bug.Meaning}";
+
     internal int Run()
     {
-        if (ListOrCheckMutants(
-            FaultSweep.Mutants.Select(m => $"{m.Name,-32} mode {(int)m.Mode}, {m.Workload.ToString().ToLowerInvariant(),-7} {m.Where.Target.ToString().ToLowerInvariant()}.{m.Where.Operation.ToString().ToLowerInvariant(),-6} {m.Meaning}"),
-            FaultSweep.ParseMutantName))
+        if (ListOrCheckMutants())
         {
             return 0;
         }
@@ -46,10 +50,10 @@ internal sealed class FaultsVerb : SweepVerbOptions
         List<(string Name, bool Caught, int Runs)> mutants = [];
         if (Mutants == "all")
         {
-            foreach ((string name, CacheMode mode, Workload workload, (FaultTarget, FaultOperation) where, string _) in FaultSweep.Mutants)
+            foreach ((SeededBug bug, Exposure shown) in SweepMutants)
             {
-                FaultSweepResult caught = FaultSweep.Run(new FaultSweepSpec(mode, workload, Seed, Ops, Runs, name, where), stopAtFirst: true);
-                mutants.Add((name, caught.Violations > 0, caught.Runs));
+                FaultSweepResult caught = FaultSweep.Run(new FaultSweepSpec(shown.Mode, shown.Workload, Seed, Ops, Runs, bug.Name, shown.Where), stopAtFirst: true);
+                mutants.Add((bug.Name, caught.Violations > 0, caught.Runs));
             }
         }
         progress.Done();

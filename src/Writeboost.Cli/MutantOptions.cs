@@ -1,11 +1,12 @@
 using CommandLine;
+using Writeboost.CrashTest.Mutants;
 
 namespace Writeboost.Cli;
 
 /// <summary>
 /// The seeded-bug options every harness verb takes (crashtest, faults, corrupt), handled once: --mutant runs one
 /// seeded bug (the run must then find a violation), --mutants all also runs every bug the verb must catch,
-/// --list-mutants names them. Each verb gives its own catalogue's listing and name check.
+/// --list-mutants names them. One catalogue (<see cref="MutantCatalogue"/>) says which bugs each verb's sweep must catch.
 /// </summary>
 internal abstract class MutantOptions
 {
@@ -18,21 +19,29 @@ internal abstract class MutantOptions
     [Option("list-mutants", HelpText = "List the seeded bugs this verb catches and exit.")]
     public bool ListMutants { get; set; }
 
+    /// <summary>The sweep this verb runs: the catalogue's bugs it must catch are its listing and its --mutants all.</summary>
+    private protected abstract Sweep Sweep { get; }
+
+    /// <summary>The bugs this verb must catch, with what shows each (catalogue order).</summary>
+    internal IEnumerable<(SeededBug Bug, Exposure Shown)> SweepMutants =>
+        MutantCatalogue.CaughtBy(Sweep).Select(b => (b, b.CaughtBy[Sweep]));
+
+    /// <summary>A line of --list-mutants: name, mode, workload, meaning.</summary>
+    private protected virtual string ListingLine(SeededBug bug, Exposure shown) =>
+        $"{bug.Name,-38} mode {(int)shown.Mode}, {shown.Workload.ToString().ToLowerInvariant(),-9} {bug.Meaning}";
+
     /// <summary>
-    /// With --list-mutants prints <paramref name="listing"/> and returns true (the verb exits 0). Otherwise checks
-    /// --mutants and --mutant before any work (<paramref name="checkName"/> throws ArgumentException for a name
-    /// the verb does not know) and returns false.
+    /// With --list-mutants prints this verb's bugs and returns true (the verb exits 0). Otherwise checks --mutants
+    /// and --mutant before any work and returns false.
     /// </summary>
-    /// <exception cref="UsageException">--mutants is not "all", or --mutant names no seeded bug of this verb.</exception>
-    internal bool ListOrCheckMutants(IEnumerable<string> listing, Action<string> checkName)
+    /// <exception cref="UsageException">--mutants is not "all", or --mutant names no seeded bug.</exception>
+    internal bool ListOrCheckMutants()
     {
-        ArgumentNullException.ThrowIfNull(listing);
-        ArgumentNullException.ThrowIfNull(checkName);
         if (ListMutants)
         {
-            foreach (string line in listing)
+            foreach ((SeededBug bug, Exposure shown) in SweepMutants)
             {
-                Console.WriteLine(line);
+                Console.WriteLine(ListingLine(bug, shown));
             }
             return true;
         }
@@ -42,7 +51,7 @@ internal abstract class MutantOptions
         }
         try
         {
-            checkName(Mutant);
+            MutantCatalogue.Find(Mutant);
         }
         catch (ArgumentException error)
         {

@@ -3,6 +3,7 @@ using Writeboost.Cache.Core;
 using Writeboost.Cache.Inspect;
 using Writeboost.Cache.Table;
 using Writeboost.CrashTest.Configs;
+using Writeboost.CrashTest.Mutants;
 using Writeboost.CrashTest.Recording;
 using Writeboost.CrashTest.Schedules;
 using Writeboost.CrashTest.States;
@@ -166,49 +167,6 @@ public static partial class Campaign
     private static readonly TimeSpan HarnessSecond = TimeSpan.FromMilliseconds(5);
 
     internal static int PoolSize => CrashConfig.Default.PoolSize;
-
-    /// <summary>The seeded bugs, by name, with the mode and workload that exposes each.</summary>
-    public static IReadOnlyList<(string Name, CacheMode Mode, Workload Workload, string Meaning)> Mutants { get; } =
-    [
-        ("ack-before-pmem-persist", CacheMode.Persistent, Workload.Random, "mode 1: acknowledge before the pmem lines are written back and fenced"),
-        ("drop-pmem-fence", CacheMode.Persistent, Workload.Random, "mode 1: write back the pmem lines but drop the fence"),
-        ("skip-cache-flush-before-ack", CacheMode.Volatile, Workload.Random, "mode 0: acknowledge a FUA/flush after writing the partial log, without flushing the cache device"),
-        ("trust-segment-without-checksum", CacheMode.Volatile, Workload.Random, "replay a segment without verifying its checksum"),
-        ("replay-stale-after-gap", CacheMode.Volatile, Workload.Wrap, "replay like the kernel: every valid slot in ring order, across id gaps"),
-        ("reuse-slot-before-writeback-flushed", CacheMode.Volatile, Workload.Wrap, "free ring slots after writeback without flushing the backing store"),
-        ("recovery-skips-its-flush", CacheMode.Persistent, Workload.Random, "recovery writes the segments it rebuilt from pmem but does not flush them; the device goes on and reuses the pmem buffers (only a second crash shows it)"),
-        ("reuse-pmem-buffer-once-written", CacheMode.Persistent, Workload.Random, "mode 1: reuse a pmem buffer once its segment is written to the cache device, not once it is durable"),
-        ("fua-trusts-written-segment", CacheMode.Volatile, Workload.Random, "mode 0: a FUA that filled its segment returns if the flush worker already wrote it, without the cache flush"),
-        ("flush-publishes-before-write", CacheMode.Volatile, Workload.Random, "the flush worker counts a segment as written just before writing it (a window no other thread is woken for: perturbed schedules show it)"),
-        ("pmem-record-crc-skips-data", CacheMode.Persistent, Workload.Random, "mode 1: a pmem record's CRC does not cover the slot's data (only a torn pmem line shows it)"),
-        ("read-buffer-serves-unheld-sectors", CacheMode.Volatile, Workload.Random, "a read of a block in a RAM buffer takes every sector from the buffer, not only those it holds (only a live read shows it)"),
-        ("compact-metablock-claims-whole-block", CacheMode.Volatile, Workload.Overwrite, "order 11's 8-byte metablocks are sealed with all eight dirty bits (only a non-default configuration shows it)"),
-        ("poison-torn-tail", CacheMode.Volatile, Workload.Random, "take a crash's torn segment for damage to durable data: poison its blocks"),
-    ];
-
-    /// <summary>Throws a clear error unless <paramref name="name"/> is "none" or a mutant's name.</summary>
-    public static void ParseMutantName(string name) => ParseMutant(name);
-
-    internal static Mutant ParseMutant(string name) => name switch
-    {
-        "none" => Mutant.None,
-        "ack-before-pmem-persist" => Mutant.AckBeforePmemPersist,
-        "drop-pmem-fence" => Mutant.DropPmemFence,
-        "skip-cache-flush-before-ack" => Mutant.SkipCacheFlushBeforeAck,
-        "trust-segment-without-checksum" => Mutant.TrustSegmentWithoutChecksum,
-        "replay-stale-after-gap" => Mutant.ReplayStaleAfterGap,
-        "reuse-slot-before-writeback-flushed" => Mutant.ReuseSlotBeforeWritebackFlushed,
-        "recovery-skips-its-flush" => Mutant.RecoverySkipsItsFlush,
-        "reuse-pmem-buffer-once-written" => Mutant.ReusePmemBufferOnceWritten,
-        "fua-trusts-written-segment" => Mutant.FuaTrustsWrittenSegment,
-        "flush-publishes-before-write" => Mutant.FlushPublishesBeforeWrite,
-        "pmem-record-crc-skips-data" => Mutant.PmemRecordCrcSkipsData,
-        "read-buffer-serves-unheld-sectors" => Mutant.ReadBufferServesUnheldSectors,
-        "compact-metablock-claims-whole-block" => Mutant.CompactMetablockClaimsWholeBlock,
-        "poison-torn-tail" => Mutant.PoisonTornTail,
-        "claim-nothing-durable" => Mutant.ClaimNothingDurable, // the corruption sweep's: recorded with it, a workload writes headers that vouch for nothing
-        _ => throw new ArgumentException($"unknown mutant {name} (see --list-mutants)"),
-    };
 
     /// <summary>The in-memory devices' sizes and the table keys (the fault and corruption sweeps use the default configuration's).</summary>
     internal sealed record Geometry(long BackingBytes, long CacheBytes, long PmemBytes, Dictionary<string, long> Keys);
@@ -798,11 +756,11 @@ public static partial class Campaign
     }
 
     /// <summary>Recovers a crash state of the default configuration and checks the oracle for a crash at <paramref name="point"/>.</summary>
-    internal static string? RecoverAndCheck(Geometry geometry, Oracle oracle, int point, Mutant mutant, PagedBlockDevice backing, PagedBlockDevice cache, MemoryPmemRegion? pmem)
+    internal static string? RecoverAndCheck(Geometry geometry, Oracle oracle, int point, FaultHooks faults, PagedBlockDevice backing, PagedBlockDevice cache, MemoryPmemRegion? pmem)
     {
         CacheMode mode = pmem is null ? CacheMode.Volatile : CacheMode.Persistent;
         CrashConfig config = CrashConfig.Default with { Keys = geometry.Keys };
-        CampaignSpec spec = new(mode, Workload.Random, 0, 0, 0) { Target = new WriteboostTarget(mode, config) { SeededBug = mutant } };
+        CampaignSpec spec = new(mode, Workload.Random, 0, 0, 0) { Target = new WriteboostTarget(mode, config) { Hooks = faults } };
         return RecoverAndCheck(spec, CrashState.Of(backing, cache, pmem), new Judge(oracle, point));
     }
 

@@ -38,7 +38,7 @@ public sealed partial class WriteboostDevice
         ulong target;
         lock (_lock)
         {
-            target = _openId != 0 && _openLength > 0 ? _openId : _lastQueuedId;
+            target = _ring.OpenId != 0 && _openLength > 0 ? _ring.OpenId : _ring.QueuedId;
         }
         MakeDurable(target);
     }
@@ -52,14 +52,14 @@ public sealed partial class WriteboostDevice
         }
         lock (_lock)
         {
-            if (id == _openId)
+            if (id == _ring.OpenId)
             {
                 int deadlineMs = Tunables.BarrierDeadlineMs;
                 if (deadlineMs > 0)
                 {
                     // Give concurrent writers until the deadline to fill the buffer: a full log costs nothing extra.
                     long deadline = Stopwatch.GetTimestamp() + deadlineMs * Stopwatch.Frequency / 1000;
-                    while (_openId == id && _failure is null)
+                    while (_ring.OpenId == id && _failure is null)
                     {
                         long remainingMs = (deadline - Stopwatch.GetTimestamp()) * 1000 / Stopwatch.Frequency;
                         if (remainingMs <= 0)
@@ -69,17 +69,17 @@ public sealed partial class WriteboostDevice
                         Monitor.Wait(_lock, (int)remainingMs);
                     }
                 }
-                if (_openId == id)
+                if (_ring.OpenId == id)
                 {
                     SealOpenLocked(partial: true);
                 }
             }
-            if (_durableRequestedId < id)
+            if (_ring.DurableRequestedId < id)
             {
-                _durableRequestedId = id;
+                _ring.RequestDurable(id);
                 _flushSignal.Set();
             }
-            while (_lastDurableId < id)
+            while (_ring.DurableId < id)
             {
                 ThrowIfFailed();
                 Monitor.Wait(_lock);
@@ -94,7 +94,7 @@ public sealed partial class WriteboostDevice
     /// </summary>
     private void SealOpenLocked(bool partial)
     {
-        ulong id = _openId;
+        ulong id = _ring.OpenId;
         if (id == 0)
         {
             return;
@@ -110,23 +110,16 @@ public sealed partial class WriteboostDevice
             // A slot still mapped is written as it is now; one superseded in the open buffer (mode 1 copy-on-write)
             // as it was placed — a later entry for the same block replaces it at replay; one dropped by
             // write-around as placed too, clean, which replay ignores.
-            MetablockOnDisk entry = _mbBlock[g] >= 0
-                ? new MetablockOnDisk(_mbBlock[g] * Units.SectorsPerBlock, _mbDirty[g] ? _mbDataBits[g] : (byte)0)
+            MetablockOnDisk entry = _cacheIndex.BlockAt(g) >= 0
+                ? new MetablockOnDisk(_cacheIndex.BlockAt(g) * Units.SectorsPerBlock, _cacheIndex.IsDirty(g) ? _cacheIndex.SectorsAt(g) : (byte)0)
                 : new MetablockOnDisk(Math.Max(0, _openPlacedBlock[i]) * Units.SectorsPerBlock, _openPlacedBits[i]);
-            if (Mutant == Mutant.CompactMetablockClaimsWholeBlock && entryBytes == MetablockOnDisk.CompactSizeBytes && entry.DirtyBits != 0)
-            {
-                entry = entry with { DirtyBits = Units.FullBlockBits };
-            }
-            entry.WriteTo(image, i, entryBytes);
+            (entry with { DirtyBits = Faults.DirtyBitsToSeal(entry.DirtyBits, entryBytes) }).WriteTo(image, i, entryBytes);
         }
         // The checksum is computed outside the lock (SegmentBuffer.EnsureChecksum): a sealed buffer never changes again.
         new SegmentHeaderOnDisk(id, 0, (byte)length).WriteTo(image);
         buffer.MarkSealed(id);
-        _slotLength[slot] = length;
-        _lastQueuedId = id;
-        _openId = 0;
+        _ring.Seal(id, length);
         _openLength = 0;
-        AssertSegmentOrderLocked();
         if (partial && length < BlocksPerSegment)
         {
             _nrPartialFlushed++;
@@ -156,8 +149,8 @@ public sealed partial class WriteboostDevice
             lock (_lock)
             {
                 idle = !_stopping && _failure is null && !_abandoned
-                       && _lastFlushedId >= _lastQueuedId
-                       && !(_durableRequestedId > _lastDurableId && _durableRequestedId <= _lastFlushedId);
+                       && _ring.FlushedId >= _ring.QueuedId
+                       && !(_ring.DurableRequestedId > _ring.DurableId && _ring.DurableRequestedId <= _ring.FlushedId);
             }
             if (idle)
             {
@@ -166,16 +159,16 @@ public sealed partial class WriteboostDevice
             }
             lock (_lock)
             {
-                if (_failure is not null || _abandoned || (_stopping && _lastFlushedId >= _lastQueuedId && _durableRequestedId <= _lastDurableId))
+                if (_failure is not null || _abandoned || (_stopping && _ring.FlushedId >= _ring.QueuedId && _ring.DurableRequestedId <= _ring.DurableId))
                 {
                     return;
                 }
-                flushOnly = _lastFlushedId >= _lastQueuedId;
-                id = flushOnly ? _lastFlushedId : _lastFlushedId + 1;
-                length = flushOnly ? 0 : _slotLength[Geometry.SlotOf(id)];
+                flushOnly = _ring.FlushedId >= _ring.QueuedId;
+                id = flushOnly ? _ring.FlushedId : _ring.FlushedId + 1;
+                length = flushOnly ? 0 : _ring.LengthOf(Geometry.SlotOf(id));
                 // What a completed cache flush covers now: this worker sets it itself after each flush, so the
                 // value a header carries is never behind a flush that completed before the header was written.
-                durable = Mutant == Mutant.ClaimNothingDurable ? 0 : _lastDurableId;
+                durable = Faults.DurableIdToClaim(_ring.DurableId);
             }
             try
             {
@@ -188,11 +181,11 @@ public sealed partial class WriteboostDevice
                     // The header says what was durable when this segment was written: recovery then knows that a
                     // bad checksum at an id up to that is damage to acknowledged data, not a crash's torn write.
                     SegmentHeaderExtension.Restamp(image, durable);
-                    if (Mutant == Mutant.FlushPublishesBeforeWrite)
+                    if (!Faults.FlushWorkerPublishesAfterWrite)
                     {
                         lock (_lock)
                         {
-                            _lastFlushedId = id; // the seeded bug: "written" before the write (the waiters are woken after it)
+                            _ring.MarkFlushed(id); // "written" before the write (the waiters are woken after it)
                         }
                     }
                     _options.Schedule.At(SchedulePoint.FlushBeforeSegmentWrite);
@@ -204,28 +197,27 @@ public sealed partial class WriteboostDevice
                 lock (_lock)
                 {
                     // Mode 1 asks for durability when it needs a pmem buffer back (AcquireSegmentLocked).
-                    flush = _durableRequestedId > _lastDurableId && _durableRequestedId <= id;
+                    flush = _ring.DurableRequestedId > _ring.DurableId && _ring.DurableRequestedId <= id;
                 }
-                if (flush && Mutant != Mutant.SkipCacheFlushBeforeAck)
+                if (flush && Faults.FlushesCacheBeforeAck)
                 {
                     _options.Schedule.At(SchedulePoint.FlushBeforeCacheFlush);
                     try
                     {
                         _cache.Flush();
                     }
-                    catch (IOException) when (Mutant == Mutant.IgnoreCacheFlushError)
+                    catch (IOException) when (!Faults.CacheFlushErrorFails)
                     {
                     }
                     Counters.CountCacheFlush();
                 }
                 lock (_lock)
                 {
-                    _lastFlushedId = id;
+                    _ring.MarkFlushed(id);
                     if (flush)
                     {
-                        _lastDurableId = id;
+                        _ring.MarkDurable(id);
                     }
-                    AssertSegmentOrderLocked();
                     Monitor.PulseAll(_lock);
                     if (_urgeWriteback || _forceDrop)
                     {

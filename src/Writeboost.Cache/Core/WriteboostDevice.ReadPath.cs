@@ -41,7 +41,7 @@ public sealed partial class WriteboostDevice
         byte[]? bufferCopies = null; // made only when a piece is in a RAM buffer: most reads have none
         lock (_lock)
         {
-            if (!_poison.IsEmpty && Mutant != Mutant.PoisonReadsOldData)
+            if (!_poison.IsEmpty && Faults.PoisonedBlockFailsReads)
             {
                 ThrowIfPoisonedLocked(offsetBytes, destination.Length);
             }
@@ -122,7 +122,7 @@ public sealed partial class WriteboostDevice
             // Unpin every slot before staging: staging may wait for a free slot, and must not wait on our own pins.
             foreach (ReadPlan plan in plans)
             {
-                if (plan.FromCache != 0 && --_slotReaders[plan.PinnedSlot] == 0)
+                if (plan.FromCache != 0 && _ring.Unpin(plan.PinnedSlot))
                 {
                     Monitor.PulseAll(_lock);
                 }
@@ -142,7 +142,7 @@ public sealed partial class WriteboostDevice
         ReadPlan plan = new() { Block = block, FirstSector = firstSector, SectorCount = sectorCount, PieceOffsetBytes = pieceOffset, PinnedSlot = -1 };
         byte wanted = Units.SectorMask(firstSector, sectorCount);
         bool fullsize = sectorCount == Units.SectorsPerBlock;
-        if (!_index.TryGetValue(block, out int g))
+        if (!_cacheIndex.TryFind(block, out int g))
         {
             CountStat(write: false, hit: false, onBuffer: false, fullsize);
             if (fullsize)
@@ -153,10 +153,8 @@ public sealed partial class WriteboostDevice
         }
         long slot = SlotOfGlobal(g);
         bool inBuffer = IsInBuffer(g);
-        CountStat(write: false, hit: true, onBuffer: _openId != 0 && slot == Geometry.SlotOf(_openId), fullsize);
-        // A clean block is whole in the cache (read-cached) only when all its bits are set; a clean partial one
-        // was written back and the backing store has it.
-        byte held = _mbDirty[g] ? _mbDataBits[g] : _mbDataBits[g] == Units.FullBlockBits ? Units.FullBlockBits : (byte)0;
+        CountStat(write: false, hit: true, onBuffer: _ring.OpenId != 0 && slot == Geometry.SlotOf(_ring.OpenId), fullsize);
+        byte held = _cacheIndex.ReadableSectorsAt(g);
         byte use = (byte)(held & wanted);
         if (use == 0)
         {
@@ -164,15 +162,15 @@ public sealed partial class WriteboostDevice
         }
         if (inBuffer)
         {
-            BufferOf(_slotId[slot]).Block(IndexInSegment(g)).Slice(firstSector * Units.SectorBytes, sectorCount * Units.SectorBytes)
+            BufferOf(_ring.IdIn(slot)).Block(IndexInSegment(g)).Slice(firstSector * Units.SectorBytes, sectorCount * Units.SectorBytes)
                 .CopyTo((bufferCopies ??= new byte[requestBytes]).AsSpan(pieceOffset));
-            plan.FromBuffer = Mutant == Mutant.ReadBufferServesUnheldSectors ? wanted : use;
+            plan.FromBuffer = Faults.BufferServesOnlyHeldSectors ? use : wanted;
             return plan;
         }
         plan.FromCache = use;
         plan.CacheOffsetBytes = Geometry.DataBlockBytes(slot, IndexInSegment(g));
         plan.PinnedSlot = slot;
-        _slotReaders[slot]++;
+        _ring.Pin(slot);
         return plan;
     }
 
@@ -228,7 +226,7 @@ public sealed partial class WriteboostDevice
     /// <summary>Writes one staged cell into the open buffer as a clean block, unless a write got there first.</summary>
     private void StageLocked(ReadCacheCell staged)
     {
-        if (staged.Cancelled || _index.ContainsKey(staged.Block) || _failure is not null)
+        if (staged.Cancelled || _cacheIndex.Holds(staged.Block) || _failure is not null)
         {
             return;
         }
@@ -240,7 +238,7 @@ public sealed partial class WriteboostDevice
         {
             return; // the device failed meanwhile; staging is only an optimisation, the read itself succeeded
         }
-        if (staged.Cancelled || _index.ContainsKey(staged.Block))
+        if (staged.Cancelled || _cacheIndex.Holds(staged.Block))
         {
             return; // written while we waited for a slot
         }
@@ -249,7 +247,7 @@ public sealed partial class WriteboostDevice
             try
             {
                 // A clean block has nothing to recover, but its slot must not look like a lost write (see PlaceHole).
-                _pmem.PlaceHole(BufferIndexOf(_openId), _openLength, _openId);
+                _pmem.PlaceHole(BufferIndexOf(_ring.OpenId), _openLength, _ring.OpenId);
             }
             catch (IOException error)
             {
@@ -257,15 +255,8 @@ public sealed partial class WriteboostDevice
                 return;
             }
         }
-        int index = _openLength++;
-        int g = Global(Geometry.SlotOf(_openId), index);
-        staged.Data.CopyTo(BufferOf(_openId).Block(index));
-        _mbBlock[g] = staged.Block;
-        _mbDataBits[g] = Units.FullBlockBits;
-        _mbDirty[g] = false;
-        _index[staged.Block] = g;
-        _openPlacedBlock[index] = staged.Block;
-        _openPlacedBits[index] = 0; // clean: a read-cached block is not placed in pmem, nothing to recover
+        staged.Data.CopyTo(BufferOf(_ring.OpenId).Block(_openLength));
+        PlaceInOpenSegmentLocked(staged.Block, Units.FullBlockBits, dirty: false); // clean: not placed in pmem, nothing to recover
         if (_openLength == BlocksPerSegment)
         {
             SealOpenLocked(partial: false);

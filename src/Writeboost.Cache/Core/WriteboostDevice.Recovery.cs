@@ -105,18 +105,10 @@ public sealed partial class WriteboostDevice
         {
             PmemLayout layout = new(Geometry.SegmentSizeOrder, _buffers.Length, BlocksPerSegment);
             _pmem = PmemBufferPool.Open(_pmemRegion, layout, CacheUuid, _options.Reformat, out pmemFormatted);
-            _pmem.Mutant = Mutant;
+            _pmem.Faults = Faults;
             fromPmem = pmemFormatted ? null : _pmem.Recover(0);
         }
-        if (Mutant == Mutant.ReplayStaleAfterGap)
-        {
-            ulong[] ids = RingWalk.ReadHeaders(_cache, Geometry).Select(h => h.Id).ToArray();
-            ulong inferred = SuperblockRecordOnDisk.Infer(stored, ids, Geometry, ours, out string? warning);
-            ReplayLikeTheKernel(new byte[Geometry.SegmentSizeBytes], inferred, ids, warning is null ? [] : [warning]);
-            FinishPmemOpen(pmemFormatted);
-            return;
-        }
-        RingWalkResult walk = RingWalk.Run(new RingWalk.Input(_cache, Geometry, stored, ours, Units.BytesToSectors(SizeBytes), fromPmem, _options.AcceptDataLoss, Mutant));
+        RingWalkResult walk = Faults.WalkRing(new RingWalk.Input(_cache, Geometry, stored, ours, Units.BytesToSectors(SizeBytes), fromPmem, _options.AcceptDataLoss, Faults));
         if (walk.Refusal is not null)
         {
             throw new InvalidDataException(
@@ -191,7 +183,7 @@ public sealed partial class WriteboostDevice
             _cache.Write(Geometry.SegmentStartBytes(slot), zeros);
             wrote = true;
         }
-        if (wrote && Mutant != Mutant.RecoverySkipsItsFlush)
+        if (wrote && Faults.RecoveryFlushesWhatItWrote)
         {
             _cache.Flush();
         }
@@ -201,9 +193,8 @@ public sealed partial class WriteboostDevice
             warnings.Add($"{tail} segment(s) after the superblock record were dropped as a crash's torn tail: nothing on the media shows they were durable (every segment up to {walk.ProvenDurableId} was, and is kept){(walk.SlotsToZero.Count > 0 ? $"; {walk.SlotsToZero.Count} header(s) beyond segment {walk.LastKeptId} zeroed" : "")}");
         }
         ulong resumeAfter = Math.Max(walk.LastKeptId, walk.RecordId);
-        _lastQueuedId = _lastFlushedId = _lastDurableId = resumeAfter;
-        _lastWritebackId = Math.Max(_lastWritebackId, walk.RecordId);
-        Recovery = new RecoveryReport(false, walk.RecordId, firstReplayed, lastReplayed, replayed, discarded, _nrDirty, stopReason, warnings)
+        _ring.ResumeAfter(resumeAfter, walk.RecordId);
+        Recovery = new RecoveryReport(false, walk.RecordId, firstReplayed, lastReplayed, replayed, discarded, _cacheIndex.DirtyCount, stopReason, warnings)
         {
             ProvenDurableId = walk.ProvenDurableId,
             Segments = report,
@@ -235,11 +226,10 @@ public sealed partial class WriteboostDevice
     private void ApplyWalked(WalkedSegment segment)
     {
         long slot = segment.Slot;
-        _slotId[slot] = segment.Id;
-        _slotLength[slot] = segment.Length;
+        _ring.Bind(slot, segment.Id, segment.Length);
         foreach (WalkedEntry entry in segment.Entries)
         {
-            if (_index.TryGetValue(entry.Block, out int older))
+            if (_cacheIndex.TryFind(entry.Block, out int older))
             {
                 // A newer copy, good or lost, replaces the older one (which holds no sector the newer does not).
                 Unmap(older);
@@ -250,11 +240,7 @@ public sealed partial class WriteboostDevice
                 _poison.Poison(entry.Block, entry.Bits, g, segment.Id);
                 continue;
             }
-            _mbBlock[g] = entry.Block;
-            _mbDataBits[g] = entry.Bits;
-            _mbDirty[g] = true;
-            _nrDirty++;
-            _index[entry.Block] = g;
+            _cacheIndex.Place(g, entry.Block, entry.Bits, dirty: true);
             if (!_poison.IsEmpty)
             {
                 _poison.Clear(entry.Block, entry.Bits, segment.Id);
@@ -293,8 +279,7 @@ public sealed partial class WriteboostDevice
         SegmentImage.Finish(image, id, 0, Geometry.MetablockBytes, SegmentHeaderExtension.FlagTombstone, durableId: durableId);
         ReleaseSlotForRecoveredSegment(slot, id);
         _cache.Write(Geometry.SegmentStartBytes(slot), image.AsSpan(0, Units.BlockBytes));
-        _slotId[slot] = id;
-        _slotLength[slot] = 0;
+        _ring.Bind(slot, id, 0);
     }
 
     /// <summary>
@@ -338,81 +323,7 @@ public sealed partial class WriteboostDevice
             return;
         }
         WriteSuperblockFlags(SuperblockHeaderOnDisk.FlagPmemBufferLive);
-        Recovery = Recovery with { PmemFormatted = pmemFormatted, DirtyBlocksRecovered = _nrDirty };
-    }
-
-    /// <summary>Applies a verified segment's metablocks (the kernel-style mutant's replay); returns why the segment is unusable, or null.</summary>
-    private string? ApplySegment(ReadOnlySpan<byte> segment, long slot, ulong id, int length)
-    {
-        int entryBytes = Geometry.MetablockBytes;
-        long backingSectors = Units.BytesToSectors(SizeBytes);
-        // Validate first, so a segment is applied whole or not at all.
-        for (int i = 0; i < length; i++)
-        {
-            if (MetablockOnDisk.Read(segment, i, entryBytes).Problem(i, backingSectors) is { } problem)
-            {
-                return problem;
-            }
-        }
-        _slotId[slot] = id;
-        _slotLength[slot] = length;
-        for (int i = 0; i < length; i++)
-        {
-            MetablockOnDisk entry = MetablockOnDisk.Read(segment, i, entryBytes);
-            if (entry.DirtyBits == 0)
-            {
-                continue;
-            }
-            long block = entry.BackingSector / Units.SectorsPerBlock;
-            if (_index.TryGetValue(block, out int older))
-            {
-                Unmap(older);
-            }
-            int g = Global(slot, i);
-            _mbBlock[g] = block;
-            _mbDataBits[g] = entry.DirtyBits;
-            _mbDirty[g] = true;
-            _nrDirty++;
-            _index[block] = g;
-        }
-        return null;
-    }
-
-    /// <summary>
-    /// The mutant: dm-writeboost's replay. Start at the slot after the highest id, visit every slot in ring order,
-    /// skip empty ones, stop at the first bad checksum, apply whatever else is valid — a stale segment of an
-    /// earlier lap included — and infer last_writeback = max(record, newest - nr_segments).
-    /// </summary>
-    private void ReplayLikeTheKernel(byte[] segment, ulong record, ulong[] headerIds, List<string> warnings)
-    {
-        ulong maxId = headerIds.Max();
-        ulong newest = 0;
-        int replayed = 0;
-        for (long i = 0; i < Geometry.NrSegments && maxId > 0; i++)
-        {
-            long slot = (long)((maxId + (ulong)i) % (ulong)Geometry.NrSegments);
-            ulong id = headerIds[slot];
-            if (id == 0)
-            {
-                continue;
-            }
-            // The kernel checks the length and the checksum, not that the id belongs to the slot.
-            SegmentSlotRead read = SegmentLogReader.Read(_cache, Geometry, slot, segment);
-            if (!read.LengthFits)
-            {
-                break;
-            }
-            if (!read.ChecksumHolds || ApplySegment(segment, slot, id, read.Header.Length) is not null)
-            {
-                break;
-            }
-            newest = id;
-            replayed++;
-        }
-        ulong inferred = newest > (ulong)Geometry.NrSegments ? newest - (ulong)Geometry.NrSegments : 0;
-        _lastQueuedId = _lastFlushedId = _lastDurableId = Math.Max(newest, record);
-        _lastWritebackId = Math.Max(record, inferred);
-        Recovery = new RecoveryReport(false, record, 0, newest, replayed, 0, _nrDirty, "kernel-style replay (mutant)", warnings);
+        Recovery = Recovery with { PmemFormatted = pmemFormatted, DirtyBlocksRecovered = _cacheIndex.DirtyCount };
     }
 
     /// <summary>Rewrites sector 0 with new flags (one FUA write of the 4 KiB header block).</summary>
@@ -440,7 +351,7 @@ public sealed partial class WriteboostDevice
         UnmapSlotLocked(slot);
         if (segmentId > (ulong)Geometry.NrSegments)
         {
-            _lastWritebackId = Math.Max(_lastWritebackId, segmentId - (ulong)Geometry.NrSegments);
+            _ring.RaiseWrittenBack(segmentId - (ulong)Geometry.NrSegments);
         }
     }
 
@@ -452,24 +363,17 @@ public sealed partial class WriteboostDevice
             throw new InvalidDataException(
                 $"write_around_mode: {_poison.BlockCount} block(s) of {_cache.Name} are poisoned (their newest durable copy is lost to damaged media); formatting for write-around would make them read older data silently. Rewrite them or send clear_poison in write-back mode first");
         }
-        if (_nrDirty > 0)
+        if (_cacheIndex.DirtyCount > 0)
         {
             StartWorkers();
             DropCaches();
             StopWorkers();
             _stopping = false;
         }
-        ulong lastId = _lastQueuedId;
-        _index.Clear();
-        Array.Fill(_mbBlock, -1);
-        Array.Clear(_mbDataBits);
-        Array.Clear(_mbDirty);
-        Array.Clear(_mbSuperseded);
-        Array.Clear(_slotId);
-        Array.Clear(_slotLength);
+        ulong lastId = _ring.QueuedId;
+        _cacheIndex.Reset();
+        _ring.Clear();
         Format(wasFormatted: true);
-        _lastQueuedId = _lastFlushedId = _lastDurableId = _lastWritebackId = 0;
-        _nrDirty = 0;
         Recovery = Recovery with { Warnings = [$"write_around_mode: dirty data up to segment {lastId} was written back, then the cache was formatted"] };
     }
 }

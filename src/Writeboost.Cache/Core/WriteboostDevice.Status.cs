@@ -91,24 +91,24 @@ public sealed partial class WriteboostDevice
     {
         lock (_lock)
         {
-            ulong currentId = _openId != 0 ? _openId : _lastQueuedId + 1;
-            long cursor = Geometry.SlotOf(currentId) * BlocksPerSegment + (_openId != 0 ? _openLength : 0);
+            ulong currentId = _ring.OpenId != 0 ? _ring.OpenId : _ring.QueuedId + 1;
+            long cursor = Geometry.SlotOf(currentId) * BlocksPerSegment + (_ring.OpenId != 0 ? _openLength : 0);
             return new WriteboostStatus
             {
                 Cursor = cursor,
                 NrCaches = Geometry.NrCaches,
                 NrSegments = Geometry.NrSegments,
                 CurrentId = currentId,
-                LastFlushedId = _lastFlushedId,
-                LastWritebackId = _lastWritebackId,
-                NrDirtyCaches = _nrDirty,
+                LastFlushedId = _ring.FlushedId,
+                LastWritebackId = _ring.WrittenBackId,
+                NrDirtyCaches = _cacheIndex.DirtyCount,
                 Stats = _stats.ToArray(),
                 NrPartialFlushed = _nrPartialFlushed,
                 Tunables = Tunables.Snapshot(),
                 SegmentSizeOrder = Geometry.SegmentSizeOrder,
                 BlocksPerSegment = BlocksPerSegment,
                 SizeBytes = SizeBytes,
-                LastDurableId = _lastDurableId,
+                LastDurableId = _ring.DurableId,
                 FullSegments = _fullSegments,
                 PartialSegments = _partialSegments,
                 UserBytesWritten = Counters.User.BytesWritten,

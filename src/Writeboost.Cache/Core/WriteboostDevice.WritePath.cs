@@ -48,7 +48,7 @@ public sealed partial class WriteboostDevice
             {
                 PmemBarrier(); // mode 1: durable once in pmem — no partial log, no cache flush
             }
-            else if (!(Mutant == Mutant.FuaTrustsWrittenSegment && SegmentWrittenLocked(landedIn)))
+            else if (Faults.FuaWaitsForFlushOfWrittenSegment || !SegmentWrittenLocked(landedIn))
             {
                 MakeDurable(landedIn);
             }
@@ -60,7 +60,7 @@ public sealed partial class WriteboostDevice
     {
         lock (_lock)
         {
-            return _lastFlushedId >= id;
+            return _ring.FlushedId >= id;
         }
     }
 
@@ -88,60 +88,47 @@ public sealed partial class WriteboostDevice
         {
             EnsureOpenSlot(clearsPoison: !_poison.IsEmpty && (_poison.SectorsOf(block) & bits) != 0);
             _readCache.CancelLocked(block);
-            if (!_poison.IsEmpty && _poison.Clear(block, bits, _openId))
+            if (!_poison.IsEmpty && _poison.Clear(block, bits, _ring.OpenId))
             {
                 // A rewrite of lost sectors: they read the new data now; writeback may pass the damaged copy once
                 // this write is durable.
                 _writebackHeldBy = 0;
                 _writebackSignal.Set();
             }
-            bool hit = _index.TryGetValue(block, out int old);
-            bool onBuffer = hit && SlotOfGlobal(old) == Geometry.SlotOf(_openId);
+            bool hit = _cacheIndex.TryFind(block, out int old);
+            bool onBuffer = hit && SlotOfGlobal(old) == Geometry.SlotOf(_ring.OpenId);
             CountStat(write: true, hit, onBuffer, fullsize: bits == Units.FullBlockBits);
             // Mode 0 merges into the open buffer in place. Mode 1 never changes a slot whose record may be
             // committed in pmem (a torn rewrite would lose the acknowledged old data): the write takes a new slot.
             if (onBuffer && _pmem is null)
             {
-                data.CopyTo(BufferOf(_openId).Block(IndexInSegment(old))[(firstSector * Units.SectorBytes)..]);
-                _mbDataBits[old] |= bits;
-                _openPlacedBits[IndexInSegment(old)] = _mbDataBits[old];
-                if (!_mbDirty[old])
-                {
-                    _mbDirty[old] = true;
-                    _nrDirty++;
-                }
-                return _openId;
+                data.CopyTo(BufferOf(_ring.OpenId).Block(IndexInSegment(old))[(firstSector * Units.SectorBytes)..]);
+                _cacheIndex.MergeInPlace(old, bits);
+                _openPlacedBits[IndexInSegment(old)] = _cacheIndex.SectorsAt(old);
+                return _ring.OpenId;
             }
 
             // The slot is taken only once the old copy is read: a failed read must not leave a hole in the
             // segment (in mode 1 a later record would say the empty slot was durable: damage, not a crash).
             int index = _openLength;
-            int g = Global(Geometry.SlotOf(_openId), index);
-            Span<byte> slotData = BufferOf(_openId).Block(index);
+            Span<byte> slotData = BufferOf(_ring.OpenId).Block(index);
             byte newBits = bits;
-            if (hit && _mbDirty[old] && bits != Units.FullBlockBits)
+            if (hit && _cacheIndex.IsDirty(old) && bits != Units.FullBlockBits)
             {
-                byte keep = (byte)(_mbDataBits[old] & ~bits);
+                byte keep = (byte)(_cacheIndex.SectorsAt(old) & ~bits);
                 if (keep != 0)
                 {
                     ReadOldCopyLocked(old, slotData);
                     newBits |= keep;
                 }
             }
-            _openLength++;
             if (hit)
             {
                 Supersede(old);
             }
             data.CopyTo(slotData[(firstSector * Units.SectorBytes)..]);
-            _mbBlock[g] = block;
-            _mbDataBits[g] = newBits;
-            _mbDirty[g] = true;
-            _nrDirty++;
-            _index[block] = g;
-            _openPlacedBlock[index] = block;
-            _openPlacedBits[index] = newBits;
-            ulong landed = _openId;
+            PlaceInOpenSegmentLocked(block, newBits, dirty: true);
+            ulong landed = _ring.OpenId;
             if (_openLength == BlocksPerSegment)
             {
                 // Full: seal now, so a FUA or flush waiting for this buffer sees a full log and needs no partial one.
@@ -199,8 +186,8 @@ public sealed partial class WriteboostDevice
     private void ReadOldCopyLocked(int g, Span<byte> destination)
     {
         long slot = SlotOfGlobal(g);
-        ulong id = _slotId[slot];
-        if (id > _lastFlushedId)
+        ulong id = _ring.IdIn(slot);
+        if (id > _ring.FlushedId)
         {
             BufferOf(id).Block(IndexInSegment(g)).CopyTo(destination);
             return;
@@ -220,11 +207,11 @@ public sealed partial class WriteboostDevice
         while (true)
         {
             ThrowIfFailed();
-            if (_openId != 0 && _openLength < BlocksPerSegment)
+            if (_ring.OpenId != 0 && _openLength < BlocksPerSegment)
             {
                 return;
             }
-            if (_openId != 0)
+            if (_ring.OpenId != 0)
             {
                 SealOpenLocked(partial: false);
                 continue;
@@ -237,7 +224,7 @@ public sealed partial class WriteboostDevice
             _acquiring = true;
             try
             {
-                AcquireSegmentLocked(_lastQueuedId + 1, clearsPoison);
+                AcquireSegmentLocked(_ring.QueuedId + 1, clearsPoison);
             }
             finally
             {
@@ -270,7 +257,7 @@ public sealed partial class WriteboostDevice
         Interlocked.Increment(ref _placementWaiters);
         try
         {
-            while ((_pmem is null || Mutant == Mutant.ReusePmemBufferOnceWritten ? _lastFlushedId : _lastDurableId) < bufferFreeAfter || _lastWritebackId < slotFreeAfter || _slotReaders[slot] > 0
+            while ((_pmem is null || !Faults.PmemBufferWaitsForDurableSegment ? _ring.FlushedId : _ring.DurableId) < bufferFreeAfter || _ring.WrittenBackId < slotFreeAfter || _ring.IsPinned(slot)
                 || Volatile.Read(ref _placementsInFlight[bufferIndex]) > 0)
             {
                 ThrowIfFailed();
@@ -278,13 +265,13 @@ public sealed partial class WriteboostDevice
                 {
                     throw new IOException(PoisonHoldsWritebackMessage(_writebackHeldBy, $"segment {id} needs ring slot {slot}"));
                 }
-                if (_pmem is not null && _lastDurableId < bufferFreeAfter && _durableRequestedId < bufferFreeAfter)
+                if (_pmem is not null && _ring.DurableId < bufferFreeAfter && _ring.DurableRequestedId < bufferFreeAfter)
                 {
                     // Ask for the cache flush only now, when a buffer is needed back: one flush for many segments.
-                    _durableRequestedId = bufferFreeAfter;
+                    _ring.RequestDurable(bufferFreeAfter);
                     _flushSignal.Set();
                 }
-                if (_lastWritebackId < slotFreeAfter && !_urgeWriteback)
+                if (_ring.WrittenBackId < slotFreeAfter && !_urgeWriteback)
                 {
                     _urgeWriteback = true;
                     _writebackSignal.Set();
@@ -300,8 +287,7 @@ public sealed partial class WriteboostDevice
         SegmentBuffer buffer = BufferOf(id);
         buffer.ClearMetadata();
         buffer.SegmentId = id;
-        _slotId[slot] = id;
-        _slotLength[slot] = 0;
+        _ring.Bind(slot, id, 0);
         Array.Fill(_openPlacedBlock, -1);
         Array.Clear(_openPlacedBits);
         if (_pmem is not null)
@@ -316,16 +302,15 @@ public sealed partial class WriteboostDevice
             }
         }
         ulong halfPool = (ulong)Math.Max(1, _buffers.Length / 2);
-        if (_pmem is not null && id > halfPool && _durableRequestedId < id - halfPool)
+        if (_pmem is not null && id > halfPool && _ring.DurableRequestedId < id - halfPool)
         {
             // Half the pmem buffers are in use: ask for a cache flush now, so that by the time a writer needs a
             // buffer back it is already durable — one flush per half pool, overlapped with filling the other half.
-            _durableRequestedId = id - halfPool;
+            _ring.RequestDurable(id - halfPool);
             _flushSignal.Set();
         }
-        _openId = id;
+        _ring.Open(id);
         _openLength = 0;
-        AssertSegmentOrderLocked();
     }
 
     /// <summary>write_around_mode: the write goes to the backing store; any cached copy is forgotten.</summary>
@@ -336,7 +321,7 @@ public sealed partial class WriteboostDevice
             foreach (BlockPiece piece in new BlockPieces(offsetBytes, source.Length))
             {
                 _readCache.CancelLocked(piece.Block);
-                bool hit = _index.TryGetValue(piece.Block, out int g);
+                bool hit = _cacheIndex.TryFind(piece.Block, out int g);
                 CountStat(write: true, hit, onBuffer: false, fullsize: piece.SectorCount == Units.SectorsPerBlock);
                 if (hit)
                 {

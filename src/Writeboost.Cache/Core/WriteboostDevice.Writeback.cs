@@ -31,7 +31,7 @@ public sealed partial class WriteboostDevice
             _writebackSignal.Set();
             try
             {
-                while (_lastWritebackId < _lastFlushedId || _openId != 0)
+                while (_ring.WrittenBackId < _ring.FlushedId || _ring.OpenId != 0)
                 {
                     ThrowIfFailed();
                     if (_writebackHeldBy != 0)
@@ -90,7 +90,7 @@ public sealed partial class WriteboostDevice
                 {
                     return;
                 }
-                ulong available = _lastFlushedId - _lastWritebackId;
+                ulong available = _ring.FlushedId - _ring.WrittenBackId;
                 ulong n = Math.Min(available, (ulong)Tunables.NrMaxBatchedWriteback);
                 if (!_poison.IsEmpty)
                 {
@@ -100,32 +100,32 @@ public sealed partial class WriteboostDevice
                 {
                     continue; // held by poison: idle until a write clears it (_writebackHeldBy)
                 }
-                for (ulong id = _lastWritebackId + 1; id <= _lastWritebackId + n; id++)
+                for (ulong id = _ring.WrittenBackId + 1; id <= _ring.WrittenBackId + n; id++)
                 {
                     long slot = Geometry.SlotOf(id);
                     List<(int, long, byte)> dirty = [];
-                    for (int i = 0; i < _slotLength[slot]; i++)
+                    for (int i = 0; i < _ring.LengthOf(slot); i++)
                     {
                         int g = Global(slot, i);
-                        if (_mbDirty[g])
+                        if (_cacheIndex.IsDirty(g))
                         {
-                            dirty.Add((g, _mbBlock[g], _mbDataBits[g]));
+                            dirty.Add((g, _cacheIndex.BlockAt(g), _cacheIndex.SectorsAt(g)));
                         }
-                        else if (_mbSuperseded[g])
+                        else if (_cacheIndex.IsSuperseded(g))
                         {
                             // Owed unless the newer copy is durable on the cache device by now.
-                            bool newerDurable = _index.TryGetValue(_mbBlock[g], out int newer) && _slotId[SlotOfGlobal(newer)] <= _lastDurableId;
+                            bool newerDurable = _cacheIndex.TryFind(_cacheIndex.BlockAt(g), out int newer) && _ring.IdIn(SlotOfGlobal(newer)) <= _ring.DurableId;
                             if (newerDurable)
                             {
-                                _mbSuperseded[g] = false;
+                                _cacheIndex.ForgetSuperseded(g);
                             }
                             else
                             {
-                                dirty.Add((g, _mbBlock[g], _mbDataBits[g]));
+                                dirty.Add((g, _cacheIndex.BlockAt(g), _cacheIndex.SectorsAt(g)));
                             }
                         }
                     }
-                    batch.Add((id, slot, _slotLength[slot], dirty));
+                    batch.Add((id, slot, _ring.LengthOf(slot), dirty));
                 }
             }
             if (batch.Count == 0)
@@ -168,24 +168,24 @@ public sealed partial class WriteboostDevice
     /// </summary>
     private void WaitWrittenSegmentsDurableLocked()
     {
-        ulong target = _lastFlushedId;
-        if (_lastDurableId >= target)
+        ulong target = _ring.FlushedId;
+        if (_ring.DurableId >= target)
         {
             return;
         }
-        if (_durableRequestedId < target)
+        if (_ring.DurableRequestedId < target)
         {
-            _durableRequestedId = target;
+            _ring.RequestDurable(target);
             _flushSignal.Set();
         }
-        while (_lastDurableId < target && !_stopping && !_abandoned && _failure is null)
+        while (_ring.DurableId < target && !_stopping && !_abandoned && _failure is null)
         {
             Monitor.Wait(_lock);
         }
     }
 
     private bool WritebackWantedLocked() =>
-        _lastFlushedId > _lastWritebackId && (_urgeWriteback || _forceDrop || _allowWriteback) && _writebackHeldBy == 0;
+        _ring.FlushedId > _ring.WrittenBackId && (_urgeWriteback || _forceDrop || _allowWriteback) && _writebackHeldBy == 0;
 
     /// <summary>
     /// How many of the next <paramref name="n"/> segments writeback may pass: it stops before one that still holds
@@ -199,8 +199,8 @@ public sealed partial class WriteboostDevice
         durableNeeded = 0;
         for (ulong k = 0; k < n; k++)
         {
-            ulong id = _lastWritebackId + 1 + k;
-            WritebackHold hold = _poison.Blocking(Geometry.SlotOf(id), BlocksPerSegment, _lastDurableId, out ulong needed);
+            ulong id = _ring.WrittenBackId + 1 + k;
+            WritebackHold hold = _poison.Blocking(Geometry.SlotOf(id), BlocksPerSegment, _ring.DurableId, out ulong needed);
             if (hold == WritebackHold.None)
             {
                 continue;
@@ -232,10 +232,10 @@ public sealed partial class WriteboostDevice
     /// <summary>The oldest segment not yet written back whose lost copies still poison something (writeback stops before it), or null.</summary>
     private ulong? OldestPoisonedSegmentLocked()
     {
-        for (ulong id = _lastWritebackId + 1; id <= _lastQueuedId + 1 && id <= _lastWritebackId + (ulong)Geometry.NrSegments; id++)
+        for (ulong id = _ring.WrittenBackId + 1; id <= _ring.QueuedId + 1 && id <= _ring.WrittenBackId + (ulong)Geometry.NrSegments; id++)
         {
             long slot = Geometry.SlotOf(id);
-            if (_slotId[slot] == id && _poison.Blocking(slot, BlocksPerSegment, _lastDurableId, out _) == WritebackHold.Poisoned)
+            if (_ring.IdIn(slot) == id && _poison.Blocking(slot, BlocksPerSegment, _ring.DurableId, out _) == WritebackHold.Poisoned)
             {
                 return id;
             }
@@ -301,7 +301,7 @@ public sealed partial class WriteboostDevice
         _options.Schedule.At(SchedulePoint.WritebackBeforeBackingFlush);
         try
         {
-            if (Mutant != Mutant.ReuseSlotBeforeWritebackFlushed)
+            if (Faults.WritebackFlushesBackingBeforeClean)
             {
                 BackingFlush();
             }
@@ -326,17 +326,15 @@ public sealed partial class WriteboostDevice
                 foreach ((int g, long block, byte _) in dirty)
                 {
                     // An overwrite since the snapshot already made this copy clean and moved the mapping on.
-                    if (_mbBlock[g] == block)
+                    if (_cacheIndex.BlockAt(g) == block)
                     {
-                        SetClean(g);
-                        _mbSuperseded[g] = false;
+                        _cacheIndex.MarkClean(g);
                     }
                 }
             }
-            _lastWritebackId = newLastWriteback;
-            AssertSegmentOrderLocked();
-            ulong needed = _openId != 0 ? _openId : _lastQueuedId + 1;
-            if (needed <= (ulong)Geometry.NrSegments || _lastWritebackId >= needed - (ulong)Geometry.NrSegments)
+            _ring.MarkWrittenBack(newLastWriteback);
+            ulong needed = _ring.OpenId != 0 ? _ring.OpenId : _ring.QueuedId + 1;
+            if (needed <= (ulong)Geometry.NrSegments || _ring.WrittenBackId >= needed - (ulong)Geometry.NrSegments)
             {
                 _urgeWriteback = false;
             }
@@ -344,14 +342,14 @@ public sealed partial class WriteboostDevice
         }
     }
 
-    /// <summary>A write of writeback's: an error fails the batch (nothing of it is marked clean), unless mutated.</summary>
+    /// <summary>A write of writeback's: an error fails the batch (nothing of it is marked clean).</summary>
     private void WritebackWrite(long offsetBytes, ReadOnlySpan<byte> data)
     {
         try
         {
             BackingWrite(offsetBytes, data, WriteOptions.None);
         }
-        catch (IOException) when (Mutant == Mutant.WritebackIgnoresWriteError)
+        catch (IOException) when (!Faults.WritebackWriteErrorFailsBatch)
         {
         }
     }
@@ -370,7 +368,7 @@ public sealed partial class WriteboostDevice
             ulong durable;
             lock (_lock)
             {
-                durable = Mutant == Mutant.ClaimNothingDurable ? 0 : _lastDurableId;
+                durable = Faults.DurableIdToClaim(_ring.DurableId);
             }
             byte[] block = new byte[Units.BlockBytes];
             SuperblockRecordOnDisk.WriteTo(block, id, durable);
@@ -450,7 +448,7 @@ public sealed partial class WriteboostDevice
                     ulong id;
                     lock (_lock)
                     {
-                        id = _lastWritebackId;
+                        id = _ring.WrittenBackId;
                     }
                     WriteSuperblockRecord(id);
                 }

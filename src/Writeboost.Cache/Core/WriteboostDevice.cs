@@ -1,7 +1,9 @@
 using System.Diagnostics;
 using Writeboost.Cache.Format;
+using Writeboost.Cache.Index;
 using Writeboost.Cache.PmemBuffer;
 using Writeboost.Cache.Recovery;
+using Writeboost.Cache.Ring;
 using Writeboost.Cache.Table;
 using Writeboost.Devices;
 using Writeboost.Pmem;
@@ -21,15 +23,8 @@ namespace Writeboost.Cache.Core;
 /// reserves a write's slot under it and copies and persists the slot into pmem outside it (writers persist in
 /// parallel; the buffer stays pinned until they are done, see <c>_placementsInFlight</c>).</para>
 ///
-/// <para>Segment ids and their order (each only grows):
-/// <c>_lastDurableId ≤ _lastFlushedId ≤ _lastQueuedId &lt; _openId</c> (when a segment is open) and
-/// <c>_lastWritebackId ≤ _lastFlushedId</c>, checked in Debug builds by <see cref="AssertSegmentOrderLocked"/>.
-/// Written back may pass durable: writeback makes the written segments durable before each batch, but a segment
-/// the flush worker writes meanwhile can join the batch; once its blocks are on the backing store (flushed) and
-/// the superblock record says so, its copy on the cache device is no longer needed, durable or not.
-/// Written back: its dirty blocks are durable on the backing store and the superblock record says so.
-/// Durable: written to the cache device and a cache flush completed after. Flushed: written, not yet durable.
-/// Queued: sealed in a RAM buffer, waiting for the flush worker. Open: the buffer writes go into now.</para>
+/// <para>The ring of segment slots and where each segment id stands (open, queued, flushed, durable, written
+/// back), with the order those ids keep, are <see cref="SegmentRing"/>'s.</para>
 /// </summary>
 public sealed partial class WriteboostDevice : IBlockDevice
 {
@@ -47,39 +42,23 @@ public sealed partial class WriteboostDevice : IBlockDevice
     private readonly byte[] _openPlacedBits;
     private SuperblockHeaderOnDisk _superblock;
 
-    // Metablocks, indexed by global cache index g = slot * BlocksPerSegment + indexInSegment.
-    private readonly long[] _mbBlock;      // backing block number (4 KiB units), -1 = none
-    private readonly byte[] _mbDataBits;   // sectors of the block held in the cache
-    private readonly bool[] _mbDirty;      // true: those sectors are newer than the backing store
-    // A dirty copy an overwrite moved to a newer segment. It no longer serves reads, but until the newer copy
-    // is durable on the cache device it is the durable one: writeback still owes it to the backing store
-    // before the superblock record may pass its segment (found by the crash harness).
-    private readonly bool[] _mbSuperseded;
-    private readonly Dictionary<long, int> _index;
+    // The metablocks and the block map (guarded by _lock).
+    private readonly CacheIndex _cacheIndex;
     // Blocks whose newest durable copy recovery found lost: reads of those sectors fail (see PoisonSet).
     private readonly PoisonSet _poison = new();
     // Set while writeback cannot pass this segment: it still holds a lost copy (0: not blocked).
     private ulong _writebackHeldBy;
 
-    // Per slot of the ring.
-    private readonly ulong[] _slotId;
-    private readonly int[] _slotLength;
-    private readonly int[] _slotReaders;   // reads in flight from this slot on the cache device: no reuse until 0
+    // The ring's slots and the segment ids' stages (guarded by _lock).
+    private readonly SegmentRing _ring;
     // Mode 1, per buffer: writers that reserved a slot and are placing it into pmem outside the lock. The buffer
     // is not rebound to a newer segment until 0 (its records would land in the new binding). Changed with
     // Interlocked (unpinning is lock-free); _placementWaiters counts acquirers waiting, so an unpin knows to wake.
     private readonly int[] _placementsInFlight;
     private int _placementWaiters;
 
-    private ulong _openId;                 // 0 = no open segment; the next write acquires _lastQueuedId + 1
     private int _openLength;
     private bool _acquiring;
-    private ulong _lastQueuedId;
-    private ulong _lastFlushedId;
-    private ulong _lastDurableId;
-    private ulong _durableRequestedId;
-    private ulong _lastWritebackId;
-    private long _nrDirty;
     private bool _urgeWriteback;
     private bool _forceDrop;
     private bool _stopping;
@@ -117,17 +96,8 @@ public sealed partial class WriteboostDevice : IBlockDevice
         {
             _buffers[i] = new SegmentBuffer(geometry.SegmentSizeBytes);
         }
-        long nrCaches = geometry.NrCaches;
-        _mbBlock = new long[nrCaches];
-        Array.Fill(_mbBlock, -1);
-        _mbDataBits = new byte[nrCaches];
-        _mbDirty = new bool[nrCaches];
-        _mbSuperseded = new bool[nrCaches];
-        // Sized for a full cache up front: rehashing a large index on the write path stalls writers.
-        _index = new Dictionary<long, int>((int)Math.Min(nrCaches, 1 << 22));
-        _slotId = new ulong[geometry.NrSegments];
-        _slotLength = new int[geometry.NrSegments];
-        _slotReaders = new int[geometry.NrSegments];
+        _cacheIndex = new CacheIndex(geometry.NrSegments, geometry.BlocksPerSegment);
+        _ring = new SegmentRing(geometry.NrSegments, _lock);
         _readCache = new ReadCacheCells(tunables.NrReadCacheCells);
         _openPlacedBlock = new long[geometry.BlocksPerSegment];
         _openPlacedBits = new byte[geometry.BlocksPerSegment];
@@ -194,7 +164,7 @@ public sealed partial class WriteboostDevice : IBlockDevice
         SuperblockHeaderOnDisk header = format
             ? new SuperblockHeaderOnDisk(order, Guid.NewGuid(), backing.SizeBytes, cache.SizeBytes)
             : superblock.Header!;
-        if (options.ReadOnly && options.Mutant != Mutant.ReadOnlyWritesThrough)
+        if (options.ReadOnly && options.Faults.ReadOnlyOpenWritesToOverlay)
         {
             // Looking never writes: whatever recovery writes lands in memory over the devices.
             backing = new OverlayBlockDevice(backing);
@@ -211,7 +181,7 @@ public sealed partial class WriteboostDevice : IBlockDevice
                 {
                     // Only --reformat takes over a pmem region that belongs to another cache, even for a new cache.
                     device._pmem = PmemBufferPool.Open(pmem, new PmemLayout(geometry.SegmentSizeOrder, device._buffers.Length, geometry.BlocksPerSegment), header.CacheUuid, options.Reformat, out bool pmemFormatted);
-                    device._pmem.Mutant = device.Mutant;
+                    device._pmem.Faults = device.Faults;
                     device.FinishPmemOpen(pmemFormatted);
                 }
             }
@@ -343,7 +313,7 @@ public sealed partial class WriteboostDevice : IBlockDevice
         _modulator.Start();
     }
 
-    internal Mutant Mutant => _options.Mutant;
+    internal FaultHooks Faults => _options.Faults;
 
     private void StopWorkers()
     {
@@ -398,7 +368,7 @@ public sealed partial class WriteboostDevice : IBlockDevice
                 {
                     // Last, with the workers stopped (no later record can pass it): the record vouches for every
                     // segment, so damage to the newest ones is told from a torn tail at the next open.
-                    WriteSuperblockRecord(_lastWritebackId);
+                    WriteSuperblockRecord(_ring.WrittenBackId);
                 }
             }
             finally
@@ -447,19 +417,6 @@ public sealed partial class WriteboostDevice : IBlockDevice
 
     // ---- helpers shared by the paths (call with _lock held) ----
 
-    /// <summary>
-    /// The segment order stated on the type, checked (Debug builds) wherever one of the ids moves:
-    /// durable ≤ flushed, written back ≤ flushed, flushed ≤ queued &lt; open (when a segment is open).
-    /// </summary>
-    [Conditional("DEBUG")]
-    private void AssertSegmentOrderLocked()
-    {
-        Debug.Assert(Monitor.IsEntered(_lock), "segment ids read without the device lock");
-        Debug.Assert(
-            _lastDurableId <= _lastFlushedId && _lastWritebackId <= _lastFlushedId && _lastFlushedId <= _lastQueuedId && (_openId == 0 || _lastQueuedId < _openId),
-            $"segment order broken: written back {_lastWritebackId}, durable {_lastDurableId}, flushed {_lastFlushedId}, queued {_lastQueuedId}, open {_openId}");
-    }
-
     private int BlocksPerSegment => Geometry.BlocksPerSegment;
 
     private long SlotOfGlobal(int g) => g / BlocksPerSegment;
@@ -473,8 +430,8 @@ public sealed partial class WriteboostDevice : IBlockDevice
     /// <summary>True when the segment of metablock g is still in a RAM buffer (open, or queued and not yet written).</summary>
     private bool IsInBuffer(int g)
     {
-        ulong id = _slotId[SlotOfGlobal(g)];
-        return id > _lastFlushedId;
+        ulong id = _ring.IdIn(SlotOfGlobal(g));
+        return id > _ring.FlushedId;
     }
 
     private int BufferIndexOf(ulong segmentId) => (int)((segmentId - 1) % (ulong)_buffers.Length);
@@ -530,29 +487,23 @@ public sealed partial class WriteboostDevice : IBlockDevice
         _stopSignal.Set();
     }
 
-    private void SetClean(int g)
-    {
-        if (_mbDirty[g])
-        {
-            _mbDirty[g] = false;
-            _nrDirty--;
-        }
-    }
+    /// <summary>
+    /// An overwrite moved block g's data to a newer copy: a dirty copy in a sealed segment stays owed to writeback
+    /// (see <see cref="CacheIndex.Supersede"/>); anything else is cleared.
+    /// </summary>
+    private void Supersede(int g) => _cacheIndex.Supersede(g, inOpenSegment: _ring.IdIn(SlotOfGlobal(g)) == _ring.OpenId);
 
     /// <summary>
-    /// An overwrite moved block g's data to a newer copy. A dirty copy in a segment that is already sealed stays
-    /// owed to writeback (see <c>_mbSuperseded</c>); anything else is cleared. The index is left alone: the
-    /// caller maps the block to its newer copy straight after (one index write instead of a remove and an add).
+    /// The next slot of the open segment (the caller made room) now holds <paramref name="sectors"/> of
+    /// <paramref name="block"/>: the one placement of writes and read-cache staging (whose data is already in the
+    /// buffer). What the seal writes for the slot is kept too (see <c>_openPlacedBlock</c>).
     /// </summary>
-    private void Supersede(int g)
+    private void PlaceInOpenSegmentLocked(long block, byte sectors, bool dirty)
     {
-        if (_mbDirty[g] && _slotId[SlotOfGlobal(g)] != _openId)
-        {
-            SetClean(g);
-            _mbSuperseded[g] = true;
-            return;
-        }
-        ClearMetablock(g);
+        int index = _openLength++;
+        _cacheIndex.Place(Global(Geometry.SlotOf(_ring.OpenId), index), block, sectors, dirty);
+        _openPlacedBlock[index] = block;
+        _openPlacedBits[index] = dirty ? sectors : (byte)0;
     }
 
     /// <summary>
@@ -565,7 +516,7 @@ public sealed partial class WriteboostDevice : IBlockDevice
         for (int i = 0; i < BlocksPerSegment; i++)
         {
             int g = Global(slot, i);
-            if (_mbBlock[g] >= 0)
+            if (_cacheIndex.BlockAt(g) >= 0)
             {
                 Unmap(g);
             }
@@ -576,21 +527,5 @@ public sealed partial class WriteboostDevice : IBlockDevice
         }
     }
 
-    private void Unmap(int g)
-    {
-        long block = _mbBlock[g];
-        if (block >= 0 && _index.TryGetValue(block, out int current) && current == g)
-        {
-            _index.Remove(block);
-        }
-        ClearMetablock(g);
-    }
-
-    private void ClearMetablock(int g)
-    {
-        _mbSuperseded[g] = false;
-        SetClean(g);
-        _mbBlock[g] = -1;
-        _mbDataBits[g] = 0;
-    }
+    private void Unmap(int g) => _cacheIndex.Unmap(g);
 }

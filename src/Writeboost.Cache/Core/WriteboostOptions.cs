@@ -18,8 +18,8 @@ public sealed record WriteboostOptions
     /// </summary>
     internal bool WithoutWorkers { get; init; }
 
-    /// <summary>Seeded bugs, selectable only by the crash harness (internal): proof that it catches what it must.</summary>
-    internal Mutant Mutant { get; init; }
+    /// <summary>The answers at the device's decision points: the product's own unless the crash harness plants a seeded bug (internal).</summary>
+    internal FaultHooks Faults { get; init; } = FaultHooks.None;
 
     /// <summary>How long writeback pauses after a failed batch before trying it again (the fault sweep shortens it).</summary>
     internal TimeSpan WritebackRetryDelay { get; init; } = TimeSpan.FromSeconds(1);
@@ -47,54 +47,4 @@ public sealed record WriteboostOptions
     /// writes. <c>wb status</c> opens this way, so looking at a device never changes it.
     /// </summary>
     public bool ReadOnly { get; init; }
-}
-
-/// <summary>The crash harness's seeded bugs. None in production: only the harness can set one.</summary>
-internal enum Mutant
-{
-    None,
-    /// <summary>Mode 1: acknowledge a write before its pmem lines are written back and fenced.</summary>
-    AckBeforePmemPersist,
-    /// <summary>Mode 1: write back the pmem lines but drop the fence.</summary>
-    DropPmemFence,
-    /// <summary>Mode 0: acknowledge a FUA/flush after writing the partial log, without the cache-device flush.</summary>
-    SkipCacheFlushBeforeAck,
-    /// <summary>Replay a segment without verifying its checksum.</summary>
-    TrustSegmentWithoutChecksum,
-    /// <summary>Replay like the kernel: every valid slot in ring order, across id gaps, and zero nothing.</summary>
-    ReplayStaleAfterGap,
-    /// <summary>Mark written-back blocks clean (and free their slots) without flushing the backing store.</summary>
-    ReuseSlotBeforeWritebackFlushed,
-    /// <summary>Treat a failed cache-device flush as done: FUA and flush are acknowledged anyway.</summary>
-    IgnoreCacheFlushError,
-    /// <summary>Writeback skips a block whose backing write failed, and marks it clean with the rest.</summary>
-    WritebackIgnoresWriteError,
-    /// <summary>Recovery writes what it repairs (segments rebuilt from pmem, tombstones, zeroed headers) but does not flush it before the device goes on.</summary>
-    RecoverySkipsItsFlush,
-    /// <summary>Mode 1: a pmem buffer is reused once its segment is written to the cache device, not once it is durable there.</summary>
-    ReusePmemBufferOnceWritten,
-    /// <summary>Mode 1: a pmem record's CRC covers the record but not the slot's data.</summary>
-    PmemRecordCrcSkipsData,
-    /// <summary>A read of a block in a RAM buffer takes every requested sector from the buffer, not only those it holds.</summary>
-    ReadBufferServesUnheldSectors,
-    /// <summary>Mode 0: a FUA write whose segment the flush worker has already written returns without waiting for the cache flush.</summary>
-    FuaTrustsWrittenSegment,
-    /// <summary>The flush worker counts a segment as written to the cache device just before writing it.</summary>
-    FlushPublishesBeforeWrite,
-    /// <summary>Order 11's compact metablocks are sealed with every dirty bit set (a partial block claims all eight sectors).</summary>
-    CompactMetablockClaimsWholeBlock,
-    /// <summary>Recovery ends its walk at the first segment that fails its checksum, as the kernel does, even a durable one.</summary>
-    StopAtDamagedSegment,
-    /// <summary>A poisoned block reads its older data instead of failing.</summary>
-    PoisonReadsOldData,
-    /// <summary>A damaged durable segment whose block list is intact is replayed whole, damaged blocks included.</summary>
-    ReplayDamagedBlocks,
-    /// <summary>Every segment that fails its checksum is taken for damage to durable data, a crash's torn tail too.</summary>
-    PoisonTornTail,
-    /// <summary>Segment headers and the superblock record vouch for nothing (durable id 0).</summary>
-    ClaimNothingDurable,
-    /// <summary>Mode 1: a damaged pmem record of an acknowledged write is discarded as torn, and its block reads older data.</summary>
-    PmemDamageAsTorn,
-    /// <summary>A read-only open (wb status) writes what recovery does to the devices themselves.</summary>
-    ReadOnlyWritesThrough,
 }

@@ -44,7 +44,7 @@ internal sealed class PmemBufferPool
 {
     private readonly PmemRegion _region;
     private readonly bool _fencePerWrite;
-    internal Core.Mutant Mutant { get; set; }
+    internal Core.FaultHooks Faults { get; set; } = Core.FaultHooks.None;
     private int _drainPending;
     // Per buffer: the segment it is bound to, which slots completed their placement, the completed prefix (slots
     // 0 .. n - 1 all completed), and (block backend) how much of that prefix a completed barrier made durable —
@@ -175,11 +175,11 @@ internal sealed class PmemBufferPool
         long recordOffset = Layout.RecordOffset(buffer, slot);
         _region.Write(dataOffset, slotData[..Units.BlockBytes]);
         _region.Write(recordOffset, record);
-        if (_fencePerWrite && Mutant != Core.Mutant.AckBeforePmemPersist)
+        if (_fencePerWrite && Faults.PmemWritesBackBeforeAck)
         {
             _region.Flush(dataOffset, Units.BlockBytes);
             _region.Flush(recordOffset, PmemLayout.RecordBytes);
-            if (Mutant != Core.Mutant.DropPmemFence)
+            if (Faults.PmemFencesWrittenBackLines)
             {
                 _region.Drain();
             }
@@ -209,9 +209,9 @@ internal sealed class PmemBufferPool
         }
     }
 
-    /// <summary>What a record's CRC covers of its slot's data: all of it (a mutant: none of it).</summary>
+    /// <summary>What a record's CRC covers of its slot's data: all of it.</summary>
     private ReadOnlySpan<byte> ChecksummedData(ReadOnlySpan<byte> slotData) =>
-        Mutant == Core.Mutant.PmemRecordCrcSkipsData ? NoData : slotData;
+        Faults.PmemRecordCrcCoversData ? slotData : NoData;
 
     private static readonly byte[] NoData = new byte[Units.BlockBytes];
 
@@ -390,7 +390,7 @@ internal sealed class PmemBufferPool
             {
                 continue; // a clean block's slot (PlaceHole): nothing was mirrored there
             }
-            bool acknowledged = i < vouched && Mutant != Core.Mutant.PmemDamageAsTorn;
+            bool acknowledged = i < vouched && Faults.PmemVouchedRecordWasAcknowledged;
             if (acknowledged)
             {
                 if (fields is { } f && f.SegmentId == id && f.SlotByte == (byte)i && f.DirtyBits != 0)

@@ -97,7 +97,7 @@ internal static class RingWalk
         long BackingSectors,
         PmemRecovery? Pmem,
         bool AcceptLoss,
-        Mutant Mutant);
+        FaultHooks Faults);
 
     /// <summary>A slot's header sector, parsed.</summary>
     /// <param name="ZeroSector">The header sector is all zeros (never written, or zeroed).</param>
@@ -172,7 +172,7 @@ internal static class RingWalk
             RecoveredBuffer? inPmem = input.Pmem?.Buffers.FirstOrDefault(b => b.SegmentId == id);
             if (stopped)
             {
-                walked.Add(new WalkedSegment(id, slot, SegmentFate.CrashTail, durable, "after the walk stopped (mutant)"));
+                walked.Add(new WalkedSegment(id, slot, SegmentFate.CrashTail, durable, "after the walk stopped"));
                 continue;
             }
             WalkedSegment? result = null;
@@ -180,7 +180,7 @@ internal static class RingWalk
             if (h.Authentic && h.Id == id)
             {
                 SegmentSlotRead read = SegmentLogReader.Read(input.Cache, geometry, slot, segment);
-                bool checksumHolds = read.ChecksumHolds || input.Mutant == Mutant.TrustSegmentWithoutChecksum;
+                bool checksumHolds = input.Faults.SegmentChecksumHolds(read.ChecksumHolds);
                 string? entryProblem = EntryProblem(segment, h.Length, geometry, input.BackingSectors);
                 if (checksumHolds && entryProblem is null)
                 {
@@ -194,12 +194,12 @@ internal static class RingWalk
                 {
                     result = FromPmem(inPmem, slot, durable, entryProblem ?? "checksum mismatch");
                 }
-                else if (input.Mutant == Mutant.StopAtDamagedSegment)
+                else if (!input.Faults.WalkGoesPastDamage)
                 {
                     stopped = true;
                     result = new WalkedSegment(id, slot, SegmentFate.CrashTail, durable, "checksum mismatch (the walk stops here, as the kernel's does)");
                 }
-                else if (durable || input.Mutant == Mutant.PoisonTornTail)
+                else if (input.Faults.FailedChecksumIsDamage(durable))
                 {
                     (result, unknownLoss) = Damaged(segment, h, id, slot, durable, entryProblem, geometry, input);
                 }
@@ -212,7 +212,7 @@ internal static class RingWalk
             {
                 result = FromPmem(inPmem, slot, durable, DescribeSlot(h, id, slot));
             }
-            else if (input.Mutant == Mutant.StopAtDamagedSegment)
+            else if (!input.Faults.WalkGoesPastDamage)
             {
                 stopped = true;
                 result = new WalkedSegment(id, slot, SegmentFate.CrashTail, durable, DescribeSlot(h, id, slot));
@@ -275,7 +275,7 @@ internal static class RingWalk
         for (long slot = 0; slot < geometry.NrSegments; slot++)
         {
             SlotHeader h = headers[slot];
-            bool stale = input.Mutant == Mutant.StopAtDamagedSegment ? h.Id > lastKeptId && h.Id != 0 : h.Authentic && h.Id > lastKeptId;
+            bool stale = input.Faults.WalkGoesPastDamage ? h.Authentic && h.Id > lastKeptId : h.Id > lastKeptId && h.Id != 0;
             if (stale)
             {
                 zero.Add(slot);
@@ -329,7 +329,7 @@ internal static class RingWalk
         }
         if (listHolds)
         {
-            Func<int, bool> damagedEntry = input.Mutant == Mutant.ReplayDamagedBlocks ? _ => false
+            Func<int, bool> damagedEntry = !input.Faults.DamagedEntriesAreLost ? _ => false
                 : perEntry ? EntryFails
                 : _ => true; // order 11: no entry checksums, the whole segment's data is suspect
             List<WalkedEntry> entries = Entries(segment, h, geometry, damagedEntry);

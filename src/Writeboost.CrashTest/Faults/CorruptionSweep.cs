@@ -5,6 +5,7 @@ using Writeboost.Cache.Inspect;
 using Writeboost.Cache.PmemBuffer;
 using Writeboost.Cache.Recovery;
 using Writeboost.Cache.Table;
+using Writeboost.CrashTest.Mutants;
 using Writeboost.CrashTest.Recording;
 using Writeboost.CrashTest.States;
 using Writeboost.Devices;
@@ -12,7 +13,7 @@ using Writeboost.Devices;
 namespace Writeboost.CrashTest.Faults;
 
 /// <summary>One corruption sweep: the media a workload left (crashed), damaged one way at a time.</summary>
-/// <param name="Mutant">"none", or a seeded recovery bug the sweep must catch (see <see cref="CorruptionSweep.Mutants"/>).</param>
+/// <param name="Mutant">"none", or a seeded recovery bug the sweep must catch (see <see cref="MutantCatalogue"/>).</param>
 /// <param name="StopAtFirst">Stop at the first violation (enough to show a mutant is caught).</param>
 public sealed record CorruptionSweepSpec(CacheMode Mode, Workload Workload, int Seed, int Ops, int DataSamples = 200, string Mutant = "none", bool StopAtFirst = false);
 
@@ -73,33 +74,6 @@ public sealed record CorruptionSweepResult(
 /// </summary>
 public static class CorruptionSweep
 {
-    /// <summary>The seeded recovery bugs this sweep must catch, with the mode and workload that show each.</summary>
-    public static IReadOnlyList<(string Name, CacheMode Mode, Workload Workload, string Meaning)> Mutants { get; } =
-    [
-        ("trust-segment-without-checksum", CacheMode.Volatile, Workload.Wrap, "replay a segment without verifying its checksum"),
-        ("replay-stale-after-gap", CacheMode.Volatile, Workload.Wrap, "replay like the kernel: every valid slot in ring order, across id gaps"),
-        ("stop-at-damaged-segment", CacheMode.Volatile, Workload.Wrap, "end the walk at the first bad checksum, even of a durable segment, and zero the rest"),
-        ("poison-reads-old-data", CacheMode.Volatile, Workload.Wrap, "a poisoned block reads its older data instead of failing"),
-        ("replay-damaged-blocks", CacheMode.Volatile, Workload.Wrap, "replay a damaged durable segment whole, its damaged blocks included"),
-        ("claim-nothing-durable", CacheMode.Volatile, Workload.Wrap, "segment headers and the superblock record vouch for nothing"),
-        ("pmem-damage-as-torn", CacheMode.Persistent, Workload.Wrap, "mode 1: a damaged record of an acknowledged write is discarded as torn"),
-        ("read-only-writes-through", CacheMode.Volatile, Workload.Wrap, "a read-only open (wb status) writes what recovery does to the devices"),
-    ];
-
-    /// <summary>Throws a clear error unless <paramref name="name"/> is "none" or a mutant this sweep or the crash harness knows.</summary>
-    public static void ParseMutantName(string name) => ParseMutant(name);
-
-    internal static Mutant ParseMutant(string name) => name switch
-    {
-        "stop-at-damaged-segment" => Mutant.StopAtDamagedSegment,
-        "poison-reads-old-data" => Mutant.PoisonReadsOldData,
-        "replay-damaged-blocks" => Mutant.ReplayDamagedBlocks,
-        "claim-nothing-durable" => Mutant.ClaimNothingDurable,
-        "pmem-damage-as-torn" => Mutant.PmemDamageAsTorn,
-        "read-only-writes-through" => Mutant.ReadOnlyWritesThrough,
-        _ => Campaign.ParseMutant(name),
-    };
-
     private sealed record Media(byte[] Backing, byte[] Cache, byte[] Pmem);
 
     /// <summary>One way of damaging the media.</summary>
@@ -117,9 +91,10 @@ public static class CorruptionSweep
     {
         ArgumentNullException.ThrowIfNull(spec);
         Stopwatch clock = Stopwatch.StartNew();
-        Mutant mutant = ParseMutant(spec.Mutant);
-        // The workload is recorded with the mutant too: some bugs are in what the device writes (its claims).
-        CampaignSpec campaign = new(spec.Mode, spec.Workload, spec.Seed, spec.Ops, 0, mutant is Mutant.ClaimNothingDurable ? spec.Mutant : "none");
+        SeededBug? bug = MutantCatalogue.Find(spec.Mutant);
+        FaultHooks mutant = bug?.Hooks ?? FaultHooks.None;
+        // A bug in what the device writes (its claims) is planted in the recorded workload too.
+        CampaignSpec campaign = new(spec.Mode, spec.Workload, spec.Seed, spec.Ops, 0, bug is { InWhatItWrites: true } ? spec.Mutant : "none");
         Campaign.Geometry geometry = Campaign.GeometryFor(spec.Workload);
         CrashLog log = Campaign.Record(campaign);
         Oracle oracle = new(log.Events);
@@ -334,7 +309,7 @@ public static class CorruptionSweep
         public HashSet<long> Failed { get; init; } = [];
     }
 
-    private static Outcome Recover(Campaign.Geometry geometry, Media media, CacheMode mode, long cacheBytes = -1, long pmemBytes = -1, Mutant mutant = Mutant.None, bool acceptLoss = false, bool readOnly = false)
+    private static Outcome Recover(Campaign.Geometry geometry, Media media, CacheMode mode, long cacheBytes = -1, long pmemBytes = -1, FaultHooks? mutant = null, bool acceptLoss = false, bool readOnly = false)
     {
         PagedBlockDevice backing = new(media.Backing, "backing");
         IBlockDevice cacheDevice;
@@ -343,7 +318,7 @@ public static class CorruptionSweep
         MemoryPmemRegion? pmem = mode != CacheMode.Persistent ? null
             : pmemBytes < 0 ? new MemoryPmemRegion(media.Pmem.Length, media.Pmem)
             : new MemoryPmemRegion(pmemBytes, media.Pmem[..(int)pmemBytes]);
-        WriteboostOptions options = new() { BufferPoolSize = Campaign.PoolSize, WithoutWorkers = true, Mutant = mutant, AcceptDataLoss = acceptLoss, ReadOnly = readOnly };
+        WriteboostOptions options = new() { BufferPoolSize = Campaign.PoolSize, WithoutWorkers = true, Faults = mutant ?? FaultHooks.None, AcceptDataLoss = acceptLoss, ReadOnly = readOnly };
         WriteboostDevice device;
         try
         {
@@ -428,7 +403,7 @@ public static class CorruptionSweep
     }
 
     /// <summary>The rules of the sweep, applied to one damage at a time (see <see cref="CorruptionSweep"/>).</summary>
-    private sealed class Judge(Campaign.Geometry geometry, CacheMode mode, Mutant mutant, Oracle oracle, Provenance provenance, Outcome baseline, int baselineProblems, Media final, int crashPoint)
+    private sealed class Judge(Campaign.Geometry geometry, CacheMode mode, FaultHooks mutant, Oracle oracle, Provenance provenance, Outcome baseline, int baselineProblems, Media final, int crashPoint)
     {
         public Verdict Run(Damage damage, Media damaged)
         {

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Writeboost.Cache.Core;
 using Writeboost.Cache.Table;
+using Writeboost.CrashTest.Mutants;
 using Writeboost.CrashTest.Recording;
 using Writeboost.CrashTest.States;
 using Writeboost.Devices;
@@ -51,24 +52,6 @@ public static class FaultSweep
     private const int CrashPointsAfterFault = 6;
     private static readonly TimeSpan RunTimeout = TimeSpan.FromSeconds(30);
 
-    /// <summary>The seeded bugs the sweep must catch, with the mode, workload and operations that expose each.</summary>
-    public static IReadOnlyList<(string Name, CacheMode Mode, Workload Workload, (FaultTarget Target, FaultOperation Operation) Where, string Meaning)> Mutants { get; } =
-    [
-        ("ignore-cache-flush-error", CacheMode.Volatile, Workload.Random, (FaultTarget.Cache, FaultOperation.Flush), "treat a failed cache-device flush as done: FUA and flush acknowledged anyway"),
-        ("writeback-ignores-write-error", CacheMode.Volatile, Workload.Wrap, (FaultTarget.Backing, FaultOperation.Write), "writeback skips a block whose backing write failed and marks it clean"),
-    ];
-
-    internal static Mutant ParseMutant(string name) => name switch
-    {
-        "none" => Mutant.None,
-        "ignore-cache-flush-error" => Mutant.IgnoreCacheFlushError,
-        "writeback-ignores-write-error" => Mutant.WritebackIgnoresWriteError,
-        _ => throw new ArgumentException($"unknown fault mutant {name} (see --list-mutants)"),
-    };
-
-    /// <summary>Throws a clear error unless <paramref name="name"/> is "none" or a fault mutant's name.</summary>
-    public static void ParseMutantName(string name) => ParseMutant(name);
-
     /// <summary>The device images a run starts from: a crash after a first workload, and what they read as.</summary>
     private sealed record Baseline(byte[] Backing, byte[] Cache, byte[] Pmem, byte[] Content);
 
@@ -79,7 +62,7 @@ public static class FaultSweep
         ArgumentOutOfRangeException.ThrowIfLessThan(spec.MaxRuns, 1);
         Stopwatch clock = Stopwatch.StartNew();
         Campaign.Geometry geometry = Campaign.GeometryFor(spec.Workload);
-        Mutant mutant = ParseMutant(spec.Mutant);
+        FaultHooks mutant = MutantCatalogue.HooksFor(spec.Mutant);
         Baseline baseline = MakeBaseline(spec, geometry);
 
         FaultSwitch counter = new(null);
@@ -186,7 +169,7 @@ public static class FaultSweep
     }
 
     /// <summary>One run: recovery of the baseline and the workload with the fault armed, then the checks.</summary>
-    private static FaultRun RunOne(FaultSweepSpec spec, Campaign.Geometry geometry, Baseline baseline, FaultSwitch? counter, Mutant mutant, Fault? fault = null)
+    private static FaultRun RunOne(FaultSweepSpec spec, Campaign.Geometry geometry, Baseline baseline, FaultSwitch? counter, FaultHooks mutant, Fault? fault = null)
     {
         CrashLog log = new();
         FaultSwitch faults = counter ?? new FaultSwitch(fault, log);
@@ -199,7 +182,7 @@ public static class FaultSweep
             : null;
         IBlockDevice backingStack = new FaultInjectingBlockDevice(new RecordingBlockDevice(backing, log, DeviceId.Backing), FaultTarget.Backing, faults);
         IBlockDevice cacheStack = new FaultInjectingBlockDevice(new RecordingBlockDevice(cache, log, DeviceId.Cache), FaultTarget.Cache, faults);
-        WriteboostOptions options = new() { BufferPoolSize = Campaign.PoolSize, Mutant = mutant, WritebackRetryDelay = TimeSpan.FromMilliseconds(1) };
+        WriteboostOptions options = new() { BufferPoolSize = Campaign.PoolSize, Faults = mutant, WritebackRetryDelay = TimeSpan.FromMilliseconds(1) };
 
         RunState state = new();
         faults.Arm();
@@ -361,7 +344,7 @@ public static class FaultSweep
     /// Crash states after the fault: at each of the first few acknowledgements that followed it, and at the end;
     /// nothing non-durable survived, everything did, and two seeded mixes. Recovery runs without faults.
     /// </summary>
-    private static (int States, string? Problem) CrashAfterFault(FaultSweepSpec spec, Campaign.Geometry geometry, Baseline baseline, CrashLog log, Oracle oracle, Mutant mutant, int firedAt)
+    private static (int States, string? Problem) CrashAfterFault(FaultSweepSpec spec, Campaign.Geometry geometry, Baseline baseline, CrashLog log, Oracle oracle, FaultHooks mutant, int firedAt)
     {
         IReadOnlyList<CrashEvent> events = log.Events;
         SortedSet<int> points = [events.Count];

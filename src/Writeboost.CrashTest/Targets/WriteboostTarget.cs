@@ -3,6 +3,7 @@ using Writeboost.Cache.Format;
 using Writeboost.Cache.Inspect;
 using Writeboost.Cache.Table;
 using Writeboost.CrashTest.Configs;
+using Writeboost.CrashTest.Mutants;
 using Writeboost.Devices;
 
 namespace Writeboost.CrashTest.Targets;
@@ -15,8 +16,8 @@ public sealed record WriteboostTarget(CacheMode Mode, CrashConfig Config, string
 
     public string Name => $"writeboost mode {(int)Mode}, {Config.Describe(Mode)}";
 
-    /// <summary>A seeded bug given as the product's own value (the fault sweep's); overrides <see cref="Mutant"/>.</summary>
-    internal Mutant? SeededBug { get; init; }
+    /// <summary>The device's answers at its decision points given directly (the fault sweep's); overrides <see cref="Mutant"/>.</summary>
+    internal FaultHooks? Hooks { get; init; }
 
     public TargetGeometry GeometryFor(Workload workload) => new(
         CrashConfig.BackingBytesFor(workload),
@@ -32,7 +33,7 @@ public sealed record WriteboostTarget(CacheMode Mode, CrashConfig Config, string
         {
             BufferPoolSize = Config.PoolSize,
             WithoutWorkers = !options.Live,
-            Mutant = SeededBug ?? Campaign.ParseMutant(Mutant),
+            Faults = Hooks ?? MutantCatalogue.HooksFor(Mutant),
             Schedule = options.Hooks ?? ScheduleHooks.None,
             ModulatorSecond = HarnessSecond,
         };

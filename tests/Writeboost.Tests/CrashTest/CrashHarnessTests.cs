@@ -1,6 +1,7 @@
 using Writeboost.Cache.Table;
 using Writeboost.CrashTest;
 using Writeboost.CrashTest.Configs;
+using Writeboost.CrashTest.Mutants;
 using Writeboost.CrashTest.Recording;
 using Writeboost.CrashTest.States;
 using Writeboost.Tests.Support;
@@ -29,7 +30,7 @@ public sealed class CrashHarnessTests
     [DynamicData(nameof(SeededBugs.Names), typeof(SeededBugs))]
     public void The_default_campaign_catches_every_seeded_bug_with_any_seed(string mutant)
     {
-        (string _, CacheMode mode, Workload workload, string _) = Campaign.Mutants.Single(m => m.Name == mutant);
+        (CacheMode mode, Workload workload) = SeededBugs.ShownTo(Sweep.Crash, mutant);
         foreach (int seed in new[] { 1, 2, 3 })
         {
             // What `wb crashtest --mutant NAME --seed S` runs: the default plan (every workload, the spread of
@@ -176,7 +177,7 @@ public sealed class CrashHarnessTests
             new[] { "ack-before-pmem-persist", "drop-pmem-fence", "skip-cache-flush-before-ack", "trust-segment-without-checksum", "replay-stale-after-gap", "reuse-slot-before-writeback-flushed", "poison-torn-tail",
                 "recovery-skips-its-flush", "reuse-pmem-buffer-once-written", "fua-trusts-written-segment", "flush-publishes-before-write", "pmem-record-crc-skips-data",
                 "read-buffer-serves-unheld-sectors", "compact-metablock-claims-whole-block" },
-            Campaign.Mutants.Select(m => m.Name).ToArray());
+            SeededBugs.NamesCaughtBy(Sweep.Crash));
     }
 
     [TestMethod]

@@ -3,6 +3,7 @@ using System.Text.Json;
 using Writeboost.Cache.Table;
 using Writeboost.CrashTest;
 using Writeboost.CrashTest.Minimise;
+using Writeboost.CrashTest.Mutants;
 using Writeboost.Samples.PmemWal;
 using Writeboost.Tests.Support;
 
@@ -15,7 +16,7 @@ public sealed class MinimiserTests
     [DynamicData(nameof(SeededBugs.Names), typeof(SeededBugs))]
     public void Every_seeded_bug_shrinks_to_a_short_story_that_replays_in_a_new_process(string mutant)
     {
-        (string _, CacheMode mode, Workload workload, string _) = Campaign.Mutants.Single(m => m.Name == mutant);
+        (CacheMode mode, Workload workload) = SeededBugs.ShownTo(Sweep.Crash, mutant);
         (CampaignResult? caught, long _) = new CampaignPlan([mode], [Workload.Random, Workload.Overwrite, Workload.Wrap], Seed: 1, Ops: 150, States: 60_000, mutant).Hunt(workload);
         Assert.IsNotNull(caught);
 

@@ -35,7 +35,7 @@ public sealed class BadInputTests
     [DataRow(new[] { "crashtest", "--states", "-5" }, "must be positive")]
     [DataRow(new[] { "faults", "--workload", "overwrite" }, "--workload overwrite: expected random, wrap or all")]
     [DataRow(new[] { "faults", "--runs", "0" }, "--runs must be positive")]
-    [DataRow(new[] { "faults", "--mutant", "nonsense" }, "unknown fault mutant nonsense")]
+    [DataRow(new[] { "faults", "--mutant", "nonsense" }, "unknown mutant nonsense")]
     [DataRow(new[] { "corrupt", "--data-samples", "-1" }, "--data-samples not negative")]
     [DataRow(new[] { "crashtest", "--mutants", "al" }, "--mutants al: expected all")]
     [DataRow(new[] { "faults", "--mutants", "x" }, "--mutants x: expected all")]

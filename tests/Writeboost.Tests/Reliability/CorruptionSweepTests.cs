@@ -4,7 +4,9 @@ using Writeboost.Cache.Inspect;
 using Writeboost.Cache.Table;
 using Writeboost.CrashTest;
 using Writeboost.CrashTest.Faults;
+using Writeboost.CrashTest.Mutants;
 using Writeboost.Devices;
+using Writeboost.Tests.Support;
 
 namespace Writeboost.Tests.Reliability;
 
@@ -47,7 +49,7 @@ public sealed class CorruptionSweepTests
     [DataRow("read-only-writes-through")]
     public void The_sweep_catches_the_seeded_recovery_bugs(string mutant)
     {
-        var (_, mode, workload, _) = CorruptionSweep.Mutants.Single(m => m.Name == mutant);
+        (CacheMode mode, Workload workload) = SeededBugs.ShownTo(Sweep.Corruption, mutant);
         foreach (int seed in new[] { 1, 2, 3 })
         {
             CorruptionSweepResult result = CorruptionSweep.Run(new CorruptionSweepSpec(mode, workload, seed, Ops: 150, Mutant: mutant, StopAtFirst: true));
@@ -59,7 +61,7 @@ public sealed class CorruptionSweepTests
     public void Every_seeded_bug_of_the_sweep_has_a_test_above() =>
         CollectionAssert.AreEquivalent(
             new[] { "trust-segment-without-checksum", "replay-stale-after-gap", "stop-at-damaged-segment", "poison-reads-old-data", "replay-damaged-blocks", "claim-nothing-durable", "pmem-damage-as-torn", "read-only-writes-through" },
-            CorruptionSweep.Mutants.Select(m => m.Name).ToArray());
+            SeededBugs.NamesCaughtBy(Sweep.Corruption));
 
     /// <summary>A small cache (16 KiB segments) that crashed after one acknowledged FUA write.</summary>
     private static (MemoryBlockDevice Backing, MemoryBlockDevice Cache, Tunables Tunables) CrashedAfterOneFuaWrite()

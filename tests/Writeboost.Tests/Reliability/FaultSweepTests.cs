@@ -1,7 +1,9 @@
 using Writeboost.Cache.Table;
 using Writeboost.CrashTest;
 using Writeboost.CrashTest.Faults;
+using Writeboost.CrashTest.Mutants;
 using Writeboost.Devices;
+using Writeboost.Tests.Support;
 
 namespace Writeboost.Tests.Reliability;
 
@@ -34,7 +36,9 @@ public sealed class FaultSweepTests
     [DataRow("writeback-ignores-write-error")]
     public void The_sweep_catches_every_seeded_error_handling_bug(string mutant)
     {
-        var (_, mode, workload, where, _) = FaultSweep.Mutants.Single(m => m.Name == mutant);
+        Exposure shown = SeededBugs.ShownTo(Sweep.Faults, mutant);
+        (CacheMode mode, Workload workload) = shown;
+        var where = shown.Where;
         foreach (int seed in new[] { 1, 2, 3 })
         {
             FaultSweepResult result = FaultSweep.Run(new FaultSweepSpec(mode, workload, seed, Ops: 120, MaxRuns: 400, mutant, where), stopAtFirst: true);
