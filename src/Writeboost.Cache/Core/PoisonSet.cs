@@ -165,6 +165,19 @@ internal sealed class PoisonSet
         }
     }
 
+    /// <summary>Every metablock of ring slot <paramref name="slot"/> is reused: <see cref="Forget"/> for each.</summary>
+    public void ForgetSlot(long slot, int blocksPerSegment)
+    {
+        if (IsEmpty)
+        {
+            return;
+        }
+        for (int i = 0; i < blocksPerSegment; i++)
+        {
+            Forget(checked((int)(slot * blocksPerSegment + i)));
+        }
+    }
+
     public void ForgetAll()
     {
         _byEntry.Clear();

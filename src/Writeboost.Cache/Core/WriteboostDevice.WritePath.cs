@@ -325,7 +325,7 @@ public sealed partial class WriteboostDevice
                 CountStat(write: true, hit, onBuffer: false, fullsize: piece.SectorCount == Units.SectorsPerBlock);
                 if (hit)
                 {
-                    Unmap(g);
+                    _cacheIndex.Unmap(g);
                 }
             }
         }

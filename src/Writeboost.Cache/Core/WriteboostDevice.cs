@@ -513,19 +513,7 @@ public sealed partial class WriteboostDevice : IBlockDevice
     /// </summary>
     private void UnmapSlotLocked(long slot)
     {
-        for (int i = 0; i < BlocksPerSegment; i++)
-        {
-            int g = Global(slot, i);
-            if (_cacheIndex.BlockAt(g) >= 0)
-            {
-                Unmap(g);
-            }
-            if (!_poison.IsEmpty)
-            {
-                _poison.Forget(g);
-            }
-        }
+        _cacheIndex.UnmapSlot(slot);
+        _poison.ForgetSlot(slot, BlocksPerSegment);
     }
-
-    private void Unmap(int g) => _cacheIndex.Unmap(g);
 }

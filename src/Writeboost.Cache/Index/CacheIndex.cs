@@ -131,6 +131,19 @@ internal sealed class CacheIndex
         Clear(g);
     }
 
+    /// <summary>A ring slot is taken for a new segment: whatever its old segment still maps goes.</summary>
+    public void UnmapSlot(long slot)
+    {
+        for (int i = 0; i < BlocksPerSegment; i++)
+        {
+            int g = GlobalOf(slot, i);
+            if (_block[g] >= 0)
+            {
+                Unmap(g);
+            }
+        }
+    }
+
     /// <summary>Every metablock empty, the map empty (a format).</summary>
     public void Reset()
     {
