@@ -12,8 +12,11 @@ cd "$(dirname "$0")/.."
 work=${1:-/var/tmp/wb-nbd-bench}
 seconds=${2:-10}
 ./pmem-emu/install-deps.sh
-dotnet build -c Release Writeboost.sln -nologo -v quiet -clp:ErrorsOnly
-wb="$PWD/src/Writeboost.Cli/bin/Release/net10.0/wb"
+# WB=/path/to/wb measures that binary (e.g. a before/after pair copied out of their builds); else this tree's.
+if [ -z "${WB:-}" ]; then
+  dotnet build -c Release Writeboost.sln -nologo -v quiet -clp:ErrorsOnly
+fi
+wb="${WB:-$PWD/src/Writeboost.Cli/bin/Release/net10.0/wb}"
 rm -rf "$work"; mkdir -p "$work"
 truncate -s 1G "$work/backing.img"; truncate -s "${CACHE_SIZE:-1G}" "$work/cache.img"
 pmem=/dev/shm/wb-nbd-bench-$$.pmem; truncate -s 64M "$pmem"

@@ -21,13 +21,17 @@ public sealed partial class WriteboostDevice
         public long PinnedSlot;
         /// <summary>A read-cache cell reserved for this full-block miss (null when not staged).</summary>
         public ReadCacheCell? Cell;
+        /// <summary>Some wanted sector is neither in a buffer nor on the cache device: the piece is read from the backing store first.</summary>
+        public bool FromBacking;
+        public readonly int LengthBytes => SectorCount * Units.SectorBytes;
     }
 
     /// <summary>
     /// Reads sectors. Per block, dirty data overlays the backing store at sector granularity: sectors dirty in
     /// a RAM buffer come from it, sectors held on the cache device come from there (a clean read-cached block
     /// whole, a dirty one only its dirty sectors), and the rest from the backing store. A full-block miss may be
-    /// staged into the cache as a clean block (read_cache_threshold).
+    /// staged into the cache as a clean block (read_cache_threshold). Only the pieces that need the backing store
+    /// are read from it, adjacent ones in one read.
     /// </summary>
     public void Read(long offsetBytes, Span<byte> destination)
     {
@@ -49,10 +53,8 @@ public sealed partial class WriteboostDevice
             {
                 ReadPlan plan = PlanPieceLocked(piece.Block, piece.FirstSector, piece.SectorCount, piece.OffsetInRequestBytes, ref bufferCopies, destination.Length);
                 byte wanted = Units.SectorMask(piece.FirstSector, piece.SectorCount);
-                if ((byte)(wanted & ~(plan.FromBuffer | plan.FromCache)) != 0)
-                {
-                    needBacking = true;
-                }
+                plan.FromBacking = (byte)(wanted & ~(plan.FromBuffer | plan.FromCache)) != 0;
+                needBacking |= plan.FromBacking;
                 mustRelease |= plan.FromCache != 0 || plan.Cell is not null;
                 plans.Add(plan);
             }
@@ -61,12 +63,12 @@ public sealed partial class WriteboostDevice
         {
             if (needBacking)
             {
-                BackingRead(offsetBytes, destination);
+                ReadFromBacking(offsetBytes, destination, plans);
             }
             Span<byte> cacheBlock = stackalloc byte[Units.BlockBytes];
             foreach (ReadPlan plan in plans)
             {
-                Span<byte> piece = destination.Slice(plan.PieceOffsetBytes, plan.SectorCount * Units.SectorBytes);
+                Span<byte> piece = destination.Slice(plan.PieceOffsetBytes, plan.LengthBytes);
                 if (plan.FromBuffer != 0)
                 {
                     OverlaySectors(piece, plan.FirstSector, bufferCopies.AsSpan(plan.PieceOffsetBytes, piece.Length), plan.FromBuffer);
@@ -89,6 +91,31 @@ public sealed partial class WriteboostDevice
             {
                 ReleasePlans(plans);
             }
+        }
+    }
+
+    /// <summary>The pieces that need the backing store, read from it: each run of adjacent ones in one read.</summary>
+    private void ReadFromBacking(long offsetBytes, Span<byte> destination, List<ReadPlan> plans)
+    {
+        int runStart = -1;
+        int runEnd = 0;
+        foreach (ReadPlan plan in plans)
+        {
+            if (plan.FromBacking)
+            {
+                runStart = runStart < 0 ? plan.PieceOffsetBytes : runStart;
+                runEnd = plan.PieceOffsetBytes + plan.LengthBytes;
+                continue;
+            }
+            if (runStart >= 0)
+            {
+                BackingRead(offsetBytes + runStart, destination[runStart..runEnd]);
+                runStart = -1;
+            }
+        }
+        if (runStart >= 0)
+        {
+            BackingRead(offsetBytes + runStart, destination[runStart..runEnd]);
         }
     }
 

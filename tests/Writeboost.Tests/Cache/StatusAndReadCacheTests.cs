@@ -92,6 +92,31 @@ public sealed class StatusAndReadCacheTests
     }
 
     [TestMethod]
+    public void A_read_takes_from_the_backing_store_only_the_blocks_the_cache_does_not_hold()
+    {
+        using MemoryBlockDevice backingMedia = new(64 * 1024);
+        ReadLoggingBlockDevice backing = new(backingMedia);
+        using MemoryBlockDevice cache = new((1 << 20) + 4 * 16 * 1024);
+        Tunables tunables = new(new Dictionary<string, long> { ["segment_size_order"] = 5, ["read_cache_threshold"] = 0 });
+        using WriteboostDevice device = WriteboostDevice.Open(backing, cache, tunables);
+        // Blocks 0, 1 on the cache device; 4 in the RAM buffer; 2, 3 and 5 only on the backing store; block 6 half written.
+        device.Write(0, Filled(8192, 0x11), WriteOptions.Fua);
+        device.Write(4 * 4096, Filled(4096, 0x44));
+        device.Write(6 * 4096, Filled(2048, 0x66));
+        backing.ClearLog();
+        byte[] read = new byte[7 * 4096];
+        device.Read(0, read);
+        CollectionAssert.AreEqual(new[] { (2 * 4096L, 2 * 4096), (5 * 4096L, 2 * 4096) }, backing.Reads.ToArray(),
+            "blocks 2-3 in one read, 5-6 in another (6 for its unwritten half); nothing of blocks 0, 1 and 4");
+        CollectionAssert.AreEqual(Filled(8192, 0x11), read[..8192]);
+        CollectionAssert.AreEqual(new byte[8192], read[8192..16384]);
+        CollectionAssert.AreEqual(Filled(4096, 0x44), read[16384..20480]);
+        CollectionAssert.AreEqual(new byte[4096], read[20480..24576]);
+        CollectionAssert.AreEqual(Filled(2048, 0x66), read[24576..26624]);
+        CollectionAssert.AreEqual(new byte[2048], read[26624..]);
+    }
+
+    [TestMethod]
     public void A_cache_device_write_error_fails_the_fua_write_instead_of_acknowledging_it()
     {
         using MemoryBlockDevice backing = new(64 * 1024);
