@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Writeboost.Cache.Format;
+using Writeboost.Cache.Workers;
 using Writeboost.Devices;
 
 namespace Writeboost.Cache.Core;
@@ -400,77 +401,50 @@ public sealed partial class WriteboostDevice
         Interlocked.Add(ref _backingBusyTicks, Stopwatch.GetTimestamp() - start);
     }
 
-    /// <summary>
-    /// Once a second: the backing store's utilisation (the share of the last second our own I/O to it was in
-    /// flight — dm-writeboost reads the disk's io_ticks), which allows background writeback below
-    /// writeback_threshold; the periodic superblock record; and the periodic data sync (sync_data_interval).
-    /// </summary>
-    private void ModulatorLoop()
+    /// <summary>The device as the modulator sees it (<see cref="Modulator"/>).</summary>
+    private sealed class ModulatedDevice(WriteboostDevice device) : IModulatedDevice
     {
-        long second = (long)(_options.ModulatorSecond.TotalSeconds * Stopwatch.Frequency);
-        long lastTick = Stopwatch.GetTimestamp();
-        long lastSbRecord = lastTick;
-        long lastSync = lastTick;
-        while (true)
+        public bool Stopped
         {
-            _stopSignal.Wait(_options.ModulatorSecond);
-            lock (_lock)
+            get
             {
-                if (_stopping || _failure is not null)
+                lock (device._lock)
                 {
-                    return;
+                    return device._stopping || device._failure is not null;
                 }
-            }
-            long now = Stopwatch.GetTimestamp();
-            if (now - lastTick < second)
-            {
-                continue;
-            }
-            long busy = Interlocked.Exchange(ref _backingBusyTicks, 0);
-            int util = (int)Math.Clamp(100 * busy / Math.Max(1, now - lastTick), 0, 100);
-            lastTick = now;
-            int threshold = Tunables.WritebackThreshold;
-            lock (_lock)
-            {
-                _backingUtilPercent = util;
-                _allowWriteback = threshold > 0 && util < threshold;
-                if (_allowWriteback)
-                {
-                    _writebackSignal.Set();
-                }
-            }
-            try
-            {
-                int sbInterval = Tunables.UpdateSbRecordInterval;
-                if (sbInterval > 0 && now - lastSbRecord >= sbInterval * second)
-                {
-                    lastSbRecord = now;
-                    ulong id;
-                    lock (_lock)
-                    {
-                        id = _ring.WrittenBackId;
-                    }
-                    WriteSuperblockRecord(id);
-                }
-                int syncInterval = Tunables.SyncDataInterval;
-                if (syncInterval > 0 && now - lastSync >= syncInterval * second)
-                {
-                    lastSync = now;
-                    Flush();
-                }
-            }
-            catch (IOException error)
-            {
-                Fail(error);
-                return;
-            }
-            catch (ObjectDisposedException) when (Volatile.Read(ref _stopping))
-            {
-                // The device closed while the periodic sync waited on the flush worker (found by the crash
-                // harness: this thread's exception ended the process): the close flushes, or it was a crash.
-                return;
             }
         }
+
+        public bool Closing => Volatile.Read(ref device._stopping);
+
+        public long TakeBackingBusyTicks() => Interlocked.Exchange(ref device._backingBusyTicks, 0);
+
+        public void SetBackingUtilisation(int percent, bool allowWriteback)
+        {
+            lock (device._lock)
+            {
+                device._backingUtilPercent = percent;
+                device._allowWriteback = allowWriteback;
+                if (allowWriteback)
+                {
+                    device._writebackSignal.Set();
+                }
+            }
+        }
+
+        public void WriteSuperblockRecord()
+        {
+            ulong id;
+            lock (device._lock)
+            {
+                id = device._ring.WrittenBackId;
+            }
+            device.WriteSuperblockRecord(id);
+        }
+
+        public void SyncData() => device.Flush();
+
+        public void Fail(Exception error) => device.Fail(error);
     }
 
     /// <summary>The backing store's flush failed after writeback: fatal, never retried.</summary>

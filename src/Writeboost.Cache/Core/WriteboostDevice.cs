@@ -5,6 +5,7 @@ using Writeboost.Cache.PmemBuffer;
 using Writeboost.Cache.Recovery;
 using Writeboost.Cache.Ring;
 using Writeboost.Cache.Table;
+using Writeboost.Cache.Workers;
 using Writeboost.Devices;
 using Writeboost.Pmem;
 
@@ -307,7 +308,8 @@ public sealed partial class WriteboostDevice : IBlockDevice
         _stopSignal.Reset();
         _flushWorker = new Thread(FlushWorkerLoop) { IsBackground = true, Name = "wb-flush" };
         _writebackWorker = new Thread(WritebackWorkerLoop) { IsBackground = true, Name = "wb-writeback" };
-        _modulator = new Thread(ModulatorLoop) { IsBackground = true, Name = "wb-modulator" };
+        Modulator modulator = new(new ModulatedDevice(this), Tunables, _options.ModulatorSecond, Stopwatch.GetTimestamp());
+        _modulator = new Thread(() => modulator.Run(_stopSignal)) { IsBackground = true, Name = "wb-modulator" };
         _flushWorker.Start();
         _writebackWorker.Start();
         _modulator.Start();

@@ -67,7 +67,7 @@ public sealed record RingWalkResult
 }
 
 /// <summary>
-/// Recovery's walk of the ring, shared by the device (which applies it) and <c>wb check</c> (which reports it),
+/// Recovery's walk of the ring, shared by recovery (<see cref="LogRecovery"/> applies it) and <c>wb check</c> (which reports it),
 /// so the two always agree. It only reads.
 /// <list type="number">
 /// <item>Read every slot's header sector. A header is authentic when its id belongs in its slot, its length fits,
