@@ -421,11 +421,12 @@ public sealed partial class WriteboostDevice : IBlockDevice
 
     private int BlocksPerSegment => Geometry.BlocksPerSegment;
 
-    private long SlotOfGlobal(int g) => g / BlocksPerSegment;
+    // Metablock numbering is the cache index's (g = slot × blocks per segment + index in the segment).
+    private long SlotOfGlobal(int g) => _cacheIndex.SlotOf(g);
 
-    private int IndexInSegment(int g) => g % BlocksPerSegment;
+    private int IndexInSegment(int g) => _cacheIndex.IndexInSegment(g);
 
-    private int Global(long slot, int indexInSegment) => checked((int)(slot * BlocksPerSegment + indexInSegment));
+    private int Global(long slot, int indexInSegment) => _cacheIndex.GlobalOf(slot, indexInSegment);
 
     private SegmentBuffer BufferOf(ulong segmentId) => _buffers[BufferIndexOf(segmentId)];
 

@@ -410,7 +410,8 @@ internal static class RingWalk
         return headers;
     }
 
-    private static string? EntryProblem(ReadOnlySpan<byte> segment, int length, CacheGeometry geometry, long backingSectors)
+    /// <summary>The first metablock of the segment's <paramref name="length"/> that cannot be replayed, or null.</summary>
+    internal static string? EntryProblem(ReadOnlySpan<byte> segment, int length, CacheGeometry geometry, long backingSectors)
     {
         for (int i = 0; i < length; i++)
         {
@@ -423,7 +424,7 @@ internal static class RingWalk
     }
 
     /// <summary>The dirty entries of a segment image; lost: marked in the header's lost bitmap, or <paramref name="damagedEntry"/>.</summary>
-    private static List<WalkedEntry> Entries(ReadOnlySpan<byte> segment, SlotHeader header, CacheGeometry geometry, Func<int, bool> damagedEntry, Func<int, bool>? skip = null)
+    internal static List<WalkedEntry> Entries(ReadOnlySpan<byte> segment, SlotHeader header, CacheGeometry geometry, Func<int, bool> damagedEntry, Func<int, bool>? skip = null)
     {
         List<WalkedEntry> entries = [];
         for (int i = 0; i < header.Length; i++)

@@ -31,13 +31,14 @@ internal sealed class KernelStyleReplay : FaultHooks
                 continue;
             }
             SegmentSlotRead read = SegmentLogReader.Read(input.Cache, geometry, slot, segment);
-            if (!read.LengthFits || !read.ChecksumHolds || !EntriesFit(segment, read.Header.Length, geometry, input.BackingSectors))
+            if (!read.LengthFits || !read.ChecksumHolds || RingWalk.EntryProblem(segment, read.Header.Length, geometry, input.BackingSectors) is not null)
             {
                 break;
             }
             replayed.Add(new WalkedSegment(id, slot, SegmentFate.Replayed, Durable: false, null)
             {
-                Entries = DirtyEntries(segment, read.Header.Length, geometry),
+                // The kernel knows nothing of our header extension: no block is taken as lost.
+                Entries = RingWalk.Entries(segment, KernelView(read), geometry, damagedEntry: _ => false),
                 Length = read.Header.Length,
             });
             newest = id;
@@ -53,30 +54,7 @@ internal sealed class KernelStyleReplay : FaultHooks
         };
     }
 
-    private static bool EntriesFit(ReadOnlySpan<byte> segment, int length, CacheGeometry geometry, long backingSectors)
-    {
-        for (int i = 0; i < length; i++)
-        {
-            if (MetablockOnDisk.Read(segment, i, geometry.MetablockBytes).Problem(i, backingSectors) is not null)
-            {
-                return false;
-            }
-        }
-        return true;
-    }
-
-    /// <summary>The dirty entries, every one taken as good (the kernel knows nothing of our lost-block marks).</summary>
-    private static List<WalkedEntry> DirtyEntries(ReadOnlySpan<byte> segment, int length, CacheGeometry geometry)
-    {
-        List<WalkedEntry> entries = [];
-        for (int i = 0; i < length; i++)
-        {
-            MetablockOnDisk entry = MetablockOnDisk.Read(segment, i, geometry.MetablockBytes);
-            if (entry.DirtyBits != 0)
-            {
-                entries.Add(new WalkedEntry(i, entry.BackingSector / Units.SectorsPerBlock, entry.DirtyBits, Lost: false));
-            }
-        }
-        return entries;
-    }
+    /// <summary>The slot's header as the kernel reads it: id, checksum and length, no extension.</summary>
+    private static RingWalk.SlotHeader KernelView(SegmentSlotRead read) =>
+        new(read.Header.Id, read.Header.Checksum, read.Header.Length, HeaderExtensionState.Absent, default, Authentic: true);
 }
