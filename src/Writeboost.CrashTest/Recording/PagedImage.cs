@@ -4,19 +4,47 @@ namespace Writeboost.CrashTest.Recording;
 
 /// <summary>
 /// A byte image with copy-on-write 4 KiB pages over a base array that is never modified: thousands of crash
-/// states share one base and each pays only for the pages recovery or the state itself changes.
+/// states share one base and each pays only for the pages recovery or the state itself changes. Safe for
+/// concurrent use, as a device is: the live device of a recording runs on these images, and its flush worker,
+/// readers and mode-1 writers use them at once (each request is applied whole, under one lock).
 /// </summary>
 public sealed class PagedImage(byte[] baseImage)
 {
     private const int PageBytes = 4096;
     private readonly Dictionary<long, byte[]> _pages = [];
+    private readonly Lock _lock = new();
 
     public long LengthBytes => baseImage.LongLength;
 
     /// <summary>Pages written since the image was made (0: nobody wrote to it).</summary>
-    public int ModifiedPages => _pages.Count;
+    public int ModifiedPages
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _pages.Count;
+            }
+        }
+    }
 
     public void Write(long offsetBytes, ReadOnlySpan<byte> source)
+    {
+        lock (_lock)
+        {
+            WriteLocked(offsetBytes, source);
+        }
+    }
+
+    public void Read(long offsetBytes, Span<byte> destination)
+    {
+        lock (_lock)
+        {
+            ReadLocked(offsetBytes, destination);
+        }
+    }
+
+    private void WriteLocked(long offsetBytes, ReadOnlySpan<byte> source)
     {
         while (!source.IsEmpty)
         {
@@ -36,7 +64,7 @@ public sealed class PagedImage(byte[] baseImage)
         }
     }
 
-    public void Read(long offsetBytes, Span<byte> destination)
+    private void ReadLocked(long offsetBytes, Span<byte> destination)
     {
         while (!destination.IsEmpty)
         {
