@@ -37,7 +37,7 @@ public sealed partial class WriteboostDevice
     {
         Devices.DeviceRange.CheckAligned(this, offsetBytes, destination.Length, "read");
         // A failed device still serves reads: what it acknowledged is still in its buffers and on its devices.
-        ObjectDisposedException.ThrowIf(_disposed && _stopping, this);
+        ObjectDisposedException.ThrowIf(_disposed && _monitor.Stopping, this);
         Counters.CountRead(destination.Length);
         List<ReadPlan> plans = [];
         bool needBacking = false;
@@ -109,13 +109,13 @@ public sealed partial class WriteboostDevice
             }
             if (runStart >= 0)
             {
-                BackingRead(offsetBytes + runStart, destination[runStart..runEnd]);
+                _backingStore.Read(offsetBytes + runStart, destination[runStart..runEnd]);
                 runStart = -1;
             }
         }
         if (runStart >= 0)
         {
-            BackingRead(offsetBytes + runStart, destination[runStart..runEnd]);
+            _backingStore.Read(offsetBytes + runStart, destination[runStart..runEnd]);
         }
     }
 
@@ -151,7 +151,7 @@ public sealed partial class WriteboostDevice
             {
                 if (plan.FromCache != 0 && _ring.Unpin(plan.PinnedSlot))
                 {
-                    Monitor.PulseAll(_lock);
+                    _monitor.PulseAllLocked();
                 }
             }
             foreach (ReadPlan plan in plans)
@@ -253,7 +253,7 @@ public sealed partial class WriteboostDevice
     /// <summary>Writes one staged cell into the open buffer as a clean block, unless a write got there first.</summary>
     private void StageLocked(ReadCacheCell staged)
     {
-        if (staged.Cancelled || _cacheIndex.Holds(staged.Block) || _failure is not null)
+        if (staged.Cancelled || _cacheIndex.Holds(staged.Block) || _monitor.Failure is not null)
         {
             return;
         }

@@ -65,7 +65,7 @@ public sealed partial class WriteboostDevice
         _superblock = _superblock with { Flags = 0 };
         _superblock.WriteTo(header);
         _cache.Write(0, header, WriteOptions.Fua);
-        _recordWrittenId = 0;
+        _record.Found(0);
         _poison.ForgetAll();
         Recovery = RecoveryReport.None with
         {
@@ -101,7 +101,7 @@ public sealed partial class WriteboostDevice
             throw new InvalidDataException(
                 $"cache device {_cache.Name}: {walk.Refusal}. Refusing to open it: wb check {_cache.Name} shows the damage; open it with --accept-loss to give that segment up (its blocks then read their older data) and keep the rest");
         }
-        _recordWrittenId = walk.RecordId;
+        _record.Found(walk.RecordId);
         Recovery = new LogRecovery(_cache, Geometry, _ring, _cacheIndex, _poison, Faults).Apply(walk, fromPmem);
         FinishPmemOpen(pmemFormatted);
     }
@@ -143,7 +143,7 @@ public sealed partial class WriteboostDevice
             StartWorkers();
             DropCaches();
             StopWorkers();
-            _stopping = false;
+            _monitor.Resume();
         }
         ulong lastId = _ring.QueuedId;
         _cacheIndex.Reset();

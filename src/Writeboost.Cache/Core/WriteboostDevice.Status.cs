@@ -116,13 +116,13 @@ public sealed partial class WriteboostDevice
                 CacheBytesWritten = Counters.CacheBytesWritten,
                 BackingBytesWritten = Counters.BackingBytesWritten,
                 CacheFlushes = Counters.CacheFlushes,
-                BackingUtilPercent = _backingUtilPercent,
-                WritebackErrors = Interlocked.Read(ref _writebackErrors),
-                Failure = _failure?.Message,
+                BackingUtilPercent = _writeback.BackingUtilPercent,
+                WritebackErrors = _writeback.Errors,
+                Failure = _monitor.Failure?.Message,
                 Recovery = Recovery,
                 PoisonedBlocks = _poison.BlockCount,
                 Poisoned = _poison.IsEmpty ? [] : _poison.List(BlocksPerSegment),
-                WritebackHeldBySegment = _writebackHeldBy,
+                WritebackHeldBySegment = _writeback.HeldBy,
                 ReadOnly = _options.ReadOnly,
             };
         }
@@ -162,7 +162,7 @@ public sealed partial class WriteboostDevice
                 return;
             case 2:
                 Tunables.SetOnline(words[0], words[1]);
-                _writebackSignal.Set(); // a new writeback_threshold or batch size takes effect now
+                _writeback.Wake(); // a new writeback_threshold or batch size takes effect now
                 return;
             default:
                 throw new TableException($"unknown message '{string.Join(' ', words)}' (expected clear_stat, drop_caches, clear_poison [sector], or <tunable> <value>)");

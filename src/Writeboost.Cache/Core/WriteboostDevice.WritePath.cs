@@ -92,8 +92,7 @@ public sealed partial class WriteboostDevice
             {
                 // A rewrite of lost sectors: they read the new data now; writeback may pass the damaged copy once
                 // this write is durable.
-                _writebackHeldBy = 0;
-                _writebackSignal.Set();
+                _writeback.ReleaseHoldLocked();
             }
             bool hit = _cacheIndex.TryFind(block, out int old);
             bool onBuffer = hit && SlotOfGlobal(old) == Geometry.SlotOf(_ring.OpenId);
@@ -172,7 +171,7 @@ public sealed partial class WriteboostDevice
             {
                 lock (_lock)
                 {
-                    Monitor.PulseAll(_lock);
+                    _monitor.PulseAllLocked();
                 }
             }
         }
@@ -218,7 +217,7 @@ public sealed partial class WriteboostDevice
             }
             if (_acquiring)
             {
-                Monitor.Wait(_lock);
+                _monitor.WaitLocked();
                 continue;
             }
             _acquiring = true;
@@ -229,7 +228,7 @@ public sealed partial class WriteboostDevice
             finally
             {
                 _acquiring = false;
-                Monitor.PulseAll(_lock);
+                _monitor.PulseAllLocked();
             }
         }
     }
@@ -243,11 +242,11 @@ public sealed partial class WriteboostDevice
     private void AcquireSegmentLocked(ulong id, bool clearsPoison)
     {
         long slot = Geometry.SlotOf(id);
-        if (!_poison.IsEmpty && !clearsPoison && OldestPoisonedSegmentLocked() is { } held && id + 1 >= held + (ulong)Geometry.NrSegments)
+        if (!_poison.IsEmpty && !clearsPoison && _writeback.OldestPoisonedSegmentLocked() is { } held && id + 1 >= held + (ulong)Geometry.NrSegments)
         {
             // Writeback cannot pass a segment that holds lost blocks, so the ring fills up behind it. The last free
             // slot is kept for the writes that rewrite them (or clear_poison's zeros): without it nothing could.
-            throw new IOException(PoisonHoldsWritebackMessage(held, $"segment {id} would take the last free ring slot"));
+            throw new IOException(_writeback.HeldMessage(held, $"segment {id} would take the last free ring slot"));
         }
         ulong bufferFreeAfter = id > (ulong)_buffers.Length ? id - (ulong)_buffers.Length : 0;
         ulong slotFreeAfter = id > (ulong)Geometry.NrSegments ? id - (ulong)Geometry.NrSegments : 0;
@@ -261,22 +260,20 @@ public sealed partial class WriteboostDevice
                 || Volatile.Read(ref _placementsInFlight[bufferIndex]) > 0)
             {
                 ThrowIfFailed();
-                if (_writebackHeldBy != 0 && _writebackHeldBy <= slotFreeAfter)
+                if (_writeback.HeldBy != 0 && _writeback.HeldBy <= slotFreeAfter)
                 {
-                    throw new IOException(PoisonHoldsWritebackMessage(_writebackHeldBy, $"segment {id} needs ring slot {slot}"));
+                    throw new IOException(_writeback.HeldMessage(_writeback.HeldBy, $"segment {id} needs ring slot {slot}"));
                 }
-                if (_pmem is not null && _ring.DurableId < bufferFreeAfter && _ring.DurableRequestedId < bufferFreeAfter)
+                if (_pmem is not null && _ring.DurableId < bufferFreeAfter)
                 {
                     // Ask for the cache flush only now, when a buffer is needed back: one flush for many segments.
-                    _ring.RequestDurable(bufferFreeAfter);
-                    _flushSignal.Set();
+                    _flushWorker.RequestDurableLocked(bufferFreeAfter);
                 }
-                if (_ring.WrittenBackId < slotFreeAfter && !_urgeWriteback)
+                if (_ring.WrittenBackId < slotFreeAfter)
                 {
-                    _urgeWriteback = true;
-                    _writebackSignal.Set();
+                    _writeback.UrgeLocked();
                 }
-                Monitor.Wait(_lock);
+                _monitor.WaitLocked();
             }
         }
         finally
@@ -302,12 +299,11 @@ public sealed partial class WriteboostDevice
             }
         }
         ulong halfPool = (ulong)Math.Max(1, _buffers.Length / 2);
-        if (_pmem is not null && id > halfPool && _ring.DurableRequestedId < id - halfPool)
+        if (_pmem is not null && id > halfPool)
         {
             // Half the pmem buffers are in use: ask for a cache flush now, so that by the time a writer needs a
             // buffer back it is already durable — one flush per half pool, overlapped with filling the other half.
-            _ring.RequestDurable(id - halfPool);
-            _flushSignal.Set();
+            _flushWorker.RequestDurableLocked(id - halfPool);
         }
         _ring.Open(id);
         _openLength = 0;
@@ -329,7 +325,7 @@ public sealed partial class WriteboostDevice
                 }
             }
         }
-        BackingWrite(offsetBytes, source, options);
+        _backingStore.Write(offsetBytes, source, options);
     }
 }
 

@@ -18,19 +18,25 @@ namespace Writeboost.Cache.Core;
 /// the flush worker; the writeback worker later copies dirty blocks to the backing store. The device is itself
 /// an <see cref="IBlockDevice"/> of 512-byte sectors the size of the backing store (rounded down to 4 KiB).
 ///
-/// <para>Concurrency: one monitor (<c>_lock</c>) guards the index, the metablocks, the buffers and the
-/// segment counters; the flush and writeback workers and waiting writers sleep on it with Monitor.Wait.
+/// <para>The parts, each its own type: the block map and metablocks (<see cref="CacheIndex"/>), the ring of
+/// segment slots and where each segment id stands (<see cref="SegmentRing"/>), the RAM buffers
+/// (<see cref="SegmentBuffer"/>) and their pmem mirror (<see cref="PmemBufferPool"/>), the workers
+/// (<see cref="FlushWorker"/>, <see cref="WritebackWorker"/>, <see cref="Modulator"/>), the superblock record
+/// (<see cref="SuperblockRecordWriter"/>), and the open's recovery (<see cref="RingWalk"/>, <see cref="LogRecovery"/>).
+/// The device itself is the front: the write and read paths, placement into the open segment and its seal.</para>
+///
+/// <para>Concurrency: one monitor (<see cref="DeviceMonitor"/>, <c>_lock</c> here) guards the index, the ring,
+/// the buffers and the open segment; writers and workers waiting for the ring to move sleep on it.
 /// Device I/O happens outside it, except the rare read of old dirty sectors for a partial overwrite. Mode 1
 /// reserves a write's slot under it and copies and persists the slot into pmem outside it (writers persist in
 /// parallel; the buffer stays pinned until they are done, see <c>_placementsInFlight</c>).</para>
-///
-/// <para>The ring of segment slots and where each segment id stands (open, queued, flushed, durable, written
-/// back), with the order those ids keep, are <see cref="SegmentRing"/>'s.</para>
 /// </summary>
 public sealed partial class WriteboostDevice : IBlockDevice
 {
-    private readonly object _lock = new();
+    private readonly DeviceMonitor _monitor = new();
+    private readonly object _lock; // the monitor's
     private readonly IBlockDevice _backing;
+    private readonly BackingStore _backingStore;
     private readonly IBlockDevice _cache;
     private readonly WriteboostOptions _options;
     private readonly SegmentBuffer[] _buffers;
@@ -47,8 +53,6 @@ public sealed partial class WriteboostDevice : IBlockDevice
     private readonly CacheIndex _cacheIndex;
     // Blocks whose newest durable copy recovery found lost: reads of those sectors fail (see PoisonSet).
     private readonly PoisonSet _poison = new();
-    // Set while writeback cannot pass this segment: it still holds a lost copy (0: not blocked).
-    private ulong _writebackHeldBy;
 
     // The ring's slots and the segment ids' stages (guarded by _lock).
     private readonly SegmentRing _ring;
@@ -60,19 +64,12 @@ public sealed partial class WriteboostDevice : IBlockDevice
 
     private int _openLength;
     private bool _acquiring;
-    private bool _urgeWriteback;
-    private bool _forceDrop;
-    private bool _stopping;
-    private bool _abandoned;
-    private Exception? _failure;
 
     // Each worker sleeps on its own signal; the monitor is for writers waiting on state. (One monitor for all
     // woke every worker at every PulseAll: a thundering herd that cost a fifth of the write path's time.)
-    private readonly AutoResetEvent _flushSignal = new(false);
-    private readonly AutoResetEvent _writebackSignal = new(false);
-    private readonly ManualResetEventSlim _stopSignal = new(false);
-    private Thread? _flushWorker;
-    private Thread? _writebackWorker;
+    private readonly FlushWorker _flushWorker;
+    private readonly WritebackWorker _writeback;
+    private readonly SuperblockRecordWriter _record;
     private Thread? _modulator;
     private bool _disposed;
 
@@ -98,10 +95,15 @@ public sealed partial class WriteboostDevice : IBlockDevice
             _buffers[i] = new SegmentBuffer(geometry.SegmentSizeBytes);
         }
         _cacheIndex = new CacheIndex(geometry.NrSegments, geometry.BlocksPerSegment);
-        _ring = new SegmentRing(geometry.NrSegments, _lock);
         _readCache = new ReadCacheCells(tunables.NrReadCacheCells);
         _openPlacedBlock = new long[geometry.BlocksPerSegment];
         _openPlacedBits = new byte[geometry.BlocksPerSegment];
+        _lock = _monitor.Lock;
+        _ring = new SegmentRing(geometry.NrSegments, _lock);
+        _backingStore = new BackingStore(backing, Counters);
+        _record = new SuperblockRecordWriter(cache, _monitor, _ring, Counters, options.Faults);
+        _flushWorker = new FlushWorker(_monitor, _ring, BufferOf, geometry, cache, Counters, options.Faults, options.Schedule, () => _writeback!.SegmentWrittenLocked());
+        _writeback = new WritebackWorker(_monitor, _ring, _cacheIndex, _poison, geometry, tunables, cache, _backingStore, _record, _flushWorker, MakeDurable, Counters, options, Name);
     }
 
     /// <summary>0: the buffer is RAM. 1: the buffer is mirrored in persistent memory; FUA and flush complete at pmem speed.</summary>
@@ -305,13 +307,10 @@ public sealed partial class WriteboostDevice : IBlockDevice
 
     private void StartWorkers()
     {
-        _stopSignal.Reset();
-        _flushWorker = new Thread(FlushWorkerLoop) { IsBackground = true, Name = "wb-flush" };
-        _writebackWorker = new Thread(WritebackWorkerLoop) { IsBackground = true, Name = "wb-writeback" };
         Modulator modulator = new(new ModulatedDevice(this), Tunables, _options.ModulatorSecond, Stopwatch.GetTimestamp());
-        _modulator = new Thread(() => modulator.Run(_stopSignal)) { IsBackground = true, Name = "wb-modulator" };
+        _modulator = new Thread(() => modulator.Run(_monitor.StopSignal)) { IsBackground = true, Name = "wb-modulator" };
         _flushWorker.Start();
-        _writebackWorker.Start();
+        _writeback.Start();
         _modulator.Start();
     }
 
@@ -319,14 +318,9 @@ public sealed partial class WriteboostDevice : IBlockDevice
 
     private void StopWorkers()
     {
-        lock (_lock)
-        {
-            _stopping = true;
-            Monitor.PulseAll(_lock);
-        }
-        WakeAllWorkers();
-        _flushWorker?.Join();
-        _writebackWorker?.Join();
+        _monitor.Stop();
+        _flushWorker.Join();
+        _writeback.Join();
         _modulator?.Join();
     }
 
@@ -345,16 +339,16 @@ public sealed partial class WriteboostDevice : IBlockDevice
         bool clean = false;
         try
         {
-            if (_failure is null && !_options.WithoutWorkers && !_options.ReadOnly)
+            if (_monitor.Failure is null && !_options.WithoutWorkers && !_options.ReadOnly)
             {
                 // Both modes: everything buffered reaches the cache device. Mode 1 then clears "pmem buffer live":
                 // the pmem buffers are stale, and mode 0 may open the cache.
                 if (_writeAroundMode)
                 {
-                    BackingFlush();
+                    _backingStore.Flush();
                 }
                 FlushToCacheDevice();
-                if (_pmem is not null && _failure is null)
+                if (_pmem is not null && _monitor.Failure is null)
                 {
                     WriteSuperblockFlags(0);
                 }
@@ -366,11 +360,11 @@ public sealed partial class WriteboostDevice : IBlockDevice
             StopWorkers();
             try
             {
-                if (clean && _failure is null)
+                if (clean && _monitor.Failure is null)
                 {
                     // Last, with the workers stopped (no later record can pass it): the record vouches for every
                     // segment, so damage to the newest ones is told from a torn tail at the next open.
-                    WriteSuperblockRecord(_ring.WrittenBackId);
+                    _record.Write(_ring.WrittenBackId);
                 }
             }
             finally
@@ -391,19 +385,16 @@ public sealed partial class WriteboostDevice : IBlockDevice
             return;
         }
         _disposed = true;
-        lock (_lock)
-        {
-            _abandoned = true;
-        }
+        _monitor.Abandon();
         StopWorkers();
         ReleaseResources();
     }
 
     private void DisposeSignals()
     {
-        _flushSignal.Dispose();
-        _writebackSignal.Dispose();
-        _stopSignal.Dispose();
+        _flushWorker.Dispose();
+        _writeback.Dispose();
+        _monitor.Dispose();
     }
 
     private void ReleaseResources()
@@ -441,22 +432,11 @@ public sealed partial class WriteboostDevice : IBlockDevice
 
     private void ThrowIfFailed()
     {
-        if (_failure is { } failure)
+        if (_monitor.Failure is { } failure)
         {
             throw new IOException($"{Name} has failed and accepts no more I/O: {failure.Message}", failure);
         }
-        ObjectDisposedException.ThrowIf(_disposed && _stopping, this);
-    }
-
-    /// <summary>Marks the device failed (an I/O error it cannot hide) and wakes every waiter so they see it.</summary>
-    private void Fail(Exception error)
-    {
-        lock (_lock)
-        {
-            _failure ??= error;
-            Monitor.PulseAll(_lock);
-        }
-        WakeAllWorkers();
+        ObjectDisposedException.ThrowIf(_disposed && _monitor.Stopping, this);
     }
 
     /// <summary>
@@ -467,7 +447,7 @@ public sealed partial class WriteboostDevice : IBlockDevice
     private IOException PmemFailed(IOException error)
     {
         IOException failure = new($"the pmem buffer {_pmemRegion!.Name} failed: {error.Message}", error);
-        Fail(failure);
+        _monitor.Fail(failure);
         return failure;
     }
 
@@ -481,13 +461,6 @@ public sealed partial class WriteboostDevice : IBlockDevice
         {
             throw PmemFailed(error);
         }
-    }
-
-    private void WakeAllWorkers()
-    {
-        _flushSignal.Set();
-        _writebackSignal.Set();
-        _stopSignal.Set();
     }
 
     /// <summary>
@@ -518,5 +491,23 @@ public sealed partial class WriteboostDevice : IBlockDevice
     {
         _cacheIndex.UnmapSlot(slot);
         _poison.ForgetSlot(slot, BlocksPerSegment);
+    }
+
+    /// <summary>The device as the modulator sees it (<see cref="Modulator"/>).</summary>
+    private sealed class ModulatedDevice(WriteboostDevice device) : IModulatedDevice
+    {
+        public bool Stopped => device._monitor.StoppedOrFailed;
+
+        public bool Closing => device._monitor.Closing;
+
+        public long TakeBackingBusyTicks() => device._backingStore.TakeBusyTicks();
+
+        public void SetBackingUtilisation(int percent, bool allowWriteback) => device._writeback.SetBackingUtilisation(percent, allowWriteback);
+
+        public void WriteSuperblockRecord() => device._record.WriteCurrent();
+
+        public void SyncData() => device.Flush();
+
+        public void Fail(Exception error) => device._monitor.Fail(error);
     }
 }

@@ -1,0 +1,145 @@
+using System.Diagnostics;
+using Writeboost.Cache.Format;
+using Writeboost.Cache.Workers;
+
+namespace Writeboost.Cache.Core;
+
+public sealed partial class WriteboostDevice
+{
+    /// <summary>
+    /// REQ_PREFLUSH: every write completed before this call is durable when it returns. In mode 0 that means the
+    /// open buffer is sealed as a partial log (after <c>barrier_deadline_ms</c>, so concurrent writers can fill
+    /// it first), written, and the cache device flushed.
+    /// </summary>
+    public void Flush()
+    {
+        ThrowIfFailed();
+        if (_options.ReadOnly)
+        {
+            return; // nothing was written: nothing to make durable
+        }
+        Counters.CountFlush();
+        _options.Schedule.At(SchedulePoint.WriterBeforeBarrier);
+        if (_writeAroundMode)
+        {
+            _backingStore.Flush();
+            return;
+        }
+        if (_pmem is not null)
+        {
+            PmemBarrier(); // mode 1: every write completed before is in pmem
+            return;
+        }
+        FlushToCacheDevice();
+    }
+
+    /// <summary>Seals the open buffer (a partial log if it has data) and waits until every segment is durable on the cache device.</summary>
+    private void FlushToCacheDevice()
+    {
+        ulong target;
+        lock (_lock)
+        {
+            target = _ring.OpenId != 0 && _openLength > 0 ? _ring.OpenId : _ring.QueuedId;
+        }
+        MakeDurable(target);
+    }
+
+    /// <summary>Returns once segment <paramref name="id"/> (and so every older one) is durable on the cache device.</summary>
+    private void MakeDurable(ulong id)
+    {
+        if (id == 0)
+        {
+            return;
+        }
+        lock (_lock)
+        {
+            if (id == _ring.OpenId)
+            {
+                int deadlineMs = Tunables.BarrierDeadlineMs;
+                if (deadlineMs > 0)
+                {
+                    // Give concurrent writers until the deadline to fill the buffer: a full log costs nothing extra.
+                    long deadline = Stopwatch.GetTimestamp() + deadlineMs * Stopwatch.Frequency / 1000;
+                    while (_ring.OpenId == id && _monitor.Failure is null)
+                    {
+                        long remainingMs = (deadline - Stopwatch.GetTimestamp()) * 1000 / Stopwatch.Frequency;
+                        if (remainingMs <= 0)
+                        {
+                            break;
+                        }
+                        _monitor.WaitLocked((int)remainingMs);
+                    }
+                }
+                if (_ring.OpenId == id)
+                {
+                    SealOpenLocked(partial: true);
+                }
+            }
+            _flushWorker.RequestDurableLocked(id);
+            while (_ring.DurableId < id)
+            {
+                ThrowIfFailed();
+                _monitor.WaitLocked();
+            }
+        }
+    }
+
+    /// <summary>
+    /// Seals the open buffer into a log segment: metablocks for its blocks and the header (id, length); the
+    /// flush worker (<see cref="FlushWorker"/>) adds the checksum over metablocks + data just before writing it. The segment is queued for
+    /// the flush worker; the next write opens a new one.
+    /// </summary>
+    private void SealOpenLocked(bool partial)
+    {
+        ulong id = _ring.OpenId;
+        if (id == 0)
+        {
+            return;
+        }
+        int length = _openLength;
+        long slot = Geometry.SlotOf(id);
+        SegmentBuffer buffer = BufferOf(id);
+        Span<byte> image = buffer.Image.Span;
+        int entryBytes = Geometry.MetablockBytes;
+        for (int i = 0; i < length; i++)
+        {
+            int g = Global(slot, i);
+            // A slot still mapped is written as it is now; one superseded in the open buffer (mode 1 copy-on-write)
+            // as it was placed — a later entry for the same block replaces it at replay; one dropped by
+            // write-around as placed too, clean, which replay ignores.
+            MetablockOnDisk entry = _cacheIndex.BlockAt(g) >= 0
+                ? new MetablockOnDisk(_cacheIndex.BlockAt(g) * Units.SectorsPerBlock, _cacheIndex.IsDirty(g) ? _cacheIndex.SectorsAt(g) : (byte)0)
+                : new MetablockOnDisk(Math.Max(0, _openPlacedBlock[i]) * Units.SectorsPerBlock, _openPlacedBits[i]);
+            (entry with { DirtyBits = Faults.DirtyBitsToSeal(entry.DirtyBits, entryBytes) }).WriteTo(image, i, entryBytes);
+        }
+        // The checksum is computed outside the lock (SegmentBuffer.EnsureChecksum): a sealed buffer never changes again.
+        new SegmentHeaderOnDisk(id, 0, (byte)length).WriteTo(image);
+        buffer.MarkSealed(id);
+        _ring.Seal(id, length);
+        _openLength = 0;
+        if (partial && length < BlocksPerSegment)
+        {
+            _nrPartialFlushed++;
+            _partialSegments++;
+        }
+        else
+        {
+            _fullSegments++;
+        }
+        _flushWorker.Wake();
+    }
+
+    /// <summary>
+    /// <c>drop_caches</c>: seals the open buffer, writes back every dirty block, and returns when none is left.
+    /// </summary>
+    public void DropCaches()
+    {
+        ThrowIfFailed();
+        if (_options.ReadOnly)
+        {
+            throw new IOException($"{Name} is open read-only (to look at it): drop_caches would write back");
+        }
+        Flush();
+        _writeback.WriteBackEverything(ThrowIfFailed);
+    }
+}

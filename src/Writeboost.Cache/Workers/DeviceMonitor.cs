@@ -1,0 +1,130 @@
+using System.Diagnostics;
+
+namespace Writeboost.Cache.Workers;
+
+/// <summary>
+/// The device's one lock and its life. The lock guards the index, the ring and the buffers; writers and workers
+/// that wait for the ring to move sleep on it (<see cref="WaitLocked()"/>) and whoever moves it wakes them
+/// (<see cref="PulseAllLocked"/>). The life is running, then stopping (a close: the workers finish what is queued
+/// and end), or abandoned (a simulated crash: they end at once), or failed (an I/O error the device cannot hide:
+/// every waiter gets it). Each worker sleeps on its own signal, registered here so that a stop or a failure wakes
+/// it; <see cref="StopSignal"/> is for timed pauses (a writeback retry, the modulator's second) that a stop cuts short.
+/// </summary>
+internal sealed class DeviceMonitor : IDisposable
+{
+    private readonly List<Action> _wakers = [];
+    private bool _stopping;
+    private bool _abandoned;
+    private Exception? _failure;
+
+    /// <summary>The lock. Everything a method's name ends in "Locked" touches is guarded by it.</summary>
+    public object Lock { get; } = new();
+
+    /// <summary>Set by a close (and by a stop or failure): cuts timed pauses short.</summary>
+    public ManualResetEventSlim StopSignal { get; } = new(false);
+
+    /// <summary>A close asked the workers to end once nothing is queued (under the lock).</summary>
+    public bool Stopping => _stopping;
+
+    /// <summary>A simulated crash: the workers end at once and write nothing more (under the lock).</summary>
+    public bool Abandoned => _abandoned;
+
+    /// <summary>The I/O error the device failed with (null: it has not). Set once, never cleared.</summary>
+    public Exception? Failure => Volatile.Read(ref _failure);
+
+    /// <summary>Not stopping, not abandoned, not failed (under the lock).</summary>
+    public bool Running => !_stopping && !_abandoned && _failure is null;
+
+    /// <summary>Stopping or failed, read without the lock held (a worker's or the modulator's loop condition).</summary>
+    public bool StoppedOrFailed
+    {
+        get
+        {
+            lock (Lock)
+            {
+                return _stopping || _failure is not null;
+            }
+        }
+    }
+
+    /// <summary>The device is being closed, read without the lock (an error during the close is the close's).</summary>
+    public bool Closing => Volatile.Read(ref _stopping);
+
+    /// <summary>A worker's wake-up: called at a stop, an abandon and a failure.</summary>
+    public void Register(Action wake) => _wakers.Add(wake);
+
+    public void WaitLocked()
+    {
+        AssertLocked();
+        Monitor.Wait(Lock);
+    }
+
+    /// <returns>False when the time ran out.</returns>
+    public bool WaitLocked(int timeoutMs)
+    {
+        AssertLocked();
+        return Monitor.Wait(Lock, timeoutMs);
+    }
+
+    public void PulseAllLocked()
+    {
+        AssertLocked();
+        Monitor.PulseAll(Lock);
+    }
+
+    /// <summary>Marks the device failed (the first error wins) and wakes every waiter and worker so they see it.</summary>
+    public void Fail(Exception error)
+    {
+        lock (Lock)
+        {
+            _failure ??= error;
+            Monitor.PulseAll(Lock);
+        }
+        WakeAll();
+    }
+
+    /// <summary>A close: the workers finish what is queued and end; they are woken to see it.</summary>
+    public void Stop()
+    {
+        lock (Lock)
+        {
+            Volatile.Write(ref _stopping, true);
+            Monitor.PulseAll(Lock);
+        }
+        WakeAll();
+    }
+
+    /// <summary>Running again after a stop (the workers are started again: a drain before a format).</summary>
+    public void Resume()
+    {
+        lock (Lock)
+        {
+            Debug.Assert(!_abandoned && _failure is null, "only a cleanly stopped device runs again");
+            Volatile.Write(ref _stopping, false);
+        }
+        StopSignal.Reset();
+    }
+
+    /// <summary>A simulated crash: the workers end without writing anything more.</summary>
+    public void Abandon()
+    {
+        lock (Lock)
+        {
+            _abandoned = true;
+        }
+    }
+
+    public void Dispose() => StopSignal.Dispose();
+
+    private void WakeAll()
+    {
+        foreach (Action wake in _wakers)
+        {
+            wake();
+        }
+        StopSignal.Set();
+    }
+
+    [Conditional("DEBUG")]
+    private void AssertLocked() => Debug.Assert(Monitor.IsEntered(Lock), "waiting on or pulsing the device's monitor needs its lock");
+}
