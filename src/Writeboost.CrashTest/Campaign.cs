@@ -160,6 +160,10 @@ public static partial class Campaign
 {
     /// <summary>One state in this many is also crashed during its own recovery (each such check costs a whole recovery log of states).</summary>
     private const int RecoveryCrashEvery = 100;
+
+    /// <summary>Whether a state whose recovery passes also gets its recovery crashed (one in <see cref="RecoveryCrashEvery"/>, seeded).</summary>
+    private static bool CrashesItsRecovery(CampaignSpec spec, int round, int point, int variant) =>
+        StateSeed.Of(spec.Seed ^ round, point, variant) % RecoveryCrashEvery == 0;
     /// <summary>Candidate crash points tried for the next round's start, and states tried at each: the one whose recovery did the most (discarded, rebuilt) is carried on.</summary>
     private const int CarryCandidates = 16;
     private const int CarryVariants = 12;
@@ -411,9 +415,17 @@ public static partial class Campaign
             for (int variant = 0; variant < variants; variant++)
             {
                 CrashState state = CrashStates.Build(timelines, kinds, spec.Geometry.PmemBytes, spec.Seed, point, variant);
+                Media? beforeRecovery = CrashesItsRecovery(spec, check.Round, point, variant) ? state.Materialize() : null;
                 Recovered outcome = Recover(spec, state);
                 long sector = -1;
                 string? problem = outcome.Problem ?? judge.Oracle.Check(judge.Point, outcome.Content, out sector);
+                bool crashedItsRecovery = false;
+                if (problem is null && beforeRecovery is not null)
+                {
+                    // As CheckLog does: a state it checks with its recovery crashed fails the same way here.
+                    problem = CrashDuringRecovery(spec, beforeRecovery, judge, StateSeed.Of(spec.Seed, point, variant)).Problem;
+                    crashedItsRecovery = problem is not null;
+                }
                 problem = problem is null || !later ? problem : $"round {check.Round}, {problem}"; // as CheckLog words it
                 if (problem is null || !sameViolation(problem))
                 {
@@ -422,7 +434,7 @@ public static partial class Campaign
                 Oracle.SectorVerdict? verdict = sector >= 0 && outcome.Content is { } content
                     ? judge.Oracle.Explain(judge.Point, sector, content.AsSpan((int)(sector * 512), 512))
                     : null;
-                failing.Add(new SurveyedState(point, variant, duringRecovery ? StateKind.DuringRecovery : CrashStates.KindOf(kinds, variant), problem,
+                failing.Add(new SurveyedState(point, variant, duringRecovery || crashedItsRecovery ? StateKind.DuringRecovery : CrashStates.KindOf(kinds, variant), problem,
                     state.Complexity, state.Fates, state.Lines, outcome.Story, sector, verdict,
                     sector >= 0 ? outcome.Content?.AsSpan((int)(sector * 512), 512).ToArray() : null));
             }
@@ -559,10 +571,12 @@ public static partial class Campaign
                 tally.Generated++;
                 tally.Checked++;
                 tally.Coverage = tally.Coverage.With(duringRecovery ? StateKind.DuringRecovery : CrashStates.KindOf(kinds, variant), later && !duringRecovery);
+                // Taken before recovery writes to the state's devices: the crashes during recovery are of this state's recovery.
+                Media? beforeRecovery = CrashesItsRecovery(spec, check.Round, point, variant) ? state.Materialize() : null;
                 string? problem = RecoverAndCheck(spec, state, judge);
-                if (problem is null && StateSeed.Of(spec.Seed ^ check.Round, point, variant) % RecoveryCrashEvery == 0)
+                if (problem is null && beforeRecovery is not null)
                 {
-                    (int states, string? nested) = CrashDuringRecovery(spec, state, judge, StateSeed.Of(spec.Seed, point, variant));
+                    (int states, string? nested) = CrashDuringRecovery(spec, beforeRecovery, judge, StateSeed.Of(spec.Seed, point, variant));
                     tally.Generated += states;
                     tally.Checked += states;
                     tally.RecoveryCrashStates += states;
@@ -710,9 +724,9 @@ public static partial class Campaign
     /// recovery's own I/O, makes the crash states the model allows (nothing / everything / a seeded mix of the
     /// rest), recovers again, and checks the same oracle. Returns the states checked and the first problem.
     /// </summary>
-    private static (int States, string? Problem) CrashDuringRecovery(CampaignSpec spec, CrashState state, Judge judge, int seed)
+    /// <param name="media">The crash state as it was before any recovery wrote to it.</param>
+    private static (int States, string? Problem) CrashDuringRecovery(CampaignSpec spec, Media media, Judge judge, int seed)
     {
-        Media media = state.Materialize();
         CrashLog recovery = new();
         try
         {

@@ -20,9 +20,10 @@ public sealed class MinimiserTests
         (CampaignResult? caught, long _) = new CampaignPlan([mode], [Workload.Random, Workload.Overwrite, Workload.Wrap], Seed: 1, Ops: 150, States: 60_000, mutant).Hunt(workload);
         Assert.IsNotNull(caught);
 
-        MinimisedFailure? minimised = Minimiser.Minimise(caught);
+        List<string> progress = [];
+        MinimisedFailure? minimised = Minimiser.Minimise(caught, progress: progress.Add);
 
-        Assert.IsNotNull(minimised, "the failure shrinks");
+        Assert.IsNotNull(minimised, $"the failure shrinks; it was {caught.FirstViolation} at {caught.FirstViolationSite}; the minimiser said: {string.Join("; ", progress)}");
         Assert.IsLessThanOrEqualTo(12, minimised.OpCount, string.Join(Environment.NewLine, minimised.Story));
         Assert.IsLessThan(minimised.OriginalOps, minimised.OpCount, "smaller than the original");
         Assert.IsTrue(minimised.Story.Any(line => line.StartsWith("Verdict:", StringComparison.Ordinal)), "the story ends with the verdict");
