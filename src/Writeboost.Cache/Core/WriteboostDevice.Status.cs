@@ -190,19 +190,9 @@ public sealed partial class WriteboostDevice
         byte[] zeros = new byte[Units.BlockBytes];
         foreach (PoisonedBlock block in poisoned)
         {
-            for (int s = 0; s < Units.SectorsPerBlock; s++)
+            foreach ((int first, int count) in Units.SectorRuns(block.Sectors))
             {
-                if (!Units.HasSector(block.Sectors, s))
-                {
-                    continue;
-                }
-                int run = 1;
-                while (s + run < Units.SectorsPerBlock && Units.HasSector(block.Sectors, s + run))
-                {
-                    run++;
-                }
-                Write(Units.BlocksToBytes(block.Block) + s * Units.SectorBytes, zeros.AsSpan(0, run * Units.SectorBytes));
-                s += run - 1;
+                Write(Units.BlocksToBytes(block.Block) + first * Units.SectorBytes, zeros.AsSpan(0, count * Units.SectorBytes));
             }
         }
         if (poisoned.Count > 0)

@@ -24,4 +24,25 @@ public static class Units
         sectorCount == SectorsPerBlock ? FullBlockBits : (byte)(((1 << sectorCount) - 1) << firstSector);
 
     public static bool HasSector(byte bits, int sector) => (bits & (1 << sector)) != 0;
+
+    /// <summary>The runs of adjacent sectors set in <paramref name="bits"/>, lowest first: one write each.</summary>
+    public static IEnumerable<(int FirstSector, int SectorCount)> SectorRuns(byte bits)
+    {
+        int sector = 0;
+        while (sector < SectorsPerBlock)
+        {
+            if (!HasSector(bits, sector))
+            {
+                sector++;
+                continue;
+            }
+            int run = 1;
+            while (sector + run < SectorsPerBlock && HasSector(bits, sector + run))
+            {
+                run++;
+            }
+            yield return (sector, run);
+            sector += run;
+        }
+    }
 }

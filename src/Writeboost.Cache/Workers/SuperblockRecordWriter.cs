@@ -15,6 +15,7 @@ internal sealed class SuperblockRecordWriter(IBlockDevice cache, DeviceMonitor m
 {
     private readonly Lock _writing = new();
     private ulong _writtenId; // the highest last_writeback_id the record carries (under _writing)
+    private readonly byte[] _block = new byte[Units.BlockBytes]; // the record's 4 KiB write (under _writing)
 
     /// <summary>What the record on the cache device says now (a format: 0; a recovery: what it read).</summary>
     public void Found(ulong lastWritebackId)
@@ -35,11 +36,10 @@ internal sealed class SuperblockRecordWriter(IBlockDevice cache, DeviceMonitor m
             {
                 durable = faults.DurableIdToClaim(ring.DurableId);
             }
-            byte[] block = new byte[Units.BlockBytes];
-            SuperblockRecordOnDisk.WriteTo(block, id, durable);
-            cache.Write(SuperblockRecordOnDisk.WriteOffsetBytes, block, WriteOptions.Fua);
+            SuperblockRecordOnDisk.WriteTo(_block, id, durable);
+            cache.Write(SuperblockRecordOnDisk.WriteOffsetBytes, _block, WriteOptions.Fua);
             _writtenId = id;
-            counters.CountCacheWrite(block.Length);
+            counters.CountCacheWrite(_block.Length);
         }
     }
 

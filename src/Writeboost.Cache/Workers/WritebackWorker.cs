@@ -408,21 +408,9 @@ internal sealed class WritebackWorker : IDisposable
             WriteToBacking(blockOffsetBytes, data);
             return;
         }
-        int sector = 0;
-        while (sector < Units.SectorsPerBlock)
+        foreach ((int first, int count) in Units.SectorRuns(bits))
         {
-            if (!Units.HasSector(bits, sector))
-            {
-                sector++;
-                continue;
-            }
-            int run = 1;
-            while (sector + run < Units.SectorsPerBlock && Units.HasSector(bits, sector + run))
-            {
-                run++;
-            }
-            WriteToBacking(blockOffsetBytes + sector * Units.SectorBytes, data.Slice(sector * Units.SectorBytes, run * Units.SectorBytes));
-            sector += run;
+            WriteToBacking(blockOffsetBytes + first * Units.SectorBytes, data.Slice(first * Units.SectorBytes, count * Units.SectorBytes));
         }
     }
 
