@@ -17,6 +17,17 @@ public sealed record FuaBenchResult(
 
     /// <summary>How many threads wrote (each waiting for its own FUA writes); <see cref="Iops"/> is their sum.</summary>
     public int Writers { get; init; } = 1;
+
+    /// <summary>How many devices the writers wrote to (writer w to device w mod devices): 1, or one per writer for the reference.</summary>
+    public int Devices { get; init; } = 1;
+
+    /// <summary><c>--independent</c>: the same writers, each on a device of its own, at the same time (else null).</summary>
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
+    public FuaBenchResult? Independent { get; init; }
+
+    /// <summary><c>--independent</c>: <see cref="Iops"/> over <see cref="Independent"/>'s (else null).</summary>
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
+    public double? IopsRatioToIndependent { get; init; }
 }
 
 /// <summary>What <c>wb bench randwrite</c> measured, with its same-run reference.</summary>
@@ -35,9 +46,21 @@ public static class CacheBenchmarks
     public static FuaBenchResult Fua(WriteboostDevice device, int mode, long ops, double maxSeconds, int seed = 1, Action<double>? progress = null, int writers = 1)
     {
         ArgumentNullException.ThrowIfNull(device);
+        return Fua([device], mode, ops, maxSeconds, seed, progress, writers);
+    }
+
+    /// <summary>
+    /// As <see cref="Fua(WriteboostDevice, int, long, double, int, Action{double}?, int)"/>, with writer w writing to
+    /// <c>devices[w % devices.Count]</c>, all starting together. One device per writer is the reference for
+    /// several writers on one device: the same work with nothing shared but the machine. The counters are the
+    /// devices' sums.
+    /// </summary>
+    public static FuaBenchResult Fua(IReadOnlyList<WriteboostDevice> devices, int mode, long ops, double maxSeconds, int seed = 1, Action<double>? progress = null, int writers = 1)
+    {
+        ArgumentNullException.ThrowIfNull(devices);
+        ArgumentOutOfRangeException.ThrowIfLessThan(devices.Count, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(writers, 1);
-        long blocks = device.SizeBytes / Units.BlockBytes;
-        WriteboostStatus before = device.Status();
+        WriteboostStatus[] before = [.. devices.Select(d => d.Status())];
         long opsPerWriter = Math.Max(1, ops / writers);
         LatencyRecorder[] latencies = new LatencyRecorder[writers];
         long deadline = Stopwatch.GetTimestamp() + (long)(maxSeconds * Stopwatch.Frequency);
@@ -49,6 +72,8 @@ public static class CacheBenchmarks
         for (int w = 0; w < writers; w++)
         {
             int writer = w;
+            WriteboostDevice device = devices[writer % devices.Count];
+            long blocks = device.SizeBytes / Units.BlockBytes;
             latencies[writer] = new LatencyRecorder((int)Math.Min(opsPerWriter, int.MaxValue));
             threads[writer] = new Thread(() =>
             {
@@ -75,7 +100,7 @@ public static class CacheBenchmarks
             throw new IOException("a FUA writer failed", failure);
         }
         double seconds = (ends.Max() - start) / (double)Stopwatch.Frequency;
-        WriteboostStatus after_ = device.Status();
+        WriteboostStatus[] after = [.. devices.Select(d => d.Status())];
         LatencyRecorder all = new(latencies.Sum(l => l.Count));
         foreach (LatencyRecorder recorder in latencies)
         {
@@ -83,18 +108,22 @@ public static class CacheBenchmarks
         }
         LatencySummary summary = all.Summarize();
         long userBytes = summary.Count * Units.BlockBytes;
-        long cacheBytes = after_.CacheBytesWritten - before.CacheBytesWritten;
-        long full = after_.FullSegments - before.FullSegments;
-        long partial = after_.PartialSegments - before.PartialSegments;
+        long cacheBytes = Delta(before, after, s => s.CacheBytesWritten);
+        long full = Delta(before, after, s => s.FullSegments);
+        long partial = Delta(before, after, s => s.PartialSegments);
         return new FuaBenchResult(
             mode, summary.Count, seconds, summary.Count / seconds, summary.MeanNs / 1000, summary.P50Ns / 1000.0,
             summary.P99Ns / 1000.0, summary.P999Ns / 1000.0, userBytes, cacheBytes, cacheBytes / (double)Math.Max(1, userBytes),
-            full, partial, full + partial == 0 ? 0 : full / (double)(full + partial), after_.CacheFlushes - before.CacheFlushes)
+            full, partial, full + partial == 0 ? 0 : full / (double)(full + partial), Delta(before, after, s => s.CacheFlushes))
         {
             LatenciesNs = [.. all.AllNs()],
             Writers = writers,
+            Devices = devices.Count,
         };
     }
+
+    private static long Delta(WriteboostStatus[] before, WriteboostStatus[] after, Func<WriteboostStatus, long> counter) =>
+        after.Zip(before, (a, b) => counter(a) - counter(b)).Sum();
 
     /// <summary>One writer's loop: starts with the others, returns the timestamp of its last completion.</summary>
     private static long WriteFuaLoop(WriteboostDevice device, long blocks, long ops, long deadline, Random random, LatencyRecorder latencies, Barrier go, Action<double>? progress)

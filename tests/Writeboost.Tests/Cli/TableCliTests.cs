@@ -101,6 +101,7 @@ public sealed class TableCliTests
                 Assert.IsTrue(f.RootElement.TryGetProperty(field, out _), $"bench fua JSON lacks {field}");
             }
             Assert.AreEqual(200, f.RootElement.GetProperty("partial_segments").GetInt64(), "mode 0: every FUA write is a partial log");
+            Assert.IsFalse(f.RootElement.TryGetProperty("independent", out _), "no reference unless --independent asks for it");
 
             WbResult rand = WbProcess.Run(null, "bench", "randwrite", "0", backing, cache, "--ops", "2000", "--json");
             Assert.AreEqual(0, rand.ExitCode, rand.Stderr);
@@ -111,6 +112,28 @@ public sealed class TableCliTests
             }
             Assert.AreEqual(2000 / 127, r.RootElement.GetProperty("full_segments").GetInt64());
         }
+    }
+
+    [TestMethod]
+    public void Bench_fua_independent_runs_the_same_writers_on_a_device_each_and_reports_the_ratio()
+    {
+        using TempDirectory dir = new();
+        WbResult fua = WbProcess.Run(null, "bench", "fua", "--mode", "0", "--work-dir", dir.Path, "--writers", "2", "--independent", "--ops", "400", "--json");
+        Assert.AreEqual(0, fua.ExitCode, fua.Stderr);
+        using JsonDocument f = JsonDocument.Parse(fua.Stdout);
+        JsonElement shared = f.RootElement;
+        JsonElement independent = shared.GetProperty("independent");
+        Assert.AreEqual(2, shared.GetProperty("writers").GetInt32());
+        Assert.AreEqual(1, shared.GetProperty("devices").GetInt32());
+        Assert.AreEqual(2, independent.GetProperty("writers").GetInt32());
+        Assert.AreEqual(2, independent.GetProperty("devices").GetInt32());
+        Assert.AreEqual(400, shared.GetProperty("ops").GetInt64());
+        Assert.AreEqual(400, independent.GetProperty("ops").GetInt64());
+        Assert.AreEqual(400, independent.GetProperty("partial_segments").GetInt64(), "mode 0: every FUA write on either device is a partial log");
+        Assert.IsFalse(independent.TryGetProperty("independent", out _), "the reference has no reference");
+        double ratio = shared.GetProperty("iops").GetDouble() / independent.GetProperty("iops").GetDouble();
+        Assert.AreEqual(ratio, shared.GetProperty("iops_ratio_to_independent").GetDouble(), 1e-9);
+        Assert.IsEmpty(Directory.GetFileSystemEntries(dir.Path), "the temporary files are gone");
     }
 
     [TestMethod]

@@ -26,6 +26,33 @@ public sealed class FileBlockDeviceTests
     }
 
     [TestMethod]
+    public void A_zero_filled_file_has_every_block_written_and_an_existing_file_keeps_its_data()
+    {
+        using TempDirectory dir = new();
+        string sparse = dir.File("sparse.img");
+        string filled = dir.File("filled.img");
+        FileBlockDevice.CreateFile(sparse, 8 * Size);
+        FileBlockDevice.CreateFile(filled, 8 * Size, zeroFill: true);
+
+        Assert.IsLessThan(8L * Size, AllocatedBytes(sparse), "without zeroFill the file is sparse");
+        Assert.IsGreaterThanOrEqualTo(8L * Size, AllocatedBytes(filled), "zeroFill writes every block");
+        Assert.AreEqual(8L * Size, new FileInfo(filled).Length);
+        Assert.IsTrue(File.ReadAllBytes(filled).All(b => b == 0));
+
+        byte[] data = Enumerable.Repeat((byte)0x5a, 4096).ToArray();
+        using (FileStream stream = new(filled, FileMode.Open, FileAccess.Write))
+        {
+            stream.Position = 3 * Size;
+            stream.Write(data);
+        }
+        FileBlockDevice.CreateFile(filled, 8 * Size, zeroFill: true);
+        byte[] back = File.ReadAllBytes(filled).AsSpan(3 * Size, 4096).ToArray();
+        CollectionAssert.AreEqual(data, back, "an existing file is never overwritten");
+    }
+
+    private static long AllocatedBytes(string path) => new Mono.Unix.UnixFileInfo(path).BlocksAllocated * 512;
+
+    [TestMethod]
     [DataRow(false)]
     [DataRow(true)]
     public void Writes_read_back_at_every_sector_offset(bool direct)

@@ -40,6 +40,9 @@ public sealed class BadInputTests
     [DataRow(new[] { "crashtest", "--mutants", "al" }, "--mutants al: expected all")]
     [DataRow(new[] { "faults", "--mutants", "x" }, "--mutants x: expected all")]
     [DataRow(new[] { "bench", "fua", "--mode", "x" }, "--mode")]
+    [DataRow(new[] { "bench", "fua", "--independent" }, "--independent: compares --writers N on one device with N devices; --writers 1")]
+    [DataRow(new[] { "bench", "fua", "0", "/b", "/c", "--writers", "2", "--independent" }, "--independent: only without a TABLE")]
+    [DataRow(new[] { "bench", "fua", "--mode", "both", "--writers", "2", "--independent" }, "--independent: give --mode 0 or 1")]
     [DataRow(new[] { "status", "0", "/nonexistent/b", "/nonexistent/c" }, "/nonexistent/b")]
     public void Bad_arguments_exit_2_with_one_line_naming_the_problem(string[] arguments, string expected)
     {
