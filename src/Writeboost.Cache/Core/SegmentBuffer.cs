@@ -12,7 +12,13 @@ internal sealed class SegmentBuffer
     private readonly int _segmentSizeBytes;
     private Memory<byte> _image;
 
-    public SegmentBuffer(long segmentSizeBytes) => _segmentSizeBytes = checked((int)segmentSizeBytes);
+    public SegmentBuffer(long segmentSizeBytes)
+    {
+        _segmentSizeBytes = checked((int)segmentSizeBytes);
+        int blocks = (int)(segmentSizeBytes / Units.BlockBytes) - 1;
+        _dataCrcs = new uint[blocks];
+        _dataCrcFor = new ulong[blocks];
+    }
 
     /// <summary>
     /// The segment image: metadata block then data blocks. Allocated when the buffer is first bound to a segment
@@ -34,6 +40,26 @@ internal sealed class SegmentBuffer
     private const long Claimed = 1;
     private const long Done = 2;
 
+    // Per data block: its raw CRC from state 0, when a writer computed it already (mode 1: the pmem record is made
+    // of it), and the segment id it was computed for (0 = none) — published after the CRC, so a reader that sees
+    // the id sees the CRC; a block without one (another binding's, or not yet placed) is read again.
+    private readonly uint[] _dataCrcs;
+    private readonly ulong[] _dataCrcFor;
+
+    /// <summary>
+    /// Block <paramref name="indexInSegment"/> of segment <paramref name="id"/> has the raw CRC
+    /// <paramref name="crcFromZero"/> (computed from this buffer's copy, which no longer changes in this binding):
+    /// the segment's checksums use it instead of reading the block again.
+    /// </summary>
+    public void KnowDataCrc(int indexInSegment, ulong id, uint crcFromZero)
+    {
+        _dataCrcs[indexInSegment] = crcFromZero;
+        Volatile.Write(ref _dataCrcFor[indexInSegment], id);
+    }
+
+    private uint? KnownDataCrc(int indexInSegment, ulong id) =>
+        Volatile.Read(ref _dataCrcFor[indexInSegment]) == id ? _dataCrcs[indexInSegment] : null;
+
     /// <summary>The buffer was sealed as segment <paramref name="id"/>: its checksum is needed (called under the device lock).</summary>
     public void MarkSealed(ulong id) => Volatile.Write(ref _checksum, (long)(id << 2) | Needed);
 
@@ -48,7 +74,7 @@ internal sealed class SegmentBuffer
         long needed = (long)(id << 2) | Needed;
         if (Interlocked.CompareExchange(ref _checksum, (long)(id << 2) | Claimed, needed) == needed)
         {
-            SegmentImage.Finish(Image.Span, id, length, entryBytes);
+            SegmentImage.Finish(Image.Span, id, length, entryBytes, knownDataCrc: i => KnownDataCrc(i, id));
             Volatile.Write(ref _checksum, (long)(id << 2) | Done);
             return;
         }

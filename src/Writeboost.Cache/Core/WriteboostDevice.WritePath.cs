@@ -154,8 +154,9 @@ public sealed partial class WriteboostDevice
     {
         try
         {
-            _pmem!.Place(placement.Buffer, placement.Slot, placement.SegmentId, placement.Block, placement.DirtyBits,
-                _buffers[placement.Buffer].Block(placement.Slot));
+            SegmentBuffer buffer = _buffers[placement.Buffer];
+            uint dataCrc = _pmem!.Place(placement.Buffer, placement.Slot, placement.SegmentId, placement.Block, placement.DirtyBits, buffer.Block(placement.Slot));
+            buffer.KnowDataCrc(placement.Slot, placement.SegmentId, dataCrc);
         }
         catch (IOException error)
         {

@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.Diagnostics;
 
 namespace Writeboost.Cache.Format;
 
@@ -15,13 +16,18 @@ public static class SegmentImage
     /// <param name="flags">Flags beyond <see cref="SegmentHeaderExtension.FlagEntryChecksums"/>, which is set for wide metablocks.</param>
     /// <param name="lostBitmap">Data blocks whose write is lost (null: none).</param>
     /// <param name="durableId">What is durable now; the flush worker restamps it just before the write.</param>
-    public static void Finish(Span<byte> image, ulong id, int length, int entryBytes, byte flags = 0, byte[]? lostBitmap = null, ulong durableId = 0)
+    /// <param name="knownDataCrc">Data block i's raw CRC from state 0 where the caller has it already (null: read the block).</param>
+    public static void Finish(Span<byte> image, ulong id, int length, int entryBytes, byte flags = 0, byte[]? lostBitmap = null, ulong durableId = 0,
+        Func<int, uint?>? knownDataCrc = null)
     {
         bool wide = entryBytes == MetablockOnDisk.WideSizeBytes;
         Span<uint> dataCrcs = stackalloc uint[length]; // length is a u8: at most 255
         for (int i = 0; i < length; i++)
         {
-            dataCrcs[i] = Crc32C.Append(0, image.Slice((int)Units.BlocksToBytes(1 + i), Units.BlockBytes));
+            ReadOnlySpan<byte> block = image.Slice((int)Units.BlocksToBytes(1 + i), Units.BlockBytes);
+            uint? known = knownDataCrc?.Invoke(i);
+            Debug.Assert(known is null || known == Crc32C.Append(0, block), $"segment {id} block {i}: the known CRC is not the block's");
+            dataCrcs[i] = known ?? Crc32C.Append(0, block);
             if (wide)
             {
                 Span<byte> entry = image.Slice(SegmentHeaderOnDisk.SizeBytes + i * MetablockOnDisk.WideSizeBytes, MetablockOnDisk.WideSizeBytes);

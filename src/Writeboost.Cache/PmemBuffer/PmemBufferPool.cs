@@ -159,8 +159,10 @@ internal sealed class PmemBufferPool
     /// Copies a placed block and its record into the buffer's slot and (dax) persists both. Called outside the
     /// device lock, concurrently with other writers' placements into other slots; the caller reserved the slot and
     /// keeps the buffer bound to <paramref name="segmentId"/> (no <see cref="Acquire"/> of it) until this returns.
+    /// Returns the data's raw CRC from state 0, which the record's checksum is made of: the segment's checksums
+    /// reuse it (<see cref="Core.SegmentBuffer.KnowDataCrc"/>) instead of reading the data a second time.
     /// </summary>
-    public void Place(int buffer, int slot, ulong segmentId, long block, byte dirtyBits, ReadOnlySpan<byte> slotData)
+    public uint Place(int buffer, int slot, ulong segmentId, long block, byte dirtyBits, ReadOnlySpan<byte> slotData)
     {
         Span<byte> record = stackalloc byte[PmemLayout.RecordBytes];
         int durableBefore;
@@ -170,7 +172,8 @@ internal sealed class PmemBufferPool
             // dax: the completed prefix was written back and fenced; block: what the last barrier made durable of it.
             durableBefore = Math.Min(slot, _fencePerWrite ? _completedPrefix[buffer] : _durableSlots[buffer]);
         }
-        new PmemRecord(segmentId, block, dirtyBits, (byte)slot, (byte)durableBefore).WriteTo(record, ChecksummedData(slotData));
+        uint dataCrc = Crc32C.Append(0, slotData[..Units.BlockBytes]);
+        new PmemRecord(segmentId, block, dirtyBits, (byte)slot, (byte)durableBefore).WriteTo(record, Faults.PmemRecordCrcCoversData ? dataCrc : ZeroBlockCrc);
         long dataOffset = Layout.DataOffset(buffer, slot);
         long recordOffset = Layout.RecordOffset(buffer, slot);
         _region.Write(dataOffset, slotData[..Units.BlockBytes]);
@@ -185,6 +188,7 @@ internal sealed class PmemBufferPool
             }
         }
         Complete(buffer, slot);
+        return dataCrc;
     }
 
     /// <summary>Slot <paramref name="slot"/>'s placement completed: the buffer's completed prefix may grow past it.</summary>
@@ -209,11 +213,14 @@ internal sealed class PmemBufferPool
         }
     }
 
-    /// <summary>What a record's CRC covers of its slot's data: all of it.</summary>
+    /// <summary>What a record's CRC covers of its slot's data: all of it (the seeded bug: a block of zeros instead).</summary>
     private ReadOnlySpan<byte> ChecksummedData(ReadOnlySpan<byte> slotData) =>
         Faults.PmemRecordCrcCoversData ? slotData : NoData;
 
     private static readonly byte[] NoData = new byte[Units.BlockBytes];
+
+    /// <summary>The raw CRC of <see cref="NoData"/>: what a hole's record covers, and the seeded bug's records instead of their data.</summary>
+    private static readonly uint ZeroBlockCrc = Crc32C.Append(0, NoData);
 
     /// <summary>
     /// Marks slot <paramref name="slot"/> as holding nothing to recover (a clean, read-cached block takes a slot of
@@ -224,7 +231,7 @@ internal sealed class PmemBufferPool
     public void PlaceHole(int buffer, int slot, ulong segmentId)
     {
         Span<byte> record = stackalloc byte[PmemLayout.RecordBytes];
-        new PmemRecord(segmentId, 0, 0, (byte)slot).WriteTo(record, new byte[Units.BlockBytes]);
+        new PmemRecord(segmentId, 0, 0, (byte)slot).WriteTo(record, ZeroBlockCrc);
         long recordOffset = Layout.RecordOffset(buffer, slot);
         _region.Write(recordOffset, record);
         if (_fencePerWrite)

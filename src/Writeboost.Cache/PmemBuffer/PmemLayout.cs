@@ -108,7 +108,10 @@ public readonly record struct PmemRecord(ulong SegmentId, long Block, byte Dirty
 {
     private const int FieldsBytes = 20;
 
-    public void WriteTo(Span<byte> record, ReadOnlySpan<byte> slotData)
+    public void WriteTo(Span<byte> record, ReadOnlySpan<byte> slotData) => WriteTo(record, Crc32C.Append(0, slotData[..Units.BlockBytes]));
+
+    /// <summary>As <see cref="WriteTo(Span{byte}, ReadOnlySpan{byte})"/>, given the slot data's raw CRC from state 0 (<c>Crc32C.Append(0, data)</c>) instead of the data.</summary>
+    public void WriteTo(Span<byte> record, uint slotDataCrcFromZero)
     {
         record[..PmemLayout.RecordBytes].Clear();
         BinaryPrimitives.WriteUInt64LittleEndian(record, SegmentId);
@@ -116,7 +119,7 @@ public readonly record struct PmemRecord(ulong SegmentId, long Block, byte Dirty
         record[16] = DirtyBits;
         record[17] = SlotByte;
         record[18] = DurableSlots;
-        BinaryPrimitives.WriteUInt32LittleEndian(record[20..], Checksum(record, slotData));
+        BinaryPrimitives.WriteUInt32LittleEndian(record[20..], ~Crc32C.Concat(Crc32C.Append(~0u, record[..FieldsBytes]), slotDataCrcFromZero, Units.BlockBytes));
         BinaryPrimitives.WriteUInt32LittleEndian(record[24..], ~Crc32C.Compute(record[..FieldsBytes]));
     }
 

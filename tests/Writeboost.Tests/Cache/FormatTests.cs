@@ -102,4 +102,57 @@ public sealed class Crc32CTests
         byte[] zeros = new byte[3584 + 4096 * 127];
         Assert.AreEqual(0x1EEBDEAFu, Crc32C.Compute(zeros), "a full segment of zeros (checked against the kernel formula)");
     }
+
+    [TestMethod]
+    public void The_carry_less_product_mod_P_equals_the_bit_at_a_time_one()
+    {
+        Random random = new(33);
+        uint[] edges = [0, 1, 0x80000000u, 0x40000000u, 0xFFFFFFFFu, 0x82F63B78u];
+        foreach (uint a in edges)
+        {
+            foreach (uint b in edges)
+            {
+                Assert.AreEqual(Crc32C.MultiplyModPBitwise(a, b), Crc32C.MultiplyModP(a, b), $"{a:x8} * {b:x8}");
+            }
+        }
+        for (int i = 0; i < 100_000; i++)
+        {
+            uint a = (uint)random.NextInt64(1L << 32);
+            uint b = (uint)random.NextInt64(1L << 32);
+            Assert.AreEqual(Crc32C.MultiplyModPBitwise(a, b), Crc32C.MultiplyModP(a, b), $"{a:x8} * {b:x8}");
+        }
+    }
+
+    [TestMethod]
+    [DataRow(MetablockOnDisk.WideSizeBytes)]
+    [DataRow(MetablockOnDisk.CompactSizeBytes)]
+    public void A_segment_finished_with_its_blocks_known_crcs_is_the_segment_finished_by_reading_them(int entryBytes)
+    {
+        const int length = 127;
+        Random random = new(35);
+        byte[] read = new byte[4096 * (1 + length)];
+        random.NextBytes(read.AsSpan(4096));
+        for (int i = 0; i < length; i++)
+        {
+            BinaryPrimitives.WriteInt64LittleEndian(read.AsSpan(512 + i * entryBytes), 8L * i);
+        }
+        byte[] known = (byte[])read.Clone();
+        uint?[] crcs = [.. Enumerable.Range(0, length).Select(i => i % 3 == 0 ? (uint?)null : Crc32C.Append(0, read.AsSpan(4096 * (1 + i), 4096)))];
+
+        SegmentImage.Finish(read, 7, length, entryBytes);
+        SegmentImage.Finish(known, 7, length, entryBytes, knownDataCrc: i => crcs[i]);
+
+        CollectionAssert.AreEqual(read, known, "every third block unknown (read), the rest known");
+    }
+
+    [TestMethod]
+    public void A_crc_joined_from_its_parts_equals_the_crc_of_the_whole()
+    {
+        Random random = new(34);
+        byte[] data = new byte[20 + 4096];
+        random.NextBytes(data);
+        uint fields = Crc32C.Append(~0u, data.AsSpan(0, 20));
+        uint block = Crc32C.Append(0, data.AsSpan(20));
+        Assert.AreEqual(Crc32C.Compute(data), ~Crc32C.Concat(fields, block, 4096), "the pmem record's checksum, from the block's CRC");
+    }
 }
