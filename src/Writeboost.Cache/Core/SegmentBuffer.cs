@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Writeboost.Cache.Format;
 using Writeboost.Devices;
 
@@ -18,6 +19,7 @@ internal sealed class SegmentBuffer
         int blocks = (int)(segmentSizeBytes / Units.BlockBytes) - 1;
         _dataCrcs = new uint[blocks];
         _dataCrcFor = new ulong[blocks];
+        _copyPending = new int[blocks];
     }
 
     /// <summary>
@@ -60,6 +62,38 @@ internal sealed class SegmentBuffer
     private uint? KnownDataCrc(int indexInSegment, ulong id) =>
         Volatile.Read(ref _dataCrcFor[indexInSegment]) == id ? _dataCrcs[indexInSegment] : null;
 
+    // Mode 1: data blocks reserved under the device lock whose data their writer copies in after leaving it
+    // (1 = pending). Set under the lock with the reservation, cleared by the writer once its copy is in; whoever
+    // reads a block's data — a read, a partial overwrite's merge, the checksum and so the flush — waits for it first
+    // (a 4 KiB copy: a microsecond, unless its writer is preempted). A buffer is rebound only once its writers are
+    // done (the device's pins), so no flag outlives its binding; mode 0 and read-cache staging copy under the lock.
+    private readonly int[] _copyPending;
+
+    /// <summary>Block <paramref name="indexInSegment"/> is reserved and its data not in yet (called under the device lock).</summary>
+    public void MarkCopyPending(int indexInSegment)
+    {
+        Debug.Assert(_copyPending[indexInSegment] == 0, "a block reserved twice in one binding");
+        _copyPending[indexInSegment] = 1;
+    }
+
+    /// <summary>A reserved block's data goes in at <paramref name="offsetInBlockBytes"/>; readers of it may go on.</summary>
+    public void CopyIn(int indexInSegment, int offsetInBlockBytes, ReadOnlySpan<byte> data)
+    {
+        Debug.Assert(Volatile.Read(ref _copyPending[indexInSegment]) == 1, "a copy into a block that was not reserved for one");
+        data.CopyTo(Block(indexInSegment)[offsetInBlockBytes..]);
+        Volatile.Write(ref _copyPending[indexInSegment], 0);
+    }
+
+    /// <summary>Returns once block <paramref name="indexInSegment"/>'s data is in (at once unless a writer is copying it).</summary>
+    public void WaitCopied(int indexInSegment)
+    {
+        SpinWait spin = default;
+        while (Volatile.Read(ref _copyPending[indexInSegment]) != 0)
+        {
+            spin.SpinOnce(sleep1Threshold: -1);
+        }
+    }
+
     /// <summary>The buffer was sealed as segment <paramref name="id"/>: its checksum is needed (called under the device lock).</summary>
     public void MarkSealed(ulong id) => Volatile.Write(ref _checksum, (long)(id << 2) | Needed);
 
@@ -74,6 +108,10 @@ internal sealed class SegmentBuffer
         long needed = (long)(id << 2) | Needed;
         if (Interlocked.CompareExchange(ref _checksum, (long)(id << 2) | Claimed, needed) == needed)
         {
+            for (int i = 0; i < length; i++)
+            {
+                WaitCopied(i);
+            }
             SegmentImage.Finish(Image.Span, id, length, entryBytes, knownDataCrc: i => KnownDataCrc(i, id));
             Volatile.Write(ref _checksum, (long)(id << 2) | Done);
             return;
@@ -81,7 +119,7 @@ internal sealed class SegmentBuffer
         SpinWait spin = default;
         while (Volatile.Read(ref _checksum) == ((long)(id << 2) | Claimed))
         {
-            spin.SpinOnce();
+            spin.SpinOnce(sleep1Threshold: -1);
         }
     }
 

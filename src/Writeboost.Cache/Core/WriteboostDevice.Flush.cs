@@ -89,7 +89,10 @@ public sealed partial class WriteboostDevice
     /// flush worker (<see cref="FlushWorker"/>) adds the checksum over metablocks + data just before writing it. The segment is queued for
     /// the flush worker; the next write opens a new one.
     /// </summary>
-    private void SealOpenLocked(bool partial)
+    /// <param name="wakeFlushWorker">False when the caller computes the checksum itself after leaving the lock and
+    /// wakes the flush worker then: woken now, it would find the checksum to do while the sealing writer (mode 1:
+    /// and others) still copy their data in, and wait for them.</param>
+    private void SealOpenLocked(bool partial, bool wakeFlushWorker = true)
     {
         ulong id = _ring.OpenId;
         if (id == 0)
@@ -126,7 +129,10 @@ public sealed partial class WriteboostDevice
         {
             _fullSegments++;
         }
-        _flushWorker.Wake();
+        if (wakeFlushWorker)
+        {
+            _flushWorker.Wake();
+        }
     }
 
     /// <summary>

@@ -189,7 +189,9 @@ public sealed partial class WriteboostDevice
         }
         if (inBuffer)
         {
-            BufferOf(_ring.IdIn(slot)).Block(IndexInSegment(g)).Slice(firstSector * Units.SectorBytes, sectorCount * Units.SectorBytes)
+            SegmentBuffer buffer = BufferOf(_ring.IdIn(slot));
+            buffer.WaitCopied(IndexInSegment(g));
+            buffer.Block(IndexInSegment(g)).Slice(firstSector * Units.SectorBytes, sectorCount * Units.SectorBytes)
                 .CopyTo((bufferCopies ??= new byte[requestBytes]).AsSpan(pieceOffset));
             plan.FromBuffer = Faults.BufferServesOnlyHeldSectors ? use : wanted;
             return plan;

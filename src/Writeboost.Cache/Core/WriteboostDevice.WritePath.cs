@@ -30,15 +30,18 @@ public sealed partial class WriteboostDevice
         foreach (BlockPiece piece in new BlockPieces(offsetBytes, source.Length))
         {
             _options.Schedule.At(SchedulePoint.WriterBeforePlace);
-            landedIn = WritePiece(piece.Block, piece.FirstSector, piece.SectorCount, source.Slice(piece.OffsetInRequestBytes, piece.LengthBytes), out int sealedLength, out PmemPlacement placement);
+            ReadOnlySpan<byte> data = source.Slice(piece.OffsetInRequestBytes, piece.LengthBytes);
+            landedIn = WritePiece(piece.Block, piece.FirstSector, piece.SectorCount, data, out int sealedLength, out PmemPlacement placement);
             if (placement.IsReserved)
             {
-                PlaceInPmem(placement);
+                PlaceInPmem(placement, data);
             }
             if (sealedLength > 0)
             {
-                // This write filled its buffer: checksum it here, outside the lock, while the flush worker writes the previous one.
+                // This write filled its buffer: checksum it here, outside the lock, while the flush worker writes the
+                // previous one; then the flush worker may take it.
                 BufferOf(landedIn).EnsureChecksum(landedIn, sealedLength, Geometry.MetablockBytes);
+                _flushWorker.Wake();
             }
         }
         if ((options & WriteOptions.Fua) != 0)
@@ -78,7 +81,8 @@ public sealed partial class WriteboostDevice
     /// Returns the id of the segment that now holds the data.
     /// </summary>
     /// <para>Mode 1: the slot is reserved here, under the lock, and returned in <paramref name="placement"/> with its
-    /// buffer pinned; the caller copies and persists it into pmem outside the lock (<see cref="PlaceInPmem"/>).</para>
+    /// buffer pinned and its data pending; the caller copies the data into the RAM buffer and persists it into pmem
+    /// outside the lock (<see cref="PlaceInPmem"/>). Only a partial overwrite's merge of the old copy is done here.</para>
     private ulong WritePiece(long block, int firstSector, int sectorCount, ReadOnlySpan<byte> data, out int sealedLength, out PmemPlacement placement)
     {
         byte bits = Units.SectorMask(firstSector, sectorCount);
@@ -125,36 +129,45 @@ public sealed partial class WriteboostDevice
             {
                 Supersede(old);
             }
-            data.CopyTo(slotData[(firstSector * Units.SectorBytes)..]);
+            if (_pmem is null)
+            {
+                data.CopyTo(slotData[(firstSector * Units.SectorBytes)..]);
+            }
             PlaceInOpenSegmentLocked(block, newBits, dirty: true);
             ulong landed = _ring.OpenId;
             if (_openLength == BlocksPerSegment)
             {
                 // Full: seal now, so a FUA or flush waiting for this buffer sees a full log and needs no partial one.
-                SealOpenLocked(partial: false);
+                // The caller checksums it and wakes the flush worker (see Write).
+                SealOpenLocked(partial: false, wakeFlushWorker: false);
                 sealedLength = BlocksPerSegment;
             }
             if (_pmem is not null)
             {
-                // Pinned last, once nothing here can throw: an unplaced reservation would pin its buffer for good.
+                // Pinned last, once nothing here can throw: an unplaced reservation would pin its buffer (and leave
+                // its data pending) for good.
                 int buffer = BufferIndexOf(landed);
                 Interlocked.Increment(ref _placementsInFlight[buffer]);
-                placement = new PmemPlacement(buffer, index, landed, block, newBits);
+                _buffers[buffer].MarkCopyPending(index);
+                placement = new PmemPlacement(buffer, index, landed, block, newBits, firstSector * Units.SectorBytes);
             }
             return landed;
         }
     }
 
     /// <summary>
-    /// Mode 1: copies a reserved slot (its RAM copy, complete since the reservation: a mode-1 slot is never
-    /// rewritten) and its record into pmem and persists them, outside the lock, so writers persist in parallel.
-    /// The write is acknowledged only after this returns. Then unpins the buffer (see <see cref="_placementsInFlight"/>).
+    /// Mode 1, outside the lock, so writers copy and persist in parallel: copies the write's
+    /// <paramref name="data"/> into its reserved slot of the RAM buffer (which ends the slot's pending state: see
+    /// <see cref="SegmentBuffer.CopyIn"/>), then the slot (complete now, and never rewritten in this binding) and
+    /// its record into pmem, and persists them. The write is acknowledged only after this returns. Then unpins
+    /// the buffer (see <see cref="_placementsInFlight"/>).
     /// </summary>
-    private void PlaceInPmem(PmemPlacement placement)
+    private void PlaceInPmem(PmemPlacement placement, ReadOnlySpan<byte> data)
     {
+        SegmentBuffer buffer = _buffers[placement.Buffer];
+        buffer.CopyIn(placement.Slot, placement.OffsetInBlockBytes, data);
         try
         {
-            SegmentBuffer buffer = _buffers[placement.Buffer];
             uint dataCrc = _pmem!.Place(placement.Buffer, placement.Slot, placement.SegmentId, placement.Block, placement.DirtyBits, buffer.Block(placement.Slot));
             buffer.KnowDataCrc(placement.Slot, placement.SegmentId, dataCrc);
         }
@@ -189,7 +202,9 @@ public sealed partial class WriteboostDevice
         ulong id = _ring.IdIn(slot);
         if (id > _ring.FlushedId)
         {
-            BufferOf(id).Block(IndexInSegment(g)).CopyTo(destination);
+            SegmentBuffer buffer = BufferOf(id);
+            buffer.WaitCopied(IndexInSegment(g));
+            buffer.Block(IndexInSegment(g)).CopyTo(destination);
             return;
         }
         _cache.Read(Geometry.DataBlockBytes(slot, IndexInSegment(g)), destination);
@@ -331,7 +346,8 @@ public sealed partial class WriteboostDevice
 }
 
 /// <summary>A mode-1 slot reserved under the device lock, to be copied and persisted into pmem outside it.</summary>
-internal readonly record struct PmemPlacement(int Buffer, int Slot, ulong SegmentId, long Block, byte DirtyBits)
+/// <param name="OffsetInBlockBytes">Where in the slot's block the write's data goes (its first sector, in bytes).</param>
+internal readonly record struct PmemPlacement(int Buffer, int Slot, ulong SegmentId, long Block, byte DirtyBits, int OffsetInBlockBytes)
 {
     public bool IsReserved => SegmentId != 0;
 }

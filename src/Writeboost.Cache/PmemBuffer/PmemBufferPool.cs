@@ -46,14 +46,17 @@ internal sealed class PmemBufferPool
     private readonly bool _fencePerWrite;
     internal Core.FaultHooks Faults { get; set; } = Core.FaultHooks.None;
     private int _drainPending;
-    // Per buffer: the segment it is bound to, which slots completed their placement, the completed prefix (slots
+    // Per buffer: the segment it is bound to, which slots completed their placement (1), the completed prefix (slots
     // 0 .. n - 1 all completed), and (block backend) how much of that prefix a completed barrier made durable —
     // what a record says of the slots before it. Invariant: durable ≤ completed prefix ≤ blocks per segment.
+    // Placements (the hot path) read and advance them without a lock: within a binding they only grow, and a buffer
+    // is not rebound while a placement into it is in flight. _countsLock orders a rebinding against a barrier's
+    // snapshot (block backend), the two other writers of these arrays.
     private readonly Lock _countsLock = new();
     /// <summary>Held for a barrier's whole device flush (block backend): see <see cref="Barrier"/>.</summary>
     private readonly Lock _barrierLock = new();
     private readonly ulong[] _boundId;
-    private readonly bool[][] _slotCompleted;
+    private readonly int[][] _slotCompleted;
     private readonly int[] _completedPrefix;
     private readonly int[] _durableSlots;
 
@@ -63,10 +66,10 @@ internal sealed class PmemBufferPool
         Layout = layout;
         _fencePerWrite = region.Backend == PmemBackend.Dax;
         _boundId = new ulong[layout.PoolSize];
-        _slotCompleted = new bool[layout.PoolSize][];
+        _slotCompleted = new int[layout.PoolSize][];
         for (int k = 0; k < layout.PoolSize; k++)
         {
-            _slotCompleted[k] = new bool[layout.BlocksPerSegment];
+            _slotCompleted[k] = new int[layout.BlocksPerSegment];
         }
         _completedPrefix = new int[layout.PoolSize];
         _durableSlots = new int[layout.PoolSize];
@@ -165,13 +168,9 @@ internal sealed class PmemBufferPool
     public uint Place(int buffer, int slot, ulong segmentId, long block, byte dirtyBits, ReadOnlySpan<byte> slotData)
     {
         Span<byte> record = stackalloc byte[PmemLayout.RecordBytes];
-        int durableBefore;
-        lock (_countsLock)
-        {
-            Debug.Assert(_boundId[buffer] == segmentId, "a placement into a buffer bound to another segment");
-            // dax: the completed prefix was written back and fenced; block: what the last barrier made durable of it.
-            durableBefore = Math.Min(slot, _fencePerWrite ? _completedPrefix[buffer] : _durableSlots[buffer]);
-        }
+        Debug.Assert(Volatile.Read(ref _boundId[buffer]) == segmentId, "a placement into a buffer bound to another segment");
+        // dax: the completed prefix was written back and fenced; block: what the last barrier made durable of it.
+        int durableBefore = Math.Min(slot, Volatile.Read(ref _fencePerWrite ? ref _completedPrefix[buffer] : ref _durableSlots[buffer]));
         uint dataCrc = Crc32C.Append(0, slotData[..Units.BlockBytes]);
         new PmemRecord(segmentId, block, dirtyBits, (byte)slot, (byte)durableBefore).WriteTo(record, Faults.PmemRecordCrcCoversData ? dataCrc : ZeroBlockCrc);
         long dataOffset = Layout.DataOffset(buffer, slot);
@@ -192,20 +191,26 @@ internal sealed class PmemBufferPool
     }
 
     /// <summary>Slot <paramref name="slot"/>'s placement completed: the buffer's completed prefix may grow past it.</summary>
+    /// <remarks>
+    /// Without a lock: the slot is marked, then the prefix advanced over every completed slot it reaches. Both the
+    /// mark and each advance are full fences, so of two writers completing slots n and n + 1 at once, either the one
+    /// at n sees n + 1 completed after advancing past n, or the one at n + 1 sees the prefix already at n + 1: the
+    /// prefix never stops short of a completed run.
+    /// </remarks>
     private void Complete(int buffer, int slot)
     {
-        lock (_countsLock)
+        int[] completed = _slotCompleted[buffer];
+        int was = Interlocked.Exchange(ref completed[slot], 1);
+        Debug.Assert(was == 0, "a slot placed twice in one binding");
+        while (true)
         {
-            bool[] completed = _slotCompleted[buffer];
-            Debug.Assert(!completed[slot], "a slot placed twice in one binding");
-            completed[slot] = true;
-            int prefix = _completedPrefix[buffer];
-            while (prefix < completed.Length && completed[prefix])
+            int prefix = Volatile.Read(ref _completedPrefix[buffer]);
+            if (prefix >= completed.Length || Volatile.Read(ref completed[prefix]) == 0)
             {
-                prefix++;
+                Debug.Assert(Volatile.Read(ref _durableSlots[buffer]) <= Volatile.Read(ref _completedPrefix[buffer]), "durable slots beyond the completed prefix");
+                break;
             }
-            _completedPrefix[buffer] = prefix;
-            Debug.Assert(_durableSlots[buffer] <= prefix, "durable slots beyond the completed prefix");
+            Interlocked.CompareExchange(ref _completedPrefix[buffer], prefix + 1, prefix);
         }
         if (!_fencePerWrite)
         {
@@ -271,7 +276,11 @@ internal sealed class PmemBufferPool
             lock (_countsLock)
             {
                 bound = [.. _boundId];
-                placed = [.. _completedPrefix];
+                placed = new int[_completedPrefix.Length];
+                for (int k = 0; k < placed.Length; k++)
+                {
+                    placed[k] = Volatile.Read(ref _completedPrefix[k]); // placements advance it meanwhile, without the lock
+                }
             }
             _region.Drain();
             lock (_countsLock)
@@ -280,7 +289,7 @@ internal sealed class PmemBufferPool
                 {
                     if (_boundId[k] == bound[k])
                     {
-                        _durableSlots[k] = Math.Max(_durableSlots[k], placed[k]);
+                        Volatile.Write(ref _durableSlots[k], Math.Max(_durableSlots[k], placed[k]));
                     }
                 }
             }
