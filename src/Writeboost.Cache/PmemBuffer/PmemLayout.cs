@@ -108,9 +108,8 @@ public readonly record struct PmemRecord(ulong SegmentId, long Block, byte Dirty
 {
     private const int FieldsBytes = 20;
 
-    public void WriteTo(Span<byte> record, ReadOnlySpan<byte> slotData) => WriteTo(record, Crc32C.Append(0, slotData[..Units.BlockBytes]));
-
-    /// <summary>As <see cref="WriteTo(Span{byte}, ReadOnlySpan{byte})"/>, given the slot data's raw CRC from state 0 (<c>Crc32C.Append(0, data)</c>) instead of the data.</summary>
+    /// <param name="slotDataCrcFromZero">The slot data's raw CRC from state 0 (<c>Crc32C.Append(0, data)</c>): the
+    /// record's checksum is made of it, so the writer, which needs it for the segment's checksums too, reads the data once.</param>
     public void WriteTo(Span<byte> record, uint slotDataCrcFromZero)
     {
         record[..PmemLayout.RecordBytes].Clear();
@@ -119,7 +118,7 @@ public readonly record struct PmemRecord(ulong SegmentId, long Block, byte Dirty
         record[16] = DirtyBits;
         record[17] = SlotByte;
         record[18] = DurableSlots;
-        BinaryPrimitives.WriteUInt32LittleEndian(record[20..], ~Crc32C.Concat(Crc32C.Append(~0u, record[..FieldsBytes]), slotDataCrcFromZero, Units.BlockBytes));
+        BinaryPrimitives.WriteUInt32LittleEndian(record[20..], Checksum(record, slotDataCrcFromZero));
         BinaryPrimitives.WriteUInt32LittleEndian(record[24..], ~Crc32C.Compute(record[..FieldsBytes]));
     }
 
@@ -130,7 +129,7 @@ public readonly record struct PmemRecord(ulong SegmentId, long Block, byte Dirty
         {
             return null;
         }
-        return BinaryPrimitives.ReadUInt32LittleEndian(record[20..]) == Checksum(record, slotData) ? candidate : null;
+        return BinaryPrimitives.ReadUInt32LittleEndian(record[20..]) == Checksum(record, Crc32C.Append(0, slotData[..Units.BlockBytes])) ? candidate : null;
     }
 
     /// <summary>The record's fields if their own checksum holds (whatever the data), else null.</summary>
@@ -144,6 +143,7 @@ public readonly record struct PmemRecord(ulong SegmentId, long Block, byte Dirty
         record[17],
         record[18]);
 
-    private static uint Checksum(ReadOnlySpan<byte> record, ReadOnlySpan<byte> slotData) =>
-        ~Crc32C.Append(Crc32C.Append(~0u, record[..FieldsBytes]), slotData[..Units.BlockBytes]);
+    /// <summary>The record's data checksum, <c>~crc32c(~0, fields ‖ the slot's 4 KiB)</c>, from the data's raw CRC.</summary>
+    private static uint Checksum(ReadOnlySpan<byte> record, uint slotDataCrcFromZero) =>
+        ~Crc32C.Concat(Crc32C.Append(~0u, record[..FieldsBytes]), slotDataCrcFromZero, Units.BlockBytes);
 }
