@@ -66,7 +66,13 @@ internal sealed class BenchVerb : PmemBenchOptions
             {
                 throw new UsageException("--independent: only without a TABLE (it makes a set of temporary files per writer)");
             }
-            return run(DeviceTable.Parse(arguments), ops);
+            DeviceTable table = DeviceTable.Parse(arguments);
+            PmemCommands.RefuseToOverwrite(table.CachePath, Force);
+            if (table.PmemPath is not null)
+            {
+                PmemCommands.RefuseToOverwrite(table.PmemPath, Force);
+            }
+            return run(table, ops);
         }
         if (Mode != "0" && Mode != "1")
         {

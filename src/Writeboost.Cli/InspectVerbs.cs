@@ -23,8 +23,25 @@ internal abstract class InspectOptions
 
     internal CacheReport Read(PmemRegion? pmem = null)
     {
-        using FileBlockDevice cache = FileBlockDevice.Open(Cache, new FileBlockDeviceOptions { ReadOnly = true });
+        using FileBlockDevice cache = LookAt(() => FileBlockDevice.Open(Cache, new FileBlockDeviceOptions { ReadOnly = true, Lock = DeviceLock.Shared }));
         return CacheInspector.Inspect(cache, SegmentSizeOrder, pmem);
+    }
+
+    /// <summary>
+    /// Opens a path to look at it, under a shared lock: a tool writing it (wb serve, create, message) holds the
+    /// exclusive one, and what a look would see then — segments half written, a pmem buffer mid-record — is not
+    /// damage. So a cache in use is refused with the holder's name, never checked.
+    /// </summary>
+    internal static T LookAt<T>(Func<T> open)
+    {
+        try
+        {
+            return open();
+        }
+        catch (DeviceInUseException error)
+        {
+            throw new DeviceInUseException(error.Path, "a running writer changes it as it is read, so what a check or dump would see is not what is on it at rest: wb status <table> reports a served device live; stop the writer to check or dump it");
+        }
     }
 }
 
@@ -82,7 +99,7 @@ internal sealed class CheckVerb : InspectOptions
         CacheReport report;
         if (Pmem is not null)
         {
-            using PmemRegion region = Writeboost.Pmem.Pmem.Alloc(Pmem, 0, -1, PmemBackend.Block, readOnly: true);
+            using PmemRegion region = LookAt(() => Writeboost.Pmem.Pmem.Alloc(Pmem, 0, -1, PmemBackend.Block, deviceLock: DeviceLock.Shared, readOnly: true));
             report = Read(region);
         }
         else

@@ -25,7 +25,14 @@ internal static class Output
     /// <summary>Wider than any table of ours: Spectre lays it out at its natural width and never crops a cell.</summary>
     private const int WideColumns = 4096;
 
-    internal static void Json<T>(T value) => Console.WriteLine(JsonSerializer.Serialize(value, Options));
+    internal static void Json<T>(T value, TextWriter? to = null) => (to ?? Console.Out).WriteLine(JsonSerializer.Serialize(value, Options));
+
+    /// <summary>One line of compact JSON (the control channel's messages), same naming as <see cref="Json"/>.</summary>
+    internal static string JsonLine<T>(T value) => JsonSerializer.Serialize(value, CompactOptions);
+
+    internal static T? FromJsonLine<T>(string line) => JsonSerializer.Deserialize<T>(line, CompactOptions);
+
+    private static readonly JsonSerializerOptions CompactOptions = new(Options) { WriteIndented = false };
 
     /// <summary>Prints "key  value" lines with the keys padded to one width.</summary>
     internal static void KeyValues(IReadOnlyList<(string Key, string Value)> pairs)

@@ -29,7 +29,9 @@ internal class PmemRegionOptions
         _ => throw new UsageException($"--backend {Backend}: expected auto, block or dax"),
     };
 
-    internal PmemRegion Open(string path) => PmemApi.Alloc(path, OffsetBytes, LengthBytes, ParsedBackend);
+    /// <summary>Opens the region to look at it (a shared lock: a user of it keeps it out, and it keeps a user out).</summary>
+    internal PmemRegion OpenToLook(string path) =>
+        InspectOptions.LookAt(() => PmemApi.Alloc(path, OffsetBytes, LengthBytes, ParsedBackend, deviceLock: Devices.DeviceLock.Shared));
 }
 
 /// <summary>Options of the pmem latency benchmark.</summary>
@@ -43,6 +45,9 @@ internal class PmemBenchOptions : PmemRegionOptions
 
     [Option("max-seconds", Default = 10.0, HelpText = "Stop early after this long (slow backends).")]
     public double MaxSeconds { get; set; }
+
+    [Option("force", HelpText = "Benchmark (so overwrite) a path even though it holds a writeboost cache or pmem buffer, a filesystem or another signature: that content is lost.")]
+    public bool Force { get; set; }
 
     [Option("fio", HelpText = "Also run fio's libpmem engine (--direct=1 --sync=1) on a scratch file beside PATH, same size, same run, and report the ratio.")]
     public bool Fio { get; set; }
@@ -69,7 +74,7 @@ internal static class PmemCommands
 {
     internal static int Info(PmemRegionOptions options, string path)
     {
-        using PmemRegion region = options.Open(path);
+        using PmemRegion region = options.OpenToLook(path);
         DaxPmemRegion? dax = region as DaxPmemRegion;
         var info = new
         {
@@ -113,8 +118,9 @@ internal static class PmemCommands
             throw new UsageException("--ops must not be negative and --block-bytes must be positive");
         }
         long ops = options.Ops > 0 ? options.Ops : 200_000;
+        RefuseToOverwrite(path, options.Force);
         PmemBenchResult result;
-        using (PmemRegion region = options.Open(path))
+        using (PmemRegion region = PmemApi.Alloc(path, options.OffsetBytes, options.LengthBytes, options.ParsedBackend, deviceLock: Devices.DeviceLock.Exclusive))
         {
             result = new PmemBenchmark { Ops = ops, BlockBytes = options.BlockBytes, MaxSeconds = options.MaxSeconds }.Run(region);
         }
@@ -154,6 +160,23 @@ internal static class PmemCommands
             Console.WriteLine($"wb IOPS / fio IOPS = {result.Iops / fio.Iops:F2} (same run; reference: {fio.Command})");
         }
         return 0;
+    }
+
+    /// <summary>
+    /// A benchmark writes over what is there: a path holding a writeboost cache or pmem buffer (acknowledged writes,
+    /// perhaps), a filesystem or another signature libblkid knows is refused unless --force. A path in use is refused
+    /// by the lock the benchmark takes.
+    /// </summary>
+    internal static void RefuseToOverwrite(string path, bool force)
+    {
+        if (force || !File.Exists(path))
+        {
+            return;
+        }
+        if (Cache.Table.DeviceContents.Describe(path) is { } holds)
+        {
+            throw new UsageException($"{path} holds {holds}; a benchmark would overwrite it (--force benchmarks it anyway: that content is lost)");
+        }
     }
 
     private static string Us(double ns) => (ns / 1000).ToString("F2", CultureInfo.InvariantCulture);

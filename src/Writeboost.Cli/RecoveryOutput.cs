@@ -39,12 +39,13 @@ internal static class RecoveryOutput
         }
     }
 
-    internal static void ToStderr(WriteboostStatus status)
+    internal static void ToStderr(WriteboostStatus status, TextWriter? stderr = null)
     {
+        stderr ??= Console.Error;
         foreach (string line in Lines(status))
         {
-            Console.Error.WriteLine(line);
+            stderr.WriteLine(line);
         }
-        Console.Error.Flush();
+        stderr.Flush();
     }
 }

@@ -4,6 +4,24 @@ using Writeboost.Native;
 
 namespace Writeboost.Devices;
 
+/// <summary>The advisory lock every tool takes on a device path (flock): one writer, or any number of lookers.</summary>
+public enum DeviceLock
+{
+    /// <summary>No lock (tests, the harness's own images).</summary>
+    None,
+    /// <summary>Looking only: shared with other lookers, kept out by a writer.</summary>
+    Shared,
+    /// <summary>Writing: nobody else, looker or writer.</summary>
+    Exclusive,
+}
+
+/// <summary>Another process holds the lock a tool asked for on a path: the message names the holder (from /proc/locks).</summary>
+public sealed class DeviceInUseException(string path, string? why = null) : IOException(DeviceProbe.InUseMessage(path) + (why is null ? "" : $": {why}"))
+{
+    /// <summary>The path that is in use.</summary>
+    public string Path { get; } = path;
+}
+
 /// <summary>How to open a <see cref="FileBlockDevice"/>.</summary>
 public sealed record FileBlockDeviceOptions
 {
@@ -13,8 +31,19 @@ public sealed record FileBlockDeviceOptions
     /// <summary>The sector size of a regular file (default 512). A block device always uses its own (BLKSSZGET).</summary>
     public int? SectorSizeBytes { get; init; }
 
-    /// <summary>Take an exclusive flock so a second opener gets a clear error instead of shared corruption.</summary>
-    public bool Exclusive { get; init; }
+    /// <summary>
+    /// The flock taken at open: <see cref="DeviceLock.Exclusive"/> for a tool that writes (a second opener gets a clear
+    /// error naming the holder instead of shared corruption), <see cref="DeviceLock.Shared"/> for one that only looks
+    /// (other lookers may share it; a writer's exclusive lock keeps it out, and it keeps a writer out).
+    /// </summary>
+    public DeviceLock Lock { get; init; }
+
+    /// <summary>Shorthand for <see cref="Lock"/> = <see cref="DeviceLock.Exclusive"/>.</summary>
+    public bool Exclusive
+    {
+        get => Lock == DeviceLock.Exclusive;
+        init => Lock = value ? DeviceLock.Exclusive : DeviceLock.None;
+    }
 
     /// <summary>Open O_RDONLY (inspection of read-only images and devices); writes then fail.</summary>
     public bool ReadOnly { get; init; }
@@ -57,6 +86,13 @@ public sealed class FileBlockDevice : IBlockDevice
     public static bool SameFile(string first, string second) =>
         PosixFile.Identity(first) is { } a && PosixFile.Identity(second) is { } b && a == b;
 
+    /// <summary>The size of the file or block device at <paramref name="path"/> in bytes (a read-only open, no lock).</summary>
+    public static long SizeOf(string path)
+    {
+        using FileBlockDevice device = Open(path, new FileBlockDeviceOptions { ReadOnly = true });
+        return device.SizeBytes;
+    }
+
     /// <summary>Opens an existing file or block device. Its size is fixed at open: the device never grows.</summary>
     /// <exception cref="FileNotFoundException">the path does not exist.</exception>
     /// <exception cref="NativeIOException">open or a size query failed.</exception>
@@ -80,9 +116,15 @@ public sealed class FileBlockDevice : IBlockDevice
             {
                 throw new IOException($"{path} is neither a regular file nor a block device (it is a {kind})");
             }
-            if (options.Exclusive && !file.TryLockExclusive())
+            bool locked = options.Lock switch
             {
-                throw new IOException($"{path} is in use: another process holds it open exclusively");
+                DeviceLock.Exclusive => file.TryLockExclusive(),
+                DeviceLock.Shared => file.TryLockShared(),
+                _ => true,
+            };
+            if (!locked)
+            {
+                throw new DeviceInUseException(path);
             }
             int sector = file.LogicalSectorSizeBytes ?? options.SectorSizeBytes ?? DefaultSectorSizeBytes;
             if (sector <= 0 || (sector & (sector - 1)) != 0)

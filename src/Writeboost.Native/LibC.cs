@@ -48,8 +48,21 @@ internal static unsafe partial class LibC
     internal const int RWF_DSYNC = 0x2;
 
     // sys/file.h
+    internal const int LOCK_SH = 1;
     internal const int LOCK_EX = 2;
     internal const int LOCK_NB = 4;
+
+    // fcntl.h / linux/stat.h: statx
+    internal const int AT_FDCWD = -100;
+    internal const uint STATX_BASIC_STATS = 0x7ff;
+    internal const uint STATX_BTIME = 0x800;
+    internal const int StatxBufferBytes = 256;
+    internal const int StatxInoOffset = 32;
+    internal const int StatxModeOffset = 28;
+    internal const int StatxMaskOffset = 0;
+    internal const int StatxBtimeOffset = 80;
+    internal const int StatxRdevMajorOffset = 128;
+    internal const int StatxDevMajorOffset = 136;
 
     [StructLayout(LayoutKind.Sequential)]
     internal struct Iovec
@@ -94,6 +107,12 @@ internal static unsafe partial class LibC
 
     [LibraryImport(Lib, EntryPoint = "msync", SetLastError = true)]
     internal static partial int msync(nint addr, nuint length, int flags);
+
+    [LibraryImport(Lib, EntryPoint = "statx", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    internal static partial int statx(int dirfd, string pathname, int flags, uint mask, byte* statxbuf);
+
+    [LibraryImport(Lib, EntryPoint = "geteuid")]
+    internal static partial uint geteuid();
 
     [LibraryImport(Lib, EntryPoint = "sysconf")]
     internal static partial long sysconf(int name);

@@ -243,16 +243,11 @@ internal sealed unsafe class PosixFile : IDisposable
         }
     }
 
-    /// <summary>An exclusive advisory lock (flock LOCK_EX|LOCK_NB); false when another open file description holds it.</summary>
     /// <summary>
     /// What identifies the file or device at <paramref name="path"/> (symlinks followed): the device number for a
     /// block or character device (two nodes of one disk are the same device), else filesystem and inode (hard
     /// links are the same file). Null when the path does not exist.
     /// </summary>
-    /// <summary>True when <paramref name="path"/> itself (not a link target) is a unix-domain socket.</summary>
-    internal static bool IsSocket(string path) =>
-        Syscall.lstat(path, out Stat stat) == 0 && (stat.st_mode & FilePermissions.S_IFMT) == FilePermissions.S_IFSOCK;
-
     internal static (ulong Device, ulong Inode)? Identity(string path)
     {
         if (Syscall.stat(path, out Stat stat) != 0)
@@ -263,9 +258,35 @@ internal sealed unsafe class PosixFile : IDisposable
         return type is FilePermissions.S_IFBLK or FilePermissions.S_IFCHR ? (stat.st_rdev, 0) : (stat.st_dev, stat.st_ino);
     }
 
-    internal bool TryLockExclusive()
+    /// <summary>What <paramref name="path"/> names (links followed); null when it does not exist.</summary>
+    internal static FileKind? KindOf(string path)
     {
-        if (LibC.flock(Fd, LibC.LOCK_EX | LibC.LOCK_NB) == 0)
+        if (Syscall.stat(path, out Stat stat) != 0)
+        {
+            return null;
+        }
+        return (stat.st_mode & FilePermissions.S_IFMT) switch
+        {
+            FilePermissions.S_IFREG => FileKind.Regular,
+            FilePermissions.S_IFBLK => FileKind.BlockDevice,
+            FilePermissions.S_IFCHR => FileKind.CharacterDevice,
+            _ => FileKind.Other,
+        };
+    }
+
+    /// <summary>True when <paramref name="path"/> itself (not a link target) is a unix-domain socket.</summary>
+    internal static bool IsSocket(string path) =>
+        Syscall.lstat(path, out Stat stat) == 0 && (stat.st_mode & FilePermissions.S_IFMT) == FilePermissions.S_IFSOCK;
+
+    /// <summary>An exclusive advisory lock (flock LOCK_EX|LOCK_NB); false when another open file description holds a lock.</summary>
+    internal bool TryLockExclusive() => TryLock(LibC.LOCK_EX);
+
+    /// <summary>A shared advisory lock (flock LOCK_SH|LOCK_NB): other lookers may hold one too, an exclusive holder may not.</summary>
+    internal bool TryLockShared() => TryLock(LibC.LOCK_SH);
+
+    private bool TryLock(int operation)
+    {
+        if (LibC.flock(Fd, operation | LibC.LOCK_NB) == 0)
         {
             return true;
         }

@@ -45,14 +45,35 @@ public sealed class NbdServer : IDisposable
     private long _requestsServed;
 
     /// <summary>Listens on <paramref name="endPoint"/> (a unix socket or a TCP endpoint) and accepts connections on a thread of its own.</summary>
-    public void Start(EndPoint endPoint)
+    public void Start(EndPoint endPoint) => Start(Listen(endPoint));
+
+    /// <summary>
+    /// A socket bound to <paramref name="endPoint"/> and listening, for <see cref="Start(Socket)"/>: a tool binds
+    /// first (a busy port or a missing directory is an error before anything else is opened), then serves.
+    /// </summary>
+    public static Socket Listen(EndPoint endPoint)
     {
         ArgumentNullException.ThrowIfNull(endPoint);
         Socket listener = endPoint is UnixDomainSocketEndPoint
             ? new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified)
             : new Socket(endPoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
-        listener.Bind(endPoint);
-        listener.Listen(16);
+        try
+        {
+            listener.Bind(endPoint);
+            listener.Listen(16);
+            return listener;
+        }
+        catch
+        {
+            listener.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Accepts connections on <paramref name="listener"/> (bound and listening; owned by the server from now on) on a thread of its own.</summary>
+    public void Start(Socket listener)
+    {
+        ArgumentNullException.ThrowIfNull(listener);
         _listener = listener;
         _acceptLoop = new Thread(AcceptLoop) { IsBackground = true, Name = "nbd-accept" };
         _acceptLoop.Start();

@@ -1,4 +1,5 @@
 using System.Runtime.Versioning;
+using Writeboost.Devices;
 using Writeboost.Native;
 
 namespace Writeboost.Pmem;
@@ -41,15 +42,21 @@ public sealed unsafe class DaxPmemRegion : PmemRegion
     /// <summary>True when the mapping is of a device-dax character device (/dev/daxN.M) rather than a file.</summary>
     public bool IsDeviceDax { get; }
 
-    internal static DaxPmemRegion Open(string path, long startBytes, long lengthBytes, bool exclusive = false)
+    internal static DaxPmemRegion Open(string path, long startBytes, long lengthBytes, DeviceLock deviceLock = DeviceLock.None)
     {
         LibPmem.EnsureAvailable();
         PosixFile file = PosixFile.Open(path, tryDirect: false);
         try
         {
-            if (exclusive && !file.TryLockExclusive())
+            bool locked = deviceLock switch
             {
-                throw new IOException($"{path} is in use: another process holds it open exclusively");
+                DeviceLock.Exclusive => file.TryLockExclusive(),
+                DeviceLock.Shared => file.TryLockShared(),
+                _ => true,
+            };
+            if (!locked)
+            {
+                throw new Devices.DeviceInUseException(path);
             }
             FileKind kind = file.Kind;
             long sizeBytes;

@@ -27,9 +27,10 @@ public static class Pmem
     /// <exception cref="FileNotFoundException">the path does not exist.</exception>
     /// <exception cref="ArgumentOutOfRangeException">the range does not fit in the device.</exception>
     /// <exception cref="DllNotFoundException">the dax backend was chosen and libpmem is not installed.</exception>
-    /// <param name="exclusive">Take an exclusive flock: a second process opening the same pmem gets a clear error.</param>
+    /// <param name="deviceLock">The flock to take: exclusive for a user of the region (a second process gets a clear
+    /// error naming the holder), shared for one that only looks.</param>
     /// <param name="readOnly">Block backend only: open read-only, for inspection.</param>
-    public static PmemRegion Alloc(string path, long startBytes, long lengthBytes, PmemBackend backend = PmemBackend.Auto, bool direct = false, bool exclusive = false, bool readOnly = false)
+    public static PmemRegion Alloc(string path, long startBytes, long lengthBytes, PmemBackend backend = PmemBackend.Auto, bool direct = false, DeviceLock deviceLock = DeviceLock.None, bool readOnly = false)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         if (!File.Exists(path))
@@ -44,9 +45,9 @@ public static class Pmem
         }
         if (backend == PmemBackend.Dax)
         {
-            return DaxPmemRegion.Open(path, startBytes, lengthBytes, exclusive);
+            return DaxPmemRegion.Open(path, startBytes, lengthBytes, deviceLock);
         }
-        FileBlockDevice device = FileBlockDevice.Open(path, new FileBlockDeviceOptions { Direct = direct, Exclusive = exclusive, ReadOnly = readOnly });
+        FileBlockDevice device = FileBlockDevice.Open(path, new FileBlockDeviceOptions { Direct = direct, Lock = deviceLock, ReadOnly = readOnly });
         try
         {
             return Alloc(device, startBytes, lengthBytes, ownsDevice: true);

@@ -1,6 +1,7 @@
 using Writeboost.Cache.Format;
 using Writeboost.Cache.PmemBuffer;
 using Writeboost.Cache.Recovery;
+using Writeboost.Cache.Table;
 using Writeboost.Devices;
 
 namespace Writeboost.Cache.Core;
@@ -86,14 +87,18 @@ public sealed partial class WriteboostDevice
         _cache.Read(SuperblockRecordOnDisk.WriteOffsetBytes, recordBlock);
         SuperblockRecordOnDisk.Record stored = SuperblockRecordOnDisk.Read(recordBlock);
         bool ours = _superblock.CacheUuid != Guid.Empty;
+        bool pmemLive = (_superblock.Flags & SuperblockHeaderOnDisk.FlagPmemBufferLive) != 0;
+        // Before anything is written (the pmem claimed, the log repaired): the dirty data is for this backing device.
+        CheckBackingBinding(stored, ours, pmemLive);
         PmemRecovery? fromPmem = null;
-        bool pmemFormatted = false;
+        PmemOpened? pmemOpened = null;
         if (_pmemRegion is not null)
         {
-            PmemLayout layout = new(Geometry.SegmentSizeOrder, _buffers.Length, BlocksPerSegment);
-            _pmem = PmemBufferPool.Open(_pmemRegion, layout, CacheUuid, _options.Reformat, out pmemFormatted);
+            PmemClaim claim = new(CacheUuid, _cache.Name, _superblock.Bindings?.PmemUuid ?? Guid.Empty, pmemLive, _options.Reformat, _options.DiscardPmem);
+            _pmem = PmemBufferPool.Open(_pmemRegion, PmemLayoutFor(Geometry, _options), claim, out PmemOpened opened);
             _pmem.Faults = Faults;
-            fromPmem = pmemFormatted ? null : _pmem.Recover(0);
+            pmemOpened = opened;
+            fromPmem = opened.Formatted ? null : _pmem.Recover(0);
         }
         RingWalkResult walk = Faults.WalkRing(new RingWalk.Input(_cache, Geometry, stored, ours, Units.BytesToSectors(SizeBytes), fromPmem, _options.AcceptDataLoss, Faults));
         if (walk.Refusal is not null)
@@ -103,32 +108,96 @@ public sealed partial class WriteboostDevice
         }
         _record.Found(walk.RecordId);
         Recovery = new LogRecovery(_cache, Geometry, _ring, _cacheIndex, _poison, Faults).Apply(walk, fromPmem);
-        FinishPmemOpen(pmemFormatted);
+        if (pmemOpened is not null)
+        {
+            FinishPmemOpen(pmemOpened);
+        }
+        else if (pmemLive && _options.DiscardPmem)
+        {
+            // Mode 0 given --discard-pmem: the pmem buffer's writes are given up, and the cache is mode 0's now.
+            WriteSuperblock(_superblock with { Flags = 0 });
+            Recovery = Recovery with { Warnings = [.. Recovery.Warnings, "--discard-pmem: opened in mode 0 without the pmem buffer; the acknowledged writes only it held are lost"] };
+        }
+        RecordBackingIdentity();
     }
 
-    /// <summary>Mode 1, last step of an open: sector 0 says the pmem buffer is live (mode 0 refuses the cache until a clean mode-1 close).</summary>
-    private void FinishPmemOpen(bool pmemFormatted)
+    /// <summary>
+    /// The backing device must be the one the cache's dirty data is for: a cache that may hold dirty data (its pmem
+    /// buffer live, or dirty blocks in its log) refuses a backing device whose identity differs from the one it
+    /// recorded, unless <see cref="WriteboostOptions.OverwriteBacking"/>. A cache with nothing dirty takes any
+    /// backing device (what it caches of the old one is never replayed: only dirty blocks are). Caches without a
+    /// recorded identity (older, kernel-made, or opened without paths) are not checked.
+    /// </summary>
+    private void CheckBackingBinding(SuperblockRecordOnDisk.Record stored, bool ours, bool pmemLive)
     {
-        if (_pmem is null)
+        string recorded = _superblock.Bindings?.BackingIdentity ?? "";
+        string? given = _options.BackingIdentity is { } identity ? CacheBindings.Fit(identity.Identity) : null;
+        if (recorded.Length == 0 || given is null || given == recorded || _options.OverwriteBacking)
         {
             return;
         }
-        WriteSuperblockFlags(SuperblockHeaderOnDisk.FlagPmemBufferLive);
-        Recovery = Recovery with { PmemFormatted = pmemFormatted, DirtyBlocksRecovered = _cacheIndex.DirtyCount };
+        string? holds = null;
+        if (pmemLive)
+        {
+            holds = "its pmem buffer may hold acknowledged writes";
+        }
+        else
+        {
+            // Read only: the walk decides, nothing is applied.
+            RingWalkResult look = RingWalk.Run(new RingWalk.Input(_cache, Geometry, stored, ours, Units.BytesToSectors(SizeBytes), null, AcceptLoss: true, Faults));
+            int dirty = look.Segments.Sum(s => s.Entries.Count);
+            holds = dirty > 0 ? $"it holds {dirty} dirty block(s) not yet written back" : null;
+        }
+        if (holds is not null)
+        {
+            throw new TableException(
+                $"backing device {_options.BackingIdentity!.Path} is not the one cache {_cache.Name} belongs to: {holds} for {_superblock.Bindings!.BackingPath} ({recorded}), and this is {given}. Refusing to open, which would write them onto the wrong device (--overwrite-backing writes them onto this one: for the same device moved or copied)");
+        }
     }
 
-    /// <summary>Rewrites sector 0 with new flags (one FUA write of the 4 KiB header block).</summary>
-    private void WriteSuperblockFlags(byte flags)
+    /// <summary>Sector 0 names the backing device opened now, when it named another (or none): after a check passed or was overridden.</summary>
+    private void RecordBackingIdentity()
     {
-        if (_superblock.Flags == flags)
+        if (_options.BackingIdentity is not { } identity)
         {
             return;
         }
-        _superblock = _superblock with { Flags = flags };
-        byte[] header = new byte[SuperblockHeaderOnDisk.WriteBytes];
-        _superblock.WriteTo(header);
-        _cache.Write(0, header, WriteOptions.Fua);
+        CacheBindings bindings = _superblock.Bindings ?? CacheBindings.None;
+        string fitted = CacheBindings.Fit(identity.Identity);
+        if (bindings.BackingIdentity == fitted && bindings.BackingPath == CacheBindings.Fit(identity.Path))
+        {
+            return;
+        }
+        WriteSuperblock(_superblock with { Bindings = bindings with { BackingIdentity = fitted, BackingPath = identity.Path } });
     }
+
+    /// <summary>Mode 1, last step of an open: sector 0 says the pmem buffer is live (mode 0 refuses the cache until a clean mode-1 close), and which buffer it is.</summary>
+    private void FinishPmemOpen(PmemOpened opened)
+    {
+        CacheBindings bindings = _superblock.Bindings ?? CacheBindings.None;
+        WriteSuperblock(_superblock with { Flags = SuperblockHeaderOnDisk.FlagPmemBufferLive, Bindings = bindings with { PmemUuid = opened.PmemUuid } });
+        Recovery = Recovery with
+        {
+            PmemFormatted = opened.Formatted,
+            DirtyBlocksRecovered = _cacheIndex.DirtyCount,
+            Warnings = opened.Warning is null ? Recovery.Warnings : [.. Recovery.Warnings, opened.Warning],
+        };
+    }
+
+    /// <summary>Rewrites sector 0 (one FUA write of the 4 KiB header block), when it changes.</summary>
+    private void WriteSuperblock(SuperblockHeaderOnDisk header)
+    {
+        if (header == _superblock)
+        {
+            return;
+        }
+        _superblock = header;
+        byte[] block = new byte[SuperblockHeaderOnDisk.WriteBytes];
+        _superblock.WriteTo(block);
+        _cache.Write(0, block, WriteOptions.Fua);
+    }
+
+    private void WriteSuperblockFlags(byte flags) => WriteSuperblock(_superblock with { Flags = flags });
 
     /// <summary>write_around_mode on a cache that holds dirty data: write it all back, then format.</summary>
     private void DrainAndReformat()
@@ -148,6 +217,11 @@ public sealed partial class WriteboostDevice
         ulong lastId = _ring.QueuedId;
         _cacheIndex.Reset();
         _ring.Clear();
+        // Mode 1: the pmem buffers' records go before the cache is formatted. Left behind under the same cache id,
+        // the next open would rebuild their segments from pmem as dirty data — older than what write-around writes
+        // to the backing store from now on. Everything they hold was just written back; the buffer keeps its uuid,
+        // so a crash between the two steps leaves this cache with its own (empty) buffer.
+        _pmem?.Clear(CacheUuid, _superblock.Bindings?.PmemUuid ?? Guid.Empty);
         Format(wasFormatted: true);
         Recovery = Recovery with { Warnings = [$"write_around_mode: dirty data up to segment {lastId} was written back, then the cache was formatted"] };
     }

@@ -129,43 +129,68 @@ public sealed partial class WriteboostDevice
     }
 
     /// <summary>
+    /// Checks a message without a device, so a tool can refuse a bad one before it opens (and so writes to) anything:
+    /// the forms <see cref="Message"/> takes, a tunable's name, whether it may change online, its range, and a
+    /// clear_poison sector inside a device of <paramref name="sizeBytes"/>.
+    /// </summary>
+    /// <exception cref="TableException">what is wrong with it.</exception>
+    public static void CheckMessage(IReadOnlyList<string> words, long sizeBytes)
+    {
+        ArgumentNullException.ThrowIfNull(words);
+        long sectors = sizeBytes / Units.BlockBytes * Units.BlockBytes / Units.SectorBytes;
+        switch (words.Count)
+        {
+            case 0:
+                throw new TableException("an empty message (expected clear_stat, drop_caches, clear_poison [sector], or <tunable> <value>)");
+            case 1 when words[0] is "clear_stat" or "drop_caches" or "clear_poison":
+                return;
+            case 2 when words[0] == "clear_poison":
+                if (!long.TryParse(words[1], NumberStyles.None, CultureInfo.InvariantCulture, out long sector) || sector >= sectors)
+                {
+                    throw new TableException($"clear_poison {words[1]}: expected a sector of the device (0..{sectors - 1})");
+                }
+                return;
+            case 2:
+                TunableSpec spec = TunableSpecs.Find(words[0])
+                    ?? throw new TableException($"unknown message '{string.Join(' ', words)}' (expected clear_stat, drop_caches, clear_poison [sector], or <tunable> <value>; tunables: {string.Join(", ", TunableSpecs.All.Where(t => t.Online).Select(t => t.Key))})");
+                if (!spec.Online)
+                {
+                    throw new TableException($"{spec.Key} can only be set when the device is created");
+                }
+                TunableSpecs.Parse(spec, words[1]);
+                return;
+            default:
+                throw new TableException($"unknown message '{string.Join(' ', words)}' (expected clear_stat, drop_caches, clear_poison [sector], or <tunable> <value>)");
+        }
+    }
+
+    /// <summary>
     /// dmsetup message: <c>clear_stat</c>, <c>drop_caches</c>, <c>clear_poison [sector]</c>, or
     /// <c>&lt;tunable&gt; &lt;value&gt;</c> for an online tunable.
     /// </summary>
-    /// <exception cref="TableException">an unknown message, a static tunable, or a value out of range.</exception>
+    /// <exception cref="TableException">an unknown message, a static tunable, or a value out of range (see <see cref="CheckMessage"/>).</exception>
     public void Message(IReadOnlyList<string> words)
     {
-        ArgumentNullException.ThrowIfNull(words);
-        if (words.Count is 1 or 2 && words[0] == "clear_poison")
+        CheckMessage(words, SizeBytes);
+        switch (words[0])
         {
-            long? sector = null;
-            if (words.Count == 2)
-            {
-                sector = long.TryParse(words[1], System.Globalization.NumberStyles.None, CultureInfo.InvariantCulture, out long s) && s < SizeBytes / Units.SectorBytes
-                    ? s
-                    : throw new TableException($"clear_poison {words[1]}: expected a sector of the device (0..{SizeBytes / Units.SectorBytes - 1})");
-            }
-            ClearPoison(sector);
-            return;
-        }
-        switch (words.Count)
-        {
-            case 1 when words[0] == "clear_stat":
+            case "clear_poison":
+                ClearPoison(words.Count == 2 ? long.Parse(words[1], CultureInfo.InvariantCulture) : null);
+                return;
+            case "clear_stat":
                 lock (_lock)
                 {
                     Array.Clear(_stats);
                     _nrPartialFlushed = 0;
                 }
                 return;
-            case 1 when words[0] == "drop_caches":
+            case "drop_caches":
                 DropCaches();
                 return;
-            case 2:
+            default:
                 Tunables.SetOnline(words[0], words[1]);
                 _writeback.Wake(); // a new writeback_threshold or batch size takes effect now
                 return;
-            default:
-                throw new TableException($"unknown message '{string.Join(' ', words)}' (expected clear_stat, drop_caches, clear_poison [sector], or <tunable> <value>)");
         }
     }
 

@@ -152,20 +152,32 @@ public sealed partial class WriteboostDevice : IBlockDevice
             throw new InvalidDataException(
                 $"cache device {cache.Name}: sector 0 is blank, but {evidence}: a damaged superblock; refusing to format over a cache that may hold dirty data (wb check --segment-size-order N to inspect it, wb create --reformat to start over)");
         }
+        if (superblock.State == SuperblockState.Unformatted && !options.Reformat && !options.FormatUnformatted)
+        {
+            throw new TableException($"cache device {cache.Name} is not a writeboost cache (sector 0 holds no superblock): `wb create` formats it");
+        }
         bool format = options.Reformat || superblock.State == SuperblockState.Unformatted;
         int order = ChooseSegmentSizeOrder(superblock, tunables, format, cache.Name);
         CacheGeometry geometry = CacheGeometry.For(cache.SizeBytes, order, cache.Name);
+        if (pmem is not null)
+        {
+            // Before any write: a pmem too small for the buffers is refused with the cache untouched.
+            PmemBufferPool.CheckFits(pmem, PmemLayoutFor(geometry, options));
+        }
         if (!format)
         {
             CheckIdentity(superblock.Header!, backing, cache);
-            if (pmem is null && (superblock.Header!.Flags & SuperblockHeaderOnDisk.FlagPmemBufferLive) != 0)
+            if (pmem is null && (superblock.Header!.Flags & SuperblockHeaderOnDisk.FlagPmemBufferLive) != 0 && !options.DiscardPmem)
             {
                 throw new TableException(
-                    $"cache device {cache.Name} was last used in mode 1 and its pmem buffer may hold acknowledged writes: open it in mode 1 with its pmem device (which writes the buffer to the cache) and close it cleanly before using mode 0");
+                    $"cache device {cache.Name} was last used in mode 1 and its pmem buffer may hold acknowledged writes: open it in mode 1 with its pmem device (which writes the buffer to the cache) and close it cleanly before using mode 0 (--discard-pmem opens it without them: they are lost)");
             }
         }
         SuperblockHeaderOnDisk header = format
             ? new SuperblockHeaderOnDisk(order, Guid.NewGuid(), backing.SizeBytes, cache.SizeBytes)
+            {
+                Bindings = CacheBindings.None with { BackingIdentity = CacheBindings.Fit(options.BackingIdentity?.Identity ?? ""), BackingPath = options.BackingIdentity?.Path ?? "" },
+            }
             : superblock.Header!;
         if (options.ReadOnly && options.Faults.ReadOnlyOpenWritesToOverlay)
         {
@@ -182,10 +194,11 @@ public sealed partial class WriteboostDevice : IBlockDevice
                 device.Format(superblock.State != SuperblockState.Unformatted);
                 if (pmem is not null)
                 {
-                    // Only --reformat takes over a pmem region that belongs to another cache, even for a new cache.
-                    device._pmem = PmemBufferPool.Open(pmem, new PmemLayout(geometry.SegmentSizeOrder, device._buffers.Length, geometry.BlocksPerSegment), header.CacheUuid, options.Reformat, out bool pmemFormatted);
+                    // Only --reformat (or --discard-pmem) takes over a pmem region that belongs to another cache, even for a new cache.
+                    PmemClaim claim = new(header.CacheUuid, cache.Name, Guid.Empty, OwnBufferMayHoldWrites: false, options.Reformat, options.DiscardPmem);
+                    device._pmem = PmemBufferPool.Open(pmem, PmemLayoutFor(geometry, options), claim, out PmemOpened opened);
                     device._pmem.Faults = device.Faults;
-                    device.FinishPmemOpen(pmemFormatted);
+                    device.FinishPmemOpen(opened);
                 }
             }
             else
@@ -266,8 +279,7 @@ public sealed partial class WriteboostDevice : IBlockDevice
 
     private static int ChooseSegmentSizeOrder(SuperblockReadResult superblock, Tunables tunables, bool format, string cacheName)
     {
-        // Tunables fill in every default, so only a non-default order tells that the table asked for one.
-        bool given = tunables.SegmentSizeOrder != CacheGeometry.DefaultSegmentSizeOrder;
+        bool given = tunables.IsGiven(TunableSpecs.SegmentSizeOrder);
         if (format)
         {
             return tunables.SegmentSizeOrder;
@@ -290,6 +302,10 @@ public sealed partial class WriteboostDevice : IBlockDevice
         }
         return onDisk;
     }
+
+    /// <summary>The pmem buffers' layout for a cache of this geometry opened with these options (its pool size).</summary>
+    private static PmemLayout PmemLayoutFor(CacheGeometry geometry, WriteboostOptions options) =>
+        new(geometry.SegmentSizeOrder, (int)Math.Clamp(options.BufferPoolSize, 1, geometry.NrSegments), geometry.BlocksPerSegment);
 
     private static void CheckIdentity(SuperblockHeaderOnDisk header, IBlockDevice backing, IBlockDevice cache)
     {

@@ -6,6 +6,32 @@ public sealed record WriteboostOptions
     /// <summary>Format the cache even if it holds a cache already (dirty data included). <c>wb create --reformat</c>.</summary>
     public bool Reformat { get; init; }
 
+    /// <summary>
+    /// Format a cache device with no superblock (true, the library's default). The <c>wb</c> verbs other than
+    /// <c>create</c> say false: a path with no cache on it is refused ("not a writeboost cache"), never formatted.
+    /// </summary>
+    public bool FormatUnformatted { get; init; } = true;
+
+    /// <summary>
+    /// What the backing device is, by <see cref="Devices.DeviceProbe.StableIdentity"/>, and where (for messages):
+    /// recorded in the cache at format and checked at every open — a cache holding dirty data refuses another
+    /// backing device. Null: not known (a device opened without a path), neither checked nor recorded.
+    /// </summary>
+    public BackingDeviceIdentity? BackingIdentity { get; init; }
+
+    /// <summary>
+    /// Open even though the backing device is not the one the cache's dirty data belongs to: the dirty blocks will
+    /// be written onto it (<c>--overwrite-backing</c>; for a device that is the same one, moved or copied).
+    /// </summary>
+    public bool OverwriteBacking { get; init; }
+
+    /// <summary>
+    /// Mode 1: take the pmem region given even when it is not the cache's own current buffer (blank, an earlier one,
+    /// another cache's): it is formatted, and what the cache's own buffer held is lost (<c>--discard-pmem</c>). Mode 0:
+    /// open a cache whose pmem buffer may hold acknowledged writes, without it.
+    /// </summary>
+    public bool DiscardPmem { get; init; }
+
     /// <summary>RAM buffers in the pool (dm-writeboost: 8). A writer waits only when all of them are being flushed.</summary>
     public int BufferPoolSize { get; init; } = 8;
 
@@ -48,3 +74,6 @@ public sealed record WriteboostOptions
     /// </summary>
     public bool ReadOnly { get; init; }
 }
+
+/// <summary>A backing device's stable identity and the path it had (see <see cref="Devices.DeviceProbe.StableIdentity"/>).</summary>
+public sealed record BackingDeviceIdentity(string Identity, string Path);

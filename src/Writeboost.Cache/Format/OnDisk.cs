@@ -17,11 +17,17 @@ namespace Writeboost.Cache.Format;
 ///   88    8 backing size bytes   at format; a different backing device is refused
 ///   96    8 cache size bytes     at format
 ///  104    4 crc32c of bytes 64..104
+///  128  384 the bindings (<see cref="CacheBindings"/>): which pmem buffer and which backing device the cache's
+///           data belongs with, with a magic and a checksum of their own (absent in caches made before them)
 /// </code>
-/// Written as one 4 KiB FUA write of sectors 0..7, last in a format, so a half-made format has no magic.
+/// Written as one 4 KiB FUA write of sectors 0..7, last in a format, so a half-made format has no magic. Every
+/// field is in sector 0, which a crash writes whole or not at all.
 /// </summary>
 public sealed record SuperblockHeaderOnDisk(int SegmentSizeOrder, Guid CacheUuid, long BackingSizeBytes, long CacheSizeBytes, byte Flags = 0)
 {
+    /// <summary>Which pmem buffer and backing device the cache belongs with; null when sector 0 has none (an older or a kernel-made cache).</summary>
+    public CacheBindings? Bindings { get; init; }
+
     public const uint Magic = 0x57427374;
     public const uint ExtensionMagic = 0x58454257;
     public const ushort ExtensionVersion = 1;
@@ -43,6 +49,7 @@ public sealed record SuperblockHeaderOnDisk(int SegmentSizeOrder, Guid CacheUuid
         BinaryPrimitives.WriteInt64LittleEndian(sector[88..], BackingSizeBytes);
         BinaryPrimitives.WriteInt64LittleEndian(sector[96..], CacheSizeBytes);
         BinaryPrimitives.WriteUInt32LittleEndian(sector[ExtensionChecksumOffset..], Crc32C.Compute(sector[ExtensionOffset..ExtensionChecksumOffset]));
+        Bindings?.WriteTo(sector[CacheBindings.OffsetBytes..]);
     }
 
     /// <summary>What sector 0 holds.</summary>
@@ -80,7 +87,81 @@ public sealed record SuperblockHeaderOnDisk(int SegmentSizeOrder, Guid CacheUuid
             new Guid(sector.Slice(72, 16)),
             BinaryPrimitives.ReadInt64LittleEndian(sector[88..]),
             BinaryPrimitives.ReadInt64LittleEndian(sector[96..]),
-            sector[71]);
+            sector[71])
+        {
+            Bindings = CacheBindings.Read(sector[CacheBindings.OffsetBytes..]),
+        };
+    }
+}
+
+/// <summary>
+/// What a cache's data belongs with, kept in sector 0 after our extension (bytes the kernel module ignores):
+/// the pmem buffer it was last given in mode 1 (by the uuid that buffer's header carries) and the backing device
+/// its dirty data is for (by <see cref="Devices.DeviceProbe.StableIdentity"/>; the path is only for messages).
+/// <code>
+///  off size field (from byte 128 of sector 0)
+///    0    4 magic                 0x44494257 "WBID"
+///    4    2 version               1
+///    6    1 backing identity length (bytes, ≤ 176)
+///    7    1 backing path length (bytes, ≤ 176)
+///    8   16 pmem buffer uuid      zero: none given yet
+///   24  176 backing identity      UTF-8; empty: not recorded (a cache opened without paths)
+///  200  176 backing path          UTF-8, where it was when recorded
+///  376    4 crc32c of bytes 0..376
+/// </code>
+/// </summary>
+public sealed record CacheBindings(Guid PmemUuid, string BackingIdentity, string BackingPath)
+{
+    public const int OffsetBytes = 128;
+    public const uint Magic = 0x44494257;
+    public const ushort Version = 1;
+    public const int TextBytes = 176;
+    private const int ChecksumOffset = 376;
+
+    public static CacheBindings None { get; } = new(Guid.Empty, "", "");
+
+    public void WriteTo(Span<byte> area)
+    {
+        area[..(ChecksumOffset + 4)].Clear();
+        BinaryPrimitives.WriteUInt32LittleEndian(area, Magic);
+        BinaryPrimitives.WriteUInt16LittleEndian(area[4..], Version);
+        int identityBytes = WriteText(BackingIdentity, area.Slice(24, TextBytes));
+        int pathBytes = WriteText(BackingPath, area.Slice(200, TextBytes));
+        area[6] = (byte)identityBytes;
+        area[7] = (byte)pathBytes;
+        PmemUuid.TryWriteBytes(area.Slice(8, 16));
+        BinaryPrimitives.WriteUInt32LittleEndian(area[ChecksumOffset..], Crc32C.Compute(area[..ChecksumOffset]));
+    }
+
+    /// <summary>The bindings, or null when the area has none whose magic, version and checksum hold.</summary>
+    public static CacheBindings? Read(ReadOnlySpan<byte> area)
+    {
+        if (BinaryPrimitives.ReadUInt32LittleEndian(area) != Magic
+            || BinaryPrimitives.ReadUInt16LittleEndian(area[4..]) != Version
+            || BinaryPrimitives.ReadUInt32LittleEndian(area[ChecksumOffset..]) != Crc32C.Compute(area[..ChecksumOffset])
+            || area[6] > TextBytes || area[7] > TextBytes)
+        {
+            return null;
+        }
+        return new CacheBindings(
+            new Guid(area.Slice(8, 16)),
+            System.Text.Encoding.UTF8.GetString(area.Slice(24, area[6])),
+            System.Text.Encoding.UTF8.GetString(area.Slice(200, area[7])));
+    }
+
+    /// <summary>The text as it is stored (cut to fit), so a fresh identity compares equal to a recorded one.</summary>
+    public static string Fit(string text)
+    {
+        byte[] stored = new byte[TextBytes];
+        return System.Text.Encoding.UTF8.GetString(stored, 0, WriteText(text, stored));
+    }
+
+    /// <summary>UTF-8, cut at a character boundary to fit.</summary>
+    private static int WriteText(string text, Span<byte> destination)
+    {
+        System.Text.Encoder encoder = System.Text.Encoding.UTF8.GetEncoder();
+        encoder.Convert(text.AsSpan(), destination, flush: true, out _, out int bytesUsed, out _);
+        return bytesUsed;
     }
 }
 

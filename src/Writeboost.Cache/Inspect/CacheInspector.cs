@@ -165,7 +165,8 @@ public static class CacheInspector
         {
             return (new PmemReport(PmemHeaderState.Foreign, $"the region is {region.LengthBytes} bytes; its header describes {layout.RegionBytes}", poolSize, [], null), null);
         }
-        PmemBufferPool pool = PmemBufferPool.Open(region, layout, cacheUuid, format: false, out _);
+        // Ours, and no recorded uuid to compare: the pool is opened as it is, never formatted.
+        PmemBufferPool pool = PmemBufferPool.Open(region, layout, new PmemClaim(cacheUuid, region.Name, Guid.Empty, OwnBufferMayHoldWrites: false, Format: false, Discard: false), out _);
         PmemRecovery recovered = pool.Recover(0);
         return (new PmemReport(check.State, null, poolSize,
             recovered.Buffers.Select(b => new PmemBufferReport(b.SegmentId, b.Slots.Count(s => !s.Lost), b.TornSlots, b.DamagedSlots, b.LostSlots, b.LostUnknownSlots)).ToList(),

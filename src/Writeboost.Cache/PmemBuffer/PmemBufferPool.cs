@@ -23,6 +23,16 @@ internal sealed record RecoveredBuffer(ulong SegmentId, int Buffer, IReadOnlyLis
     public int LostSlots => Slots.Count(s => s.Lost);
 }
 
+/// <summary>What a cache opening its pmem buffer claims (see <see cref="PmemBufferPool.Open"/>).</summary>
+/// <param name="RecordedPmemUuid">The buffer the cache last used, as its sector 0 says (empty: unknown).</param>
+/// <param name="OwnBufferMayHoldWrites">The cache was not closed cleanly in mode 1: its own buffer may hold acknowledged writes.</param>
+/// <param name="Format">Format whatever is there (a new cache's reformat).</param>
+/// <param name="Discard">Take the region even where that loses writes (<c>--discard-pmem</c>): format it.</param>
+internal sealed record PmemClaim(Guid CacheUuid, string CacheName, Guid RecordedPmemUuid, bool OwnBufferMayHoldWrites, bool Format, bool Discard);
+
+/// <summary>What opening the pool did: formatted it (with this uuid), and what it warns of.</summary>
+internal sealed record PmemOpened(bool Formatted, Guid PmemUuid, string? Warning);
+
 /// <summary>What the pmem buffers hold beyond the cache device, and what they prove.</summary>
 /// <param name="Buffers">Buffers holding segments after the id recovery asked about, in id order (not necessarily contiguous).</param>
 /// <param name="ProvenDurableId">A buffer holding segment X was rebound only once X - pool size was durable on the cache device.</param>
@@ -81,37 +91,105 @@ internal sealed class PmemBufferPool
     public bool BarrierIsFree => _fencePerWrite;
     public PmemRegion Region => _region;
 
-    /// <summary>Opens the pool on <paramref name="region"/>, formatting a blank region (or any, with <paramref name="format"/>).</summary>
+    /// <summary>The size check, alone, so a table can be refused before anything is written.</summary>
     /// <exception cref="Table.TableException">the region is too small.</exception>
-    /// <exception cref="InvalidDataException">the region belongs to another cache or is not a writeboost pmem buffer.</exception>
-    public static PmemBufferPool Open(PmemRegion region, PmemLayout layout, Guid cacheUuid, bool format, out bool formatted)
+    public static void CheckFits(PmemRegion region, PmemLayout layout)
     {
         if (region.LengthBytes < layout.RegionBytes)
         {
             throw new Table.TableException(
                 $"pmem region {region.Name} is {region.LengthBytes} bytes; {layout.PoolSize} buffers of {layout.BlocksPerSegment} blocks need {layout.RegionBytes} bytes");
         }
+    }
+
+    /// <summary>
+    /// Opens the pool on <paramref name="region"/> for the cache <paramref name="claim"/> describes. The region is
+    /// used as it is when it is that cache's current buffer; it is formatted when it is blank and the cache's own
+    /// buffer cannot hold acknowledged writes, when it is an earlier buffer of the cache that cannot either, or when
+    /// the claim says to format or to discard. Anything else is refused before a byte is written: a blank or an
+    /// earlier buffer in place of one that may hold acknowledged writes (they would be lost), another cache's
+    /// buffer, or a region that is not a writeboost pmem buffer.
+    /// </summary>
+    /// <exception cref="Table.TableException">the region is too small.</exception>
+    /// <exception cref="InvalidDataException">the region cannot be this cache's buffer (the message names why and the way past).</exception>
+    public static PmemBufferPool Open(PmemRegion region, PmemLayout layout, PmemClaim claim, out PmemOpened opened)
+    {
+        CheckFits(region, layout);
         PmemBufferPool pool = new(region, layout);
         byte[] header = new byte[PmemLayout.RegionHeaderBytes];
         region.Read(0, header);
-        PmemHeaderCheck check = layout.CheckHeader(header, cacheUuid);
+        PmemHeaderCheck check = layout.CheckHeader(header, claim.CacheUuid);
         if (check.State == PmemHeaderState.Blank && pool.AnyBufferBound())
         {
             check = new PmemHeaderCheck(PmemHeaderState.Foreign, "its header is zeroed but its buffers hold segments (a damaged header)");
         }
-        formatted = format || check.State == PmemHeaderState.Blank;
-        if (!formatted && check.State == PmemHeaderState.Foreign)
+        string? refusal = null;
+        string? warning = null;
+        bool format = claim.Format;
+        if (!format)
         {
-            throw new InvalidDataException($"pmem region {region.Name} cannot be this cache's buffer: {check.Problem} (refusing to replay or overwrite it; reformat to take it over)");
+            switch (check.State)
+            {
+                case PmemHeaderState.Blank when claim.OwnBufferMayHoldWrites:
+                    refusal = $"pmem {region.Name} is blank, but cache {claim.CacheName} was not closed cleanly in mode 1: its own pmem buffer{Uuid(claim.RecordedPmemUuid)} may hold acknowledged writes that are nowhere else (a wiped or recreated file?). Refusing to open, which would lose them: give the cache its own pmem buffer";
+                    break;
+                case PmemHeaderState.Blank:
+                    format = true;
+                    break;
+                case PmemHeaderState.Foreign:
+                    refusal = $"pmem region {region.Name} cannot be this cache's buffer: {check.Problem}. Refusing to replay or overwrite it";
+                    break;
+                case PmemHeaderState.Ours when claim.RecordedPmemUuid != Guid.Empty && check.PmemUuid != Guid.Empty && check.PmemUuid != claim.RecordedPmemUuid:
+                    if (claim.OwnBufferMayHoldWrites)
+                    {
+                        refusal = $"pmem {region.Name} is an earlier buffer of cache {claim.CacheName} (uuid {check.PmemUuid}), not its current one (uuid {claim.RecordedPmemUuid}), which may hold acknowledged writes: its records are stale. Refusing to open, which would lose the current buffer's writes: give the cache its current pmem buffer";
+                    }
+                    else
+                    {
+                        format = true;
+                        warning = $"pmem {region.Name} was an earlier buffer of this cache (uuid {check.PmemUuid}); the cache was closed cleanly, so its stale records were formatted away";
+                    }
+                    break;
+            }
         }
-        if (formatted)
+        if (refusal is not null && !claim.Discard)
         {
-            pool.Format(cacheUuid);
+            throw new InvalidDataException($"{refusal} (--discard-pmem formats it anyway: what the cache's own buffer and this region hold is lost)");
         }
+        if (refusal is not null)
+        {
+            format = true;
+            warning = $"--discard-pmem: {refusal.Split(". Refusing", 2)[0]}; formatted it, and the acknowledged writes only the cache's own buffer held are lost";
+        }
+        Guid pmemUuid = check.PmemUuid;
+        if (format)
+        {
+            pmemUuid = Guid.NewGuid();
+            pool.Format(claim.CacheUuid, pmemUuid);
+        }
+        opened = new PmemOpened(format, pmemUuid, warning);
         return pool;
     }
 
-    private void Format(Guid cacheUuid)
+    private static string Uuid(Guid uuid) => uuid == Guid.Empty ? "" : $" (uuid {uuid})";
+
+    /// <summary>Clears every buffer's header and records (a cache formatted anew, or drained for write-around): nothing in it can be replayed.</summary>
+    public void Clear(Guid cacheUuid, Guid pmemUuid)
+    {
+        Format(cacheUuid, pmemUuid);
+        lock (_countsLock)
+        {
+            Array.Clear(_boundId);
+            Array.Clear(_completedPrefix);
+            Array.Clear(_durableSlots);
+            foreach (int[] completed in _slotCompleted)
+            {
+                Array.Clear(completed);
+            }
+        }
+    }
+
+    private void Format(Guid cacheUuid, Guid pmemUuid)
     {
         // Buffer headers and records first (no segment can be recovered from them), the region header last. The
         // records too: recovery trusts a buffer's valid records over its header, so a reformat that left the old
@@ -124,7 +202,7 @@ internal sealed class PmemBufferPool
         }
         _region.Persist(0, Layout.RegionBytes);
         byte[] header = new byte[PmemLayout.RegionHeaderBytes];
-        Layout.WriteHeader(header, cacheUuid);
+        Layout.WriteHeader(header, cacheUuid, pmemUuid);
         _region.WritePersist(0, header);
     }
 

@@ -18,7 +18,9 @@ namespace Writeboost.Cache.PmemBuffer;
 /// </code>
 /// Region header (all little-endian): magic u64 "WBPMEM01" @0, version u32 @8, segment_size_order u8 @12,
 /// pool size u16 @14, blocks per segment u16 @16, cache uuid 16 bytes @24, region bytes u64 @40,
-/// CRC-32C of bytes 0..48 @48.
+/// CRC-32C of bytes 0..48 @48; this buffer's own uuid 16 bytes @56 (random at each format, recorded by its cache:
+/// an earlier buffer of the same cache is told from the current one) with its CRC-32C @72 (a header written before
+/// the uuid existed has none: its uuid reads as unknown).
 /// Buffer header: the segment id the buffer holds, an aligned 8-byte word (written with one atomic store and
 /// persisted before any record of that segment is acknowledged). 0 = never used.
 /// Record of slot i (32 bytes, never straddling a cache line): segment id u64 @0, backing block u64 @8, dirty
@@ -46,7 +48,7 @@ public sealed record PmemLayout(int SegmentSizeOrder, int PoolSize, int BlocksPe
     public long RecordOffset(int buffer, int slot) => BufferHeaderOffset(buffer) + BufferHeaderBytes + slot * RecordBytes;
     public long DataOffset(int buffer, int slot) => BufferHeaderOffset(buffer) + BufferHeaderBytes + RecordsAreaBytes + (long)slot * Units.BlockBytes;
 
-    public void WriteHeader(Span<byte> header, Guid cacheUuid)
+    public void WriteHeader(Span<byte> header, Guid cacheUuid, Guid pmemUuid)
     {
         header[..RegionHeaderBytes].Clear();
         BinaryPrimitives.WriteUInt64LittleEndian(header, Magic);
@@ -57,7 +59,13 @@ public sealed record PmemLayout(int SegmentSizeOrder, int PoolSize, int BlocksPe
         cacheUuid.TryWriteBytes(header.Slice(24, 16));
         BinaryPrimitives.WriteInt64LittleEndian(header[40..], RegionBytes);
         BinaryPrimitives.WriteUInt32LittleEndian(header[48..], Crc32C.Compute(header[..48]));
+        pmemUuid.TryWriteBytes(header.Slice(56, 16));
+        BinaryPrimitives.WriteUInt32LittleEndian(header[72..], Crc32C.Compute(header.Slice(56, 16)));
     }
+
+    /// <summary>The buffer's own uuid, or <see cref="Guid.Empty"/> when its header has none (written before it existed, or damaged).</summary>
+    public static Guid ReadPmemUuid(ReadOnlySpan<byte> header) =>
+        BinaryPrimitives.ReadUInt32LittleEndian(header[72..]) == Crc32C.Compute(header.Slice(56, 16)) ? new Guid(header.Slice(56, 16)) : Guid.Empty;
 
     /// <summary>What the region header says, or why it cannot be used by the cache <paramref name="cacheUuid"/>.</summary>
     public PmemHeaderCheck CheckHeader(ReadOnlySpan<byte> header, Guid cacheUuid)
@@ -87,9 +95,9 @@ public sealed record PmemLayout(int SegmentSizeOrder, int PoolSize, int BlocksPe
         }
         if (uuid != cacheUuid)
         {
-            return new PmemHeaderCheck(PmemHeaderState.Foreign, $"it belongs to another cache (uuid {uuid}, this cache is {cacheUuid})");
+            return new PmemHeaderCheck(PmemHeaderState.Foreign, $"it belongs to another cache (uuid {uuid}, this cache is {cacheUuid})", ReadPmemUuid(header));
         }
-        return new PmemHeaderCheck(PmemHeaderState.Ours, null);
+        return new PmemHeaderCheck(PmemHeaderState.Ours, null, ReadPmemUuid(header));
     }
 }
 
@@ -100,7 +108,8 @@ public enum PmemHeaderState
     Foreign,
 }
 
-public readonly record struct PmemHeaderCheck(PmemHeaderState State, string? Problem);
+/// <param name="PmemUuid">The buffer's own uuid, when its header is a writeboost pmem buffer's and carries one.</param>
+public readonly record struct PmemHeaderCheck(PmemHeaderState State, string? Problem, Guid PmemUuid = default);
 
 /// <summary>One slot's commit record (see <see cref="PmemLayout"/>).</summary>
 /// <param name="DurableSlots">Slots of the buffer below this one that were durable when it was written.</param>

@@ -58,14 +58,20 @@ public sealed class Tunables
 {
     private readonly Dictionary<string, long> _values;
 
+    private readonly HashSet<string> _given = new(StringComparer.OrdinalIgnoreCase);
+
     public Tunables(IReadOnlyDictionary<string, long>? given = null)
     {
         _values = TunableSpecs.All.ToDictionary(s => s.Key, s => s.Default, StringComparer.OrdinalIgnoreCase);
         foreach ((string key, long value) in given ?? new Dictionary<string, long>())
         {
             _values[key] = value;
+            _given.Add(key);
         }
     }
+
+    /// <summary>Whether the table gave <paramref name="key"/> (a value equal to the default included), rather than the default filling it in.</summary>
+    public bool IsGiven(string key) => _given.Contains(key);
 
     public long this[string key]
     {

@@ -14,7 +14,7 @@ public sealed class PmemBarrierTests
     {
         using GatedFlushBlockDevice device = new(new MemoryBlockDevice(4 << 20));
         using BlockPmemRegion region = Writeboost.Pmem.Pmem.Alloc(device, 0, device.SizeBytes);
-        PmemBufferPool pool = PmemBufferPool.Open(region, new PmemLayout(SegmentSizeOrder: 5, PoolSize: 2, BlocksPerSegment: 3), Guid.NewGuid(), format: true, out _);
+        PmemBufferPool pool = PmemBufferPool.Open(region, new PmemLayout(SegmentSizeOrder: 5, PoolSize: 2, BlocksPerSegment: 3), new PmemClaim(Guid.NewGuid(), "test", Guid.Empty, OwnBufferMayHoldWrites: false, Format: true, Discard: false), out _);
         pool.Acquire(0, segmentId: 1);
         byte[] block = new byte[4096];
         // Two writers place their blocks; the first writer's FUA takes both into one device flush, held at the gate.

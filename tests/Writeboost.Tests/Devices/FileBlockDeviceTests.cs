@@ -160,8 +160,8 @@ public sealed class FileBlockDeviceTests
         string path = dir.File("dev");
         FileBlockDevice.CreateFile(path, 8192);
         using FileBlockDevice first = FileBlockDevice.Open(path, new FileBlockDeviceOptions { Exclusive = true });
-        IOException error = Assert.ThrowsExactly<IOException>(() => FileBlockDevice.Open(path, new FileBlockDeviceOptions { Exclusive = true }));
-        StringAssert.Contains(error.Message, "in use");
+        DeviceInUseException error = Assert.ThrowsExactly<DeviceInUseException>(() => FileBlockDevice.Open(path, new FileBlockDeviceOptions { Exclusive = true }));
+        StringAssert.Contains(error.Message, $"in use by process {Environment.ProcessId}");
     }
 
     [TestMethod]

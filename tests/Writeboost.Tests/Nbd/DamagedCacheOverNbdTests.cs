@@ -39,6 +39,7 @@ public sealed class DamagedCacheOverNbdTests
         byte[] written = new byte[3 * MiB];
         new Random(13).NextBytes(written);
 
+        WbProcess.Create(null, table);
         using (Process first = WbProcess.StartUntil("ready", null, ["serve", .. table, "--socket", socket]))
         {
             using (TestNbdClient client = new(socket))

@@ -30,6 +30,7 @@ public sealed class NbdServeTests
             {
                 Table = ["0", Backing, Cache];
             }
+            WbProcess.Create(ForcePmem, Table);
             Start();
         }
 

@@ -173,6 +173,7 @@ public sealed class BadInputTests
         FileBlockDevice.CreateFile(cache, 8 << 20);
         FileBlockDevice.CreateFile(pmem, 16 << 20);
         string[] table = ["1", backing, cache, pmem, "pmem_backend", "dax"];
+        WbProcess.Create(ForcePmem, table);
         using Process server = WbProcess.StartUntil("ready", ForcePmem, ["serve", .. table, "--socket", dir.File("nbd.sock")]);
         try
         {
@@ -191,9 +192,9 @@ public sealed class BadInputTests
             ];
             foreach (string[] contender in contenders)
             {
-                WbResult result = WbProcess.Run(ForcePmem, ["status", .. contender]);
+                WbResult result = WbProcess.Run(ForcePmem, ["create", .. contender]);
                 Assert.AreEqual(1, result.ExitCode, $"{string.Join(' ', contender)}: {result.Stdout}");
-                StringAssert.Contains(result.Stderr, "in use");
+                StringAssert.Contains(result.Stderr, $"in use by process {server.Id}");
             }
         }
         finally

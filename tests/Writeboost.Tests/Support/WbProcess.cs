@@ -29,6 +29,16 @@ internal static class WbProcess
         throw new InvalidOperationException($"wb {string.Join(' ', arguments)} exited ({process.ExitCode}) before '{readyText}': {stderr.Result}");
     }
 
+    /// <summary><c>wb create TABLE</c>, which must succeed: only create formats, so a test serving a fresh device runs it first.</summary>
+    internal static void Create(IReadOnlyDictionary<string, string>? environment, IReadOnlyList<string> table)
+    {
+        WbResult created = Run(environment, ["create", .. table]);
+        if (created.ExitCode != 0)
+        {
+            throw new InvalidOperationException($"wb create {string.Join(' ', table)} failed ({created.ExitCode}): {created.Stderr}");
+        }
+    }
+
     internal static WbResult Run(IReadOnlyDictionary<string, string>? environment, params string[] arguments)
     {
         using Process process = Process.Start(Prepare(environment, arguments))!;

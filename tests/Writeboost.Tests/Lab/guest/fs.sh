@@ -13,6 +13,7 @@ namespace_mode 0 devdax
 sockets=()
 for stack in "${stacks[@]}"; do
   read -r name mode fs backing cache pmem <<< "$stack"
+  [ "$phase" = write ] && wb_create "$mode" "$backing" "$cache" ${pmem:-}
   serve_start "/run/$name.sock" "$mode" "$backing" "$cache" ${pmem:-}
   sockets+=("/run/$name.sock")
 done

@@ -18,6 +18,7 @@ kernel_table() { echo "0 $(blockdev --getsz "$1") writeboost $1 $2"; }
 # No udev in the lab: dmsetup makes the /dev/mapper node itself.
 dm_create() { dmsetup create "$1" --noudevsync --table "$2" && dmsetup mknodes "$1"; }
 if [ "$phase" = write ]; then
+  wb_create 0 /dev/vda /dev/vdb
   serve_start /run/a.sock 0 /dev/vda /dev/vdb
   serve_wait /run/a.sock
   nbd_attach /run/a.sock /dev/nbd0

@@ -15,6 +15,11 @@ namespace_mode() {
   note "namespace$region.0 is $mode"
 }
 
+# Formats a cache (only `wb create` formats; serve refuses a device holding no cache).
+wb_create() {
+  "$WB" create "$@" > /dev/null || fail "wb create $*"
+}
+
 # Starts `wb serve TABLE... --socket SOCKET` in the background; its pid goes to SERVE_PID and its output to
 # SOCKET.log. serve_wait SOCKET... waits for each one's 'ready' line, so several servers start at once.
 serve_start() {

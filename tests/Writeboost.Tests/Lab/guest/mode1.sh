@@ -20,6 +20,7 @@ fi
 dax_table=(1 /dev/vda /dev/vdb /dev/dax0.0)
 file_table=(1 /dev/vdc /dev/vdd /mnt/pmem/wb.pmem)
 if [ "$phase" = write ]; then
+  wb_create "${dax_table[@]}"; wb_create "${file_table[@]}"
   "$WB" pmem info /dev/dax0.0 > /run/info_dax & "$WB" pmem info /mnt/pmem/wb.pmem > /run/info_file; wait
   for table in dax file; do
     echo "== info_$table"
