@@ -43,19 +43,20 @@ public static class CacheBenchmarks
     /// before its writer's next. <paramref name="writers"/> threads share the <paramref name="ops"/> (each its own
     /// random stream); IOPS is their sum. Latency is per write, including the wait for durability.
     /// </summary>
-    public static FuaBenchResult Fua(WriteboostDevice device, int mode, long ops, double maxSeconds, int seed = 1, Action<double>? progress = null, int writers = 1)
+    public static FuaBenchResult Fua(WriteboostDevice device, int mode, long ops, double maxSeconds, int seed = 1, Action<double>? progress = null, int writers = 1, CancellationToken cancel = default)
     {
         ArgumentNullException.ThrowIfNull(device);
-        return Fua([device], mode, ops, maxSeconds, seed, progress, writers);
+        return Fua([device], mode, ops, maxSeconds, seed, progress, writers, cancel);
     }
 
     /// <summary>
-    /// As <see cref="Fua(WriteboostDevice, int, long, double, int, Action{double}?, int)"/>, with writer w writing to
+    /// As <see cref="Fua(WriteboostDevice, int, long, double, int, Action{double}?, int, CancellationToken)"/>, with writer w writing to
     /// <c>devices[w % devices.Count]</c>, all starting together. One device per writer is the reference for
     /// several writers on one device: the same work with nothing shared but the machine. The counters are the
     /// devices' sums.
     /// </summary>
-    public static FuaBenchResult Fua(IReadOnlyList<WriteboostDevice> devices, int mode, long ops, double maxSeconds, int seed = 1, Action<double>? progress = null, int writers = 1)
+    /// <param name="cancel">Ends the writers early (an interrupted run): the result is what they measured until then.</param>
+    public static FuaBenchResult Fua(IReadOnlyList<WriteboostDevice> devices, int mode, long ops, double maxSeconds, int seed = 1, Action<double>? progress = null, int writers = 1, CancellationToken cancel = default)
     {
         ArgumentNullException.ThrowIfNull(devices);
         ArgumentOutOfRangeException.ThrowIfLessThan(devices.Count, 1);
@@ -80,7 +81,7 @@ public static class CacheBenchmarks
                 try
                 {
                     ends[writer] = WriteFuaLoop(device, blocks, opsPerWriter, deadline, new Random(seed + writer), latencies[writer], go,
-                        writer == 0 ? progress : null);
+                        writer == 0 ? progress : null, cancel);
                 }
                 catch (Exception error)
                 {
@@ -89,7 +90,7 @@ public static class CacheBenchmarks
             }) { Name = $"fua-writer-{writer}", IsBackground = true };
             threads[writer].Start();
         }
-        go.SignalAndWait();
+        go.SignalAndWait(CancellationToken.None);
         start = Stopwatch.GetTimestamp();
         foreach (Thread thread in threads)
         {
@@ -126,15 +127,15 @@ public static class CacheBenchmarks
         after.Zip(before, (a, b) => counter(a) - counter(b)).Sum();
 
     /// <summary>One writer's loop: starts with the others, returns the timestamp of its last completion.</summary>
-    private static long WriteFuaLoop(WriteboostDevice device, long blocks, long ops, long deadline, Random random, LatencyRecorder latencies, Barrier go, Action<double>? progress)
+    private static long WriteFuaLoop(WriteboostDevice device, long blocks, long ops, long deadline, Random random, LatencyRecorder latencies, Barrier go, Action<double>? progress, CancellationToken cancel)
     {
         byte[] block = new byte[Units.BlockBytes];
         random.NextBytes(block);
-        go.SignalAndWait();
+        go.SignalAndWait(CancellationToken.None);
         long start = Stopwatch.GetTimestamp();
         long now = start;
         double maxTicks = deadline - start;
-        for (long op = 0; op < ops && now < deadline; op++)
+        for (long op = 0; op < ops && now < deadline && !cancel.IsCancellationRequested; op++)
         {
             block[0] = (byte)op;
             device.Write(random.NextInt64(blocks) * Units.BlockBytes, block, WriteOptions.Fua);
@@ -154,7 +155,8 @@ public static class CacheBenchmarks
     /// against <paramref name="cacheSequentialBytesPerSecond"/>, the cache device's own sequential write
     /// bandwidth measured just before on the same device (<see cref="MeasureSequentialWrite"/>).
     /// </summary>
-    public static RandWriteBenchResult RandWrite(WriteboostDevice device, int mode, long ops, double cacheSequentialBytesPerSecond, int seed = 1)
+    /// <param name="cancel">Ends the writes early (an interrupted run): the flush and the figures cover the writes made.</param>
+    public static RandWriteBenchResult RandWrite(WriteboostDevice device, int mode, long ops, double cacheSequentialBytesPerSecond, int seed = 1, CancellationToken cancel = default)
     {
         ArgumentNullException.ThrowIfNull(device);
         long blocks = device.SizeBytes / Units.BlockBytes;
@@ -168,12 +170,14 @@ public static class CacheBenchmarks
         }
         WriteboostStatus before = device.Status();
         long start = Stopwatch.GetTimestamp();
-        for (long op = 0; op < ops; op++)
+        long done = 0;
+        for (; done < ops && !cancel.IsCancellationRequested; done++)
         {
-            block[0] = (byte)op;
-            device.Write(offsets[op], block);
+            block[0] = (byte)done;
+            device.Write(offsets[done], block);
         }
         device.Flush();
+        ops = Math.Max(1, done);
         double seconds = (Stopwatch.GetTimestamp() - start) / (double)Stopwatch.Frequency;
         WriteboostStatus after = device.Status();
         long userBytes = ops * Units.BlockBytes;

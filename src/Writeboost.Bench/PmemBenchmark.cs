@@ -32,6 +32,8 @@ public sealed class PmemBenchmark
     /// <summary>Stop early when this much time has passed (slow backends); 0 = no limit.</summary>
     public double MaxSeconds { get; init; } = 10;
     public int Seed { get; init; } = 1;
+    /// <summary>Ends the run early (an interrupted benchmark): the result is what was measured until then.</summary>
+    public CancellationToken Cancel { get; init; }
 
     public PmemBenchResult Run(PmemRegion region)
     {
@@ -56,7 +58,7 @@ public sealed class PmemBenchmark
         long deadline = MaxSeconds > 0 ? Stopwatch.GetTimestamp() + (long)(MaxSeconds * Stopwatch.Frequency) : long.MaxValue;
         long start = Stopwatch.GetTimestamp();
         long now = start;
-        for (long op = 0; op < Ops && now < deadline; op++)
+        for (long op = 0; op < Ops && now < deadline && !Cancel.IsCancellationRequested; op++)
         {
             long offset = offsets[op % offsets.Length];
             block[0] = (byte)op;

@@ -43,6 +43,20 @@ internal sealed class BenchVerb : PmemBenchOptions
 
     internal int Run()
     {
+        using Interruption interruption = Interruption.Watch();
+        Cancel = interruption.Token;
+        int exit = RunKind();
+        if (interruption.Requested)
+        {
+            // The figures above are what was measured until the signal; stdout stays one document for --json.
+            Console.Error.WriteLine($"wb: {interruption.Line("the benchmark stopped early")}");
+            return interruption.ExitCode;
+        }
+        return exit;
+    }
+
+    private int RunKind()
+    {
         List<string> arguments = Arguments.ToList();
         return Kind switch
         {
@@ -131,7 +145,7 @@ internal sealed class BenchVerb : PmemBenchOptions
             {
                 throw new UsageException($"--writers {Writers}: expected at least 1");
             }
-            return CacheBenchmarks.Fua(device, (int)table.Mode, ops, MaxSeconds, progress: f => bar.Report(f), writers: Writers);
+            return CacheBenchmarks.Fua(device, (int)table.Mode, ops, MaxSeconds, progress: f => bar.Report(f), writers: Writers, cancel: Cancel);
         }
         finally
         {
@@ -178,7 +192,7 @@ internal sealed class BenchVerb : PmemBenchOptions
             ProgressBar bar = ProgressBar.For($"fua, mode {Mode}, {Writers} devices", Json);
             try
             {
-                return CacheBenchmarks.Fua(devices, int.Parse(Mode, CultureInfo.InvariantCulture), ops, MaxSeconds, progress: f => bar.Report(f), writers: Writers);
+                return CacheBenchmarks.Fua(devices, int.Parse(Mode, CultureInfo.InvariantCulture), ops, MaxSeconds, progress: f => bar.Report(f), writers: Writers, cancel: Cancel);
             }
             finally
             {
@@ -266,7 +280,7 @@ internal sealed class BenchVerb : PmemBenchOptions
         RandWriteBenchResult result;
         using (WriteboostDevice device = TableDevices.Open(table, new WriteboostOptions { Reformat = true }, Direct))
         {
-            result = CacheBenchmarks.RandWrite(device, (int)table.Mode, ops, sequential);
+            result = CacheBenchmarks.RandWrite(device, (int)table.Mode, ops, sequential, cancel: Cancel);
         }
         if (Json)
         {

@@ -37,24 +37,30 @@ internal sealed class CorruptVerb : SweepVerbOptions
         ProgressBar progress = ProgressBar.For("corruptions", Json);
         List<CorruptionSweepResult> results = [];
         int sweeps = modes.Length * workloads.Length;
+        using Interruption interruption = Interruption.Watch();
         foreach (CacheMode mode in modes)
         {
-            foreach (Workload workload in workloads)
+            foreach (Workload workload in workloads.TakeWhile(_ => !interruption.Requested))
             {
                 int index = results.Count;
                 results.Add(CorruptionSweep.Run(new CorruptionSweepSpec(mode, workload, Seed, Ops, DataSamples, Mutant),
-                    (done, total) => progress.Report((index + done / (double)Math.Max(1, total)) / sweeps, $"sweep {index + 1}/{sweeps}")));
+                    (done, total) => progress.Report((index + done / (double)Math.Max(1, total)) / sweeps, $"sweep {index + 1}/{sweeps}"), interruption.Token));
             }
         }
         List<(string Name, bool Caught)> mutants = [];
         if (Mutants == "all")
         {
-            foreach ((SeededBug bug, Exposure shown) in SweepMutants)
+            foreach ((SeededBug bug, Exposure shown) in SweepMutants.TakeWhile(_ => !interruption.Requested))
             {
-                mutants.Add((bug.Name, CorruptionSweep.Run(new CorruptionSweepSpec(shown.Mode, shown.Workload, Seed, Ops, DataSamples, bug.Name, StopAtFirst: true)).Violations > 0));
+                CorruptionSweepResult hunt = CorruptionSweep.Run(new CorruptionSweepSpec(shown.Mode, shown.Workload, Seed, Ops, DataSamples, bug.Name, StopAtFirst: true), cancel: interruption.Token);
+                if (!interruption.Requested || hunt.Violations > 0)
+                {
+                    mutants.Add((bug.Name, hunt.Violations > 0));
+                }
             }
         }
         progress.Done();
+        string? interrupted = interruption.Requested ? interruption.Line($"{results.Sum(r => r.Tried)} damages tried before it stopped") : null;
         if (Json)
         {
             Output.Json(new
@@ -70,6 +76,7 @@ internal sealed class CorruptVerb : SweepVerbOptions
                 Seconds = results.Sum(r => r.Seconds),
                 Seed,
                 Mutant,
+                Interrupted = interrupted,
                 MutantsCaught = mutants.Count(m => m.Caught),
                 MutantsTotal = mutants.Count,
                 Mutants = mutants.Select(m => new { m.Name, m.Caught }),
@@ -87,6 +94,10 @@ internal sealed class CorruptVerb : SweepVerbOptions
                 }
             }
             Output.Table(rows);
+            if (interrupted is not null)
+            {
+                Console.WriteLine(interrupted);
+            }
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"corruptions tried: {results.Sum(r => r.Tried)}, changed what the device reads: {results.Sum(r => r.Changed)}, read errors (poisoned blocks): {results.Sum(r => r.ReadErrors)}, refused: {results.Sum(r => r.Refused)}, undetectable (only writes nothing on the media vouches for): {results.Sum(r => r.Undetectable)}, silent reverts: {results.Sum(r => r.SilentReverts)}, a read-only open wrote: {results.Sum(r => r.LookingWrote)}, violations: {results.Sum(r => r.Violations)}, {results.Sum(r => r.Seconds):F1} s"));
             foreach (CorruptionSweepResult r in results.Where(r => r.FirstViolation is not null))
@@ -100,6 +111,10 @@ internal sealed class CorruptVerb : SweepVerbOptions
         foreach ((string name, bool caught) in mutants.Where(_ => !Json))
         {
             Console.WriteLine($"mutant {name,-32} {(caught ? "caught" : "NOT CAUGHT")}");
+        }
+        if (interruption.Requested)
+        {
+            return interruption.ExitCode;
         }
         return results.All(r => r.Violations == 0) && mutants.All(m => m.Caught) ? 0 : 1;
     }

@@ -150,15 +150,17 @@ internal sealed class CrashTestVerb : MutantOptions
         List<CampaignResult> results = [];
         IReadOnlyList<CampaignSpec> campaigns = Ordered(plan.Campaigns());
         ProgressBar progress = ProgressBar.For("crash states", Json);
-        for (int index = 0; index < campaigns.Count; index++)
+        using Interruption interruption = Interruption.Watch();
+        _interruption = interruption;
+        for (int index = 0; index < campaigns.Count && !interruption.Requested; index++)
         {
             CampaignSpec spec = campaigns[index];
             int at = index;
             void Report(long done, long total) =>
                 progress.Report((at + Math.Min(1.0, done / (double)Math.Max(1, total))) / campaigns.Count, $"campaign {at + 1}/{campaigns.Count}");
             CampaignResult result = NbdClient is null
-                ? Campaign.Run(spec, stopAtFirst: Mutant != "none", Report)
-                : Campaign.Check(spec with { Workload = CrashTest.Workload.Nbd }, RecordClient(spec), stopAtFirst: Mutant != "none", Report);
+                ? Campaign.Run(spec, stopAtFirst: Mutant != "none", Report, interruption.Token)
+                : Campaign.Check(spec with { Workload = CrashTest.Workload.Nbd }, RecordClient(spec), stopAtFirst: Mutant != "none", Report, cancel: interruption.Token);
             results.Add(result);
             if (result.Violations > 0)
             {
@@ -175,11 +177,22 @@ internal sealed class CrashTestVerb : MutantOptions
         {
             foreach ((SeededBug bug, Exposure shown) in SweepMutants)
             {
-                (CampaignResult? catching, long states) = (plan with { Modes = [shown.Mode], Mutant = bug.Name, Configs = plan.Table is null ? plan.Configs : ConfigChoice.Spread }).Hunt(shown.Workload);
-                mutants.Add((bug.Name, catching is not null, states));
+                if (interruption.Requested)
+                {
+                    break;
+                }
+                (CampaignResult? catching, long states) = (plan with { Modes = [shown.Mode], Mutant = bug.Name, Configs = plan.Table is null ? plan.Configs : ConfigChoice.Spread }).Hunt(shown.Workload, interruption.Token);
+                if (!interruption.Requested || catching is not null)
+                {
+                    mutants.Add((bug.Name, catching is not null, states));
+                }
             }
         }
-        Print(results, mutants, MinimiseFirstFailure(results, wanted: !NoMinimise));
+        Print(results, mutants, interruption.Requested ? null : MinimiseFirstFailure(results, wanted: !NoMinimise));
+        if (interruption.Requested)
+        {
+            return interruption.ExitCode;
+        }
         bool clean = results.All(r => r.Violations == 0);
         bool teeth = mutants.All(m => m.Caught);
         return clean && teeth ? 0 : 1;
@@ -253,12 +266,14 @@ internal sealed class CrashTestVerb : MutantOptions
         }
         List<CampaignResult> results = [];
         ProgressBar progress = ProgressBar.For("crash states", Json);
-        for (int index = 0; index < recording.Campaigns.Count; index++)
+        using Interruption interruption = Interruption.Watch();
+        _interruption = interruption;
+        for (int index = 0; index < recording.Campaigns.Count && !interruption.Requested; index++)
         {
             int at = index;
             int count = recording.Campaigns.Count;
             CampaignResult result = Campaign.CheckRecorded(recording.Campaigns[index], shard, shards,
-                (done, total) => progress.Report((at + Math.Min(1.0, done / (double)Math.Max(1, total))) / count, $"campaign {at + 1}/{count}"));
+                (done, total) => progress.Report((at + Math.Min(1.0, done / (double)Math.Max(1, total))) / count, $"campaign {at + 1}/{count}"), interruption.Token);
             results.Add(result);
             if (result.Violations > 0)
             {
@@ -267,6 +282,12 @@ internal sealed class CrashTestVerb : MutantOptions
         }
         progress.Done();
         string? written = null;
+        if (interruption.Requested)
+        {
+            // A shard's result must be whole to merge into the campaign's: an interrupted one is reported, not written.
+            Print(results, [], null, new ShardReport(shard, shards, recording.Id, null));
+            return interruption.ExitCode;
+        }
         if (ResultDirectory is not null)
         {
             written = ShardResult.Of(recording, shard, shards, results, r => _saved.GetValueOrDefault(r)).Save(ResultDirectory);
@@ -452,6 +473,12 @@ internal sealed class CrashTestVerb : MutantOptions
         return $"wb crashtest --replay {path}{state}";
     }
 
+    private Interruption? _interruption;
+
+    private string? InterruptedLine(long statesChecked) => _interruption is { Requested: true } interruption
+        ? interruption.Line(string.Create(CultureInfo.InvariantCulture, $"{statesChecked} states checked before it stopped"))
+        : null;
+
     private void Print(List<CampaignResult> results, List<(string Name, bool Caught, long States)> mutants, (MinimisedFailure Failure, string Replay)? minimised = null, ShardReport? sharded = null)
     {
         long statesChecked = results.Sum(r => r.StatesChecked);
@@ -473,6 +500,7 @@ internal sealed class CrashTestVerb : MutantOptions
                 RecoveryCrashStates = results.Sum(r => r.RecoveryCrashStates),
                 Seed,
                 Mutant,
+                Interrupted = InterruptedLine(statesChecked),
                 sharded?.Shard,
                 Shards = sharded?.Shards,
                 sharded?.Recording,
@@ -536,6 +564,10 @@ internal sealed class CrashTestVerb : MutantOptions
                 Fmt(r.Events), $"{Fmt(r.Coverage.PointsChecked)}/{Fmt(r.Coverage.CrashPoints)}", Fmt(r.StatesChecked), Fmt(r.Coverage.DuringRecovery), Fmt(r.Coverage.SecondCrash), Fmt(r.Violations), Fmt((long)r.StatesPerSecond)]);
         }
         Output.Table(rows);
+        if (InterruptedLine(statesChecked) is { } interrupted)
+        {
+            Console.WriteLine(interrupted);
+        }
         if (sharded is not null)
         {
             Console.WriteLine(sharded.ToString());

@@ -37,31 +37,39 @@ internal sealed class FaultsVerb : SweepVerbOptions
         ProgressBar progress = ProgressBar.For("fault runs", Json);
         List<FaultSweepResult> results = [];
         int sweeps = modes.Length * workloads.Length;
+        using Interruption interruption = Interruption.Watch();
         foreach (CacheMode mode in modes)
         {
-            foreach (Workload workload in workloads)
+            foreach (Workload workload in workloads.TakeWhile(_ => !interruption.Requested))
             {
                 int index = results.Count;
                 results.Add(FaultSweep.Run(new FaultSweepSpec(mode, workload, Seed, Ops, Runs, Mutant),
                     (done, total) => progress.Report((index + done / (double)Math.Max(1, total)) / sweeps, $"sweep {index + 1}/{sweeps}"),
-                    stopAtFirst: Mutant != "none"));
+                    stopAtFirst: Mutant != "none", interruption.Token));
             }
         }
         List<(string Name, bool Caught, int Runs)> mutants = [];
         if (Mutants == "all")
         {
-            foreach ((SeededBug bug, Exposure shown) in SweepMutants)
+            foreach ((SeededBug bug, Exposure shown) in SweepMutants.TakeWhile(_ => !interruption.Requested))
             {
-                FaultSweepResult caught = FaultSweep.Run(new FaultSweepSpec(shown.Mode, shown.Workload, Seed, Ops, Runs, bug.Name, shown.Where), stopAtFirst: true);
-                mutants.Add((bug.Name, caught.Violations > 0, caught.Runs));
+                FaultSweepResult caught = FaultSweep.Run(new FaultSweepSpec(shown.Mode, shown.Workload, Seed, Ops, Runs, bug.Name, shown.Where), stopAtFirst: true, cancel: interruption.Token);
+                if (!interruption.Requested || caught.Violations > 0)
+                {
+                    mutants.Add((bug.Name, caught.Violations > 0, caught.Runs));
+                }
             }
         }
         progress.Done();
-        Print(results, mutants);
+        Print(results, mutants, interruption.Requested ? interruption.Line($"{results.Sum(r => r.Runs)} faulted runs made before it stopped") : null);
+        if (interruption.Requested)
+        {
+            return interruption.ExitCode;
+        }
         return results.All(r => r.Violations == 0) && mutants.All(m => m.Caught) ? 0 : 1;
     }
 
-    private void Print(List<FaultSweepResult> results, List<(string Name, bool Caught, int Runs)> mutants)
+    private void Print(List<FaultSweepResult> results, List<(string Name, bool Caught, int Runs)> mutants, string? interrupted)
     {
         FaultSweepResult? failed = results.FirstOrDefault(r => r.Violations > 0);
         if (Json)
@@ -77,6 +85,7 @@ internal sealed class FaultsVerb : SweepVerbOptions
                 Seconds = results.Sum(r => r.Seconds),
                 Seed,
                 Mutant,
+                Interrupted = interrupted,
                 Sweeps = results.Select(r => new
                 {
                     Mode = (int)r.Spec.Mode,
@@ -102,6 +111,10 @@ internal sealed class FaultsVerb : SweepVerbOptions
             rows.Add([Fmt((int)r.Spec.Mode), r.Spec.Workload.ToString().ToLowerInvariant(), Fmt(r.OperationsCounted.Values.Sum()), Fmt(r.Runs), Fmt(r.FaultsFired), Fmt(r.SurfacedToCaller), Fmt(r.DeviceFailed), Fmt(r.StatesChecked), Fmt(r.Violations)]);
         }
         Output.Table(rows);
+        if (interrupted is not null)
+        {
+            Console.WriteLine(interrupted);
+        }
         string mutant = Mutant == "none" ? "" : $" (mutant {Mutant})";
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"faulted runs: {results.Sum(r => r.Runs)}, faults fired: {results.Sum(r => r.FaultsFired)}, violations: {results.Sum(r => r.Violations)}, {results.Sum(r => r.Seconds):F1} s{mutant}"));

@@ -46,6 +46,9 @@ internal class PmemBenchOptions : PmemRegionOptions
     [Option("max-seconds", Default = 10.0, HelpText = "Stop early after this long (slow backends).")]
     public double MaxSeconds { get; set; }
 
+    /// <summary>Set by the verb: an interrupted run stops measuring and reports what it has.</summary>
+    internal CancellationToken Cancel { get; set; }
+
     [Option("force", HelpText = "Benchmark (so overwrite) a path even though it holds a writeboost cache or pmem buffer, a filesystem or another signature: that content is lost.")]
     public bool Force { get; set; }
 
@@ -65,9 +68,22 @@ internal sealed class PmemVerb : PmemBenchOptions
     internal int Run() => Action switch
     {
         "info" => PmemCommands.Info(this, Path),
-        "bench" => PmemCommands.Bench(this, Path),
+        "bench" => BenchInterruptibly(),
         _ => throw new UsageException($"wb pmem {Action}: expected 'info' or 'bench'"),
     };
+
+    private int BenchInterruptibly()
+    {
+        using Interruption interruption = Interruption.Watch();
+        Cancel = interruption.Token;
+        int exit = PmemCommands.Bench(this, Path);
+        if (interruption.Requested)
+        {
+            Console.Error.WriteLine($"wb: {interruption.Line("the benchmark stopped early")}");
+            return interruption.ExitCode;
+        }
+        return exit;
+    }
 }
 
 internal static class PmemCommands
@@ -122,7 +138,7 @@ internal static class PmemCommands
         PmemBenchResult result;
         using (PmemRegion region = PmemApi.Alloc(path, options.OffsetBytes, options.LengthBytes, options.ParsedBackend, deviceLock: Devices.DeviceLock.Exclusive))
         {
-            result = new PmemBenchmark { Ops = ops, BlockBytes = options.BlockBytes, MaxSeconds = options.MaxSeconds }.Run(region);
+            result = new PmemBenchmark { Ops = ops, BlockBytes = options.BlockBytes, MaxSeconds = options.MaxSeconds, Cancel = options.Cancel }.Run(region);
         }
         FioResult? fio = null;
         if (options.Fio)

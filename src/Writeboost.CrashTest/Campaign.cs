@@ -291,17 +291,18 @@ public static partial class Campaign
     /// (<see cref="CampaignSpec.MaxStates"/>, shared evenly by every log) or, with <paramref name="stopAtFirst"/>,
     /// the first violation.
     /// </summary>
-    public static CampaignResult Run(CampaignSpec spec, bool stopAtFirst = false, Action<long, long>? progress = null) => Run(spec, stopAtFirst, progress, null);
+    /// <param name="cancel">Stops the campaign early (an interrupted run): the result counts what was checked until then.</param>
+    public static CampaignResult Run(CampaignSpec spec, bool stopAtFirst = false, Action<long, long>? progress = null, CancellationToken cancel = default) => Run(spec, stopAtFirst, progress, null, cancel);
 
     /// <param name="counts">Only violations this accepts are counted (and stop the run); null: every one.</param>
-    internal static CampaignResult Run(CampaignSpec spec, bool stopAtFirst, Action<long, long>? progress, Func<string, bool>? counts)
+    internal static CampaignResult Run(CampaignSpec spec, bool stopAtFirst, Action<long, long>? progress, Func<string, bool>? counts, CancellationToken cancel = default)
     {
         ArgumentNullException.ThrowIfNull(spec);
         if (spec.Schedules < 1 || spec.RoundCount < 1)
         {
             throw new ArgumentException($"a campaign needs at least one schedule and one round (got {spec.Schedules} and {spec.RoundCount})");
         }
-        Tally tally = new(spec, stopAtFirst, progress) { Counts = counts };
+        Tally tally = new(spec, stopAtFirst, progress) { Counts = counts, Cancel = cancel };
         long budget = Math.Max(1, spec.MaxStates / (spec.Schedules * spec.RoundCount));
         for (int schedule = spec.FirstSchedule; schedule < spec.FirstSchedule + spec.Schedules && !tally.Stopped; schedule++)
         {
@@ -342,11 +343,11 @@ public static partial class Campaign
     }
 
     /// <summary>Checks crash states of one recorded log as the first round of schedule 0 (also: replays a saved log).</summary>
-    public static CampaignResult Check(CampaignSpec spec, CrashLog log, bool stopAtFirst, Action<long, long>? progress = null, int? onlyCrashPoint = null, int? onlyVariant = null)
+    public static CampaignResult Check(CampaignSpec spec, CrashLog log, bool stopAtFirst, Action<long, long>? progress = null, int? onlyCrashPoint = null, int? onlyVariant = null, CancellationToken cancel = default)
     {
         ArgumentNullException.ThrowIfNull(spec);
         ArgumentNullException.ThrowIfNull(log);
-        return Replay(new CrashHistory(spec, [new HistoryRound(log)]), stopAtFirst, progress, onlyCrashPoint, onlyVariant);
+        return Replay(new CrashHistory(spec, [new HistoryRound(log)]), stopAtFirst, progress, onlyCrashPoint, onlyVariant, cancel);
     }
 
     /// <summary>
@@ -354,10 +355,10 @@ public static partial class Campaign
     /// crash state recovered by the next round's recorded device), then its crash states are checked — all of them
     /// within the budget, or one.
     /// </summary>
-    public static CampaignResult Replay(CrashHistory history, bool stopAtFirst, Action<long, long>? progress = null, int? onlyCrashPoint = null, int? onlyVariant = null)
+    public static CampaignResult Replay(CrashHistory history, bool stopAtFirst, Action<long, long>? progress = null, int? onlyCrashPoint = null, int? onlyVariant = null, CancellationToken cancel = default)
     {
         ArgumentNullException.ThrowIfNull(history);
-        Tally tally = new(history.Spec, stopAtFirst, progress);
+        Tally tally = new(history.Spec, stopAtFirst, progress) { Cancel = cancel };
         LogCheck check = LastRound(history) with { OnlyPoint = onlyCrashPoint, OnlyVariant = onlyVariant };
         CheckLog(check, tally, [.. history.Rounds]);
         return tally.Result();
@@ -492,7 +493,10 @@ public static partial class Campaign
         public string? FirstViolation;
         public ViolationSite? FirstSite;
         public CrashHistory? FailingHistory;
-        public bool Stopped => stopAtFirst && Violations > 0;
+        public bool Stopped => (stopAtFirst && Violations > 0) || Cancel.IsCancellationRequested;
+
+        /// <summary>An interrupted run stops at the next state; what it checked until then is its result.</summary>
+        public CancellationToken Cancel { get; init; }
 
         /// <summary>Only violations this accepts count (the minimiser looks for one kind); null: all.</summary>
         public Func<string, bool>? Counts { get; init; }

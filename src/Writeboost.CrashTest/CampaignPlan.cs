@@ -81,12 +81,16 @@ public sealed record CampaignPlan(
     /// names for the bug) before the others, to be quick. Returns the catching campaign (null: not caught) and
     /// the states checked until then.
     /// </summary>
-    public (CampaignResult? Catching, long States) Hunt(Workload? first = null)
+    public (CampaignResult? Catching, long States) Hunt(Workload? first = null, CancellationToken cancel = default)
     {
         long states = 0;
         foreach (CampaignSpec spec in Campaigns().OrderBy(c => c.Workload == first ? 0 : 1))
         {
-            CampaignResult result = Campaign.Run(spec, stopAtFirst: true);
+            if (cancel.IsCancellationRequested)
+            {
+                break;
+            }
+            CampaignResult result = Campaign.Run(spec, stopAtFirst: true, cancel: cancel);
             states += result.StatesChecked;
             if (result.Violations > 0)
             {

@@ -123,7 +123,7 @@ public sealed record CampaignRecording(string Id, IReadOnlyDictionary<string, st
 public static partial class Campaign
 {
     /// <summary>
-    /// Records a campaign's schedules as <see cref="Run(CampaignSpec, bool, Action{long, long}?)"/> does, checking
+    /// Records a campaign's schedules as <see cref="Run(CampaignSpec, bool, Action{long, long}?, CancellationToken)"/> does, checking
     /// nothing: each round's log, and the crash state the next round starts from (chosen from the log alone).
     /// </summary>
     public static RecordedCampaign RecordCampaign(CampaignSpec spec)
@@ -178,11 +178,11 @@ public static partial class Campaign
     /// first). The shards' counts add up to the unsharded check's, and the first violation in <see cref="ViolationSite.Order"/>
     /// among theirs is its first.
     /// </summary>
-    public static CampaignResult CheckRecorded(RecordedCampaign campaign, int shard = 0, int shards = 1, Action<long, long>? progress = null)
+    public static CampaignResult CheckRecorded(RecordedCampaign campaign, int shard = 0, int shards = 1, Action<long, long>? progress = null, CancellationToken cancel = default)
     {
         ArgumentNullException.ThrowIfNull(campaign);
         CampaignSpec spec = campaign.Spec with { Shard = shard, Shards = shards };
-        Tally tally = new(spec, stopAtFirst: false, progress);
+        Tally tally = new(spec, stopAtFirst: false, progress) { Cancel = cancel };
         long budget = Math.Max(1, spec.MaxStates / (spec.Schedules * spec.RoundCount));
         foreach (RecordedSchedule recorded in campaign.Schedules)
         {

@@ -87,7 +87,8 @@ public static class CorruptionSweep
         public bool Shrinks => ShrunkCacheBytes >= 0 || ShrunkPmemBytes >= 0;
     }
 
-    public static CorruptionSweepResult Run(CorruptionSweepSpec spec, Action<long, long>? progress = null)
+    /// <param name="cancel">Stops the sweep after the damage in progress (an interrupted sweep): the result counts the damages tried.</param>
+    public static CorruptionSweepResult Run(CorruptionSweepSpec spec, Action<long, long>? progress = null, CancellationToken cancel = default)
     {
         ArgumentNullException.ThrowIfNull(spec);
         Stopwatch clock = Stopwatch.StartNew();
@@ -120,6 +121,10 @@ public static class CorruptionSweep
         Judge judge = new(geometry, spec.Mode, mutant, oracle, provenance, baseline, baselineProblems, final, crashPoint);
         foreach (Damage damage in damages)
         {
+            if (cancel.IsCancellationRequested)
+            {
+                break;
+            }
             // Only the device a damage touches is copied; the others are shared (recovery writes copy-on-write).
             Media damaged = damage.OnCacheDevice ? final with { Cache = final.Cache.ToArray() } : final with { Pmem = final.Pmem.ToArray() };
             damage.Apply(damaged);

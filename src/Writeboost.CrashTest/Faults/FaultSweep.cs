@@ -55,7 +55,8 @@ public static class FaultSweep
     /// <summary>The device images a run starts from: a crash after a first workload, and what they read as.</summary>
     private sealed record Baseline(byte[] Backing, byte[] Cache, byte[] Pmem, byte[] Content);
 
-    public static FaultSweepResult Run(FaultSweepSpec spec, Action<long, long>? progress = null, bool stopAtFirst = false)
+    /// <param name="cancel">Stops the sweep after the run in progress (an interrupted sweep): the result counts the runs made.</param>
+    public static FaultSweepResult Run(FaultSweepSpec spec, Action<long, long>? progress = null, bool stopAtFirst = false, CancellationToken cancel = default)
     {
         ArgumentNullException.ThrowIfNull(spec);
         ArgumentOutOfRangeException.ThrowIfLessThan(spec.Ops, 2);
@@ -77,6 +78,10 @@ public static class FaultSweep
         string? firstFault = null;
         foreach (Fault fault in faults)
         {
+            if (cancel.IsCancellationRequested)
+            {
+                break;
+            }
             FaultRun run = RunOne(spec, geometry, baseline, null, mutant, fault);
             runs++;
             fired += run.Fired ? 1 : 0;
