@@ -118,11 +118,11 @@ step "Damaged media: every metadata byte flipped, sectors zeroed, stale laps, tr
 echo "never data nobody wrote, every loss reported by recovery and by wb check (mode 1 shown; docs/reliability.md has both)"
 "$wb" corrupt --mode 1 --mutants all
 
-step "A mode-1 device on the emulated files: create, write through the benchmark, status"
+step "A mode-1 device on the emulated files: written through the benchmark (which formats fresh paths), then status"
+echo "a benchmark refuses paths that hold a cache, a pmem buffer or a filesystem (--force overrides): these are fresh"
 backing="$work/backing.img"; cache="$work/cache.img"
 truncate -s 1G "$backing"; truncate -s 256M "$cache"
 table=(1 "$backing" "$cache" "$shm_pmem" pmem_backend dax)
-PMEM_IS_PMEM_FORCE=1 "$wb" create "${table[@]}" --reformat
 PMEM_IS_PMEM_FORCE=1 "$wb" bench fua "${table[@]}" --ops 20000 >/dev/null
 PMEM_IS_PMEM_FORCE=1 "$wb" status "${table[@]}"
 
@@ -130,7 +130,7 @@ if [ -n "$pmem_device" ]; then
   step "real pmem device $pmem_device"
   confirm_destroy "$pmem_device"
   "$wb" pmem info "$pmem_device"
-  "$wb" bench pmem "$pmem_device" --ops "$ops"
+  "$wb" bench pmem "$pmem_device" --ops "$ops" --force
 fi
 
 if [ -n "$cache_device" ]; then
@@ -140,8 +140,8 @@ if [ -n "$cache_device" ]; then
   confirm_destroy "$real_backing"
   [ -e "$real_backing" ] || truncate -s 1G "$real_backing"
   real_pmem=${pmem_device:-$shm_pmem}
-  PMEM_IS_PMEM_FORCE=1 "$wb" bench fua 0 "$real_backing" "$cache_device" --direct --max-seconds 10
-  PMEM_IS_PMEM_FORCE=1 "$wb" bench fua 1 "$real_backing" "$cache_device" "$real_pmem" --direct --max-seconds 10
+  PMEM_IS_PMEM_FORCE=1 "$wb" bench fua 0 "$real_backing" "$cache_device" --direct --max-seconds 10 --force
+  PMEM_IS_PMEM_FORCE=1 "$wb" bench fua 1 "$real_backing" "$cache_device" "$real_pmem" --direct --max-seconds 10 --force
 fi
 
 if [ "$vm" -eq 1 ]; then

@@ -8,7 +8,7 @@ using Writeboost.Devices;
 
 namespace Writeboost.Cli;
 
-[Verb("bench", HelpText = "Benchmarks: 'pmem PATH' (4 KiB write+persist latency), 'fua [TABLE]' (every write FUA, one writer or --writers N), 'randwrite [TABLE]' (random 4 KiB writes vs the cache device's sequential bandwidth). fua and randwrite reformat the cache; without a TABLE they make temporary files.")]
+[Verb("bench", HelpText = "Benchmarks: 'pmem PATH' (4 KiB write+persist latency), 'fua [TABLE]' (every write FUA, one writer or --writers N), 'randwrite [TABLE]' (random 4 KiB writes vs the cache device's sequential bandwidth). fua and randwrite format the TABLE's cache, so a cache or pmem path holding a writeboost cache or buffer, a filesystem or another signature is refused unless --force; without a TABLE they make temporary files.")]
 internal sealed class BenchVerb : PmemBenchOptions
 {
     [Value(0, MetaName = "kind", Required = true, HelpText = "pmem, fua or randwrite.")]

@@ -12,10 +12,12 @@ Parser parser = new(settings =>
     settings.HelpWriter = null; // help (asked for) goes to stdout; a parse error is one line on stderr (below)
     settings.CaseInsensitiveEnumValues = true;
 });
-ParserResult<object> parsed = parser.ParseArguments<CreateVerb, StatusVerb, MessageVerb, ServeVerb, BenchVerb, CrashTestVerb, FaultsVerb, CorruptVerb, DumpVerb, CheckVerb, PmemVerb>(args);
+ParserResult<object> Parse(string[] words) =>
+    parser.ParseArguments<CreateVerb, StatusVerb, MessageVerb, ServeVerb, BenchVerb, CrashTestVerb, FaultsVerb, CorruptVerb, MishapsVerb, DumpVerb, CheckVerb, PmemVerb>(words);
+ParserResult<object> parsed = Parse(args);
 if (parsed.Tag == ParserResultType.NotParsed)
 {
-    return Usage.Report(parsed);
+    return Usage.Report(parsed, Parse);
 }
 try
 {
@@ -29,6 +31,7 @@ try
         CrashTestVerb crashtest => crashtest.Run(),
         FaultsVerb faults => faults.Run(),
         CorruptVerb corrupt => corrupt.Run(),
+        MishapsVerb mishaps => mishaps.Run(),
         DumpVerb dump => dump.Run(),
         CheckVerb check => check.Run(),
         PmemVerb pmem => pmem.Run(),

@@ -69,7 +69,7 @@ internal sealed class ServeVerb : TableOptions
         Console.WriteLine($"ready: serving {device.Name} ({device.SizeBytes} bytes, mode {(int)device.Mode}) at {where}{(control is null ? "" : $"; control socket {control.SocketPath}")}");
         Console.Out.Flush();
         stop.Wait();
-        server.Stop();
+        server.Stop(waiting => { Console.Error.WriteLine($"wb: {waiting}"); Console.Error.Flush(); });
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"stopped after {server.RequestsServed} requests; closing the device cleanly"));
         return 0;
     }

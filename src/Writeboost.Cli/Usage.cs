@@ -10,12 +10,24 @@ namespace Writeboost.Cli;
 /// </summary>
 internal static class Usage
 {
-    internal static int Report(ParserResult<object> parsed)
+    /// <param name="reparse">Parses other arguments the same way (<c>wb help VERB</c> is shown as <c>wb VERB --help</c>).</param>
+    internal static int Report(ParserResult<object> parsed, Func<string[], ParserResult<object>> reparse)
     {
         IReadOnlyList<Error> errors = [.. ((NotParsed<object>)parsed).Errors];
-        if (errors.All(e => e.Tag is ErrorType.HelpRequestedError or ErrorType.HelpVerbRequestedError or ErrorType.VersionRequestedError))
+        if (errors.Any(e => e.Tag == ErrorType.VersionRequestedError))
         {
-            Console.Out.WriteLine(HelpText.AutoBuild(parsed, h => h, e => e));
+            Console.Out.WriteLine(HeadingInfo.Default);
+            return 0;
+        }
+        if (errors.OfType<HelpVerbRequestedError>().FirstOrDefault(e => e.Matched) is { } verbHelp)
+        {
+            return Report(reparse([verbHelp.Verb, "--help"]), reparse);
+        }
+        if (errors.All(e => e.Tag is ErrorType.HelpRequestedError or ErrorType.HelpVerbRequestedError))
+        {
+            // No verb chosen (wb --help, wb help): the index of verbs; else the chosen verb's options.
+            bool index = parsed.TypeInfo.Current == typeof(NullInstance) && !errors.Any(e => e is HelpVerbRequestedError { Matched: true });
+            Console.Out.WriteLine(HelpText.AutoBuild(parsed, h => h, e => e, verbsIndex: index));
             return 0;
         }
         string verb = parsed.TypeInfo.Current.GetCustomAttributes(typeof(VerbAttribute), inherit: false) is [VerbAttribute attribute] ? attribute.Name : "";

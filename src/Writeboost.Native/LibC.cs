@@ -111,6 +111,11 @@ internal static unsafe partial class LibC
     [LibraryImport(Lib, EntryPoint = "statx", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     internal static partial int statx(int dirfd, string pathname, int flags, uint mask, byte* statxbuf);
 
+    [LibraryImport(Lib, EntryPoint = "kill", SetLastError = true)]
+    internal static partial int kill(int pid, int sig);
+
+    internal const int SIGTERM = 15;
+
     [LibraryImport(Lib, EntryPoint = "geteuid")]
     internal static partial uint geteuid();
 

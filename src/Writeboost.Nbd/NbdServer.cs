@@ -109,8 +109,16 @@ public sealed class NbdServer : IDisposable
         }
     }
 
-    /// <summary>Stops accepting, lets every connection finish the requests it has in flight, and closes them.</summary>
-    public void Stop()
+    /// <summary>How often <see cref="Stop"/> says what it still waits for.</summary>
+    public static TimeSpan StopReportInterval { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// Stops accepting, lets every connection finish the requests it has in flight, and closes them. A request is
+    /// never cut short (its client may have been told nothing yet, and the device is closed after this): however
+    /// long a slow device takes, the stop waits, and every <see cref="StopReportInterval"/> it tells
+    /// <paramref name="waiting"/> how many requests are still in flight.
+    /// </summary>
+    public void Stop(Action<string>? waiting = null)
     {
         _stopping = true;
         _listener?.Close();
@@ -122,7 +130,14 @@ public sealed class NbdServer : IDisposable
         }
         foreach (Connection connection in connections)
         {
-            connection.Drain();
+            connection.BeginDrain();
+        }
+        foreach (Connection connection in connections)
+        {
+            while (!connection.WaitClosed(StopReportInterval))
+            {
+                waiting?.Invoke($"still waiting for {connections.Sum(c => c.InFlight)} request(s) in flight on {connections.Count(c => !c.IsClosed)} connection(s) (a slow device); they complete or fail, and are never cut short");
+            }
         }
     }
 
@@ -158,8 +173,18 @@ public sealed class NbdServer : IDisposable
         private int _repliesBytes;
         private readonly Lock _sendLock = new();
         private readonly SemaphoreSlim _inFlight = new(MaxInFlightPerConnection, MaxInFlightPerConnection);
+        // The connection's own count plus one per request in the pool: zero once the last of them has finished.
         private readonly CountdownEvent _outstanding = new(1);
+        private readonly ManualResetEventSlim _closed = new();
         private volatile bool _closing;
+
+        // A request being served on the connection thread itself (1) or not (0).
+        private int _servingHere;
+
+        /// <summary>Requests being served: in the pool, and on the connection thread.</summary>
+        public int InFlight => MaxInFlightPerConnection - _inFlight.CurrentCount + Volatile.Read(ref _servingHere);
+
+        public bool IsClosed => _closed.IsSet;
 
         public void Run()
         {
@@ -180,8 +205,8 @@ public sealed class NbdServer : IDisposable
             }
         }
 
-        /// <summary>Waits for the requests in flight, then closes (SIGTERM: drain).</summary>
-        public void Drain()
+        /// <summary>SIGTERM: no more requests are read; the ones in flight finish, then the connection closes (<see cref="WaitClosed"/>).</summary>
+        public void BeginDrain()
         {
             _closing = true;
             try
@@ -192,33 +217,28 @@ public sealed class NbdServer : IDisposable
             {
                 // Already closed.
             }
-            try
-            {
-                _outstanding.Wait(TimeSpan.FromSeconds(30));
-            }
-            catch (ObjectDisposedException)
-            {
-                // It closed by itself meanwhile.
-            }
         }
 
+        public bool WaitClosed(TimeSpan timeout) => _closed.Wait(timeout);
+
+        /// <summary>
+        /// On the connection's own thread, when it stops reading: waits — without a limit — for the requests it put in
+        /// the pool, then closes. Only then are the counters that those requests release at their end disposed: a
+        /// request finishing late (a slow device, a client long gone) must find them, or its release would throw on a
+        /// pool thread and end the process for every other client.
+        /// </summary>
         private void Close()
         {
-            if (_outstanding.CurrentCount > 0 && !_outstanding.IsSet)
-            {
-                _outstanding.Signal();
-            }
-            _outstanding.Wait(TimeSpan.FromSeconds(30));
+            _outstanding.Signal();
+            _outstanding.Wait();
             server.Forget(this);
-            Dispose();
-        }
-
-        public void Dispose()
-        {
             _stream.Dispose();
             _inFlight.Dispose();
             _outstanding.Dispose();
+            _closed.Set();
         }
+
+        public void Dispose() => _stream.Dispose();
 
         // ---- handshake ----
 
@@ -454,6 +474,7 @@ public sealed class NbdServer : IDisposable
         private void ServeHere(ushort flags, ushort type, ulong handle, ulong offset, uint length, ReadOnlySpan<byte> payload)
         {
             byte[]? readBuffer = null;
+            Volatile.Write(ref _servingHere, 1);
             try
             {
                 uint error = Perform(flags, type, offset, length, payload, ref readBuffer);
@@ -462,6 +483,7 @@ public sealed class NbdServer : IDisposable
             }
             finally
             {
+                Volatile.Write(ref _servingHere, 0);
                 if (readBuffer is not null)
                 {
                     ArrayPool<byte>.Shared.Return(readBuffer);
@@ -501,7 +523,7 @@ public sealed class NbdServer : IDisposable
         private uint Perform(ushort flags, ushort type, ulong offset, uint length, ReadOnlySpan<byte> payload, ref byte[]? readBuffer)
         {
             uint error = Validate(type, offset, length);
-            return error != 0 ? error : Execute(flags, type, (long)offset, (int)length, payload, ref readBuffer);
+            return error != 0 ? error : Execute(flags, type, (long)offset, length, payload, ref readBuffer);
         }
 
         private static ReadOnlySpan<byte> ReplyData(uint error, ushort type, byte[]? readBuffer, uint length) =>
@@ -533,7 +555,9 @@ public sealed class NbdServer : IDisposable
             }
         }
 
-        private uint Execute(ushort flags, ushort type, long offset, int length, ReadOnlySpan<byte> payload, ref byte[]? readBuffer)
+        /// <param name="length">The request's 32-bit length: up to 4 GiB - 1 for TRIM and WRITE_ZEROES (a READ's is
+        /// capped by <see cref="Validate"/> at the payload maximum, a WRITE's by its payload).</param>
+        private uint Execute(ushort flags, ushort type, long offset, uint length, ReadOnlySpan<byte> payload, ref byte[]? readBuffer)
         {
             WriteOptions fua = (flags & CmdFlagFua) != 0 ? WriteOptions.Fua : WriteOptions.None;
             try
@@ -542,8 +566,8 @@ public sealed class NbdServer : IDisposable
                 {
                     case CmdRead:
                         // Room for the reply header first: a reply from the pool goes out in one write.
-                        readBuffer = ArrayPool<byte>.Shared.Rent(ReplyHeaderBytes + length);
-                        server._device.Read(offset, readBuffer.AsSpan(ReplyHeaderBytes, length));
+                        readBuffer = ArrayPool<byte>.Shared.Rent(ReplyHeaderBytes + (int)length);
+                        server._device.Read(offset, readBuffer.AsSpan(ReplyHeaderBytes, (int)length));
                         return 0;
                     case CmdWrite:
                         server._device.Write(offset, payload, fua);
@@ -559,9 +583,9 @@ public sealed class NbdServer : IDisposable
                         }
                         return 0;
                     case CmdWriteZeroes:
-                        for (int done = 0; done < length; done += Zeros.Length)
+                        for (long done = 0; done < length; done += Zeros.Length)
                         {
-                            int n = Math.Min(Zeros.Length, length - done);
+                            int n = (int)Math.Min(Zeros.Length, length - done);
                             server._device.Write(offset + done, Zeros.AsSpan(0, n));
                         }
                         if (fua == WriteOptions.Fua)

@@ -31,6 +31,9 @@ internal sealed class ReadCacheCells(int capacity)
     private readonly List<ReadCacheCell> _order = [];
     // Cells being staged: a write to their block while the stager waits for a buffer slot still cancels them.
     private readonly Dictionary<long, ReadCacheCell> _staging = new();
+    // Blocks a write-around write is on its way to the backing store for (a count per block): a read miss then would
+    // read the old data and stage it as clean after the write is acknowledged, so no cell is reserved for them.
+    private readonly Dictionary<long, int> _writesAround = new();
     private int _completed;
     private long _lastBlock = long.MinValue;
     private int _sequentialCount;
@@ -38,7 +41,7 @@ internal sealed class ReadCacheCells(int capacity)
 
     public ReadCacheCell? ReserveLocked(long block, int threshold)
     {
-        if (_order.Count == capacity || _cells.ContainsKey(block))
+        if (_order.Count == capacity || _cells.ContainsKey(block) || _writesAround.ContainsKey(block))
         {
             return null;
         }
@@ -80,6 +83,30 @@ internal sealed class ReadCacheCells(int capacity)
         if (_cells.TryGetValue(block, out ReadCacheCell? cell) || _staging.TryGetValue(block, out cell))
         {
             cell.Cancelled = true;
+        }
+    }
+
+    /// <summary>
+    /// A write-around write of <paramref name="block"/> starts (before the device lock is left for the backing write):
+    /// any cell of the block is cancelled, and none is reserved until <see cref="EndWriteAroundLocked"/>.
+    /// </summary>
+    public void BeginWriteAroundLocked(long block)
+    {
+        CancelLocked(block);
+        _writesAround[block] = _writesAround.GetValueOrDefault(block) + 1;
+    }
+
+    /// <summary>The backing write of <paramref name="block"/> is done (or failed): reads may cache it again, from the new data.</summary>
+    public void EndWriteAroundLocked(long block)
+    {
+        int left = _writesAround[block] - 1;
+        if (left == 0)
+        {
+            _writesAround.Remove(block);
+        }
+        else
+        {
+            _writesAround[block] = left;
         }
     }
 

@@ -24,6 +24,8 @@ internal enum SchedulePoint
     WritebackBeforeBackingFlush,
     /// <summary>Writeback, after the superblock record, before the blocks are marked clean and their slots freed.</summary>
     WritebackBeforeMarkClean,
+    /// <summary>A write-around writer, after unmapping its blocks under the lock, before its backing-store write.</summary>
+    WriteAroundBeforeBackingWrite,
 }
 
 /// <summary>

@@ -33,8 +33,11 @@ public sealed partial class WriteboostDevice
         FlushToCacheDevice();
     }
 
-    /// <summary>Seals the open buffer (a partial log if it has data) and waits until every segment is durable on the cache device.</summary>
-    private void FlushToCacheDevice()
+    /// <summary>
+    /// Seals the open buffer (a partial log if it has data; in mode 1 too) and waits until every segment is durable on
+    /// the cache device. Returns the newest segment that holds data written before the call (0: none).
+    /// </summary>
+    private ulong FlushToCacheDevice()
     {
         ulong target;
         lock (_lock)
@@ -42,6 +45,7 @@ public sealed partial class WriteboostDevice
             target = _ring.OpenId != 0 && _openLength > 0 ? _ring.OpenId : _ring.QueuedId;
         }
         MakeDurable(target);
+        return target;
     }
 
     /// <summary>Returns once segment <paramref name="id"/> (and so every older one) is durable on the cache device.</summary>
@@ -145,7 +149,13 @@ public sealed partial class WriteboostDevice
         {
             throw new IOException($"{Name} is open read-only (to look at it): drop_caches would write back");
         }
-        Flush();
-        _writeback.WriteBackEverything(ThrowIfFailed);
+        // The cache device, not only the barrier: in mode 1 too, the open buffer is sealed and written, so that
+        // everything written before the message can be written back (a mode-1 barrier leaves it open in pmem).
+        if (_writeAroundMode)
+        {
+            _backingStore.Flush(); // what write-around wrote straight to it
+        }
+        ulong through = FlushToCacheDevice();
+        _writeback.WriteBackEverything(ThrowIfFailed, through);
     }
 }

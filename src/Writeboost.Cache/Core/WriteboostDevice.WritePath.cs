@@ -332,7 +332,9 @@ public sealed partial class WriteboostDevice
         {
             foreach (BlockPiece piece in new BlockPieces(offsetBytes, source.Length))
             {
-                _readCache.CancelLocked(piece.Block);
+                // Until the backing write lands, a read miss of the block would read the old data: no cell may
+                // stage it (it would serve the old data, as clean, after this write was acknowledged).
+                _readCache.BeginWriteAroundLocked(piece.Block);
                 bool hit = _cacheIndex.TryFind(piece.Block, out int g);
                 CountStat(write: true, hit, onBuffer: false, fullsize: piece.SectorCount == Units.SectorsPerBlock);
                 if (hit)
@@ -341,7 +343,21 @@ public sealed partial class WriteboostDevice
                 }
             }
         }
-        _backingStore.Write(offsetBytes, source, options);
+        try
+        {
+            _options.Schedule.At(SchedulePoint.WriteAroundBeforeBackingWrite);
+            _backingStore.Write(offsetBytes, source, options);
+        }
+        finally
+        {
+            lock (_lock)
+            {
+                foreach (BlockPiece piece in new BlockPieces(offsetBytes, source.Length))
+                {
+                    _readCache.EndWriteAroundLocked(piece.Block);
+                }
+            }
+        }
     }
 }
 

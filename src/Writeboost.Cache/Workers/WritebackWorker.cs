@@ -141,7 +141,9 @@ internal sealed class WritebackWorker : IDisposable
     /// </summary>
     /// <param name="throwIfFailed">Throws the device's failure (checked at each wake-up).</param>
     /// <exception cref="IOException">writeback is held by poisoned blocks, or the device failed.</exception>
-    public void WriteBackEverything(Action throwIfFailed)
+    /// <param name="throughId">The last segment to write back (drop_caches: the newest one sealed when it was sent;
+    /// segments writers open afterwards are theirs, and a stream of writes must not keep drop_caches waiting forever).</param>
+    public void WriteBackEverything(Action throwIfFailed, ulong throughId)
     {
         lock (_monitor.Lock)
         {
@@ -149,7 +151,7 @@ internal sealed class WritebackWorker : IDisposable
             Wake();
             try
             {
-                while (_ring.WrittenBackId < _ring.FlushedId || _ring.OpenId != 0)
+                while (_ring.WrittenBackId < throughId)
                 {
                     throwIfFailed();
                     if (HeldBy != 0)

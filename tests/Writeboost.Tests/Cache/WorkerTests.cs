@@ -97,7 +97,7 @@ public sealed class WorkerTests
         rig.Flush.Start();
         rig.WaitUntil(() => rig.Ring.FlushedId == 2); // as drop_caches flushes first: one batch of both
         rig.Writeback.Start();
-        rig.Writeback.WriteBackEverything(() => { });
+        rig.Writeback.WriteBackEverything(() => { }, throughId: 2);
 
         string[] log = rig.Log.ToArray();
         string[] backing = [.. log.Where(l => l.StartsWith("backing", StringComparison.Ordinal))];
@@ -131,7 +131,7 @@ public sealed class WorkerTests
         rig.Flush.Start();
         rig.WaitUntil(() => rig.Ring.FlushedId == 2);
         rig.Writeback.Start();
-        IOException error = Assert.ThrowsExactly<IOException>(() => rig.Writeback.WriteBackEverything(() => { }));
+        IOException error = Assert.ThrowsExactly<IOException>(() => rig.Writeback.WriteBackEverything(() => { }, throughId: 2));
 
         StringAssert.Contains(error.Message, "writeback cannot pass segment 2");
         Assert.AreEqual(1UL, rig.Ring.WrittenBackId, "the segment before it is written back");

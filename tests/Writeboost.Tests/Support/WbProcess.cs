@@ -29,6 +29,10 @@ internal static class WbProcess
         throw new InvalidOperationException($"wb {string.Join(' ', arguments)} exited ({process.ExitCode}) before '{readyText}': {stderr.Result}");
     }
 
+    /// <summary>Starts wb with its output redirected and returns at once (the caller reads stdout and waits).</summary>
+    internal static Process Start(IReadOnlyDictionary<string, string>? environment, params string[] arguments) =>
+        Process.Start(Prepare(environment, arguments))!;
+
     /// <summary><c>wb create TABLE</c>, which must succeed: only create formats, so a test serving a fresh device runs it first.</summary>
     internal static void Create(IReadOnlyDictionary<string, string>? environment, IReadOnlyList<string> table)
     {
@@ -43,13 +47,14 @@ internal static class WbProcess
     {
         using Process process = Process.Start(Prepare(environment, arguments))!;
         Task<string> stderr = process.StandardError.ReadToEndAsync();
-        string stdout = process.StandardOutput.ReadToEnd();
+        Task<string> stdout = process.StandardOutput.ReadToEndAsync();
         if (!process.WaitForExit(120_000))
         {
+            // A wb that never ends (a server that should have refused, a hang) fails the test instead of stalling the run.
             process.Kill(entireProcessTree: true);
             throw new TimeoutException($"wb {string.Join(' ', arguments)} did not finish in 120 s");
         }
-        return new WbResult(process.ExitCode, stdout, stderr.Result);
+        return new WbResult(process.ExitCode, stdout.Result, stderr.Result);
     }
 
     private static ProcessStartInfo Prepare(IReadOnlyDictionary<string, string>? environment, string[] arguments)
@@ -59,7 +64,8 @@ internal static class WbProcess
             RedirectStandardOutput = true,
             RedirectStandardError = true,
         };
-        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "wb.dll"));
+        // WB_UNDER_TEST: another build's wb.dll, to show a test fails on it (an older commit) and passes on this one.
+        start.ArgumentList.Add(Environment.GetEnvironmentVariable("WB_UNDER_TEST") is { Length: > 0 } other ? other : Path.Combine(AppContext.BaseDirectory, "wb.dll"));
         foreach (string argument in arguments)
         {
             start.ArgumentList.Add(argument);
