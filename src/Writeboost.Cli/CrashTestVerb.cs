@@ -15,7 +15,7 @@ internal sealed class CrashTestVerb : MutantOptions
     [Option("mode", Default = "both", HelpText = "0, 1 or both.")]
     public string Mode { get; set; } = "both";
 
-    [Option("states", Default = 60_000L, HelpText = "States to check in all (shared by the campaigns, their schedules and rounds).")]
+    [Option("states", Default = 60_000L, HelpText = "Crash states of the recorded logs to check in all, shared by the campaigns, their schedules and rounds (a log with fewer states than its share passes the rest on); crashes of recovery itself come on top.")]
     public long States { get; set; }
 
     [Option("seed", Default = 1, HelpText = "Seed of the workloads, configurations, schedules and sampled states.")]
@@ -24,13 +24,13 @@ internal sealed class CrashTestVerb : MutantOptions
     [Option("ops", Default = 150, HelpText = "User operations per workload and round.")]
     public int Ops { get; set; }
 
-    [Option("workload", Default = "all", HelpText = "random, overwrite, wrap or all.")]
+    [Option("workload", Default = "all", HelpText = "random, overwrite, wrap, protocol (through the NBD server: WRITE, WRITE_ZEROES, TRIM ± FUA, FLUSH, reads, pipelined; with the first configuration of each mode) or all.")]
     public string Workload { get; set; } = "all";
 
-    [Option("config", Default = "spread", HelpText = "spread (the default configuration and seeded ones covering orders 10 and 11, several writers, the pmem block backend), default (only the 16 KiB-segment one), or random (seeded samples).")]
+    [Option("config", Default = "spread", HelpText = "spread (the default configuration and seeded ones that pin every table key and both pmem backends: order 10 with several writers, the pmem block backend, a barrier deadline, read caching and batched writeback; order 11 with periodic records and syncs; write-around with read caching), default (only the 16 KiB-segment one), or random (seeded samples).")]
     public string Config { get; set; } = "spread";
 
-    [Option("configs", Default = 3, HelpText = "How many configurations spread or random covers.")]
+    [Option("configs", Default = 4, HelpText = "How many configurations spread or random covers (spread pins every key with 4).")]
     public int Configs { get; set; }
 
     [Option("table", HelpText = "One configuration, as a table: \"<mode> <backing> <cache> [<pmem>] [<key> <value>]...\" (the paths are placeholders; the devices are in memory). Its mode is the campaign's.")]
@@ -152,9 +152,11 @@ internal sealed class CrashTestVerb : MutantOptions
         ProgressBar progress = ProgressBar.For("crash states", Json);
         using Interruption interruption = Interruption.Watch();
         _interruption = interruption;
+        long carried = 0;
         for (int index = 0; index < campaigns.Count && !interruption.Requested; index++)
         {
-            CampaignSpec spec = campaigns[index];
+            // A campaign whose logs hold fewer states than its share passes the rest on: --states N checks N.
+            CampaignSpec spec = campaigns[index] with { MaxStates = campaigns[index].MaxStates + carried };
             int at = index;
             void Report(long done, long total) =>
                 progress.Report((at + Math.Min(1.0, done / (double)Math.Max(1, total))) / campaigns.Count, $"campaign {at + 1}/{campaigns.Count}");
@@ -162,6 +164,7 @@ internal sealed class CrashTestVerb : MutantOptions
                 ? Campaign.Run(spec, stopAtFirst: Mutant != "none", Report, interruption.Token)
                 : Campaign.Check(spec with { Workload = CrashTest.Workload.Nbd }, RecordClient(spec), stopAtFirst: Mutant != "none", Report, cancel: interruption.Token);
             results.Add(result);
+            carried = Math.Max(0, spec.MaxStates - result.LogStates);
             if (result.Violations > 0)
             {
                 SaveHistory(result);
@@ -181,7 +184,7 @@ internal sealed class CrashTestVerb : MutantOptions
                 {
                     break;
                 }
-                (CampaignResult? catching, long states) = (plan with { Modes = [shown.Mode], Mutant = bug.Name, Configs = plan.Table is null ? plan.Configs : ConfigChoice.Spread }).Hunt(shown.Workload, interruption.Token);
+                (CampaignResult? catching, long states) = (plan with { Modes = [shown.Mode], Mutant = bug.Name, Configs = plan.Table is null ? plan.Configs : ConfigChoice.Spread }).Hunt(shown.Workload, shown.Key, interruption.Token);
                 if (!interruption.Requested || catching is not null)
                 {
                     mutants.Add((bug.Name, catching is not null, states));
@@ -201,7 +204,7 @@ internal sealed class CrashTestVerb : MutantOptions
     /// <summary>A seeded bug lives in one mode, and the catalogue names the workload that shows it: those campaigns first.</summary>
     private IReadOnlyList<CampaignSpec> Ordered(IReadOnlyList<CampaignSpec> campaigns) =>
         MutantCatalogue.Find(Mutant)?.CaughtBy.GetValueOrDefault(Sweep.Crash) is { } seeded
-            ? [.. campaigns.OrderBy(c => c.Mode == seeded.Mode ? 0 : 1).ThenBy(c => c.Workload == seeded.Workload ? 0 : 1)]
+            ? [.. campaigns.OrderBy(c => c.Mode == seeded.Mode ? 0 : 1).ThenBy(c => seeded.Key is not null && c.Config.Keys.ContainsKey(seeded.Key) ? 0 : 1).ThenBy(c => c.Workload == seeded.Workload ? 0 : 1)]
             : campaigns;
 
     /// <summary>The options that make a campaign what it is: shards of one plan carry the same ones.</summary>
@@ -357,7 +360,7 @@ internal sealed class CrashTestVerb : MutantOptions
     {
         CacheMode[] modes = SweepArguments.Modes(Mode);
         Workload[] workloads = NbdClient is not null ? [CrashTest.Workload.Nbd]
-            : Workload == "all" ? [CrashTest.Workload.Random, CrashTest.Workload.Overwrite, CrashTest.Workload.Wrap]
+            : Workload == "all" ? [CrashTest.Workload.Random, CrashTest.Workload.Overwrite, CrashTest.Workload.Wrap, CrashTest.Workload.Protocol]
             : [ParseWorkload(Workload)];
         ConfigChoice choice = Table is not null ? ConfigChoice.Table : NbdClient is not null ? ConfigChoice.Default : Config switch
         {
@@ -493,6 +496,8 @@ internal sealed class CrashTestVerb : MutantOptions
             {
                 StatesGenerated = results.Sum(r => r.StatesGenerated),
                 StatesChecked = statesChecked,
+                StatesRequested = sharded is null ? States : (long?)null,
+                LogStates = results.Sum(r => r.LogStates),
                 Violations = violations,
                 StatesPerSecond = statesChecked / Math.Max(checkSeconds, 1e-9),
                 Seconds = seconds,
@@ -573,6 +578,11 @@ internal sealed class CrashTestVerb : MutantOptions
             Console.WriteLine(sharded.ToString());
         }
         Console.WriteLine($"states checked: {statesChecked}, violations: {violations}, states/s: {statesChecked / Math.Max(checkSeconds, 1e-9):F0} (checking; {seconds:F1} s in all, {results.Sum(r => r.RecordSeconds):F1} s recording)" + (Mutant == "none" ? "" : $" (mutant {Mutant})"));
+        if (sharded is null && Mutant == "none" && InterruptedLine(statesChecked) is null)
+        {
+            long logStates = results.Sum(r => r.LogStates);
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"of them {logStates} crash states of the logs, as --states {States} asked{(logStates < States ? $" ({States - logStates} fewer: the last logs hold no more)" : "")}, and {results.Sum(r => r.RecoveryCrashStates)} crashes of recovery itself on top"));
+        }
         Console.WriteLine($"coverage: {coverage.PointsChecked} of {coverage.CrashPoints} crash points in {coverage.Logs} logs; states: prefix {coverage.Prefix}, subset {coverage.Subset}, torn {coverage.Torn}, pmem-prefix {coverage.PmemPrefix}, during-recovery {coverage.DuringRecovery}, second-crash {coverage.SecondCrash}; live reads {coverage.LiveReads}");
         if (failed is not null)
         {
@@ -619,6 +629,7 @@ internal sealed class CrashTestVerb : MutantOptions
         "overwrite" => CrashTest.Workload.Overwrite,
         "wrap" => CrashTest.Workload.Wrap,
         "nbd" => CrashTest.Workload.Nbd,
-        _ => throw new UsageException($"--workload {name}: expected random, overwrite or wrap" + (name == "all" ? " (one of them, with --replay)" : "")),
+        "protocol" => CrashTest.Workload.Protocol,
+        _ => throw new UsageException($"--workload {name}: expected random, overwrite, wrap or protocol" + (name == "all" ? " (one of them, with --replay)" : "")),
     };
 }

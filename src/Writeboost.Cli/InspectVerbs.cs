@@ -110,9 +110,14 @@ internal sealed class CheckVerb : InspectOptions
         List<SlotReport> used = report.Slots.Where(s => !s.IsEmpty).ToList();
         List<SlotReport> damaged = used.Where(s => !s.IdMatchesSlot || !s.ChecksumValid || s.HeaderExtension == HeaderExtensionState.Damaged).ToList();
         List<string> problems = [];
-        if (report.Superblock is SuperblockState.CorruptMagic or SuperblockState.CorruptExtension or SuperblockState.Unformatted)
+        if (report.Superblock is SuperblockState.CorruptMagic or SuperblockState.CorruptExtension or SuperblockState.Unformatted or SuperblockState.FormatInterrupted)
         {
-            problems.Add($"sector 0 is {(report.Superblock == SuperblockState.Unformatted ? "blank" : $"damaged ({report.Superblock})")}: the device refuses to open it without --reformat");
+            problems.Add(report.Superblock switch
+            {
+                SuperblockState.Unformatted => "sector 0 is blank: the device refuses to open it without --reformat",
+                SuperblockState.FormatInterrupted => "a format of this device was interrupted (a crash): it is not a cache yet; wb create formats it",
+                _ => $"sector 0 is damaged ({report.Superblock}): the device refuses to open it without --reformat",
+            });
         }
         if (report.RecordWarning is not null)
         {

@@ -25,6 +25,8 @@ public enum Workload
     Wrap,
     /// <summary>A real client's requests through the NBD server (e.g. fio's nbd engine), over a 1 MiB device.</summary>
     Nbd,
+    /// <summary>The NBD server in process, driven by the harness's client with the protocol's whole write vocabulary (WRITE, WRITE_ZEROES, TRIM, each ± FUA, FLUSH, reads), pipelined; the client's requests are the marks.</summary>
+    Protocol,
 }
 
 /// <summary>One campaign: a workload run in one mode and one device configuration, recorded, then crash states checked.</summary>
@@ -133,6 +135,9 @@ public sealed record CampaignResult(
 {
     /// <summary>Of the states checked, those made by crashing recovery itself and recovering again.</summary>
     public long RecoveryCrashStates { get; init; }
+
+    /// <summary>The crash states of the logs' samples, every shard's (what <see cref="CampaignSpec.MaxStates"/> buys; recovery crashes come on top).</summary>
+    public long LogStates { get; init; }
 
     public CampaignCoverage Coverage { get; init; } = new();
 
@@ -258,15 +263,34 @@ public static partial class Campaign
     private static CrashLog RecordRound(CampaignSpec spec, Media media, int schedule, int round, int workloadSeed, out byte[] recovered)
     {
         CrashLog log = new();
-        ScheduleHooks hooks = schedule == 0 ? ScheduleHooks.None : new PerturbedSchedule(StateSeed.Of(spec.Seed, schedule, 0x5C4E));
+        // The focus point of this recording: the perturbed recordings of a campaign take consecutive points, and the
+        // campaigns of one configuration (its workloads) continue where the one before stopped, so every point of
+        // the device is held open in some recording of every configuration; the start is the seed's.
+        int recordings = Math.Max(1, spec.Schedules - 1) * spec.RoundCount;
+        int campaignOffset = (int)spec.Workload * recordings
+            + StateSeed.Of(spec.Seed, (int)spec.Mode, (int)Cache.Format.Crc32C.Compute(System.Text.Encoding.UTF8.GetBytes(spec.Config.ToTable(spec.Mode))));
+        ScheduleHooks hooks = schedule == 0 ? ScheduleHooks.None : new PerturbedSchedule(StateSeed.Of(spec.Seed, schedule, 0x5C4E),
+            focus: PerturbedSchedule.FocusFor((schedule - 1) * spec.RoundCount + (round - 1), campaignOffset));
         ICrashTargetDevice device = spec.ResolvedTarget.Open(RecordedDevices(spec, media, log), new TargetOpen(Live: true, schedule, spec.Seed) { Hooks = hooks });
         try
         {
             recovered = new byte[device.SizeBytes];
             device.Read(0, recovered);
+            Nbd.NbdServerFaults serverFaults = MutantCatalogue.Find(spec.Mutant)?.ServerHooks ?? Nbd.NbdServerFaults.None;
             if (spec.Script is { } script)
             {
-                WorkloadRunner.RunScript(device, log, script[round - 1]);
+                if (spec.Workload == Workload.Protocol)
+                {
+                    NbdProtocolRunner.RunScript(device, log, script[round - 1], serverFaults);
+                }
+                else
+                {
+                    WorkloadRunner.RunScript(device, log, script[round - 1]);
+                }
+            }
+            else if (spec.Workload == Workload.Protocol)
+            {
+                NbdProtocolRunner.Run(device, log, workloadSeed, spec.Ops, spec.ReadPercent, serverFaults);
             }
             else
             {
@@ -303,7 +327,8 @@ public static partial class Campaign
             throw new ArgumentException($"a campaign needs at least one schedule and one round (got {spec.Schedules} and {spec.RoundCount})");
         }
         Tally tally = new(spec, stopAtFirst, progress) { Counts = counts, Cancel = cancel };
-        long budget = Math.Max(1, spec.MaxStates / (spec.Schedules * spec.RoundCount));
+        int logs = spec.Schedules * spec.RoundCount;
+        int logIndex = 0;
         for (int schedule = spec.FirstSchedule; schedule < spec.FirstSchedule + spec.Schedules && !tally.Stopped; schedule++)
         {
             Media media = BlankMedia(spec);
@@ -328,6 +353,8 @@ public static partial class Campaign
                 tally.RecordSeconds += Stopwatch.GetElapsedTime(recordStart).TotalSeconds;
                 rounds.Add(new HistoryRound(log));
                 Oracle oracle = new(log.Events, recovered);
+                // What earlier logs did not spend (a short log has fewer states than its share) goes to the later ones.
+                long budget = Math.Max(1, (spec.MaxStates - tally.LogStates) / Math.Max(1, logs - logIndex++));
                 LogCheck check = new(spec, log, media, oracle, previous, schedule, round, budget);
                 CheckLog(check, tally, rounds);
                 if (round < spec.RoundCount && !tally.Stopped)
@@ -487,6 +514,8 @@ public static partial class Campaign
         public long Checked;
         public long Violations;
         public long RecoveryCrashStates;
+        /// <summary>The states the logs' samples hold (recovery crashes aside), all shards' together: what the budget pays for.</summary>
+        public long LogStates;
         public double RecordSeconds;
         public int Events;
         public CampaignCoverage Coverage = new();
@@ -521,6 +550,7 @@ public static partial class Campaign
         public CampaignResult Result() => new(spec, Events, Generated, Checked, Violations, _clock.Elapsed.TotalSeconds, FirstViolation, FirstSite?.CrashPoint, FirstSite?.Variant)
         {
             RecoveryCrashStates = RecoveryCrashStates,
+            LogStates = LogStates,
             RecordSeconds = RecordSeconds,
             Coverage = Coverage,
             FirstViolationSite = FirstSite,
@@ -555,15 +585,19 @@ public static partial class Campaign
         for (int index = 0; index < sample.Points.Count && !tally.Stopped; index++)
         {
             int point = sample.Points[index];
+            timelines.AdvanceTo(events, point);
+            List<StateKind> kinds = CrashStates.ExtraKinds(timelines);
+            int variants = sample.StatesAt(point, CrashStates.VariantCount(timelines, kinds, sample.StatesPerPoint)); // the budget, exactly
+            if (check.OnlyPoint is null)
+            {
+                tally.LogStates += variants; // every shard counts every point: the same figure everywhere, the campaign's
+            }
             if (index % spec.Shards != spec.Shard || (check.OnlyPoint is { } only && only != point))
             {
                 continue;
             }
-            timelines.AdvanceTo(events, point);
             bool duringRecovery = later && point <= check.FirstUserEvent;
             Judge judge = duringRecovery ? check.Previous! : new Judge(check.Oracle, point);
-            List<StateKind> kinds = CrashStates.ExtraKinds(timelines);
-            int variants = CrashStates.VariantCount(timelines, kinds, sample.StatesPerPoint);
             tally.Coverage += new CampaignCoverage { PointsChecked = 1 };
             for (int variant = 0; variant < variants && !tally.Stopped; variant++)
             {

@@ -26,7 +26,7 @@ public sealed record CampaignPlan(
     long States,
     string Mutant = "none",
     ConfigChoice Configs = ConfigChoice.Spread,
-    int ConfigCount = 3,
+    int ConfigCount = 4,
     (CacheMode Mode, CrashConfig Config)? Table = null,
     int Schedules = 3,
     int Rounds = 2,
@@ -56,23 +56,19 @@ public sealed record CampaignPlan(
                 configs.AddRange(chosen.Select(c => (mode, c)));
             }
         }
-        int count = configs.Count * Workloads.Count;
-        long perCampaign = Math.Max(1, States / Math.Max(1, count));
-        List<CampaignSpec> campaigns = [];
-        foreach ((CacheMode mode, CrashConfig config) in configs)
+        // The NBD path judges the server: one configuration (the first, per mode) is enough for it.
+        List<(CacheMode Mode, CrashConfig Config, Workload Workload)> runs = [.. from c in configs
+            from workload in Workloads
+            where workload != Workload.Protocol || ReferenceEquals(c.Config, configs.First(f => f.Mode == c.Mode).Config)
+            select (c.Mode, c.Config, workload)];
+        long perCampaign = Math.Max(1, States / Math.Max(1, runs.Count));
+        return [.. runs.Select(run => new CampaignSpec(run.Mode, run.Workload, Seed, Ops, perCampaign, Mutant, Shard, Shards)
         {
-            foreach (Workload workload in Workloads)
-            {
-                campaigns.Add(new CampaignSpec(mode, workload, Seed, Ops, perCampaign, Mutant, Shard, Shards)
-                {
-                    Config = config,
-                    Schedules = Schedules,
-                    Rounds = Rounds,
-                    ReadPercent = ReadPercent,
-                });
-            }
-        }
-        return campaigns;
+            Config = run.Config,
+            Schedules = Schedules,
+            Rounds = Rounds,
+            ReadPercent = ReadPercent,
+        })];
     }
 
     /// <summary>
@@ -81,10 +77,11 @@ public sealed record CampaignPlan(
     /// names for the bug) before the others, to be quick. Returns the catching campaign (null: not caught) and
     /// the states checked until then.
     /// </summary>
-    public (CampaignResult? Catching, long States) Hunt(Workload? first = null, CancellationToken cancel = default)
+    /// <param name="key">A table key the bug needs (the catalogue's <see cref="Mutants.Exposure.Key"/>): configurations with it go first.</param>
+    public (CampaignResult? Catching, long States) Hunt(Workload? first = null, string? key = null, CancellationToken cancel = default)
     {
         long states = 0;
-        foreach (CampaignSpec spec in Campaigns().OrderBy(c => c.Workload == first ? 0 : 1))
+        foreach (CampaignSpec spec in Campaigns().OrderBy(c => key is not null && c.Config.Keys.ContainsKey(key) ? 0 : 1).ThenBy(c => c.Workload == first ? 0 : 1))
         {
             if (cancel.IsCancellationRequested)
             {

@@ -183,7 +183,8 @@ public static partial class Campaign
         ArgumentNullException.ThrowIfNull(campaign);
         CampaignSpec spec = campaign.Spec with { Shard = shard, Shards = shards };
         Tally tally = new(spec, stopAtFirst: false, progress) { Cancel = cancel };
-        long budget = Math.Max(1, spec.MaxStates / (spec.Schedules * spec.RoundCount));
+        int logs = spec.Schedules * spec.RoundCount;
+        int logIndex = 0;
         foreach (RecordedSchedule recorded in campaign.Schedules)
         {
             IReadOnlyList<HistoryRound> rounds = recorded.History.Rounds;
@@ -194,6 +195,7 @@ public static partial class Campaign
             {
                 // As the recorded run: the round's oracle starts from what its device read on opening (recovery is deterministic).
                 Oracle oracle = new(rounds[r].Log.Events, InitialContent(spec, media, previous));
+                long budget = Math.Max(1, (spec.MaxStates - tally.LogStates) / Math.Max(1, logs - logIndex++));
                 CheckLog(new LogCheck(spec, rounds[r].Log, media, oracle, previous, schedule, r + 1, budget), tally, [.. rounds.Take(r + 1)]);
                 if (r < rounds.Count - 1)
                 {

@@ -40,7 +40,7 @@ public sealed class NbdClient : IDisposable
     // Requests go out through this: Send gathers pipelined requests, and they leave together at the next Receive
     // (or Flush of it), so the server sees them at once, as it would from a client with a queue depth.
     private readonly BufferedStream _out;
-    private readonly Dictionary<ulong, (ushort Command, Memory<byte> ReadInto)> _pending = [];
+    private readonly Dictionary<ulong, (ushort Command, Memory<byte> ReadInto, uint Length)> _pending = [];
     private ulong _handle;
 
     private NbdClient(Socket socket, string exportName)
@@ -142,7 +142,7 @@ public sealed class NbdClient : IDisposable
         {
             _out.Write(payload.Span);
         }
-        _pending[handle] = (code, code == CmdRead ? readInto[..(int)lengthBytes] : default);
+        _pending[handle] = (code, code == CmdRead && readInto.Length >= lengthBytes ? readInto[..(int)lengthBytes] : readInto, lengthBytes);
         return handle;
     }
 
@@ -153,13 +153,18 @@ public sealed class NbdClient : IDisposable
         Span<byte> reply = stackalloc byte[16];
         _stream.ReadExactly(reply);
         ulong handle = BinaryPrimitives.ReadUInt64BigEndian(reply[8..]);
-        if (BinaryPrimitives.ReadUInt32BigEndian(reply) != SimpleReplyMagic || !_pending.Remove(handle, out (ushort Command, Memory<byte> ReadInto) request))
+        if (BinaryPrimitives.ReadUInt32BigEndian(reply) != SimpleReplyMagic || !_pending.Remove(handle, out (ushort Command, Memory<byte> ReadInto, uint Length) request))
         {
             throw new InvalidDataException("the server's reply does not answer a request sent");
         }
         uint error = BinaryPrimitives.ReadUInt32BigEndian(reply[4..]);
         if (error == 0 && request.Command == CmdRead)
         {
+            if (request.ReadInto.Length < request.Length)
+            {
+                // A read longer than the caller's buffer succeeded: the data must still be taken off the stream.
+                throw new InvalidDataException($"the server answered a read of {request.Length} bytes with data, but the caller gave room for {request.ReadInto.Length}");
+            }
             _stream.ReadExactly(request.ReadInto.Span);
         }
         return (handle, error);

@@ -37,6 +37,9 @@ public sealed class NbdServer : IDisposable
         _exportName = exportName;
     }
 
+    /// <summary>The answers at the server's decision points: the product's own unless the crash harness plants a seeded bug.</summary>
+    internal NbdServerFaults Faults { get; init; } = NbdServerFaults.None;
+
     /// <summary>Where it listens (a unix socket path or an IP endpoint), once started.</summary>
     public EndPoint? EndPoint => _listener?.LocalEndPoint;
 
@@ -109,16 +112,14 @@ public sealed class NbdServer : IDisposable
         }
     }
 
-    /// <summary>How often <see cref="Stop"/> says what it still waits for.</summary>
-    public static TimeSpan StopReportInterval { get; set; } = TimeSpan.FromSeconds(30);
-
     /// <summary>
     /// Stops accepting, lets every connection finish the requests it has in flight, and closes them. A request is
     /// never cut short (its client may have been told nothing yet, and the device is closed after this): however
-    /// long a slow device takes, the stop waits, and every <see cref="StopReportInterval"/> it tells
-    /// <paramref name="waiting"/> how many requests are still in flight.
+    /// long a slow device takes, the stop waits, and every <paramref name="reportEvery"/> (default 30 s) it tells
+    /// <paramref name="waiting"/> how many requests are still in flight. Requests a client had sent that were not
+    /// started yet are answered with ESHUTDOWN.
     /// </summary>
-    public void Stop(Action<string>? waiting = null)
+    public void Stop(Action<string>? waiting = null, TimeSpan? reportEvery = null)
     {
         _stopping = true;
         _listener?.Close();
@@ -134,7 +135,7 @@ public sealed class NbdServer : IDisposable
         }
         foreach (Connection connection in connections)
         {
-            while (!connection.WaitClosed(StopReportInterval))
+            while (!connection.WaitClosed(reportEvery ?? TimeSpan.FromSeconds(30)))
             {
                 waiting?.Invoke($"still waiting for {connections.Sum(c => c.InFlight)} request(s) in flight on {connections.Count(c => !c.IsClosed)} connection(s) (a slow device); they complete or fail, and are never cut short");
             }
@@ -453,7 +454,35 @@ public sealed class NbdServer : IDisposable
                 _outstanding.AddCount();
                 ThreadPool.UnsafeQueueUserWorkItem(_ => ServeInPool(flags, type, handle, offset, length, rented), null);
             }
+            RefuseReceived();
             SendPendingReplies();
+        }
+
+        /// <summary>
+        /// Stopping: requests the client sent that are already here but were not started are answered with
+        /// ESHUTDOWN (the protocol's word for it), so it knows they were not done, instead of losing the connection
+        /// with them unanswered.
+        /// </summary>
+        private void RefuseReceived()
+        {
+            while (_receiveEnd - _receiveStart >= RequestHeaderBytes)
+            {
+                ReadOnlySpan<byte> header = _receive.AsSpan(_receiveStart, RequestHeaderBytes);
+                if (BinaryPrimitives.ReadUInt32BigEndian(header) != RequestMagic)
+                {
+                    return;
+                }
+                ushort type = BinaryPrimitives.ReadUInt16BigEndian(header[6..]);
+                ulong handle = BinaryPrimitives.ReadUInt64BigEndian(header[8..]);
+                uint length = BinaryPrimitives.ReadUInt32BigEndian(header[24..]);
+                int payload = type == CmdWrite ? (int)Math.Min(length, (uint)MaxPayloadBytes) : 0;
+                if (type == CmdDisc || _receiveEnd - _receiveStart < RequestHeaderBytes + payload)
+                {
+                    return; // a disconnect, or a write whose payload is not all here: nothing more to answer
+                }
+                _receiveStart += RequestHeaderBytes + payload;
+                QueueReply(handle, EShutdown, []);
+            }
         }
 
         /// <summary>
@@ -588,7 +617,7 @@ public sealed class NbdServer : IDisposable
                             int n = (int)Math.Min(Zeros.Length, length - done);
                             server._device.Write(offset + done, Zeros.AsSpan(0, n));
                         }
-                        if (fua == WriteOptions.Fua)
+                        if (fua == WriteOptions.Fua && server.Faults.FuaWriteZeroesFlushesBeforeAck)
                         {
                             server._device.Flush();
                         }

@@ -52,6 +52,9 @@ internal class FaultHooks
 
     // Writeback.
 
+    /// <summary>A writeback batch that failed (a transient backing write error) is tried again after a pause, not given up.</summary>
+    internal virtual bool WritebackRetriesAfterError => true;
+
     /// <summary>Written-back blocks are marked clean (and their slots freed) only after the backing store is flushed.</summary>
     internal virtual bool WritebackFlushesBackingBeforeClean => true;
 
@@ -62,6 +65,9 @@ internal class FaultHooks
 
     /// <summary>A read of a poisoned block fails (its acknowledged data is lost; its older data is not served).</summary>
     internal virtual bool PoisonedBlockFailsReads => true;
+
+    /// <summary>Write-around: no read caches a block while a write of it is on its way to the backing store.</summary>
+    internal virtual bool WriteAroundKeepsReadCacheOut => true;
 
     /// <summary>A read of a block in a RAM buffer takes from the buffer only the sectors it holds.</summary>
     internal virtual bool BufferServesOnlyHeldSectors => true;

@@ -47,16 +47,21 @@ public sealed partial class WriteboostDevice
 {
     /// <summary>
     /// Formats the cache device, as dm-writeboost does, so that a crash at any point leaves either the old
-    /// state or an unformatted device, never a half-made cache that replays:
-    /// 1. zero the superblock region (magic and record gone first);
-    /// 2. zero the metadata block of every segment slot (no old segment can replay);
+    /// state or a device that says its format was interrupted, never a half-made cache that replays, nor old
+    /// segments behind a blank sector 0 (which looks like a damaged cache, refused for its dirty data):
+    /// 1. sector 0 without the magic, saying a format is under way (FUA): the old cache is given up from here;
+    /// 2. zero the rest of the superblock region (the record) and the metadata block of every segment slot (no old
+    ///    segment can replay);
     /// 3. flush the cache device;
     /// 4. write sector 0 — magic, geometry, identity — with FUA, last.
     /// </summary>
     private void Format(bool wasFormatted)
     {
         byte[] zeros = new byte[CacheGeometry.SuperblockRegionBytes];
-        _cache.Write(0, zeros);
+        byte[] formatting = new byte[SuperblockHeaderOnDisk.WriteBytes];
+        (_superblock with { Flags = SuperblockHeaderOnDisk.FlagFormatting }).WriteTo(formatting);
+        _cache.Write(0, formatting, WriteOptions.Fua);
+        _cache.Write(SuperblockHeaderOnDisk.WriteBytes, zeros.AsSpan(SuperblockHeaderOnDisk.WriteBytes));
         for (long slot = 0; slot < Geometry.NrSegments; slot++)
         {
             _cache.Write(Geometry.SegmentStartBytes(slot), zeros.AsSpan(0, Units.BlockBytes));

@@ -334,7 +334,14 @@ public sealed partial class WriteboostDevice
             {
                 // Until the backing write lands, a read miss of the block would read the old data: no cell may
                 // stage it (it would serve the old data, as clean, after this write was acknowledged).
-                _readCache.BeginWriteAroundLocked(piece.Block);
+                if (Faults.WriteAroundKeepsReadCacheOut)
+                {
+                    _readCache.BeginWriteAroundLocked(piece.Block);
+                }
+                else
+                {
+                    _readCache.CancelLocked(piece.Block);
+                }
                 bool hit = _cacheIndex.TryFind(piece.Block, out int g);
                 CountStat(write: true, hit, onBuffer: false, fullsize: piece.SectorCount == Units.SectorsPerBlock);
                 if (hit)
@@ -354,7 +361,10 @@ public sealed partial class WriteboostDevice
             {
                 foreach (BlockPiece piece in new BlockPieces(offsetBytes, source.Length))
                 {
-                    _readCache.EndWriteAroundLocked(piece.Block);
+                    if (Faults.WriteAroundKeepsReadCacheOut)
+                    {
+                        _readCache.EndWriteAroundLocked(piece.Block);
+                    }
                 }
             }
         }

@@ -152,11 +152,14 @@ public sealed partial class WriteboostDevice : IBlockDevice
             throw new InvalidDataException(
                 $"cache device {cache.Name}: sector 0 is blank, but {evidence}: a damaged superblock; refusing to format over a cache that may hold dirty data (wb check --segment-size-order N to inspect it, wb create --reformat to start over)");
         }
-        if (superblock.State == SuperblockState.Unformatted && !options.Reformat && !options.FormatUnformatted)
+        bool blank = superblock.State is SuperblockState.Unformatted or SuperblockState.FormatInterrupted;
+        if (blank && !options.Reformat && !options.FormatUnformatted)
         {
-            throw new TableException($"cache device {cache.Name} is not a writeboost cache (sector 0 holds no superblock): `wb create` formats it");
+            throw new TableException(superblock.State == SuperblockState.FormatInterrupted
+                ? $"cache device {cache.Name} holds a format that was interrupted (a crash while it was formatted): it is not a cache yet; `wb create` formats it"
+                : $"cache device {cache.Name} is not a writeboost cache (sector 0 holds no superblock): `wb create` formats it");
         }
-        bool format = options.Reformat || superblock.State == SuperblockState.Unformatted;
+        bool format = options.Reformat || blank;
         int order = ChooseSegmentSizeOrder(superblock, tunables, format, cache.Name);
         CacheGeometry geometry = CacheGeometry.For(cache.SizeBytes, order, cache.Name);
         if (pmem is not null)
@@ -173,8 +176,11 @@ public sealed partial class WriteboostDevice : IBlockDevice
                     $"cache device {cache.Name} was last used in mode 1 and its pmem buffer may hold acknowledged writes: open it in mode 1 with its pmem device (which writes the buffer to the cache) and close it cleanly before using mode 0 (--discard-pmem opens it without them: they are lost)");
             }
         }
+        // An interrupted format is finished under the cache's own uuid: its pmem buffer (cleared or half formatted
+        // for it) is still its own, not another cache's.
+        Guid cacheUuid = superblock.State == SuperblockState.FormatInterrupted && !options.Reformat ? superblock.Header!.CacheUuid : Guid.NewGuid();
         SuperblockHeaderOnDisk header = format
-            ? new SuperblockHeaderOnDisk(order, Guid.NewGuid(), backing.SizeBytes, cache.SizeBytes)
+            ? new SuperblockHeaderOnDisk(order, cacheUuid, backing.SizeBytes, cache.SizeBytes)
             {
                 Bindings = CacheBindings.None with { BackingIdentity = CacheBindings.Fit(options.BackingIdentity?.Identity ?? ""), BackingPath = options.BackingIdentity?.Path ?? "" },
             }
@@ -191,11 +197,12 @@ public sealed partial class WriteboostDevice : IBlockDevice
         {
             if (format)
             {
-                device.Format(superblock.State != SuperblockState.Unformatted);
+                device.Format(superblock.State is not (SuperblockState.Unformatted or SuperblockState.FormatInterrupted));
                 if (pmem is not null)
                 {
-                    // Only --reformat (or --discard-pmem) takes over a pmem region that belongs to another cache, even for a new cache.
-                    PmemClaim claim = new(header.CacheUuid, cache.Name, Guid.Empty, OwnBufferMayHoldWrites: false, options.Reformat, options.DiscardPmem);
+                    // Only --reformat (or --discard-pmem) takes over a pmem region that belongs to another cache, even for a
+                    // new cache; the cache's own buffer (an interrupted format's) is formatted with it.
+                    PmemClaim claim = new(header.CacheUuid, cache.Name, Guid.Empty, OwnBufferMayHoldWrites: false, options.Reformat, options.DiscardPmem) { FormatOwn = true };
                     device._pmem = PmemBufferPool.Open(pmem, PmemLayoutFor(geometry, options), claim, out PmemOpened opened);
                     device._pmem.Faults = device.Faults;
                     device.FinishPmemOpen(opened);
@@ -234,7 +241,7 @@ public sealed partial class WriteboostDevice : IBlockDevice
     {
         byte[] sector = new byte[SuperblockHeaderOnDisk.WriteBytes];
         backing.Read(0, sector);
-        if (SuperblockHeaderOnDisk.Read(sector).State is SuperblockState.Formatted or SuperblockState.CorruptMagic)
+        if (SuperblockHeaderOnDisk.Read(sector).State is SuperblockState.Formatted or SuperblockState.CorruptMagic or SuperblockState.FormatInterrupted)
         {
             throw new TableException(
                 $"the backing device {backing.Name} holds a writeboost cache superblock: are the backing and cache devices ({backing.Name}, {cache.Name}) swapped? Refusing to go on, which would format the backing store as a cache");

@@ -12,7 +12,8 @@ namespace Writeboost.Cache.Format;
 ///   64    4 extension magic      0x58454257 "WBEX"
 ///   68    2 extension version    1
 ///   70    1 segment_size_order   4..11
-///   71    1 flags                bit 0: a pmem buffer (mode 1) may hold acknowledged writes
+///   71    1 flags                bit 0: a pmem buffer (mode 1) may hold acknowledged writes;
+///                                bit 1: a format is in progress (written without the magic, first in a format)
 ///   72   16 cache uuid           random at format; a pmem buffer names the cache it belongs to by it
 ///   88    8 backing size bytes   at format; a different backing device is refused
 ///   96    8 cache size bytes     at format
@@ -34,13 +35,19 @@ public sealed record SuperblockHeaderOnDisk(int SegmentSizeOrder, Guid CacheUuid
     public const int WriteBytes = Units.BlockBytes;
     /// <summary>Set while the cache runs in mode 1: its pmem buffer may hold acknowledged writes, so mode 0 must refuse it.</summary>
     public const byte FlagPmemBufferLive = 0x1;
+    /// <summary>
+    /// Sector 0 written first in a format, without the magic: a crash before the format's last write leaves a device
+    /// that says so (<see cref="SuperblockState.FormatInterrupted"/>), not one that looks like a cache whose sector 0
+    /// was damaged (old segments still intact after a blank sector 0), which is refused for the dirty data it may hold.
+    /// </summary>
+    public const byte FlagFormatting = 0x2;
     private const int ExtensionOffset = 64;
     private const int ExtensionChecksumOffset = 104;
 
     public void WriteTo(Span<byte> sector)
     {
         sector[..WriteBytes].Clear();
-        BinaryPrimitives.WriteUInt32LittleEndian(sector, Magic);
+        BinaryPrimitives.WriteUInt32LittleEndian(sector, (Flags & FlagFormatting) != 0 ? 0u : Magic);
         BinaryPrimitives.WriteUInt32LittleEndian(sector[ExtensionOffset..], ExtensionMagic);
         BinaryPrimitives.WriteUInt16LittleEndian(sector[68..], ExtensionVersion);
         sector[70] = (byte)SegmentSizeOrder;
@@ -59,8 +66,13 @@ public sealed record SuperblockHeaderOnDisk(int SegmentSizeOrder, Guid CacheUuid
         if (BinaryPrimitives.ReadUInt32LittleEndian(sector) != Magic)
         {
             // A device that never held a cache has no extension either; an intact extension without the magic is
-            // a damaged cache, and formatting it would throw its dirty data away.
-            return new SuperblockReadResult(extension is null ? SuperblockState.Unformatted : SuperblockState.CorruptMagic, extension);
+            // a damaged cache, and formatting it would throw its dirty data away — unless it says a format was under
+            // way: then what the device held was given up when the format began.
+            return new SuperblockReadResult(
+                extension is null ? SuperblockState.Unformatted
+                : (extension.Flags & FlagFormatting) != 0 ? SuperblockState.FormatInterrupted
+                : SuperblockState.CorruptMagic,
+                extension);
         }
         if (extension is not null)
         {
@@ -175,6 +187,8 @@ public enum SuperblockState
     CorruptExtension,
     /// <summary>An intact extension without the magic: a damaged sector 0 of a cache.</summary>
     CorruptMagic,
+    /// <summary>A format began and did not finish (a crash): nothing on the device is a cache any more; a format may start over.</summary>
+    FormatInterrupted,
 }
 
 public readonly record struct SuperblockReadResult(SuperblockState State, SuperblockHeaderOnDisk? Header);

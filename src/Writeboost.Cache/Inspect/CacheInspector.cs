@@ -72,7 +72,7 @@ public static class CacheInspector
         byte[] block = new byte[Units.BlockBytes];
         cache.Read(0, block);
         SuperblockReadResult superblock = SuperblockHeaderOnDisk.Read(block);
-        if (superblock.State is SuperblockState.Unformatted && segmentSizeOrder is null)
+        if (superblock.State is SuperblockState.Unformatted or SuperblockState.FormatInterrupted && segmentSizeOrder is null)
         {
             throw new InvalidDataException($"{cache.Name} holds no writeboost cache (no magic in sector 0; give the segment size order to inspect its slots anyway)");
         }

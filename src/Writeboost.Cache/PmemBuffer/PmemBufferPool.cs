@@ -28,7 +28,11 @@ internal sealed record RecoveredBuffer(ulong SegmentId, int Buffer, IReadOnlyLis
 /// <param name="OwnBufferMayHoldWrites">The cache was not closed cleanly in mode 1: its own buffer may hold acknowledged writes.</param>
 /// <param name="Format">Format whatever is there (a new cache's reformat).</param>
 /// <param name="Discard">Take the region even where that loses writes (<c>--discard-pmem</c>): format it.</param>
-internal sealed record PmemClaim(Guid CacheUuid, string CacheName, Guid RecordedPmemUuid, bool OwnBufferMayHoldWrites, bool Format, bool Discard);
+internal sealed record PmemClaim(Guid CacheUuid, string CacheName, Guid RecordedPmemUuid, bool OwnBufferMayHoldWrites, bool Format, bool Discard)
+{
+    /// <summary>The cache is being formatted: a buffer of its own is formatted too (its records belong to what the format gave up).</summary>
+    public bool FormatOwn { get; init; }
+}
 
 /// <summary>What opening the pool did: formatted it (with this uuid), and what it warns of.</summary>
 internal sealed record PmemOpened(bool Formatted, Guid PmemUuid, string? Warning);
@@ -125,7 +129,7 @@ internal sealed class PmemBufferPool
         }
         string? refusal = null;
         string? warning = null;
-        bool format = claim.Format;
+        bool format = claim.Format || (claim.FormatOwn && check.State == PmemHeaderState.Ours);
         if (!format)
         {
             switch (check.State)

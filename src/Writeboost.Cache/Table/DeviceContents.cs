@@ -44,6 +44,8 @@ public static class DeviceContents
                 return "a writeboost cache made by the kernel module";
             case SuperblockState.CorruptExtension or SuperblockState.CorruptMagic:
                 return "a damaged writeboost cache superblock";
+            case SuperblockState.FormatInterrupted:
+                return "a writeboost cache whose format was interrupted";
         }
         if (BinaryPrimitives.ReadUInt64LittleEndian(head) == PmemLayout.Magic)
         {

@@ -260,7 +260,7 @@ internal sealed class WritebackWorker : IDisposable
                     return;
                 }
                 // Nothing was marked clean: the same batch is tried again after a pause.
-                _monitor.StopSignal.Wait(_options.WritebackRetryDelay);
+                _monitor.StopSignal.Wait(Faults.WritebackRetriesAfterError ? _options.WritebackRetryDelay : Timeout.InfiniteTimeSpan);
             }
         }
     }

@@ -63,29 +63,59 @@ public sealed record CrashConfig(IReadOnlyDictionary<string, long> Keys, int Poo
 
     /// <summary>
     /// The configurations a default campaign covers: the default one, then seeded ones that take turns to pin
-    /// what a few samples might miss — order 10 with several writers and the pmem block backend, order 11 (the
-    /// 8-byte metablocks) — and beyond those, free samples. Any seed gives every pinned dimension.
+    /// every key of the table and both pmem backends, so a bug that lives under one tunable is met with every seed
+    /// (the values are seeded, the keys are not):
+    /// <list type="number">
+    /// <item>order 10, several writers, the pmem block backend, a barrier deadline, read caching, background writeback in batches;</item>
+    /// <item>order 11 (the 8-byte metablocks), dax, periodic superblock records and data syncs;</item>
+    /// <item>write-around with read caching and two writers (reads racing writes on their way to the backing store);</item>
+    /// </list>
+    /// and beyond those, free samples.
     /// </summary>
     public static IReadOnlyList<CrashConfig> Spread(int seed, int count)
     {
         List<CrashConfig> configs = [Default];
         for (int i = 1; i < count; i++)
         {
-            CrashConfig sampled = Random(States.StateSeed.Of(seed, i, 0xC0F));
+            int sampleSeed = States.StateSeed.Of(seed, i, 0xC0F);
+            CrashConfig sampled = Random(sampleSeed);
+            Random random = new(sampleSeed ^ 0x7E5);
+            T Pick<T>(params T[] choices) => choices[random.Next(choices.Length)];
             Dictionary<string, long> keys = new(sampled.Keys, StringComparer.OrdinalIgnoreCase);
-            configs.Add((i % 3) switch
+            keys.Remove(TunableSpecs.WriteAroundMode); // write-around caches no writes: only the config that pins it has it
+            configs.Add((i <= 3 ? i : 0) switch
             {
-                1 => sampled with { Keys = With(keys, 10), Writers = Math.Max(2, sampled.Writers), PmemBackend = PmemBackend.Block },
-                2 => sampled with { Keys = With(keys, 11), PmemBackend = PmemBackend.Dax },
+                1 => sampled with
+                {
+                    Keys = With(keys, 10, (TunableSpecs.BarrierDeadlineMs, Pick(1, 2, 3)), (TunableSpecs.ReadCacheThreshold, Pick(1, 4, 127)),
+                        (TunableSpecs.NrReadCacheCells, Pick(1, 8, 64)), (TunableSpecs.WritebackThreshold, Pick(30, 60, 100)), (TunableSpecs.NrMaxBatchedWriteback, Pick(1, 2, 4))),
+                    Writers = Math.Max(2, sampled.Writers),
+                    PmemBackend = PmemBackend.Block,
+                },
+                2 => sampled with
+                {
+                    Keys = With(keys, 11, (TunableSpecs.UpdateSbRecordInterval, 1), (TunableSpecs.SyncDataInterval, 1)),
+                    PmemBackend = PmemBackend.Dax,
+                },
+                3 => sampled with
+                {
+                    // One cell: a read miss is staged at once, so a read racing a write-around write is cached at once.
+                    Keys = With(new Dictionary<string, long>(StringComparer.OrdinalIgnoreCase), 5, (TunableSpecs.WriteAroundMode, 1),
+                        (TunableSpecs.ReadCacheThreshold, 127), (TunableSpecs.NrReadCacheCells, 1)),
+                    Writers = 2,
+                },
                 _ => sampled,
             });
         }
         return configs;
 
-        static Dictionary<string, long> With(Dictionary<string, long> keys, int order)
+        static Dictionary<string, long> With(Dictionary<string, long> keys, int order, params (string Key, long Value)[] pinned)
         {
             keys[TunableSpecs.SegmentSizeOrder] = order;
-            keys.Remove(TunableSpecs.WriteAroundMode); // write-around caches no writes: it would hide the order's format path
+            foreach ((string key, long value) in pinned)
+            {
+                keys[key] = value;
+            }
             return keys;
         }
     }

@@ -11,7 +11,11 @@ namespace Writeboost.CrashTest.Faults;
 
 /// <summary>One fault sweep: a workload in one mode, run once per fault.</summary>
 /// <param name="Only">Null: every device and operation; else one of them, e.g. (Cache, Flush).</param>
-public sealed record FaultSweepSpec(CacheMode Mode, Workload Workload, int Seed, int Ops, int MaxRuns, string Mutant = "none", (FaultTarget Target, FaultOperation Operation)? Only = null);
+public sealed record FaultSweepSpec(CacheMode Mode, Workload Workload, int Seed, int Ops, int MaxRuns, string Mutant = "none", (FaultTarget Target, FaultOperation Operation)? Only = null)
+{
+    /// <summary>The bound on one run (recovery, the workload, the flush, read and drop_caches after the fault): past it the run has hung, a violation.</summary>
+    public TimeSpan RunTimeout { get; init; } = TimeSpan.FromSeconds(30);
+}
 
 /// <summary>What one run with one fault showed.</summary>
 public sealed record FaultRun(Fault Fault, bool Fired, bool SurfacedToCaller, bool DeviceFailed, int StatesChecked, string? Violation);
@@ -50,7 +54,6 @@ public sealed record FaultSweepResult(
 public static class FaultSweep
 {
     private const int CrashPointsAfterFault = 6;
-    private static readonly TimeSpan RunTimeout = TimeSpan.FromSeconds(30);
 
     /// <summary>The device images a run starts from: a crash after a first workload, and what they read as.</summary>
     private sealed record Baseline(byte[] Backing, byte[] Cache, byte[] Pmem, byte[] Content);
@@ -193,11 +196,11 @@ public static class FaultSweep
         faults.Arm();
         Thread worker = new(() => state.Run(spec, geometry, log, faults, backingStack, cacheStack, pmem, options)) { IsBackground = true, Name = "wb-fault-run" };
         worker.Start();
-        if (!worker.Join(RunTimeout))
+        if (!worker.Join(spec.RunTimeout))
         {
             faults.Clear();
             return new FaultRun(fault ?? new Fault(FaultTarget.Backing, FaultOperation.Read, 0, FaultKind.Eio), faults.Fired, false, false, 0,
-                $"hung: the workload made no progress for {RunTimeout.TotalSeconds:F0} s after {fault?.ToString() ?? "no fault"}");
+                $"hung: {state.Stage} made no progress for {spec.RunTimeout.TotalSeconds:F0} s after {fault?.ToString() ?? "no fault"} (liveness: every operation after a fault completes or fails)");
         }
         faults.Clear();
         string? violation = state.Violation;
@@ -233,6 +236,8 @@ public static class FaultSweep
         public bool DeviceFailed { get; private set; }
         public long WritebackErrors { get; private set; }
         public string? Violation { get; private set; }
+        /// <summary>What the run is doing now: what hung, if it hangs.</summary>
+        public string Stage { get; private set; } = "recovery";
 
         public void Run(FaultSweepSpec spec, Campaign.Geometry geometry, CrashLog log, FaultSwitch faults, IBlockDevice backing, IBlockDevice cache, PmemRegion? pmem, WriteboostOptions options)
         {
@@ -255,6 +260,7 @@ public static class FaultSweep
             }
             try
             {
+                Stage = "the workload";
                 Workload(spec, log, device);
                 faults.Clear();
                 Finish(log, device);
@@ -321,10 +327,16 @@ public static class FaultSweep
             }
             try
             {
+                Stage = "a flush after the fault";
                 UserFlush(log, device);
+                Stage = "a read of the whole device after the fault";
                 byte[] content = new byte[device.SizeBytes];
                 device.Read(0, content);
                 Reads.Add((log.Count, 0, content));
+                // Liveness: drop_caches (write everything back) ends too — a hang is a violation, like lost data.
+                Stage = "drop_caches after the fault";
+                device.DropCaches();
+                Stage = "the crash";
             }
             catch (IOException error)
             {

@@ -93,7 +93,9 @@ public static class Minimiser
             script = [.. history.Rounds.Select(r => UserOp.FromLog(r.Log).ToList())];
             if (!Fails(script))
             {
-                progress?.Invoke("minimising: the failure does not reproduce from its script: it is not shrunk");
+                progress?.Invoke(ConcurrentUsers(history) is { } together
+                    ? $"minimising: the failure needs requests in flight together ({together}); a script replays them one at a time, so it does not reproduce from one: it is not shrunk (the saved history replays it exactly)"
+                    : "minimising: the failure does not reproduce from its script: it is not shrunk");
                 return null;
             }
         }
@@ -165,6 +167,32 @@ public static class Minimiser
         Campaign.SurveyedState simplest = states.OrderBy(s => s.Complexity).ThenBy(s => s.Point).ThenBy(s => s.Variant).First();
         IReadOnlyList<string> story = Story.Tell(shrunk, simplest);
         return new MinimisedFailure(ops, shrunk, simplest.Point, simplest.Variant, simplest.Problem, original, trials, story);
+    }
+
+    /// <summary>Where the history's users had requests in flight together (several writer threads), in words; null when one at a time.</summary>
+    private static string? ConcurrentUsers(CrashHistory history)
+    {
+        foreach (HistoryRound round in history.Rounds)
+        {
+            HashSet<int> pending = [];
+            foreach ((CrashEvent e, int index) in round.Log.Events.Select((e, i) => (e, i)))
+            {
+                switch (e.Kind)
+                {
+                    case EventKind.UserWrite or EventKind.UserRead or EventKind.UserFlush:
+                        if (pending.Count > 0)
+                        {
+                            return $"event {index} was issued while {pending.Count} other request(s) were";
+                        }
+                        pending.Add(index);
+                        break;
+                    case EventKind.UserWriteAck or EventKind.UserReadDone or EventKind.UserFlushAck:
+                        pending.Remove(e.Ref);
+                        break;
+                }
+            }
+        }
+        return null;
     }
 
     private static CampaignSpec ScriptSpec(CampaignSpec spec, int schedule, List<List<UserOp>> script) => spec with

@@ -18,6 +18,9 @@ public enum Sweep
 /// <summary>What shows a seeded bug to one sweep: the mode and workload it runs (the fault sweep also: where it injects).</summary>
 public sealed record Exposure(CacheMode Mode, Workload Workload)
 {
+    /// <summary>A table key that must be on for the bug to show (configurations with it are tried first).</summary>
+    public string? Key { get; init; }
+
     /// <summary>The fault sweep: the device and operation whose errors show the bug.</summary>
     public (FaultTarget Target, FaultOperation Operation)? Where { get; init; }
 }
@@ -41,6 +44,15 @@ public sealed record SeededBug(string Name, string Meaning)
 
     /// <summary>The answers the device gets at its decision points with this bug planted.</summary>
     internal FaultHooks Hooks { get; init; } = FaultHooks.None;
+
+    /// <summary>
+    /// Only users with requests in flight together show it (a read racing another thread's write): a minimised
+    /// script, which replays one request at a time, cannot, and the minimiser says so.
+    /// </summary>
+    public bool NeedsConcurrentUsers { get; init; }
+
+    /// <summary>The answers the NBD server gets (a bug in the server rather than the device).</summary>
+    internal Nbd.NbdServerFaults ServerHooks { get; init; } = Nbd.NbdServerFaults.None;
 }
 
 /// <summary>
@@ -92,12 +104,18 @@ public static class MutantCatalogue
             { CaughtBy = Crash(CacheMode.Volatile, Workload.Random), Hooks = new SeededFaults.ReadBufferServesUnheldSectors() },
         new("compact-metablock-claims-whole-block", "order 11's 8-byte metablocks are sealed with all eight dirty bits (only a non-default configuration shows it)")
             { CaughtBy = Crash(CacheMode.Volatile, Workload.Overwrite), Hooks = new SeededFaults.CompactMetablockClaimsWholeBlock() },
+        new("read-caches-around-write-around", "write-around: a read miss during a write's trip to the backing store caches the old data, served after the write is acknowledged (only a live read under write-around and read caching shows it)")
+            { CaughtBy = new Dictionary<Sweep, Exposure> { [Sweep.Crash] = new(CacheMode.Volatile, Workload.Random) { Key = TunableSpecs.WriteAroundMode } }, Hooks = new SeededFaults.ReadCachesAroundWriteAround(), NeedsConcurrentUsers = true },
+        new("nbd-fua-write-zeroes-skips-flush", "the NBD server acknowledges a FUA WRITE_ZEROES before flushing the device (only the NBD path shows it: the device itself is asked for nothing wrong)")
+            { CaughtBy = Crash(CacheMode.Volatile, Workload.Protocol), ServerHooks = new SeededFaults.NbdFuaWriteZeroesSkipsFlush() },
         new("poison-torn-tail", "take a crash's torn segment for damage to durable data: poison its blocks")
             { CaughtBy = Crash(CacheMode.Volatile, Workload.Random), Hooks = new SeededFaults.PoisonTornTail() },
         new("ignore-cache-flush-error", "treat a failed cache-device flush as done: FUA and flush acknowledged anyway")
             { CaughtBy = Faults(CacheMode.Volatile, Workload.Random, FaultTarget.Cache, FaultOperation.Flush), Hooks = new SeededFaults.IgnoreCacheFlushError() },
         new("writeback-ignores-write-error", "writeback skips a block whose backing write failed and marks it clean")
             { CaughtBy = Faults(CacheMode.Volatile, Workload.Wrap, FaultTarget.Backing, FaultOperation.Write), Hooks = new SeededFaults.WritebackIgnoresWriteError() },
+        new("writeback-gives-up-after-error", "a writeback batch that failed once is never tried again: nothing is lost, but drop_caches waits forever (only the sweep's liveness check shows it: a hang)")
+            { CaughtBy = Faults(CacheMode.Volatile, Workload.Wrap, FaultTarget.Backing, FaultOperation.Write), Hooks = new SeededFaults.WritebackGivesUpAfterError() },
         new("stop-at-damaged-segment", "end the walk at the first bad checksum, even of a durable segment, and zero the rest")
             { CaughtBy = Corruption(CacheMode.Volatile, Workload.Wrap), Hooks = new SeededFaults.StopAtDamagedSegment() },
         new("poison-reads-old-data", "a poisoned block reads its older data instead of failing")

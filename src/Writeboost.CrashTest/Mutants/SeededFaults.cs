@@ -8,6 +8,21 @@ namespace Writeboost.CrashTest.Mutants;
 /// </summary>
 internal static class SeededFaults
 {
+    internal sealed class WritebackGivesUpAfterError : FaultHooks
+    {
+        internal override bool WritebackRetriesAfterError => false;
+    }
+
+    internal sealed class NbdFuaWriteZeroesSkipsFlush : Nbd.NbdServerFaults
+    {
+        internal override bool FuaWriteZeroesFlushesBeforeAck => false;
+    }
+
+    internal sealed class ReadCachesAroundWriteAround : FaultHooks
+    {
+        internal override bool WriteAroundKeepsReadCacheOut => false;
+    }
+
     internal sealed class AckBeforePmemPersist : FaultHooks
     {
         internal override bool PmemWritesBackBeforeAck => false;

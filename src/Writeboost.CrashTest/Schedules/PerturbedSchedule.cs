@@ -11,19 +11,40 @@ namespace Writeboost.CrashTest.Schedules;
 /// unperturbed. The recording keeps whatever interleaving happened, so a failing state replays exactly from the
 /// saved log, whatever the machine does next.
 /// </summary>
-internal sealed class PerturbedSchedule(int seed, int percent = 35) : ScheduleHooks
+/// <para>Besides the seeded stretching everywhere, each perturbed recording has a focus: a few points that are
+/// always stretched (a sleep each time any thread passes one). The focus is not picked by hand: recordings take the
+/// points in turn (<see cref="FocusFor"/>), so across a campaign's schedules and rounds, and across the campaigns of
+/// a plan, every window is held open on purpose, not only where a random roll happens to land.</para>
+internal sealed class PerturbedSchedule(int seed, int percent = 35, IReadOnlySet<SchedulePoint>? focus = null) : ScheduleHooks
 {
+    /// <summary>How many points one recording holds open.</summary>
+    internal const int FocusWidth = 3;
+    private static readonly SchedulePoint[] Points = Enum.GetValues<SchedulePoint>();
     private readonly Random _random = new(seed);
     private readonly Lock _lock = new();
 
+    /// <summary>
+    /// The focus of perturbed recording <paramref name="index"/> of a campaign (counting its perturbed schedules and
+    /// rounds from 0): <see cref="FocusWidth"/> consecutive points, the next recording's starting where this one's
+    /// end, shifted by <paramref name="campaignOffset"/> so that the campaigns of a plan start at different points.
+    /// </summary>
+    internal static IReadOnlySet<SchedulePoint> FocusFor(int index, int campaignOffset) =>
+        Enumerable.Range(0, FocusWidth).Select(i => Points[(int)((uint)((index + campaignOffset) * FocusWidth + i) % (uint)Points.Length)]).ToHashSet();
+
     public override void At(SchedulePoint point)
     {
+        if (focus is not null && focus.Contains(point))
+        {
+            Thread.Sleep(1);
+            return;
+        }
         int roll;
         int action;
         // The windows worth widening most: a written segment not yet flushed, a batch before its backing flush or
-        // its record — there a sleep lets every other thread run ahead.
+        // its record, a write-around write on its way to the backing store — there a sleep lets every other thread run ahead.
         bool wide = point is SchedulePoint.FlushAfterSegmentWrite or SchedulePoint.FlushBeforeCacheFlush
-            or SchedulePoint.WritebackBeforeBackingFlush or SchedulePoint.WritebackBeforeMarkClean;
+            or SchedulePoint.WritebackBeforeBackingFlush or SchedulePoint.WritebackBeforeMarkClean
+            or SchedulePoint.WriteAroundBeforeBackingWrite;
         int spins;
         lock (_lock)
         {

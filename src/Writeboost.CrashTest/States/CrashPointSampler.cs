@@ -4,7 +4,12 @@ namespace Writeboost.CrashTest.States;
 
 /// <summary>The crash points of one log that a campaign checks, and the states each gets.</summary>
 /// <param name="Candidates">Crash points in the log: every event from the first checked one to the end, but read marks (they change nothing).</param>
-internal sealed record CrashPointSample(IReadOnlyList<int> Points, int StatesPerPoint, int Candidates);
+/// <param name="Limits">Points that get fewer states than their own count, so the sample's states equal the budget exactly.</param>
+internal sealed record CrashPointSample(IReadOnlyList<int> Points, int StatesPerPoint, int Candidates, IReadOnlyDictionary<int, int>? Limits = null)
+{
+    /// <summary>The states point <paramref name="point"/> gets of its <paramref name="variants"/>.</summary>
+    public int StatesAt(int point, int variants) => Limits is not null && Limits.TryGetValue(point, out int limit) ? Math.Min(limit, variants) : variants;
+}
 
 /// <summary>
 /// Spreads a state budget over the whole log instead of spending it on its start. Points differ in how many
@@ -15,6 +20,9 @@ internal sealed record CrashPointSample(IReadOnlyList<int> Points, int StatesPer
 /// first acknowledgement point of its stratum, where the oracle is strictest. Later rounds of a
 /// multi-crash history draw a quarter of their points from the first tenth of the log: the writes right after a
 /// recovery are where what it left behind shows. Seeded, so shards and replays choose the same points.
+/// <para>A sampled log spends its budget exactly: strata give a point its share on average, but a point where
+/// nothing is in flight has one state, so unchosen candidates are added (seeded) until the chosen ones' states
+/// reach the budget, and the points with the most states give up what goes over it.</para>
 /// </summary>
 internal static class CrashPointSampler
 {
@@ -37,7 +45,8 @@ internal static class CrashPointSampler
         {
             return new CrashPointSample([], 0, 0);
         }
-        long total = statesAt is null ? (long)MinStatesPerPoint * n : candidates.Sum(p => (long)statesAt(p));
+        int[] counts = [.. candidates.Select(p => statesAt?.Invoke(p) ?? MinStatesPerPoint)];
+        long total = counts.Sum(c => (long)c);
         if (budget >= total)
         {
             // In 128 bits: an unbounded budget (a replay of one state passes long.MaxValue) must give the most, not overflow to the least.
@@ -52,7 +61,39 @@ internal static class CrashPointSampler
             Stratify(events, candidates[..front], Math.Min(front, Math.Max(1, m / 4)), random, chosen);
         }
         Stratify(events, candidates, m - chosen.Count, random, chosen);
-        return new CrashPointSample([.. chosen], MinStatesPerPoint, n);
+        return TopUp(candidates, counts, chosen, budget, random, n);
+    }
+
+    /// <summary>Adds unchosen candidates until the chosen ones' states reach the budget; the points with the most states give up the excess.</summary>
+    private static CrashPointSample TopUp(List<int> candidates, int[] counts, SortedSet<int> chosen, long budget, Random random, int n)
+    {
+        Dictionary<int, int> countOf = [];
+        for (int i = 0; i < candidates.Count; i++)
+        {
+            countOf[candidates[i]] = counts[i];
+        }
+        long states = chosen.Sum(p => (long)countOf[p]);
+        List<int> unchosen = [.. candidates.Where(p => !chosen.Contains(p)).OrderBy(_ => random.Next())];
+        for (int i = 0; states < budget && i < unchosen.Count; i++)
+        {
+            chosen.Add(unchosen[i]);
+            states += countOf[unchosen[i]];
+        }
+        Dictionary<int, int> limits = [];
+        foreach (int point in chosen.OrderByDescending(p => countOf[p]).ThenBy(p => p))
+        {
+            if (states <= budget)
+            {
+                break;
+            }
+            int cut = (int)Math.Min(states - budget, countOf[point] - 1);
+            if (cut > 0)
+            {
+                limits[point] = countOf[point] - cut;
+                states -= cut;
+            }
+        }
+        return new CrashPointSample([.. chosen], MinStatesPerPoint, n, limits);
     }
 
     private static void Stratify(IReadOnlyList<CrashEvent> events, List<int> candidates, int strata, Random random, SortedSet<int> chosen)

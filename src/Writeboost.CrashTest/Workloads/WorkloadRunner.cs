@@ -8,7 +8,10 @@ namespace Writeboost.CrashTest.Workloads;
 /// FUA flag) and flushes at issue and acknowledgement, and reads at issue and completion with what they returned,
 /// so the oracle checks live reads too. With several writers each thread owns the 4 KiB blocks whose number
 /// modulo the writer count is its own: writes to one sector are never in flight together, so issue order is the
-/// order they apply in (what the oracle assumes). Reads go anywhere.
+/// order they apply in (what the oracle assumes). Reads go anywhere: half of them a random run of sectors, half
+/// a whole block that a writer wrote a moment ago — a full-block read is what the read cache stages, and a block
+/// another thread is writing is where a read races the write path (write-around's trip to the backing store, a
+/// block still being copied into its buffer).
 /// </summary>
 internal static class WorkloadRunner
 {
@@ -19,9 +22,10 @@ internal static class WorkloadRunner
     public static void Run(IBlockDevice device, CrashLog log, Workload workload, int seed, int ops, int writers, int readPercent)
     {
         ArgumentNullException.ThrowIfNull(device);
+        RecentBlocks recent = new();
         if (writers <= 1)
         {
-            RunWriter(device, log, workload, seed, ops, 0, 1, readPercent);
+            RunWriter(device, log, workload, seed, ops, 0, 1, readPercent, recent);
             return;
         }
         Exception? failure = null;
@@ -34,7 +38,7 @@ internal static class WorkloadRunner
             {
                 try
                 {
-                    RunWriter(device, log, workload, States.StateSeed.Of(seed, writer, 0x57), share, writer, writers, readPercent);
+                    RunWriter(device, log, workload, States.StateSeed.Of(seed, writer, 0x57), share, writer, writers, readPercent, recent);
                 }
 #pragma warning disable CA1031 // handed to the caller's thread below
                 catch (Exception error)
@@ -87,7 +91,21 @@ internal static class WorkloadRunner
         }
     }
 
-    private static void RunWriter(IBlockDevice device, CrashLog log, Workload workload, int seed, int ops, int writer, int writers, int readPercent)
+    /// <summary>The blocks the writers wrote last (a small ring shared by them), for reads that race writes.</summary>
+    private sealed class RecentBlocks
+    {
+        private readonly long[] _blocks = [-1, -1, -1, -1];
+        private int _next;
+
+        public void Wrote(long block) => Volatile.Write(ref _blocks[(Interlocked.Increment(ref _next) & int.MaxValue) % _blocks.Length], block);
+
+        /// <summary>Half the time the newest (likely still in flight), else one of the last few.</summary>
+        public long Pick(Random random) => Volatile.Read(ref _blocks[random.Next(2) == 0
+            ? (Volatile.Read(ref _next) & int.MaxValue) % _blocks.Length
+            : random.Next(_blocks.Length)]);
+    }
+
+    private static void RunWriter(IBlockDevice device, CrashLog log, Workload workload, int seed, int ops, int writer, int writers, int readPercent, RecentBlocks recent)
     {
         Random random = new(seed);
         int sectors = (int)(device.SizeBytes / SectorBytes);
@@ -104,7 +122,8 @@ internal static class WorkloadRunner
             if (roll < 8 + readPercent)
             {
                 int span = workload == Workload.Overwrite ? Math.Min(sectors, 4 * writers * BlockSectors) : sectors;
-                (long readOffset, int readLength) = Campaign.RandomRange(random, span, 16);
+                long racing = random.Next(2) == 0 ? recent.Pick(random) : -1;
+                (long readOffset, int readLength) = racing >= 0 ? (racing * 4096L, 4096) : Campaign.RandomRange(random, span, 16);
                 byte[] read = new byte[readLength];
                 int issued = log.Append(new CrashEvent(EventKind.UserRead, DeviceId.User, readOffset, readLength, null, false, -1));
                 device.Read(readOffset, read);
@@ -116,6 +135,7 @@ internal static class WorkloadRunner
             byte[] data = new byte[length];
             random.NextBytes(data);
             int write = log.Append(new CrashEvent(EventKind.UserWrite, DeviceId.User, offset, length, data, fua, -1));
+            recent.Wrote(offset / 4096);
             device.Write(offset, data, fua ? WriteOptions.Fua : WriteOptions.None);
             log.Append(new CrashEvent(EventKind.UserWriteAck, DeviceId.User, offset, length, null, fua, write));
         }

@@ -30,18 +30,19 @@ public sealed class CrashHarnessTests
     [DynamicData(nameof(SeededBugs.Names), typeof(SeededBugs))]
     public void The_default_campaign_catches_every_seeded_bug_with_any_seed(string mutant)
     {
-        (CacheMode mode, Workload workload) = SeededBugs.ShownTo(Sweep.Crash, mutant);
+        Exposure shown = SeededBugs.ShownTo(Sweep.Crash, mutant);
+        (CacheMode mode, Workload workload) = shown;
         foreach (int seed in new[] { 1, 2, 3 })
         {
             // What `wb crashtest --mutant NAME --seed S` runs: the default plan (every workload, the spread of
             // configurations, three schedules, two rounds, live reads), in the bug's mode.
-            (CampaignResult? catching, long states) = DefaultPlan(mode, seed, mutant).Hunt(workload);
+            (CampaignResult? catching, long states) = DefaultPlan(mode, seed, mutant).Hunt(workload, key: shown.Key);
             Assert.IsNotNull(catching, $"mutant {mutant} passed seed {seed} after {states} states: the harness has no teeth for it");
         }
     }
 
     private static CampaignPlan DefaultPlan(CacheMode mode, int seed, string mutant = "none") =>
-        new([mode], [Workload.Random, Workload.Overwrite, Workload.Wrap], seed, Ops: 150, States: 60_000, mutant);
+        new([mode], [Workload.Random, Workload.Overwrite, Workload.Wrap, Workload.Protocol], seed, Ops: 150, States: 60_000, mutant);
 
     [TestMethod]
     public void Only_a_second_crash_shows_recovery_that_leaves_its_repairs_unflushed()
@@ -176,7 +177,7 @@ public sealed class CrashHarnessTests
         CollectionAssert.AreEquivalent(
             new[] { "ack-before-pmem-persist", "drop-pmem-fence", "skip-cache-flush-before-ack", "trust-segment-without-checksum", "replay-stale-after-gap", "reuse-slot-before-writeback-flushed", "poison-torn-tail",
                 "recovery-skips-its-flush", "reuse-pmem-buffer-once-written", "fua-trusts-written-segment", "flush-publishes-before-write", "pmem-record-crc-skips-data",
-                "read-buffer-serves-unheld-sectors", "compact-metablock-claims-whole-block" },
+                "read-buffer-serves-unheld-sectors", "compact-metablock-claims-whole-block", "read-caches-around-write-around", "nbd-fua-write-zeroes-skips-flush" },
             SeededBugs.NamesCaughtBy(Sweep.Crash));
     }
 

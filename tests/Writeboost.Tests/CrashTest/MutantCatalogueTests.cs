@@ -8,7 +8,10 @@ namespace Writeboost.Tests.CrashTest;
 [TestClass]
 public sealed class MutantCatalogueTests
 {
-    private static readonly MemberInfo[] DecisionPoints = typeof(FaultHooks)
+    /// <summary>The decision points of both seams: the device's (FaultHooks) and the NBD server's (NbdServerFaults).</summary>
+    private static readonly MemberInfo[] DecisionPoints = [.. DecisionsOf(typeof(FaultHooks)), .. DecisionsOf(typeof(Writeboost.Nbd.NbdServerFaults))];
+
+    private static MemberInfo[] DecisionsOf(Type seam) => seam
         .GetMembers(BindingFlags.Instance | BindingFlags.NonPublic | BindingFlags.Public | BindingFlags.DeclaredOnly)
         .Where(m => m is MethodInfo { IsVirtual: true, IsSpecialName: false } || m is PropertyInfo p && p.GetMethod!.IsVirtual)
         .ToArray();
@@ -21,7 +24,7 @@ public sealed class MutantCatalogueTests
         {
             Assert.IsFalse(string.IsNullOrWhiteSpace(bug.Meaning), bug.Name);
             Assert.IsNotEmpty(bug.CaughtBy, $"{bug.Name}: no sweep is to catch it");
-            Assert.AreNotSame(FaultHooks.None, bug.Hooks, $"{bug.Name}: plants nothing");
+            Assert.IsTrue(!ReferenceEquals(FaultHooks.None, bug.Hooks) || !ReferenceEquals(Writeboost.Nbd.NbdServerFaults.None, bug.ServerHooks), $"{bug.Name}: plants nothing");
             Assert.IsTrue(bug.CaughtBy.Values.All(e => e.Where is null) || bug.CaughtBy.ContainsKey(Sweep.Faults), $"{bug.Name}: only the fault sweep injects somewhere");
         }
     }
@@ -33,7 +36,7 @@ public sealed class MutantCatalogueTests
         HashSet<string> planted = [];
         foreach (SeededBug bug in MutantCatalogue.All)
         {
-            string[] overridden = Overridden(bug.Hooks.GetType());
+            string[] overridden = [.. Overridden(bug.Hooks.GetType()), .. Overridden(bug.ServerHooks.GetType())];
             Assert.HasCount(1, overridden, $"{bug.Name} overrides {string.Join(", ", overridden)}");
             planted.UnionWith(overridden);
         }
@@ -60,7 +63,7 @@ public sealed class MutantCatalogueTests
         Assert.AreEqual((byte)0x0f, product.DirtyBitsToSeal(0x0f, 8));
     }
 
-    private static string[] Overridden(Type hooks) =>
+    private static string[] Overridden(Type hooks) => hooks == typeof(FaultHooks) || hooks == typeof(Writeboost.Nbd.NbdServerFaults) ? [] :
         DecisionPoints.Select(m => m.Name).Where(name =>
         {
             MemberInfo? own = hooks.GetMember(name, BindingFlags.Instance | BindingFlags.NonPublic | BindingFlags.Public | BindingFlags.DeclaredOnly).SingleOrDefault();

@@ -14,6 +14,9 @@ internal sealed class GatedBlockDevice(IBlockDevice inner) : IBlockDevice
     /// <summary>Also hold flushes (not only writes) at the gate.</summary>
     public bool GateFlushes { get; set; }
 
+    /// <summary>Also hold reads at the gate.</summary>
+    public bool GateReads { get; set; }
+
     /// <summary>How many requests wait at the gate now.</summary>
     public int Waiting => Volatile.Read(ref _waiting);
 
@@ -32,7 +35,14 @@ internal sealed class GatedBlockDevice(IBlockDevice inner) : IBlockDevice
         Assert.IsGreaterThanOrEqualTo(count, Waiting, "requests reached the gate");
     }
 
-    public void Read(long offsetBytes, Span<byte> destination) => inner.Read(offsetBytes, destination);
+    public void Read(long offsetBytes, Span<byte> destination)
+    {
+        if (GateReads)
+        {
+            Gate();
+        }
+        inner.Read(offsetBytes, destination);
+    }
 
     public void Write(long offsetBytes, ReadOnlySpan<byte> source, WriteOptions options = WriteOptions.None)
     {
