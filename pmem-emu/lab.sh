@@ -132,23 +132,34 @@ setup() {
   echo "$kver" > "$lab/kernel-version"
 }
 
-# kvm when /dev/kvm can run a VM (the device may exist where the CPU has no virtualisation), else tcg: a VM
-# is started stopped (-S) with KVM; still alive after two seconds means KVM works. It is killed by its pid.
+# kvm when /dev/kvm can run a VM, else tcg. The device may exist where the CPU has no virtualisation, and KVM
+# may create a VM that never runs (nested virtualisation seen here: a stopped VM stays up, a booting one prints
+# nothing for ever): so the probe boots the lab's kernel under KVM with no root and waits up to 15 s for the
+# kernel's first console line. The answer is kept for this host's boot (boot_id), so one probe serves every run.
 choose_accel() {
   if [ -n "${accel:-}" ]; then echo "$accel"; return; fi
-  if [ -r /dev/kvm ] && [ -w /dev/kvm ]; then
-    qemu-system-x86_64 -accel kvm -machine pc -cpu host -nodefaults -display none -monitor none -serial none -S \
+  local boot_id cache="$lab/accel"
+  boot_id=$(cat /proc/sys/kernel/random/boot_id 2>/dev/null || echo unknown)
+  if [ -f "$cache" ] && [ "$(head -n1 "$cache")" = "$boot_id" ]; then sed -n 2p "$cache"; return; fi
+  local answer=tcg kver
+  kver=$(cat "$lab/kernel-version" 2>/dev/null || true)
+  if [ -r /dev/kvm ] && [ -w /dev/kvm ] && [ -n "$kver" ] && [ -f "/boot/vmlinuz-$kver" ]; then
+    local console probe tries=0
+    console=$(mktemp)
+    qemu-system-x86_64 -accel kvm -cpu host -machine pc -m 256M -nodefaults -display none -monitor none \
+      -serial "file:$console" -no-reboot -kernel "/boot/vmlinuz-$kver" -append "console=ttyS0 panic=-1" \
       >/dev/null 2>&1 &
-    local probe=$! tries=0
-    # Where KVM cannot run a VM, QEMU exits at once: stop waiting then.
-    while [ $tries -lt 20 ] && kill -0 "$probe" 2>/dev/null; do sleep 0.1; tries=$((tries + 1)); done
-    if kill -0 "$probe" 2>/dev/null; then
-      kill -9 "$probe"; wait "$probe" 2>/dev/null || true
-      echo kvm; return
-    fi
+    probe=$!
+    while [ $tries -lt 150 ] && kill -0 "$probe" 2>/dev/null && ! grep -q "Linux version" "$console" 2>/dev/null; do
+      sleep 0.1; tries=$((tries + 1))
+    done
+    grep -q "Linux version" "$console" 2>/dev/null && answer=kvm
+    kill -9 "$probe" 2>/dev/null || true
     wait "$probe" 2>/dev/null || true
+    rm -f "$console"
   fi
-  echo tcg
+  printf '%s\n%s\n' "$boot_id" "$answer" > "$cache" 2>/dev/null || true
+  echo "$answer"
 }
 
 # Why the lab cannot boot, if it cannot; prints nothing and returns 0 when it can.

@@ -184,7 +184,7 @@ internal sealed class CrashTestVerb : MutantOptions
                 {
                     break;
                 }
-                (CampaignResult? catching, long states) = (plan with { Modes = [shown.Mode], Mutant = bug.Name, Configs = plan.Table is null ? plan.Configs : ConfigChoice.Spread }).Hunt(shown.Workload, shown.Key, interruption.Token);
+                (CampaignResult? catching, long states) = (plan with { Modes = [shown.Mode], Mutant = bug.Name, Configs = plan.Table is null ? plan.Configs : ConfigChoice.Spread }).Hunt(shown.Workload, shown.Prefers, interruption.Token);
                 if (!interruption.Requested || catching is not null)
                 {
                     mutants.Add((bug.Name, catching is not null, states));
@@ -204,7 +204,7 @@ internal sealed class CrashTestVerb : MutantOptions
     /// <summary>A seeded bug lives in one mode, and the catalogue names the workload that shows it: those campaigns first.</summary>
     private IReadOnlyList<CampaignSpec> Ordered(IReadOnlyList<CampaignSpec> campaigns) =>
         MutantCatalogue.Find(Mutant)?.CaughtBy.GetValueOrDefault(Sweep.Crash) is { } seeded
-            ? [.. campaigns.OrderBy(c => c.Mode == seeded.Mode ? 0 : 1).ThenBy(c => seeded.Key is not null && c.Config.Keys.ContainsKey(seeded.Key) ? 0 : 1).ThenBy(c => c.Workload == seeded.Workload ? 0 : 1)]
+            ? [.. campaigns.OrderBy(c => c.Mode == seeded.Mode ? 0 : 1).ThenBy(c => seeded.Prefers(c.Config) ? 0 : 1).ThenBy(c => c.Workload == seeded.Workload ? 0 : 1)]
             : campaigns;
 
     /// <summary>The options that make a campaign what it is: shards of one plan carry the same ones.</summary>

@@ -271,7 +271,7 @@ public static partial class Campaign
             + StateSeed.Of(spec.Seed, (int)spec.Mode, (int)Cache.Format.Crc32C.Compute(System.Text.Encoding.UTF8.GetBytes(spec.Config.ToTable(spec.Mode))));
         ScheduleHooks hooks = schedule == 0 ? ScheduleHooks.None : new PerturbedSchedule(StateSeed.Of(spec.Seed, schedule, 0x5C4E),
             focus: PerturbedSchedule.FocusFor((schedule - 1) * spec.RoundCount + (round - 1), campaignOffset));
-        ICrashTargetDevice device = spec.ResolvedTarget.Open(RecordedDevices(spec, media, log), new TargetOpen(Live: true, schedule, spec.Seed) { Hooks = hooks });
+        ICrashTargetDevice device = spec.ResolvedTarget.Open(RecordedDevices(spec, media, log), new TargetOpen(Live: true, schedule, spec.Seed) { Hooks = hooks, Life = round });
         try
         {
             recovered = new byte[device.SizeBytes];
@@ -404,7 +404,7 @@ public static partial class Campaign
         for (int r = 0; ; r++)
         {
             HistoryRound round = history.Rounds[r];
-            byte[] recovered = InitialContent(spec, media, previous);
+            byte[] recovered = InitialContent(spec, media, previous, life: r + 1);
             Oracle oracle = new(round.Log.Events, recovered);
             if (r == history.Rounds.Count - 1)
             {
@@ -444,14 +444,14 @@ public static partial class Campaign
             {
                 CrashState state = CrashStates.Build(timelines, kinds, spec.Geometry.PmemBytes, spec.Seed, point, variant);
                 Media? beforeRecovery = CrashesItsRecovery(spec, check.Round, point, variant) ? state.Materialize() : null;
-                Recovered outcome = Recover(spec, state);
+                Recovered outcome = Recover(spec, state, life: check.Round + 1);
                 long sector = -1;
                 string? problem = outcome.Problem ?? judge.Oracle.Check(judge.Point, outcome.Content, out sector);
                 bool crashedItsRecovery = false;
                 if (problem is null && beforeRecovery is not null)
                 {
                     // As CheckLog does: a state it checks with its recovery crashed fails the same way here.
-                    problem = CrashDuringRecovery(spec, beforeRecovery, judge, StateSeed.Of(spec.Seed, point, variant)).Problem;
+                    problem = CrashDuringRecovery(spec, beforeRecovery, judge, StateSeed.Of(spec.Seed, point, variant), check.Round + 1).Problem;
                     crashedItsRecovery = problem is not null;
                 }
                 problem = problem is null || !later ? problem : $"round {check.Round}, {problem}"; // as CheckLog words it
@@ -474,10 +474,11 @@ public static partial class Campaign
     /// What a round's device read right after it opened: zeros for blank media; else what recovery gives back
     /// of <paramref name="media"/> (recovery is deterministic, so the recorded run read the same).
     /// </summary>
-    private static byte[] InitialContent(CampaignSpec spec, Media media, Judge? previous)
+    /// <param name="life">The round whose device read it (its table recovered the media).</param>
+    private static byte[] InitialContent(CampaignSpec spec, Media media, Judge? previous, int life)
     {
         CrashState state = StateOf(spec, media);
-        Recovered outcome = Recover(spec, state);
+        Recovered outcome = Recover(spec, state, life: life);
         if (previous is null)
         {
             return new byte[outcome.SizeBytes];
@@ -611,10 +612,10 @@ public static partial class Campaign
                 tally.Coverage = tally.Coverage.With(duringRecovery ? StateKind.DuringRecovery : CrashStates.KindOf(kinds, variant), later && !duringRecovery);
                 // Taken before recovery writes to the state's devices: the crashes during recovery are of this state's recovery.
                 Media? beforeRecovery = CrashesItsRecovery(spec, check.Round, point, variant) ? state.Materialize() : null;
-                string? problem = RecoverAndCheck(spec, state, judge);
+                string? problem = RecoverAndCheck(spec, state, judge, check.Round + 1);
                 if (problem is null && beforeRecovery is not null)
                 {
-                    (int states, string? nested) = CrashDuringRecovery(spec, beforeRecovery, judge, StateSeed.Of(spec.Seed, point, variant));
+                    (int states, string? nested) = CrashDuringRecovery(spec, beforeRecovery, judge, StateSeed.Of(spec.Seed, point, variant), check.Round + 1);
                     tally.Generated += states;
                     tally.Checked += states;
                     tally.RecoveryCrashStates += states;
@@ -690,7 +691,7 @@ public static partial class Campaign
             bool survey = timelines.NonDurableCount >= 2;
             for (int variant = variants == 1 ? 0 : 1; variant < Math.Min(variants, CarryVariants); variant++)
             {
-                Recovered outcome = Recover(spec, CrashStates.Build(timelines, kinds, spec.Geometry.PmemBytes, spec.Seed, point, variant), survey: survey);
+                Recovered outcome = Recover(spec, CrashStates.Build(timelines, kinds, spec.Geometry.PmemBytes, spec.Seed, point, variant), survey: survey, life: check.Round + 1);
                 if (outcome.Content is null || check.Oracle.Check(point, outcome.Content) is not null)
                 {
                     continue; // a state that does not recover is a violation the checks report; carry only sound ones
@@ -715,13 +716,16 @@ public static partial class Campaign
     [ThreadStatic]
     private static byte[]? t_content;
 
-    /// <summary>Opens a crash state as recovery does (nothing in the background) and reads the whole device.</summary>
-    private static Recovered Recover(CampaignSpec spec, CrashState state, bool keepContent = true, bool survey = false)
+    /// <summary>
+    /// Opens a crash state as recovery does (nothing in the background) and reads the whole device. A crash state
+    /// of round r is recovered by life r + 1, with that life's table (<see cref="TargetOpen.Life"/>).
+    /// </summary>
+    private static Recovered Recover(CampaignSpec spec, CrashState state, bool keepContent = true, bool survey = false, int life = 1)
     {
         ICrashTargetDevice recovered;
         try
         {
-            recovered = spec.ResolvedTarget.Open(new TargetDevices(state.Backing, state.Cache, state.Pmem), new TargetOpen(Live: false, 0, spec.Seed, survey));
+            recovered = spec.ResolvedTarget.Open(new TargetDevices(state.Backing, state.Cache, state.Pmem), new TargetOpen(Live: false, 0, spec.Seed, survey) { Life = life });
         }
 #pragma warning disable CA1031 // Any exception out of recovery is a violation to report, never to let through.
         catch (Exception error)
@@ -751,9 +755,9 @@ public static partial class Campaign
         }
     }
 
-    private static string? RecoverAndCheck(CampaignSpec spec, CrashState state, Judge judge)
+    private static string? RecoverAndCheck(CampaignSpec spec, CrashState state, Judge judge, int life = 1)
     {
-        Recovered outcome = Recover(spec, state, keepContent: false);
+        Recovered outcome = Recover(spec, state, keepContent: false, life: life);
         return outcome.Problem ?? judge.Check(outcome.Content);
     }
 
@@ -763,12 +767,12 @@ public static partial class Campaign
     /// rest), recovers again, and checks the same oracle. Returns the states checked and the first problem.
     /// </summary>
     /// <param name="media">The crash state as it was before any recovery wrote to it.</param>
-    private static (int States, string? Problem) CrashDuringRecovery(CampaignSpec spec, Media media, Judge judge, int seed)
+    private static (int States, string? Problem) CrashDuringRecovery(CampaignSpec spec, Media media, Judge judge, int seed, int life)
     {
         CrashLog recovery = new();
         try
         {
-            spec.ResolvedTarget.Open(RecordedDevices(spec, media, recovery), new TargetOpen(Live: false, 0, spec.Seed)).Crash();
+            spec.ResolvedTarget.Open(RecordedDevices(spec, media, recovery), new TargetOpen(Live: false, 0, spec.Seed) { Life = life }).Crash();
         }
 #pragma warning disable CA1031 // Any exception out of recovery is a violation to report.
         catch (Exception error)
@@ -789,7 +793,7 @@ public static partial class Campaign
                 // Variants 0 and 1 as usual; 2 a seeded mix.
                 CrashState nested = CrashStates.Build(timelines, kinds, spec.Geometry.PmemBytes, seed, q, v < 2 ? v : 2 + (q % Math.Max(1, kinds.Count)));
                 states++;
-                if (RecoverAndCheck(spec, nested, judge) is { } problem)
+                if (RecoverAndCheck(spec, nested, judge, life) is { } problem)
                 {
                     return (states, $"after a crash at event {q} of recovery's own I/O: {problem}");
                 }

@@ -77,11 +77,11 @@ public sealed record CampaignPlan(
     /// names for the bug) before the others, to be quick. Returns the catching campaign (null: not caught) and
     /// the states checked until then.
     /// </summary>
-    /// <param name="key">A table key the bug needs (the catalogue's <see cref="Mutants.Exposure.Key"/>): configurations with it go first.</param>
-    public (CampaignResult? Catching, long States) Hunt(Workload? first = null, string? key = null, CancellationToken cancel = default)
+    /// <param name="prefers">The configurations the bug needs (the catalogue's <see cref="Mutants.Exposure.Prefers"/>) go first.</param>
+    public (CampaignResult? Catching, long States) Hunt(Workload? first = null, Func<CrashConfig, bool>? prefers = null, CancellationToken cancel = default)
     {
         long states = 0;
-        foreach (CampaignSpec spec in Campaigns().OrderBy(c => key is not null && c.Config.Keys.ContainsKey(key) ? 0 : 1).ThenBy(c => c.Workload == first ? 0 : 1))
+        foreach (CampaignSpec spec in Campaigns().OrderBy(c => prefers?.Invoke(c.Config) == true ? 0 : 1).ThenBy(c => c.Workload == first ? 0 : 1))
         {
             if (cancel.IsCancellationRequested)
             {

@@ -59,7 +59,7 @@ public sealed record CampaignRecording(string Id, IReadOnlyDictionary<string, st
                 schedules.Add(new IndexSchedule(file, schedule.StartFailure));
             }
             index.Add(new IndexCampaign((int)spec.Mode, spec.Workload, spec.Config.ToTable(spec.Mode), spec.Config.PoolSize, spec.Config.Writers,
-                spec.MaxStates, spec.Schedules, spec.RoundCount, spec.ReadPercent, spec.Mutant, campaign.RecordSeconds, schedules));
+                spec.MaxStates, spec.Schedules, spec.RoundCount, spec.ReadPercent, spec.Mutant, campaign.RecordSeconds, schedules, spec.Config.ChangesBetweenLives));
         }
         // The index last, by rename: a directory with an index holds a whole recording.
         string temporary = Path.Combine(directory, IndexFile + ".tmp");
@@ -94,7 +94,7 @@ public sealed record CampaignRecording(string Id, IReadOnlyDictionary<string, st
             (Cache.Table.CacheMode mode, CrashConfig config) = CrashConfig.FromTable(c.Table, c.Pool, c.Writers);
             CampaignSpec spec = new(mode, c.Workload, 0, 0, c.MaxStates, c.Mutant)
             {
-                Config = config,
+                Config = config with { ChangesBetweenLives = c.ChangesBetweenLives },
                 Schedules = c.Schedules,
                 Rounds = c.Rounds,
                 ReadPercent = c.ReadPercent,
@@ -115,7 +115,7 @@ public sealed record CampaignRecording(string Id, IReadOnlyDictionary<string, st
     private sealed record Index(string Format, string Id, IReadOnlyDictionary<string, string> Plan, IReadOnlyList<IndexCampaign> Campaigns);
 
     private sealed record IndexCampaign(int Mode, Workload Workload, string Table, int Pool, int Writers, long MaxStates, int Schedules, int Rounds,
-        int ReadPercent, string Mutant, double RecordSeconds, IReadOnlyList<IndexSchedule> ScheduleFiles);
+        int ReadPercent, string Mutant, double RecordSeconds, IReadOnlyList<IndexSchedule> ScheduleFiles, bool ChangesBetweenLives = false);
 
     private sealed record IndexSchedule(string File, string? StartFailure);
 }
@@ -194,7 +194,7 @@ public static partial class Campaign
             for (int r = 0; r < rounds.Count; r++)
             {
                 // As the recorded run: the round's oracle starts from what its device read on opening (recovery is deterministic).
-                Oracle oracle = new(rounds[r].Log.Events, InitialContent(spec, media, previous));
+                Oracle oracle = new(rounds[r].Log.Events, InitialContent(spec, media, previous, life: r + 1));
                 long budget = Math.Max(1, (spec.MaxStates - tally.LogStates) / Math.Max(1, logs - logIndex++));
                 CheckLog(new LogCheck(spec, rounds[r].Log, media, oracle, previous, schedule, r + 1, budget), tally, [.. rounds.Take(r + 1)]);
                 if (r < rounds.Count - 1)

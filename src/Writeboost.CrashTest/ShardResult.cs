@@ -20,7 +20,7 @@ public sealed record ShardViolation(string Message, int Schedule, int Round, int
 /// <param name="Events">Of the campaign's logs, and <see cref="CampaignCoverage.CrashPoints"/> and <see cref="CampaignCoverage.Logs"/>: the same in every shard (the logs are shared); the other counts are the shard's own.</param>
 public sealed record ShardCampaign(int Index, int Mode, Workload Workload, string Table, int Pool, int Writers, int Seed, int Ops, long MaxStates, string Mutant,
     int Events, long StatesGenerated, long StatesChecked, long Violations, long RecoveryCrashStates, double Seconds, double RecordSeconds,
-    CampaignCoverage Coverage, ShardViolation? FirstViolation)
+    CampaignCoverage Coverage, ShardViolation? FirstViolation, bool ChangesBetweenLives = false)
 {
     public string Verdict => Violations == 0 ? "pass" : "fail";
 }
@@ -61,7 +61,7 @@ public sealed record ShardResult(string Format, string Recording, IReadOnlyDicti
                 : null;
             campaigns.Add(new ShardCampaign(i, (int)spec.Mode, spec.Workload, spec.Config.ToTable(spec.Mode), spec.Config.PoolSize, spec.Config.Writers,
                 spec.Seed, spec.Ops, spec.MaxStates, spec.Mutant, r.Events, r.StatesGenerated, r.StatesChecked, r.Violations, r.RecoveryCrashStates,
-                r.Seconds, recording.Campaigns[i].RecordSeconds, r.Coverage, first));
+                r.Seconds, recording.Campaigns[i].RecordSeconds, r.Coverage, first, spec.Config.ChangesBetweenLives));
         }
         return new ShardResult(CurrentFormat, recording.Id, recording.Plan, shard, shards, campaigns);
     }
@@ -183,7 +183,7 @@ public sealed record ShardResult(string Format, string Recording, IReadOnlyDicti
     public IReadOnlyList<CampaignResult> ToResults() => [.. Campaigns.Select(c =>
     {
         (CacheMode mode, CrashConfig config) = CrashConfig.FromTable(c.Table, c.Pool, c.Writers);
-        CampaignSpec spec = new(mode, c.Workload, c.Seed, c.Ops, c.MaxStates, c.Mutant, Math.Max(0, Shard), Shards) { Config = config };
+        CampaignSpec spec = new(mode, c.Workload, c.Seed, c.Ops, c.MaxStates, c.Mutant, Math.Max(0, Shard), Shards) { Config = config with { ChangesBetweenLives = c.ChangesBetweenLives } };
         ShardViolation? v = c.FirstViolation;
         // Seconds there are the whole campaign's, recording included; here, the shards' checking.
         return new CampaignResult(spec, c.Events, c.StatesGenerated, c.StatesChecked, c.Violations, c.Seconds + c.RecordSeconds, v?.Message, v?.CrashPoint, v?.Variant)

@@ -74,6 +74,9 @@ internal class FaultHooks
 
     // Recovery.
 
+    /// <summary>Switching a mode-1 cache to write-around clears its pmem buffers' records before formatting the cache.</summary>
+    internal virtual bool WriteAroundSwitchClearsPmem => true;
+
     /// <summary>How recovery walks the ring (the product: <see cref="RingWalk.Run"/>, which asks the hooks below).</summary>
     internal virtual RingWalkResult WalkRing(RingWalk.Input input) => RingWalk.Run(input);
 

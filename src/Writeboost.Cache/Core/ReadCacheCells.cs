@@ -80,9 +80,16 @@ internal sealed class ReadCacheCells(int capacity)
         {
             return; // read caching off, or nothing reserved: every write skips the two lookups
         }
-        if (_cells.TryGetValue(block, out ReadCacheCell? cell) || _staging.TryGetValue(block, out cell))
+        // Both: a block can have a cell being staged (its set completed, the stager waiting for a slot) and a newer
+        // cell reserved by a read that missed meanwhile. Cancelling only the first found let the staged one place
+        // the old data after a write-around write had unmapped the block (found by the crash campaign, seed 3).
+        if (_cells.TryGetValue(block, out ReadCacheCell? reserved))
         {
-            cell.Cancelled = true;
+            reserved.Cancelled = true;
+        }
+        if (_staging.TryGetValue(block, out ReadCacheCell? staging))
+        {
+            staging.Cancelled = true;
         }
     }
 

@@ -226,7 +226,10 @@ public sealed partial class WriteboostDevice
         // the next open would rebuild their segments from pmem as dirty data — older than what write-around writes
         // to the backing store from now on. Everything they hold was just written back; the buffer keeps its uuid,
         // so a crash between the two steps leaves this cache with its own (empty) buffer.
-        _pmem?.Clear(CacheUuid, _superblock.Bindings?.PmemUuid ?? Guid.Empty);
+        if (Faults.WriteAroundSwitchClearsPmem)
+        {
+            _pmem?.Clear(CacheUuid, _superblock.Bindings?.PmemUuid ?? Guid.Empty);
+        }
         Format(wasFormatted: true);
         Recovery = Recovery with { Warnings = [$"write_around_mode: dirty data up to segment {lastId} was written back, then the cache was formatted"] };
     }

@@ -19,6 +19,42 @@ public sealed record CrashConfig(IReadOnlyDictionary<string, long> Keys, int Poo
     public int SegmentSizeOrder => (int)Keys[TunableSpecs.SegmentSizeOrder];
 
     /// <summary>
+    /// Each life of the device (each round of a campaign) reopens it with another table, as users reload a cache
+    /// with other tunables: <see cref="ForLife"/>. Only what the contract allows between opens changes.
+    /// </summary>
+    public bool ChangesBetweenLives { get; init; }
+
+    /// <summary>
+    /// The table life <paramref name="life"/> opens with: life 1 this one; later ones (when
+    /// <see cref="ChangesBetweenLives"/>) switch <c>write_around_mode</c> on in even lives and off in odd ones, and
+    /// draw, seeded, every online tunable and the read cache's keys. The segment size, the pool, the pmem backend
+    /// and the mode never change: a cache refuses another segment size, and a mode-1 cache that crashed refuses mode 0
+    /// (its pmem buffer holds acknowledged writes) — those switches are refused with a clear error, not judged here.
+    /// </summary>
+    public CrashConfig ForLife(int life, int seed)
+    {
+        if (!ChangesBetweenLives || life <= 1)
+        {
+            return this;
+        }
+        Random random = new(States.StateSeed.Of(seed, life, 0x71FE));
+        T Pick<T>(params T[] choices) => choices[random.Next(choices.Length)];
+        Dictionary<string, long> keys = new(StringComparer.OrdinalIgnoreCase)
+        {
+            [TunableSpecs.SegmentSizeOrder] = SegmentSizeOrder,
+            [TunableSpecs.WriteAroundMode] = life % 2 == 0 ? 1 : 0,
+            [TunableSpecs.BarrierDeadlineMs] = Pick(0, 1, 3),
+            [TunableSpecs.WritebackThreshold] = Pick(0, 30, 100),
+            [TunableSpecs.NrMaxBatchedWriteback] = Pick(1, 4, 32),
+            [TunableSpecs.ReadCacheThreshold] = Pick(0, 4, 127),
+            [TunableSpecs.NrReadCacheCells] = Pick(1, 8, 2048),
+            [TunableSpecs.UpdateSbRecordInterval] = Pick(0, 1),
+            [TunableSpecs.SyncDataInterval] = Pick(0, 1),
+        };
+        return this with { Keys = keys };
+    }
+
+    /// <summary>
     /// A seeded configuration: segment orders 5, 10 and 11 (the RFC's 1 MiB segment, with 8-byte metablocks),
     /// pools of 1 to 4 buffers, a barrier deadline with several writers, background writeback, periodic record
     /// updates and data syncs, read caching, write-around, and the pmem block backend.
@@ -96,6 +132,7 @@ public sealed record CrashConfig(IReadOnlyDictionary<string, long> Keys, int Poo
                 {
                     Keys = With(keys, 11, (TunableSpecs.UpdateSbRecordInterval, 1), (TunableSpecs.SyncDataInterval, 1)),
                     PmemBackend = PmemBackend.Dax,
+                    ChangesBetweenLives = true,
                 },
                 3 => sampled with
                 {
@@ -190,6 +227,10 @@ public sealed record CrashConfig(IReadOnlyDictionary<string, long> Keys, int Poo
         if (mode == CacheMode.Persistent)
         {
             parts.Add(PmemBackend == PmemBackend.Block ? "pmem block" : "pmem dax");
+        }
+        if (ChangesBetweenLives)
+        {
+            parts.Add("another table each life");
         }
         return string.Join(", ", parts);
     }

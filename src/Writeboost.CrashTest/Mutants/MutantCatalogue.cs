@@ -21,6 +21,16 @@ public sealed record Exposure(CacheMode Mode, Workload Workload)
     /// <summary>A table key that must be on for the bug to show (configurations with it are tried first).</summary>
     public string? Key { get; init; }
 
+    /// <summary>Only a table that changes between lives shows it (such configurations are tried first).</summary>
+    public bool TablesChange { get; init; }
+
+    /// <summary>Whether <paramref name="config"/> is one this exposure needs (its key, or tables changing between lives).</summary>
+    public bool Prefers(Configs.CrashConfig config)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        return (Key is not null && config.Keys.ContainsKey(Key)) || (TablesChange && config.ChangesBetweenLives);
+    }
+
     /// <summary>The fault sweep: the device and operation whose errors show the bug.</summary>
     public (FaultTarget Target, FaultOperation Operation)? Where { get; init; }
 }
@@ -108,6 +118,8 @@ public static class MutantCatalogue
             { CaughtBy = new Dictionary<Sweep, Exposure> { [Sweep.Crash] = new(CacheMode.Volatile, Workload.Random) { Key = TunableSpecs.WriteAroundMode } }, Hooks = new SeededFaults.ReadCachesAroundWriteAround(), NeedsConcurrentUsers = true },
         new("nbd-fua-write-zeroes-skips-flush", "the NBD server acknowledges a FUA WRITE_ZEROES before flushing the device (only the NBD path shows it: the device itself is asked for nothing wrong)")
             { CaughtBy = Crash(CacheMode.Volatile, Workload.Protocol), ServerHooks = new SeededFaults.NbdFuaWriteZeroesSkipsFlush() },
+        new("write-around-switch-keeps-pmem-records", "switching a mode-1 cache to write-around formats the cache but leaves its pmem buffers' records: the next write-back life rebuilds old data from them (only a table that changes between lives shows it)")
+            { CaughtBy = new Dictionary<Sweep, Exposure> { [Sweep.Crash] = new(CacheMode.Persistent, Workload.Random) { TablesChange = true } }, Hooks = new SeededFaults.WriteAroundSwitchKeepsPmemRecords() },
         new("poison-torn-tail", "take a crash's torn segment for damage to durable data: poison its blocks")
             { CaughtBy = Crash(CacheMode.Volatile, Workload.Random), Hooks = new SeededFaults.PoisonTornTail() },
         new("ignore-cache-flush-error", "treat a failed cache-device flush as done: FUA and flush acknowledged anyway")

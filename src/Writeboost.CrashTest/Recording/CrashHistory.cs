@@ -15,7 +15,7 @@ public sealed record HistoryRound(CrashLog Log, int CarriedPoint = -1, int Carri
 public sealed record CrashHistory(CampaignSpec Spec, IReadOnlyList<HistoryRound> Rounds)
 {
     private const uint FileMagic = 0x48434257u; // "WBCH"
-    private const int FileVersion = 2;
+    private const int FileVersion = 3; // 3: whether the table changes between lives
 
     public void Save(Stream stream)
     {
@@ -31,6 +31,7 @@ public sealed record CrashHistory(CampaignSpec Spec, IReadOnlyList<HistoryRound>
         writer.Write(Spec.Config.ToTable(Spec.Mode));
         writer.Write(Spec.Config.PoolSize);
         writer.Write(Spec.Config.Writers);
+        writer.Write(Spec.Config.ChangesBetweenLives);
         writer.Write(Spec.ReadPercent);
         writer.Write(Spec.FirstSchedule);
         writer.Write(Rounds.Count);
@@ -60,7 +61,7 @@ public sealed record CrashHistory(CampaignSpec Spec, IReadOnlyList<HistoryRound>
             return new CrashHistory(bareLogSpec, [new HistoryRound(CrashLog.Load(stream))]);
         }
         int version = reader.ReadInt32();
-        if (version != FileVersion)
+        if (version is not (2 or FileVersion))
         {
             throw new InvalidDataException($"crash history version {version}: this wb reads version {FileVersion}");
         }
@@ -72,9 +73,11 @@ public sealed record CrashHistory(CampaignSpec Spec, IReadOnlyList<HistoryRound>
         string table = reader.ReadString();
         int pool = reader.ReadInt32();
         int writers = reader.ReadInt32();
+        bool changesBetweenLives = version >= 3 && reader.ReadBoolean();
         int readPercent = reader.ReadInt32();
         int schedule = reader.ReadInt32();
         (CacheMode _, Configs.CrashConfig config) = Configs.CrashConfig.FromTable(table, pool, writers);
+        config = config with { ChangesBetweenLives = changesBetweenLives };
         int count = reader.ReadInt32();
         List<HistoryRound> rounds = [];
         for (int i = 0; i < count; i++)

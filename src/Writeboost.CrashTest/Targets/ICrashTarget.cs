@@ -26,6 +26,9 @@ public sealed record TargetOpen(bool Live, int Schedule, int Seed, bool Survey =
 {
     /// <summary>For the writeboost target: the harness's seam into the device's own threads.</summary>
     internal Cache.Core.ScheduleHooks? Hooks { get; init; }
+
+    /// <summary>Which life of the device this open starts (round 1 is the first; a crash state of round r is recovered by life r + 1): a target whose table changes between lives opens with that life's.</summary>
+    public int Life { get; init; } = 1;
 }
 
 /// <summary>An opened target: a block device the workload and the oracle use, that can also crash.</summary>

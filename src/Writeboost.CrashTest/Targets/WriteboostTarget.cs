@@ -29,9 +29,10 @@ public sealed record WriteboostTarget(CacheMode Mode, CrashConfig Config, string
     {
         ArgumentNullException.ThrowIfNull(devices);
         ArgumentNullException.ThrowIfNull(options);
+        CrashConfig config = Config.ForLife(options.Life, options.Seed);
         WriteboostOptions open = new()
         {
-            BufferPoolSize = Config.PoolSize,
+            BufferPoolSize = config.PoolSize,
             WithoutWorkers = !options.Live,
             Faults = Hooks ?? MutantCatalogue.HooksFor(Mutant),
             Schedule = options.Hooks ?? ScheduleHooks.None,
@@ -40,7 +41,7 @@ public sealed record WriteboostTarget(CacheMode Mode, CrashConfig Config, string
         // Intact segments beyond recovery's walk are read off the media (wb check's walk) before recovery runs,
         // not taken from what recovery says it did: a careless recovery is exactly one that does not say.
         int unreachable = options.Survey && devices.Cache.SizeBytes > 0 ? Unreachable(devices.Cache) : 0;
-        WriteboostDevice device = WriteboostDevice.Open(devices.Backing, devices.Cache, Config.CreateTunables(), open, devices.Pmem);
+        WriteboostDevice device = WriteboostDevice.Open(devices.Backing, devices.Cache, config.CreateTunables(), open, devices.Pmem);
         return new Opened(device, unreachable);
     }
 

@@ -36,7 +36,7 @@ public sealed class CrashHarnessTests
         {
             // What `wb crashtest --mutant NAME --seed S` runs: the default plan (every workload, the spread of
             // configurations, three schedules, two rounds, live reads), in the bug's mode.
-            (CampaignResult? catching, long states) = DefaultPlan(mode, seed, mutant).Hunt(workload, key: shown.Key);
+            (CampaignResult? catching, long states) = DefaultPlan(mode, seed, mutant).Hunt(workload, shown.Prefers);
             Assert.IsNotNull(catching, $"mutant {mutant} passed seed {seed} after {states} states: the harness has no teeth for it");
         }
     }
@@ -177,7 +177,8 @@ public sealed class CrashHarnessTests
         CollectionAssert.AreEquivalent(
             new[] { "ack-before-pmem-persist", "drop-pmem-fence", "skip-cache-flush-before-ack", "trust-segment-without-checksum", "replay-stale-after-gap", "reuse-slot-before-writeback-flushed", "poison-torn-tail",
                 "recovery-skips-its-flush", "reuse-pmem-buffer-once-written", "fua-trusts-written-segment", "flush-publishes-before-write", "pmem-record-crc-skips-data",
-                "read-buffer-serves-unheld-sectors", "compact-metablock-claims-whole-block", "read-caches-around-write-around", "nbd-fua-write-zeroes-skips-flush" },
+                "read-buffer-serves-unheld-sectors", "compact-metablock-claims-whole-block", "read-caches-around-write-around", "nbd-fua-write-zeroes-skips-flush",
+                "write-around-switch-keeps-pmem-records" },
             SeededBugs.NamesCaughtBy(Sweep.Crash));
     }
 

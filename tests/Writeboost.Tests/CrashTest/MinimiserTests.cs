@@ -18,7 +18,7 @@ public sealed class MinimiserTests
     {
         Exposure shown = SeededBugs.ShownTo(Sweep.Crash, mutant);
         (CacheMode mode, Workload workload) = shown;
-        (CampaignResult? caught, long _) = new CampaignPlan([mode], [Workload.Random, Workload.Overwrite, Workload.Wrap, Workload.Protocol], Seed: 1, Ops: 150, States: 60_000, mutant).Hunt(workload, key: shown.Key);
+        (CampaignResult? caught, long _) = new CampaignPlan([mode], [Workload.Random, Workload.Overwrite, Workload.Wrap, Workload.Protocol], Seed: 1, Ops: 150, States: 60_000, mutant).Hunt(workload, shown.Prefers);
         Assert.IsNotNull(caught);
 
         List<string> progress = [];
