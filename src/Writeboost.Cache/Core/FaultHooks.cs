@@ -74,6 +74,9 @@ internal class FaultHooks
 
     // Recovery.
 
+    /// <summary>Every dropped segment before a kept one becomes a tombstone (its slot marked), two in a row included.</summary>
+    internal virtual bool TombstonesEveryDroppedSegment => true;
+
     /// <summary>Switching a mode-1 cache to write-around clears its pmem buffers' records before formatting the cache.</summary>
     internal virtual bool WriteAroundSwitchClearsPmem => true;
 

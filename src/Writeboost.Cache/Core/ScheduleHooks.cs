@@ -26,6 +26,55 @@ internal enum SchedulePoint
     WritebackBeforeMarkClean,
     /// <summary>A write-around writer, after unmapping its blocks under the lock, before its backing-store write.</summary>
     WriteAroundBeforeBackingWrite,
+
+    // The ends of the lock's scopes (DeviceMonitor.Enter): each is a window another thread may run in.
+
+    /// <summary>The flush worker, after checking under the lock whether it has work.</summary>
+    FlushWorkerAfterIdleCheck,
+    /// <summary>The flush worker, after taking the next sealed segment (or a flush request).</summary>
+    FlushWorkerAfterTakingSegment,
+    /// <summary>The flush worker, after deciding whether a barrier needs the cache flushed.</summary>
+    FlushWorkerAfterFlushDecision,
+    /// <summary>The flush worker, after publishing a segment written (and durable).</summary>
+    FlushWorkerAfterPublishing,
+    /// <summary>The flush worker, after publishing a segment before writing it (a seeded bug's path).</summary>
+    FlushWorkerAfterPublishingEarly,
+    /// <summary>The modulator, after setting the backing store's utilisation.</summary>
+    WritebackAfterUtilisation,
+    /// <summary>drop_caches, after waiting for writeback.</summary>
+    WritebackAfterDropCachesWait,
+    /// <summary>Writeback, after checking whether it has work.</summary>
+    WritebackAfterIdleCheck,
+    /// <summary>Writeback, after choosing and snapshotting a batch.</summary>
+    WritebackAfterChoosingBatch,
+    /// <summary>Writeback, after marking a batch clean and freeing its slots.</summary>
+    WritebackAfterMarkingClean,
+    /// <summary>A barrier (flush, FUA), after choosing the segment it must make durable.</summary>
+    BarrierAfterChoosingTarget,
+    /// <summary>A barrier, after its segment became durable.</summary>
+    BarrierAfterDurable,
+    /// <summary>A reader, after planning where each piece comes from (pinning what it reads).</summary>
+    ReaderAfterPlanning,
+    /// <summary>A reader, after releasing its pins.</summary>
+    ReaderAfterReleasingPlans,
+    /// <summary>A status, after its snapshot.</summary>
+    StatusAfterSnapshot,
+    /// <summary>clear_stat, after clearing the counters.</summary>
+    MessageAfterClearStat,
+    /// <summary>clear_poison, after listing the poisoned blocks.</summary>
+    ClearPoisonAfterListing,
+    /// <summary>A FUA writer, after checking whether its segment was written.</summary>
+    WriterAfterCheckingWritten,
+    /// <summary>A writer, after placing a block piece (its slot reserved, mode 1: before its copy into pmem).</summary>
+    WriterAfterPlacing,
+    /// <summary>A mode-1 writer, after its placement into pmem completed (its pin released).</summary>
+    WriterAfterPmemPlacement,
+    /// <summary>A write-around writer, after its backing write, its blocks open to read caching again.</summary>
+    WriteAroundAfterBackingWrite,
+    /// <summary>The superblock record's writer, after reading what is durable (before writing the record).</summary>
+    RecordAfterReadingDurable,
+    /// <summary>The periodic record, after reading the last written-back id.</summary>
+    RecordAfterReadingWrittenBack,
 }
 
 /// <summary>

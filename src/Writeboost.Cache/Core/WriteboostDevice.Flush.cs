@@ -40,7 +40,7 @@ public sealed partial class WriteboostDevice
     private ulong FlushToCacheDevice()
     {
         ulong target;
-        lock (_lock)
+        using (_monitor.Enter(SchedulePoint.BarrierAfterChoosingTarget))
         {
             target = _ring.OpenId != 0 && _openLength > 0 ? _ring.OpenId : _ring.QueuedId;
         }
@@ -55,7 +55,7 @@ public sealed partial class WriteboostDevice
         {
             return;
         }
-        lock (_lock)
+        using (_monitor.Enter(SchedulePoint.BarrierAfterDurable))
         {
             if (id == _ring.OpenId)
             {

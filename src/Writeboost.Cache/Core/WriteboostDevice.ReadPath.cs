@@ -43,7 +43,7 @@ public sealed partial class WriteboostDevice
         bool needBacking = false;
         bool mustRelease = false; // a slot pinned or a read-cache cell reserved: only then is the lock taken again after
         byte[]? bufferCopies = null; // made only when a piece is in a RAM buffer: most reads have none
-        lock (_lock)
+        using (_monitor.Enter(SchedulePoint.ReaderAfterPlanning))
         {
             if (!_poison.IsEmpty && Faults.PoisonedBlockFailsReads)
             {
@@ -144,7 +144,7 @@ public sealed partial class WriteboostDevice
     /// <summary>Unpins the slots a read pinned and completes its read-cache cells (takes the lock).</summary>
     private void ReleasePlans(List<ReadPlan> plans)
     {
-        lock (_lock)
+        using (_monitor.Enter(SchedulePoint.ReaderAfterReleasingPlans))
         {
             // Unpin every slot before staging: staging may wait for a free slot, and must not wait on our own pins.
             foreach (ReadPlan plan in plans)

@@ -89,7 +89,7 @@ public sealed partial class WriteboostDevice
 
     public WriteboostStatus Status()
     {
-        lock (_lock)
+        using (_monitor.Enter(SchedulePoint.StatusAfterSnapshot))
         {
             ulong currentId = _ring.OpenId != 0 ? _ring.OpenId : _ring.QueuedId + 1;
             long cursor = Geometry.SlotOf(currentId) * BlocksPerSegment + (_ring.OpenId != 0 ? _openLength : 0);
@@ -178,7 +178,7 @@ public sealed partial class WriteboostDevice
                 ClearPoison(words.Count == 2 ? long.Parse(words[1], CultureInfo.InvariantCulture) : null);
                 return;
             case "clear_stat":
-                lock (_lock)
+                using (_monitor.Enter(SchedulePoint.MessageAfterClearStat))
                 {
                     Array.Clear(_stats);
                     _nrPartialFlushed = 0;
@@ -204,7 +204,7 @@ public sealed partial class WriteboostDevice
     public int ClearPoison(long? sector = null)
     {
         List<PoisonedBlock> poisoned;
-        lock (_lock)
+        using (_monitor.Enter(SchedulePoint.ClearPoisonAfterListing))
         {
             poisoned = _poison.IsEmpty ? [] : _poison.List(BlocksPerSegment);
         }

@@ -61,7 +61,7 @@ public sealed partial class WriteboostDevice
     /// <summary>The seeded bug's test: the flush worker has written segment <paramref name="id"/> (not: made it durable).</summary>
     private bool SegmentWrittenLocked(ulong id)
     {
-        lock (_lock)
+        using (_monitor.Enter(SchedulePoint.WriterAfterCheckingWritten))
         {
             return _ring.FlushedId >= id;
         }
@@ -88,7 +88,7 @@ public sealed partial class WriteboostDevice
         byte bits = Units.SectorMask(firstSector, sectorCount);
         sealedLength = 0;
         placement = default;
-        lock (_lock)
+        using (_monitor.Enter(SchedulePoint.WriterAfterPlacing))
         {
             EnsureOpenSlot(clearsPoison: !_poison.IsEmpty && (_poison.SectorsOf(block) & bits) != 0);
             _readCache.CancelLocked(block);
@@ -183,7 +183,7 @@ public sealed partial class WriteboostDevice
             // pin sees it gone, or is seen here and woken.
             if (left == 0 && Volatile.Read(ref _placementWaiters) > 0)
             {
-                lock (_lock)
+                using (_monitor.Enter(SchedulePoint.WriterAfterPmemPlacement))
                 {
                     _monitor.PulseAllLocked();
                 }
@@ -328,7 +328,7 @@ public sealed partial class WriteboostDevice
     /// <summary>write_around_mode: the write goes to the backing store; any cached copy is forgotten.</summary>
     private void WriteAround(long offsetBytes, ReadOnlySpan<byte> source, WriteOptions options)
     {
-        lock (_lock)
+        using (_monitor.Enter(SchedulePoint.WriteAroundBeforeBackingWrite))
         {
             foreach (BlockPiece piece in new BlockPieces(offsetBytes, source.Length))
             {
@@ -352,12 +352,11 @@ public sealed partial class WriteboostDevice
         }
         try
         {
-            _options.Schedule.At(SchedulePoint.WriteAroundBeforeBackingWrite);
             _backingStore.Write(offsetBytes, source, options);
         }
         finally
         {
-            lock (_lock)
+            using (_monitor.Enter(SchedulePoint.WriteAroundAfterBackingWrite))
             {
                 foreach (BlockPiece piece in new BlockPieces(offsetBytes, source.Length))
                 {

@@ -33,7 +33,7 @@ namespace Writeboost.Cache.Core;
 /// </summary>
 public sealed partial class WriteboostDevice : IBlockDevice
 {
-    private readonly DeviceMonitor _monitor = new();
+    private readonly DeviceMonitor _monitor;
     private readonly object _lock; // the monitor's
     private readonly IBlockDevice _backing;
     private readonly BackingStore _backingStore;
@@ -76,6 +76,7 @@ public sealed partial class WriteboostDevice : IBlockDevice
     private WriteboostDevice(IBlockDevice backing, IBlockDevice cache, CacheGeometry geometry, Tunables tunables, WriteboostOptions options, SuperblockHeaderOnDisk superblock, PmemRegion? pmem)
     {
         Guid cacheUuid = superblock.CacheUuid;
+        _monitor = new DeviceMonitor(options.Schedule);
         _superblock = superblock;
         _pmemRegion = pmem;
         Mode = pmem is null ? CacheMode.Volatile : CacheMode.Persistent;

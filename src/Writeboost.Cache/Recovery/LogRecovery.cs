@@ -42,8 +42,11 @@ internal sealed class LogRecovery(IBlockDevice cache, CacheGeometry geometry, Se
         ulong firstReplayed = 0;
         ulong lastReplayed = 0;
         string? stopReason = null;
+        SegmentFate? previousFate = null;
         foreach (WalkedSegment segment in walk.Segments)
         {
+            SegmentFate? before = previousFate;
+            previousFate = segment.Fate;
             switch (segment.Fate)
             {
                 case SegmentFate.Replayed:
@@ -79,8 +82,11 @@ internal sealed class LogRecovery(IBlockDevice cache, CacheGeometry geometry, Se
                     break;
                 case SegmentFate.CrashTail:
                 case SegmentFate.LostAccepted:
-                    WriteTombstone(segment.Id, walk.ProvenDurableId, image);
-                    wrote = true;
+                    if (faults.TombstonesEveryDroppedSegment || before != SegmentFate.CrashTail)
+                    {
+                        WriteTombstone(segment.Id, walk.ProvenDurableId, image);
+                        wrote = true;
+                    }
                     discarded += segment.Fate == SegmentFate.CrashTail ? 1 : 0;
                     report.Add(segment.Fate == SegmentFate.CrashTail
                         ? new SegmentRecovery(segment.Id, segment.Slot, "crash-tail", 0, 0, $"{segment.Problem}: taken for a crash's torn write and dropped (an empty segment keeps its id; later segments are replayed)")

@@ -13,6 +13,32 @@ namespace Writeboost.Cache.Workers;
 internal sealed class DeviceMonitor : IDisposable
 {
     private readonly List<Action> _wakers = [];
+    private readonly Core.ScheduleHooks _schedule;
+
+    /// <param name="schedule">Called as each scope of the lock ends (<see cref="Enter"/>): the harness stretches those windows.</param>
+    public DeviceMonitor(Core.ScheduleHooks? schedule = null) => _schedule = schedule ?? Core.ScheduleHooks.None;
+
+    /// <summary>
+    /// Takes the lock for a scope, <c>using (monitor.Enter(point)) { ... }</c>: the one way the device and its workers
+    /// hold it (a test keeps it so). Leaving the scope is a schedule point named for it, so every window in which
+    /// another thread may run between two of this thread's steps under the lock is one the harness can stretch —
+    /// found from the code's structure, not picked by hand.
+    /// </summary>
+    public Held Enter(Core.SchedulePoint leaving)
+    {
+        Monitor.Enter(Lock);
+        return new Held(this, leaving);
+    }
+
+    /// <summary>The lock held by <see cref="Enter"/>; disposing it releases the lock, then passes the schedule point.</summary>
+    public readonly ref struct Held(DeviceMonitor monitor, Core.SchedulePoint leaving)
+    {
+        public void Dispose()
+        {
+            Monitor.Exit(monitor.Lock);
+            monitor._schedule.At(leaving);
+        }
+    }
     private bool _stopping;
     private bool _abandoned;
     private Exception? _failure;

@@ -76,7 +76,7 @@ internal sealed class FlushWorker : IDisposable
             bool flushOnly;
             bool idle;
             ulong durable;
-            lock (_monitor.Lock)
+            using (_monitor.Enter(SchedulePoint.FlushWorkerAfterIdleCheck))
             {
                 idle = _monitor.Running
                        && _ring.FlushedId >= _ring.QueuedId
@@ -87,7 +87,7 @@ internal sealed class FlushWorker : IDisposable
                 _signal.WaitOne();
                 continue;
             }
-            lock (_monitor.Lock)
+            using (_monitor.Enter(SchedulePoint.FlushWorkerAfterTakingSegment))
             {
                 if (_monitor.Failure is not null || _monitor.Abandoned || (_monitor.Stopping && _ring.FlushedId >= _ring.QueuedId && _ring.DurableRequestedId <= _ring.DurableId))
                 {
@@ -107,7 +107,7 @@ internal sealed class FlushWorker : IDisposable
                     WriteSegment(id, length, durable);
                 }
                 bool flush;
-                lock (_monitor.Lock)
+                using (_monitor.Enter(SchedulePoint.FlushWorkerAfterFlushDecision))
                 {
                     // Read after the write: a request made meanwhile joins this flush.
                     flush = _ring.DurableRequestedId > _ring.DurableId && _ring.DurableRequestedId <= id;
@@ -124,7 +124,7 @@ internal sealed class FlushWorker : IDisposable
                     }
                     _counters.CountCacheFlush();
                 }
-                lock (_monitor.Lock)
+                using (_monitor.Enter(SchedulePoint.FlushWorkerAfterPublishing))
                 {
                     _ring.MarkFlushed(id);
                     if (flush)
@@ -157,7 +157,7 @@ internal sealed class FlushWorker : IDisposable
         SegmentHeaderExtension.Restamp(image, durable);
         if (!_faults.FlushWorkerPublishesAfterWrite)
         {
-            lock (_monitor.Lock)
+            using (_monitor.Enter(SchedulePoint.FlushWorkerAfterPublishingEarly))
             {
                 _ring.MarkFlushed(id); // "written" before the write (the waiters are woken after it)
             }

@@ -32,7 +32,7 @@ internal sealed class SuperblockRecordWriter(IBlockDevice cache, DeviceMonitor m
         {
             ulong id = Math.Max(lastWritebackId, _writtenId);
             ulong durable;
-            lock (monitor.Lock)
+            using (monitor.Enter(Core.SchedulePoint.RecordAfterReadingDurable))
             {
                 durable = faults.DurableIdToClaim(ring.DurableId);
             }
@@ -47,7 +47,7 @@ internal sealed class SuperblockRecordWriter(IBlockDevice cache, DeviceMonitor m
     public void WriteCurrent()
     {
         ulong id;
-        lock (monitor.Lock)
+        using (monitor.Enter(Core.SchedulePoint.RecordAfterReadingWrittenBack))
         {
             id = ring.WrittenBackId;
         }

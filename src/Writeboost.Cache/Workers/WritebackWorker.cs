@@ -124,7 +124,7 @@ internal sealed class WritebackWorker : IDisposable
     /// <summary>What the modulator measured, and whether background writeback may run (it is woken if so).</summary>
     public void SetBackingUtilisation(int percent, bool allowWriteback)
     {
-        lock (_monitor.Lock)
+        using (_monitor.Enter(SchedulePoint.WritebackAfterUtilisation))
         {
             Volatile.Write(ref _backingUtilPercent, percent);
             _allowed = allowWriteback;
@@ -145,7 +145,7 @@ internal sealed class WritebackWorker : IDisposable
     /// segments writers open afterwards are theirs, and a stream of writes must not keep drop_caches waiting forever).</param>
     public void WriteBackEverything(Action throwIfFailed, ulong throughId)
     {
-        lock (_monitor.Lock)
+        using (_monitor.Enter(SchedulePoint.WritebackAfterDropCachesWait))
         {
             _forced = true;
             Wake();
@@ -198,7 +198,7 @@ internal sealed class WritebackWorker : IDisposable
             List<BatchSegment> batch = [];
             bool idle;
             ulong durableNeeded = 0;
-            lock (_monitor.Lock)
+            using (_monitor.Enter(SchedulePoint.WritebackAfterIdleCheck))
             {
                 idle = !_monitor.Stopping && _monitor.Failure is null && !WantedLocked();
             }
@@ -207,7 +207,7 @@ internal sealed class WritebackWorker : IDisposable
                 _signal.WaitOne(1000);
                 continue;
             }
-            lock (_monitor.Lock)
+            using (_monitor.Enter(SchedulePoint.WritebackAfterChoosingBatch))
             {
                 WaitWrittenSegmentsDurableLocked();
                 if (!WantedLocked() && !_monitor.Stopping && _monitor.Failure is null)
@@ -419,7 +419,7 @@ internal sealed class WritebackWorker : IDisposable
     /// <summary>The batch's blocks are clean and its segments' slots free: only once the record says so.</summary>
     private void MarkWrittenBack(List<BatchSegment> batch, ulong newLastWriteback)
     {
-        lock (_monitor.Lock)
+        using (_monitor.Enter(SchedulePoint.WritebackAfterMarkingClean))
         {
             foreach (BatchSegment segment in batch)
             {

@@ -120,6 +120,8 @@ public static class MutantCatalogue
             { CaughtBy = Crash(CacheMode.Volatile, Workload.Protocol), ServerHooks = new SeededFaults.NbdFuaWriteZeroesSkipsFlush() },
         new("write-around-switch-keeps-pmem-records", "switching a mode-1 cache to write-around formats the cache but leaves its pmem buffers' records: the next write-back life rebuilds old data from them (only a table that changes between lives shows it)")
             { CaughtBy = new Dictionary<Sweep, Exposure> { [Sweep.Crash] = new(CacheMode.Persistent, Workload.Random) { TablesChange = true } }, Hooks = new SeededFaults.WriteAroundSwitchKeepsPmemRecords() },
+        new("second-gap-keeps-its-slot", "recovery marks the first of two dropped segments in a row with a tombstone but not the second: later durable segments vouch for the torn one left in its slot (only a next life that starts from two gaps in a row shows it)")
+            { CaughtBy = Crash(CacheMode.Volatile, Workload.Random), Hooks = new SeededFaults.SecondGapKeepsItsSlot() },
         new("poison-torn-tail", "take a crash's torn segment for damage to durable data: poison its blocks")
             { CaughtBy = Crash(CacheMode.Volatile, Workload.Random), Hooks = new SeededFaults.PoisonTornTail() },
         new("ignore-cache-flush-error", "treat a failed cache-device flush as done: FUA and flush acknowledged anyway")

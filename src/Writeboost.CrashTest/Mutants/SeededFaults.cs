@@ -18,6 +18,11 @@ internal static class SeededFaults
         internal override bool FuaWriteZeroesFlushesBeforeAck => false;
     }
 
+    internal sealed class SecondGapKeepsItsSlot : FaultHooks
+    {
+        internal override bool TombstonesEveryDroppedSegment => false;
+    }
+
     internal sealed class WriteAroundSwitchKeepsPmemRecords : FaultHooks
     {
         internal override bool WriteAroundSwitchClearsPmem => false;

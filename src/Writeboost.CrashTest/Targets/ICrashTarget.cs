@@ -44,6 +44,15 @@ public interface ICrashTargetDevice : IBlockDevice
     string? RecoveryStory { get; }
 
     /// <summary>
+    /// The kinds of debris this open's recovery left on the media for the next life to meet (for the writeboost
+    /// device: tombstones, two in a row, one right after the superblock record, a discarded tail, zeroed headers,
+    /// segments rebuilt from pmem, torn pmem records). The harness carries into the next round, schedule by schedule,
+    /// a state with each kind in turn (<see cref="Campaign"/>), so a recovery bug that shows only after one kind
+    /// is met on purpose. Empty: none, or a target that does not say.
+    /// </summary>
+    IReadOnlyCollection<string> RecoveryDebris => [];
+
+    /// <summary>
     /// What this open's recovery says was lost to damaged media (poisoned blocks, refused segments), or null. After
     /// a pure crash it must be null: a crash loses only what was never durable, and a torn write taken for damage
     /// turns a good device into a degraded one.

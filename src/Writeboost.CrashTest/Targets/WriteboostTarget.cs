@@ -92,6 +92,46 @@ public sealed record WriteboostTarget(CacheMode Mode, CrashConfig Config, string
             }
         }
 
+        public IReadOnlyCollection<string> RecoveryDebris
+        {
+            get
+            {
+                RecoveryReport r = device.Recovery;
+                List<string> debris = [];
+                List<SegmentRecovery> dropped = [.. r.Segments.Where(s => s.Kind == "crash-tail")];
+                List<ulong> tombstoned = [.. dropped.Where(s => s.Detail.Contains("an empty segment keeps its id", StringComparison.Ordinal)).Select(s => s.Id).Order()];
+                if (tombstoned.Count > 0)
+                {
+                    debris.Add(DebrisKinds.Tombstone);
+                }
+                if (tombstoned.Zip(tombstoned.Skip(1)).Any(pair => pair.Second == pair.First + 1))
+                {
+                    debris.Add(DebrisKinds.TwoGapsInARow);
+                }
+                if (tombstoned.Contains(r.SuperblockRecordId + 1))
+                {
+                    debris.Add(DebrisKinds.GapAfterRecord);
+                }
+                if (dropped.Count > tombstoned.Count)
+                {
+                    debris.Add(DebrisKinds.DiscardedTail);
+                }
+                if (r.PmemSegmentsRebuilt > 0)
+                {
+                    debris.Add(DebrisKinds.RebuiltFromPmem);
+                }
+                if (r.PmemTornRecords > 0)
+                {
+                    debris.Add(DebrisKinds.TornPmemRecords);
+                }
+                if (unreachable > 0)
+                {
+                    debris.Add(DebrisKinds.Unreachable);
+                }
+                return debris;
+            }
+        }
+
         public string? ClaimedLoss => device.Recovery.PoisonedBlocks == 0 ? null
             : $"{device.Recovery.PoisonedBlocks} block(s) poisoned ({PoisonedSectors(device.Status().Poisoned)}): {string.Join("; ", device.Recovery.Segments.Select(s => $"segment {s.Id}: {s.Kind}, {s.Detail}"))}";
 
@@ -123,4 +163,19 @@ public sealed record WriteboostTarget(CacheMode Mode, CrashConfig Config, string
 
         public void Dispose() => device.Dispose();
     }
+}
+
+/// <summary>The kinds of debris the writeboost device's recovery leaves (<see cref="ICrashTargetDevice.RecoveryDebris"/>).</summary>
+public static class DebrisKinds
+{
+    public const string Tombstone = "tombstone";
+    public const string TwoGapsInARow = "two gaps in a row";
+    public const string GapAfterRecord = "a gap right after the superblock record";
+    public const string DiscardedTail = "a discarded tail";
+    public const string RebuiltFromPmem = "segments rebuilt from pmem";
+    public const string TornPmemRecords = "torn pmem records";
+    public const string Unreachable = "intact segments beyond the walk";
+
+    /// <summary>Every kind, in the order recordings take them in turn.</summary>
+    public static IReadOnlyList<string> All { get; } = [TwoGapsInARow, GapAfterRecord, Tombstone, DiscardedTail, RebuiltFromPmem, TornPmemRecords, Unreachable];
 }

@@ -178,7 +178,7 @@ public sealed class CrashHarnessTests
             new[] { "ack-before-pmem-persist", "drop-pmem-fence", "skip-cache-flush-before-ack", "trust-segment-without-checksum", "replay-stale-after-gap", "reuse-slot-before-writeback-flushed", "poison-torn-tail",
                 "recovery-skips-its-flush", "reuse-pmem-buffer-once-written", "fua-trusts-written-segment", "flush-publishes-before-write", "pmem-record-crc-skips-data",
                 "read-buffer-serves-unheld-sectors", "compact-metablock-claims-whole-block", "read-caches-around-write-around", "nbd-fua-write-zeroes-skips-flush",
-                "write-around-switch-keeps-pmem-records" },
+                "write-around-switch-keeps-pmem-records", "second-gap-keeps-its-slot" },
             SeededBugs.NamesCaughtBy(Sweep.Crash));
     }
 
