@@ -54,6 +54,25 @@ public sealed record CampaignSpec(CacheMode Mode, Workload Workload, int Seed, i
     /// <summary>The index of the first schedule: a reproducer replays the failing schedule's perturbation alone.</summary>
     public int FirstSchedule { get; init; }
 
+    /// <summary>
+    /// The kinds of recovery debris the campaign carried into later lives before <see cref="FirstSchedule"/>, by
+    /// count: a failing schedule re-run alone (by the minimiser) chooses its carried states as it did in its campaign.
+    /// </summary>
+    internal IReadOnlyDictionary<string, int>? CarriedDebrisBefore { get; init; }
+
+    /// <summary>
+    /// Some checked states also have their recovery crashed at its own I/O (on top of the budget). Off only where
+    /// a failure of another kind is being reproduced (the minimiser's runs: a drain and reformat per recovery
+    /// makes those states the bulk of a run's time, and they cannot show the failure it looks for).
+    /// </summary>
+    internal bool CrashesRecoveries { get; init; } = true;
+
+    /// <summary>
+    /// The first round whose crash states are checked (earlier rounds are recorded and carried only): the minimiser
+    /// reproducing a later round's failure spends its runs there.
+    /// </summary>
+    internal int FirstRoundChecked { get; init; } = 1;
+
     internal int RoundCount => Script?.Count ?? Rounds;
 
     internal ICrashTarget ResolvedTarget => Target ?? new WriteboostTarget(Mode, Config, Mutant);
@@ -294,7 +313,8 @@ public static partial class Campaign
             }
             else
             {
-                WorkloadRunner.Run(device, log, spec.Workload, workloadSeed, spec.Ops, spec.Config.Writers, spec.ReadPercent);
+                WorkloadRunner.Run(device, log, spec.Workload, workloadSeed, spec.Ops, spec.Config.Writers, spec.ReadPercent,
+                    racingReads: spec.Config.Keys.GetValueOrDefault(Cache.Table.TunableSpecs.ReadCacheThreshold) > 0);
             }
         }
         finally
@@ -329,8 +349,10 @@ public static partial class Campaign
         Tally tally = new(spec, stopAtFirst, progress) { Counts = counts, Cancel = cancel };
         int logs = spec.Schedules * spec.RoundCount;
         int logIndex = 0;
+        Dictionary<string, int> carriedDebris = new(spec.CarriedDebrisBefore ?? new Dictionary<string, int>());
         for (int schedule = spec.FirstSchedule; schedule < spec.FirstSchedule + spec.Schedules && !tally.Stopped; schedule++)
         {
+            tally.CarriedDebrisBefore = new Dictionary<string, int>(carriedDebris);
             Media media = BlankMedia(spec);
             Judge? previous = null;
             List<HistoryRound> rounds = [];
@@ -356,10 +378,13 @@ public static partial class Campaign
                 // What earlier logs did not spend (a short log has fewer states than its share) goes to the later ones.
                 long budget = Math.Max(1, (spec.MaxStates - tally.LogStates) / Math.Max(1, logs - logIndex++));
                 LogCheck check = new(spec, log, media, oracle, previous, schedule, round, budget);
-                CheckLog(check, tally, rounds);
+                if (round >= spec.FirstRoundChecked)
+                {
+                    CheckLog(check, tally, rounds);
+                }
                 if (round < spec.RoundCount && !tally.Stopped)
                 {
-                    (int point, int variant, Media carried) = ChooseCarriedState(check);
+                    (int point, int variant, Media carried) = ChooseCarriedState(check, carriedDebris);
                     rounds[^1] = rounds[^1] with { CarriedPoint = point, CarriedVariant = variant };
                     previous = new Judge(oracle, point);
                     media = carried;
@@ -443,7 +468,7 @@ public static partial class Campaign
             for (int variant = 0; variant < variants; variant++)
             {
                 CrashState state = CrashStates.Build(timelines, kinds, spec.Geometry.PmemBytes, spec.Seed, point, variant);
-                Media? beforeRecovery = CrashesItsRecovery(spec, check.Round, point, variant) ? state.Materialize() : null;
+                Media? beforeRecovery = spec.CrashesRecoveries && CrashesItsRecovery(spec, check.Round, point, variant) ? state.Materialize() : null;
                 Recovered outcome = Recover(spec, state, life: check.Round + 1);
                 long sector = -1;
                 string? problem = outcome.Problem ?? judge.Oracle.Check(judge.Point, outcome.Content, out sector);
@@ -528,6 +553,9 @@ public static partial class Campaign
         /// <summary>An interrupted run stops at the next state; what it checked until then is its result.</summary>
         public CancellationToken Cancel { get; init; }
 
+        /// <summary>What the campaign carried before the schedule being checked (a failing history keeps it).</summary>
+        public IReadOnlyDictionary<string, int>? CarriedDebrisBefore { get; set; }
+
         /// <summary>Only violations this accepts count (the minimiser looks for one kind); null: all.</summary>
         public Func<string, bool>? Counts { get; init; }
 
@@ -542,7 +570,7 @@ public static partial class Campaign
             {
                 FirstViolation = problem;
                 FirstSite = site;
-                FailingHistory = new CrashHistory(spec with { Rounds = rounds.Count, Schedules = 1, FirstSchedule = site.Schedule, Script = null }, [.. rounds]);
+                FailingHistory = new CrashHistory(spec with { Rounds = rounds.Count, Schedules = 1, FirstSchedule = site.Schedule, Script = null, CarriedDebrisBefore = CarriedDebrisBefore }, [.. rounds]);
             }
         }
 
@@ -611,7 +639,7 @@ public static partial class Campaign
                 tally.Checked++;
                 tally.Coverage = tally.Coverage.With(duringRecovery ? StateKind.DuringRecovery : CrashStates.KindOf(kinds, variant), later && !duringRecovery);
                 // Taken before recovery writes to the state's devices: the crashes during recovery are of this state's recovery.
-                Media? beforeRecovery = CrashesItsRecovery(spec, check.Round, point, variant) ? state.Materialize() : null;
+                Media? beforeRecovery = spec.CrashesRecoveries && CrashesItsRecovery(spec, check.Round, point, variant) ? state.Materialize() : null;
                 string? problem = RecoverAndCheck(spec, state, judge, check.Round + 1);
                 if (problem is null && beforeRecovery is not null)
                 {
@@ -669,7 +697,8 @@ public static partial class Campaign
     /// discarded or rebuilt the most — what recovery leaves behind is what the next round's crashes judge, and a
     /// valid segment beyond a gap is what a careless recovery leaves. Deterministic.
     /// </summary>
-    private static (int Point, int Variant, Media Media) ChooseCarriedState(LogCheck check)
+    /// <param name="carriedDebris">How often each kind of debris was carried so far in this campaign (updated).</param>
+    private static (int Point, int Variant, Media Media) ChooseCarriedState(LogCheck check, Dictionary<string, int> carriedDebris)
     {
         CampaignSpec spec = check.Spec;
         IReadOnlyList<CrashEvent> events = check.Log.Events;
@@ -699,14 +728,18 @@ public static partial class Campaign
                 sound.Add((point, variant, outcome.Work, outcome.Debris));
             }
         }
-        // Which debris the next life meets is chosen, not left to the most work: the kinds the candidates' recoveries
-        // left are taken in turn by the recordings (schedule by schedule, round by round), and a state with the turn's
-        // kind is carried (the most work among them); with no such state, the one with the most work.
-        List<string> debrisKinds = [.. sound.SelectMany(s => s.Debris).Distinct().Order(StringComparer.Ordinal)];
-        string? wanted = debrisKinds.Count == 0 ? null : debrisKinds[(int)((uint)(check.Schedule * spec.RoundCount + check.Round + spec.Seed) % (uint)debrisKinds.Count)];
+        // Which debris the next life meets is chosen, not left to the most work: of the kinds the candidates'
+        // recoveries left, the one this campaign carried least so far (then by name) — so its recordings carry each
+        // kind in turn — and a state with it is carried (the most work among them); with no debris, the most work.
+        string? wanted = sound.SelectMany(s => s.Debris).Distinct()
+            .OrderBy(kind => carriedDebris.GetValueOrDefault(kind)).ThenBy(kind => kind, StringComparer.Ordinal).FirstOrDefault();
         (int Point, int Variant, int Work, IReadOnlyCollection<string> Debris)? best = sound
             .OrderByDescending(s => wanted is not null && s.Debris.Contains(wanted) ? 1 : 0).ThenByDescending(s => s.Work)
             .Cast<(int, int, int, IReadOnlyCollection<string>)?>().FirstOrDefault();
+        foreach (string kind in best?.Debris ?? [])
+        {
+            carriedDebris[kind] = carriedDebris.GetValueOrDefault(kind) + 1;
+        }
         // None recovered soundly: carry the end of the log with everything landed (checked like any state).
         (int carriedPoint, int carriedVariant) = best is { } chosen ? (chosen.Point, chosen.Variant) : (events.Count, 1);
         Timelines at = new(check.Start, PmemBackendOf(spec));
@@ -790,7 +823,7 @@ public static partial class Campaign
     /// recovery's own I/O, makes the crash states the model allows (nothing / everything / a seeded mix of the
     /// rest), recovers again, and checks the same oracle. Returns the states checked and the first problem.
     /// </summary>
-    /// <param name="media">The crash state as it was before any recovery wrote to it.</param>
+    /// <param name="media">The crash state as it was before any recovery wrote to it (a copy this call consumes: its arrays are changed).</param>
     private static (int States, string? Problem) CrashDuringRecovery(CampaignSpec spec, Media media, Judge judge, int seed, int life)
     {
         CrashLog recovery = new();
@@ -804,7 +837,8 @@ public static partial class Campaign
             return (1, $"recovery threw {error.GetType().Name}: {error.Message}");
         }
 #pragma warning restore CA1031
-        Timelines timelines = new(media, PmemBackendOf(spec));
+        // The recorded recovery is over and the media are the caller's throwaway copy: advanced in place, not copied again.
+        Timelines timelines = Timelines.Adopting(media, PmemBackendOf(spec));
         int states = 0;
         IReadOnlyList<CrashEvent> events = recovery.Events;
         // A small recovery's every point; a large one's (a write-around switch writes back and formats: thousands

@@ -136,6 +136,7 @@ public static partial class Campaign
         long start = Stopwatch.GetTimestamp();
         long budget = Math.Max(1, spec.MaxStates / (spec.Schedules * spec.RoundCount));
         List<RecordedSchedule> schedules = [];
+        Dictionary<string, int> carriedDebris = [];
         for (int schedule = spec.FirstSchedule; schedule < spec.FirstSchedule + spec.Schedules; schedule++)
         {
             Media media = BlankMedia(spec);
@@ -160,7 +161,7 @@ public static partial class Campaign
                 if (round < spec.RoundCount)
                 {
                     Oracle oracle = new(log.Events, recovered);
-                    (int point, int variant, Media carried) = ChooseCarriedState(new LogCheck(spec, log, media, oracle, previous, schedule, round, budget));
+                    (int point, int variant, Media carried) = ChooseCarriedState(new LogCheck(spec, log, media, oracle, previous, schedule, round, budget), carriedDebris);
                     rounds[^1] = rounds[^1] with { CarriedPoint = point, CarriedVariant = variant };
                     previous = new Judge(oracle, point);
                     media = carried;

@@ -20,6 +20,9 @@ public sealed record RecoveryReport(
 {
     /// <summary>Mode 1: the pmem buffer was blank (or reformatted) and got formatted.</summary>
     public bool PmemFormatted { get; init; }
+
+    /// <summary>Opened with <c>write_around_mode 1</c>: what recovery found was written back, then the cache formatted (<see cref="Formatted"/>).</summary>
+    public bool DrainedForWriteAround { get; init; }
     /// <summary>Mode 1: segments rebuilt from pmem buffers and written to the cache device.</summary>
     public int PmemSegmentsRebuilt { get; init; }
     /// <summary>Mode 1: records whose CRC failed that no later record vouches for (writes in flight at the crash, as far as pmem shows).</summary>
@@ -57,14 +60,14 @@ public sealed partial class WriteboostDevice
     /// </summary>
     private void Format(bool wasFormatted)
     {
-        byte[] zeros = new byte[CacheGeometry.SuperblockRegionBytes];
+        ReadOnlySpan<byte> zeros = SuperblockRegionZeros;
         byte[] formatting = new byte[SuperblockHeaderOnDisk.WriteBytes];
         (_superblock with { Flags = SuperblockHeaderOnDisk.FlagFormatting }).WriteTo(formatting);
         _cache.Write(0, formatting, WriteOptions.Fua);
-        _cache.Write(SuperblockHeaderOnDisk.WriteBytes, zeros.AsSpan(SuperblockHeaderOnDisk.WriteBytes));
+        _cache.Write(SuperblockHeaderOnDisk.WriteBytes, zeros[SuperblockHeaderOnDisk.WriteBytes..]);
         for (long slot = 0; slot < Geometry.NrSegments; slot++)
         {
-            _cache.Write(Geometry.SegmentStartBytes(slot), zeros.AsSpan(0, Units.BlockBytes));
+            _cache.Write(Geometry.SegmentStartBytes(slot), zeros[..Units.BlockBytes]);
         }
         _cache.Flush();
         byte[] header = new byte[SuperblockHeaderOnDisk.WriteBytes];
@@ -79,6 +82,9 @@ public sealed partial class WriteboostDevice
             Warnings = wasFormatted ? ["the cache device held a cache; it was reformatted (its contents are gone)"] : [],
         };
     }
+
+    /// <summary>What a format writes over the superblock region and each slot's metadata block (shared, never written).</summary>
+    private static readonly byte[] SuperblockRegionZeros = new byte[CacheGeometry.SuperblockRegionBytes];
 
     /// <summary>
     /// Opens a formatted cache: reads the superblock record and (mode 1) opens the pmem buffers and reads their
@@ -231,6 +237,6 @@ public sealed partial class WriteboostDevice
             _pmem?.Clear(CacheUuid, _superblock.Bindings?.PmemUuid ?? Guid.Empty);
         }
         Format(wasFormatted: true);
-        Recovery = Recovery with { Warnings = [$"write_around_mode: dirty data up to segment {lastId} was written back, then the cache was formatted"] };
+        Recovery = Recovery with { DrainedForWriteAround = true, Warnings = [$"write_around_mode: dirty data up to segment {lastId} was written back, then the cache was formatted"] };
     }
 }

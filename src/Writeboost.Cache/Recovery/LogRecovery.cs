@@ -34,7 +34,8 @@ internal sealed class LogRecovery(IBlockDevice cache, CacheGeometry geometry, Se
     {
         List<string> warnings = [.. walk.Warnings];
         List<SegmentRecovery> report = [];
-        byte[] image = new byte[geometry.SegmentSizeBytes];
+        using SegmentScratch scratch = new((int)geometry.SegmentSizeBytes);
+        byte[] image = scratch.Bytes;
         bool wrote = false;
         int replayed = 0;
         int discarded = 0;

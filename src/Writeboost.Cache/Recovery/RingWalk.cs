@@ -163,7 +163,8 @@ internal static class RingWalk
         List<WalkedSegment> walked = [];
         string? refusal = null;
         bool stopped = false;
-        byte[] segment = new byte[geometry.SegmentSizeBytes];
+        using SegmentScratch scratch = new((int)geometry.SegmentSizeBytes);
+        byte[] segment = scratch.Bytes;
         for (ulong id = record + 1; id <= end; id++)
         {
             long slot = geometry.SlotOf(id);

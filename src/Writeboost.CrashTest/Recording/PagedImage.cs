@@ -11,6 +11,8 @@ namespace Writeboost.CrashTest.Recording;
 public sealed class PagedImage(byte[] baseImage)
 {
     private const int PageBytes = 4096;
+    /// <summary>The page of every whole-page write of zeros (shared, never written: a later write to it copies first).</summary>
+    private static readonly byte[] ZeroPage = new byte[PageBytes];
     private readonly Dictionary<long, byte[]> _pages = [];
     private readonly Lock _lock = new();
 
@@ -51,14 +53,26 @@ public sealed class PagedImage(byte[] baseImage)
             long page = offsetBytes / PageBytes;
             int inPage = (int)(offsetBytes % PageBytes);
             int n = Math.Min(PageBytes - inPage, source.Length);
-            if (!_pages.TryGetValue(page, out byte[]? copy))
+            ReadOnlySpan<byte> piece = source[..n];
+            if (n == PageBytes && !piece.ContainsAnyExcept((byte)0))
             {
-                copy = new byte[PageBytes];
-                int available = (int)Math.Min(PageBytes, baseImage.LongLength - page * PageBytes);
-                baseImage.AsSpan((int)(page * PageBytes), available).CopyTo(copy);
-                _pages[page] = copy;
+                _pages[page] = ZeroPage; // a format's zeroing: no page of its own until something else is written there
             }
-            source[..n].CopyTo(copy.AsSpan(inPage));
+            else
+            {
+                _pages.TryGetValue(page, out byte[]? copy);
+                if (copy is null || copy == ZeroPage)
+                {
+                    byte[] fresh = new byte[PageBytes];
+                    if (copy is null && n < PageBytes)
+                    {
+                        int available = (int)Math.Min(PageBytes, baseImage.LongLength - page * PageBytes);
+                        baseImage.AsSpan((int)(page * PageBytes), available).CopyTo(fresh);
+                    }
+                    _pages[page] = copy = fresh;
+                }
+                piece.CopyTo(copy.AsSpan(inPage));
+            }
             source = source[n..];
             offsetBytes += n;
         }

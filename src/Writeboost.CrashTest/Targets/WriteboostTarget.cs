@@ -81,7 +81,9 @@ public sealed record WriteboostTarget(CacheMode Mode, CrashConfig Config, string
                 RecoveryReport r = device.Recovery;
                 if (r.Formatted)
                 {
-                    return "recovery formatted the cache (blank media)";
+                    return r.DrainedForWriteAround
+                        ? "recovery wrote back what it found dirty and formatted the cache (this life's table has write_around_mode 1)"
+                        : "recovery formatted the cache (blank media)";
                 }
                 string replayed = r.SegmentsReplayed == 0 ? "replayed no segment" : $"replayed segments {r.FirstReplayedId}..{r.LastReplayedId}";
                 string discarded = r.SegmentsDiscarded == 0 ? "" : $", discarded {r.SegmentsDiscarded}";

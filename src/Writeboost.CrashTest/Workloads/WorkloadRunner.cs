@@ -8,10 +8,10 @@ namespace Writeboost.CrashTest.Workloads;
 /// FUA flag) and flushes at issue and acknowledgement, and reads at issue and completion with what they returned,
 /// so the oracle checks live reads too. With several writers each thread owns the 4 KiB blocks whose number
 /// modulo the writer count is its own: writes to one sector are never in flight together, so issue order is the
-/// order they apply in (what the oracle assumes). Reads go anywhere: half of them a random run of sectors, half
-/// a whole block that a writer wrote a moment ago — a full-block read is what the read cache stages, and a block
-/// another thread is writing is where a read races the write path (write-around's trip to the backing store, a
-/// block still being copied into its buffer).
+/// order they apply in (what the oracle assumes). Reads go anywhere: a random run of sectors; with read caching
+/// on (racing reads), half of them a whole block that a writer wrote a moment ago instead — a
+/// full-block read is what the read cache stages, and a block another thread is writing is where a read races the
+/// write path (write-around's trip to the backing store).
 /// </summary>
 internal static class WorkloadRunner
 {
@@ -19,10 +19,11 @@ internal static class WorkloadRunner
     private const int BlockSectors = 8;
 
     /// <param name="readPercent">Of the operations, how many are reads checked live (0: none).</param>
-    public static void Run(IBlockDevice device, CrashLog log, Workload workload, int seed, int ops, int writers, int readPercent)
+    /// <param name="racingReads">Half the reads are of a block a writer just wrote (configurations with read caching).</param>
+    public static void Run(IBlockDevice device, CrashLog log, Workload workload, int seed, int ops, int writers, int readPercent, bool racingReads = false)
     {
         ArgumentNullException.ThrowIfNull(device);
-        RecentBlocks recent = new();
+        RecentBlocks? recent = racingReads ? new() : null;
         if (writers <= 1)
         {
             RunWriter(device, log, workload, seed, ops, 0, 1, readPercent, recent);
@@ -105,7 +106,7 @@ internal static class WorkloadRunner
             : random.Next(_blocks.Length)]);
     }
 
-    private static void RunWriter(IBlockDevice device, CrashLog log, Workload workload, int seed, int ops, int writer, int writers, int readPercent, RecentBlocks recent)
+    private static void RunWriter(IBlockDevice device, CrashLog log, Workload workload, int seed, int ops, int writer, int writers, int readPercent, RecentBlocks? recent)
     {
         Random random = new(seed);
         int sectors = (int)(device.SizeBytes / SectorBytes);
@@ -122,7 +123,7 @@ internal static class WorkloadRunner
             if (roll < 8 + readPercent)
             {
                 int span = workload == Workload.Overwrite ? Math.Min(sectors, 4 * writers * BlockSectors) : sectors;
-                long racing = random.Next(2) == 0 ? recent.Pick(random) : -1;
+                long racing = recent is not null && random.Next(2) == 0 ? recent.Pick(random) : -1;
                 (long readOffset, int readLength) = racing >= 0 ? (racing * 4096L, 4096) : Campaign.RandomRange(random, span, 16);
                 byte[] read = new byte[readLength];
                 int issued = log.Append(new CrashEvent(EventKind.UserRead, DeviceId.User, readOffset, readLength, null, false, -1));
@@ -135,7 +136,7 @@ internal static class WorkloadRunner
             byte[] data = new byte[length];
             random.NextBytes(data);
             int write = log.Append(new CrashEvent(EventKind.UserWrite, DeviceId.User, offset, length, data, fua, -1));
-            recent.Wrote(offset / 4096);
+            recent?.Wrote(offset / 4096);
             device.Write(offset, data, fua ? WriteOptions.Fua : WriteOptions.None);
             log.Append(new CrashEvent(EventKind.UserWriteAck, DeviceId.User, offset, length, null, fua, write));
         }
