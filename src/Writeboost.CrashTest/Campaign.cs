@@ -67,6 +67,9 @@ public sealed record CampaignSpec(CacheMode Mode, Workload Workload, int Seed, i
     /// </summary>
     internal bool CrashesRecoveries { get; init; } = true;
 
+    /// <summary>With a <see cref="Script"/> re-running a failing history: the debris each of its rounds' carried states left, wanted again.</summary>
+    internal IReadOnlyList<IReadOnlyCollection<string>>? CarriedDebrisOfRounds { get; init; }
+
     /// <summary>
     /// The first round whose crash states are checked (earlier rounds are recorded and carried only): the minimiser
     /// reproducing a later round's failure spends its runs there.
@@ -191,6 +194,8 @@ public static partial class Campaign
     /// <summary>Candidate crash points tried for the next round's start, and states tried at each: the one whose recovery did the most (discarded, rebuilt) is carried on.</summary>
     private const int CarryCandidates = 16;
     private const int CarryVariants = 12;
+    /// <summary>A scripted round up to this many events after its first request has every point a carry candidate.</summary>
+    private const int ScriptedEveryPointEvents = 120;
     /// <summary>The modulator's "second" in the harness: periodic work runs within a workload of milliseconds.</summary>
     private static readonly TimeSpan HarnessSecond = TimeSpan.FromMilliseconds(5);
 
@@ -384,8 +389,8 @@ public static partial class Campaign
                 }
                 if (round < spec.RoundCount && !tally.Stopped)
                 {
-                    (int point, int variant, Media carried) = ChooseCarriedState(check, carriedDebris);
-                    rounds[^1] = rounds[^1] with { CarriedPoint = point, CarriedVariant = variant };
+                    (int point, int variant, Media carried, IReadOnlyCollection<string> debris) = ChooseCarriedState(check, carriedDebris);
+                    rounds[^1] = rounds[^1] with { CarriedPoint = point, CarriedVariant = variant, CarriedDebris = debris };
                     previous = new Judge(oracle, point);
                     media = carried;
                 }
@@ -698,17 +703,18 @@ public static partial class Campaign
     /// valid segment beyond a gap is what a careless recovery leaves. Deterministic.
     /// </summary>
     /// <param name="carriedDebris">How often each kind of debris was carried so far in this campaign (updated).</param>
-    private static (int Point, int Variant, Media Media) ChooseCarriedState(LogCheck check, Dictionary<string, int> carriedDebris)
+    private static (int Point, int Variant, Media Media, IReadOnlyCollection<string> Debris) ChooseCarriedState(LogCheck check, Dictionary<string, int> carriedDebris)
     {
         CampaignSpec spec = check.Spec;
         IReadOnlyList<CrashEvent> events = check.Log.Events;
         int first = Math.Min(Math.Max(check.FirstUserEvent, events.Count / 2), events.Count);
         Random random = new(StateSeed.Of(spec.Seed, check.Schedule, 1000 + check.Round));
-        // A scripted (minimised) round is short, and which state it should carry on is what the shrinking must not
-        // lose: every point of it is a candidate. A generated one has 16 seeded candidates.
-        int[] candidates = spec.Script is not null && events.Count - check.FirstUserEvent <= 400
+        // Which state a scripted (minimised) round carries on is what the shrinking must not lose: once the script is
+        // short every point of it is a candidate, while it is long (its every point is thousands of recoveries a
+        // run) three times the seeded candidates. A generated round has 16 seeded candidates.
+        int[] candidates = spec.Script is not null && events.Count - check.FirstUserEvent <= ScriptedEveryPointEvents
             ? [.. Enumerable.Range(Math.Min(check.FirstUserEvent, events.Count), events.Count - Math.Min(check.FirstUserEvent, events.Count) + 1)]
-            : [.. Enumerable.Range(0, CarryCandidates).Select(_ => random.Next(first, events.Count + 1)).Distinct().Order()];
+            : [.. Enumerable.Range(0, spec.Script is null ? CarryCandidates : 3 * CarryCandidates).Select(_ => random.Next(first, events.Count + 1)).Distinct().Order()];
         Timelines timelines = new(check.Start, PmemBackendOf(spec));
         List<(int Point, int Variant, int Work, IReadOnlyCollection<string> Debris)> sound = [];
         foreach (int point in candidates)
@@ -731,8 +737,13 @@ public static partial class Campaign
         // Which debris the next life meets is chosen, not left to the most work: of the kinds the candidates'
         // recoveries left, the one this campaign carried least so far (then by name) — so its recordings carry each
         // kind in turn — and a state with it is carried (the most work among them); with no debris, the most work.
-        string? wanted = sound.SelectMany(s => s.Debris).Distinct()
-            .OrderBy(kind => carriedDebris.GetValueOrDefault(kind)).ThenBy(kind => kind, StringComparer.Ordinal).FirstOrDefault();
+        // A scripted round re-running a failing history's wants what that history's round carried.
+        IReadOnlyCollection<string>? scripted = spec.Script is not null && spec.CarriedDebrisOfRounds is { } ofRounds && check.Round <= ofRounds.Count
+            ? ofRounds[check.Round - 1] : null;
+        string? wanted = scripted is not null
+            ? scripted.FirstOrDefault(kind => sound.Any(s => s.Debris.Contains(kind)))
+            : sound.SelectMany(s => s.Debris).Distinct()
+                .OrderBy(kind => carriedDebris.GetValueOrDefault(kind)).ThenBy(kind => kind, StringComparer.Ordinal).FirstOrDefault();
         (int Point, int Variant, int Work, IReadOnlyCollection<string> Debris)? best = sound
             .OrderByDescending(s => wanted is not null && s.Debris.Contains(wanted) ? 1 : 0).ThenByDescending(s => s.Work)
             .Cast<(int, int, int, IReadOnlyCollection<string>)?>().FirstOrDefault();
@@ -744,7 +755,7 @@ public static partial class Campaign
         (int carriedPoint, int carriedVariant) = best is { } chosen ? (chosen.Point, chosen.Variant) : (events.Count, 1);
         Timelines at = new(check.Start, PmemBackendOf(spec));
         at.AdvanceTo(events, carriedPoint);
-        return (carriedPoint, carriedVariant, CrashStates.Build(at, CrashStates.ExtraKinds(at), spec.Geometry.PmemBytes, spec.Seed, carriedPoint, carriedVariant).Materialize());
+        return (carriedPoint, carriedVariant, CrashStates.Build(at, CrashStates.ExtraKinds(at), spec.Geometry.PmemBytes, spec.Seed, carriedPoint, carriedVariant).Materialize(), best?.Debris ?? []);
     }
 
     private sealed record Recovered(byte[]? Content, long SizeBytes, int Work, string? Story, string? Problem)

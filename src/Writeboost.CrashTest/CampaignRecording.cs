@@ -161,7 +161,7 @@ public static partial class Campaign
                 if (round < spec.RoundCount)
                 {
                     Oracle oracle = new(log.Events, recovered);
-                    (int point, int variant, Media carried) = ChooseCarriedState(new LogCheck(spec, log, media, oracle, previous, schedule, round, budget), carriedDebris);
+                    (int point, int variant, Media carried, _) = ChooseCarriedState(new LogCheck(spec, log, media, oracle, previous, schedule, round, budget), carriedDebris);
                     rounds[^1] = rounds[^1] with { CarriedPoint = point, CarriedVariant = variant };
                     previous = new Judge(oracle, point);
                     media = carried;

@@ -62,6 +62,7 @@ public static class Minimiser
         // A failure found by crashing a recovery needs those crashes; any other is shrunk faster without them. Only
         // the script's last round (the failing one: the script is cut at the crash) is checked; earlier ones are carried.
         bool crashesRecoveries = site.Kind == StateKind.DuringRecovery;
+        IReadOnlyList<IReadOnlyCollection<string>> carriedDebris = [.. history.Rounds.Select(r => r.CarriedDebris)];
         Stopwatch clock = Stopwatch.StartNew();
         TimeSpan budget = timeBudget ?? TimeSpan.FromMinutes(3);
         List<List<UserOp>> script = CutAtTheCrash(history, site);
@@ -79,7 +80,7 @@ public static class Minimiser
                 trials++;
                 // The failing schedule first; a retry takes the next perturbation (after an unperturbed schedule 0: 1, 2, ...).
                 int schedule = site.Schedule + attempt;
-                CampaignResult result = Campaign.Run(ScriptSpec(history.Spec, schedule, candidate) with { CrashesRecoveries = crashesRecoveries, FirstRoundChecked = candidate.Count }, stopAtFirst: true, null, wanted.Matches);
+                CampaignResult result = Campaign.Run(ScriptSpec(history.Spec, schedule, candidate) with { CrashesRecoveries = crashesRecoveries, FirstRoundChecked = candidate.Count, CarriedDebrisOfRounds = carriedDebris }, stopAtFirst: true, null, wanted.Matches);
                 if (result.Violations > 0)
                 {
                     last = result;

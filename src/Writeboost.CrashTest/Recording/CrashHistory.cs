@@ -4,7 +4,11 @@ namespace Writeboost.CrashTest.Recording;
 
 /// <summary>One life of the device in a multi-crash history: its recorded log, and (but for the last) the crash state the next life starts from.</summary>
 /// <param name="CarriedPoint">The crash point of this log whose state the next round recovers and goes on with (-1: the last round).</param>
-public sealed record HistoryRound(CrashLog Log, int CarriedPoint = -1, int CarriedVariant = -1);
+public sealed record HistoryRound(CrashLog Log, int CarriedPoint = -1, int CarriedVariant = -1)
+{
+    /// <summary>The kinds of debris the carried state's recovery left (in memory only: a saved history replays its carried point).</summary>
+    public IReadOnlyCollection<string> CarriedDebris { get; init; } = [];
+}
 
 /// <summary>
 /// What reproduces a failing state of a campaign, whatever machine it runs on: the campaign's options and the

@@ -22,7 +22,9 @@ public sealed class MinimiserTests
         Assert.IsNotNull(caught);
 
         List<string> progress = [];
-        MinimisedFailure? minimised = Minimiser.Minimise(caught, progress: progress.Add);
+        // One found where the table changes each life is only asked to shrink (below): a minute shows it does.
+        bool tablesChange = caught.Spec.Config.ChangesBetweenLives;
+        MinimisedFailure? minimised = Minimiser.Minimise(caught, tablesChange ? TimeSpan.FromMinutes(1) : null, progress.Add);
         if (MutantCatalogue.Find(mutant)!.NeedsConcurrentUsers)
         {
             // A race between two users: a script of one request at a time cannot show it, and the minimiser says why.
@@ -33,12 +35,14 @@ public sealed class MinimiserTests
 
         Assert.IsNotNull(minimised, $"the failure shrinks; it was {caught.FirstViolation} at {caught.FirstViolationSite}; the minimiser said: {string.Join("; ", progress)}");
         Assert.IsLessThan(minimised.OriginalOps, minimised.OpCount, "smaller than the original");
-        if (!shown.TablesChange)
+        if (!tablesChange)
         {
-            // A failure that needs another table in a later life (a drain and reformat at every recovery of its
-            // order-11 configuration) shrinks, but not to a glance within the minimiser's three minutes: a known
-            // limit (docs/crash-testing.md), its story still replayed below.
-            Assert.IsLessThanOrEqualTo(12, minimised.OpCount, string.Join(Environment.NewLine, minimised.Story));
+            // A failure found on the configuration whose table changes between lives (a drain and reformat at every
+            // recovery of its write-around lives, order 11) shrinks, but not to a glance within the minimiser's
+            // three minutes: a known limit (docs/crash-testing.md), its story still replayed below.
+            // Twelve operations for one life; a failure of a second life tells two (the first one's crash must
+            // leave the debris it needs: two segments in flight after a lap of the ring), sixteen.
+            Assert.IsLessThanOrEqualTo(minimised.History.Rounds.Count > 1 ? 16 : 12, minimised.OpCount, string.Join(Environment.NewLine, minimised.Story));
         }
         Assert.IsTrue(minimised.Story.Any(line => line.StartsWith("Verdict:", StringComparison.Ordinal)), "the story ends with the verdict");
         // A wrong sector is named; a recovery that refused to open names the segment it refused (no sector can be).
