@@ -29,8 +29,10 @@ internal sealed class ReadCacheCells(int capacity)
 {
     private readonly Dictionary<long, ReadCacheCell> _cells = new();
     private readonly List<ReadCacheCell> _order = [];
-    // Cells being staged: a write to their block while the stager waits for a buffer slot still cancels them.
-    private readonly Dictionary<long, ReadCacheCell> _staging = new();
+    // Cells being staged, by block: a write to their block while their stager waits for a buffer slot still cancels
+    // them. Several stagers can wait at once (each completed its own set), even with cells of one block: each takes
+    // out only its own cells when it is done.
+    private readonly Dictionary<long, List<ReadCacheCell>> _staging = new();
     // Blocks a write-around write is on its way to the backing store for (a count per block): a read miss then would
     // read the old data and stage it as clean after the write is acknowledged, so no cell is reserved for them.
     private readonly Dictionary<long, int> _writesAround = new();
@@ -87,9 +89,12 @@ internal sealed class ReadCacheCells(int capacity)
         {
             reserved.Cancelled = true;
         }
-        if (_staging.TryGetValue(block, out ReadCacheCell? staging))
+        if (_staging.TryGetValue(block, out List<ReadCacheCell>? staging))
         {
-            staging.Cancelled = true;
+            foreach (ReadCacheCell cell in staging)
+            {
+                cell.Cancelled = true;
+            }
         }
     }
 
@@ -129,7 +134,11 @@ internal sealed class ReadCacheCells(int capacity)
         ready = _order.Where(c => c.Filled && !c.Cancelled).ToList();
         foreach (ReadCacheCell staged in ready)
         {
-            _staging[staged.Block] = staged;
+            if (!_staging.TryGetValue(staged.Block, out List<ReadCacheCell>? ofBlock))
+            {
+                _staging[staged.Block] = ofBlock = [];
+            }
+            ofBlock.Add(staged);
         }
         _cells.Clear();
         _order.Clear();
@@ -137,5 +146,22 @@ internal sealed class ReadCacheCells(int capacity)
         return true;
     }
 
-    public void FinishStagingLocked() => _staging.Clear();
+    /// <summary>
+    /// The stager of <paramref name="staged"/> (what <see cref="CompleteLocked"/> gave it) is done: those cells, and
+    /// only those, are no longer being staged. (Forgetting every stager's cells let a write-around write miss a
+    /// cell another stager was still waiting to place: the old data was served as clean after the write was
+    /// acknowledged. Found by the showcase's 200,000-state campaign, seed 1.)
+    /// </summary>
+    public void FinishStagingLocked(List<ReadCacheCell> staged)
+    {
+        foreach (ReadCacheCell cell in staged)
+        {
+            List<ReadCacheCell> ofBlock = _staging[cell.Block];
+            ofBlock.Remove(cell);
+            if (ofBlock.Count == 0)
+            {
+                _staging.Remove(cell.Block);
+            }
+        }
+    }
 }

@@ -248,7 +248,7 @@ public sealed partial class WriteboostDevice
         }
         finally
         {
-            _readCache.FinishStagingLocked();
+            _readCache.FinishStagingLocked(ready);
         }
     }
 

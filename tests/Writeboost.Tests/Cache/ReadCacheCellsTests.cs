@@ -23,6 +23,46 @@ public sealed class ReadCacheCellsTests
         Assert.IsTrue(second.Cancelled);
         Assert.IsNull(cells.ReserveLocked(block: 5, threshold: 127), "no cell while the write is on its way");
         cells.EndWriteAroundLocked(5);
-        cells.FinishStagingLocked();
+        cells.FinishStagingLocked(ready);
+    }
+
+    [TestMethod]
+    public void A_stager_that_finishes_leaves_the_cells_another_stager_still_waits_to_place_cancellable()
+    {
+        ReadCacheCells cells = new(capacity: 1);
+        // Stager A completes its set and waits for a buffer slot (outside the lock) with the old data of block 7.
+        ReadCacheCell waiting = cells.ReserveLocked(block: 7, threshold: 127)!;
+        waiting.Fill(new byte[4096]);
+        Assert.IsTrue(cells.CompleteLocked(waiting, out List<ReadCacheCell> readyA));
+        // Stager B completes a set of its own (another block) and finishes while A still waits.
+        ReadCacheCell other = cells.ReserveLocked(block: 3, threshold: 127)!;
+        other.Fill(new byte[4096]);
+        Assert.IsTrue(cells.CompleteLocked(other, out List<ReadCacheCell> readyB));
+        cells.FinishStagingLocked(readyB);
+
+        cells.BeginWriteAroundLocked(7);
+
+        Assert.IsTrue(waiting.Cancelled, "A's cell would place data older than the write, as clean, after the write was acknowledged");
+        cells.EndWriteAroundLocked(7);
+        cells.FinishStagingLocked(readyA);
+    }
+
+    [TestMethod]
+    public void A_write_cancels_every_stagers_cell_of_its_block()
+    {
+        ReadCacheCells cells = new(capacity: 1);
+        ReadCacheCell first = cells.ReserveLocked(block: 7, threshold: 127)!;
+        first.Fill(new byte[4096]);
+        Assert.IsTrue(cells.CompleteLocked(first, out List<ReadCacheCell> readyA));
+        ReadCacheCell second = cells.ReserveLocked(block: 7, threshold: 127)!;
+        second.Fill(new byte[4096]);
+        Assert.IsTrue(cells.CompleteLocked(second, out List<ReadCacheCell> readyB));
+
+        cells.CancelLocked(7);
+
+        Assert.IsTrue(first.Cancelled);
+        Assert.IsTrue(second.Cancelled);
+        cells.FinishStagingLocked(readyB);
+        cells.FinishStagingLocked(readyA);
     }
 }
