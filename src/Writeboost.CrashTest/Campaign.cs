@@ -55,12 +55,6 @@ public sealed record CampaignSpec(CacheMode Mode, Workload Workload, int Seed, i
     public int FirstSchedule { get; init; }
 
     /// <summary>
-    /// The kinds of recovery debris the campaign carried into later lives before <see cref="FirstSchedule"/>, by
-    /// count: a failing schedule re-run alone (by the minimiser) chooses its carried states as it did in its campaign.
-    /// </summary>
-    internal IReadOnlyDictionary<string, int>? CarriedDebrisBefore { get; init; }
-
-    /// <summary>
     /// Some checked states also have their recovery crashed at its own I/O (on top of the budget). Off only where
     /// a failure of another kind is being reproduced (the minimiser's runs: a drain and reformat per recovery
     /// makes those states the bulk of a run's time, and they cannot show the failure it looks for).
@@ -354,10 +348,9 @@ public static partial class Campaign
         Tally tally = new(spec, stopAtFirst, progress) { Counts = counts, Cancel = cancel };
         int logs = spec.Schedules * spec.RoundCount;
         int logIndex = 0;
-        Dictionary<string, int> carriedDebris = new(spec.CarriedDebrisBefore ?? new Dictionary<string, int>());
+        Dictionary<string, int> carriedDebris = [];
         for (int schedule = spec.FirstSchedule; schedule < spec.FirstSchedule + spec.Schedules && !tally.Stopped; schedule++)
         {
-            tally.CarriedDebrisBefore = new Dictionary<string, int>(carriedDebris);
             Media media = BlankMedia(spec);
             Judge? previous = null;
             List<HistoryRound> rounds = [];
@@ -558,9 +551,6 @@ public static partial class Campaign
         /// <summary>An interrupted run stops at the next state; what it checked until then is its result.</summary>
         public CancellationToken Cancel { get; init; }
 
-        /// <summary>What the campaign carried before the schedule being checked (a failing history keeps it).</summary>
-        public IReadOnlyDictionary<string, int>? CarriedDebrisBefore { get; set; }
-
         /// <summary>Only violations this accepts count (the minimiser looks for one kind); null: all.</summary>
         public Func<string, bool>? Counts { get; init; }
 
@@ -575,7 +565,7 @@ public static partial class Campaign
             {
                 FirstViolation = problem;
                 FirstSite = site;
-                FailingHistory = new CrashHistory(spec with { Rounds = rounds.Count, Schedules = 1, FirstSchedule = site.Schedule, Script = null, CarriedDebrisBefore = CarriedDebrisBefore }, [.. rounds]);
+                FailingHistory = new CrashHistory(spec with { Rounds = rounds.Count, Schedules = 1, FirstSchedule = site.Schedule, Script = null }, [.. rounds]);
             }
         }
 

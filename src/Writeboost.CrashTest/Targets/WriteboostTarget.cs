@@ -177,7 +177,4 @@ public static class DebrisKinds
     public const string RebuiltFromPmem = "segments rebuilt from pmem";
     public const string TornPmemRecords = "torn pmem records";
     public const string Unreachable = "intact segments beyond the walk";
-
-    /// <summary>Every kind, in the order recordings take them in turn.</summary>
-    public static IReadOnlyList<string> All { get; } = [TwoGapsInARow, GapAfterRecord, Tombstone, DiscardedTail, RebuiltFromPmem, TornPmemRecords, Unreachable];
 }

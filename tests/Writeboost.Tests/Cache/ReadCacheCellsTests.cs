@@ -31,13 +31,9 @@ public sealed class ReadCacheCellsTests
     {
         ReadCacheCells cells = new(capacity: 1);
         // Stager A completes its set and waits for a buffer slot (outside the lock) with the old data of block 7.
-        ReadCacheCell waiting = cells.ReserveLocked(block: 7, threshold: 127)!;
-        waiting.Fill(new byte[4096]);
-        Assert.IsTrue(cells.CompleteLocked(waiting, out List<ReadCacheCell> readyA));
+        (ReadCacheCell waiting, List<ReadCacheCell> readyA) = CompleteASetOfOne(cells, block: 7);
         // Stager B completes a set of its own (another block) and finishes while A still waits.
-        ReadCacheCell other = cells.ReserveLocked(block: 3, threshold: 127)!;
-        other.Fill(new byte[4096]);
-        Assert.IsTrue(cells.CompleteLocked(other, out List<ReadCacheCell> readyB));
+        (_, List<ReadCacheCell> readyB) = CompleteASetOfOne(cells, block: 3);
         cells.FinishStagingLocked(readyB);
 
         cells.BeginWriteAroundLocked(7);
@@ -51,12 +47,8 @@ public sealed class ReadCacheCellsTests
     public void A_write_cancels_every_stagers_cell_of_its_block()
     {
         ReadCacheCells cells = new(capacity: 1);
-        ReadCacheCell first = cells.ReserveLocked(block: 7, threshold: 127)!;
-        first.Fill(new byte[4096]);
-        Assert.IsTrue(cells.CompleteLocked(first, out List<ReadCacheCell> readyA));
-        ReadCacheCell second = cells.ReserveLocked(block: 7, threshold: 127)!;
-        second.Fill(new byte[4096]);
-        Assert.IsTrue(cells.CompleteLocked(second, out List<ReadCacheCell> readyB));
+        (ReadCacheCell first, List<ReadCacheCell> readyA) = CompleteASetOfOne(cells, block: 7);
+        (ReadCacheCell second, List<ReadCacheCell> readyB) = CompleteASetOfOne(cells, block: 7);
 
         cells.CancelLocked(7);
 
@@ -64,5 +56,14 @@ public sealed class ReadCacheCellsTests
         Assert.IsTrue(second.Cancelled);
         cells.FinishStagingLocked(readyB);
         cells.FinishStagingLocked(readyA);
+    }
+
+    /// <summary>A full-block read miss of <paramref name="block"/> reserves the one cell, reads, and completes its set: its stager now holds it.</summary>
+    private static (ReadCacheCell Cell, List<ReadCacheCell> Ready) CompleteASetOfOne(ReadCacheCells cells, long block)
+    {
+        ReadCacheCell cell = cells.ReserveLocked(block, threshold: 127)!;
+        cell.Fill(new byte[4096]);
+        Assert.IsTrue(cells.CompleteLocked(cell, out List<ReadCacheCell> ready), "one cell: the set is complete");
+        return (cell, ready);
     }
 }
