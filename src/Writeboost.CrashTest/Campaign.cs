@@ -55,6 +55,13 @@ public sealed record CampaignSpec(CacheMode Mode, Workload Workload, int Seed, i
     public int FirstSchedule { get; init; }
 
     /// <summary>
+    /// The focus index of <see cref="FirstSchedule"/>'s first recording (later rounds and schedules count on from
+    /// it); null: the campaign's own (<see cref="Campaign.FocusIndexOf"/>). A failing history keeps the one it was
+    /// recorded with, so a re-recording of its script (the minimiser's) stretches the same windows.
+    /// </summary>
+    internal int? FocusOfFirstRound { get; init; }
+
+    /// <summary>
     /// Some checked states also have their recovery crashed at its own I/O (on top of the budget). Off only where
     /// a failure of another kind is being reproduced (the minimiser's runs: a drain and reformat per recovery
     /// makes those states the bulk of a run's time, and they cannot show the failure it looks for).
@@ -190,6 +197,9 @@ public static partial class Campaign
     private const int CarryVariants = 12;
     /// <summary>A scripted round up to this many events after its first request has every point a carry candidate.</summary>
     private const int ScriptedEveryPointEvents = 120;
+    /// <summary>How long a scripted round's log must stay still after its last request before the crash, and the most it waits (<see cref="LetTheWorkersCatchUp"/>).</summary>
+    private static readonly TimeSpan ScriptSettleQuiet = TimeSpan.FromMilliseconds(5);
+    private static readonly TimeSpan ScriptSettleLimit = TimeSpan.FromMilliseconds(200);
     /// <summary>The modulator's "second" in the harness: periodic work runs within a workload of milliseconds.</summary>
     private static readonly TimeSpan HarnessSecond = TimeSpan.FromMilliseconds(5);
 
@@ -281,14 +291,8 @@ public static partial class Campaign
     private static CrashLog RecordRound(CampaignSpec spec, Media media, int schedule, int round, int workloadSeed, out byte[] recovered)
     {
         CrashLog log = new();
-        // The focus point of this recording: the perturbed recordings of a campaign take consecutive points, and the
-        // campaigns of one configuration (its workloads) continue where the one before stopped, so every point of
-        // the device is held open in some recording of every configuration; the start is the seed's.
-        int recordings = Math.Max(1, spec.Schedules - 1) * spec.RoundCount;
-        int campaignOffset = (int)spec.Workload * recordings
-            + StateSeed.Of(spec.Seed, (int)spec.Mode, (int)Cache.Format.Crc32C.Compute(System.Text.Encoding.UTF8.GetBytes(spec.Config.ToTable(spec.Mode))));
         ScheduleHooks hooks = schedule == 0 ? ScheduleHooks.None : new PerturbedSchedule(StateSeed.Of(spec.Seed, schedule, 0x5C4E),
-            focus: PerturbedSchedule.FocusFor((schedule - 1) * spec.RoundCount + (round - 1), campaignOffset));
+            focus: PerturbedSchedule.FocusFor(FocusIndexOf(spec, schedule, round)));
         ICrashTargetDevice device = spec.ResolvedTarget.Open(RecordedDevices(spec, media, log), new TargetOpen(Live: true, schedule, spec.Seed) { Hooks = hooks, Life = round });
         try
         {
@@ -304,6 +308,10 @@ public static partial class Campaign
                 else
                 {
                     WorkloadRunner.RunScript(device, log, script[round - 1]);
+                }
+                if (round < script.Count)
+                {
+                    LetTheWorkersCatchUp(log);
                 }
             }
             else if (spec.Workload == Workload.Protocol)
@@ -321,6 +329,42 @@ public static partial class Campaign
             device.Crash(); // nothing more is written
         }
         return log;
+    }
+
+    /// <summary>
+    /// A scripted round another one goes on from is cut where the failing history's next life started, and there
+    /// the device's own threads had often written more (a sealed segment) than a script, crashed as its last
+    /// request returns, gives them time for: they get until the log has been quiet for a moment, so the state the
+    /// history carried is among this log's last points (all of them carry candidates).
+    /// </summary>
+    private static void LetTheWorkersCatchUp(CrashLog log)
+    {
+        long start = Stopwatch.GetTimestamp();
+        for (int before = -1, now = log.Count; now != before && Stopwatch.GetElapsedTime(start) < ScriptSettleLimit; now = log.Count)
+        {
+            before = now;
+            Thread.Sleep(ScriptSettleQuiet);
+        }
+    }
+
+    /// <summary>
+    /// Which focus (<see cref="PerturbedSchedule.FocusFor"/>) a recording of <paramref name="schedule"/>, round
+    /// <paramref name="round"/> holds open: the perturbed recordings of a campaign take consecutive points, and the
+    /// campaigns of one configuration (its workloads) continue where the one before stopped, so every point of the
+    /// device is held open in some recording of every configuration; the start is the seed's. A failing history
+    /// keeps its first round's (<see cref="CampaignSpec.FocusOfFirstRound"/>), so the minimiser's re-recordings of
+    /// its script are perturbed as it was, whatever the campaign's shape around it.
+    /// </summary>
+    internal static int FocusIndexOf(CampaignSpec spec, int schedule, int round)
+    {
+        if (spec.FocusOfFirstRound is { } first)
+        {
+            return first + (schedule - spec.FirstSchedule) * spec.RoundCount + (round - 1);
+        }
+        int recordings = Math.Max(1, spec.Schedules - 1) * spec.RoundCount;
+        int campaignOffset = (int)spec.Workload * recordings
+            + StateSeed.Of(spec.Seed, (int)spec.Mode, (int)Cache.Format.Crc32C.Compute(System.Text.Encoding.UTF8.GetBytes(spec.Config.ToTable(spec.Mode))));
+        return (schedule - 1) * spec.RoundCount + (round - 1) + campaignOffset;
     }
 
     internal static (long Offset, int Length) RandomRange(Random random, int sectors, int maxSectors)
@@ -442,7 +486,8 @@ public static partial class Campaign
     }
 
     /// <summary>One state of a history's last round, judged, with what a story needs.</summary>
-    internal sealed record SurveyedState(int Point, int Variant, StateKind Kind, string Problem, int Complexity, WriteFate[] Fates, LineFates Lines, string? RecoveryStory, long Sector, Oracle.SectorVerdict? Verdict, byte[]? SectorContent);
+    /// <param name="JudgedRound">The round whose oracle judged the state, and whose events <see cref="Verdict"/> names: the one before for a crash during this round's recovery.</param>
+    internal sealed record SurveyedState(int Point, int Variant, StateKind Kind, string Problem, int Complexity, WriteFate[] Fates, LineFates Lines, string? RecoveryStory, long Sector, Oracle.SectorVerdict? Verdict, byte[]? SectorContent, int JudgedRound);
 
     /// <summary>
     /// Every state of a history's last round (up to <paramref name="perPoint"/> at each point) that violates the
@@ -487,7 +532,7 @@ public static partial class Campaign
                     : null;
                 failing.Add(new SurveyedState(point, variant, duringRecovery || crashedItsRecovery ? StateKind.DuringRecovery : CrashStates.KindOf(kinds, variant), problem,
                     state.Complexity, state.Fates, state.Lines, outcome.Story, sector, verdict,
-                    sector >= 0 ? outcome.Content?.AsSpan((int)(sector * 512), 512).ToArray() : null));
+                    sector >= 0 ? outcome.Content?.AsSpan((int)(sector * 512), 512).ToArray() : null, duringRecovery ? check.Round - 1 : check.Round));
             }
         }
         return failing;
@@ -565,7 +610,7 @@ public static partial class Campaign
             {
                 FirstViolation = problem;
                 FirstSite = site;
-                FailingHistory = new CrashHistory(spec with { Rounds = rounds.Count, Schedules = 1, FirstSchedule = site.Schedule, Script = null }, [.. rounds]);
+                FailingHistory = new CrashHistory(spec with { Rounds = rounds.Count, Schedules = 1, FirstSchedule = site.Schedule, Script = null, FocusOfFirstRound = FocusIndexOf(spec, site.Schedule, 1) }, [.. rounds]);
             }
         }
 
@@ -702,9 +747,12 @@ public static partial class Campaign
         // Which state a scripted (minimised) round carries on is what the shrinking must not lose: once the script is
         // short every point of it is a candidate, while it is long (its every point is thousands of recoveries a
         // run) three times the seeded candidates. A generated round has 16 seeded candidates.
+        // Either way every point from its last request on is one: the script was cut where the history's state was.
+        int tail = spec.Script is null ? events.Count + 1 : LastRequestIssued(events) + 1;
         int[] candidates = spec.Script is not null && events.Count - check.FirstUserEvent <= ScriptedEveryPointEvents
             ? [.. Enumerable.Range(Math.Min(check.FirstUserEvent, events.Count), events.Count - Math.Min(check.FirstUserEvent, events.Count) + 1)]
-            : [.. Enumerable.Range(0, spec.Script is null ? CarryCandidates : 3 * CarryCandidates).Select(_ => random.Next(first, events.Count + 1)).Distinct().Order()];
+            : [.. Enumerable.Range(0, spec.Script is null ? CarryCandidates : 3 * CarryCandidates).Select(_ => random.Next(first, events.Count + 1))
+                .Concat(Enumerable.Range(tail, Math.Max(0, events.Count + 1 - tail))).Distinct().Order()];
         Timelines timelines = new(check.Start, PmemBackendOf(spec));
         List<(int Point, int Variant, int Work, IReadOnlyCollection<string> Debris)> sound = [];
         foreach (int point in candidates)
@@ -731,11 +779,12 @@ public static partial class Campaign
         IReadOnlyCollection<string>? scripted = spec.Script is not null && spec.CarriedDebrisOfRounds is { } ofRounds && check.Round <= ofRounds.Count
             ? ofRounds[check.Round - 1] : null;
         string? wanted = scripted is not null
-            ? scripted.FirstOrDefault(kind => sound.Any(s => s.Debris.Contains(kind)))
+            ? null
             : sound.SelectMany(s => s.Debris).Distinct()
                 .OrderBy(kind => carriedDebris.GetValueOrDefault(kind)).ThenBy(kind => kind, StringComparer.Ordinal).FirstOrDefault();
         (int Point, int Variant, int Work, IReadOnlyCollection<string> Debris)? best = sound
-            .OrderByDescending(s => wanted is not null && s.Debris.Contains(wanted) ? 1 : 0).ThenByDescending(s => s.Work)
+            .OrderByDescending(s => scripted is not null ? s.Debris.Count(scripted.Contains) : wanted is not null && s.Debris.Contains(wanted) ? 1 : 0)
+            .ThenByDescending(s => s.Point >= tail).ThenByDescending(s => s.Work)
             .Cast<(int, int, int, IReadOnlyCollection<string>)?>().FirstOrDefault();
         foreach (string kind in best?.Debris ?? [])
         {
@@ -746,6 +795,17 @@ public static partial class Campaign
         Timelines at = new(check.Start, PmemBackendOf(spec));
         at.AdvanceTo(events, carriedPoint);
         return (carriedPoint, carriedVariant, CrashStates.Build(at, CrashStates.ExtraKinds(at), spec.Geometry.PmemBytes, spec.Seed, carriedPoint, carriedVariant).Materialize(), best?.Debris ?? []);
+    }
+
+    /// <summary>Where the log's last request was issued (-1: none).</summary>
+    private static int LastRequestIssued(IReadOnlyList<CrashEvent> events)
+    {
+        int last = events.Count - 1;
+        while (last >= 0 && events[last].Kind is not (EventKind.UserWrite or EventKind.UserRead or EventKind.UserFlush))
+        {
+            last--;
+        }
+        return last;
     }
 
     private sealed record Recovered(byte[]? Content, long SizeBytes, int Work, string? Story, string? Problem)

@@ -39,6 +39,10 @@ public sealed record MinimisedFailure(
 public static class Minimiser
 {
     private const int PassRetries = 2;
+    /// <summary>The odds a candidate that fails at the script's rate is taken for passing (its runs all passed).</summary>
+    private const double MissedFailure = 0.05;
+    /// <summary>The retries of a candidate follow the rate its script fails at (<c>RetriesForRate</c>).</summary>
+    private const int ByRate = -1;
     /// <summary>Retries when the failure is a race: the cut script needed more than one run to fail.</summary>
     private const int RaceRetries = 7;
     /// <summary>States per script operation: enough that a script's few points are all checked, six states each.</summary>
@@ -46,6 +50,12 @@ public static class Minimiser
     private const int StatesPerPoint = 16;
     /// <summary>A story a person follows at a glance; a longer one is worth more runs to shorten.</summary>
     private const int ReadableOps = 12;
+    /// <summary>The same for a story of several lives: the first must leave the debris the next one fails on (a lap of the ring, two segments in flight).</summary>
+    private const int ReadableOpsOfLives = 16;
+    /// <summary>How many times a script still longer than readable is shrunk from the start again (within the time budget).</summary>
+    private const int MaxShrinks = 3;
+    /// <summary>Up to this many chunks, each is tried alone before any is removed.</summary>
+    private const int MaxChunksAlone = 8;
     /// <summary>Beyond this many operations a script's budget stops growing: the first, long candidates are where the time goes.</summary>
     private const int MaxOpsBudgeted = 40;
 
@@ -70,25 +80,42 @@ public static class Minimiser
         int trials = 0;
         int retries = PassRetries;
         int attemptsToFail = 0;
+        // Of the candidates that failed: how many runs it took them (their rate of failing a run, the script's).
+        int failures = 0;
+        int runsToFail = 0;
+        int failingSchedule = site.Schedule;
         CampaignResult? last = null;
 
         // Shrinks while the result still fails the same way; the script's round structure is kept.
         bool Fails(List<List<UserOp>> candidate)
         {
-            for (int attempt = 0; attempt <= retries; attempt++)
+            int tries = retries == ByRate ? RetriesForRate() : retries;
+            for (int attempt = 0; attempt <= tries; attempt++)
             {
                 trials++;
-                // The failing schedule first; a retry takes the next perturbation (after an unperturbed schedule 0: 1, 2, ...).
-                int schedule = site.Schedule + attempt;
+                // The schedule the last failing run had first (at the start the history's own); a retry takes the
+                // next perturbation of the history's (after an unperturbed schedule 0: 1, 2, ...), skipping that one.
+                int schedule = attempt == 0 ? failingSchedule : site.Schedule + attempt - (site.Schedule + attempt <= failingSchedule ? 1 : 0);
                 CampaignResult result = Campaign.Run(ScriptSpec(history.Spec, schedule, candidate) with { CrashesRecoveries = crashesRecoveries, FirstRoundChecked = candidate.Count, CarriedDebrisOfRounds = carriedDebris }, stopAtFirst: true, null, wanted.Matches);
                 if (result.Violations > 0)
                 {
+                    failingSchedule = schedule;
                     last = result;
                     attemptsToFail = attempt + 1;
+                    failures++;
+                    runsToFail += attempt + 1;
                     return true;
                 }
             }
             return false;
+        }
+
+        // Enough runs that a script failing as often as the failing ones did shows it with 95 % odds: two retries
+        // for a failure every run shows, up to seven for a race.
+        int RetriesForRate()
+        {
+            double rate = failures == 0 ? 0.5 : (double)failures / runsToFail;
+            return rate >= 1 ? PassRetries : Math.Clamp((int)Math.Ceiling(Math.Log(MissedFailure) / Math.Log(1 - rate)) - 1, PassRetries, RaceRetries);
         }
 
         retries = RaceRetries; // until the script is known to fail, give a race its chances
@@ -104,51 +131,103 @@ public static class Minimiser
                 return null;
             }
         }
-        // A failure the first run reproduced is not a race: two more runs make a pass mean something. One that
-        // needed several runs is: each candidate gets as many.
-        retries = attemptsToFail <= 1 ? PassRetries : RaceRetries;
-        List<(int Round, UserOp Op)> flat = Flatten(script);
-        // Delta debugging by halving chunk sizes: each size sweeps the script once, a removed chunk's neighbours
-        // tried in its place; at size 1 the sweeps repeat until no single operation can go (1-minimal). Unlike
-        // restarting at big chunks after every removal, a chunk that could not go is not tried again at its size.
-        for (int size = Math.Max(1, flat.Count / 2); clock.Elapsed < budget && flat.Count >= 2;)
+        // One shrinking of a script, until the clock reads until (last: the run that failed with what it returns).
+        List<(int Round, UserOp Op)> Shrink(List<(int Round, UserOp Op)> flat, TimeSpan until)
         {
-            bool removed = false;
-            for (int start = 0; start < flat.Count && flat.Count >= 2 && clock.Elapsed < budget;)
+            // Delta debugging by halving chunk sizes: each size sweeps the script once, a removed chunk's neighbours
+            // tried in its place; at size 1 the sweeps repeat until no single operation can go (1-minimal). Unlike
+            // restarting at big chunks after every removal, a chunk that could not go is not tried again at its size.
+            for (int size = Math.Max(1, flat.Count / 2); clock.Elapsed < until && flat.Count >= 2;)
             {
-                List<(int, UserOp)> candidate = [.. flat.Take(start), .. flat.Skip(start + size)];
-                if (Fails(Unflatten(candidate, script.Count)))
+                bool removed = false;
+                // While the chunks are few, each alone first: a failure that needs only some of the script's operations
+                // is often in one part of it (a short run near the crash), and removing the rest a chunk at a time can
+                // end in a longer script that only fails whole (one whose every removal moves the ring's layout).
+                // These few candidates cut the most, so each gets the race's chances: one missed leaves the long way.
+                if (size > 1 && (flat.Count + size - 1) / size <= MaxChunksAlone)
                 {
-                    flat = candidate;
-                    removed = true;
-                    progress?.Invoke($"minimising: {flat.Count} operations ({trials} runs)");
+                    int retriesBefore = retries;
+                    retries = RaceRetries;
+                    for (int start = 0; start < flat.Count && clock.Elapsed < until; start += size)
+                    {
+                        List<(int, UserOp)> alone = [.. flat.Skip(start).Take(size)];
+                        if (alone.Count < flat.Count && Fails(Unflatten(alone, script.Count)))
+                        {
+                            flat = alone;
+                            removed = true;
+                            progress?.Invoke($"minimising: {flat.Count} operations ({trials} runs)");
+                            break;
+                        }
+                    }
+                    retries = retriesBefore;
+                    if (removed)
+                    {
+                        size = Math.Max(1, flat.Count / 2);
+                        continue;
+                    }
                 }
-                else
+                for (int start = 0; start < flat.Count && flat.Count >= 2 && clock.Elapsed < until;)
                 {
-                    start += size;
+                    List<(int, UserOp)> candidate = [.. flat.Take(start), .. flat.Skip(start + size)];
+                    if (Fails(Unflatten(candidate, script.Count)))
+                    {
+                        flat = candidate;
+                        removed = true;
+                        progress?.Invoke($"minimising: {flat.Count} operations ({trials} runs)");
+                    }
+                    else
+                    {
+                        start += size;
+                    }
+                }
+                if (size == 1 && !removed)
+                {
+                    break; // 1-minimal: no single operation can go
+                }
+                size = Math.Max(1, Math.Min(size / 2, flat.Count / 2));
+            }
+            if (RetriesForRate() < RaceRetries && flat.Count > ReadableOps)
+            {
+                // 1-minimal at the script's rate, but still long. A failure that needs a lucky interleaving can
+                // pass three runs of a smaller script: each single removal gets the race's chances before it stands.
+                retries = RaceRetries;
+                for (int i = flat.Count - 1; i >= 0 && flat.Count > 1 && clock.Elapsed < until; i--)
+                {
+                    List<(int, UserOp)> candidate = [.. flat.Take(i), .. flat.Skip(i + 1)];
+                    if (Fails(Unflatten(candidate, script.Count)))
+                    {
+                        flat = candidate;
+                        progress?.Invoke($"minimising: {flat.Count} operations ({trials} runs)");
+                    }
                 }
             }
-            if (size == 1 && !removed)
-            {
-                break; // 1-minimal: no single operation can go
-            }
-            size = Math.Max(1, Math.Min(size / 2, flat.Count / 2));
+            return flat;
         }
-        if (retries < RaceRetries && flat.Count > ReadableOps)
+
+        // A failure every run reproduces is not a race: two more runs make a pass mean something. One that needs
+        // several is: each candidate gets as many as the failing ones have needed (RetriesForRate, kept up as they come).
+        List<(int Round, UserOp Op)> whole = Flatten(script);
+        CampaignResult? wholeFailed = last;
+        List<(int Round, UserOp Op)> shortest = whole;
+        CampaignResult? shortestFailed = last;
+        // A script that fails now may fail only now and then (the device's threads are not the history's): the
+        // shrinking can take one lucky run's word for it, and then no removal reproduces, or take a long way (a
+        // failure that needs a lap of the ring, where a shorter one needs none). Shrinking again from the whole
+        // script takes another path: each shrinking gets its share of the budget (the last one what is left) and
+        // the shortest result stands.
+        int readable = script.Count > 1 ? ReadableOpsOfLives : ReadableOps;
+        for (int shrink = 0; shrink < MaxShrinks && clock.Elapsed < budget && (shrink == 0 || shortest.Count > readable); shrink++)
         {
-            // 1-minimal at two retries a candidate, but still long. A failure that needs a lucky interleaving can
-            // pass three runs of a smaller script: each single removal gets the race's chances before it stands.
-            retries = RaceRetries;
-            for (int i = flat.Count - 1; i >= 0 && flat.Count > 1 && clock.Elapsed < budget; i--)
+            retries = ByRate;
+            last = wholeFailed;
+            TimeSpan until = shrink == MaxShrinks - 1 ? budget : clock.Elapsed + budget / MaxShrinks;
+            List<(int Round, UserOp Op)> shrunkOps = Shrink(whole, until < budget ? until : budget);
+            if (shrink == 0 || shrunkOps.Count < shortest.Count)
             {
-                List<(int, UserOp)> candidate = [.. flat.Take(i), .. flat.Skip(i + 1)];
-                if (Fails(Unflatten(candidate, script.Count)))
-                {
-                    flat = candidate;
-                    progress?.Invoke($"minimising: {flat.Count} operations ({trials} runs)");
-                }
+                (shortest, shortestFailed) = (shrunkOps, last);
             }
         }
+        last = shortestFailed;
         // The last run that failed was of the script as it now stands: its recorded history is the reproducer (a
         // saved history replays deterministically, whatever the threads did when it was recorded).
         if (last?.FailingHistory is not { } shrunk)

@@ -11,7 +11,8 @@ internal static class Story
     /// <summary>A live read that returned what the oracle forbids: the operations up to it, and the verdict.</summary>
     public static IReadOnlyList<string> TellLiveRead(CrashHistory history, int readDone, string problem)
     {
-        List<string> lines = [.. Operations(history, readDone + 1, out Dictionary<int, int> ops)];
+        List<string> lines = [.. Operations(history, readDone + 1, out List<Dictionary<int, int>> opsOfRounds)];
+        Dictionary<int, int> ops = opsOfRounds[^1];
         CrashEvent done = history.Rounds[^1].Log.Events[readDone];
         string op = ops.TryGetValue(done.Ref, out int number) ? $"#{number}" : $"the read issued at event {done.Ref}";
         lines.Add($"No crash is needed: {op} read, while the device ran, what the oracle forbids.");
@@ -21,7 +22,8 @@ internal static class Story
 
     public static IReadOnlyList<string> Tell(CrashHistory history, Campaign.SurveyedState state)
     {
-        List<string> lines = [.. Operations(history, state.Point, out Dictionary<int, int> opOfIssue)];
+        List<string> lines = [.. Operations(history, state.Point, out List<Dictionary<int, int>> opsOfRounds)];
+        Dictionary<int, int> opOfIssue = opsOfRounds[^1];
         HistoryRound final = history.Rounds[^1];
         IReadOnlyList<CrashEvent> log = final.Log.Events;
         if (state.Kind == StateKind.DuringRecovery && history.Rounds.Count > 1)
@@ -49,19 +51,21 @@ internal static class Story
         {
             lines.Add($"Recovery: {recovery}.");
         }
-        lines.Add($"Verdict: {Verdict(history, state, log, opOfIssue)}");
+        // A crash during recovery is judged by the round before's oracle: its verdict names that round's events.
+        int judged = Math.Clamp(state.JudgedRound, 1, history.Rounds.Count) - 1;
+        lines.Add($"Verdict: {Verdict(history, state, history.Rounds[judged].Log.Events, opsOfRounds[judged])}");
         return lines;
     }
 
-    /// <summary>The header and every round's numbered operations, the last round's up to event <paramref name="end"/>; returns the last round's numbering.</summary>
-    private static List<string> Operations(CrashHistory history, int end, out Dictionary<int, int> opOfIssue)
+    /// <summary>The header and every round's numbered operations, the last round's up to event <paramref name="end"/>; returns each round's numbering.</summary>
+    private static List<string> Operations(CrashHistory history, int end, out List<Dictionary<int, int>> opsOfRounds)
     {
         CampaignSpec spec = history.Spec;
         List<string> lines = [];
         string seeded = spec.Mutant == "none" ? "" : $", with the seeded bug {spec.Mutant}";
         lines.Add($"{spec.ResolvedTarget.Name}{seeded}; the device starts blank.");
         int opBase = 0;
-        opOfIssue = [];
+        opsOfRounds = [];
         for (int r = 0; r < history.Rounds.Count; r++)
         {
             HistoryRound round = history.Rounds[r];
@@ -72,7 +76,8 @@ internal static class Story
             {
                 lines.Add($"Round {r + 1}: the device recovers that state and goes on.");
             }
-            opOfIssue = NumberOps(events, opBase);
+            Dictionary<int, int> opOfIssue = NumberOps(events, opBase);
+            opsOfRounds.Add(opOfIssue);
             foreach ((int issue, int number) in opOfIssue.OrderBy(o => o.Value))
             {
                 CrashEvent e = events[issue];

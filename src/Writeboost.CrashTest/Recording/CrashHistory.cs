@@ -19,7 +19,7 @@ public sealed record HistoryRound(CrashLog Log, int CarriedPoint = -1, int Carri
 public sealed record CrashHistory(CampaignSpec Spec, IReadOnlyList<HistoryRound> Rounds)
 {
     private const uint FileMagic = 0x48434257u; // "WBCH"
-    private const int FileVersion = 3; // 3: whether the table changes between lives
+    private const int FileVersion = 4; // 3: whether the table changes between lives; 4: the perturbation focus of its first round
 
     public void Save(Stream stream)
     {
@@ -38,6 +38,7 @@ public sealed record CrashHistory(CampaignSpec Spec, IReadOnlyList<HistoryRound>
         writer.Write(Spec.Config.ChangesBetweenLives);
         writer.Write(Spec.ReadPercent);
         writer.Write(Spec.FirstSchedule);
+        writer.Write(Spec.FocusOfFirstRound ?? Campaign.FocusIndexOf(Spec, Spec.FirstSchedule, 1));
         writer.Write(Rounds.Count);
         foreach (HistoryRound round in Rounds)
         {
@@ -65,7 +66,7 @@ public sealed record CrashHistory(CampaignSpec Spec, IReadOnlyList<HistoryRound>
             return new CrashHistory(bareLogSpec, [new HistoryRound(CrashLog.Load(stream))]);
         }
         int version = reader.ReadInt32();
-        if (version is not (2 or FileVersion))
+        if (version is not (2 or 3 or FileVersion))
         {
             throw new InvalidDataException($"crash history version {version}: this wb reads version {FileVersion}");
         }
@@ -80,6 +81,7 @@ public sealed record CrashHistory(CampaignSpec Spec, IReadOnlyList<HistoryRound>
         bool changesBetweenLives = version >= 3 && reader.ReadBoolean();
         int readPercent = reader.ReadInt32();
         int schedule = reader.ReadInt32();
+        int? focus = version >= 4 ? reader.ReadInt32() : null;
         (CacheMode _, Configs.CrashConfig config) = Configs.CrashConfig.FromTable(table, pool, writers);
         config = config with { ChangesBetweenLives = changesBetweenLives };
         int count = reader.ReadInt32();
@@ -98,6 +100,7 @@ public sealed record CrashHistory(CampaignSpec Spec, IReadOnlyList<HistoryRound>
             Rounds = count,
             Schedules = 1,
             FirstSchedule = schedule,
+            FocusOfFirstRound = focus,
             ReadPercent = readPercent,
         };
         return new CrashHistory(spec, rounds);

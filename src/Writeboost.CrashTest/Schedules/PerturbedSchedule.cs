@@ -24,12 +24,11 @@ internal sealed class PerturbedSchedule(int seed, int percent = 35, IReadOnlySet
     private readonly Lock _lock = new();
 
     /// <summary>
-    /// The focus of perturbed recording <paramref name="index"/> of a campaign (counting its perturbed schedules and
-    /// rounds from 0): <see cref="FocusWidth"/> consecutive points, the next recording's starting where this one's
-    /// end, shifted by <paramref name="campaignOffset"/> so that the campaigns of a plan start at different points.
+    /// The focus of perturbed recording <paramref name="index"/> (<see cref="Campaign.FocusIndexOf"/>):
+    /// <see cref="FocusWidth"/> consecutive points, the next recording's starting where this one's end.
     /// </summary>
-    internal static IReadOnlySet<SchedulePoint> FocusFor(int index, int campaignOffset) =>
-        Enumerable.Range(0, FocusWidth).Select(i => Points[(int)((uint)((index + campaignOffset) * FocusWidth + i) % (uint)Points.Length)]).ToHashSet();
+    internal static IReadOnlySet<SchedulePoint> FocusFor(int index) =>
+        Enumerable.Range(0, FocusWidth).Select(i => Points[(int)((uint)(index * FocusWidth + i) % (uint)Points.Length)]).ToHashSet();
 
     public override void At(SchedulePoint point)
     {

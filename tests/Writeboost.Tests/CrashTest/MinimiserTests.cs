@@ -47,7 +47,27 @@ public sealed class MinimiserTests
         Assert.IsTrue(minimised.Story.Any(line => line.StartsWith("Verdict:", StringComparison.Ordinal)), "the story ends with the verdict");
         // A wrong sector is named; a recovery that refused to open names the segment it refused (no sector can be).
         StringAssert.Contains(minimised.Story[^1], minimised.Violation.Contains("recovery threw", StringComparison.Ordinal) ? "segment" : "sector", "the verdict names where it went wrong");
+        AssertTheVerdictNamesAWriteOfItsSector(minimised.Story);
         AssertReplaysInANewProcess(minimised);
+    }
+
+    /// <summary>"sector S should hold #N's data": #N is a write the story lists, and it wrote sector S (of whichever round).</summary>
+    private static void AssertTheVerdictNamesAWriteOfItsSector(IReadOnlyList<string> story)
+    {
+        System.Text.RegularExpressions.Match verdict = System.Text.RegularExpressions.Regex.Match(story[^1], @"sector (\d+) should hold #(\d+)'s data");
+        if (!verdict.Success)
+        {
+            return;
+        }
+        long sector = long.Parse(verdict.Groups[1].Value, CultureInfo.InvariantCulture);
+        string op = "#" + verdict.Groups[2].Value + " ";
+        string? line = story.Select(l => l.Trim()).FirstOrDefault(l => l.StartsWith(op, StringComparison.Ordinal));
+        Assert.IsNotNull(line, $"the verdict's {op.Trim()} is one of the story's operations:{Environment.NewLine}{string.Join(Environment.NewLine, story)}");
+        System.Text.RegularExpressions.Match range = System.Text.RegularExpressions.Regex.Match(line, @"write sectors? (\d+)(?:-(\d+))?");
+        Assert.IsTrue(range.Success, $"the verdict's {op.Trim()} is a write: {line}");
+        long first = long.Parse(range.Groups[1].Value, CultureInfo.InvariantCulture);
+        long last = range.Groups[2].Success ? long.Parse(range.Groups[2].Value, CultureInfo.InvariantCulture) : first;
+        Assert.IsTrue(first <= sector && sector <= last, $"the verdict's {op.Trim()} wrote sector {sector}: {line}{Environment.NewLine}{string.Join(Environment.NewLine, story)}");
     }
 
     [TestMethod]

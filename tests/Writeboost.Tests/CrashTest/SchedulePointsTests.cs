@@ -56,7 +56,7 @@ public sealed partial class SchedulePointsTests
         HashSet<SchedulePoint> held = [];
         for (int recording = 0; recording * 3 < points; recording++)
         {
-            held.UnionWith(Writeboost.CrashTest.Schedules.PerturbedSchedule.FocusFor(recording, campaignOffset: 7));
+            held.UnionWith(Writeboost.CrashTest.Schedules.PerturbedSchedule.FocusFor(7 + recording));
         }
         Assert.HasCount(points, held, "every point is held open by some recording");
     }
