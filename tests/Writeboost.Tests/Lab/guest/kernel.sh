@@ -29,6 +29,7 @@ if [ "$phase" = write ]; then
   "$WB_LAB_PROBE" ledger-write /dev/nbd0 "$LAB_WORK/a.ledger" 1000000 4096 600 > "$LAB_WORK/a.writer" 2>&1 &
   "$WB_LAB_PROBE" ledger-write /dev/mapper/wbk "$LAB_WORK/b.ledger" 1000000 4096 600 > "$LAB_WORK/b.writer" 2>&1 &
   sleep "$2"
+  wait_acknowledged 200 "$LAB_WORK/a.ledger" "$LAB_WORK/b.ledger"
   echo "== cut"
   echo "a_acknowledged $(grep -c done "$LAB_WORK/a.ledger") b_acknowledged $(grep -c done "$LAB_WORK/b.ledger")"
   exit 0

@@ -54,6 +54,19 @@ nbd_attach() {
 }
 nbd_detach() { nbd-client -d "$1" > /dev/null 2>&1 || fail "nbd-client -d $1"; }
 
+# Waits until each ledger has more than MIN acknowledged writes (up to 300 s): a writer's pace is the host's, and
+# a loaded host runs the guest several times slower, so a cut timed by the clock alone can come before the writes
+# a test needs to judge. Usage: wait_acknowledged MIN LEDGER...
+wait_acknowledged() {
+  local min=$1 ledger count started=$SECONDS; shift
+  for ledger in "$@"; do
+    while count=$(grep -c done "$ledger" 2>/dev/null); [ "${count:-0}" -le "$min" ]; do
+      [ $((SECONDS - started)) -lt 300 ] || fail "$ledger: not $min acknowledged writes in 300 s"
+      sleep 0.5
+    done
+  done
+}
+
 # Acknowledged-write ledgers: $WB_LAB_PROBE ledger-write DEVICE LEDGER COUNT BLOCKS (FUA writes, each logged
 # on the host share once it returned) and $WB_LAB_PROBE ledger-verify DEVICE LEDGER (every acknowledged write
 # is there, or a later one that was in flight at the cut).

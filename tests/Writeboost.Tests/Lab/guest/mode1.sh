@@ -43,6 +43,7 @@ if [ "$phase" = write ]; then
   "$WB_LAB_PROBE" ledger-write /dev/nbd0 "$LAB_WORK/dax.ledger" 1000000 4096 600 > "$LAB_WORK/dax.writer" 2>&1 &
   "$WB_LAB_PROBE" ledger-write /dev/nbd1 "$LAB_WORK/file.ledger" 1000000 4096 600 > "$LAB_WORK/file.writer" 2>&1 &
   sleep "$2"
+  wait_acknowledged 100 "$LAB_WORK/dax.ledger" "$LAB_WORK/file.ledger"
   note "power cut now, writers running: $(grep -c done "$LAB_WORK/dax.ledger") + $(grep -c done "$LAB_WORK/file.ledger") acknowledged"
   exit 0
 fi
