@@ -41,8 +41,6 @@ public static class Minimiser
     private const int PassRetries = 2;
     /// <summary>The odds a candidate that fails at the script's rate is taken for passing (its runs all passed).</summary>
     private const double MissedFailure = 0.05;
-    /// <summary>The retries of a candidate follow the rate its script fails at (<c>RetriesForRate</c>).</summary>
-    private const int ByRate = -1;
     /// <summary>Retries when the failure is a race: the cut script needed more than one run to fail.</summary>
     private const int RaceRetries = 7;
     /// <summary>States per script operation: enough that a script's few points are all checked, six states each.</summary>
@@ -78,18 +76,17 @@ public static class Minimiser
         List<List<UserOp>> script = CutAtTheCrash(history, site);
         int original = history.Rounds.Sum(r => UserOp.FromLog(r.Log).Count);
         int trials = 0;
-        int retries = PassRetries;
-        int attemptsToFail = 0;
         // Of the candidates that failed: how many runs it took them (their rate of failing a run, the script's).
         int failures = 0;
         int runsToFail = 0;
         int failingSchedule = site.Schedule;
         CampaignResult? last = null;
 
-        // Shrinks while the result still fails the same way; the script's round structure is kept.
-        bool Fails(List<List<UserOp>> candidate)
+        // Shrinks while the result still fails the same way; the script's round structure is kept. A candidate is
+        // run 1 + retries times before it counts as passing (by default as many as the script's rate asks).
+        bool Fails(List<List<UserOp>> candidate, int? retries = null)
         {
-            int tries = retries == ByRate ? RetriesForRate() : retries;
+            int tries = retries ?? RetriesForRate();
             for (int attempt = 0; attempt <= tries; attempt++)
             {
                 trials++;
@@ -101,7 +98,6 @@ public static class Minimiser
                 {
                     failingSchedule = schedule;
                     last = result;
-                    attemptsToFail = attempt + 1;
                     failures++;
                     runsToFail += attempt + 1;
                     return true;
@@ -110,20 +106,21 @@ public static class Minimiser
             return false;
         }
 
-        // Enough runs that a script failing as often as the failing ones did shows it with 95 % odds: two retries
-        // for a failure every run shows, up to seven for a race.
+        // Enough runs that a script failing as often as the failing ones did shows it with 95 % odds: a failure
+        // every run reproduces is not a race, and two more runs make a pass mean something; one that needs several
+        // runs is, and each candidate gets as many as the failing ones needed (up to seven retries), kept up as they come.
         int RetriesForRate()
         {
             double rate = failures == 0 ? 0.5 : (double)failures / runsToFail;
             return rate >= 1 ? PassRetries : Math.Clamp((int)Math.Ceiling(Math.Log(MissedFailure) / Math.Log(1 - rate)) - 1, PassRetries, RaceRetries);
         }
 
-        retries = RaceRetries; // until the script is known to fail, give a race its chances
-        if (!Fails(script))
+        // Until the script is known to fail, a race gets its chances.
+        if (!Fails(script, RaceRetries))
         {
             // The cut script alone no longer fails (the failure needed the whole run's timing): keep it all.
             script = [.. history.Rounds.Select(r => UserOp.FromLog(r.Log).ToList())];
-            if (!Fails(script))
+            if (!Fails(script, RaceRetries))
             {
                 progress?.Invoke(ConcurrentUsers(history) is { } together
                     ? $"minimising: the failure needs requests in flight together ({together}); a script replays them one at a time, so it does not reproduce from one: it is not shrunk (the saved history replays it exactly)"
@@ -140,18 +137,18 @@ public static class Minimiser
             for (int size = Math.Max(1, flat.Count / 2); clock.Elapsed < until && flat.Count >= 2;)
             {
                 bool removed = false;
+                int chunks = (flat.Count + size - 1) / size;
                 // While the chunks are few, each alone first: a failure that needs only some of the script's operations
                 // is often in one part of it (a short run near the crash), and removing the rest a chunk at a time can
                 // end in a longer script that only fails whole (one whose every removal moves the ring's layout).
                 // These few candidates cut the most, so each gets the race's chances: one missed leaves the long way.
-                if (size > 1 && (flat.Count + size - 1) / size <= MaxChunksAlone)
+                bool triedAlone = size > 1 && chunks <= MaxChunksAlone;
+                if (triedAlone)
                 {
-                    int retriesBefore = retries;
-                    retries = RaceRetries;
                     for (int start = 0; start < flat.Count && clock.Elapsed < until; start += size)
                     {
                         List<(int, UserOp)> alone = [.. flat.Skip(start).Take(size)];
-                        if (alone.Count < flat.Count && Fails(Unflatten(alone, script.Count)))
+                        if (alone.Count < flat.Count && Fails(Unflatten(alone, script.Count), RaceRetries))
                         {
                             flat = alone;
                             removed = true;
@@ -159,14 +156,14 @@ public static class Minimiser
                             break;
                         }
                     }
-                    retries = retriesBefore;
                     if (removed)
                     {
                         size = Math.Max(1, flat.Count / 2);
                         continue;
                     }
                 }
-                for (int start = 0; start < flat.Count && flat.Count >= 2 && clock.Elapsed < until;)
+                // Of two chunks, removing one is keeping the other: tried alone already.
+                for (int start = 0; !(triedAlone && chunks == 2) && start < flat.Count && flat.Count >= 2 && clock.Elapsed < until;)
                 {
                     List<(int, UserOp)> candidate = [.. flat.Take(start), .. flat.Skip(start + size)];
                     if (Fails(Unflatten(candidate, script.Count)))
@@ -190,11 +187,10 @@ public static class Minimiser
             {
                 // 1-minimal at the script's rate, but still long. A failure that needs a lucky interleaving can
                 // pass three runs of a smaller script: each single removal gets the race's chances before it stands.
-                retries = RaceRetries;
                 for (int i = flat.Count - 1; i >= 0 && flat.Count > 1 && clock.Elapsed < until; i--)
                 {
                     List<(int, UserOp)> candidate = [.. flat.Take(i), .. flat.Skip(i + 1)];
-                    if (Fails(Unflatten(candidate, script.Count)))
+                    if (Fails(Unflatten(candidate, script.Count), RaceRetries))
                     {
                         flat = candidate;
                         progress?.Invoke($"minimising: {flat.Count} operations ({trials} runs)");
@@ -204,8 +200,6 @@ public static class Minimiser
             return flat;
         }
 
-        // A failure every run reproduces is not a race: two more runs make a pass mean something. One that needs
-        // several is: each candidate gets as many as the failing ones have needed (RetriesForRate, kept up as they come).
         List<(int Round, UserOp Op)> whole = Flatten(script);
         CampaignResult? wholeFailed = last;
         List<(int Round, UserOp Op)> shortest = whole;
@@ -218,10 +212,9 @@ public static class Minimiser
         int readable = script.Count > 1 ? ReadableOpsOfLives : ReadableOps;
         for (int shrink = 0; shrink < MaxShrinks && clock.Elapsed < budget && (shrink == 0 || shortest.Count > readable); shrink++)
         {
-            retries = ByRate;
             last = wholeFailed;
-            TimeSpan until = shrink == MaxShrinks - 1 ? budget : clock.Elapsed + budget / MaxShrinks;
-            List<(int Round, UserOp Op)> shrunkOps = Shrink(whole, until < budget ? until : budget);
+            TimeSpan share = clock.Elapsed + budget / MaxShrinks;
+            List<(int Round, UserOp Op)> shrunkOps = Shrink(whole, shrink == MaxShrinks - 1 || share > budget ? budget : share);
             if (shrink == 0 || shrunkOps.Count < shortest.Count)
             {
                 (shortest, shortestFailed) = (shrunkOps, last);

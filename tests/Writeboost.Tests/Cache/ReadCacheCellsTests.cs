@@ -10,9 +10,7 @@ public sealed class ReadCacheCellsTests
     public void A_write_cancels_both_the_cell_being_staged_and_a_newer_one_of_the_same_block()
     {
         ReadCacheCells cells = new(capacity: 1);
-        ReadCacheCell first = cells.ReserveLocked(block: 5, threshold: 127)!;
-        first.Fill(new byte[4096]);
-        Assert.IsTrue(cells.CompleteLocked(first, out List<ReadCacheCell> ready), "one cell: the set is complete");
+        (ReadCacheCell first, List<ReadCacheCell> ready) = CompleteASetOfOne(cells, block: 5);
         CollectionAssert.AreEqual(new[] { first }, ready);
         // While the first is being staged (its stager waits for a slot), a read that missed reserves another.
         ReadCacheCell second = cells.ReserveLocked(block: 5, threshold: 127)!;
