@@ -293,6 +293,12 @@ public static partial class Campaign
         CrashLog log = new();
         ScheduleHooks hooks = schedule == 0 ? ScheduleHooks.None : new PerturbedSchedule(StateSeed.Of(spec.Seed, schedule, 0x5C4E),
             focus: PerturbedSchedule.FocusFor(FocusIndexOf(spec, schedule, round)));
+        // With read caching, reads race the writes; in a perturbed recording, by construction (RacingReads).
+        using RacingReads? racing = spec.Config.Keys.GetValueOrDefault(Cache.Table.TunableSpecs.ReadCacheThreshold) > 0 && spec.ReadPercent > 0 && spec.Script is null ? new() : null;
+        if (racing is not null && schedule != 0)
+        {
+            hooks = new RacingReads.Hooks(hooks, racing);
+        }
         ICrashTargetDevice device = spec.ResolvedTarget.Open(RecordedDevices(spec, media, log), new TargetOpen(Live: true, schedule, spec.Seed) { Hooks = hooks, Life = round });
         try
         {
@@ -320,8 +326,7 @@ public static partial class Campaign
             }
             else
             {
-                WorkloadRunner.Run(device, log, spec.Workload, workloadSeed, spec.Ops, spec.Config.Writers, spec.ReadPercent,
-                    racingReads: spec.Config.Keys.GetValueOrDefault(Cache.Table.TunableSpecs.ReadCacheThreshold) > 0);
+                WorkloadRunner.Run(device, log, spec.Workload, workloadSeed, spec.Ops, spec.Config.Writers, spec.ReadPercent, racing);
             }
         }
         finally

@@ -61,8 +61,10 @@ public sealed record CampaignPlan(
             from workload in Workloads
             where workload != Workload.Protocol || ReferenceEquals(c.Config, configs.First(f => f.Mode == c.Mode).Config)
             select (c.Mode, c.Config, workload)];
-        long perCampaign = Math.Max(1, States / Math.Max(1, runs.Count));
-        return [.. runs.Select(run => new CampaignSpec(run.Mode, run.Workload, Seed, Ops, perCampaign, Mutant, Shard, Shards)
+        // The budget split evenly, the remainder of the division one each to the first campaigns: the shares add up to States.
+        long perCampaign = States / Math.Max(1, runs.Count);
+        long remainder = States % Math.Max(1, runs.Count);
+        return [.. runs.Select((run, index) => new CampaignSpec(run.Mode, run.Workload, Seed, Ops, Math.Max(1, perCampaign + (index < remainder ? 1 : 0)), Mutant, Shard, Shards)
         {
             Config = run.Config,
             Schedules = Schedules,

@@ -9,28 +9,34 @@ namespace Writeboost.CrashTest.Workloads;
 /// so the oracle checks live reads too. With several writers each thread owns the 4 KiB blocks whose number
 /// modulo the writer count is its own: writes to one sector are never in flight together, so issue order is the
 /// order they apply in (what the oracle assumes). Reads go anywhere: a random run of sectors; with read caching
-/// on (racing reads), half of them a whole block that a writer wrote a moment ago instead — a
-/// full-block read is what the read cache stages, and a block another thread is writing is where a read races the
-/// write path (write-around's trip to the backing store).
+/// on (<see cref="RacingReads"/>), half of them a whole block that a writer wrote a moment ago instead, and some
+/// writes are held inside the device until another writer has read their block — a full-block read is what the
+/// read cache stages, and a block another thread is writing is where a read races the write path
+/// (write-around's trip to the backing store, a copy into a buffer).
 /// </summary>
 internal static class WorkloadRunner
 {
     private const int SectorBytes = 512;
     private const int BlockSectors = 8;
+    private const int BlockBytes = SectorBytes * BlockSectors;
+    /// <summary>With racing reads, one write in this many is held for one (<see cref="RacingReads"/>).</summary>
+    private const int HeldOneIn = 6;
+    /// <summary>A held write is held at one of its first this many schedule points (drawn).</summary>
+    private const int HeldAtPoints = 4;
 
     /// <param name="readPercent">Of the operations, how many are reads checked live (0: none).</param>
-    /// <param name="racingReads">Half the reads are of a block a writer just wrote (configurations with read caching).</param>
-    public static void Run(IBlockDevice device, CrashLog log, Workload workload, int seed, int ops, int writers, int readPercent, bool racingReads = false)
+    /// <param name="racing">Reads that race the writes (configurations with read caching): the recording's schedule hooks hold its writes (<see cref="RacingReads.Hooks"/>).</param>
+    public static void Run(IBlockDevice device, CrashLog log, Workload workload, int seed, int ops, int writers, int readPercent, RacingReads? racing = null)
     {
         ArgumentNullException.ThrowIfNull(device);
-        RecentBlocks? recent = racingReads ? new() : null;
         if (writers <= 1)
         {
-            RunWriter(device, log, workload, seed, ops, 0, 1, readPercent, recent);
+            RunWriter(device, log, workload, seed, ops, 0, 1, readPercent, racing);
             return;
         }
         Exception? failure = null;
         Thread[] threads = new Thread[writers];
+        using Barrier start = new(writers); // the writers start together: each meets the others from its first request
         for (int w = 0; w < writers; w++)
         {
             int writer = w;
@@ -39,7 +45,8 @@ internal static class WorkloadRunner
             {
                 try
                 {
-                    RunWriter(device, log, workload, States.StateSeed.Of(seed, writer, 0x57), share, writer, writers, readPercent, recent);
+                    start.SignalAndWait();
+                    RunWriter(device, log, workload, States.StateSeed.Of(seed, writer, 0x57), share, writer, writers, readPercent, racing);
                 }
 #pragma warning disable CA1031 // handed to the caller's thread below
                 catch (Exception error)
@@ -92,26 +99,31 @@ internal static class WorkloadRunner
         }
     }
 
-    /// <summary>The blocks the writers wrote last (a small ring shared by them), for reads that race writes.</summary>
-    private sealed class RecentBlocks
+    private static void RunWriter(IBlockDevice device, CrashLog log, Workload workload, int seed, int ops, int writer, int writers, int readPercent, RacingReads? racing)
     {
-        private readonly long[] _blocks = [-1, -1, -1, -1];
-        private int _next;
-
-        public void Wrote(long block) => Volatile.Write(ref _blocks[(Interlocked.Increment(ref _next) & int.MaxValue) % _blocks.Length], block);
-
-        /// <summary>Half the time the newest (likely still in flight), else one of the last few.</summary>
-        public long Pick(Random random) => Volatile.Read(ref _blocks[random.Next(2) == 0
-            ? (Volatile.Read(ref _next) & int.MaxValue) % _blocks.Length
-            : random.Next(_blocks.Length)]);
+        racing?.Joined();
+        try
+        {
+            RunOps(device, log, workload, seed, ops, writer, writers, readPercent, racing);
+        }
+        finally
+        {
+            racing?.Left();
+        }
     }
 
-    private static void RunWriter(IBlockDevice device, CrashLog log, Workload workload, int seed, int ops, int writer, int writers, int readPercent, RecentBlocks? recent)
+    private static void RunOps(IBlockDevice device, CrashLog log, Workload workload, int seed, int ops, int writer, int writers, int readPercent, RacingReads? racing)
     {
         Random random = new(seed);
         int sectors = (int)(device.SizeBytes / SectorBytes);
         for (int op = 0; op < ops; op++)
         {
+            if (racing is not null && racing.TakeOffer(out long offered, out int offer))
+            {
+                // Another writer is held inside the device with this block in flight: read it now, in that window.
+                ReadLogged(device, log, offered * BlockBytes, BlockBytes);
+                racing.OfferRead(offer);
+            }
             int roll = random.Next(100);
             if (roll < 8)
             {
@@ -123,23 +135,35 @@ internal static class WorkloadRunner
             if (roll < 8 + readPercent)
             {
                 int span = workload == Workload.Overwrite ? Math.Min(sectors, 4 * writers * BlockSectors) : sectors;
-                long racing = recent is not null && random.Next(2) == 0 ? recent.Pick(random) : -1;
-                (long readOffset, int readLength) = racing >= 0 ? (racing * 4096L, 4096) : Campaign.RandomRange(random, span, 16);
-                byte[] read = new byte[readLength];
-                int issued = log.Append(new CrashEvent(EventKind.UserRead, DeviceId.User, readOffset, readLength, null, false, -1));
-                device.Read(readOffset, read);
-                log.Append(new CrashEvent(EventKind.UserReadDone, DeviceId.User, readOffset, readLength, read, false, issued));
+                long recent = racing is not null && random.Next(2) == 0 ? racing.Pick(random) : -1;
+                (long readOffset, int readLength) = recent >= 0 ? (recent * BlockBytes, BlockBytes) : Campaign.RandomRange(random, span, 16);
+                ReadLogged(device, log, readOffset, readLength);
                 continue;
             }
             (long offset, int length) = writers == 1 ? SingleWriterRange(random, workload, sectors) : OwnedRange(random, workload, sectors, writer, writers);
             bool fua = random.Next(100) < (workload == Workload.Wrap ? 40 : 25);
             byte[] data = new byte[length];
             random.NextBytes(data);
+            // Of the writes racing reads may meet, one in HeldOneIn is held at one of its first schedule points.
+            int holdAt = racing is not null && writers > 1 && random.Next(HeldOneIn) == 0 ? random.Next(HeldAtPoints) : -1;
             int write = log.Append(new CrashEvent(EventKind.UserWrite, DeviceId.User, offset, length, data, fua, -1));
-            recent?.Wrote(offset / 4096);
+            racing?.Writing(offset / BlockBytes, holdAt);
             device.Write(offset, data, fua ? WriteOptions.Fua : WriteOptions.None);
             log.Append(new CrashEvent(EventKind.UserWriteAck, DeviceId.User, offset, length, null, fua, write));
+            if (racing is not null && racing.Wrote())
+            {
+                // A read ran inside this write: read the block back, whatever that read may have left in a cache.
+                ReadLogged(device, log, offset / BlockBytes * BlockBytes, BlockBytes);
+            }
         }
+    }
+
+    private static void ReadLogged(IBlockDevice device, CrashLog log, long offsetBytes, int lengthBytes)
+    {
+        byte[] read = new byte[lengthBytes];
+        int issued = log.Append(new CrashEvent(EventKind.UserRead, DeviceId.User, offsetBytes, lengthBytes, null, false, -1));
+        device.Read(offsetBytes, read);
+        log.Append(new CrashEvent(EventKind.UserReadDone, DeviceId.User, offsetBytes, lengthBytes, read, false, issued));
     }
 
     /// <summary>One writer: random sub-block runs across block boundaries, overwrites of 4 blocks, or whole blocks anywhere.</summary>

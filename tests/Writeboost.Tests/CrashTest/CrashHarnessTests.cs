@@ -139,6 +139,19 @@ public sealed class CrashHarnessTests
     }
 
     [TestMethod]
+    [DataRow(200L)]
+    [DataRow(7L)]
+    [DataRow(60_001L)]
+    public void The_campaigns_of_a_plan_share_exactly_the_states_asked_for(long states)
+    {
+        // `wb crashtest --states 200` runs 26 campaigns: an even split alone would buy 26 × 7 = 182.
+        CampaignPlan plan = new([CacheMode.Volatile, CacheMode.Persistent], [Workload.Random, Workload.Overwrite, Workload.Wrap, Workload.Protocol], Seed: 1, Ops: 150, States: states);
+        IReadOnlyList<CampaignSpec> campaigns = plan.Campaigns();
+        Assert.AreEqual(Math.Max(states, campaigns.Count), campaigns.Sum(c => c.MaxStates), "every campaign gets its share, the remainder included (at least one state each)");
+        Assert.IsLessThanOrEqualTo(1L, campaigns.Max(c => c.MaxStates) - campaigns.Min(c => c.MaxStates), "shares differ by one state at most");
+    }
+
+    [TestMethod]
     public void The_spread_of_configurations_pins_orders_10_and_11_several_writers_and_the_pmem_block_backend()
     {
         foreach (int seed in new[] { 1, 2, 3, 4 })
