@@ -5,6 +5,8 @@ using Writeboost.Cache.Core;
 using Writeboost.Cache.Format;
 using Writeboost.Cache.Table;
 using Writeboost.Devices;
+using Writeboost.Pmem;
+using PmemApi = Writeboost.Pmem.Pmem;
 
 namespace Writeboost.Cli;
 
@@ -38,6 +40,9 @@ internal sealed class BenchVerb : PmemBenchOptions
     [Option("pool-size", Default = 8, HelpText = "fua: RAM (and mode-1 pmem) buffers in the pool (the device's default 8). A pool bigger than the run keeps writers from waiting for the cache device, so the writers' own cost is what is measured.")]
     public int PoolSize { get; set; } = 8;
 
+    [Option("rounds", HelpText = "fua --mode both: how many rounds (default 3), each measuring mode 0, mode 1, then the floor (a bare 4 KiB write+persist of the same pmem file); every figure is their median, with the range they gave, and a spread wider than 25 % is warned about.")]
+    public int? Rounds { get; set; }
+
     [Option("pmem-backend", Default = "dax", HelpText = "fua, randwrite without a table, mode 1: dax (a /dev/shm file) or block (a file in the work directory).")]
     public string PmemBackendName { get; set; } = "dax";
 
@@ -64,7 +69,8 @@ internal sealed class BenchVerb : PmemBenchOptions
             "pmem" => throw new UsageException("wb bench pmem takes exactly one PATH"),
             "fua" when Independent && Writers < 2 => throw new UsageException($"--independent: compares --writers N on one device with N devices; --writers {Writers} needs no reference (give 2 or more)"),
             "fua" when Independent && Mode == "both" => throw new UsageException("--independent: give --mode 0 or 1, not both"),
-            "fua" when Mode == "both" && arguments.Count == 0 => RunFuaBothModes(),
+            "fua" when Mode == "both" && arguments.Count == 0 => RunFuaBothModes(Rounds ?? 3),
+            _ when Rounds is not null => throw new UsageException("--rounds: only fua --mode both (without a TABLE) repeats its measurement in rounds so far"),
             "fua" => WithTable(arguments, defaultOps: 20_000, RunFua),
             "randwrite" => WithTable(arguments, defaultOps: 65_536, RunRandWrite),
             _ => throw new UsageException($"wb bench {Kind}: unknown benchmark (available: pmem, fua, randwrite)"),
@@ -208,36 +214,66 @@ internal sealed class BenchVerb : PmemBenchOptions
         }
     }
 
-    /// <summary>Mode 0 and mode 1 on the same backing and cache files, one after the other, side by side.</summary>
-    private int RunFuaBothModes()
+    /// <summary>
+    /// Mode 0 and mode 1 on the same backing and cache files, side by side, in <see cref="Rounds"/> rounds: each
+    /// round measures mode 0, mode 1 and the floor (a bare 4 KiB write+persist of the same pmem file through the
+    /// Pmem API, the least a mode-1 FUA write can cost), so a busy moment of the machine shows as a spread, not as a
+    /// figure. Each figure is the rounds' median; the round whose IOPS ratio is the median is the one reported whole.
+    /// </summary>
+    private int RunFuaBothModes(int roundCount)
     {
+        if (roundCount < 1)
+        {
+            throw new UsageException($"--rounds {roundCount}: expected at least 1");
+        }
         Mode = "0";
-        FuaBenchResult? mode0 = null;
         WithTable([], defaultOps: 20_000, (table, ops) =>
         {
-            mode0 = MeasureFua(table, Ops > 0 ? Ops : 20_000);
-            FuaBenchResult mode1 = MeasureFua(
-                DeviceTable.Parse(["1", table.BackingPath, table.CachePath, PrepareDefaultPmem(Path.GetDirectoryName(table.CachePath)!), "pmem_backend", PmemBackendName]),
-                ops);
+            string pmem = PrepareDefaultPmem(Path.GetDirectoryName(table.CachePath)!);
+            DeviceTable mode1Table = DeviceTable.Parse(["1", table.BackingPath, table.CachePath, pmem, "pmem_backend", PmemBackendName]);
+            List<FuaRound> rounds = [];
+            for (int round = 0; round < roundCount && !Cancel.IsCancellationRequested; round++)
+            {
+                FuaBenchResult mode0 = MeasureFua(table, ops);
+                FuaBenchResult mode1 = MeasureFua(mode1Table, ops);
+                PmemBenchResult floor = MeasureFloor(pmem, ops);
+                rounds.Add(new FuaRound(mode0, mode1, floor));
+            }
+            FuaComparison comparison = FuaComparison.Of(rounds);
             if (Json)
             {
-                Output.Json(new { Mode0 = mode0, Mode1 = mode1, IopsRatio = mode1.Iops / mode0.Iops });
+                Output.Json(comparison);
                 return 0;
             }
-            PrintFua([mode0, mode1]);
-            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"mode 1 / mode 0 IOPS = {mode1.Iops / mode0.Iops:F1}x; full segments in mode 1: {mode1.FullSegmentShare:P1}"));
+            FuaRound median = comparison.MedianRound;
+            PrintFua([median.Mode0, median.Mode1]);
+            Console.WriteLine($"rounds: {rounds.Count} (each figure: the median, with the rounds' range)");
+            Console.WriteLine($"mode 1 / mode 0 IOPS = {comparison.IopsRatioSpread.Format("F1", "x")}; mode 0 IOPS {comparison.Mode0Iops.Format("F0")}, mode 1 IOPS {comparison.Mode1Iops.Format("F0")}; full segments in mode 1: {median.Mode1.FullSegmentShare.ToString("P1", CultureInfo.InvariantCulture)}");
+            Console.WriteLine($"floor, a bare 4 KiB write+persist of the same pmem file ({median.Floor.Backend}): p50 {comparison.FloorP50Us.Format("F2")} us; mode 1 FUA p50 {comparison.Mode1P50Us.Format("F2")} us = {comparison.Mode1P50OverFloor.Format("F1", "x")} the floor");
+            foreach (string warning in comparison.Warnings)
+            {
+                Console.WriteLine($"warning: {warning}");
+            }
             if (LatencySvg is not null)
             {
                 File.WriteAllText(LatencySvg, LatencyPlot.CdfSvg("4 KiB FUA writes, one writer: mode 0 (RAM buffer) vs mode 1 (pmem buffer)",
                 [
-                    ($"mode 0: p50 {mode0.P50Us:F0} µs, p99 {mode0.P99Us:F0} µs", "#d62728", mode0.LatenciesNs),
-                    ($"mode 1: p50 {mode1.P50Us:F1} µs, p99 {mode1.P99Us:F1} µs", "#1f77b4", mode1.LatenciesNs),
+                    ($"mode 0: p50 {median.Mode0.P50Us:F0} µs, p99 {median.Mode0.P99Us:F0} µs", "#d62728", median.Mode0.LatenciesNs),
+                    ($"mode 1: p50 {median.Mode1.P50Us:F1} µs, p99 {median.Mode1.P99Us:F1} µs", "#1f77b4", median.Mode1.LatenciesNs),
                 ]));
                 Console.WriteLine($"latency distributions drawn in {LatencySvg}");
             }
             return 0;
         });
         return 0;
+    }
+
+    /// <summary>The floor of a mode-1 FUA write: one thread, 4 KiB write+persist at random offsets of the pmem file, through the Pmem API.</summary>
+    private PmemBenchResult MeasureFloor(string pmem, long ops)
+    {
+        PmemBackend backend = PmemBackendName == "block" ? PmemBackend.Block : PmemBackend.Dax;
+        using PmemRegion region = PmemApi.Alloc(pmem, 0, -1, backend, deviceLock: DeviceLock.Exclusive);
+        return new PmemBenchmark { Ops = ops, BlockBytes = Units.BlockBytes, MaxSeconds = MaxSeconds, Cancel = Cancel }.Run(region);
     }
 
     private string PrepareDefaultPmem(string dir)

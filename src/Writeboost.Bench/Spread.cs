@@ -1,0 +1,38 @@
+namespace Writeboost.Bench;
+
+/// <summary>
+/// One figure over the rounds of a benchmark: its median (the figure reported) and the range the rounds gave.
+/// A single round is a figure without a spread, not a figure one can publish on a shared machine.
+/// </summary>
+public sealed record Spread(double Median, double Min, double Max, int Rounds)
+{
+    /// <summary>A spread wider than this (max over min, minus one) is warned about: the figure is not stable.</summary>
+    public const double WideAbove = 0.25;
+
+    public static Spread Of(IEnumerable<double> values)
+    {
+        ArgumentNullException.ThrowIfNull(values);
+        double[] sorted = [.. values.Order()];
+        if (sorted.Length == 0)
+        {
+            throw new ArgumentException("a spread of no rounds");
+        }
+        int middle = sorted.Length / 2;
+        double median = sorted.Length % 2 == 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
+        return new Spread(median, sorted[0], sorted[^1], sorted.Length);
+    }
+
+    /// <summary>Max over min minus one (0: every round gave the same figure).</summary>
+    public double Width => Min > 0 ? Max / Min - 1 : 0;
+
+    /// <summary>Whether the rounds disagree by more than <see cref="WideAbove"/>.</summary>
+    public bool IsWide => Width > WideAbove;
+
+    /// <summary>"median (min–max)" with <paramref name="format"/> and <paramref name="unit"/> after each; the median alone for one round.</summary>
+    public string Format(string format, string unit = "")
+    {
+        System.Globalization.CultureInfo invariant = System.Globalization.CultureInfo.InvariantCulture;
+        string median = Median.ToString(format, invariant) + unit;
+        return Rounds == 1 ? median : $"{median} ({Min.ToString(format, invariant)}–{Max.ToString(format, invariant)}{unit})";
+    }
+}

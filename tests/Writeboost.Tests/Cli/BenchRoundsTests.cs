@@ -1,0 +1,65 @@
+using System.Text.Json;
+using Writeboost.Bench;
+using Writeboost.Tests.Support;
+
+namespace Writeboost.Tests.Cli;
+
+/// <summary>
+/// Figures one can publish (#25): a benchmark repeats its rounds, reports each figure as the median with the range
+/// the rounds gave, warns when they disagree, and measures its physical floor in the same run.
+/// </summary>
+[TestClass]
+public sealed class BenchRoundsTests
+{
+    [TestMethod]
+    public void A_spread_is_the_median_of_its_rounds_with_their_range()
+    {
+        Spread odd = Spread.Of([3.0, 1.0, 2.0]);
+        Assert.AreEqual(new Spread(2.0, 1.0, 3.0, 3), odd);
+        Assert.AreEqual(2.5, Spread.Of([4.0, 1.0, 2.0, 3.0]).Median, "an even count: the mean of the middle two");
+        Assert.AreEqual("2.0x (1.0–3.0x)", odd.Format("F1", "x"));
+        Assert.AreEqual("5", Spread.Of([5.0]).Format("F0"), "one round has no range to show");
+    }
+
+    [TestMethod]
+    public void Rounds_that_disagree_by_more_than_a_quarter_are_wide()
+    {
+        Assert.IsFalse(Spread.Of([100.0, 110.0, 125.0]).IsWide);
+        Assert.IsTrue(Spread.Of([100.0, 110.0, 126.0]).IsWide);
+        Assert.AreEqual(0.26, Spread.Of([100.0, 126.0]).Width, 1e-9);
+    }
+
+    [TestMethod]
+    public void Fua_in_both_modes_reports_its_rounds_their_spreads_and_the_floor()
+    {
+        WbResult result = WbProcess.Run(new Dictionary<string, string> { ["PMEM_IS_PMEM_FORCE"] = "1" },
+            "bench", "fua", "--mode", "both", "--ops", "300", "--rounds", "2", "--json");
+        Assert.AreEqual(0, result.ExitCode, result.Stderr);
+        using JsonDocument document = JsonDocument.Parse(result.Stdout);
+        JsonElement root = document.RootElement;
+
+        Assert.AreEqual(2, root.GetProperty("rounds").GetInt32());
+        double ratio = root.GetProperty("iops_ratio").GetDouble();
+        Assert.AreEqual(root.GetProperty("mode1").GetProperty("iops").GetDouble() / root.GetProperty("mode0").GetProperty("iops").GetDouble(), ratio, 1e-9,
+            "the figures a single run reported are one round's, whole: the median round's");
+        JsonElement spread = root.GetProperty("iops_ratio_spread");
+        Assert.AreEqual(2, spread.GetProperty("rounds").GetInt32());
+        Assert.IsTrue(spread.GetProperty("min").GetDouble() <= ratio && ratio <= spread.GetProperty("max").GetDouble(), spread.ToString());
+
+        JsonElement floor = root.GetProperty("floor");
+        Assert.AreEqual(4096, floor.GetProperty("block_bytes").GetInt32(), "the floor is one bare 4 KiB write+persist");
+        Assert.AreEqual("dax", floor.GetProperty("backend").GetString(), "of the same kind of region as mode 1's buffer");
+        Assert.IsGreaterThan(0L, floor.GetProperty("p50_ns").GetInt64());
+        double overFloor = root.GetProperty("mode1_p50_over_floor").GetProperty("median").GetDouble();
+        Assert.IsGreaterThan(1.0, overFloor, "a mode-1 FUA write persists at least one 4 KiB block: it cannot beat its floor");
+        Assert.AreEqual(JsonValueKind.Array, root.GetProperty("warnings").ValueKind);
+    }
+
+    [TestMethod]
+    public void Rounds_where_they_are_not_repeated_yet_are_refused()
+    {
+        WbResult result = WbProcess.Run(null, "bench", "fua", "--mode", "0", "--ops", "10", "--rounds", "5");
+        Assert.AreEqual(2, result.ExitCode);
+        StringAssert.Contains(result.Stderr, "--rounds: only fua --mode both");
+    }
+}
