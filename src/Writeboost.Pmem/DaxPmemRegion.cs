@@ -142,6 +142,20 @@ public sealed unsafe class DaxPmemRegion : PmemRegion
     }
 
     /// <inheritdoc />
+    protected override void WriteFlushCore(long offsetBytes, ReadOnlySpan<byte> source)
+    {
+        if (!IsPmem)
+        {
+            base.WriteFlushCore(offsetBytes, source);
+            return;
+        }
+        fixed (byte* from = source)
+        {
+            LibPmem.pmem_memcpy(_mapping.Pointer + offsetBytes, from, (nuint)source.Length, LibPmem.PMEM_F_MEM_NODRAIN);
+        }
+    }
+
+    /// <inheritdoc />
     protected override void WritePersistCore(long offsetBytes, ReadOnlySpan<byte> source)
     {
         if (!IsPmem)

@@ -95,6 +95,17 @@ public abstract class PmemRegion : IDisposable
         PersistCore(offsetBytes, lengthBytes);
     }
 
+    /// <summary>
+    /// Write and start its write-back in one call, durable after <see cref="Drain"/>: the same as <see cref="Write"/>
+    /// then <see cref="Flush"/> of the range (pmem_memcpy_nodrain on the dax backend, whose non-temporal stores
+    /// skip the cache and so the write-back of each line, several times cheaper for a 4 KiB block than stores then clwb).
+    /// </summary>
+    public void WriteFlush(long offsetBytes, ReadOnlySpan<byte> source)
+    {
+        Check(offsetBytes, source.Length, "write+flush");
+        WriteFlushCore(offsetBytes, source);
+    }
+
     /// <summary>Write and persist in one call (pmem_memcpy_persist on the dax backend).</summary>
     public void WritePersist(long offsetBytes, ReadOnlySpan<byte> source)
     {
@@ -140,6 +151,13 @@ public abstract class PmemRegion : IDisposable
     {
         FlushCore(offsetBytes, lengthBytes);
         DrainCore();
+    }
+
+    /// <summary>Store then flush; a backend with a non-temporal copy overrides it.</summary>
+    protected virtual void WriteFlushCore(long offsetBytes, ReadOnlySpan<byte> source)
+    {
+        WriteCore(offsetBytes, source);
+        FlushCore(offsetBytes, source.Length);
     }
 
     /// <summary>Store then persist; a backend with a non-temporal copy overrides it.</summary>

@@ -257,16 +257,20 @@ internal sealed class PmemBufferPool
         new PmemRecord(segmentId, block, dirtyBits, (byte)slot, (byte)durableBefore).WriteTo(record, Faults.PmemRecordCrcCoversData ? dataCrc : ZeroBlockCrc);
         long dataOffset = Layout.DataOffset(buffer, slot);
         long recordOffset = Layout.RecordOffset(buffer, slot);
-        _region.Write(dataOffset, slotData[..Units.BlockBytes]);
-        _region.Write(recordOffset, record);
         if (_fencePerWrite && Faults.PmemWritesBackBeforeAck)
         {
-            _region.Flush(dataOffset, Units.BlockBytes);
-            _region.Flush(recordOffset, PmemLayout.RecordBytes);
+            // Stored and written back in one call each (non-temporal stores for the block: no line to write back).
+            _region.WriteFlush(dataOffset, slotData[..Units.BlockBytes]);
+            _region.WriteFlush(recordOffset, record);
             if (Faults.PmemFencesWrittenBackLines)
             {
                 _region.Drain();
             }
+        }
+        else
+        {
+            _region.Write(dataOffset, slotData[..Units.BlockBytes]);
+            _region.Write(recordOffset, record);
         }
         Complete(buffer, slot);
         return dataCrc;

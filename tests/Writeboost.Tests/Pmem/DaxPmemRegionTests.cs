@@ -37,16 +37,21 @@ public sealed class DaxPmemRegionTests
             int offset = random.Next(0, reference.Length - length + 1);
             byte[] data = new byte[length];
             random.NextBytes(data);
-            if (step % 2 == 0)
+            switch (step % 3)
             {
-                region.Write(offset, data);
-            }
-            else
-            {
-                region.WritePersist(offset, data);
+                case 0:
+                    region.Write(offset, data);
+                    break;
+                case 1:
+                    region.WritePersist(offset, data);
+                    break;
+                default:
+                    region.WriteFlush(offset, data);
+                    break;
             }
             data.CopyTo(reference, offset);
         }
+        region.Drain();
         byte[] all = new byte[reference.Length];
         region.Read(0, all);
         CollectionAssert.AreEqual(reference, all);
