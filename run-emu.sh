@@ -104,7 +104,9 @@ PMEM_IS_PMEM_FORCE=1 "$wb" bench pmem "$shm_pmem" --backend dax --ops "$ops" --f
 
 step "The RFC's worst case: one writer, every write a 4 KiB FUA — mode 0 (RAM buffer) vs mode 1 (pmem buffer)"
 echo "mode 0 seals a partial log and flushes the cache device per write; mode 1 persists into pmem and writes only full logs"
-PMEM_IS_PMEM_FORCE=1 "$wb" bench fua --mode both --work-dir "$work" --direct --max-seconds 5
+echo "three rounds; each figure is their median with the range, mode 1's p50 also as a multiple of its floor (one bare pmem persist)"
+PMEM_IS_PMEM_FORCE=1 "$wb" bench fua --mode both --work-dir "$work" --direct --max-seconds 5 \
+  --latency-svg "$work/fua-latency.svg" --latency-png "$work/fua-latency.png"
 
 step "Crash-injection campaign: every crash state the hardware allows (sampled), both modes, and the seeded bugs"
 echo "each state is recovered and checked: no acknowledged write lost, no garbage; the seeded bugs must all be caught"

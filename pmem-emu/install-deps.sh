@@ -3,11 +3,12 @@
 #   libpmem1  PMDK's libpmem, the dax backend's cache-line flush + fence (P/Invoke into libpmem.so.1)
 #   fio       the reference benchmarks and real NBD clients (libpmem and nbd engines)
 #   qemu-utils, libnbd-bin, nbdkit   real NBD clients (qemu-img, nbdinfo, nbdcopy) and the nbdkit baseline
+#   librsvg2-bin  rsvg-convert: the benchmarks' latency plots as PNG besides SVG
 #   python3   (only if no python3 is on PATH) the soak's ledger-keeping NBD client
 # 'apt-get update' runs once, and only when something must be installed. Needs root (or sudo).
 set -euo pipefail
 
-packages=(libpmem1 fio qemu-utils libnbd-bin nbdkit)
+packages=(libpmem1 fio qemu-utils libnbd-bin nbdkit librsvg2-bin)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

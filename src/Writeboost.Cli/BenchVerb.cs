@@ -28,8 +28,11 @@ internal sealed class BenchVerb : PmemBenchOptions
     [Option("mode", Default = "0", HelpText = "fua, randwrite without a table: 0 (RAM buffer), 1 (pmem buffer: a /dev/shm file, dax backend unless --pmem-backend block), or both (fua: mode 0 then mode 1 on the same files, side by side).")]
     public string Mode { get; set; } = "0";
 
-    [Option("latency-svg", HelpText = "fua --mode both: also draw both modes' latency distributions into this SVG file.")]
+    [Option("latency-svg", HelpText = "fua --mode both: also draw both modes' latency distributions (the share of writes slower than each latency, both axes log scale) into this SVG file.")]
     public string? LatencySvg { get; set; }
+
+    [Option("latency-png", HelpText = "fua --mode both, with --latency-svg: also render the plot as this PNG file (needs rsvg-convert: Debian's librsvg2-bin).")]
+    public string? LatencyPng { get; set; }
 
     [Option("writers", Default = 1, HelpText = "fua: how many threads write, each waiting for its own FUA writes (--ops is their total; IOPS is their sum).")]
     public int Writers { get; set; } = 1;
@@ -222,6 +225,10 @@ internal sealed class BenchVerb : PmemBenchOptions
     /// </summary>
     private int RunFuaBothModes(int roundCount)
     {
+        if (LatencyPng is not null && LatencySvg is null)
+        {
+            throw new UsageException("--latency-png: the PNG is rendered from the plot; give --latency-svg too");
+        }
         if (roundCount < 1)
         {
             throw new UsageException($"--rounds {roundCount}: expected at least 1");
@@ -256,12 +263,17 @@ internal sealed class BenchVerb : PmemBenchOptions
             }
             if (LatencySvg is not null)
             {
-                File.WriteAllText(LatencySvg, LatencyPlot.CdfSvg("4 KiB FUA writes, one writer: mode 0 (RAM buffer) vs mode 1 (pmem buffer)",
+                File.WriteAllText(LatencySvg, LatencyPlot.CcdfSvg("4 KiB FUA writes, one writer: mode 0 (RAM buffer) vs mode 1 (pmem buffer)", "a 4 KiB FUA write",
                 [
                     ($"mode 0: p50 {median.Mode0.P50Us:F0} µs, p99 {median.Mode0.P99Us:F0} µs", "#d62728", median.Mode0.LatenciesNs),
                     ($"mode 1: p50 {median.Mode1.P50Us:F1} µs, p99 {median.Mode1.P99Us:F1} µs", "#1f77b4", median.Mode1.LatenciesNs),
                 ]));
                 Console.WriteLine($"latency distributions drawn in {LatencySvg}");
+                if (LatencyPng is not null)
+                {
+                    LatencyPlot.RenderPng(LatencySvg, LatencyPng);
+                    Console.WriteLine($"and rendered in {LatencyPng}");
+                }
             }
             return 0;
         });

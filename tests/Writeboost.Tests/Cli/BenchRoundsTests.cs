@@ -56,6 +56,47 @@ public sealed class BenchRoundsTests
     }
 
     [TestMethod]
+    public void The_latency_plot_is_written_as_svg_and_as_a_png_that_shows_both_modes()
+    {
+        using TempDirectory dir = new();
+        string svg = dir.File("latency.svg");
+        string png = dir.File("latency.png");
+        WbResult result = WbProcess.Run(new Dictionary<string, string> { ["PMEM_IS_PMEM_FORCE"] = "1" },
+            "bench", "fua", "--mode", "both", "--ops", "300", "--rounds", "1", "--work-dir", dir.Path, "--latency-svg", svg, "--latency-png", png);
+        Assert.AreEqual(0, result.ExitCode, result.Stderr);
+
+        StringAssert.Contains(File.ReadAllText(svg), "share of operations slower (log scale)", "the tail on a log axis, labelled");
+        PngImage image = PngImage.Load(png);
+        Assert.AreEqual((900, 440), (image.Width, image.Height));
+        int red = 0, blue = 0, ink = 0;
+        for (int y = 0; y < image.Height; y++)
+        {
+            for (int x = 0; x < image.Width; x++)
+            {
+                int rgb = image.Rgb(x, y);
+                red += rgb == 0xd62728 ? 1 : 0;
+                blue += rgb == 0x1f77b4 ? 1 : 0;
+                ink += rgb != 0xffffff ? 1 : 0;
+            }
+        }
+        Assert.IsGreaterThan(200, red, "mode 0's curve and legend are drawn");
+        Assert.IsGreaterThan(200, blue, "mode 1's curve and legend are drawn");
+        Assert.IsGreaterThan(image.Width * image.Height / 100, ink, "not blank: axes, grid, labels and curves");
+        // The legend stands beside the plot: right of its frame (x = 80 + 520) there is colour only in the legend's rows.
+        int legendColumnsWithCurveColours = Enumerable.Range(620, 20).Count(x => Enumerable.Range(0, image.Height).Any(y => image.Rgb(x, y) is 0xd62728 or 0x1f77b4));
+        Assert.IsGreaterThan(0, legendColumnsWithCurveColours, "the legend's swatches are outside the plot");
+    }
+
+    [TestMethod]
+    public void A_png_without_its_svg_is_refused()
+    {
+        WbResult result = WbProcess.Run(null, "bench", "fua", "--mode", "both", "--ops", "10", "--latency-png", "/tmp/never.png");
+        Assert.AreEqual(2, result.ExitCode);
+        StringAssert.Contains(result.Stderr, "give --latency-svg too");
+        Assert.IsFalse(File.Exists("/tmp/never.png"));
+    }
+
+    [TestMethod]
     public void Rounds_where_they_are_not_repeated_yet_are_refused()
     {
         WbResult result = WbProcess.Run(null, "bench", "fua", "--mode", "0", "--ops", "10", "--rounds", "5");
