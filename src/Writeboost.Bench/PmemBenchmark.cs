@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Runtime.InteropServices;
 using Writeboost.Pmem;
 
 namespace Writeboost.Bench;
@@ -44,7 +45,66 @@ public sealed class PmemBenchmark
             throw new ArgumentException($"{region.Name}: the region ({region.LengthBytes} bytes) is smaller than one {BlockBytes}-byte block");
         }
         Prefault(region);
+        (LatencySummary summary, double seconds) = Measure(slots, (offset, block) => region.WritePersist(offset, block));
+        return new PmemBenchResult(
+            region.Backend.ToString().ToLowerInvariant(), region.Name, region.IsPmem, GranularityName(region.Granularity),
+            BlockBytes, summary.Count, seconds, summary.Count / seconds,
+            summary.MeanNs, summary.P50Ns, summary.P99Ns, summary.P999Ns, summary.MaxNs);
+    }
 
+    /// <summary>
+    /// The floor of <see cref="Run"/>, in this process: the same loop with libpmem called directly —
+    /// <c>pmem_map_file</c> of the whole file at <paramref name="path"/>, then
+    /// <c>pmem_memcpy_persist</c> per block — with nothing of the Pmem API in between (no range check, no virtual
+    /// call, no mapping of ours). Where the file is not pmem to libpmem (tmpfs without PMEM_IS_PMEM_FORCE) each block is copied and msynced, libpmem's rule and the API's.
+    /// </summary>
+    /// <exception cref="IOException">libpmem could not map the file (its message).</exception>
+    public unsafe PmemBenchResult RunBareLibPmem(string path)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        if (Native.LibPmem.UnavailableReason is { } reason)
+        {
+            throw new DllNotFoundException(reason);
+        }
+        byte* mapping = (byte*)Native.LibPmem.pmem_map_file(path, 0, 0, 0, out nuint mapped, out int isPmem);
+        if (mapping is null)
+        {
+            throw new IOException($"{path}: libpmem could not map it: {Marshal.PtrToStringUTF8(Native.LibPmem.pmem_errormsg())}");
+        }
+        try
+        {
+            long slots = (long)mapped / BlockBytes;
+            new Span<byte>(mapping, (int)Math.Min((long)mapped, int.MaxValue)).Fill(1); // prefault, as Run does
+            Native.LibPmem.pmem_persist(mapping, mapped);
+            (LatencySummary summary, double seconds) = Measure(slots, (offset, block) =>
+            {
+                fixed (byte* from = block)
+                {
+                    if (isPmem != 0)
+                    {
+                        Native.LibPmem.pmem_memcpy_persist(mapping + offset, from, (nuint)block.Length);
+                    }
+                    else
+                    {
+                        // Not pmem: libpmem's own rule is a copy and msync (pmem_persist would not make it durable).
+                        Buffer.MemoryCopy(from, mapping + offset, block.Length, block.Length);
+                        _ = Native.LibPmem.pmem_msync(mapping + offset, (nuint)block.Length);
+                    }
+                }
+            });
+            return new PmemBenchResult("libpmem", path, isPmem != 0, isPmem != 0 ? "cache-line" : "page",
+                BlockBytes, summary.Count, seconds, summary.Count / seconds,
+                summary.MeanNs, summary.P50Ns, summary.P99Ns, summary.P999Ns, summary.MaxNs);
+        }
+        finally
+        {
+            _ = Native.LibPmem.pmem_unmap(mapping, mapped); // a failed unmap of a benchmark's file leaves nothing to repair
+        }
+    }
+
+    /// <summary>The timed loop both measurements share: one block written and persisted per operation at seeded random offsets.</summary>
+    private (LatencySummary Summary, double Seconds) Measure(long slots, Action<long, byte[]> writePersist)
+    {
         byte[] block = new byte[BlockBytes];
         Random random = new(Seed);
         random.NextBytes(block);
@@ -62,17 +122,12 @@ public sealed class PmemBenchmark
         {
             long offset = offsets[op % offsets.Length];
             block[0] = (byte)op;
-            region.WritePersist(offset, block);
+            writePersist(offset, block);
             long after = Stopwatch.GetTimestamp();
             latencies.Add(after - now);
             now = after;
         }
-        double seconds = (now - start) / (double)Stopwatch.Frequency;
-        LatencySummary summary = latencies.Summarize();
-        return new PmemBenchResult(
-            region.Backend.ToString().ToLowerInvariant(), region.Name, region.IsPmem, GranularityName(region.Granularity),
-            BlockBytes, summary.Count, seconds, summary.Count / seconds,
-            summary.MeanNs, summary.P50Ns, summary.P99Ns, summary.P999Ns, summary.MaxNs);
+        return (latencies.Summarize(), (now - start) / (double)Stopwatch.Frequency);
     }
 
     /// <summary>libpmem2's spelling of a granularity: byte, cache-line, page.</summary>

@@ -76,6 +76,13 @@ internal static unsafe partial class LibPmem
     [LibraryImport(Lib, EntryPoint = "pmem_memcpy")]
     internal static partial void* pmem_memcpy(void* pmemdest, void* src, nuint len, uint flags);
 
+    /// <summary>libpmem's own mapping of a file (the benchmarks' bare reference: no Pmem API in between).</summary>
+    [LibraryImport(Lib, EntryPoint = "pmem_map_file", StringMarshalling = StringMarshalling.Utf8)]
+    internal static partial void* pmem_map_file(string path, nuint len, int flags, uint mode, out nuint mappedLen, out int isPmem);
+
+    [LibraryImport(Lib, EntryPoint = "pmem_unmap")]
+    internal static partial int pmem_unmap(void* addr, nuint len);
+
     [LibraryImport(Lib, EntryPoint = "pmem_errormsg")]
     internal static partial nint pmem_errormsg();
 }

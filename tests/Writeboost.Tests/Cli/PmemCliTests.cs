@@ -42,6 +42,19 @@ public sealed class PmemCliTests
         long p50 = r.GetProperty("p50_ns").GetInt64();
         long p99 = r.GetProperty("p99_ns").GetInt64();
         Assert.IsTrue(p50 > 0 && p50 <= p99, $"p50 {p50} ns, p99 {p99} ns");
+        // The floor in the same run, for the dax backend: the same loop calling libpmem directly on the same file.
+        if (backend == "dax")
+        {
+            JsonElement bare = result.RootElement.GetProperty("libpmem_bare");
+            Assert.AreEqual("libpmem", bare.GetProperty("backend").GetString());
+            Assert.AreEqual(300, bare.GetProperty("ops").GetInt64());
+            Assert.IsGreaterThan(0L, bare.GetProperty("p50_ns").GetInt64());
+            Assert.AreEqual(p50 / (double)bare.GetProperty("p50_ns").GetInt64(), result.RootElement.GetProperty("wb_p50_over_libpmem_bare_p50").GetDouble(), 1e-9);
+        }
+        else
+        {
+            Assert.AreEqual(JsonValueKind.Null, result.RootElement.GetProperty("libpmem_bare").ValueKind, "the block backend's floor is its device flush, not libpmem");
+        }
     }
 
     [TestMethod]
