@@ -33,7 +33,49 @@ public sealed record FuaBenchResult(
 /// <summary>What <c>wb bench randwrite</c> measured, with its same-run reference.</summary>
 public sealed record RandWriteBenchResult(
     int Mode, long Ops, double Seconds, double Iops, double BytesPerSecond, long UserBytes, long CacheBytesWritten,
-    long FullSegments, long PartialSegments, double CacheSequentialBytesPerSecond, double RatioToCacheSequential);
+    long FullSegments, long PartialSegments, double CacheSequentialBytesPerSecond, double RatioToCacheSequential)
+{
+    /// <summary>How many rounds (reference, then benchmark) were measured; the fields above are the median round's.</summary>
+    public int Rounds { get; init; } = 1;
+
+    /// <summary>Over the rounds (null for a single result not yet summarised).</summary>
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
+    public Spread? RatioSpread { get; init; }
+
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
+    public Spread? IopsSpread { get; init; }
+
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
+    public Spread? CacheSequentialSpread { get; init; }
+
+    /// <summary>One line per figure whose rounds disagree by more than <see cref="Spread.WideAbove"/>.</summary>
+    public IReadOnlyList<string> Warnings { get; init; } = [];
+
+    /// <summary>The median round (by ratio to the reference) with every figure's spread over <paramref name="rounds"/>.</summary>
+    public static RandWriteBenchResult OfRounds(IReadOnlyList<RandWriteBenchResult> rounds)
+    {
+        ArgumentNullException.ThrowIfNull(rounds);
+        if (rounds.Count == 0)
+        {
+            throw new ArgumentException("a result of no rounds");
+        }
+        RandWriteBenchResult median = rounds.OrderBy(r => r.RatioToCacheSequential).ElementAt((rounds.Count - 1) / 2);
+        Dictionary<string, Spread> spreads = new()
+        {
+            ["random-write / sequential ratio"] = Spread.Of(rounds.Select(r => r.RatioToCacheSequential)),
+            ["random-write IOPS"] = Spread.Of(rounds.Select(r => r.Iops)),
+            ["cache sequential bandwidth"] = Spread.Of(rounds.Select(r => r.CacheSequentialBytesPerSecond)),
+        };
+        return median with
+        {
+            Rounds = rounds.Count,
+            RatioSpread = spreads["random-write / sequential ratio"],
+            IopsSpread = spreads["random-write IOPS"],
+            CacheSequentialSpread = spreads["cache sequential bandwidth"],
+            Warnings = Spread.WarningsOf(spreads),
+        };
+    }
+}
 
 /// <summary>The macro benchmarks of a writeboost device, through the library API.</summary>
 public static class CacheBenchmarks

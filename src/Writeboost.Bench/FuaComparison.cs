@@ -60,8 +60,7 @@ public sealed record FuaComparison(FuaBenchResult Mode0, FuaBenchResult Mode1, d
             Mode1P50Us = spreads["mode 1 p50"],
             FloorP50Us = spreads["floor p50"],
             Mode1P50OverFloor = spreads["mode 1 p50 / floor p50"],
-            Warnings = [.. spreads.Where(s => s.Value.IsWide).Select(s =>
-                $"the rounds' {s.Key} spread {s.Value.Width:P0} (wider than {Spread.WideAbove:P0}): the machine was busy or the rounds too short; more --rounds or --ops")],
+            Warnings = Spread.WarningsOf(spreads),
         };
     }
 }

@@ -35,4 +35,13 @@ public sealed record Spread(double Median, double Min, double Max, int Rounds)
         string median = Median.ToString(format, invariant) + unit;
         return Rounds == 1 ? median : $"{median} ({Min.ToString(format, invariant)}–{Max.ToString(format, invariant)}{unit})";
     }
+
+    /// <summary>One line for each named figure whose rounds disagree by more than <see cref="WideAbove"/>.</summary>
+    public static IReadOnlyList<string> WarningsOf(IReadOnlyDictionary<string, Spread> figures)
+    {
+        ArgumentNullException.ThrowIfNull(figures);
+        System.Globalization.CultureInfo invariant = System.Globalization.CultureInfo.InvariantCulture;
+        return [.. figures.Where(f => f.Value.IsWide).Select(f =>
+            $"the rounds' {f.Key} spread {f.Value.Width.ToString("P0", invariant)} (wider than {WideAbove.ToString("P0", invariant)}): the machine was busy or the rounds too short; more --rounds or --ops")];
+    }
 }

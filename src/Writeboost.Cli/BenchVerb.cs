@@ -43,7 +43,7 @@ internal sealed class BenchVerb : PmemBenchOptions
     [Option("pool-size", Default = 8, HelpText = "fua: RAM (and mode-1 pmem) buffers in the pool (the device's default 8). A pool bigger than the run keeps writers from waiting for the cache device, so the writers' own cost is what is measured.")]
     public int PoolSize { get; set; } = 8;
 
-    [Option("rounds", HelpText = "fua --mode both: how many rounds (default 3), each measuring mode 0, mode 1, then the floor (a bare 4 KiB write+persist of the same pmem file); every figure is their median, with the range they gave, and a spread wider than 25 % is warned about.")]
+    [Option("rounds", HelpText = "fua --mode both, randwrite: how many rounds (default 3), each measuring the reference and the benchmark (fua: mode 0, mode 1, then the floor, a bare 4 KiB write+persist of the same pmem file; randwrite: the cache device's sequential bandwidth, then the random writes); every figure is their median, with the range they gave, and a spread wider than 25 % is warned about.")]
     public int? Rounds { get; set; }
 
     [Option("pmem-backend", Default = "dax", HelpText = "fua, randwrite without a table, mode 1: dax (a /dev/shm file) or block (a file in the work directory).")]
@@ -73,7 +73,7 @@ internal sealed class BenchVerb : PmemBenchOptions
             "fua" when Independent && Writers < 2 => throw new UsageException($"--independent: compares --writers N on one device with N devices; --writers {Writers} needs no reference (give 2 or more)"),
             "fua" when Independent && Mode == "both" => throw new UsageException("--independent: give --mode 0 or 1, not both"),
             "fua" when Mode == "both" && arguments.Count == 0 => RunFuaBothModes(Rounds ?? 3),
-            _ when Rounds is not null => throw new UsageException("--rounds: only fua --mode both (without a TABLE) repeats its measurement in rounds so far"),
+            _ when Rounds is not null && Kind != "randwrite" => throw new UsageException("--rounds: only fua --mode both (without a TABLE) and randwrite repeat their measurement in rounds so far"),
             "fua" => WithTable(arguments, defaultOps: 20_000, RunFua),
             "randwrite" => WithTable(arguments, defaultOps: 65_536, RunRandWrite),
             _ => throw new UsageException($"wb bench {Kind}: unknown benchmark (available: pmem, fua, randwrite)"),
@@ -317,19 +317,26 @@ internal sealed class BenchVerb : PmemBenchOptions
 
     private int RunRandWrite(DeviceTable table, long ops)
     {
-        // The reference first, on the same cache device, before the benchmark formats it.
-        double sequential;
-        using (FileBlockDevice cache = FileBlockDevice.Open(table.CachePath, new FileBlockDeviceOptions { Direct = Direct, Exclusive = true }))
+        int roundCount = Rounds ?? 3;
+        if (roundCount < 1)
         {
-            CacheGeometry geometry = CacheGeometry.For(cache.SizeBytes, table.CreateTunables().SegmentSizeOrder, cache.Name);
-            long total = ops * Units.BlockBytes * (geometry.BlocksPerSegment + 1) / geometry.BlocksPerSegment;
-            sequential = CacheBenchmarks.MeasureSequentialWrite(cache, CacheGeometry.SuperblockRegionBytes, total, (int)geometry.SegmentSizeBytes);
+            throw new UsageException($"--rounds {roundCount}: expected at least 1");
         }
-        RandWriteBenchResult result;
-        using (WriteboostDevice device = TableDevices.Open(table, new WriteboostOptions { Reformat = true }, Direct))
+        List<RandWriteBenchResult> rounds = [];
+        for (int round = 0; round < roundCount && !Cancel.IsCancellationRequested; round++)
         {
-            result = CacheBenchmarks.RandWrite(device, (int)table.Mode, ops, sequential, cancel: Cancel);
+            // The reference first, on the same cache device, before the benchmark formats it: in every round.
+            double sequential;
+            using (FileBlockDevice cache = FileBlockDevice.Open(table.CachePath, new FileBlockDeviceOptions { Direct = Direct, Exclusive = true }))
+            {
+                CacheGeometry geometry = CacheGeometry.For(cache.SizeBytes, table.CreateTunables().SegmentSizeOrder, cache.Name);
+                long total = ops * Units.BlockBytes * (geometry.BlocksPerSegment + 1) / geometry.BlocksPerSegment;
+                sequential = CacheBenchmarks.MeasureSequentialWrite(cache, CacheGeometry.SuperblockRegionBytes, total, (int)geometry.SegmentSizeBytes);
+            }
+            using WriteboostDevice device = TableDevices.Open(table, new WriteboostOptions { Reformat = true }, Direct);
+            rounds.Add(CacheBenchmarks.RandWrite(device, (int)table.Mode, ops, sequential, cancel: Cancel));
         }
+        RandWriteBenchResult result = RandWriteBenchResult.OfRounds(rounds);
         if (Json)
         {
             Output.Json(result);
@@ -342,6 +349,14 @@ internal sealed class BenchVerb : PmemBenchOptions
                 Fmt(result.CacheSequentialBytesPerSecond / (1 << 20), "F1"), Fmt(result.RatioToCacheSequential, "F2"),
                 Fmt(result.FullSegments), Fmt(result.PartialSegments), Fmt(result.CacheBytesWritten / (double)(1 << 20), "F1")],
         ]);
+        if (result.Rounds > 1)
+        {
+            Console.WriteLine($"rounds: {result.Rounds} (the row is the median round's); ratio {result.RatioSpread!.Format("F2")}, IOPS {result.IopsSpread!.Format("F0")}, cache seq MiB/s {(result.CacheSequentialSpread! with { Median = result.CacheSequentialSpread.Median / (1 << 20), Min = result.CacheSequentialSpread.Min / (1 << 20), Max = result.CacheSequentialSpread.Max / (1 << 20) }).Format("F1")}");
+        }
+        foreach (string warning in result.Warnings)
+        {
+            Console.WriteLine($"warning: {warning}");
+        }
         return 0;
     }
 

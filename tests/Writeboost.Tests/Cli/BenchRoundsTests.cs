@@ -88,6 +88,23 @@ public sealed class BenchRoundsTests
     }
 
     [TestMethod]
+    public void Randwrite_repeats_its_reference_and_its_writes_in_rounds()
+    {
+        WbResult result = WbProcess.Run(null, "bench", "randwrite", "--ops", "2000", "--rounds", "2", "--json");
+        Assert.AreEqual(0, result.ExitCode, result.Stderr);
+        using JsonDocument document = JsonDocument.Parse(result.Stdout);
+        JsonElement root = document.RootElement;
+        Assert.AreEqual(2, root.GetProperty("rounds").GetInt32());
+        double ratio = root.GetProperty("ratio_to_cache_sequential").GetDouble();
+        Assert.AreEqual(root.GetProperty("bytes_per_second").GetDouble() / root.GetProperty("cache_sequential_bytes_per_second").GetDouble(), ratio, 1e-9,
+            "the fields a single run reported are one round's, whole");
+        JsonElement spread = root.GetProperty("ratio_spread");
+        Assert.IsTrue(spread.GetProperty("min").GetDouble() <= ratio && ratio <= spread.GetProperty("max").GetDouble(), spread.ToString());
+        Assert.AreEqual(2, root.GetProperty("iops_spread").GetProperty("rounds").GetInt32());
+        Assert.AreEqual(JsonValueKind.Array, root.GetProperty("warnings").ValueKind);
+    }
+
+    [TestMethod]
     public void A_png_without_its_svg_is_refused()
     {
         WbResult result = WbProcess.Run(null, "bench", "fua", "--mode", "both", "--ops", "10", "--latency-png", "/tmp/never.png");
@@ -101,6 +118,6 @@ public sealed class BenchRoundsTests
     {
         WbResult result = WbProcess.Run(null, "bench", "fua", "--mode", "0", "--ops", "10", "--rounds", "5");
         Assert.AreEqual(2, result.ExitCode);
-        StringAssert.Contains(result.Stderr, "--rounds: only fua --mode both");
+        StringAssert.Contains(result.Stderr, "--rounds: only fua --mode both (without a TABLE) and randwrite");
     }
 }
