@@ -43,9 +43,6 @@ internal sealed class BenchVerb : PmemBenchOptions
     [Option("pool-size", Default = 8, HelpText = "fua: RAM (and mode-1 pmem) buffers in the pool (the device's default 8). A pool bigger than the run keeps writers from waiting for the cache device, so the writers' own cost is what is measured.")]
     public int PoolSize { get; set; } = 8;
 
-    [Option("rounds", HelpText = "fua --mode both, randwrite: how many rounds (default 3), each measuring the reference and the benchmark (fua: mode 0, mode 1, then the floor, a bare 4 KiB write+persist of the same pmem file; randwrite: the cache device's sequential bandwidth, then the random writes); every figure is their median, with the range they gave, and a spread wider than 25 % is warned about.")]
-    public int? Rounds { get; set; }
-
     [Option("pmem-backend", Default = "dax", HelpText = "fua, randwrite without a table, mode 1: dax (a /dev/shm file) or block (a file in the work directory).")]
     public string PmemBackendName { get; set; } = "dax";
 
@@ -73,7 +70,7 @@ internal sealed class BenchVerb : PmemBenchOptions
             "fua" when Independent && Writers < 2 => throw new UsageException($"--independent: compares --writers N on one device with N devices; --writers {Writers} needs no reference (give 2 or more)"),
             "fua" when Independent && Mode == "both" => throw new UsageException("--independent: give --mode 0 or 1, not both"),
             "fua" when Mode == "both" && arguments.Count == 0 => RunFuaBothModes(Rounds ?? 3),
-            _ when Rounds is not null && Kind != "randwrite" => throw new UsageException("--rounds: only fua --mode both (without a TABLE) and randwrite repeat their measurement in rounds so far"),
+            _ when Rounds is not null && Kind != "randwrite" => throw new UsageException("--rounds: only pmem, fua --mode both (without a TABLE) and randwrite repeat their measurement in rounds so far"),
             "fua" => WithTable(arguments, defaultOps: 20_000, RunFua),
             "randwrite" => WithTable(arguments, defaultOps: 65_536, RunRandWrite),
             _ => throw new UsageException($"wb bench {Kind}: unknown benchmark (available: pmem, fua, randwrite)"),

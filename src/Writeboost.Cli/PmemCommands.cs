@@ -52,6 +52,9 @@ internal class PmemBenchOptions : PmemRegionOptions
     [Option("force", HelpText = "Benchmark (so overwrite) a path even though it holds a writeboost cache or pmem buffer, a filesystem or another signature: that content is lost.")]
     public bool Force { get; set; }
 
+    [Option("rounds", HelpText = "pmem, fua --mode both, randwrite: how many rounds (default 3), each measuring the reference and the benchmark (pmem: the Pmem API, then libpmem called directly on the same file; fua: mode 0, mode 1, then the floor, a bare 4 KiB write+persist of the same pmem file; randwrite: the cache device's sequential bandwidth, then the random writes); every figure is their median, with the range they gave, and a spread wider than 25 % is warned about.")]
+    public int? Rounds { get; set; }
+
     [Option("fio", HelpText = "Also run fio's libpmem engine (--direct=1 --sync=1) on a scratch file beside PATH, same size, same run, and report the ratio.")]
     public bool Fio { get; set; }
 }
@@ -135,25 +138,47 @@ internal static class PmemCommands
         }
         long ops = options.Ops > 0 ? options.Ops : 200_000;
         RefuseToOverwrite(path, options.Force);
-        PmemBenchResult result;
-        using (PmemRegion region = PmemApi.Alloc(path, options.OffsetBytes, options.LengthBytes, options.ParsedBackend, deviceLock: Devices.DeviceLock.Exclusive))
+        int roundCount = options.Rounds ?? 3;
+        if (roundCount < 1)
         {
-            result = new PmemBenchmark { Ops = ops, BlockBytes = options.BlockBytes, MaxSeconds = options.MaxSeconds, Cancel = options.Cancel }.Run(region);
+            throw new UsageException($"--rounds {roundCount}: expected at least 1");
         }
-        // The floor in the same run: the same loop calling libpmem directly on the same file (dax backend only).
-        PmemBenchResult? bare = null;
-        // A regular file, the whole of it (libpmem maps whole files only): a device's floor is left to the lab.
-        if (result.Backend == "dax" && options.OffsetBytes == 0 && options.LengthBytes <= 0 && Native.PosixFile.KindOf(path) == Native.FileKind.Regular)
+        PmemBenchmark benchmark = new() { Ops = ops, BlockBytes = options.BlockBytes, MaxSeconds = options.MaxSeconds, Cancel = options.Cancel };
+        // The floor in the same run: the same loop calling libpmem directly on the same file — a regular file, the
+        // whole of it (libpmem maps whole files only), the dax backend; a device's floor is left to the lab.
+        bool floor = options.ParsedBackend != PmemBackend.Block && options.OffsetBytes == 0 && options.LengthBytes <= 0 && Native.PosixFile.KindOf(path) == Native.FileKind.Regular;
+        List<(PmemBenchResult Wb, PmemBenchResult? Bare)> rounds = [];
+        for (int round = 0; round < roundCount && !options.Cancel.IsCancellationRequested; round++)
         {
-            try
+            PmemBenchResult wb;
+            using (PmemRegion region = PmemApi.Alloc(path, options.OffsetBytes, options.LengthBytes, options.ParsedBackend, deviceLock: Devices.DeviceLock.Exclusive))
             {
-                bare = new PmemBenchmark { Ops = ops, BlockBytes = options.BlockBytes, MaxSeconds = options.MaxSeconds, Cancel = options.Cancel }.RunBareLibPmem(path);
+                wb = benchmark.Run(region);
             }
-            catch (IOException error)
+            PmemBenchResult? measuredBare = null;
+            if (floor && wb.Backend == "dax")
             {
-                Console.Error.WriteLine($"wb: the floor (libpmem bare) was not measured: {error.Message}");
+                try
+                {
+                    measuredBare = benchmark.RunBareLibPmem(path);
+                }
+                catch (IOException error)
+                {
+                    Console.Error.WriteLine($"wb: the floor (libpmem bare) was not measured: {error.Message}");
+                    floor = false;
+                }
             }
+            rounds.Add((wb, measuredBare));
         }
+        // The round whose Pmem API p50 is the median is reported whole; the spreads cover every round.
+        (PmemBenchResult result, PmemBenchResult? bare) = rounds.OrderBy(r => r.Wb.P50Ns).ElementAt((rounds.Count - 1) / 2);
+        Dictionary<string, Spread> spreads = new() { ["Pmem API p50"] = Spread.Of(rounds.Select(r => r.Wb.P50Ns / 1000.0)) };
+        if (rounds.All(r => r.Bare is not null))
+        {
+            spreads["libpmem bare p50"] = Spread.Of(rounds.Select(r => r.Bare!.P50Ns / 1000.0));
+            spreads["Pmem API p50 / libpmem bare p50"] = Spread.Of(rounds.Select(r => r.Wb.P50Ns / (double)Math.Max(1, r.Bare!.P50Ns)));
+        }
+        IReadOnlyList<string> warnings = Spread.WarningsOf(spreads);
         FioResult? fio = null;
         if (options.Fio)
         {
@@ -173,6 +198,11 @@ internal static class PmemCommands
             Output.Json(new
             {
                 Result = result,
+                Rounds = rounds.Count,
+                WbP50UsSpread = spreads["Pmem API p50"],
+                LibpmemBareP50UsSpread = spreads.GetValueOrDefault("libpmem bare p50"),
+                WbOverLibpmemBareSpread = spreads.GetValueOrDefault("Pmem API p50 / libpmem bare p50"),
+                Warnings = warnings,
                 LibpmemBare = bare,
                 WbP50OverLibpmemBareP50 = bare is null ? (double?)null : result.P50Ns / (double)Math.Max(1, bare.P50Ns),
                 Fio = fio,
@@ -200,10 +230,18 @@ internal static class PmemCommands
             rows.Add(["fio libpmem", "dax", "cache-line", "-", fio.Iops.ToString("F0", CultureInfo.InvariantCulture), Us(1e9 / fio.Iops), Us(fio.MeanNs), Us(fio.P50Ns), Us(fio.P99Ns)]);
         }
         Output.Table(rows);
-        if (bare is not null)
+        if (rounds.Count > 1)
         {
-            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"wb p50 / libpmem bare p50 = {result.P50Ns / (double)Math.Max(1, bare.P50Ns):F2} (the floor: the same loop in this process calling libpmem directly on its own mapping of the file)"));
+            Console.WriteLine($"rounds: {rounds.Count} (the rows are the round with the median wb p50); wb p50 {spreads["Pmem API p50"].Format("F2", " us")}"
+                + (spreads.TryGetValue("libpmem bare p50", out Spread? bareP50) ? $", libpmem bare p50 {bareP50.Format("F2", " us")}" : ""));
+        }
+        if (spreads.TryGetValue("Pmem API p50 / libpmem bare p50", out Spread? overFloor))
+        {
+            Console.WriteLine($"wb p50 / libpmem bare p50 = {overFloor.Format("F2")} (the floor: the same loop in this process calling libpmem directly on its own mapping of the file)");
+        }
+        foreach (string warning in warnings)
+        {
+            Console.WriteLine($"warning: {warning}");
         }
         if (fio is not null)
         {

@@ -118,6 +118,6 @@ public sealed class BenchRoundsTests
     {
         WbResult result = WbProcess.Run(null, "bench", "fua", "--mode", "0", "--ops", "10", "--rounds", "5");
         Assert.AreEqual(2, result.ExitCode);
-        StringAssert.Contains(result.Stderr, "--rounds: only fua --mode both (without a TABLE) and randwrite");
+        StringAssert.Contains(result.Stderr, "--rounds: only pmem, fua --mode both (without a TABLE) and randwrite");
     }
 }

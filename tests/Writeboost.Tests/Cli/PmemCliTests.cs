@@ -50,10 +50,12 @@ public sealed class PmemCliTests
             Assert.AreEqual(300, bare.GetProperty("ops").GetInt64());
             Assert.IsGreaterThan(0L, bare.GetProperty("p50_ns").GetInt64());
             Assert.AreEqual(p50 / (double)bare.GetProperty("p50_ns").GetInt64(), result.RootElement.GetProperty("wb_p50_over_libpmem_bare_p50").GetDouble(), 1e-9);
+            Assert.AreEqual(3, result.RootElement.GetProperty("wb_over_libpmem_bare_spread").GetProperty("rounds").GetInt32(), "three rounds by default, each with its floor");
         }
         else
         {
             Assert.AreEqual(JsonValueKind.Null, result.RootElement.GetProperty("libpmem_bare").ValueKind, "the block backend's floor is its device flush, not libpmem");
+            Assert.AreEqual(3, result.RootElement.GetProperty("wb_p50_us_spread").GetProperty("rounds").GetInt32());
         }
     }
 
