@@ -54,12 +54,7 @@ public sealed record RandWriteBenchResult(
     /// <summary>The median round (by ratio to the reference) with every figure's spread over <paramref name="rounds"/>.</summary>
     public static RandWriteBenchResult OfRounds(IReadOnlyList<RandWriteBenchResult> rounds)
     {
-        ArgumentNullException.ThrowIfNull(rounds);
-        if (rounds.Count == 0)
-        {
-            throw new ArgumentException("a result of no rounds");
-        }
-        RandWriteBenchResult median = rounds.OrderBy(r => r.RatioToCacheSequential).ElementAt((rounds.Count - 1) / 2);
+        RandWriteBenchResult median = Spread.MedianRound(rounds, r => r.RatioToCacheSequential);
         Dictionary<string, Spread> spreads = new()
         {
             ["random-write / sequential ratio"] = Spread.Of(rounds.Select(r => r.RatioToCacheSequential)),

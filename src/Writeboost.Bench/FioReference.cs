@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
 
@@ -32,50 +31,20 @@ public static class FioReference
 
     private static FioResult Run(string[] arguments, bool forcePmem)
     {
-        ProcessStartInfo start = new("fio")
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-        };
-        foreach (string argument in arguments)
-        {
-            start.ArgumentList.Add(argument);
-        }
-        if (forcePmem)
-        {
-            start.Environment["PMEM_IS_PMEM_FORCE"] = "1";
-        }
         string command = (forcePmem ? "PMEM_IS_PMEM_FORCE=1 " : "") + "fio " + string.Join(' ', arguments);
-        Process process;
-        try
-        {
-            process = Process.Start(start) ?? throw new InvalidOperationException("fio did not start");
-        }
-        catch (System.ComponentModel.Win32Exception)
-        {
-            throw new InvalidOperationException("fio is not installed: run 'apt-get install -y fio'");
-        }
-        using (process)
-        {
-            Task<string> stderr = process.StandardError.ReadToEndAsync();
-            string output = process.StandardOutput.ReadToEnd();
-            process.WaitForExit();
-            if (process.ExitCode != 0)
-            {
-                throw new InvalidOperationException($"fio failed (exit {process.ExitCode}): {stderr.Result.Trim()}");
-            }
-            // fio may print notes before the JSON document.
-            int json = output.IndexOf('{', StringComparison.Ordinal);
-            using JsonDocument document = JsonDocument.Parse(output[json..]);
-            JsonElement write = document.RootElement.GetProperty("jobs")[0].GetProperty("write");
-            JsonElement clat = write.GetProperty("clat_ns");
-            JsonElement percentiles = clat.GetProperty("percentile");
-            return new FioResult(
-                command,
-                write.GetProperty("iops").GetDouble(),
-                clat.GetProperty("mean").GetDouble(),
-                (long)percentiles.GetProperty("50.000000").GetDouble(),
-                (long)percentiles.GetProperty("99.000000").GetDouble());
-        }
+        string output = ExternalTool.Run("fio", arguments, "apt-get install -y fio",
+            forcePmem ? new Dictionary<string, string> { ["PMEM_IS_PMEM_FORCE"] = "1" } : null);
+        // fio may print notes before the JSON document.
+        int json = output.IndexOf('{', StringComparison.Ordinal);
+        using JsonDocument document = JsonDocument.Parse(output[json..]);
+        JsonElement write = document.RootElement.GetProperty("jobs")[0].GetProperty("write");
+        JsonElement clat = write.GetProperty("clat_ns");
+        JsonElement percentiles = clat.GetProperty("percentile");
+        return new FioResult(
+            command,
+            write.GetProperty("iops").GetDouble(),
+            clat.GetProperty("mean").GetDouble(),
+            (long)percentiles.GetProperty("50.000000").GetDouble(),
+            (long)percentiles.GetProperty("99.000000").GetDouble());
     }
 }

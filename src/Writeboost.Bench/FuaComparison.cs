@@ -34,12 +34,7 @@ public sealed record FuaComparison(FuaBenchResult Mode0, FuaBenchResult Mode1, d
 
     public static FuaComparison Of(IReadOnlyList<FuaRound> rounds)
     {
-        ArgumentNullException.ThrowIfNull(rounds);
-        if (rounds.Count == 0)
-        {
-            throw new ArgumentException("a comparison of no rounds");
-        }
-        FuaRound median = rounds.OrderBy(r => r.IopsRatio).ElementAt((rounds.Count - 1) / 2);
+        FuaRound median = Spread.MedianRound(rounds, r => r.IopsRatio);
         Dictionary<string, Spread> spreads = new()
         {
             ["mode 1 / mode 0 IOPS"] = Spread.Of(rounds.Select(r => r.IopsRatio)),

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Globalization;
 using System.Text;
 
@@ -64,32 +63,8 @@ public static class LatencyPlot
     /// librsvg2-bin, installed by pmem-emu/install-deps.sh).
     /// </summary>
     /// <exception cref="InvalidOperationException">rsvg-convert is missing or failed (the message says which, and the fix).</exception>
-    public static void RenderPng(string svgPath, string pngPath)
-    {
-        ProcessStartInfo start = new("rsvg-convert") { RedirectStandardError = true, RedirectStandardOutput = true };
-        foreach (string argument in new[] { "--format", "png", "--background-color", "white", "--output", pngPath, svgPath })
-        {
-            start.ArgumentList.Add(argument);
-        }
-        Process process;
-        try
-        {
-            process = Process.Start(start) ?? throw new InvalidOperationException("rsvg-convert did not start");
-        }
-        catch (System.ComponentModel.Win32Exception)
-        {
-            throw new InvalidOperationException("a PNG of the plot needs rsvg-convert, which is not installed (Debian: apt-get install -y librsvg2-bin)");
-        }
-        using (process)
-        {
-            string error = process.StandardError.ReadToEnd();
-            process.WaitForExit();
-            if (process.ExitCode != 0)
-            {
-                throw new InvalidOperationException($"rsvg-convert could not render {svgPath} to {pngPath}: {error.Trim()}");
-            }
-        }
-    }
+    public static void RenderPng(string svgPath, string pngPath) =>
+        ExternalTool.Run("rsvg-convert", ["--format", "png", "--background-color", "white", "--output", pngPath, svgPath], "apt-get install -y librsvg2-bin");
 
     /// <summary>The curve: each sorted latency at the share of operations slower than it, thinned to a few hundred points per decade of share.</summary>
     private static string Points(IReadOnlyList<long> latencies, Func<double, double> x, Func<double, double> y)

@@ -22,6 +22,23 @@ public sealed record Spread(double Median, double Min, double Max, int Rounds)
         return new Spread(median, sorted[0], sorted[^1], sorted.Length);
     }
 
+    /// <summary>
+    /// The round reported whole: the one whose <paramref name="key"/> is the median (the lower middle one of an even
+    /// count), so its figures belong together, as a single run's did.
+    /// </summary>
+    public static T MedianRound<T>(IReadOnlyList<T> rounds, Func<T, double> key)
+    {
+        ArgumentNullException.ThrowIfNull(rounds);
+        if (rounds.Count == 0)
+        {
+            throw new ArgumentException("no rounds were measured");
+        }
+        return rounds.OrderBy(key).ElementAt((rounds.Count - 1) / 2);
+    }
+
+    /// <summary>The same spread in another unit (each figure times <paramref name="factor"/>).</summary>
+    public Spread Times(double factor) => this with { Median = Median * factor, Min = Min * factor, Max = Max * factor };
+
     /// <summary>Max over min minus one (0: every round gave the same figure).</summary>
     public double Width => Min > 0 ? Max / Min - 1 : 0;
 

@@ -69,7 +69,7 @@ internal sealed class BenchVerb : PmemBenchOptions
             "pmem" => throw new UsageException("wb bench pmem takes exactly one PATH"),
             "fua" when Independent && Writers < 2 => throw new UsageException($"--independent: compares --writers N on one device with N devices; --writers {Writers} needs no reference (give 2 or more)"),
             "fua" when Independent && Mode == "both" => throw new UsageException("--independent: give --mode 0 or 1, not both"),
-            "fua" when Mode == "both" && arguments.Count == 0 => RunFuaBothModes(Rounds ?? 3),
+            "fua" when Mode == "both" && arguments.Count == 0 => RunFuaBothModes(RoundCount),
             _ when Rounds is not null && Kind != "randwrite" => throw new UsageException("--rounds: only pmem, fua --mode both (without a TABLE) and randwrite repeat their measurement in rounds so far"),
             "fua" => WithTable(arguments, defaultOps: 20_000, RunFua),
             "randwrite" => WithTable(arguments, defaultOps: 65_536, RunRandWrite),
@@ -226,10 +226,6 @@ internal sealed class BenchVerb : PmemBenchOptions
         {
             throw new UsageException("--latency-png: the PNG is rendered from the plot; give --latency-svg too");
         }
-        if (roundCount < 1)
-        {
-            throw new UsageException($"--rounds {roundCount}: expected at least 1");
-        }
         Mode = "0";
         WithTable([], defaultOps: 20_000, (table, ops) =>
         {
@@ -314,11 +310,7 @@ internal sealed class BenchVerb : PmemBenchOptions
 
     private int RunRandWrite(DeviceTable table, long ops)
     {
-        int roundCount = Rounds ?? 3;
-        if (roundCount < 1)
-        {
-            throw new UsageException($"--rounds {roundCount}: expected at least 1");
-        }
+        int roundCount = RoundCount;
         List<RandWriteBenchResult> rounds = [];
         for (int round = 0; round < roundCount && !Cancel.IsCancellationRequested; round++)
         {
@@ -348,7 +340,7 @@ internal sealed class BenchVerb : PmemBenchOptions
         ]);
         if (result.Rounds > 1)
         {
-            Console.WriteLine($"rounds: {result.Rounds} (the row is the median round's); ratio {result.RatioSpread!.Format("F2")}, IOPS {result.IopsSpread!.Format("F0")}, cache seq MiB/s {(result.CacheSequentialSpread! with { Median = result.CacheSequentialSpread.Median / (1 << 20), Min = result.CacheSequentialSpread.Min / (1 << 20), Max = result.CacheSequentialSpread.Max / (1 << 20) }).Format("F1")}");
+            Console.WriteLine($"rounds: {result.Rounds} (the row is the median round's); ratio {result.RatioSpread!.Format("F2")}, IOPS {result.IopsSpread!.Format("F0")}, cache seq MiB/s {result.CacheSequentialSpread!.Times(1.0 / (1 << 20)).Format("F1")}");
         }
         foreach (string warning in result.Warnings)
         {

@@ -55,6 +55,14 @@ internal class PmemBenchOptions : PmemRegionOptions
     [Option("rounds", HelpText = "pmem, fua --mode both, randwrite: how many rounds (default 3), each measuring the reference and the benchmark (pmem: the Pmem API, then libpmem called directly on the same file; fua: mode 0, mode 1, then the floor, a bare 4 KiB write+persist of the same pmem file; randwrite: the cache device's sequential bandwidth, then the random writes); every figure is their median, with the range they gave, and a spread wider than 25 % is warned about.")]
     public int? Rounds { get; set; }
 
+    /// <summary><see cref="Rounds"/>, 3 when not given; fewer than one is a usage error.</summary>
+    internal int RoundCount => Rounds switch
+    {
+        null => 3,
+        >= 1 => Rounds.Value,
+        _ => throw new UsageException($"--rounds {Rounds}: expected at least 1"),
+    };
+
     [Option("fio", HelpText = "Also run fio's libpmem engine (--direct=1 --sync=1) on a scratch file beside PATH, same size, same run, and report the ratio.")]
     public bool Fio { get; set; }
 }
@@ -138,11 +146,7 @@ internal static class PmemCommands
         }
         long ops = options.Ops > 0 ? options.Ops : 200_000;
         RefuseToOverwrite(path, options.Force);
-        int roundCount = options.Rounds ?? 3;
-        if (roundCount < 1)
-        {
-            throw new UsageException($"--rounds {roundCount}: expected at least 1");
-        }
+        int roundCount = options.RoundCount;
         PmemBenchmark benchmark = new() { Ops = ops, BlockBytes = options.BlockBytes, MaxSeconds = options.MaxSeconds, Cancel = options.Cancel };
         // The floor in the same run: the same loop calling libpmem directly on the same file — a regular file, the
         // whole of it (libpmem maps whole files only), the dax backend; a device's floor is left to the lab.
@@ -171,7 +175,7 @@ internal static class PmemCommands
             rounds.Add((wb, measuredBare));
         }
         // The round whose Pmem API p50 is the median is reported whole; the spreads cover every round.
-        (PmemBenchResult result, PmemBenchResult? bare) = rounds.OrderBy(r => r.Wb.P50Ns).ElementAt((rounds.Count - 1) / 2);
+        (PmemBenchResult result, PmemBenchResult? bare) = Spread.MedianRound(rounds, r => r.Wb.P50Ns);
         Dictionary<string, Spread> spreads = new() { ["Pmem API p50"] = Spread.Of(rounds.Select(r => r.Wb.P50Ns / 1000.0)) };
         if (rounds.All(r => r.Bare is not null))
         {
@@ -207,7 +211,7 @@ internal static class PmemCommands
                 WbP50OverLibpmemBareP50 = bare is null ? (double?)null : result.P50Ns / (double)Math.Max(1, bare.P50Ns),
                 Fio = fio,
                 WbIopsOverFio = fio is null ? (double?)null : result.Iops / fio.Iops,
-                // Like with like: latency against fio's completion latency (its clat: the copy and persist alone).
+                // Context only: fio's latency covers part of its engine's work (see the text output's last line).
                 WbP50OverFioP50 = fio is null ? (double?)null : result.P50Ns / (double)Math.Max(1, fio.P50Ns),
                 FioOverheadNsPerOp = fio is null ? (double?)null : FioOverheadNs(fio),
             });
@@ -226,7 +230,7 @@ internal static class PmemCommands
         }
         if (fio is not null)
         {
-            // fio's clat brackets only the copy, not its own per-op bookkeeping: us/op (1/IOPS) is the fair comparison.
+            // Context, not a reference: its latency covers part of its engine's work, its 1/IOPS adds fio's own.
             rows.Add(["fio libpmem", "dax", "cache-line", "-", fio.Iops.ToString("F0", CultureInfo.InvariantCulture), Us(1e9 / fio.Iops), Us(fio.MeanNs), Us(fio.P50Ns), Us(fio.P99Ns)]);
         }
         Output.Table(rows);
