@@ -50,7 +50,7 @@ internal sealed class RacingReads : IDisposable
         }
     }
 
-    /// <summary>A writer starts its workload.</summary>
+    /// <summary>A writer will run its workload (counted before any starts, so a held write waits for one that wakes late).</summary>
     public void Joined()
     {
         lock (_offerLock)

@@ -31,12 +31,18 @@ internal static class WorkloadRunner
         ArgumentNullException.ThrowIfNull(device);
         if (writers <= 1)
         {
-            RunWriter(device, log, workload, seed, ops, 0, 1, readPercent, racing);
+            RunOps(device, log, workload, seed, ops, 0, 1, readPercent, racing);
             return;
         }
         Exception? failure = null;
         Thread[] threads = new Thread[writers];
         using Barrier start = new(writers); // the writers start together: each meets the others from its first request
+        // Every writer counts as running before any starts: one that wakes late from the barrier is still waited for by
+        // a held write (whose wait lets it run), instead of the first to wake running its whole share alone.
+        for (int w = 0; w < writers; w++)
+        {
+            racing?.Joined();
+        }
         for (int w = 0; w < writers; w++)
         {
             int writer = w;
@@ -46,13 +52,17 @@ internal static class WorkloadRunner
                 try
                 {
                     start.SignalAndWait();
-                    RunWriter(device, log, workload, States.StateSeed.Of(seed, writer, 0x57), share, writer, writers, readPercent, racing);
+                    RunOps(device, log, workload, States.StateSeed.Of(seed, writer, 0x57), share, writer, writers, readPercent, racing);
                 }
 #pragma warning disable CA1031 // handed to the caller's thread below
                 catch (Exception error)
 #pragma warning restore CA1031
                 {
                     Interlocked.CompareExchange(ref failure, error, null);
+                }
+                finally
+                {
+                    racing?.Left();
                 }
             }) { IsBackground = true, Name = $"wb-writer-{writer}" };
         }
@@ -96,19 +106,6 @@ internal static class WorkloadRunner
                     log.Append(new CrashEvent(EventKind.UserWriteAck, DeviceId.User, op.OffsetBytes, op.LengthBytes, null, op.Fua, write));
                     break;
             }
-        }
-    }
-
-    private static void RunWriter(IBlockDevice device, CrashLog log, Workload workload, int seed, int ops, int writer, int writers, int readPercent, RacingReads? racing)
-    {
-        racing?.Joined();
-        try
-        {
-            RunOps(device, log, workload, seed, ops, writer, writers, readPercent, racing);
-        }
-        finally
-        {
-            racing?.Left();
         }
     }
 
