@@ -598,6 +598,9 @@ public static partial class Campaign
         public CrashHistory? FailingHistory;
         public bool Stopped => (stopAtFirst && Violations > 0) || Cancel.IsCancellationRequested;
 
+        /// <summary>The run stops at its first (counted) violation.</summary>
+        public bool StopsAtFirst => stopAtFirst;
+
         /// <summary>An interrupted run stops at the next state; what it checked until then is its result.</summary>
         public CancellationToken Cancel { get; init; }
 
@@ -655,56 +658,106 @@ public static partial class Campaign
         }
         CrashPointSample sample = CrashPointSampler.Choose(events, first, check.Budget, StateSeed.Of(spec.Seed, check.Schedule, check.Round), frontLoaded: later, StatesAt);
         tally.Coverage += new CampaignCoverage { CrashPoints = sample.Candidates, LiveReads = liveReads, Logs = 1 };
-        Timelines timelines = new(check.Start, PmemBackendOf(spec));
-        for (int index = 0; index < sample.Points.Count && !tally.Stopped; index++)
-        {
-            int point = sample.Points[index];
-            timelines.AdvanceTo(events, point);
-            List<StateKind> kinds = CrashStates.ExtraKinds(timelines);
-            int variants = sample.StatesAt(point, CrashStates.VariantCount(timelines, kinds, sample.StatesPerPoint)); // the budget, exactly
-            if (check.OnlyPoint is null)
+        // The points are checked by several threads (PointWorkers) and counted here in the log's order: the tally, the
+        // first violation and where a stopping run stops are what one thread checking them in turn gives.
+        int threads = check.OnlyPoint is null && check.OnlyVariant is null ? PointWorkers.ThreadsFor(spec.ResolvedTarget.OpensConcurrently, sample.Points.Count) : 1;
+        PointWorkers.Run(check.Start, PmemBackendOf(spec), sample.Points.Count, threads,
+            (timelines, index) => CheckPoint(check, timelines, sample, index, tally.StopsAtFirst ? problem => tally.Counts?.Invoke(problem) ?? true : null),
+            (index, outcome) =>
             {
-                tally.LogStates += variants; // every shard counts every point: the same figure everywhere, the campaign's
-            }
-            if (index % spec.Shards != spec.Shard || (check.OnlyPoint is { } only && only != point))
+                ApplyOutcome(check, tally, rounds, outcome);
+                if (index % 16 == 0)
+                {
+                    tally.Progress();
+                }
+                return !tally.Stopped;
+            },
+            tally.Cancel);
+    }
+
+    /// <summary>What checking the states of one sampled point found (nothing counted yet).</summary>
+    private sealed record PointOutcome(int Point, int Variants, bool Mine, bool DuringRecovery, List<StateKind> Kinds, List<VariantOutcome> Checked);
+
+    /// <summary>One state of a point: its variant, the states of its recovery's own crashes, and the problem found (null: none).</summary>
+    private readonly record struct VariantOutcome(int Variant, int RecoveryCrashStates, string? Problem);
+
+    /// <summary>Advances <paramref name="timelines"/> to the <paramref name="index"/>-th sampled point and checks its states (those of this shard).</summary>
+    /// <param name="stopsRun">Whether a problem (as reported) stops the run; null: the run checks on.</param>
+    private static PointOutcome CheckPoint(LogCheck check, Timelines timelines, CrashPointSample sample, int index, Func<string, bool>? stopsRun)
+    {
+        CampaignSpec spec = check.Spec;
+        int point = sample.Points[index];
+        timelines.AdvanceTo(check.Log.Events, point);
+        List<StateKind> kinds = CrashStates.ExtraKinds(timelines);
+        int variants = sample.StatesAt(point, CrashStates.VariantCount(timelines, kinds, sample.StatesPerPoint)); // the budget, exactly
+        bool later = check.Previous is not null;
+        bool duringRecovery = later && point <= check.FirstUserEvent;
+        bool mine = index % spec.Shards == spec.Shard && (check.OnlyPoint is not { } only || only == point);
+        List<VariantOutcome> checkedStates = [];
+        bool stops = false;
+        if (!mine)
+        {
+            return new PointOutcome(point, variants, mine, duringRecovery, kinds, checkedStates);
+        }
+        Judge judge = duringRecovery ? check.Previous! : new Judge(check.Oracle, point);
+        for (int variant = 0; variant < variants && !stops; variant++)
+        {
+            if (check.OnlyVariant is { } v && v != variant)
             {
                 continue;
             }
-            bool duringRecovery = later && point <= check.FirstUserEvent;
-            Judge judge = duringRecovery ? check.Previous! : new Judge(check.Oracle, point);
-            tally.Coverage += new CampaignCoverage { PointsChecked = 1 };
-            for (int variant = 0; variant < variants && !tally.Stopped; variant++)
+            CrashState state = CrashStates.Build(timelines, kinds, spec.Geometry.PmemBytes, spec.Seed, point, variant);
+            // Taken before recovery writes to the state's devices: the crashes during recovery are of this state's recovery.
+            Media? beforeRecovery = spec.CrashesRecoveries && CrashesItsRecovery(spec, check.Round, point, variant) ? state.Materialize() : null;
+            string? problem = RecoverAndCheck(spec, state, judge, check.Round + 1);
+            int nestedStates = 0;
+            if (problem is null && beforeRecovery is not null)
             {
-                if (check.OnlyVariant is { } v && v != variant)
-                {
-                    continue;
-                }
-                CrashState state = CrashStates.Build(timelines, kinds, spec.Geometry.PmemBytes, spec.Seed, point, variant);
-                tally.Generated++;
-                tally.Checked++;
-                tally.Coverage = tally.Coverage.With(duringRecovery ? StateKind.DuringRecovery : CrashStates.KindOf(kinds, variant), later && !duringRecovery);
-                // Taken before recovery writes to the state's devices: the crashes during recovery are of this state's recovery.
-                Media? beforeRecovery = spec.CrashesRecoveries && CrashesItsRecovery(spec, check.Round, point, variant) ? state.Materialize() : null;
-                string? problem = RecoverAndCheck(spec, state, judge, check.Round + 1);
-                if (problem is null && beforeRecovery is not null)
-                {
-                    (int states, string? nested) = CrashDuringRecovery(spec, beforeRecovery, judge, StateSeed.Of(spec.Seed, point, variant), check.Round + 1);
-                    tally.Generated += states;
-                    tally.Checked += states;
-                    tally.RecoveryCrashStates += states;
-                    tally.Coverage += new CampaignCoverage { DuringRecovery = states };
-                    problem = nested;
-                }
-                if (problem is not null)
-                {
-                    string where = later ? $"round {check.Round}, " : "";
-                    StateKind kind = duringRecovery || problem.StartsWith("after a crash at event", StringComparison.Ordinal) ? StateKind.DuringRecovery : CrashStates.KindOf(kinds, variant);
-                    tally.Violation(where + problem, new ViolationSite(check.Schedule, check.Round, point, variant, kind), rounds);
-                }
+                (nestedStates, problem) = CrashDuringRecovery(spec, beforeRecovery, judge, StateSeed.Of(spec.Seed, point, variant), check.Round + 1);
             }
-            if (index % 16 == 0)
+            checkedStates.Add(new VariantOutcome(variant, nestedStates, problem));
+            // A counted violation ends what a stopping run needs of this point (the tally stops there too).
+            stops = problem is not null && stopsRun is not null && stopsRun(Where(check) + problem);
+        }
+        return new PointOutcome(point, variants, mine, duringRecovery, kinds, checkedStates);
+    }
+
+    /// <summary>A problem's place in a later round's report.</summary>
+    private static string Where(LogCheck check) => check.Previous is not null ? $"round {check.Round}, " : "";
+
+    /// <summary>Counts one point's outcome, as the sequential check did state by state (stops where the tally does).</summary>
+    private static void ApplyOutcome(LogCheck check, Tally tally, List<HistoryRound> rounds, PointOutcome outcome)
+    {
+        bool later = check.Previous is not null;
+        if (check.OnlyPoint is null)
+        {
+            tally.LogStates += outcome.Variants; // every shard counts every point: the same figure everywhere, the campaign's
+        }
+        if (!outcome.Mine)
+        {
+            return;
+        }
+        tally.Coverage += new CampaignCoverage { PointsChecked = 1 };
+        foreach (VariantOutcome state in outcome.Checked)
+        {
+            if (tally.Stopped)
             {
-                tally.Progress();
+                return;
+            }
+            tally.Generated++;
+            tally.Checked++;
+            tally.Coverage = tally.Coverage.With(outcome.DuringRecovery ? StateKind.DuringRecovery : CrashStates.KindOf(outcome.Kinds, state.Variant), later && !outcome.DuringRecovery);
+            if (state.RecoveryCrashStates > 0)
+            {
+                tally.Generated += state.RecoveryCrashStates;
+                tally.Checked += state.RecoveryCrashStates;
+                tally.RecoveryCrashStates += state.RecoveryCrashStates;
+                tally.Coverage += new CampaignCoverage { DuringRecovery = state.RecoveryCrashStates };
+            }
+            if (state.Problem is { } problem)
+            {
+                StateKind kind = outcome.DuringRecovery || problem.StartsWith("after a crash at event", StringComparison.Ordinal) ? StateKind.DuringRecovery : CrashStates.KindOf(outcome.Kinds, state.Variant);
+                tally.Violation(Where(check) + problem, new ViolationSite(check.Schedule, check.Round, outcome.Point, state.Variant, kind), rounds);
             }
         }
     }
@@ -758,15 +811,16 @@ public static partial class Campaign
             ? [.. Enumerable.Range(Math.Min(check.FirstUserEvent, events.Count), events.Count - Math.Min(check.FirstUserEvent, events.Count) + 1)]
             : [.. Enumerable.Range(0, spec.Script is null ? CarryCandidates : 3 * CarryCandidates).Select(_ => random.Next(first, events.Count + 1))
                 .Concat(Enumerable.Range(tail, Math.Max(0, events.Count + 1 - tail))).Distinct().Order()];
-        Timelines timelines = new(check.Start, PmemBackendOf(spec));
         List<(int Point, int Variant, int Work, IReadOnlyCollection<string> Debris)> sound = [];
-        foreach (int point in candidates)
+        List<(int Point, int Variant, int Work, IReadOnlyCollection<string> Debris)> SoundAt(Timelines timelines, int index)
         {
+            int point = candidates[index];
             timelines.AdvanceTo(events, point);
             List<StateKind> kinds = CrashStates.ExtraKinds(timelines);
             int variants = CrashStates.VariantCount(timelines, kinds, CarryVariants);
             // Surveying costs a read of the media first: only where two writes in flight could leave a gap.
             bool survey = timelines.NonDurableCount >= 2;
+            List<(int Point, int Variant, int Work, IReadOnlyCollection<string> Debris)> found = [];
             for (int variant = variants == 1 ? 0 : 1; variant < Math.Min(variants, CarryVariants); variant++)
             {
                 Recovered outcome = Recover(spec, CrashStates.Build(timelines, kinds, spec.Geometry.PmemBytes, spec.Seed, point, variant), survey: survey, life: check.Round + 1);
@@ -774,9 +828,16 @@ public static partial class Campaign
                 {
                     continue; // a state that does not recover is a violation the checks report; carry only sound ones
                 }
-                sound.Add((point, variant, outcome.Work, outcome.Debris));
+                found.Add((point, variant, outcome.Work, outcome.Debris));
             }
+            return found;
         }
+        PointWorkers.Run(check.Start, PmemBackendOf(spec), candidates.Length, PointWorkers.ThreadsFor(spec.ResolvedTarget.OpensConcurrently, candidates.Length),
+            SoundAt, (_, found) =>
+            {
+                sound.AddRange(found);
+                return true;
+            });
         // Which debris the next life meets is chosen, not left to the most work: of the kinds the candidates'
         // recoveries left, the one this campaign carried least so far (then by name) — so its recordings carry each
         // kind in turn — and a state with it is carried (the most work among them); with no debris, the most work.

@@ -80,4 +80,11 @@ public interface ICrashTarget
     /// <see cref="IBlockDevice.SizeBytes"/> is what the oracle checks. An exception from recovery is a violation.
     /// </summary>
     ICrashTargetDevice Open(TargetDevices devices, TargetOpen options);
+
+    /// <summary>
+    /// True when crash states may be opened (recovered and read) by several threads at once, each on its own
+    /// devices: the harness then checks a log's states on every core. False (the default) for a design that shares
+    /// state between its opens (a static, a file of its own): its states are checked one at a time.
+    /// </summary>
+    bool OpensConcurrently => false;
 }

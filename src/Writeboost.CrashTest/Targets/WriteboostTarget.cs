@@ -16,6 +16,9 @@ public sealed record WriteboostTarget(CacheMode Mode, CrashConfig Config, string
 
     public string Name => $"writeboost mode {(int)Mode}, {Config.Describe(Mode)}";
 
+    /// <summary>An open shares nothing with another but a seeded bug's hooks, which keep no state; hooks given directly (the fault sweep's) may count their calls.</summary>
+    public bool OpensConcurrently => Hooks is null;
+
     /// <summary>The device's answers at its decision points given directly (the fault sweep's); overrides <see cref="Mutant"/>.</summary>
     internal FaultHooks? Hooks { get; init; }
 
