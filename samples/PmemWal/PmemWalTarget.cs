@@ -10,6 +10,9 @@ public sealed record PmemWalTarget(WalFlaw Flaw = WalFlaw.None, long LogBytes = 
 {
     public string Name => Flaw == WalFlaw.None ? "pmem-wal" : $"pmem-wal ({Flaw})";
 
+    /// <summary>Each open keeps its state in its own device: crash states may be checked on every core.</summary>
+    public bool OpensConcurrently => true;
+
     public TargetGeometry GeometryFor(Workload workload) =>
         new(workload switch { Workload.Wrap => 128 * 1024, Workload.Nbd => 1 << 20, _ => 64 * 1024 }, 0, LogBytes, PmemBackend.Dax);
 
