@@ -75,6 +75,8 @@ internal enum SchedulePoint
     RecordAfterReadingDurable,
     /// <summary>The periodic record, after reading the last written-back id.</summary>
     RecordAfterReadingWrittenBack,
+    /// <summary>A mode-1 writer opening a segment, letting the lock go to bind its pmem buffer (a persist; DeviceMonitor.Leave).</summary>
+    AcquireBeforePmemBind,
 }
 
 /// <summary>

@@ -269,12 +269,27 @@ public sealed partial class WriteboostDevice
         // Mode 1: a pmem buffer is the only durable copy of its segment until the cache device has it durably, and
         // it is not rebound while a writer of its old segment is still placing into it (pinned).
         int bufferIndex = BufferIndexOf(id);
+        bool pmemBound = _pmem is null;
         Interlocked.Increment(ref _placementWaiters);
         try
         {
-            while ((_pmem is null || !Faults.PmemBufferWaitsForDurableSegment ? _ring.FlushedId : _ring.DurableId) < bufferFreeAfter || _ring.WrittenBackId < slotFreeAfter || _ring.IsPinned(slot)
-                || Volatile.Read(ref _placementsInFlight[bufferIndex]) > 0)
+            while (true)
             {
+                bool ready = (_pmem is null || !Faults.PmemBufferWaitsForDurableSegment ? _ring.FlushedId : _ring.DurableId) >= bufferFreeAfter && _ring.WrittenBackId >= slotFreeAfter && !_ring.IsPinned(slot)
+                    && Volatile.Read(ref _placementsInFlight[bufferIndex]) == 0;
+                if (ready && pmemBound)
+                {
+                    break;
+                }
+                if (ready)
+                {
+                    // The pmem buffer is free (its segment durable on the cache device, no placement into it in flight)
+                    // and nothing can place into it before this segment opens (_acquiring): bind it with the lock let go —
+                    // a persist, on the block backend a read-modify-write, a write and a flush — then check again.
+                    BindPmemBufferUnlocked(bufferIndex, id);
+                    pmemBound = true;
+                    continue;
+                }
                 ThrowIfFailed();
                 if (_writeback.HeldBy != 0 && _writeback.HeldBy <= slotFreeAfter)
                 {
@@ -303,17 +318,6 @@ public sealed partial class WriteboostDevice
         _ring.Bind(slot, id, 0);
         Array.Fill(_openPlacedBlock, -1);
         Array.Clear(_openPlacedBits);
-        if (_pmem is not null)
-        {
-            try
-            {
-                _pmem.Acquire(BufferIndexOf(id), id);
-            }
-            catch (IOException error)
-            {
-                throw PmemFailed(error);
-            }
-        }
         ulong halfPool = (ulong)Math.Max(1, _buffers.Length / 2);
         if (_pmem is not null && id > halfPool)
         {
@@ -323,6 +327,27 @@ public sealed partial class WriteboostDevice
         }
         _ring.Open(id);
         _openLength = 0;
+    }
+
+    /// <summary>Binds pmem buffer <paramref name="buffer"/> to segment <paramref name="id"/> with the device lock let go (called holding it).</summary>
+    private void BindPmemBufferUnlocked(int buffer, ulong id)
+    {
+        IOException? failed = null;
+        using (_monitor.Leave(SchedulePoint.AcquireBeforePmemBind))
+        {
+            try
+            {
+                _pmem!.Acquire(buffer, id);
+            }
+            catch (IOException error)
+            {
+                failed = error;
+            }
+        }
+        if (failed is not null)
+        {
+            throw PmemFailed(failed);
+        }
     }
 
     /// <summary>write_around_mode: the write goes to the backing store; any cached copy is forgotten.</summary>

@@ -39,6 +39,26 @@ internal sealed class DeviceMonitor : IDisposable
             monitor._schedule.At(leaving);
         }
     }
+
+    /// <summary>
+    /// Lets the lock go for device I/O that must not hold every other thread up, <c>using (monitor.Leave(point)) { ... }</c>
+    /// inside a scope of <see cref="Enter"/>; disposing takes it again. Letting go is a schedule point, as the end of
+    /// a scope is. Whatever the caller checked under the lock may have changed when it has it back.
+    /// </summary>
+    public Released Leave(Core.SchedulePoint leaving)
+    {
+        AssertLocked();
+        Monitor.Exit(Lock);
+        _schedule.At(leaving);
+        return new Released(this);
+    }
+
+    /// <summary>The lock let go by <see cref="Leave"/>; disposing takes it again.</summary>
+    public readonly ref struct Released(DeviceMonitor monitor)
+    {
+        public void Dispose() => Monitor.Enter(monitor.Lock);
+    }
+
     private bool _stopping;
     private bool _abandoned;
     private Exception? _failure;
