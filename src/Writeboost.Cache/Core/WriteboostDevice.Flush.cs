@@ -42,7 +42,7 @@ public sealed partial class WriteboostDevice
         ulong target;
         using (_monitor.Enter(SchedulePoint.BarrierAfterChoosingTarget))
         {
-            target = _ring.OpenId != 0 && _openLength > 0 ? _ring.OpenId : _ring.QueuedId;
+            target = _ring.OpenId != 0 && _open.Length > 0 ? _ring.OpenId : _ring.QueuedId;
         }
         MakeDurable(target);
         return target;
@@ -103,7 +103,7 @@ public sealed partial class WriteboostDevice
         {
             return;
         }
-        int length = _openLength;
+        int length = _open.Length;
         long slot = Geometry.SlotOf(id);
         SegmentBuffer buffer = BufferOf(id);
         Span<byte> image = buffer.Image.Span;
@@ -116,14 +116,14 @@ public sealed partial class WriteboostDevice
             // write-around as placed too, clean, which replay ignores.
             MetablockOnDisk entry = _cacheIndex.BlockAt(g) >= 0
                 ? new MetablockOnDisk(_cacheIndex.BlockAt(g) * Units.SectorsPerBlock, _cacheIndex.IsDirty(g) ? _cacheIndex.SectorsAt(g) : (byte)0)
-                : new MetablockOnDisk(Math.Max(0, _openPlacedBlock[i]) * Units.SectorsPerBlock, _openPlacedBits[i]);
+                : _open.AsPlaced(i);
             (entry with { DirtyBits = Faults.DirtyBitsToSeal(entry.DirtyBits, entryBytes) }).WriteTo(image, i, entryBytes);
         }
         // The checksum is computed outside the lock (SegmentBuffer.EnsureChecksum): a sealed buffer never changes again.
         new SegmentHeaderOnDisk(id, 0, (byte)length).WriteTo(image);
         buffer.MarkSealed(id);
         _ring.Seal(id, length);
-        _openLength = 0;
+        _open.Sealed();
         if (partial && length < BlocksPerSegment)
         {
             _nrPartialFlushed++;

@@ -276,7 +276,7 @@ public sealed partial class WriteboostDevice
             try
             {
                 // A clean block has nothing to recover, but its slot must not look like a lost write (see PlaceHole).
-                _pmem.PlaceHole(BufferIndexOf(_ring.OpenId), _openLength, _ring.OpenId);
+                _pmem.PlaceHole(BufferIndexOf(_ring.OpenId), _open.Length, _ring.OpenId);
             }
             catch (IOException error)
             {
@@ -284,9 +284,9 @@ public sealed partial class WriteboostDevice
                 return;
             }
         }
-        staged.Data.CopyTo(BufferOf(_ring.OpenId).Block(_openLength));
+        staged.Data.CopyTo(BufferOf(_ring.OpenId).Block(_open.Length));
         PlaceInOpenSegmentLocked(staged.Block, Units.FullBlockBits, dirty: false); // clean: not placed in pmem, nothing to recover
-        if (_openLength == BlocksPerSegment)
+        if (_open.IsFull)
         {
             SealOpenLocked(partial: false);
         }

@@ -92,7 +92,7 @@ public sealed partial class WriteboostDevice
         using (_monitor.Enter(SchedulePoint.StatusAfterSnapshot))
         {
             ulong currentId = _ring.OpenId != 0 ? _ring.OpenId : _ring.QueuedId + 1;
-            long cursor = Geometry.SlotOf(currentId) * BlocksPerSegment + (_ring.OpenId != 0 ? _openLength : 0);
+            long cursor = Geometry.SlotOf(currentId) * BlocksPerSegment + (_ring.OpenId != 0 ? _open.Length : 0);
             return new WriteboostStatus
             {
                 Cursor = cursor,

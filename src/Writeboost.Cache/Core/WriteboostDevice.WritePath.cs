@@ -107,13 +107,13 @@ public sealed partial class WriteboostDevice
             {
                 data.CopyTo(BufferOf(_ring.OpenId).Block(IndexInSegment(old))[(firstSector * Units.SectorBytes)..]);
                 _cacheIndex.MergeInPlace(old, bits);
-                _openPlacedBits[IndexInSegment(old)] = _cacheIndex.SectorsAt(old);
+                _open.Merged(IndexInSegment(old), _cacheIndex.SectorsAt(old));
                 return _ring.OpenId;
             }
 
             // The slot is taken only once the old copy is read: a failed read must not leave a hole in the
             // segment (in mode 1 a later record would say the empty slot was durable: damage, not a crash).
-            int index = _openLength;
+            int index = _open.Length;
             Span<byte> slotData = BufferOf(_ring.OpenId).Block(index);
             byte newBits = bits;
             if (hit && _cacheIndex.IsDirty(old) && bits != Units.FullBlockBits)
@@ -135,7 +135,7 @@ public sealed partial class WriteboostDevice
             }
             PlaceInOpenSegmentLocked(block, newBits, dirty: true);
             ulong landed = _ring.OpenId;
-            if (_openLength == BlocksPerSegment)
+            if (_open.IsFull)
             {
                 // Full: seal now, so a FUA or flush waiting for this buffer sees a full log and needs no partial one.
                 // The caller checksums it and wakes the flush worker (see Write).
@@ -222,7 +222,7 @@ public sealed partial class WriteboostDevice
         while (true)
         {
             ThrowIfFailed();
-            if (_ring.OpenId != 0 && _openLength < BlocksPerSegment)
+            if (_ring.OpenId != 0 && !_open.IsFull)
             {
                 return;
             }
@@ -316,8 +316,7 @@ public sealed partial class WriteboostDevice
         buffer.ClearMetadata();
         buffer.SegmentId = id;
         _ring.Bind(slot, id, 0);
-        Array.Fill(_openPlacedBlock, -1);
-        Array.Clear(_openPlacedBits);
+        _open.Begin();
         ulong halfPool = (ulong)Math.Max(1, _buffers.Length / 2);
         if (_pmem is not null && id > halfPool)
         {
@@ -326,7 +325,6 @@ public sealed partial class WriteboostDevice
             _flushWorker.RequestDurableLocked(id - halfPool);
         }
         _ring.Open(id);
-        _openLength = 0;
     }
 
     /// <summary>Binds pmem buffer <paramref name="buffer"/> to segment <paramref name="id"/> with the device lock let go (called holding it).</summary>

@@ -43,10 +43,8 @@ public sealed partial class WriteboostDevice : IBlockDevice
     private readonly bool _writeAroundMode; // a static tunable: read once, not per request
     private PmemBufferPool? _pmem;          // mode 1: the persistent mirror of the RAM buffers
     private readonly PmemRegion? _pmemRegion;
-    // What each slot of the open segment was given when placed: the seal writes it even for a slot a later
-    // write superseded (mode 1 copy-on-write), so the kernel's replay, applying entries in order, ends the same.
-    private readonly long[] _openPlacedBlock;
-    private readonly byte[] _openPlacedBits;
+    // The open segment's slots: what each was given when placed (see OpenSegment).
+    private readonly OpenSegment _open;
     private SuperblockHeaderOnDisk _superblock;
 
     // The metablocks and the block map (guarded by _lock).
@@ -62,7 +60,6 @@ public sealed partial class WriteboostDevice : IBlockDevice
     private readonly int[] _placementsInFlight;
     private int _placementWaiters;
 
-    private int _openLength;
     private bool _acquiring;
 
     // Each worker sleeps on its own signal; the monitor is for writers waiting on state. (One monitor for all
@@ -97,8 +94,7 @@ public sealed partial class WriteboostDevice : IBlockDevice
         }
         _cacheIndex = new CacheIndex(geometry.NrSegments, geometry.BlocksPerSegment);
         _readCache = new ReadCacheCells(tunables.NrReadCacheCells);
-        _openPlacedBlock = new long[geometry.BlocksPerSegment];
-        _openPlacedBits = new byte[geometry.BlocksPerSegment];
+        _open = new OpenSegment(geometry.BlocksPerSegment);
         _lock = _monitor.Lock;
         _ring = new SegmentRing(geometry.NrSegments, _lock);
         _backingStore = new BackingStore(backing, Counters);
@@ -496,14 +492,12 @@ public sealed partial class WriteboostDevice : IBlockDevice
     /// <summary>
     /// The next slot of the open segment (the caller made room) now holds <paramref name="sectors"/> of
     /// <paramref name="block"/>: the one placement of writes and read-cache staging (whose data is already in the
-    /// buffer). What the seal writes for the slot is kept too (see <c>_openPlacedBlock</c>).
+    /// buffer). What the seal writes for the slot is kept too (see <see cref="OpenSegment"/>).
     /// </summary>
     private void PlaceInOpenSegmentLocked(long block, byte sectors, bool dirty)
     {
-        int index = _openLength++;
+        int index = _open.Place(block, sectors, dirty);
         _cacheIndex.Place(Global(Geometry.SlotOf(_ring.OpenId), index), block, sectors, dirty);
-        _openPlacedBlock[index] = block;
-        _openPlacedBits[index] = dirty ? sectors : (byte)0;
     }
 
     /// <summary>

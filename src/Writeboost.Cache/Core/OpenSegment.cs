@@ -1,0 +1,60 @@
+using System.Diagnostics;
+using Writeboost.Cache.Format;
+
+namespace Writeboost.Cache.Core;
+
+/// <summary>
+/// The segment being filled: how many of its slots are taken, and what each slot was given when it was placed.
+/// The seal writes that for a slot a later write superseded (mode 1's copy-on-write), so the kernel's replay,
+/// applying the entries in order, ends the same. Which segment is open, and its buffer, are the ring's and the
+/// pool's; this owns only the slots. Guarded by the device's lock. Invariant: slots below <see cref="Length"/> are
+/// placed, and <see cref="Length"/> never passes the segment's blocks.
+/// </summary>
+internal sealed class OpenSegment
+{
+    private readonly long[] _placedBlock;
+    private readonly byte[] _placedBits;
+
+    public OpenSegment(int blocksPerSegment)
+    {
+        _placedBlock = new long[blocksPerSegment];
+        _placedBits = new byte[blocksPerSegment];
+    }
+
+    /// <summary>Slots placed so far.</summary>
+    public int Length { get; private set; }
+
+    /// <summary>Every slot is placed: the segment is sealed next.</summary>
+    public bool IsFull => Length == _placedBlock.Length;
+
+    /// <summary>A new segment opens: nothing placed.</summary>
+    public void Begin()
+    {
+        Array.Fill(_placedBlock, -1);
+        Array.Clear(_placedBits);
+        Length = 0;
+    }
+
+    /// <summary>The next slot holds <paramref name="sectors"/> of <paramref name="block"/> (dirty: written; clean: staged by the read cache). Returns its index.</summary>
+    public int Place(long block, byte sectors, bool dirty)
+    {
+        Debug.Assert(!IsFull, "a placement into a full open segment");
+        int index = Length++;
+        _placedBlock[index] = block;
+        _placedBits[index] = dirty ? sectors : (byte)0;
+        return index;
+    }
+
+    /// <summary>Mode 0: a write merged into slot <paramref name="index"/> in place; it now holds <paramref name="sectors"/>.</summary>
+    public void Merged(int index, byte sectors)
+    {
+        Debug.Assert(index < Length, "a merge into a slot not placed");
+        _placedBits[index] = sectors;
+    }
+
+    /// <summary>The metablock of slot <paramref name="index"/> as it was placed (for a slot the index no longer maps).</summary>
+    public MetablockOnDisk AsPlaced(int index) => new(Math.Max(0, _placedBlock[index]) * Units.SectorsPerBlock, _placedBits[index]);
+
+    /// <summary>The segment was sealed with its <see cref="Length"/> slots: none is open until <see cref="Begin"/>.</summary>
+    public void Sealed() => Length = 0;
+}
