@@ -1,0 +1,171 @@
+using System.Buffers.Binary;
+using Writeboost.Cache.Format;
+using Writeboost.Pmem;
+
+namespace Writeboost.Cache.PmemBuffer;
+
+/// <summary>One slot of a pmem buffer as recovery found it: a valid record and its data, or an acknowledged write lost to damage.</summary>
+/// <param name="Data">The slot's 4 KiB; null when <paramref name="Lost"/>.</param>
+/// <param name="Lost">The record's fields hold but its data (or CRC) does not, and a later record of the buffer says the
+/// slot was durable: the write was acknowledged and is lost — its block is poisoned.</param>
+internal sealed record RecoveredSlot(PmemRecord Record, byte[]? Data, bool Lost);
+
+/// <summary>A pmem buffer's acknowledged content, as recovery found it.</summary>
+/// <param name="TornSlots">Records for this segment whose CRC fails and that no later record says were durable: a
+/// write in flight at the crash (or damage nothing can tell from one).</param>
+/// <param name="DamagedSlots">Records that cannot be the result of a crash (an id newer than the buffer's or of a
+/// segment this buffer never holds) but that no later record says were durable.</param>
+/// <param name="LostUnknownSlots">Slots a later record says were durable whose fields are damaged too: an
+/// acknowledged write of an unknown block is lost.</param>
+internal sealed record RecoveredBuffer(ulong SegmentId, int Buffer, IReadOnlyList<RecoveredSlot> Slots, int TornSlots, int DamagedSlots = 0, int LostUnknownSlots = 0)
+{
+    public int LostSlots => Slots.Count(s => s.Lost);
+}
+
+/// <summary>What the pmem buffers hold beyond the cache device, and what they prove.</summary>
+/// <param name="Buffers">Buffers holding segments after the id recovery asked about, in id order (not necessarily contiguous).</param>
+/// <param name="ProvenDurableId">A buffer holding segment X was rebound only once X - pool size was durable on the cache device.</param>
+internal sealed record PmemRecovery(IReadOnlyList<RecoveredBuffer> Buffers, ulong ProvenDurableId, IReadOnlyList<string> Warnings);
+
+/// <summary>
+/// Recovery's reading of the pmem buffers of mode 1 (<see cref="Read"/>): which segment each buffer holds, and which
+/// of its slots are acknowledged writes, torn writes, damage, or lost. Only reads; the hot path that writes the
+/// buffers is <see cref="PmemBufferPool"/>'s.
+/// </summary>
+internal sealed class PmemBufferRecovery(PmemRegion region, PmemLayout layout, Core.FaultHooks faults)
+{
+    /// <summary>
+    /// The buffers holding segments after <paramref name="afterId"/> (which the cache device gives back itself),
+    /// in id order, each with its slots:
+    /// <list type="number">
+    /// <item>Buffer k only ever holds segments k + 1, k + 1 + pool, ...; the segment it holds is the newest id among
+    /// its valid records. Its header word normally says the same; a header that names an impossible id, or an older
+    /// one than its records, is damaged (reported), and the records decide. A header bound to a newer id with no
+    /// record yet holds nothing to recover (the writer rebinds only once the old segment is durable on the cache).</item>
+    /// <item>A valid record (id, slot byte, CRC) is an acknowledged write. Each one also says how many slots before it
+    /// were durable; an invalid slot below that was acknowledged and is lost to damage: poisoned when its fields
+    /// (their own checksum) still name the block, an unknown loss when they do not. An invalid slot no later record
+    /// vouches for is a crash's torn write (discarded) — or, with an id no crash writes, damage of unknown durability.</item>
+    /// </list>
+    /// </summary>
+    public PmemRecovery Read(ulong afterId)
+    {
+        List<string> warnings = [];
+        List<RecoveredBuffer> buffers = [];
+        ulong proven = 0;
+        ulong pool = (ulong)layout.PoolSize;
+        byte[] word = new byte[sizeof(ulong)];
+        byte[] records = new byte[layout.BlocksPerSegment * PmemLayout.RecordBytes];
+        byte[] data = new byte[Units.BlockBytes];
+        for (int k = 0; k < layout.PoolSize; k++)
+        {
+            region.Read(layout.BufferHeaderOffset(k), word);
+            ulong header = BinaryPrimitives.ReadUInt64LittleEndian(word);
+            region.Read(layout.RecordOffset(k, 0), records);
+            bool Possible(ulong id) => id != 0 && (id - 1) % pool == (ulong)k;
+            // The segment the buffer holds: the newest id with a valid record.
+            ulong holds = 0;
+            for (int i = 0; i < layout.BlocksPerSegment; i++)
+            {
+                ReadOnlySpan<byte> record = records.AsSpan(i * PmemLayout.RecordBytes, PmemLayout.RecordBytes);
+                ulong id = BinaryPrimitives.ReadUInt64LittleEndian(record);
+                if (Possible(id) && id > holds)
+                {
+                    region.Read(layout.DataOffset(k, i), data);
+                    if (PmemRecord.ReadValid(record, PmemBufferPool.ChecksummedData(faults, data), id, i) is not null)
+                    {
+                        holds = id;
+                    }
+                }
+            }
+            if (header != 0 && !Possible(header))
+            {
+                warnings.Add(holds == 0
+                    ? $"pmem buffer {k} claims segment {header}, which that buffer never holds (a damaged header): it is not replayed"
+                    : $"pmem buffer {k} claims segment {header}, which that buffer never holds (a damaged header); its records are segment {holds}'s, recovered from them");
+            }
+            else if (header != 0 && holds > header)
+            {
+                warnings.Add($"pmem buffer {k} claims segment {header} but holds records of segment {holds} (a damaged header): recovered from the records");
+            }
+            if (holds == 0)
+            {
+                continue;
+            }
+            proven = Math.Max(proven, holds > pool ? holds - pool : 0);
+            if (holds <= afterId)
+            {
+                continue;
+            }
+            buffers.Add(RecoverBuffer(k, holds, records));
+        }
+        buffers.Sort((a, b) => a.SegmentId.CompareTo(b.SegmentId));
+        return new PmemRecovery(buffers, proven, warnings);
+    }
+
+    private RecoveredBuffer RecoverBuffer(int k, ulong id, byte[] records)
+    {
+        ulong pool = (ulong)layout.PoolSize;
+        int blocks = layout.BlocksPerSegment;
+        byte[]?[] data = new byte[blocks][];
+        PmemRecord?[] valid = new PmemRecord?[blocks];
+        int vouched = 0; // slots below this were durable, by the newest claim of a valid record
+        for (int i = 0; i < blocks; i++)
+        {
+            ReadOnlySpan<byte> record = records.AsSpan(i * PmemLayout.RecordBytes, PmemLayout.RecordBytes);
+            if (BinaryPrimitives.ReadUInt64LittleEndian(record) != id)
+            {
+                continue;
+            }
+            byte[] slotData = new byte[Units.BlockBytes];
+            region.Read(layout.DataOffset(k, i), slotData);
+            data[i] = slotData;
+            if (PmemRecord.ReadValid(record, PmemBufferPool.ChecksummedData(faults, slotData), id, i) is { } ok)
+            {
+                valid[i] = ok;
+                vouched = Math.Max(vouched, Math.Min(ok.DurableSlots, i));
+            }
+        }
+        List<RecoveredSlot> slots = [];
+        int torn = 0;
+        int damaged = 0;
+        int lostUnknown = 0;
+        for (int i = 0; i < blocks; i++)
+        {
+            if (valid[i] is { } ok)
+            {
+                slots.Add(new RecoveredSlot(ok, data[i], Lost: false));
+                continue;
+            }
+            ReadOnlySpan<byte> record = records.AsSpan(i * PmemLayout.RecordBytes, PmemLayout.RecordBytes);
+            ulong recordId = BinaryPrimitives.ReadUInt64LittleEndian(record);
+            PmemRecord? fields = PmemRecord.ReadFields(record);
+            if (fields is { DirtyBits: 0 } hole && hole.SegmentId == id && hole.SlotByte == (byte)i)
+            {
+                continue; // a clean block's slot (PlaceHole): nothing was mirrored there
+            }
+            bool acknowledged = i < vouched && faults.PmemVouchedRecordWasAcknowledged;
+            if (acknowledged)
+            {
+                if (fields is { } f && f.SegmentId == id && f.SlotByte == (byte)i && f.DirtyBits != 0)
+                {
+                    slots.Add(new RecoveredSlot(f, null, Lost: true));
+                }
+                else
+                {
+                    lostUnknown++;
+                }
+                continue;
+            }
+            if (recordId == id)
+            {
+                torn++; // a write in flight at the crash, as far as the records show (no later one vouches for it)
+            }
+            else if (recordId > id || (recordId != 0 && (recordId - 1) % pool != (ulong)k))
+            {
+                damaged++; // from the future, or of a segment this buffer never holds: not what a crash leaves
+            }
+        }
+        return new RecoveredBuffer(id, k, slots, torn, damaged, lostUnknown);
+    }
+}
