@@ -141,9 +141,10 @@ public sealed partial class WriteboostDevice
         }
     }
 
-    /// <summary>Unpins the slots a read pinned and completes its read-cache cells (takes the lock).</summary>
+    /// <summary>Unpins the slots a read pinned and completes its read-cache cells (takes the lock; mode 1: then marks their slots in pmem, without it).</summary>
     private void ReleasePlans(List<ReadPlan> plans)
     {
+        List<PmemPlacement> holes = [];
         using (_monitor.Enter(SchedulePoint.ReaderAfterReleasingPlans))
         {
             // Unpin every slot before staging: staging may wait for a free slot, and must not wait on our own pins.
@@ -158,10 +159,11 @@ public sealed partial class WriteboostDevice
             {
                 if (plan.Cell is not null)
                 {
-                    CompleteReadCacheCellLocked(plan.Cell);
+                    CompleteReadCacheCellLocked(plan.Cell, holes);
                 }
             }
         }
+        PlaceHolesInPmem(holes);
     }
 
     private ReadPlan PlanPieceLocked(long block, int firstSector, int sectorCount, int pieceOffset, ref byte[]? bufferCopies, int requestBytes)
@@ -233,7 +235,8 @@ public sealed partial class WriteboostDevice
     }
 
     /// <summary>When every reserved cell has its data, the uncancelled ones are written into the cache as clean blocks.</summary>
-    private void CompleteReadCacheCellLocked(ReadCacheCell cell)
+    /// <param name="holes">Mode 1: the slots staged, pinned, whose pmem records the caller writes once it let the lock go (<see cref="PlaceHolesInPmem"/>).</param>
+    private void CompleteReadCacheCellLocked(ReadCacheCell cell, List<PmemPlacement> holes)
     {
         if (!_readCache.CompleteLocked(cell, out List<ReadCacheCell> ready))
         {
@@ -243,7 +246,7 @@ public sealed partial class WriteboostDevice
         {
             foreach (ReadCacheCell staged in ready)
             {
-                StageLocked(staged);
+                StageLocked(staged, holes);
             }
         }
         finally
@@ -253,7 +256,7 @@ public sealed partial class WriteboostDevice
     }
 
     /// <summary>Writes one staged cell into the open buffer as a clean block, unless a write got there first.</summary>
-    private void StageLocked(ReadCacheCell staged)
+    private void StageLocked(ReadCacheCell staged, List<PmemPlacement> holes)
     {
         if (staged.Cancelled || _cacheIndex.Holds(staged.Block) || _monitor.Failure is not null)
         {
@@ -271,24 +274,44 @@ public sealed partial class WriteboostDevice
         {
             return; // written while we waited for a slot
         }
-        if (_pmem is not null)
-        {
-            try
-            {
-                // A clean block has nothing to recover, but its slot must not look like a lost write (see PlaceHole).
-                _pmem.PlaceHole(BufferIndexOf(_ring.OpenId), _open.Length, _ring.OpenId);
-            }
-            catch (IOException error)
-            {
-                PmemFailed(error);
-                return;
-            }
-        }
-        staged.Data.CopyTo(BufferOf(_ring.OpenId).Block(_open.Length));
+        ulong landed = _ring.OpenId;
+        int slot = _open.Length;
+        staged.Data.CopyTo(BufferOf(landed).Block(slot));
         PlaceInOpenSegmentLocked(staged.Block, Units.FullBlockBits, dirty: false); // clean: not placed in pmem, nothing to recover
         if (_open.IsFull)
         {
             SealOpenLocked(partial: false);
+        }
+        if (_pmem is not null)
+        {
+            // A clean block has nothing to recover, but its slot must not look like a lost write (see PlaceHole): its
+            // record is written without the lock, the buffer pinned until then (as a write's placement is).
+            int buffer = BufferIndexOf(landed);
+            Interlocked.Increment(ref _placementsInFlight[buffer]);
+            holes.Add(new PmemPlacement(buffer, slot, landed, staged.Block, 0, 0));
+        }
+    }
+
+    /// <summary>
+    /// Mode 1, without the lock: writes the hole records of the slots staged (<see cref="StageLocked"/>) and unpins
+    /// their buffers. A failure fails the device but not the read, which has its data.
+    /// </summary>
+    private void PlaceHolesInPmem(List<PmemPlacement> holes)
+    {
+        foreach (PmemPlacement hole in holes)
+        {
+            try
+            {
+                _pmem!.PlaceHole(hole.Buffer, hole.Slot, hole.SegmentId);
+            }
+            catch (IOException error)
+            {
+                PmemFailed(error);
+            }
+            finally
+            {
+                UnpinPlacement(hole.Buffer, SchedulePoint.ReaderAfterPmemHole);
+            }
         }
     }
 }

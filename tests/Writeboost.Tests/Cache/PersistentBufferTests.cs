@@ -284,4 +284,35 @@ public sealed class PersistentBufferTests
         mode0.Read(4096, back);
         CollectionAssert.AreEqual(Filled(4096, 5), back);
     }
+
+    [TestMethod]
+    [DataRow("block")]
+    [DataRow("dax")]
+    public void A_block_staged_by_the_read_cache_leaves_a_hole_record_that_a_later_fua_vouches_for(string backend)
+    {
+        // Order 5: 3 slots a segment; a pool of 8 buffers. 48 FUA writes fill segments 1..16, so every pmem slot holds
+        // a record of an older segment when segment 17 opens in buffer 0.
+        using TempDirectory dir = new("/dev/shm");
+        using CacheRig rig = new(256 * 1024, 5, 64, new Dictionary<string, long> { ["read_cache_threshold"] = 1, ["nr_read_cache_cells"] = 1 }, pmem: NewPmem(backend, dir));
+        for (int i = 0; i < 48; i++)
+        {
+            rig.Write(i * 4096L, Filled(4096, (byte)(i + 1)), WriteOptions.Fua);
+        }
+        rig.Backing.Media.Slice(60 * 4096, 4096).Fill(0x60);
+        rig.Reference.AsSpan(60 * 4096, 4096).Fill(0x60);
+        rig.AssertReadsBack(60 * 4096, 4096, "a read miss of block 60: staged into slot 0 of segment 17, clean");
+        rig.Write(61 * 4096L, Filled(4096, 0x61), WriteOptions.Fua); // slot 1: its record says slot 0 is durable
+
+        PmemLayout layout = new(5, 8, 3);
+        byte[] record = new byte[PmemLayout.RecordBytes];
+        rig.Pmem!.Read(layout.RecordOffset(0, 0), record);
+        PmemRecord? hole = PmemRecord.ReadFields(record);
+        Assert.IsNotNull(hole, "slot 0's record is whole");
+        Assert.AreEqual(17ul, hole.Value.SegmentId, "slot 0 of buffer 0 now belongs to segment 17");
+        Assert.AreEqual(0, hole.Value.DirtyBits, "a hole: a clean block, nothing to recover");
+
+        rig.Crash(); // a slot vouched for with an older segment's record would be a lost write of an unknown block: refused
+        Assert.AreEqual(0, rig.Device.Recovery.PoisonedBlocks);
+        rig.AssertWholeDeviceReadsBack("after an unclean close: the FUA write is back, the staged block reads as the backing store");
+    }
 }
