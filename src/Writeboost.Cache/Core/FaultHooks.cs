@@ -27,6 +27,9 @@ internal class FaultHooks
     /// <summary>Mode 1 (dax): the written-back pmem lines are fenced.</summary>
     internal virtual bool PmemFencesWrittenBackLines => true;
 
+    /// <summary>Mode 1: a slot the read cache stages (a clean block) gets its hole record before it counts as placed.</summary>
+    internal virtual bool PmemHoleRecordWritten => true;
+
     /// <summary>Mode 1: a pmem record's CRC covers its slot's data.</summary>
     internal virtual bool PmemRecordCrcCoversData => true;
 

@@ -308,10 +308,13 @@ internal sealed class PmemBufferPool
         Span<byte> record = stackalloc byte[PmemLayout.RecordBytes];
         new PmemRecord(segmentId, 0, 0, (byte)slot).WriteTo(record, ZeroBlockCrc);
         long recordOffset = Layout.RecordOffset(buffer, slot);
-        _region.Write(recordOffset, record);
-        if (_fencePerWrite)
+        if (Faults.PmemHoleRecordWritten)
         {
-            _region.Persist(recordOffset, PmemLayout.RecordBytes);
+            _region.Write(recordOffset, record);
+            if (_fencePerWrite)
+            {
+                _region.Persist(recordOffset, PmemLayout.RecordBytes);
+            }
         }
         Complete(buffer, slot);
     }

@@ -253,7 +253,9 @@ internal static class RingWalk
             }
             if (unknownLoss is not null)
             {
-                string message = $"segment {id} (slot {slot}) was durable ({proof} shows every segment up to {proven} was) but {unknownLoss}: the blocks it held are unknown, so their older data cannot be told from their lost data";
+                // Durable by what the media show, or (a segment rebuilt from pmem) by its buffer's own records.
+                string why = durable && proof is not null ? $"{proof} shows every segment up to {proven} was" : "in its pmem buffer: its records vouch for acknowledged writes";
+                string message = $"segment {id} (slot {slot}) was durable ({why}) but {unknownLoss}: the blocks it held are unknown, so their older data cannot be told from their lost data";
                 if (!input.AcceptLoss)
                 {
                     refusal ??= message;

@@ -103,7 +103,7 @@ public sealed record CrashConfig(IReadOnlyDictionary<string, long> Keys, int Poo
     /// (the values are seeded, the keys are not):
     /// <list type="number">
     /// <item>order 10, several writers, the pmem block backend, a barrier deadline, read caching, background writeback in batches;</item>
-    /// <item>order 11 (the 8-byte metablocks), dax, periodic superblock records and data syncs;</item>
+    /// <item>order 11 (the 8-byte metablocks), dax, periodic superblock records and data syncs, read caching;</item>
     /// <item>write-around with read caching and two writers (reads racing writes on their way to the backing store);</item>
     /// </list>
     /// and beyond those, free samples.
@@ -124,13 +124,16 @@ public sealed record CrashConfig(IReadOnlyDictionary<string, long> Keys, int Poo
                 1 => sampled with
                 {
                     Keys = With(keys, 10, (TunableSpecs.BarrierDeadlineMs, Pick(1, 2, 3)), (TunableSpecs.ReadCacheThreshold, Pick(1, 4, 127)),
-                        (TunableSpecs.NrReadCacheCells, Pick(1, 8, 64)), (TunableSpecs.WritebackThreshold, Pick(30, 60, 100)), (TunableSpecs.NrMaxBatchedWriteback, Pick(1, 2, 4))),
+                        (TunableSpecs.NrReadCacheCells, Pick(1, 8)), (TunableSpecs.WritebackThreshold, Pick(30, 60, 100)), (TunableSpecs.NrMaxBatchedWriteback, Pick(1, 2, 4))),
                     Writers = Math.Max(2, sampled.Writers),
                     PmemBackend = PmemBackend.Block,
                 },
                 2 => sampled with
                 {
-                    Keys = With(keys, 11, (TunableSpecs.UpdateSbRecordInterval, 1), (TunableSpecs.SyncDataInterval, 1)),
+                    // Read caching that stages (a cell count a workload's misses fill): in mode 1, staged slots among
+                    // placed ones in a dax buffer, the hole records a later record vouches for.
+                    Keys = With(keys, 11, (TunableSpecs.UpdateSbRecordInterval, 1), (TunableSpecs.SyncDataInterval, 1),
+                        (TunableSpecs.ReadCacheThreshold, Pick(4, 127)), (TunableSpecs.NrReadCacheCells, Pick(1, 8))),
                     PmemBackend = PmemBackend.Dax,
                     ChangesBetweenLives = true,
                 },

@@ -110,6 +110,8 @@ public static class MutantCatalogue
             { CaughtBy = Crash(CacheMode.Volatile, Workload.Random), Hooks = new SeededFaults.FlushPublishesBeforeWrite() },
         new("pmem-record-crc-skips-data", "mode 1: a pmem record's CRC does not cover the slot's data (only a torn pmem line shows it)")
             { CaughtBy = Crash(CacheMode.Persistent, Workload.Random), Hooks = new SeededFaults.PmemRecordCrcSkipsData() },
+        new("pmem-hole-not-recorded", "mode 1: a slot the read cache stages counts as placed without its hole record, so a later record vouches for whatever an older segment left in it (only read caching in mode 1 shows it)")
+            { CaughtBy = new Dictionary<Sweep, Exposure> { [Sweep.Crash] = new(CacheMode.Persistent, Workload.Random) { Key = TunableSpecs.NrReadCacheCells } }, Hooks = new SeededFaults.PmemHoleNotRecorded() },
         new("read-buffer-serves-unheld-sectors", "a read of a block in a RAM buffer takes every sector from the buffer, not only those it holds (only a live read shows it)")
             { CaughtBy = Crash(CacheMode.Volatile, Workload.Random), Hooks = new SeededFaults.ReadBufferServesUnheldSectors() },
         new("compact-metablock-claims-whole-block", "order 11's 8-byte metablocks are sealed with all eight dirty bits (only a non-default configuration shows it)")

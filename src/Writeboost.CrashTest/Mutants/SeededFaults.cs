@@ -63,6 +63,11 @@ internal static class SeededFaults
         internal override bool RecoveryFlushesWhatItWrote => false;
     }
 
+    internal sealed class PmemHoleNotRecorded : FaultHooks
+    {
+        internal override bool PmemHoleRecordWritten => false;
+    }
+
     internal sealed class ReusePmemBufferOnceWritten : FaultHooks
     {
         internal override bool PmemBufferWaitsForDurableSegment => false;

@@ -67,6 +67,14 @@ public sealed class CrashHarnessTests
     }
 
     [TestMethod]
+    public void Only_read_caching_in_mode_1_shows_a_missing_hole_record()
+    {
+        CampaignPlan plan = DefaultPlan(CacheMode.Persistent, 1, "pmem-hole-not-recorded") with { Workloads = [Workload.Random], States = 20_000 };
+        Assert.IsNull((plan with { Configs = ConfigChoice.Default }).Hunt(Workload.Random).Catching, "the default configuration caches no reads: every slot is a write's");
+        StringAssert.Contains(plan.Hunt(Workload.Random).Catching!.FirstViolation, "acknowledged record(s) whose fields are damaged");
+    }
+
+    [TestMethod]
     public void Only_order_11_shows_a_bug_in_its_8_byte_metablocks()
     {
         CampaignPlan plan = DefaultPlan(CacheMode.Volatile, 1, "compact-metablock-claims-whole-block");
@@ -189,7 +197,7 @@ public sealed class CrashHarnessTests
     {
         CollectionAssert.AreEquivalent(
             new[] { "ack-before-pmem-persist", "drop-pmem-fence", "skip-cache-flush-before-ack", "trust-segment-without-checksum", "replay-stale-after-gap", "reuse-slot-before-writeback-flushed", "poison-torn-tail",
-                "recovery-skips-its-flush", "reuse-pmem-buffer-once-written", "fua-trusts-written-segment", "flush-publishes-before-write", "pmem-record-crc-skips-data",
+                "recovery-skips-its-flush", "reuse-pmem-buffer-once-written", "fua-trusts-written-segment", "flush-publishes-before-write", "pmem-record-crc-skips-data", "pmem-hole-not-recorded",
                 "read-buffer-serves-unheld-sectors", "compact-metablock-claims-whole-block", "read-caches-around-write-around", "nbd-fua-write-zeroes-skips-flush",
                 "write-around-switch-keeps-pmem-records", "second-gap-keeps-its-slot" },
             SeededBugs.NamesCaughtBy(Sweep.Crash));
