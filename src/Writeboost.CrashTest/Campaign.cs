@@ -661,10 +661,18 @@ public static partial class Campaign
         // The points are checked by several threads (PointWorkers) and counted here in the log's order: the tally, the
         // first violation and where a stopping run stops are what one thread checking them in turn gives.
         int threads = check.OnlyPoint is null && check.OnlyVariant is null ? PointWorkers.ThreadsFor(spec.ResolvedTarget.OpensConcurrently, sample.Points.Count) : 1;
+        if (tally.Stopped)
+        {
+            return; // a live read already stopped the run: no point is checked
+        }
         PointWorkers.Run(check.Start, PmemBackendOf(spec), sample.Points.Count, threads,
             (timelines, index) => CheckPoint(check, timelines, sample, index, tally.StopsAtFirst ? problem => tally.Counts?.Invoke(problem) ?? true : null),
             (index, outcome) =>
             {
+                if (tally.Stopped)
+                {
+                    return false; // cancelled meanwhile: this point is not counted, as one thread would not have reached it
+                }
                 ApplyOutcome(check, tally, rounds, outcome);
                 if (index % 16 == 0)
                 {

@@ -77,8 +77,8 @@ internal enum SchedulePoint
     RecordAfterReadingWrittenBack,
     /// <summary>A mode-1 writer opening a segment, letting the lock go to bind its pmem buffer (a persist; DeviceMonitor.Leave).</summary>
     AcquireBeforePmemBind,
-    /// <summary>A mode-1 reader, after the hole record of a slot its read-cache staging took (its pin released).</summary>
-    ReaderAfterPmemHole,
+    /// <summary>A mode-1 reader staging a block, letting the lock go to write its slot's hole record (DeviceMonitor.Leave).</summary>
+    StagerBeforePmemHole,
 }
 
 /// <summary>

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Writeboost.Cache.Format;
 
 namespace Writeboost.Cache.Core;
@@ -141,10 +142,9 @@ public sealed partial class WriteboostDevice
         }
     }
 
-    /// <summary>Unpins the slots a read pinned and completes its read-cache cells (takes the lock; mode 1: then marks their slots in pmem, without it).</summary>
+    /// <summary>Unpins the slots a read pinned and completes its read-cache cells (takes the lock).</summary>
     private void ReleasePlans(List<ReadPlan> plans)
     {
-        List<PmemPlacement> holes = [];
         using (_monitor.Enter(SchedulePoint.ReaderAfterReleasingPlans))
         {
             // Unpin every slot before staging: staging may wait for a free slot, and must not wait on our own pins.
@@ -159,11 +159,10 @@ public sealed partial class WriteboostDevice
             {
                 if (plan.Cell is not null)
                 {
-                    CompleteReadCacheCellLocked(plan.Cell, holes);
+                    CompleteReadCacheCellLocked(plan.Cell);
                 }
             }
         }
-        PlaceHolesInPmem(holes);
     }
 
     private ReadPlan PlanPieceLocked(long block, int firstSector, int sectorCount, int pieceOffset, ref byte[]? bufferCopies, int requestBytes)
@@ -235,8 +234,7 @@ public sealed partial class WriteboostDevice
     }
 
     /// <summary>When every reserved cell has its data, the uncancelled ones are written into the cache as clean blocks.</summary>
-    /// <param name="holes">Mode 1: the slots staged, pinned, whose pmem records the caller writes once it let the lock go (<see cref="PlaceHolesInPmem"/>).</param>
-    private void CompleteReadCacheCellLocked(ReadCacheCell cell, List<PmemPlacement> holes)
+    private void CompleteReadCacheCellLocked(ReadCacheCell cell)
     {
         if (!_readCache.CompleteLocked(cell, out List<ReadCacheCell> ready))
         {
@@ -246,7 +244,7 @@ public sealed partial class WriteboostDevice
         {
             foreach (ReadCacheCell staged in ready)
             {
-                StageLocked(staged, holes);
+                StageLocked(staged);
             }
         }
         finally
@@ -256,7 +254,7 @@ public sealed partial class WriteboostDevice
     }
 
     /// <summary>Writes one staged cell into the open buffer as a clean block, unless a write got there first.</summary>
-    private void StageLocked(ReadCacheCell staged, List<PmemPlacement> holes)
+    private void StageLocked(ReadCacheCell staged)
     {
         if (staged.Cancelled || _cacheIndex.Holds(staged.Block) || _monitor.Failure is not null)
         {
@@ -284,34 +282,43 @@ public sealed partial class WriteboostDevice
         }
         if (_pmem is not null)
         {
-            // A clean block has nothing to recover, but its slot must not look like a lost write (see PlaceHole): its
-            // record is written without the lock, the buffer pinned until then (as a write's placement is).
-            int buffer = BufferIndexOf(landed);
-            Interlocked.Increment(ref _placementsInFlight[buffer]);
-            holes.Add(new PmemPlacement(buffer, slot, landed, staged.Block, 0, 0));
+            PlaceHoleUnlocked(BufferIndexOf(landed), slot, landed);
         }
     }
 
     /// <summary>
-    /// Mode 1, without the lock: writes the hole records of the slots staged (<see cref="StageLocked"/>) and unpins
-    /// their buffers. A failure fails the device but not the read, which has its data.
+    /// Mode 1: a clean block has nothing to recover, but its slot must not look like a lost write (see
+    /// <see cref="PmemBuffer.PmemBufferPool.PlaceHole"/>). Its record is written with the lock let go, the buffer pinned
+    /// meanwhile as a write's placement pins it, and unpinned before the next cell is staged: a pin held across the
+    /// next acquire would wait for itself. A failure fails the device but not the read, which has its data.
     /// </summary>
-    private void PlaceHolesInPmem(List<PmemPlacement> holes)
+    private void PlaceHoleUnlocked(int buffer, int slot, ulong segmentId)
     {
-        foreach (PmemPlacement hole in holes)
+        Interlocked.Increment(ref _placementsInFlight[buffer]);
+        IOException? failed = null;
+        try
         {
-            try
+            using (_monitor.Leave(SchedulePoint.StagerBeforePmemHole))
             {
-                _pmem!.PlaceHole(hole.Buffer, hole.Slot, hole.SegmentId);
+                try
+                {
+                    _pmem!.PlaceHole(buffer, slot, segmentId);
+                }
+                catch (IOException error)
+                {
+                    failed = error;
+                }
             }
-            catch (IOException error)
-            {
-                PmemFailed(error);
-            }
-            finally
-            {
-                UnpinPlacement(hole.Buffer, SchedulePoint.ReaderAfterPmemHole);
-            }
+        }
+        finally
+        {
+            int left = Interlocked.Decrement(ref _placementsInFlight[buffer]);
+            Debug.Assert(left >= 0, "a pmem buffer unpinned more often than pinned");
+            _monitor.PulseAllLocked(); // an acquirer may wait for this buffer
+        }
+        if (failed is not null)
+        {
+            PmemFailed(failed);
         }
     }
 }

@@ -177,22 +177,16 @@ public sealed partial class WriteboostDevice
         }
         finally
         {
-            UnpinPlacement(placement.Buffer, SchedulePoint.WriterAfterPmemPlacement);
-        }
-    }
-
-    /// <summary>A placement into pmem buffer <paramref name="buffer"/> is done (written, or failed): the buffer may be rebound once none is left.</summary>
-    private void UnpinPlacement(int buffer, SchedulePoint after)
-    {
-        int left = Interlocked.Decrement(ref _placementsInFlight[buffer]);
-        Debug.Assert(left >= 0, "a pmem buffer unpinned more often than pinned");
-        // Read after the decrement (both are full fences): an acquirer that counted itself before reading the
-        // pin sees it gone, or is seen here and woken.
-        if (left == 0 && Volatile.Read(ref _placementWaiters) > 0)
-        {
-            using (_monitor.Enter(after))
+            int left = Interlocked.Decrement(ref _placementsInFlight[placement.Buffer]);
+            Debug.Assert(left >= 0, "a pmem buffer unpinned more often than pinned");
+            // Read after the decrement (both are full fences): an acquirer that counted itself before reading the
+            // pin sees it gone, or is seen here and woken.
+            if (left == 0 && Volatile.Read(ref _placementWaiters) > 0)
             {
-                _monitor.PulseAllLocked();
+                using (_monitor.Enter(SchedulePoint.WriterAfterPmemPlacement))
+                {
+                    _monitor.PulseAllLocked();
+                }
             }
         }
     }

@@ -22,7 +22,8 @@ internal static class PointWorkers
     /// <summary>
     /// Runs <paramref name="work"/> for the points 0 to <paramref name="count"/> - 1 and gives each result to
     /// <paramref name="take"/> in order on this thread; <paramref name="take"/> returning false stops the run after
-    /// that point. An exception from the work is thrown here once every thread has stopped.
+    /// that point. An exception from the work of a point is thrown here as it was thrown, once every thread has
+    /// stopped and every point before it was taken, unless the caller stopped before it.
     /// </summary>
     /// <param name="start">The media each thread's timelines start from (copied per thread).</param>
     /// <param name="work">Checks point <c>index</c> with timelines of its thread's own (advance them to the point first).</param>
@@ -42,32 +43,34 @@ internal static class PointWorkers
             return;
         }
         Shared<T> shared = new(count);
-        Thread[] helpers = [.. Enumerable.Range(1, threads - 1).Select(t => new Thread(() => shared.Work(t, threads, start, pmem, work, cancel))
-        {
-            IsBackground = true,
-            Name = $"wb-check-{t}",
-        })];
-        foreach (Thread helper in helpers)
-        {
-            helper.Start();
-        }
+        List<Thread> started = [];
         try
         {
+            for (int t = 1; t < threads; t++)
+            {
+                int thread = t;
+                Thread helper = new(() => shared.Work(thread, threads, start, pmem, work, cancel))
+                {
+                    IsBackground = true,
+                    Name = $"wb-check-{thread}",
+                };
+                helper.Start();
+                started.Add(helper);
+            }
             shared.Work(0, threads, start, pmem, work, cancel, take);
             shared.TakeRest(take, cancel);
         }
         finally
         {
             shared.Stop();
-            foreach (Thread helper in helpers)
+            foreach (Thread helper in started)
             {
                 helper.Join();
             }
         }
-        if (shared.Failure is { } failure)
-        {
-            throw new InvalidOperationException($"checking crash states failed: {failure.Message}", failure);
-        }
+        // A point that failed is thrown as one thread checking them in turn would have met it: after every point
+        // before it was taken, and only if the caller had not stopped before it.
+        shared.ThrowIfFailedBeforeStop();
     }
 
     /// <summary>The results of one run's threads, and how far the caller has taken them.</summary>
@@ -79,37 +82,55 @@ internal static class PointWorkers
         private int _last = count - 1;
         private int _taken;
 
-        public Exception? Failure { get; private set; }
+        /// <summary>The first point whose work threw, and what it threw.</summary>
+        private (int Index, Exception Error)? _failure;
+        /// <summary>The caller's <c>take</c> stopped the run (at a point before any failure).</summary>
+        private bool _stoppedByCaller;
 
         public void Work(int thread, int threads, Media start, PmemBackend? pmem, Func<Timelines, int, T> work, CancellationToken cancel, Func<int, T, bool>? take = null)
         {
-            try
+            Timelines? timelines = null;
+            for (int index = thread; index <= Volatile.Read(ref _last) && !cancel.IsCancellationRequested; index += threads)
             {
-                Timelines timelines = new(start, pmem);
-                for (int index = thread; index <= Volatile.Read(ref _last) && !cancel.IsCancellationRequested; index += threads)
+                T result;
+                try
                 {
-                    T result = work(timelines, index);
+                    timelines ??= new Timelines(start, pmem);
+                    result = work(timelines, index);
+                }
+#pragma warning disable CA1031 // kept with its point and thrown on the caller's thread, in the points' order
+                catch (Exception error)
+#pragma warning restore CA1031
+                {
                     lock (_lock)
                     {
-                        _results[index] = result;
+                        if (_failure is not { } first || index < first.Index)
+                        {
+                            _failure = (index, error);
+                        }
+                        _last = Math.Min(_last, index - 1); // the points before it are still taken
                         Monitor.PulseAll(_lock);
                     }
-                    if (take is not null)
-                    {
-                        TakeReady(take); // the caller's thread takes what is done in order as it goes: its progress stays live
-                    }
+                    return;
                 }
-            }
-#pragma warning disable CA1031 // handed to the caller's thread, which throws it
-            catch (Exception error)
-#pragma warning restore CA1031
-            {
                 lock (_lock)
                 {
-                    Failure ??= error;
-                    _last = -1;
+                    _results[index] = result;
                     Monitor.PulseAll(_lock);
                 }
+                if (take is not null)
+                {
+                    TakeReady(take); // the caller's thread takes what is done in order as it goes: its progress stays live
+                }
+            }
+        }
+
+        /// <summary>Throws what a point threw, unless the caller stopped before that point.</summary>
+        public void ThrowIfFailedBeforeStop()
+        {
+            if (_failure is { } failed && !_stoppedByCaller)
+            {
+                System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(failed.Error);
             }
         }
 
@@ -157,6 +178,7 @@ internal static class PointWorkers
             _results[_taken] = null; // taken: its memory goes
             if (!take(_taken, result))
             {
+                _stoppedByCaller = true;
                 Stop(_taken);
             }
             _taken++;

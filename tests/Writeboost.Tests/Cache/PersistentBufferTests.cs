@@ -315,4 +315,34 @@ public sealed class PersistentBufferTests
         Assert.AreEqual(0, rig.Device.Recovery.PoisonedBlocks);
         rig.AssertWholeDeviceReadsBack("after an unclean close: the FUA write is back, the staged block reads as the backing store");
     }
+
+    [TestMethod]
+    [DataRow("block")]
+    [DataRow("dax")]
+    public void Staging_several_blocks_across_a_segment_boundary_does_not_wait_for_itself(string backend)
+    {
+        // One pmem buffer, 3 slots a segment, cells staged two at a time: the first staged block fills the open
+        // segment, the second needs the next one, in the same buffer. A pin the stager still held on that buffer
+        // (its first hole record) would make the acquire wait for the stager itself: every thread of the device stuck.
+        using TempDirectory dir = new("/dev/shm");
+        using MemoryBlockDevice backing = new(64 * 1024, name: "backing");
+        using MemoryBlockDevice cache = new((1 << 20) + 8 * 16 * 1024, name: "cache");
+        using PmemRegion pmem = NewPmem(backend, dir);
+        backing.Media.Slice(10 * 4096, 2 * 4096).Fill(0x5A);
+        Tunables tunables = new(new Dictionary<string, long> { ["segment_size_order"] = 5, ["read_cache_threshold"] = 127, ["nr_read_cache_cells"] = 2 });
+        using WriteboostDevice device = WriteboostDevice.Open(backing, cache, tunables, new WriteboostOptions { BufferPoolSize = 1 }, pmem);
+        device.Write(0, Filled(4096, 1));
+        device.Write(4096, Filled(4096, 2)); // two of the open segment's three slots
+        Task reads = Task.Run(() =>
+        {
+            byte[] block = new byte[4096];
+            device.Read(10 * 4096L, block); // a cell, reserved
+            device.Read(11 * 4096L, block); // the second: both are staged now, across the segment boundary
+        });
+        Assert.IsTrue(reads.Wait(TimeSpan.FromSeconds(30)), "the staging reader finished (it did not wait on its own pin)");
+        byte[] back = new byte[4096];
+        device.Read(11 * 4096L, back);
+        Assert.IsTrue(back.All(b => b == 0x5A));
+        device.Write(2 * 4096L, Filled(4096, 3), WriteOptions.Fua); // and the device goes on
+    }
 }

@@ -66,10 +66,13 @@ public sealed class PointWorkersTests
     }
 
     [TestMethod]
-    public void A_failing_point_is_thrown_on_the_callers_thread_after_every_thread_stopped()
+    [DataRow(1)]
+    [DataRow(3)]
+    public void A_failing_point_is_thrown_after_the_points_before_it_were_taken_with_no_thread_left_working(int threads)
     {
         int running = 0;
-        InvalidOperationException error = Assert.ThrowsExactly<InvalidOperationException>(() => PointWorkers.Run(Start, null, 100, 2,
+        List<int> taken = [];
+        InvalidDataException error = Assert.ThrowsExactly<InvalidDataException>(() => PointWorkers.Run(Start, null, 100, threads,
             (_, index) =>
             {
                 Interlocked.Increment(ref running);
@@ -82,9 +85,28 @@ public sealed class PointWorkersTests
                     Interlocked.Decrement(ref running);
                 }
             },
-            (_, _) => true));
+            (index, _) =>
+            {
+                taken.Add(index);
+                return true;
+            }));
         Assert.Contains("point 7 broke", error.Message);
+        CollectionAssert.AreEqual(Enumerable.Range(0, 7).ToList(), taken, "every point before the failing one, as one thread would have");
         Assert.AreEqual(0, Volatile.Read(ref running), "no thread still works when the failure is thrown");
+    }
+
+    [TestMethod]
+    public void A_failing_point_after_the_callers_stop_is_not_thrown()
+    {
+        List<int> taken = [];
+        PointWorkers.Run(Start, null, 100, 3,
+            (_, index) => index == 7 ? throw new InvalidDataException("never reached by one thread") : new Box(index),
+            (index, _) =>
+            {
+                taken.Add(index);
+                return index < 4;
+            });
+        CollectionAssert.AreEqual(Enumerable.Range(0, 5).ToList(), taken);
     }
 
     private sealed record Box(int Value);
