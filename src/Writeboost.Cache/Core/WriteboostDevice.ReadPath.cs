@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using Writeboost.Cache.Format;
 
 namespace Writeboost.Cache.Core;
@@ -295,26 +294,17 @@ public sealed partial class WriteboostDevice
     private void PlaceHoleUnlocked(int buffer, int slot, ulong segmentId)
     {
         Interlocked.Increment(ref _placementsInFlight[buffer]);
-        IOException? failed = null;
+        IOException? failed;
         try
         {
-            using (_monitor.Leave(SchedulePoint.StagerBeforePmemHole))
-            {
-                try
-                {
-                    _pmem!.PlaceHole(buffer, slot, segmentId);
-                }
-                catch (IOException error)
-                {
-                    failed = error;
-                }
-            }
+            failed = PmemWithoutLock(SchedulePoint.StagerBeforePmemHole, () => _pmem!.PlaceHole(buffer, slot, segmentId));
         }
         finally
         {
-            int left = Interlocked.Decrement(ref _placementsInFlight[buffer]);
-            Debug.Assert(left >= 0, "a pmem buffer unpinned more often than pinned");
-            _monitor.PulseAllLocked(); // an acquirer may wait for this buffer
+            if (UnpinPmemBuffer(buffer))
+            {
+                _monitor.PulseAllLocked(); // held again: wake the acquirer waiting for this buffer
+            }
         }
         if (failed is not null)
         {

@@ -177,16 +177,45 @@ public sealed partial class WriteboostDevice
         }
         finally
         {
-            int left = Interlocked.Decrement(ref _placementsInFlight[placement.Buffer]);
-            Debug.Assert(left >= 0, "a pmem buffer unpinned more often than pinned");
-            // Read after the decrement (both are full fences): an acquirer that counted itself before reading the
-            // pin sees it gone, or is seen here and woken.
-            if (left == 0 && Volatile.Read(ref _placementWaiters) > 0)
+            if (UnpinPmemBuffer(placement.Buffer))
             {
                 using (_monitor.Enter(SchedulePoint.WriterAfterPmemPlacement))
                 {
                     _monitor.PulseAllLocked();
                 }
+            }
+        }
+    }
+
+    /// <summary>
+    /// A placement into pmem buffer <paramref name="buffer"/> (a write's, or a staged block's hole record) is done:
+    /// unpins it. Returns whether an acquirer may be waiting for it, to be woken under the lock. The count is read
+    /// after the decrement (both are full fences): an acquirer that counted itself before reading the pin sees it
+    /// gone, or is seen here.
+    /// </summary>
+    private bool UnpinPmemBuffer(int buffer)
+    {
+        int left = Interlocked.Decrement(ref _placementsInFlight[buffer]);
+        Debug.Assert(left >= 0, "a pmem buffer unpinned more often than pinned");
+        return left == 0 && Volatile.Read(ref _placementWaiters) > 0;
+    }
+
+    /// <summary>
+    /// Runs pmem I/O that must not hold every other thread up (a buffer's bind, a hole record) with the device lock
+    /// let go (called holding it; held again on return). Returns the I/O error, for the caller to fail the device with.
+    /// </summary>
+    private IOException? PmemWithoutLock(SchedulePoint leaving, Action io)
+    {
+        using (_monitor.Leave(leaving))
+        {
+            try
+            {
+                io();
+                return null;
+            }
+            catch (IOException error)
+            {
+                return error;
             }
         }
     }
@@ -330,19 +359,7 @@ public sealed partial class WriteboostDevice
     /// <summary>Binds pmem buffer <paramref name="buffer"/> to segment <paramref name="id"/> with the device lock let go (called holding it).</summary>
     private void BindPmemBufferUnlocked(int buffer, ulong id)
     {
-        IOException? failed = null;
-        using (_monitor.Leave(SchedulePoint.AcquireBeforePmemBind))
-        {
-            try
-            {
-                _pmem!.Acquire(buffer, id);
-            }
-            catch (IOException error)
-            {
-                failed = error;
-            }
-        }
-        if (failed is not null)
+        if (PmemWithoutLock(SchedulePoint.AcquireBeforePmemBind, () => _pmem!.Acquire(buffer, id)) is { } failed)
         {
             throw PmemFailed(failed);
         }
