@@ -195,6 +195,8 @@ public static partial class Campaign
     /// <summary>Candidate crash points tried for the next round's start, and states tried at each: the one whose recovery did the most (discarded, rebuilt) is carried on.</summary>
     private const int CarryCandidates = 16;
     private const int CarryVariants = 12;
+    /// <summary>More seeded points a generated round's carried state may come from, surveyed only where a gap can arise (<see cref="ChooseCarriedState"/>).</summary>
+    private const int GapCandidates = 32;
     /// <summary>A scripted round up to this many events after its first request has every point a carry candidate.</summary>
     private const int ScriptedEveryPointEvents = 120;
     /// <summary>How long a scripted round's log must stay still after its last request before the crash, and the most it waits (<see cref="LetTheWorkersCatchUp"/>).</summary>
@@ -819,11 +821,22 @@ public static partial class Campaign
             ? [.. Enumerable.Range(Math.Min(check.FirstUserEvent, events.Count), events.Count - Math.Min(check.FirstUserEvent, events.Count) + 1)]
             : [.. Enumerable.Range(0, spec.Script is null ? CarryCandidates : 3 * CarryCandidates).Select(_ => random.Next(first, events.Count + 1))
                 .Concat(Enumerable.Range(tail, Math.Max(0, events.Count + 1 - tail))).Distinct().Order()];
+        // A generated round also surveys GapCandidates more seeded points, but only those where two writes are in
+        // flight: the debris a gap leaves (two in a row above all) is rare at the 16 alone, and a point with less in
+        // flight cannot leave it, so they cost a recovery only where they can show it.
+        HashSet<int> gapOnly = spec.Script is null
+            ? [.. Enumerable.Range(0, GapCandidates).Select(_ => random.Next(first, events.Count + 1)).Except(candidates)]
+            : [];
+        candidates = [.. candidates.Concat(gapOnly).Order()];
         List<(int Point, int Variant, int Work, IReadOnlyCollection<string> Debris)> sound = [];
         List<(int Point, int Variant, int Work, IReadOnlyCollection<string> Debris)> SoundAt(Timelines timelines, int index)
         {
             int point = candidates[index];
             timelines.AdvanceTo(events, point);
+            if (gapOnly.Contains(point) && timelines.NonDurableCount < 2)
+            {
+                return [];
+            }
             List<StateKind> kinds = CrashStates.ExtraKinds(timelines);
             int variants = CrashStates.VariantCount(timelines, kinds, CarryVariants);
             // Surveying costs a read of the media first: only where two writes in flight could leave a gap.
