@@ -821,12 +821,11 @@ public static partial class Campaign
             ? [.. Enumerable.Range(Math.Min(check.FirstUserEvent, events.Count), events.Count - Math.Min(check.FirstUserEvent, events.Count) + 1)]
             : [.. Enumerable.Range(0, spec.Script is null ? CarryCandidates : 3 * CarryCandidates).Select(_ => random.Next(first, events.Count + 1))
                 .Concat(Enumerable.Range(tail, Math.Max(0, events.Count + 1 - tail))).Distinct().Order()];
-        // A generated round also surveys GapCandidates more seeded points, but only those where two writes are in
+        // A round also surveys GapCandidates more seeded points, but only those where two writes are in
         // flight: the debris a gap leaves (two in a row above all) is rare at the 16 alone, and a point with less in
         // flight cannot leave it, so they cost a recovery only where they can show it.
-        HashSet<int> gapOnly = spec.Script is null
-            ? [.. Enumerable.Range(0, GapCandidates).Select(_ => random.Next(first, events.Count + 1)).Except(candidates)]
-            : [];
+        // A scripted round (the minimiser's) draws them too: it must find the debris its history carried.
+        HashSet<int> gapOnly = [.. Enumerable.Range(0, GapCandidates).Select(_ => random.Next(first, events.Count + 1)).Except(candidates)];
         candidates = [.. candidates.Concat(gapOnly).Order()];
         List<(int Point, int Variant, int Work, IReadOnlyCollection<string> Debris)> sound = [];
         List<(int Point, int Variant, int Work, IReadOnlyCollection<string> Debris)> SoundAt(Timelines timelines, int index)
