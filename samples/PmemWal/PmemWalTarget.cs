@@ -8,6 +8,10 @@ namespace Writeboost.Samples.PmemWal;
 /// <summary>The WAL as a crash-test target: the backing store the harness's workloads use, a 64 KiB log on dax pmem, no cache device.</summary>
 public sealed record PmemWalTarget(WalFlaw Flaw = WalFlaw.None, long LogBytes = 64 * 1024) : ICrashTarget
 {
+    /// <summary>The log's pmem region: whole cache lines, room for its header and at least one 4 KiB write's record.</summary>
+    public long LogBytes { get; } = LogBytes >= 8192 && LogBytes % 64 == 0 ? LogBytes
+        : throw new ArgumentOutOfRangeException(nameof(LogBytes), LogBytes, "the log needs at least 8192 bytes, in whole 64-byte cache lines");
+
     public string Name => Flaw == WalFlaw.None ? "pmem-wal" : $"pmem-wal ({Flaw})";
 
     /// <summary>Each open keeps its state in its own device: crash states may be checked on every core.</summary>

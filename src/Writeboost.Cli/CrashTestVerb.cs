@@ -12,8 +12,8 @@ namespace Writeboost.Cli;
 [Verb("crashtest", HelpText = "Crash-injection campaign: record built-in workloads over a spread of device configurations and schedules, crash, recover, run on and crash again; check sampled crash states across every log and every live read against the oracle. Exit 0 only when no state violates it.")]
 internal sealed class CrashTestVerb : MutantOptions
 {
-    [Option("mode", Default = "both", HelpText = "0, 1 or both.")]
-    public string Mode { get; set; } = "both";
+    [Option("mode", HelpText = "0, 1 or both (the default).")]
+    public string? Mode { get; set; }
 
     [Option("states", Default = 60_000L, HelpText = "Crash states of the recorded logs to check in all, shared by the campaigns, their schedules and rounds (a log with fewer states than its share passes the rest on); crashes of recovery itself come on top.")]
     public long States { get; set; }
@@ -27,8 +27,8 @@ internal sealed class CrashTestVerb : MutantOptions
     [Option("workload", Default = "all", HelpText = "random, overwrite, wrap, protocol (through the NBD server: WRITE, WRITE_ZEROES, TRIM ± FUA, FLUSH, reads, pipelined; with the first configuration of each mode) or all.")]
     public string Workload { get; set; } = "all";
 
-    [Option("config", Default = "spread", HelpText = "spread (the default configuration and seeded ones that pin every table key and both pmem backends: order 10 with several writers, the pmem block backend, a barrier deadline, read caching and batched writeback; order 11 with periodic records and syncs; write-around with read caching), default (only the 16 KiB-segment one), or random (seeded samples).")]
-    public string Config { get; set; } = "spread";
+    [Option("config", HelpText = "spread (the default configuration and seeded ones that pin every table key and both pmem backends: order 10 with several writers, the pmem block backend, a barrier deadline, read caching and batched writeback; order 11 with periodic records and syncs; write-around with read caching), default (only the 16 KiB-segment one), or random (seeded samples).")]
+    public string? Config { get; set; }
 
     [Option("configs", Default = 4, HelpText = "How many configurations spread or random covers (spread pins every key with 4).")]
     public int Configs { get; set; }
@@ -85,6 +85,12 @@ internal sealed class CrashTestVerb : MutantOptions
     [Option("no-minimise", HelpText = "Do not shrink a failure (report it as found).")]
     public bool NoMinimise { get; set; }
 
+    [Option("target", HelpText = "A design of one's own instead of the writeboost device: PATH.dll[:Type], a public class implementing Writeboost.CrashTest.Targets.ICrashTarget (docs/prototyping.md). The built-in workloads run on it; --mode, --config, --table and the seeded bugs are the writeboost device's and do not apply.")]
+    public string? Target { get; set; }
+
+    [Option("target-arg", HelpText = "With --target: Name=Value for a parameter of the target's constructor (strings, numbers, booleans, enums); others keep their defaults. With --replay: default the history's own.")]
+    public IEnumerable<string> TargetArguments { get; set; } = [];
+
     [Option("nbd-client", HelpText = "Record a real client instead of the built-in workloads: a command line (split on spaces) run against the device served over NBD, with {uri} replaced by the export's URI, e.g. \"fio --name=w --ioengine=nbd --uri={uri} --rw=randwrite --bs=4k --size=1m --fsync=4\".")]
     public string? NbdClient { get; set; }
 
@@ -130,6 +136,7 @@ internal sealed class CrashTestVerb : MutantOptions
         {
             throw new UsageException("--replay, --mutants and --nbd-client do not go with a recording (record and --recording)");
         }
+        ValidateTarget();
         if (ResultDirectory is not null && Recording is null)
         {
             throw new UsageException("--result-dir needs --recording DIR: shards that each record their own run check different interleavings (the machine's), so their results would not add up to one campaign; record it once with wb crashtest record DIR");
@@ -148,7 +155,7 @@ internal sealed class CrashTestVerb : MutantOptions
         }
         CampaignPlan plan = Plan(shard, shards);
         List<CampaignResult> results = [];
-        IReadOnlyList<CampaignSpec> campaigns = Ordered(plan.Campaigns());
+        IReadOnlyList<CampaignSpec> campaigns = Ordered(CampaignsOf(plan));
         ProgressBar progress = ProgressBar.For("crash states", Json);
         using Interruption interruption = Interruption.Watch();
         _interruption = interruption;
@@ -201,6 +208,56 @@ internal sealed class CrashTestVerb : MutantOptions
         return clean && teeth ? 0 : 1;
     }
 
+    /// <summary>The design --target loaded (null: the writeboost device).</summary>
+    private Writeboost.CrashTest.Targets.LoadedTarget? _target;
+
+    /// <summary>--target goes with what every design has (workloads, states, schedules, rounds, reads, shards); the writeboost device's own options are refused, not ignored.</summary>
+    private void ValidateTarget()
+    {
+        if (Target is null)
+        {
+            if (TargetArguments.Any())
+            {
+                throw new UsageException("--target-arg needs --target PATH.dll[:Type]");
+            }
+            return;
+        }
+        string? theirs = Mode is not null ? "--mode" : Config is not null ? "--config" : Table is not null ? "--table"
+            : Mutant != "none" ? "--mutant" : Mutants is not null ? "--mutants" : null;
+        if (theirs is not null)
+        {
+            throw new UsageException($"{theirs} is the writeboost device's: a --target design is run as it is built (give its own settings with --target-arg Name=Value)");
+        }
+        if (Replay is null)
+        {
+            _target = LoadTarget([.. TargetArguments]);
+        }
+    }
+
+    private Writeboost.CrashTest.Targets.LoadedTarget LoadTarget(IReadOnlyList<string> arguments)
+    {
+        try
+        {
+            return Writeboost.CrashTest.Targets.TargetLoader.Load(Target!, arguments);
+        }
+        catch (Writeboost.CrashTest.Targets.TargetLoadException error)
+        {
+            // The loader's messages start with the file they are about, or with the --target-arg at fault.
+            throw new UsageException(error.Message.StartsWith("--", StringComparison.Ordinal) ? error.Message : $"--target {error.Message}");
+        }
+    }
+
+    /// <summary>The plan's campaigns, on the loaded design when there is one.</summary>
+    private IReadOnlyList<CampaignSpec> CampaignsOf(CampaignPlan plan) =>
+        _target is null ? plan.Campaigns() : [.. plan.Campaigns().Select(c => c with { Target = _target })];
+
+    /// <summary>What a report calls a campaign's configuration: the writeboost device's, or the design's name.</summary>
+    private static string ConfigOf(CampaignSpec spec) => spec.Target is { } target ? target.Name : spec.Config.Describe(spec.Mode);
+
+    /// <summary>The --target option (and its arguments) that a command replaying <paramref name="spec"/>'s failure needs.</summary>
+    private static string TargetOption(CampaignSpec spec) =>
+        spec.Target is null ? "" : " " + Writeboost.CrashTest.Targets.TargetIdentity.Of(spec.Target).CommandLine;
+
     /// <summary>A seeded bug lives in one mode, and the catalogue names the workload that shows it: those campaigns first.</summary>
     private IReadOnlyList<CampaignSpec> Ordered(IReadOnlyList<CampaignSpec> campaigns) =>
         MutantCatalogue.Find(Mutant)?.CaughtBy.GetValueOrDefault(Sweep.Crash) is { } seeded
@@ -213,9 +270,9 @@ internal sealed class CrashTestVerb : MutantOptions
         ["seed"] = Fmt(Seed),
         ["ops"] = Fmt(Ops),
         ["states"] = Fmt(States),
-        ["mode"] = Mode,
+        ["mode"] = Mode ?? "both",
         ["workload"] = Workload,
-        ["config"] = Table is null ? Config : "table",
+        ["config"] = Table is null ? Config ?? "spread" : "table",
         ["configs"] = Fmt(Configs),
         ["table"] = Table ?? "",
         ["pool"] = Table is null ? "" : Fmt(Pool),
@@ -224,12 +281,13 @@ internal sealed class CrashTestVerb : MutantOptions
         ["rounds"] = Fmt(Rounds),
         ["reads"] = Fmt(Reads),
         ["mutant"] = Mutant,
+        ["target"] = _target?.Identity.ToString() ?? "",
     };
 
     /// <summary>wb crashtest record DIR: records the plan's campaigns (nothing checked) for shards to check.</summary>
     private int RunRecord(string directory)
     {
-        IReadOnlyList<CampaignSpec> campaigns = Ordered(Plan(0, 1).Campaigns());
+        IReadOnlyList<CampaignSpec> campaigns = Ordered(CampaignsOf(Plan(0, 1)));
         ProgressBar progress = ProgressBar.For("recording", Json);
         CampaignRecording recording = CampaignRecording.Record(campaigns, Identity(), done => progress.Report(done / (double)campaigns.Count, $"campaign {done}/{campaigns.Count}"));
         progress.Done();
@@ -261,6 +319,7 @@ internal sealed class CrashTestVerb : MutantOptions
         {
             throw new UsageException($"--recording {Recording}: {error.Message}");
         }
+        recording = OnItsTarget(recording);
         Seed = recording.Campaigns.Count > 0 ? recording.Campaigns[0].Spec.Seed : Seed;
         Mutant = recording.Plan.GetValueOrDefault("mutant", "none");
         if (!Json && shards > 1)
@@ -358,11 +417,11 @@ internal sealed class CrashTestVerb : MutantOptions
 
     private CampaignPlan Plan(int shard, int shards)
     {
-        CacheMode[] modes = SweepArguments.Modes(Mode);
+        CacheMode[] modes = _target is not null ? [CacheMode.Volatile] : SweepArguments.Modes(Mode ?? "both");
         Workload[] workloads = NbdClient is not null ? [CrashTest.Workload.Nbd]
             : Workload == "all" ? [CrashTest.Workload.Random, CrashTest.Workload.Overwrite, CrashTest.Workload.Wrap, CrashTest.Workload.Protocol]
             : [ParseWorkload(Workload)];
-        ConfigChoice choice = Table is not null ? ConfigChoice.Table : NbdClient is not null ? ConfigChoice.Default : Config switch
+        ConfigChoice choice = Table is not null ? ConfigChoice.Table : NbdClient is not null || _target is not null ? ConfigChoice.Default : (Config ?? "spread") switch
         {
             "spread" => ConfigChoice.Spread,
             "default" => ConfigChoice.Default,
@@ -402,7 +461,13 @@ internal sealed class CrashTestVerb : MutantOptions
             "1" => CacheMode.Persistent,
             _ => CacheMode.Volatile,
         };
-        CampaignSpec bare = new(mode, Workload == "all" ? CrashTest.Workload.Random : ParseWorkload(Workload), Seed, Ops, States, Mutant, shard, shards) { Rounds = 1, Schedules = 1 };
+        // A bare crash log does not say which design made it: the one --target names, else the writeboost device.
+        CampaignSpec bare = new(mode, Workload == "all" ? CrashTest.Workload.Random : ParseWorkload(Workload), Seed, Ops, States, Mutant, shard, shards)
+        {
+            Rounds = 1,
+            Schedules = 1,
+            Target = Target is null ? null : _target = LoadTarget([.. TargetArguments]),
+        };
         CrashHistory history;
         try
         {
@@ -417,6 +482,7 @@ internal sealed class CrashTestVerb : MutantOptions
         {
             history = history with { Spec = history.Spec with { Mutant = Mutant } };
         }
+        history = OnItsTarget(history, $"--replay {Replay}");
         history = history with { Spec = history.Spec with { Shard = shard, Shards = shards, MaxStates = CrashPoint is null ? States : long.MaxValue } };
         CampaignResult result = Campaign.Replay(history, stopAtFirst: false, onlyCrashPoint: CrashPoint, onlyVariant: Variant);
         if (result.Violations > 0 && result.FailingHistory is not null)
@@ -425,6 +491,75 @@ internal sealed class CrashTestVerb : MutantOptions
         }
         Print([result], [], MinimiseFirstFailure([result], wanted: Minimise));
         return result.Violations == 0 ? 0 : 1;
+    }
+
+    /// <summary>
+    /// A history on the design that made it: the writeboost device without --target, a loaded design with it (built
+    /// with the history's own arguments unless --target-arg gives others). Logs of one design are never judged
+    /// against another.
+    /// </summary>
+    private CrashHistory OnItsTarget(CrashHistory history, string what)
+    {
+        Writeboost.CrashTest.Targets.TargetIdentity recorded = history.RecordedOn;
+        if (Target is null)
+        {
+            if (!recorded.IsWriteboost)
+            {
+                throw new UsageException($"{what} was recorded on {recorded}: replay it with {recorded.CommandLine}");
+            }
+            return history;
+        }
+        if (recorded.IsWriteboost)
+        {
+            throw new UsageException($"{what} was recorded on the writeboost device, not on a --target design: drop --target");
+        }
+        if (!TargetArguments.Any() && !recorded.Arguments.SequenceEqual(_target!.Identity.Arguments))
+        {
+            _target = LoadTarget(recorded.Arguments); // the history's own settings of the design, unless others are given
+        }
+        try
+        {
+            recorded.RequireSameDesign(_target!.Identity, what);
+        }
+        catch (Writeboost.CrashTest.Targets.TargetMismatchException error)
+        {
+            throw new UsageException(error.Message);
+        }
+        if (recorded.Version != _target.Identity.Version && !Json)
+        {
+            Console.Error.WriteLine($"wb: {what} was recorded on {recorded.Assembly} {recorded.Version}; replaying it on {_target.Identity.Version}");
+        }
+        return history with { Spec = history.Spec with { Target = _target } };
+    }
+
+    /// <summary>A recording on the design that made it (see the history's).</summary>
+    private CampaignRecording OnItsTarget(CampaignRecording recording)
+    {
+        Writeboost.CrashTest.Targets.TargetIdentity recorded = recording.RecordedOn;
+        if (Target is null && recorded.IsWriteboost)
+        {
+            return recording;
+        }
+        if (Target is null)
+        {
+            throw new UsageException($"--recording {Recording} was recorded on {recorded}: check it with {recorded.CommandLine}");
+        }
+        if (recorded.IsWriteboost)
+        {
+            throw new UsageException($"--recording {Recording} was recorded on the writeboost device, not on a --target design: drop --target");
+        }
+        if (!TargetArguments.Any() && !recorded.Arguments.SequenceEqual(_target!.Identity.Arguments))
+        {
+            _target = LoadTarget(recorded.Arguments);
+        }
+        try
+        {
+            return recording.On(_target!);
+        }
+        catch (Writeboost.CrashTest.Targets.TargetMismatchException error)
+        {
+            throw new UsageException($"--recording {Recording}: {error.Message}");
+        }
     }
 
     private void SaveHistory(CampaignResult result)
@@ -461,7 +596,7 @@ internal sealed class CrashTestVerb : MutantOptions
         }
         string path = SaveHistory(minimised.History, $"wb-crash-seed{Seed}-minimised");
         string state = minimised.Variant < 0 ? "" : $" --crash-point {minimised.CrashPoint} --variant {minimised.Variant}";
-        return (minimised, $"wb crashtest --replay {path}{state}");
+        return (minimised, $"wb crashtest --replay {path}{state}{TargetOption(failed.Spec)}");
     }
 
     private readonly Dictionary<CampaignResult, string> _saved = [];
@@ -473,7 +608,7 @@ internal sealed class CrashTestVerb : MutantOptions
             return null;
         }
         string state = site.Variant < 0 ? "" : $" --crash-point {site.CrashPoint} --variant {site.Variant}";
-        return $"wb crashtest --replay {path}{state}";
+        return $"wb crashtest --replay {path}{state}{TargetOption(r.Spec)}";
     }
 
     private Interruption? _interruption;
@@ -505,6 +640,7 @@ internal sealed class CrashTestVerb : MutantOptions
                 RecoveryCrashStates = results.Sum(r => r.RecoveryCrashStates),
                 Seed,
                 Mutant,
+                Target = _target?.Identity.ToString(),
                 Interrupted = InterruptedLine(statesChecked),
                 sharded?.Shard,
                 Shards = sharded?.Shards,
@@ -515,8 +651,8 @@ internal sealed class CrashTestVerb : MutantOptions
                 {
                     Mode = (int)r.Spec.Mode,
                     Workload = r.Spec.Workload.ToString().ToLowerInvariant(),
-                    Config = r.Spec.Config.Describe(r.Spec.Mode),
-                    Table = r.Spec.Config.ToTable(r.Spec.Mode),
+                    Config = ConfigOf(r.Spec),
+                    Table = r.Spec.Target is null ? r.Spec.Config.ToTable(r.Spec.Mode) : null,
                     r.Events,
                     r.StatesGenerated,
                     r.StatesChecked,
@@ -526,7 +662,7 @@ internal sealed class CrashTestVerb : MutantOptions
                     Coverage = CoverageJson(r.Coverage),
                     r.FirstViolation,
                 }),
-                Configs = results.GroupBy(r => r.Spec.Config.Describe(r.Spec.Mode)).Select(g => new
+                Configs = results.GroupBy(r => ConfigOf(r.Spec)).Select(g => new
                 {
                     Config = g.Key,
                     StatesChecked = g.Sum(r => r.StatesChecked),
@@ -543,7 +679,7 @@ internal sealed class CrashTestVerb : MutantOptions
                     failed.FirstViolationSite?.Round,
                     failed.FirstViolationSite?.Schedule,
                     failed.FirstViolationSite?.Kind,
-                    Config = failed.Spec.Config.Describe(failed.Spec.Mode),
+                    Config = ConfigOf(failed.Spec),
                     Reproduce = Reproducer(failed),
                 },
                 Minimised = minimised is not { } m ? null : new
@@ -565,7 +701,7 @@ internal sealed class CrashTestVerb : MutantOptions
         List<string[]> rows = [["mode", "workload", "config", "events", "points", "states", "in recovery", "2nd crash", "violations", "states/s"]];
         foreach (CampaignResult r in results)
         {
-            rows.Add([((int)r.Spec.Mode).ToString(CultureInfo.InvariantCulture), r.Spec.Workload.ToString().ToLowerInvariant(), r.Spec.Config.Describe(r.Spec.Mode),
+            rows.Add([r.Spec.Target is null ? ((int)r.Spec.Mode).ToString(CultureInfo.InvariantCulture) : "-", r.Spec.Workload.ToString().ToLowerInvariant(), ConfigOf(r.Spec),
                 Fmt(r.Events), $"{Fmt(r.Coverage.PointsChecked)}/{Fmt(r.Coverage.CrashPoints)}", Fmt(r.StatesChecked), Fmt(r.Coverage.DuringRecovery), Fmt(r.Coverage.SecondCrash), Fmt(r.Violations), Fmt((long)r.StatesPerSecond)]);
         }
         Output.Table(rows);
@@ -587,7 +723,7 @@ internal sealed class CrashTestVerb : MutantOptions
         if (failed is not null)
         {
             string kind = failed.FirstViolationSite?.Kind is { } k ? $" ({k.ToString().ToLowerInvariant()})" : " (a live read)";
-            Console.WriteLine($"first violation: {failed.FirstViolation} (config {failed.Spec.Config.Describe(failed.Spec.Mode)}, schedule {failed.FirstViolationSite?.Schedule}, round {failed.FirstViolationSite?.Round}, crash point {failed.FirstViolationCrashPoint}, state {failed.FirstViolationVariant}{kind})");
+            Console.WriteLine($"first violation: {failed.FirstViolation} (config {ConfigOf(failed.Spec)}, schedule {failed.FirstViolationSite?.Schedule}, round {failed.FirstViolationSite?.Round}, crash point {failed.FirstViolationCrashPoint}, state {failed.FirstViolationVariant}{kind})");
             if (Reproducer(failed) is { } command)
             {
                 Console.WriteLine($"reproduce: {command}");

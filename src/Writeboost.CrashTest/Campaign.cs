@@ -459,6 +459,7 @@ public static partial class Campaign
     public static CampaignResult Replay(CrashHistory history, bool stopAtFirst, Action<long, long>? progress = null, int? onlyCrashPoint = null, int? onlyVariant = null, CancellationToken cancel = default)
     {
         ArgumentNullException.ThrowIfNull(history);
+        history.RecordedOn.RequireSameDesign(TargetIdentity.Of(history.Spec.ResolvedTarget), "this history");
         Tally tally = new(history.Spec, stopAtFirst, progress) { Cancel = cancel };
         LogCheck check = LastRound(history) with { OnlyPoint = onlyCrashPoint, OnlyVariant = onlyVariant };
         CheckLog(check, tally, [.. history.Rounds]);

@@ -3,6 +3,7 @@ using System.Text.Json;
 using Writeboost.CrashTest.Configs;
 using Writeboost.CrashTest.Recording;
 using Writeboost.CrashTest.States;
+using Writeboost.CrashTest.Targets;
 
 namespace Writeboost.CrashTest;
 
@@ -112,6 +113,30 @@ public sealed record CampaignRecording(string Id, IReadOnlyDictionary<string, st
         return new CampaignRecording(index.Id, index.Plan, campaigns);
     }
 
+    /// <summary>The design every campaign was recorded on (the writeboost device for a recording without campaigns).</summary>
+    public Targets.TargetIdentity RecordedOn =>
+        Campaigns.SelectMany(c => c.Schedules).Select(s => s.History.RecordedOn).FirstOrDefault() ?? Targets.TargetIdentity.Writeboost;
+
+    /// <summary>The recording checked on <paramref name="target"/>, the design it was recorded on (a loaded one: a saved recording does not hold the design's code).</summary>
+    /// <exception cref="Targets.TargetMismatchException">it was recorded on another design.</exception>
+    public CampaignRecording On(Targets.ICrashTarget target)
+    {
+        ArgumentNullException.ThrowIfNull(target);
+        Targets.TargetIdentity identity = Targets.TargetIdentity.Of(target);
+        foreach (RecordedSchedule schedule in Campaigns.SelectMany(c => c.Schedules))
+        {
+            schedule.History.RecordedOn.RequireSameDesign(identity, "this recording");
+        }
+        return this with
+        {
+            Campaigns = [.. Campaigns.Select(c => c with
+            {
+                Spec = c.Spec with { Target = target },
+                Schedules = [.. c.Schedules.Select(s => s with { History = s.History with { Spec = s.History.Spec with { Target = target } } })],
+            })],
+        };
+    }
+
     private sealed record Index(string Format, string Id, IReadOnlyDictionary<string, string> Plan, IReadOnlyList<IndexCampaign> Campaigns);
 
     private sealed record IndexCampaign(int Mode, Workload Workload, string Table, int Pool, int Writers, long MaxStates, int Schedules, int Rounds,
@@ -129,9 +154,9 @@ public static partial class Campaign
     public static RecordedCampaign RecordCampaign(CampaignSpec spec)
     {
         ArgumentNullException.ThrowIfNull(spec);
-        if (spec.Script is not null || spec.Target is not null || spec.Workload == Workload.Nbd)
+        if (spec.Script is not null || spec.Workload == Workload.Nbd)
         {
-            throw new ArgumentException("only a generated workload on the writeboost device is recorded for shards");
+            throw new ArgumentException("only a generated workload is recorded for shards");
         }
         long start = Stopwatch.GetTimestamp();
         long budget = Math.Max(1, spec.MaxStates / (spec.Schedules * spec.RoundCount));
@@ -188,6 +213,7 @@ public static partial class Campaign
         int logIndex = 0;
         foreach (RecordedSchedule recorded in campaign.Schedules)
         {
+            recorded.History.RecordedOn.RequireSameDesign(TargetIdentity.Of(spec.ResolvedTarget), "this recording");
             IReadOnlyList<HistoryRound> rounds = recorded.History.Rounds;
             int schedule = recorded.History.Spec.FirstSchedule;
             Media media = BlankMedia(spec);

@@ -19,7 +19,19 @@ public sealed record HistoryRound(CrashLog Log, int CarriedPoint = -1, int Carri
 public sealed record CrashHistory(CampaignSpec Spec, IReadOnlyList<HistoryRound> Rounds)
 {
     private const uint FileMagic = 0x48434257u; // "WBCH"
-    private const int FileVersion = 4; // 3: whether the table changes between lives; 4: the perturbation focus of its first round
+    private const int FileVersion = 5; // 3: whether the table changes between lives; 4: the perturbation focus of its first round; 5: the target
+
+    private readonly Targets.TargetIdentity? _recordedOn;
+
+    /// <summary>
+    /// The design the logs were recorded on: a saved history's (a history saved before version 5 was made on the
+    /// writeboost device), else the spec's target. <see cref="Campaign.Replay"/> refuses to replay it on another.
+    /// </summary>
+    public Targets.TargetIdentity RecordedOn
+    {
+        get => _recordedOn ?? Targets.TargetIdentity.Of(Spec.ResolvedTarget);
+        init => _recordedOn = value;
+    }
 
     public void Save(Stream stream)
     {
@@ -39,6 +51,17 @@ public sealed record CrashHistory(CampaignSpec Spec, IReadOnlyList<HistoryRound>
         writer.Write(Spec.ReadPercent);
         writer.Write(Spec.FirstSchedule);
         writer.Write(Spec.FocusOfFirstRound ?? Campaign.FocusIndexOf(Spec, Spec.FirstSchedule, 1));
+        Targets.TargetIdentity target = RecordedOn;
+        writer.Write(target.Type);
+        writer.Write(target.Assembly);
+        writer.Write(target.Version);
+        writer.Write(target.Name);
+        writer.Write(target.Location);
+        writer.Write(target.Arguments.Count);
+        foreach (string argument in target.Arguments)
+        {
+            writer.Write(argument);
+        }
         writer.Write(Rounds.Count);
         foreach (HistoryRound round in Rounds)
         {
@@ -66,7 +89,7 @@ public sealed record CrashHistory(CampaignSpec Spec, IReadOnlyList<HistoryRound>
             return new CrashHistory(bareLogSpec, [new HistoryRound(CrashLog.Load(stream))]);
         }
         int version = reader.ReadInt32();
-        if (version is not (2 or 3 or FileVersion))
+        if (version is not (2 or 3 or 4 or FileVersion))
         {
             throw new InvalidDataException($"crash history version {version}: this wb reads version {FileVersion}");
         }
@@ -82,6 +105,7 @@ public sealed record CrashHistory(CampaignSpec Spec, IReadOnlyList<HistoryRound>
         int readPercent = reader.ReadInt32();
         int schedule = reader.ReadInt32();
         int? focus = version >= 4 ? reader.ReadInt32() : null;
+        Targets.TargetIdentity recordedOn = version >= 5 ? ReadTarget(reader) : Targets.TargetIdentity.Writeboost;
         (CacheMode _, Configs.CrashConfig config) = Configs.CrashConfig.FromTable(table, pool, writers);
         config = config with { ChangesBetweenLives = changesBetweenLives };
         int count = reader.ReadInt32();
@@ -103,6 +127,26 @@ public sealed record CrashHistory(CampaignSpec Spec, IReadOnlyList<HistoryRound>
             FocusOfFirstRound = focus,
             ReadPercent = readPercent,
         };
-        return new CrashHistory(spec, rounds);
+        return new CrashHistory(spec, rounds) { RecordedOn = recordedOn };
+    }
+
+    private static Targets.TargetIdentity ReadTarget(BinaryReader reader)
+    {
+        string type = reader.ReadString();
+        string assembly = reader.ReadString();
+        string version = reader.ReadString();
+        string name = reader.ReadString();
+        string location = reader.ReadString();
+        int count = reader.ReadInt32();
+        if (count is < 0 or > 1024)
+        {
+            throw new InvalidDataException($"crash history: {count} target arguments");
+        }
+        string[] arguments = new string[count];
+        for (int i = 0; i < count; i++)
+        {
+            arguments[i] = reader.ReadString();
+        }
+        return new Targets.TargetIdentity(type, assembly, version, name, arguments, location);
     }
 }
