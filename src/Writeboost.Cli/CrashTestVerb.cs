@@ -85,6 +85,9 @@ internal sealed class CrashTestVerb : MutantOptions
     [Option("no-minimise", HelpText = "Do not shrink a failure (report it as found).")]
     public bool NoMinimise { get; set; }
 
+    [Option("persistence", HelpText = "The pmem persistence domain the crash states follow: adr (the default: a store survives once its line is written back and fenced) or eadr (the CPU caches survive too: every completed store does). Block devices are the same under both. With --replay: default the history's own.")]
+    public string? Persistence { get; set; }
+
     [Option("target", HelpText = "A design of one's own instead of the writeboost device: PATH.dll[:Type], a public class implementing Writeboost.CrashTest.Targets.ICrashTarget (docs/prototyping.md). The built-in workloads run on it; --mode, --config, --table and the seeded bugs are the writeboost device's and do not apply.")]
     public string? Target { get; set; }
 
@@ -137,6 +140,13 @@ internal sealed class CrashTestVerb : MutantOptions
             throw new UsageException("--replay, --mutants and --nbd-client do not go with a recording (record and --recording)");
         }
         ValidateTarget();
+        _persistence = ParsePersistence(Persistence);
+        if (_persistence is not null && (Recording is not null || Mutants is not null))
+        {
+            throw new UsageException(Recording is not null
+                ? "--persistence goes with record, not --recording: a recording is checked under the domain it was recorded with"
+                : "--mutants all hunts the seeded bugs under ADR, where each of them loses data; give --mutant NAME to see one under --persistence");
+        }
         if (ResultDirectory is not null && Recording is null)
         {
             throw new UsageException("--result-dir needs --recording DIR: shards that each record their own run check different interleavings (the machine's), so their results would not add up to one campaign; record it once with wb crashtest record DIR");
@@ -208,6 +218,19 @@ internal sealed class CrashTestVerb : MutantOptions
         return clean && teeth ? 0 : 1;
     }
 
+    /// <summary>--persistence: null when not given (a replay keeps its history's).</summary>
+    private PersistenceDomain? _persistence;
+
+    private static PersistenceDomain? ParsePersistence(string? text) => text switch
+    {
+        null => null,
+        "adr" => PersistenceDomain.Adr,
+        "eadr" => PersistenceDomain.Eadr,
+        _ => throw new UsageException($"--persistence {text}: expected adr or eadr"),
+    };
+
+    private static string Describe(PersistenceDomain domain) => domain == PersistenceDomain.Eadr ? "eADR" : "ADR";
+
     /// <summary>The design --target loaded (null: the writeboost device).</summary>
     private Writeboost.CrashTest.Targets.LoadedTarget? _target;
 
@@ -249,7 +272,7 @@ internal sealed class CrashTestVerb : MutantOptions
 
     /// <summary>The plan's campaigns, on the loaded design when there is one.</summary>
     private IReadOnlyList<CampaignSpec> CampaignsOf(CampaignPlan plan) =>
-        _target is null ? plan.Campaigns() : [.. plan.Campaigns().Select(c => c with { Target = _target })];
+        [.. plan.Campaigns().Select(c => c with { Target = _target ?? c.Target, Persistence = _persistence ?? PersistenceDomain.Adr })];
 
     /// <summary>What a report calls a campaign's configuration: the writeboost device's, or the design's name.</summary>
     private static string ConfigOf(CampaignSpec spec) => spec.Target is { } target ? target.Name : spec.Config.Describe(spec.Mode);
@@ -282,6 +305,7 @@ internal sealed class CrashTestVerb : MutantOptions
         ["reads"] = Fmt(Reads),
         ["mutant"] = Mutant,
         ["target"] = _target?.Identity.ToString() ?? "",
+        ["persistence"] = Persistence ?? "adr",
     };
 
     /// <summary>wb crashtest record DIR: records the plan's campaigns (nothing checked) for shards to check.</summary>
@@ -483,6 +507,11 @@ internal sealed class CrashTestVerb : MutantOptions
             history = history with { Spec = history.Spec with { Mutant = Mutant } };
         }
         history = OnItsTarget(history, $"--replay {Replay}");
+        if (_persistence is { } domain && domain != history.Spec.Persistence && !Json)
+        {
+            Console.Error.WriteLine($"wb: --replay {Replay} was recorded under {Describe(history.Spec.Persistence)}; its states are checked under {Describe(domain)}");
+        }
+        history = history with { Spec = history.Spec with { Persistence = _persistence ?? history.Spec.Persistence } };
         history = history with { Spec = history.Spec with { Shard = shard, Shards = shards, MaxStates = CrashPoint is null ? States : long.MaxValue } };
         CampaignResult result = Campaign.Replay(history, stopAtFirst: false, onlyCrashPoint: CrashPoint, onlyVariant: Variant);
         if (result.Violations > 0 && result.FailingHistory is not null)
@@ -641,6 +670,7 @@ internal sealed class CrashTestVerb : MutantOptions
                 Seed,
                 Mutant,
                 Target = _target?.Identity.ToString(),
+                Persistence = Describe(results.FirstOrDefault()?.Spec.Persistence ?? _persistence ?? PersistenceDomain.Adr).ToLowerInvariant(),
                 Interrupted = InterruptedLine(statesChecked),
                 sharded?.Shard,
                 Shards = sharded?.Shards,
@@ -713,7 +743,8 @@ internal sealed class CrashTestVerb : MutantOptions
         {
             Console.WriteLine(sharded.ToString());
         }
-        Console.WriteLine($"states checked: {statesChecked}, violations: {violations}, states/s: {statesChecked / Math.Max(checkSeconds, 1e-9):F0} (checking; {seconds:F1} s in all, {results.Sum(r => r.RecordSeconds):F1} s recording)" + (Mutant == "none" ? "" : $" (mutant {Mutant})"));
+        Console.WriteLine($"states checked: {statesChecked}, violations: {violations}, states/s: {statesChecked / Math.Max(checkSeconds, 1e-9):F0} (checking; {seconds:F1} s in all, {results.Sum(r => r.RecordSeconds):F1} s recording)" + (Mutant == "none" ? "" : $" (mutant {Mutant})")
+            + (results.Any(r => r.Spec.Persistence == PersistenceDomain.Eadr) ? " (pmem persistence domain: eADR)" : ""));
         if (sharded is null && Mutant == "none" && InterruptedLine(statesChecked) is null)
         {
             long logStates = results.Sum(r => r.LogStates);

@@ -45,6 +45,9 @@ public sealed record CampaignSpec(CacheMode Mode, Workload Workload, int Seed, i
     /// <summary>Of the workload's operations, the share (%) that are reads checked against the oracle while the device runs.</summary>
     public int ReadPercent { get; init; } = 15;
 
+    /// <summary>What survives a power failure of the pmem region's stores: ADR (only written-back, fenced lines) or eADR (every completed store).</summary>
+    public PersistenceDomain Persistence { get; init; } = PersistenceDomain.Adr;
+
     /// <summary>The design under test; null: the writeboost device in <see cref="Mode"/>, <see cref="Config"/>, with <see cref="Mutant"/>.</summary>
     public ICrashTarget? Target { get; init; }
 
@@ -216,6 +219,9 @@ public static partial class Campaign
         new(CrashConfig.BackingBytesFor(workload), config.CacheBytesFor(workload), config.PmemBytes, new Dictionary<string, long>(config.Keys));
 
     private static PmemBackend? PmemBackendOf(CampaignSpec spec) => spec.Geometry.Pmem;
+
+    /// <summary>How the crash states model the spec's pmem region (null: it has none).</summary>
+    internal static PmemModel? PmemModelOf(CampaignSpec spec) => spec.Geometry.Pmem is { } backend ? new PmemModel(backend, spec.Persistence) : null;
 
     private static Media BlankMedia(CampaignSpec spec)
     {
@@ -485,7 +491,7 @@ public static partial class Campaign
             {
                 return new LogCheck(spec, round.Log, media, oracle, previous, spec.FirstSchedule, r + 1, spec.MaxStates);
             }
-            Timelines timelines = new(media, PmemBackendOf(spec));
+            Timelines timelines = new(media, PmemModelOf(spec));
             timelines.AdvanceTo(round.Log.Events, round.CarriedPoint);
             CrashState state = CrashStates.Build(timelines, CrashStates.ExtraKinds(timelines), spec.Geometry.PmemBytes, spec.Seed, round.CarriedPoint, round.CarriedVariant);
             previous = new Judge(oracle, round.CarriedPoint);
@@ -508,7 +514,7 @@ public static partial class Campaign
         IReadOnlyList<CrashEvent> events = check.Log.Events;
         bool later = check.Previous is not null;
         List<SurveyedState> failing = [];
-        Timelines timelines = new(check.Start, PmemBackendOf(spec));
+        Timelines timelines = new(check.Start, PmemModelOf(spec));
         for (int point = later ? 0 : Math.Min(check.FirstUserEvent, events.Count); point <= events.Count; point++)
         {
             timelines.AdvanceTo(events, point);
@@ -564,7 +570,7 @@ public static partial class Campaign
 
     private static CrashState StateOf(CampaignSpec spec, Media media)
     {
-        Timelines timelines = new(media, PmemBackendOf(spec));
+        Timelines timelines = new(media, PmemModelOf(spec));
         return new CrashState(timelines, spec.Geometry.PmemBytes);
     }
 
@@ -653,7 +659,7 @@ public static partial class Campaign
 
         bool later = check.Previous is not null;
         int first = later ? 0 : Math.Min(check.FirstUserEvent, events.Count);
-        Timelines survey = new(check.Start, PmemBackendOf(spec));
+        Timelines survey = new(check.Start, PmemModelOf(spec));
         int StatesAt(int point)
         {
             survey.AdvanceTo(events, point);
@@ -668,7 +674,7 @@ public static partial class Campaign
         {
             return; // a live read already stopped the run: no point is checked
         }
-        PointWorkers.Run(check.Start, PmemBackendOf(spec), sample.Points.Count, threads,
+        PointWorkers.Run(check.Start, PmemModelOf(spec), sample.Points.Count, threads,
             (timelines, index) => CheckPoint(check, timelines, sample, index, tally.StopsAtFirst ? problem => tally.Counts?.Invoke(problem) ?? true : null),
             (index, outcome) =>
             {
@@ -853,7 +859,7 @@ public static partial class Campaign
             }
             return found;
         }
-        PointWorkers.Run(check.Start, PmemBackendOf(spec), candidates.Length, PointWorkers.ThreadsFor(spec.ResolvedTarget.OpensConcurrently, candidates.Length),
+        PointWorkers.Run(check.Start, PmemModelOf(spec), candidates.Length, PointWorkers.ThreadsFor(spec.ResolvedTarget.OpensConcurrently, candidates.Length),
             SoundAt, (_, found) =>
             {
                 sound.AddRange(found);
@@ -879,7 +885,7 @@ public static partial class Campaign
         }
         // None recovered soundly: carry the end of the log with everything landed (checked like any state).
         (int carriedPoint, int carriedVariant) = best is { } chosen ? (chosen.Point, chosen.Variant) : (events.Count, 1);
-        Timelines at = new(check.Start, PmemBackendOf(spec));
+        Timelines at = new(check.Start, PmemModelOf(spec));
         at.AdvanceTo(events, carriedPoint);
         return (carriedPoint, carriedVariant, CrashStates.Build(at, CrashStates.ExtraKinds(at), spec.Geometry.PmemBytes, spec.Seed, carriedPoint, carriedVariant).Materialize(), best?.Debris ?? []);
     }
@@ -986,7 +992,7 @@ public static partial class Campaign
         }
 #pragma warning restore CA1031
         // The recorded recovery is over and the media are the caller's throwaway copy: advanced in place, not copied again.
-        Timelines timelines = Timelines.Adopting(media, PmemBackendOf(spec));
+        Timelines timelines = Timelines.Adopting(media, PmemModelOf(spec));
         int states = 0;
         IReadOnlyList<CrashEvent> events = recovery.Events;
         // A small recovery's every point; a large one's (a write-around switch writes back and formats: thousands

@@ -60,7 +60,7 @@ public sealed record CampaignRecording(string Id, IReadOnlyDictionary<string, st
                 schedules.Add(new IndexSchedule(file, schedule.StartFailure));
             }
             index.Add(new IndexCampaign((int)spec.Mode, spec.Workload, spec.Config.ToTable(spec.Mode), spec.Config.PoolSize, spec.Config.Writers,
-                spec.MaxStates, spec.Schedules, spec.RoundCount, spec.ReadPercent, spec.Mutant, campaign.RecordSeconds, schedules, spec.Config.ChangesBetweenLives));
+                spec.MaxStates, spec.Schedules, spec.RoundCount, spec.ReadPercent, spec.Mutant, campaign.RecordSeconds, schedules, spec.Config.ChangesBetweenLives, spec.Persistence));
         }
         // The index last, by rename: a directory with an index holds a whole recording.
         string temporary = Path.Combine(directory, IndexFile + ".tmp");
@@ -99,6 +99,7 @@ public sealed record CampaignRecording(string Id, IReadOnlyDictionary<string, st
                 Schedules = c.Schedules,
                 Rounds = c.Rounds,
                 ReadPercent = c.ReadPercent,
+                Persistence = c.Persistence,
             };
             List<RecordedSchedule> schedules = [];
             foreach (IndexSchedule s in c.ScheduleFiles)
@@ -140,7 +141,8 @@ public sealed record CampaignRecording(string Id, IReadOnlyDictionary<string, st
     private sealed record Index(string Format, string Id, IReadOnlyDictionary<string, string> Plan, IReadOnlyList<IndexCampaign> Campaigns);
 
     private sealed record IndexCampaign(int Mode, Workload Workload, string Table, int Pool, int Writers, long MaxStates, int Schedules, int Rounds,
-        int ReadPercent, string Mutant, double RecordSeconds, IReadOnlyList<IndexSchedule> ScheduleFiles, bool ChangesBetweenLives = false);
+        int ReadPercent, string Mutant, double RecordSeconds, IReadOnlyList<IndexSchedule> ScheduleFiles, bool ChangesBetweenLives = false,
+        PersistenceDomain Persistence = PersistenceDomain.Adr);
 
     private sealed record IndexSchedule(string File, string? StartFailure);
 }
@@ -226,7 +228,7 @@ public static partial class Campaign
                 CheckLog(new LogCheck(spec, rounds[r].Log, media, oracle, previous, schedule, r + 1, budget), tally, [.. rounds.Take(r + 1)]);
                 if (r < rounds.Count - 1)
                 {
-                    Timelines timelines = new(media, PmemBackendOf(spec));
+                    Timelines timelines = new(media, PmemModelOf(spec));
                     timelines.AdvanceTo(rounds[r].Log.Events, rounds[r].CarriedPoint);
                     CrashState state = CrashStates.Build(timelines, CrashStates.ExtraKinds(timelines), spec.Geometry.PmemBytes, spec.Seed, rounds[r].CarriedPoint, rounds[r].CarriedVariant);
                     previous = new Judge(oracle, rounds[r].CarriedPoint);

@@ -19,7 +19,7 @@ public sealed record HistoryRound(CrashLog Log, int CarriedPoint = -1, int Carri
 public sealed record CrashHistory(CampaignSpec Spec, IReadOnlyList<HistoryRound> Rounds)
 {
     private const uint FileMagic = 0x48434257u; // "WBCH"
-    private const int FileVersion = 5; // 3: whether the table changes between lives; 4: the perturbation focus of its first round; 5: the target
+    private const int FileVersion = 5; // 3: whether the table changes between lives; 4: the perturbation focus of its first round; 5: the target and the persistence domain
 
     private readonly Targets.TargetIdentity? _recordedOn;
 
@@ -51,6 +51,7 @@ public sealed record CrashHistory(CampaignSpec Spec, IReadOnlyList<HistoryRound>
         writer.Write(Spec.ReadPercent);
         writer.Write(Spec.FirstSchedule);
         writer.Write(Spec.FocusOfFirstRound ?? Campaign.FocusIndexOf(Spec, Spec.FirstSchedule, 1));
+        writer.Write((int)Spec.Persistence);
         Targets.TargetIdentity target = RecordedOn;
         writer.Write(target.Type);
         writer.Write(target.Assembly);
@@ -105,6 +106,11 @@ public sealed record CrashHistory(CampaignSpec Spec, IReadOnlyList<HistoryRound>
         int readPercent = reader.ReadInt32();
         int schedule = reader.ReadInt32();
         int? focus = version >= 4 ? reader.ReadInt32() : null;
+        PersistenceDomain persistence = version >= 5 ? (PersistenceDomain)reader.ReadInt32() : PersistenceDomain.Adr;
+        if (!Enum.IsDefined(persistence))
+        {
+            throw new InvalidDataException($"crash history: persistence domain {(int)persistence}");
+        }
         Targets.TargetIdentity recordedOn = version >= 5 ? ReadTarget(reader) : Targets.TargetIdentity.Writeboost;
         (CacheMode _, Configs.CrashConfig config) = Configs.CrashConfig.FromTable(table, pool, writers);
         config = config with { ChangesBetweenLives = changesBetweenLives };
@@ -126,6 +132,7 @@ public sealed record CrashHistory(CampaignSpec Spec, IReadOnlyList<HistoryRound>
             FirstSchedule = schedule,
             FocusOfFirstRound = focus,
             ReadPercent = readPercent,
+            Persistence = persistence,
         };
         return new CrashHistory(spec, rounds) { RecordedOn = recordedOn };
     }

@@ -155,13 +155,18 @@ internal sealed class BlockTimeline(DeviceId device, byte[] initial)
 /// The pmem region, advanced event by event: the durable image, and per 64-byte line the stores made since the
 /// line was last persisted. The crash model (ADR): a line holds some prefix of its pending stores — lines are
 /// independent; a store reaches the persistence domain once its line was written back and a fence completed,
-/// or whenever the line was evicted on its own earlier.
+/// or whenever the line was evicted on its own earlier. Under eADR (<paramref name="cachesPersist"/>) a store
+/// is durable once it completed, that is once the next event of any device happened: only the last event's
+/// store is pending, as a store the power failure interrupted (each of its lines kept or not).
 /// </summary>
-internal sealed class PmemTimeline(byte[] initial)
+internal sealed class PmemTimeline(byte[] initial, bool cachesPersist = false)
 {
     public PmemTimeline(long sizeBytes) : this(new byte[sizeBytes])
     {
     }
+
+    /// <summary>eADR: the CPU caches are in the power-fail domain.</summary>
+    public bool CachesPersist => cachesPersist;
 
     public const int LineBytes = 64;
     private readonly Dictionary<long, List<(int OffsetInLine, byte[] Bytes)>> _pending = [];
@@ -172,6 +177,10 @@ internal sealed class PmemTimeline(byte[] initial)
 
     public void Apply(CrashEvent e)
     {
+        if (cachesPersist && _pending.Count > 0)
+        {
+            PersistAllPending(); // the store before this event completed: in the cache, so in the power-fail domain
+        }
         if (e.Device != DeviceId.Pmem)
         {
             return;
@@ -220,6 +229,16 @@ internal sealed class PmemTimeline(byte[] initial)
             default:
                 break;
         }
+    }
+
+    private void PersistAllPending()
+    {
+        foreach ((long line, List<(int OffsetInLine, byte[] Bytes)> stores) in _pending)
+        {
+            ApplyPrefix(Durable, line, stores, stores.Count);
+        }
+        _pending.Clear();
+        _writtenBack.Clear();
     }
 
     public static void ApplyPrefix(Span<byte> image, long line, List<(int OffsetInLine, byte[] Bytes)> stores, int count)

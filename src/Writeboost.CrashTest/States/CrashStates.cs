@@ -30,29 +30,29 @@ internal sealed record Media(byte[] Backing, byte[] Cache, byte[] Pmem)
 /// </summary>
 internal sealed class Timelines
 {
-    public Timelines(Media initial, PmemBackend? pmem) : this(initial, pmem, adopt: false)
+    public Timelines(Media initial, PmemModel? pmem) : this(initial, pmem, adopt: false)
     {
     }
 
     /// <param name="adopt">Advance <paramref name="initial"/>'s own arrays (the caller gives them up) instead of copies.</param>
-    private Timelines(Media initial, PmemBackend? pmem, bool adopt)
+    private Timelines(Media initial, PmemModel? pmem, bool adopt)
     {
         byte[] Own(byte[] image) => adopt ? image : image.ToArray();
         Backing = new BlockTimeline(DeviceId.Backing, Own(initial.Backing));
         Cache = new BlockTimeline(DeviceId.Cache, Own(initial.Cache));
-        PmemBackend = pmem;
-        if (pmem == Writeboost.Pmem.PmemBackend.Block)
+        PmemBackend = pmem?.Backend;
+        if (pmem?.Backend == Writeboost.Pmem.PmemBackend.Block)
         {
             PmemDevice = new BlockTimeline(DeviceId.Pmem, Own(initial.Pmem));
         }
         else if (pmem is not null)
         {
-            PmemLines = new PmemTimeline(Own(initial.Pmem));
+            PmemLines = new PmemTimeline(Own(initial.Pmem), pmem.CachesPersist);
         }
     }
 
     /// <summary>Timelines that advance <paramref name="owned"/>'s arrays in place: media nobody reads again (a materialized state, checked once).</summary>
-    public static Timelines Adopting(Media owned, PmemBackend? pmem) => new(owned, pmem, adopt: true);
+    public static Timelines Adopting(Media owned, PmemModel? pmem) => new(owned, pmem, adopt: true);
 
     private Timelines(BlockTimeline backing, BlockTimeline cache, PmemTimeline? pmem, int applied)
     {

@@ -27,7 +27,7 @@ internal static class PointWorkers
     /// </summary>
     /// <param name="start">The media each thread's timelines start from (copied per thread).</param>
     /// <param name="work">Checks point <c>index</c> with timelines of its thread's own (advance them to the point first).</param>
-    public static void Run<T>(Media start, PmemBackend? pmem, int count, int threads, Func<Timelines, int, T> work, Func<int, T, bool> take, CancellationToken cancel = default)
+    public static void Run<T>(Media start, PmemModel? pmem, int count, int threads, Func<Timelines, int, T> work, Func<int, T, bool> take, CancellationToken cancel = default)
         where T : class
     {
         if (threads <= 1 || count < 2)
@@ -87,7 +87,7 @@ internal static class PointWorkers
         /// <summary>The caller's <c>take</c> stopped the run (at a point before any failure).</summary>
         private bool _stoppedByCaller;
 
-        public void Work(int thread, int threads, Media start, PmemBackend? pmem, Func<Timelines, int, T> work, CancellationToken cancel, Func<int, T, bool>? take = null)
+        public void Work(int thread, int threads, Media start, PmemModel? pmem, Func<Timelines, int, T> work, CancellationToken cancel, Func<int, T, bool>? take = null)
         {
             Timelines? timelines = null;
             for (int index = thread; index <= Volatile.Read(ref _last) && !cancel.IsCancellationRequested; index += threads)

@@ -292,4 +292,22 @@ public sealed class CrashHarnessTests
         Assert.AreEqual(0, timeline.Durable[64], "the other line is still pending");
         Assert.AreEqual(1, timeline.PendingLines.Count);
     }
+
+    [TestMethod]
+    public void Under_eADR_a_pmem_store_is_durable_once_it_completed_and_only_one_in_progress_can_tear()
+    {
+        PmemTimeline timeline = new(new byte[4096], cachesPersist: true);
+        timeline.Apply(new CrashEvent(EventKind.PmemStore, DeviceId.Pmem, 60, 8, [1, 1, 1, 1, 1, 1, 1, 1], false, -1));
+        Assert.AreEqual(2, timeline.PendingLines.Count, "a crash during the store may keep either line");
+        Assert.AreEqual(0, timeline.Durable[60]);
+
+        timeline.Apply(new CrashEvent(EventKind.PmemStore, DeviceId.Pmem, 128, 1, [2], false, -1));
+        Assert.AreEqual(1, timeline.Durable[60], "the store before completed: it reached the cache, inside the power-fail domain");
+        Assert.AreEqual(1, timeline.Durable[67]);
+        Assert.AreEqual(1, timeline.PendingLines.Count, "only the store in progress");
+
+        timeline.Apply(new CrashEvent(EventKind.WriteDone, DeviceId.Cache, 0, 512, null, false, 0));
+        Assert.AreEqual(2, timeline.Durable[128], "any later event of any device: no write-back or fence needed");
+        Assert.AreEqual(0, timeline.PendingLines.Count);
+    }
 }

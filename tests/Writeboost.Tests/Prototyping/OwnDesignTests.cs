@@ -36,4 +36,17 @@ public sealed class OwnDesignTests
             Assert.AreEqual(1, result.Violations, $"{flaw} passed seed {seed}");
         }
     }
+
+    [TestMethod]
+    public void Under_eADR_a_missing_fence_loses_nothing_but_a_missing_block_flush_still_does()
+    {
+        foreach (int seed in new[] { 1, 2, 3 })
+        {
+            CampaignResult unfenced = Campaign.Run(Spec(WalFlaw.AckBeforeFence, Workload.Random, seed) with { MaxStates = 3000, Persistence = PersistenceDomain.Eadr }, stopAtFirst: true);
+            Assert.AreEqual(0, unfenced.Violations, $"seed {seed}: {unfenced.FirstViolation}");
+            Assert.IsGreaterThan(0L, unfenced.Coverage.PmemPrefix, "a store torn by the power failure is still a state");
+        }
+        CampaignResult unflushed = Campaign.Run(Spec(WalFlaw.NewEpochBeforeBackingFlush, Workload.Random, seed: 1) with { Persistence = PersistenceDomain.Eadr }, stopAtFirst: true);
+        Assert.AreEqual(1, unflushed.Violations, "eADR is about the CPU caches, not the block devices' caches");
+    }
 }

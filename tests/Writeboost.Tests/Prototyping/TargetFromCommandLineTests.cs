@@ -67,7 +67,7 @@ public sealed class TargetFromCommandLineTests
     public void A_saved_history_names_its_design_and_replays_only_on_it()
     {
         LoadedTarget flawed = TargetLoader.Load(SampleAssembly, ["Flaw=AckBeforeFence"]);
-        CampaignResult failed = Campaign.Run(Spec(flawed), stopAtFirst: true);
+        CampaignResult failed = Campaign.Run(Spec(flawed) with { Persistence = PersistenceDomain.Adr }, stopAtFirst: true);
         Assert.AreEqual(1, failed.Violations, "the flaw is caught");
         using MemoryStream saved = new();
         failed.FailingHistory!.Save(saved);
@@ -77,6 +77,11 @@ public sealed class TargetFromCommandLineTests
         Assert.AreEqual(flawed.Identity.Type, loaded.RecordedOn.Type);
         CollectionAssert.AreEqual(new[] { "Flaw=AckBeforeFence" }, loaded.RecordedOn.Arguments.ToArray());
         Assert.AreEqual(SampleAssembly, loaded.RecordedOn.Location);
+        Assert.AreEqual(PersistenceDomain.Adr, loaded.Spec.Persistence);
+        using MemoryStream underEadr = new();
+        (failed.FailingHistory with { Spec = failed.FailingHistory.Spec with { Persistence = PersistenceDomain.Eadr } }).Save(underEadr);
+        underEadr.Position = 0;
+        Assert.AreEqual(PersistenceDomain.Eadr, CrashHistory.Load(underEadr, loaded.Spec).Spec.Persistence, "the domain is the history's");
 
         // Read back without its design, it is not run on the writeboost device: it says which design to load.
         TargetMismatchException onWriteboost = Assert.ThrowsExactly<TargetMismatchException>(() => Campaign.Replay(loaded, stopAtFirst: true));
