@@ -299,15 +299,17 @@ public static partial class Campaign
     private static CrashLog RecordRound(CampaignSpec spec, Media media, int schedule, int round, int workloadSeed, out byte[] recovered)
     {
         CrashLog log = new();
-        ScheduleHooks hooks = schedule == 0 ? ScheduleHooks.None : new PerturbedSchedule(StateSeed.Of(spec.Seed, schedule, 0x5C4E),
-            focus: PerturbedSchedule.FocusFor(FocusIndexOf(spec, schedule, round)));
+        int focusIndex = FocusIndexOf(spec, schedule, round);
+        PerturbedSchedule? perturbed = schedule == 0 ? null : new PerturbedSchedule(StateSeed.Of(spec.Seed, schedule, 0x5C4E), focus: PerturbedSchedule.FocusFor(focusIndex));
+        ScheduleHooks hooks = perturbed ?? ScheduleHooks.None;
+        ScheduleWindows windows = perturbed is null ? ScheduleWindows.None : new PerturbedWindows(perturbed, focusIndex);
         // With read caching, reads race the writes; in a perturbed recording, by construction (RacingReads).
         using RacingReads? racing = spec.Config.Keys.GetValueOrDefault(Cache.Table.TunableSpecs.ReadCacheThreshold) > 0 && spec.ReadPercent > 0 && spec.Script is null ? new() : null;
         if (racing is not null && schedule != 0)
         {
             hooks = new RacingReads.Hooks(hooks, racing);
         }
-        ICrashTargetDevice device = spec.ResolvedTarget.Open(RecordedDevices(spec, media, log), new TargetOpen(Live: true, schedule, spec.Seed) { Hooks = hooks, Life = round });
+        ICrashTargetDevice device = spec.ResolvedTarget.Open(RecordedDevices(spec, media, log), new TargetOpen(Live: true, schedule, spec.Seed) { Hooks = hooks, Windows = windows, Life = round });
         try
         {
             recovered = new byte[device.SizeBytes];

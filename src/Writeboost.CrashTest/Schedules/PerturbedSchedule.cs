@@ -30,20 +30,23 @@ internal sealed class PerturbedSchedule(int seed, int percent = 35, IReadOnlySet
     internal static IReadOnlySet<SchedulePoint> FocusFor(int index) =>
         Enumerable.Range(0, FocusWidth).Select(i => Points[(int)((uint)(index * FocusWidth + i) % (uint)Points.Length)]).ToHashSet();
 
-    public override void At(SchedulePoint point)
+    // The windows worth widening most: a written segment not yet flushed, a batch before its backing flush or
+    // its record, a write-around write on its way to the backing store — there a sleep lets every other thread run ahead.
+    public override void At(SchedulePoint point) =>
+        Perturb(focus is not null && focus.Contains(point), wide: point is SchedulePoint.FlushAfterSegmentWrite or SchedulePoint.FlushBeforeCacheFlush
+            or SchedulePoint.WritebackBeforeBackingFlush or SchedulePoint.WritebackBeforeMarkClean
+            or SchedulePoint.WriteAroundBeforeBackingWrite);
+
+    /// <summary>The calling thread at a window: held open when <paramref name="focused"/>, else a seeded yield, spin or sleep (more often a sleep when <paramref name="wide"/>).</summary>
+    internal void Perturb(bool focused, bool wide)
     {
-        if (focus is not null && focus.Contains(point))
+        if (focused)
         {
             Thread.Sleep(1);
             return;
         }
         int roll;
         int action;
-        // The windows worth widening most: a written segment not yet flushed, a batch before its backing flush or
-        // its record, a write-around write on its way to the backing store — there a sleep lets every other thread run ahead.
-        bool wide = point is SchedulePoint.FlushAfterSegmentWrite or SchedulePoint.FlushBeforeCacheFlush
-            or SchedulePoint.WritebackBeforeBackingFlush or SchedulePoint.WritebackBeforeMarkClean
-            or SchedulePoint.WriteAroundBeforeBackingWrite;
         int spins;
         lock (_lock)
         {

@@ -27,6 +27,12 @@ public sealed record TargetOpen(bool Live, int Schedule, int Seed, bool Survey =
     /// <summary>For the writeboost target: the harness's seam into the device's own threads.</summary>
     internal Cache.Core.ScheduleHooks? Hooks { get; init; }
 
+    /// <summary>
+    /// For a design with threads of its own: call <c>Windows.At("name")</c> at each window of them. Stretched in
+    /// a perturbed recording (<see cref="Schedule"/> above 0), nothing otherwise.
+    /// </summary>
+    public Schedules.ScheduleWindows Windows { get; init; } = Schedules.ScheduleWindows.None;
+
     /// <summary>Which life of the device this open starts (round 1 is the first; a crash state of round r is recovered by life r + 1): a target whose table changes between lives opens with that life's.</summary>
     public int Life { get; init; } = 1;
 }

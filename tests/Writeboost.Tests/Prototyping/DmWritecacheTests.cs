@@ -1,0 +1,138 @@
+using System.Buffers.Binary;
+using Writeboost.Cache.Table;
+using Writeboost.CrashTest;
+using Writeboost.CrashTest.Minimise;
+using Writeboost.CrashTest.Recording;
+using Writeboost.Devices;
+using Writeboost.Samples.DmWritecache;
+
+namespace Writeboost.Tests.Prototyping;
+
+/// <summary>
+/// dm-writecache's pmem mode re-created as a target (samples/DmWritecache): its layout and recovery rules, the
+/// correct protocol passing the judge, and each bug of its fix history caught and told in a few operations.
+/// </summary>
+[TestClass]
+public sealed class DmWritecacheTests
+{
+    private static CampaignSpec Spec(WritecacheTarget target, Workload workload = Workload.Random, int seed = 1, long states = 8000) =>
+        new(CacheMode.Volatile, workload, seed, Ops: 150, MaxStates: states) { Target = target };
+
+    [TestMethod]
+    public void A_blank_region_gets_the_kernels_layout_with_the_magic_written_last()
+    {
+        using MemoryPmemRegion pmem = new(16 * 1024);
+        using MemoryBlockDevice origin = new(64 * 1024);
+        using (WritecacheDevice cache = new(origin, pmem))
+        {
+            Assert.AreEqual(30L, cache.Blocks, "16 KiB: 30 blocks of 512 bytes with their 16-byte entries");
+        }
+        byte[] superblock = new byte[64];
+        pmem.Read(0, superblock);
+        Assert.AreEqual(WritecacheDevice.Magic, BinaryPrimitives.ReadUInt32LittleEndian(superblock));
+        Assert.AreEqual(1u, BinaryPrimitives.ReadUInt32LittleEndian(superblock.AsSpan(4)), "version");
+        Assert.AreEqual(512u, BinaryPrimitives.ReadUInt32LittleEndian(superblock.AsSpan(8)), "block_size");
+        Assert.AreEqual(30UL, BinaryPrimitives.ReadUInt64LittleEndian(superblock.AsSpan(16)), "n_blocks");
+        Assert.AreEqual(0UL, BinaryPrimitives.ReadUInt64LittleEndian(superblock.AsSpan(24)), "seq_count: nothing committed");
+        Assert.AreEqual(1024L, WritecacheDevice.DataOffset(30), "64 + 30 × 16 bytes, rounded up to a block");
+        byte[] entry = new byte[16];
+        pmem.Read(64 + 29 * 16, entry);
+        Assert.IsTrue(entry.All(b => b == 0xff), "every entry free (original_sector and seq_count all ones)");
+    }
+
+    [TestMethod]
+    public void Recovery_keeps_the_newest_committed_entry_per_sector_and_frees_everything_else()
+    {
+        using MemoryPmemRegion pmem = new(16 * 1024);
+        using MemoryBlockDevice origin = new(64 * 1024);
+        new WritecacheDevice(origin, pmem).Dispose();
+        SetSeqCount(pmem, 5);
+        SetEntry(pmem, 0, sector: 7, seq: 3, fill: 0xA3); // committed, older
+        SetEntry(pmem, 1, sector: 7, seq: 4, fill: 0xA4); // committed, newer: wins
+        SetEntry(pmem, 2, sector: 9, seq: 5, fill: 0xB5); // the interrupted epoch: discarded
+        SetEntry(pmem, 3, sector: 11, seq: 2, fill: 0xC2); // committed
+
+        using WritecacheDevice cache = new(origin, pmem);
+
+        Assert.AreEqual((2, 1, 1), cache.Recovered);
+        byte[] block = new byte[512];
+        cache.Read(7 * 512, block);
+        Assert.IsTrue(block.All(b => b == 0xA4), "the highest seq_count of sector 7");
+        cache.Read(9 * 512, block);
+        Assert.IsTrue(block.All(b => b == 0), "sector 9's uncommitted block is not data: the origin's is");
+        Assert.AreEqual(ulong.MaxValue, SeqOf(pmem, 2), "cleared, or the next commit would commit it");
+        Assert.AreEqual(ulong.MaxValue, SeqOf(pmem, 0), "the older copy of sector 7 is freed");
+    }
+
+    [TestMethod]
+    public void Recovery_refuses_two_identical_entries_and_a_foreign_region()
+    {
+        using MemoryPmemRegion pmem = new(16 * 1024);
+        using MemoryBlockDevice origin = new(64 * 1024);
+        new WritecacheDevice(origin, pmem).Dispose();
+        SetSeqCount(pmem, 5);
+        SetEntry(pmem, 0, sector: 7, seq: 3, fill: 1);
+        SetEntry(pmem, 4, sector: 7, seq: 3, fill: 2);
+        StringAssert.Contains(Assert.ThrowsExactly<InvalidDataException>(() => new WritecacheDevice(origin, pmem)).Message, "two identical entries for sector 7");
+
+        pmem.Write(0, [1, 2, 3, 4]);
+        StringAssert.Contains(Assert.ThrowsExactly<InvalidDataException>(() => new WritecacheDevice(origin, pmem)).Message, "not a dm-writecache superblock");
+    }
+
+    [TestMethod]
+    [DataRow(Workload.Random, true)]
+    [DataRow(Workload.Overwrite, true)]
+    [DataRow(Workload.Wrap, true)]
+    [DataRow(Workload.Random, false)]
+    public void The_kernels_protocol_loses_nothing_acknowledged(Workload workload, bool writebackFua)
+    {
+        CampaignResult result = Campaign.Run(Spec(new WritecacheTarget(WritebackFua: writebackFua), workload, seed: 4));
+
+        Assert.AreEqual(0, result.Violations, result.FirstViolation);
+        Assert.IsGreaterThan(0L, result.Coverage.PmemPrefix, "torn pmem lines");
+        Assert.IsGreaterThan(0L, result.Coverage.SecondCrash, "a second crash after its recovery");
+    }
+
+    [TestMethod]
+    [DataRow(WritecacheBug.FuaNotCommitted)]
+    [DataRow(WritecacheBug.DirectWriteFlushNotForwarded)]
+    [DataRow(WritecacheBug.CommitBeforeDataFenced)]
+    public void Each_bug_of_its_fix_history_is_caught_with_every_seed_and_told_in_a_few_operations(WritecacheBug bug)
+    {
+        CampaignResult? first = null;
+        foreach (int seed in new[] { 1, 2, 3 })
+        {
+            CampaignResult result = Campaign.Run(Spec(new WritecacheTarget(bug), seed: seed, states: 60_000), stopAtFirst: true);
+            Assert.AreEqual(1, result.Violations, $"{bug} passed seed {seed}");
+            first ??= result;
+        }
+        MinimisedFailure story = Minimiser.Minimise(first!) ?? throw new AssertFailedException($"{bug}: not minimised");
+        Assert.IsLessThanOrEqualTo(12, story.OpCount, string.Join('\n', story.Story));
+    }
+
+    [TestMethod]
+    public void Under_eADR_the_missing_fence_before_the_commit_is_no_bug()
+    {
+        CampaignResult result = Campaign.Run(Spec(new WritecacheTarget(WritecacheBug.CommitBeforeDataFenced), states: 20_000) with { Persistence = PersistenceDomain.Eadr });
+
+        Assert.AreEqual(0, result.Violations, result.FirstViolation);
+    }
+
+    private static void SetSeqCount(MemoryPmemRegion pmem, ulong seq) => pmem.Store64(24, seq);
+
+    private static void SetEntry(MemoryPmemRegion pmem, int block, ulong sector, ulong seq, byte fill)
+    {
+        pmem.Store64(64 + block * 16, sector);
+        pmem.Store64(64 + block * 16 + 8, seq);
+        byte[] data = new byte[512];
+        data.AsSpan().Fill(fill);
+        pmem.Write(WritecacheDevice.DataOffset(30) + block * 512, data);
+    }
+
+    private static ulong SeqOf(MemoryPmemRegion pmem, int block)
+    {
+        byte[] seq = new byte[8];
+        pmem.Read(64 + block * 16 + 8, seq);
+        return BinaryPrimitives.ReadUInt64LittleEndian(seq);
+    }
+}
