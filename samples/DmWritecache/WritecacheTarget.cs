@@ -11,12 +11,13 @@ namespace Writeboost.Samples.DmWritecache;
 /// <param name="Bug">A bug from its fix history, or none.</param>
 /// <param name="PmemBytes">The pmem region.</param>
 /// <param name="WritebackFua">Writeback with FUA (the default) or plain writes and one origin flush (<c>nofua</c>).</param>
-public sealed record WritecacheTarget(WritecacheBug Bug = WritecacheBug.None, long PmemBytes = 16 * 1024, bool WritebackFua = true) : ICrashTarget
+/// <param name="LockReleaseFences">x86's lock semantics the kernel relies on (<see cref="WritecacheSettings.LockReleaseFences"/>); false: the pmem API's rule alone.</param>
+public sealed record WritecacheTarget(WritecacheBug Bug = WritecacheBug.None, long PmemBytes = 16 * 1024, bool WritebackFua = true, bool LockReleaseFences = true) : ICrashTarget
 {
     public long PmemBytes { get; } = PmemBytes >= 4096 && PmemBytes % 4096 == 0 ? PmemBytes
         : throw new ArgumentOutOfRangeException(nameof(PmemBytes), PmemBytes, "whole 4 KiB pages, at least one");
 
-    public string Name => "dm-writecache" + (WritebackFua ? "" : " nofua") + (Bug == WritecacheBug.None ? "" : $" ({Bug})");
+    public string Name => "dm-writecache" + (WritebackFua ? "" : " nofua") + (LockReleaseFences ? "" : " (lock releases do not fence)") + (Bug == WritecacheBug.None ? "" : $" ({Bug})");
 
     /// <summary>Each open keeps its state in its own device: crash states may be checked on every core.</summary>
     public bool OpensConcurrently => true;
@@ -28,7 +29,7 @@ public sealed record WritecacheTarget(WritecacheBug Bug = WritecacheBug.None, lo
     {
         ArgumentNullException.ThrowIfNull(devices);
         return new Opened(new WritecacheDevice(devices.Backing, devices.Pmem ?? throw new ArgumentException("dm-writecache needs its pmem region"),
-            new WritecacheSettings(WritebackFua: WritebackFua), Bug));
+            new WritecacheSettings(WritebackFua: WritebackFua, LockReleaseFences: LockReleaseFences), Bug));
     }
 
     /// <summary>No threads of its own: a crash is just the end of its life.</summary>

@@ -38,6 +38,7 @@ public enum DeviceId : byte
 }
 
 /// <summary>One entry of the log. Data is a private copy.</summary>
+/// <param name="Ref">For a completion or acknowledgement: the event it completes. For a pmem write-back or fence: the thread that issued it (-1 in logs from before threads were recorded: any thread's).</param>
 public readonly record struct CrashEvent(EventKind Kind, DeviceId Device, long OffsetBytes, long LengthBytes, byte[]? Data, bool Fua, int Ref);
 
 /// <summary>

@@ -34,7 +34,11 @@ public sealed class MemoryPmemRegion : PmemRegion
     }
 }
 
-/// <summary>A decorator that logs every pmem store, line write-back and fence, in order.</summary>
+/// <summary>
+/// A decorator that logs every pmem store, line write-back and fence, in order. A write-back and a fence carry the
+/// thread that issued them (<see cref="CrashEvent.Ref"/>): a fence completes only its own thread's write-backs,
+/// as sfence orders only its own CPU's clwb and non-temporal stores.
+/// </summary>
 public sealed class RecordingPmemRegion(PmemRegion inner, CrashLog log) : PmemRegion(inner.Name, inner.LengthBytes)
 {
     public override PmemBackend Backend => inner.Backend;
@@ -52,13 +56,13 @@ public sealed class RecordingPmemRegion(PmemRegion inner, CrashLog log) : PmemRe
     protected override void FlushCore(long offsetBytes, long lengthBytes)
     {
         inner.Flush(offsetBytes, lengthBytes);
-        log.Append(new CrashEvent(EventKind.PmemFlush, DeviceId.Pmem, offsetBytes, lengthBytes, null, false, -1));
+        log.Append(new CrashEvent(EventKind.PmemFlush, DeviceId.Pmem, offsetBytes, lengthBytes, null, false, Environment.CurrentManagedThreadId));
     }
 
     protected override void DrainCore()
     {
         inner.Drain();
-        log.Append(new CrashEvent(EventKind.PmemFence, DeviceId.Pmem, 0, 0, null, false, -1));
+        log.Append(new CrashEvent(EventKind.PmemFence, DeviceId.Pmem, 0, 0, null, false, Environment.CurrentManagedThreadId));
     }
 
     protected override void Dispose(bool disposing)

@@ -170,7 +170,8 @@ internal sealed class PmemTimeline(byte[] initial, bool cachesPersist = false)
 
     public const int LineBytes = 64;
     private readonly Dictionary<long, List<(int OffsetInLine, byte[] Bytes)>> _pending = [];
-    private readonly Dictionary<long, int> _writtenBack = [];
+    /// <summary>Per line and thread: how many of the line's pending stores that thread's write-back covered (a fence completes its own thread's only).</summary>
+    private readonly Dictionary<(long Line, int Thread), int> _writtenBack = [];
 
     public byte[] Durable { get; } = initial;
     public IReadOnlyDictionary<long, List<(int OffsetInLine, byte[] Bytes)>> PendingLines => _pending;
@@ -209,25 +210,67 @@ internal sealed class PmemTimeline(byte[] initial, bool cachesPersist = false)
                 {
                     if (_pending.TryGetValue(line, out List<(int, byte[])>? stores))
                     {
-                        _writtenBack[line] = stores.Count;
+                        _writtenBack[(line, e.Ref)] = stores.Count;
                     }
                 }
                 break;
             case EventKind.PmemFence:
-                foreach ((long line, int count) in _writtenBack)
-                {
-                    List<(int OffsetInLine, byte[] Bytes)> stores = _pending[line];
-                    ApplyPrefix(Durable, line, stores, count);
-                    stores.RemoveRange(0, count);
-                    if (stores.Count == 0)
-                    {
-                        _pending.Remove(line);
-                    }
-                }
-                _writtenBack.Clear();
+                Fence(e.Ref);
                 break;
             default:
                 break;
+        }
+    }
+
+    /// <summary>
+    /// A fence by <paramref name="thread"/>: the lines that thread wrote back reach the persistence domain, up to
+    /// the stores its write-back covered; another thread's write-backs stay pending (-1, from logs without threads:
+    /// any thread's).
+    /// </summary>
+    private void Fence(int thread)
+    {
+        if (_writtenBack.Count == 0)
+        {
+            return;
+        }
+        List<(long Line, int Thread)>? done = null;
+        foreach (((long line, int by), int count) in _writtenBack)
+        {
+            if (by == thread || by == -1 || thread == -1)
+            {
+                (done ??= []).Add((line, by));
+            }
+        }
+        if (done is null)
+        {
+            return;
+        }
+        foreach ((long line, int by) in done)
+        {
+            if (!_writtenBack.Remove((line, by), out int count) || !_pending.TryGetValue(line, out List<(int OffsetInLine, byte[] Bytes)>? stores))
+            {
+                continue;
+            }
+            count = Math.Min(count, stores.Count);
+            ApplyPrefix(Durable, line, stores, count);
+            stores.RemoveRange(0, count);
+            if (stores.Count == 0)
+            {
+                _pending.Remove(line);
+            }
+            // Another thread's write-back of the same line counted stores that are durable now.
+            foreach ((long Line, int Thread) other in _writtenBack.Keys.Where(k => k.Line == line).ToList())
+            {
+                int left = _writtenBack[other] - count;
+                if (left > 0 && stores.Count > 0)
+                {
+                    _writtenBack[other] = left;
+                }
+                else
+                {
+                    _writtenBack.Remove(other);
+                }
+            }
         }
     }
 

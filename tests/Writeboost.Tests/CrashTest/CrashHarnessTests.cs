@@ -294,6 +294,51 @@ public sealed class CrashHarnessTests
     }
 
     [TestMethod]
+    public void A_fence_completes_only_the_write_backs_of_its_own_thread()
+    {
+        PmemTimeline timeline = new(4096);
+        timeline.Apply(new CrashEvent(EventKind.PmemStore, DeviceId.Pmem, 0, 8, [1, 1, 1, 1, 1, 1, 1, 1], false, -1));
+        timeline.Apply(new CrashEvent(EventKind.PmemFlush, DeviceId.Pmem, 0, 8, null, false, Ref: 7)); // thread 7 writes the line back
+        timeline.Apply(new CrashEvent(EventKind.PmemStore, DeviceId.Pmem, 128, 8, [2, 2, 2, 2, 2, 2, 2, 2], false, -1));
+        timeline.Apply(new CrashEvent(EventKind.PmemFlush, DeviceId.Pmem, 128, 8, null, false, Ref: 9));
+
+        timeline.Apply(new CrashEvent(EventKind.PmemFence, DeviceId.Pmem, 0, 0, null, false, Ref: 9));
+        Assert.AreEqual(0, timeline.Durable[0], "thread 9's sfence does not complete thread 7's write-back");
+        Assert.AreEqual(2, timeline.Durable[128], "its own, it does");
+
+        timeline.Apply(new CrashEvent(EventKind.PmemFence, DeviceId.Pmem, 0, 0, null, false, Ref: 7));
+        Assert.AreEqual(1, timeline.Durable[0]);
+        Assert.AreEqual(0, timeline.PendingLines.Count);
+    }
+
+    [TestMethod]
+    public void A_log_without_threads_keeps_its_meaning_any_fence_completes_any_write_back()
+    {
+        PmemTimeline timeline = new(4096);
+        timeline.Apply(new CrashEvent(EventKind.PmemStore, DeviceId.Pmem, 0, 8, [1, 1, 1, 1, 1, 1, 1, 1], false, -1));
+        timeline.Apply(new CrashEvent(EventKind.PmemFlush, DeviceId.Pmem, 0, 8, null, false, -1));
+        timeline.Apply(new CrashEvent(EventKind.PmemFence, DeviceId.Pmem, 0, 0, null, false, Ref: 3));
+        Assert.AreEqual(1, timeline.Durable[0]);
+    }
+
+    [TestMethod]
+    public void Two_threads_writing_back_one_line_each_complete_what_their_own_write_back_covered()
+    {
+        PmemTimeline timeline = new(4096);
+        timeline.Apply(new CrashEvent(EventKind.PmemStore, DeviceId.Pmem, 0, 1, [1], false, -1));
+        timeline.Apply(new CrashEvent(EventKind.PmemFlush, DeviceId.Pmem, 0, 64, null, false, Ref: 1)); // covers the first store
+        timeline.Apply(new CrashEvent(EventKind.PmemStore, DeviceId.Pmem, 1, 1, [2], false, -1));
+        timeline.Apply(new CrashEvent(EventKind.PmemFlush, DeviceId.Pmem, 0, 64, null, false, Ref: 2)); // covers both
+
+        timeline.Apply(new CrashEvent(EventKind.PmemFence, DeviceId.Pmem, 0, 0, null, false, Ref: 1));
+        Assert.AreEqual(1, timeline.Durable[0]);
+        Assert.AreEqual(0, timeline.Durable[1], "thread 1's write-back came before the second store");
+        timeline.Apply(new CrashEvent(EventKind.PmemFence, DeviceId.Pmem, 0, 0, null, false, Ref: 2));
+        Assert.AreEqual(2, timeline.Durable[1], "thread 2's covered the rest");
+        Assert.AreEqual(0, timeline.PendingLines.Count);
+    }
+
+    [TestMethod]
     public void Under_eADR_a_pmem_store_is_durable_once_it_completed_and_only_one_in_progress_can_tear()
     {
         PmemTimeline timeline = new(new byte[4096], cachesPersist: true);
