@@ -34,6 +34,13 @@ public enum Workload
 /// <param name="Shard">With <paramref name="Shards"/>: check only the sampled crash points whose index is this modulo that.</param>
 public sealed record CampaignSpec(CacheMode Mode, Workload Workload, int Seed, int Ops, long MaxStates, string Mutant = "none", int Shard = 0, int Shards = 1)
 {
+    /// <summary>A campaign on a design of one's own: no writeboost mode, configuration or seeded bug to give (they are the writeboost device's).</summary>
+    public static CampaignSpec For(ICrashTarget target, Workload workload, int seed, int ops, long maxStates)
+    {
+        ArgumentNullException.ThrowIfNull(target);
+        return new CampaignSpec(CacheMode.Volatile, workload, seed, ops, maxStates) { Target = target };
+    }
+
     public CrashConfig Config { get; init; } = CrashConfig.Default;
 
     /// <summary>Recorded schedules of the writers and workers: the first unperturbed, the others seeded perturbations (<see cref="PerturbedSchedule"/>).</summary>

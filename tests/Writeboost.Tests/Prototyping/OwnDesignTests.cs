@@ -9,7 +9,7 @@ namespace Writeboost.Tests.Prototyping;
 public sealed class OwnDesignTests
 {
     private static CampaignSpec Spec(WalFlaw flaw, Workload workload, int seed) =>
-        new(CacheMode.Persistent, workload, seed, Ops: 150, MaxStates: 8000) { Target = new PmemWalTarget(flaw) };
+        CampaignSpec.For(new PmemWalTarget(flaw), workload, seed, ops: 150, maxStates: 8000);
 
     [TestMethod]
     [DataRow(Workload.Random)]
