@@ -510,7 +510,36 @@ public static partial class Campaign
 
     /// <summary>One state of a history's last round, judged, with what a story needs.</summary>
     /// <param name="JudgedRound">The round whose oracle judged the state, and whose events <see cref="Verdict"/> names: the one before for a crash during this round's recovery.</param>
-    internal sealed record SurveyedState(int Point, int Variant, StateKind Kind, string Problem, int Complexity, WriteFate[] Fates, LineFates Lines, string? RecoveryStory, long Sector, Oracle.SectorVerdict? Verdict, byte[]? SectorContent, int JudgedRound);
+    internal sealed record SurveyedState(int Point, int Variant, StateKind Kind, string Problem, int Complexity, WriteFate[] Fates, LineFates Lines, string? RecoveryStory, long Sector, Oracle.SectorVerdict? Verdict, byte[]? SectorContent, int JudgedRound)
+    {
+        /// <summary>Each pmem line that lost a store in this state, told in a line (for the story).</summary>
+        public IReadOnlyList<string> LostPmem { get; init; } = [];
+    }
+
+    /// <summary>The pmem lines <paramref name="state"/> lost stores of: where, what was stored, and whether it had been written back.</summary>
+    private static List<string> LostPmemLines(Timelines timelines, CrashState state)
+    {
+        List<string> lost = [];
+        if (timelines.PmemLines is not { } pmem)
+        {
+            return lost;
+        }
+        int at = 0;
+        foreach ((long line, List<(int OffsetInLine, byte[] Bytes)> stores) in pmem.PendingLines.OrderBy(l => l.Key))
+        {
+            int kept = state.KeptOfPendingLines?[at] ?? 0;
+            at++;
+            if (kept == stores.Count)
+            {
+                continue;
+            }
+            (int offsetInLine, byte[] bytes) = stores[kept];
+            string value = Convert.ToHexString(bytes.AsSpan(0, Math.Min(8, bytes.Length))).ToLowerInvariant() + (bytes.Length > 8 ? "…" : "");
+            lost.Add($"the line at byte {line * PmemTimeline.LineBytes} kept {kept} of its {stores.Count} store(s) not yet durable; the first lost: {bytes.Length} byte(s) at byte {line * PmemTimeline.LineBytes + offsetInLine} (0x{value}), "
+                + (pmem.IsWrittenBack(line) ? "written back but not fenced" : "not written back"));
+        }
+        return lost;
+    }
 
     /// <summary>
     /// Every state of a history's last round (up to <paramref name="perPoint"/> at each point) that violates the
@@ -555,7 +584,8 @@ public static partial class Campaign
                     : null;
                 failing.Add(new SurveyedState(point, variant, duringRecovery || crashedItsRecovery ? StateKind.DuringRecovery : CrashStates.KindOf(kinds, variant), problem,
                     state.Complexity, state.Fates, state.Lines, outcome.Story, sector, verdict,
-                    sector >= 0 ? outcome.Content?.AsSpan((int)(sector * 512), 512).ToArray() : null, duringRecovery ? check.Round - 1 : check.Round));
+                    sector >= 0 ? outcome.Content?.AsSpan((int)(sector * 512), 512).ToArray() : null, duringRecovery ? check.Round - 1 : check.Round)
+                { LostPmem = LostPmemLines(timelines, state) });
             }
         }
         return failing;

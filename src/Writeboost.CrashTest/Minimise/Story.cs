@@ -8,6 +8,9 @@ namespace Writeboost.CrashTest.Minimise;
 /// <summary>Writes a minimised failure as lines a person can follow.</summary>
 internal static class Story
 {
+    /// <summary>The lost pmem lines a story names one by one (the first, in address order).</summary>
+    private const int MaxLostLinesTold = 4;
+
     /// <summary>A live read that returned what the oracle forbids: the operations up to it, and the verdict.</summary>
     public static IReadOnlyList<string> TellLiveRead(CrashHistory history, int readDone, string problem)
     {
@@ -46,6 +49,14 @@ internal static class Story
         if (state.Lines.Pending > 0)
         {
             lines.Add($"  pmem: {state.Lines.Pending} cache line(s) had stores not yet fenced: {state.Lines.None} kept none of them, {state.Lines.Partial} a partial prefix, {state.Lines.All} all.");
+            foreach (string lost in state.LostPmem.Take(MaxLostLinesTold))
+            {
+                lines.Add($"    {lost}");
+            }
+            if (state.LostPmem.Count > MaxLostLinesTold)
+            {
+                lines.Add($"    and {state.LostPmem.Count - MaxLostLinesTold} more line(s).");
+            }
         }
         if (state.RecoveryStory is { } recovery)
         {

@@ -165,6 +165,9 @@ internal sealed class PmemTimeline(byte[] initial, bool cachesPersist = false)
     {
     }
 
+    /// <summary>True when some thread wrote <paramref name="line"/> back since its last store and has not fenced yet.</summary>
+    public bool IsWrittenBack(long line) => _writtenBack.Keys.Any(k => k.Line == line);
+
     /// <summary>eADR: the CPU caches are in the power-fail domain.</summary>
     public bool CachesPersist => cachesPersist;
 

@@ -122,6 +122,9 @@ internal sealed class CrashState
     /// <summary>The pending pmem lines' fates in this state.</summary>
     public LineFates Lines { get; set; }
 
+    /// <summary>Of each pending pmem line (in line order), how many of its pending stores this state kept; null: none of any.</summary>
+    public int[]? KeptOfPendingLines { get; set; }
+
     /// <summary>How much this state asks of a reader: every write in flight, each torn one twice, each partial pmem line.</summary>
     public int Complexity => Fates.Length + Fates.Count(f => f.KeptSectors > 0 && f.KeptSectors < f.Sectors) + Lines.Partial + (Lines.Pending > 0 ? 1 : 0);
 
@@ -373,6 +376,9 @@ internal static class CrashStates
         int none = 0;
         int partial = 0;
         int all = 0;
+        int[] kept = new int[timelines.PmemLines.PendingLines.Count];
+        state.KeptOfPendingLines = kept;
+        int at = 0;
         foreach ((long index, List<(int OffsetInLine, byte[] Bytes)> stores) in timelines.PmemLines.PendingLines.OrderBy(l => l.Key))
         {
             int count = fate switch
@@ -381,6 +387,7 @@ internal static class CrashStates
                 PmemFate.Partial when stores.Count >= 2 && random.Next(2) == 0 => random.Next(1, stores.Count),
                 _ => random.Next(stores.Count + 1),
             };
+            kept[at++] = count;
             none += count == 0 ? 1 : 0;
             partial += count > 0 && count < stores.Count ? 1 : 0;
             all += count == stores.Count ? 1 : 0;

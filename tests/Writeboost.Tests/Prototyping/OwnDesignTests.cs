@@ -1,5 +1,6 @@
 using Writeboost.Cache.Table;
 using Writeboost.CrashTest;
+using Writeboost.CrashTest.Minimise;
 using Writeboost.Samples.PmemWal;
 
 namespace Writeboost.Tests.Prototyping;
@@ -35,6 +36,16 @@ public sealed class OwnDesignTests
             CampaignResult result = Campaign.Run(Spec(flaw, Workload.Random, seed), stopAtFirst: true);
             Assert.AreEqual(1, result.Violations, $"{flaw} passed seed {seed}");
         }
+    }
+
+    [TestMethod]
+    public void The_story_of_an_unfenced_record_names_the_pmem_lines_the_crash_lost()
+    {
+        CampaignResult failed = Campaign.Run(Spec(WalFlaw.AckBeforeFence, Workload.Random, seed: 1), stopAtFirst: true);
+        MinimisedFailure story = Minimiser.Minimise(failed) ?? throw new AssertFailedException("not minimised");
+
+        string lost = story.Story.First(line => line.Contains("the first lost:", StringComparison.Ordinal));
+        StringAssert.Matches(lost, new System.Text.RegularExpressions.Regex(@"the line at byte \d+ kept 0 of its \d+ store\(s\) not yet durable; the first lost: \d+ byte\(s\) at byte \d+ \(0x[0-9a-f]+…?\), written back but not fenced"));
     }
 
     [TestMethod]
