@@ -28,6 +28,53 @@ public sealed record FuaBenchResult(
     /// <summary><c>--independent</c>: <see cref="Iops"/> over <see cref="Independent"/>'s (else null).</summary>
     [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
     public double? IopsRatioToIndependent { get; init; }
+
+    /// <summary>How many rounds were measured; the fields above are the median round's (by IOPS, or by the ratio to the independent reference).</summary>
+    public int Rounds { get; init; } = 1;
+
+    /// <summary>Over the rounds (null for a single result not yet summarised).</summary>
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
+    public Spread? IopsSpread { get; init; }
+
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
+    public Spread? P50Spread { get; init; }
+
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
+    public Spread? P99Spread { get; init; }
+
+    /// <summary><c>--independent</c>: the ratio over the rounds, each round measuring both (alternating which goes first).</summary>
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
+    public Spread? IopsRatioToIndependentSpread { get; init; }
+
+    /// <summary>A line per figure whose rounds disagree by more than <see cref="Spread.WideAbove"/>.</summary>
+    public IReadOnlyList<string> Warnings { get; init; } = [];
+
+    /// <summary>The rounds summarised: the median round whole, each figure's spread, and warnings for wide ones.</summary>
+    public static FuaBenchResult OfRounds(IReadOnlyList<FuaBenchResult> rounds)
+    {
+        ArgumentNullException.ThrowIfNull(rounds);
+        bool reference = rounds.All(r => r.IopsRatioToIndependent is not null);
+        FuaBenchResult median = Spread.MedianRound(rounds, r => reference ? r.IopsRatioToIndependent!.Value : r.Iops);
+        Dictionary<string, Spread> spreads = new()
+        {
+            ["FUA IOPS"] = Spread.Of(rounds.Select(r => r.Iops)),
+            ["FUA p50"] = Spread.Of(rounds.Select(r => r.P50Us)),
+            ["FUA p99"] = Spread.Of(rounds.Select(r => r.P99Us)),
+        };
+        if (reference)
+        {
+            spreads["IOPS ratio to the independent devices"] = Spread.Of(rounds.Select(r => r.IopsRatioToIndependent!.Value));
+        }
+        return median with
+        {
+            Rounds = rounds.Count,
+            IopsSpread = spreads["FUA IOPS"],
+            P50Spread = spreads["FUA p50"],
+            P99Spread = spreads["FUA p99"],
+            IopsRatioToIndependentSpread = reference ? spreads["IOPS ratio to the independent devices"] : null,
+            Warnings = Spread.WarningsOf(spreads),
+        };
+    }
 }
 
 /// <summary>What <c>wb bench randwrite</c> measured, with its same-run reference.</summary>

@@ -70,7 +70,6 @@ internal sealed class BenchVerb : PmemBenchOptions
             "fua" when Independent && Writers < 2 => throw new UsageException($"--independent: compares --writers N on one device with N devices; --writers {Writers} needs no reference (give 2 or more)"),
             "fua" when Independent && Mode == "both" => throw new UsageException("--independent: give --mode 0 or 1, not both"),
             "fua" when Mode == "both" && arguments.Count == 0 => RunFuaBothModes(RoundCount),
-            _ when Rounds is not null && Kind != "randwrite" => throw new UsageException("--rounds: only pmem, fua --mode both (without a TABLE) and randwrite repeat their measurement in rounds so far"),
             "fua" => WithTable(arguments, defaultOps: 20_000, RunFua),
             "randwrite" => WithTable(arguments, defaultOps: 65_536, RunRandWrite),
             _ => throw new UsageException($"wb bench {Kind}: unknown benchmark (available: pmem, fua, randwrite)"),
@@ -159,24 +158,43 @@ internal sealed class BenchVerb : PmemBenchOptions
         }
     }
 
+    /// <summary>
+    /// <see cref="RoundCount"/> rounds of the FUA benchmark on one table. With <c>--independent</c> each round measures
+    /// both, the reference first in every other round (A B, B A, ...), so a busy moment of the machine falls on both.
+    /// </summary>
     private int RunFua(DeviceTable table, long ops)
     {
-        FuaBenchResult result = MeasureFua(table, ops);
-        if (Independent)
+        List<FuaBenchResult> rounds = [];
+        for (int round = 0; round < RoundCount && !Cancel.IsCancellationRequested; round++)
         {
-            FuaBenchResult independent = MeasureFuaIndependent(ops);
-            result = result with { Independent = independent, IopsRatioToIndependent = result.Iops / independent.Iops };
+            if (!Independent)
+            {
+                rounds.Add(MeasureFua(table, ops));
+                continue;
+            }
+            FuaBenchResult? independent = round % 2 == 1 ? MeasureFuaIndependent(ops) : null;
+            FuaBenchResult shared = MeasureFua(table, ops);
+            independent ??= MeasureFuaIndependent(ops);
+            rounds.Add(shared with { Independent = independent, IopsRatioToIndependent = shared.Iops / independent.Iops });
         }
+        FuaBenchResult result = FuaBenchResult.OfRounds(rounds);
         if (Json)
         {
             Output.Json(result);
             return 0;
         }
         PrintFua(result.Independent is null ? [result] : [result, result.Independent]);
+        if (result.Rounds > 1)
+        {
+            Console.WriteLine($"rounds: {result.Rounds} (the row is the median round's); IOPS {result.IopsSpread!.Format("F0")}, p50 {result.P50Spread!.Format("F1", " us")}, p99 {result.P99Spread!.Format("F1", " us")}");
+        }
         if (result.Independent is not null)
         {
-            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"{Writers} writers on one device / {Writers} devices with one writer each, same run: IOPS ratio {result.IopsRatioToIndependent:F2}"));
+            Console.WriteLine($"{Writers} writers on one device / {Writers} devices with one writer each, same run: IOPS ratio {result.IopsRatioToIndependentSpread!.Format("F2")}");
+        }
+        foreach (string warning in result.Warnings)
+        {
+            Console.WriteLine($"warning: {warning}");
         }
         return 0;
     }

@@ -52,7 +52,7 @@ internal class PmemBenchOptions : PmemRegionOptions
     [Option("force", HelpText = "Benchmark (so overwrite) a path even though it holds a writeboost cache or pmem buffer, a filesystem or another signature: that content is lost.")]
     public bool Force { get; set; }
 
-    [Option("rounds", HelpText = "pmem, fua --mode both, randwrite: how many rounds (default 3), each measuring the reference and the benchmark (pmem: the Pmem API, then libpmem called directly on the same file; fua: mode 0, mode 1, then the floor, a bare 4 KiB write+persist of the same pmem file; randwrite: the cache device's sequential bandwidth, then the random writes); every figure is their median, with the range they gave, and a spread wider than 25 % is warned about.")]
+    [Option("rounds", HelpText = "pmem, fua, randwrite: how many rounds (default 3), each measuring the reference and the benchmark (pmem: the Pmem API, then libpmem called directly on the same file; fua --mode both: mode 0, mode 1, then the floor, a bare 4 KiB write+persist of the same pmem file; fua --independent: the N devices and the one device, alternating which goes first; randwrite: the cache device's sequential bandwidth, then the random writes); every figure is their median, with the range they gave, and a spread wider than 25 % is warned about.")]
     public int? Rounds { get; set; }
 
     /// <summary><see cref="Rounds"/>, 3 when not given; fewer than one is a usage error.</summary>

@@ -114,10 +114,19 @@ public sealed class BenchRoundsTests
     }
 
     [TestMethod]
-    public void Rounds_where_they_are_not_repeated_yet_are_refused()
+    public void One_mode_of_the_FUA_bench_is_repeated_in_rounds_with_the_spread_of_each_figure()
     {
-        WbResult result = WbProcess.Run(null, "bench", "fua", "--mode", "0", "--ops", "10", "--rounds", "5");
-        Assert.AreEqual(2, result.ExitCode);
-        StringAssert.Contains(result.Stderr, "--rounds: only pmem, fua --mode both (without a TABLE) and randwrite");
+        using TempDirectory dir = new();
+        WbResult result = WbProcess.Run(null, "bench", "fua", "--mode", "0", "--ops", "200", "--rounds", "3", "--work-dir", dir.Path, "--json");
+        Assert.AreEqual(0, result.ExitCode, result.Stderr);
+        using JsonDocument json = JsonDocument.Parse(result.Stdout);
+        JsonElement root = json.RootElement;
+        Assert.AreEqual(3, root.GetProperty("rounds").GetInt32());
+        JsonElement iops = root.GetProperty("iops_spread");
+        Assert.AreEqual(3, iops.GetProperty("rounds").GetInt32());
+        Assert.IsLessThanOrEqualTo(iops.GetProperty("median").GetDouble(), iops.GetProperty("min").GetDouble());
+        Assert.IsGreaterThanOrEqualTo(iops.GetProperty("median").GetDouble(), iops.GetProperty("max").GetDouble());
+        Assert.AreEqual(root.GetProperty("iops").GetDouble(), iops.GetProperty("median").GetDouble(), "the row is the median round's");
+        Assert.IsTrue(root.TryGetProperty("p50_spread", out _) && root.TryGetProperty("warnings", out _));
     }
 }
