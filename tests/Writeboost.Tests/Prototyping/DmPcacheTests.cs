@@ -4,6 +4,7 @@ using Writeboost.CrashTest;
 using Writeboost.CrashTest.Minimise;
 using Writeboost.CrashTest.Recording;
 using Writeboost.Devices;
+using Writeboost.Tests.Support;
 using Writeboost.Samples.DmPcache;
 
 namespace Writeboost.Tests.Prototyping;
@@ -16,9 +17,6 @@ namespace Writeboost.Tests.Prototyping;
 public sealed class DmPcacheTests
 {
     private const int SegmentBytes = 32 * 1024;
-
-    private static CampaignSpec Spec(PcacheTarget target, Workload workload = Workload.Random, int seed = 1, long states = 8000) =>
-        new(CacheMode.Volatile, workload, seed, Ops: 150, MaxStates: states) { Target = target };
 
     private static MemoryPmemRegion Region(int segments = 8) => new(PcacheDevice.SegmentsOffset + (long)segments * SegmentBytes);
 
@@ -94,29 +92,13 @@ public sealed class DmPcacheTests
     [DataRow(Workload.Overwrite)]
     [DataRow(Workload.Wrap)]
     [DataRow(Workload.Protocol)]
-    public void The_fixed_protocol_loses_nothing_acknowledged(Workload workload)
-    {
-        CampaignResult result = Campaign.Run(Spec(new PcacheTarget(), workload, seed: 4));
-
-        Assert.AreEqual(0, result.Violations, result.FirstViolation);
-        Assert.IsGreaterThan(0L, result.Coverage.PmemPrefix, "torn pmem lines");
-        Assert.IsGreaterThan(0L, result.Coverage.SecondCrash, "a second crash after its recovery");
-    }
+    public void The_fixed_protocol_loses_nothing_acknowledged(Workload workload) =>
+        DesignVerdicts.LosesNothing(new PcacheTarget(), workload);
 
     [TestMethod]
     [DataRow(PcacheBug.WriteOverLatestCopy)]
     [DataRow(PcacheBug.InfoWriteWithoutFence)]
     [DataRow(PcacheBug.CacheInfoIndexing)]
-    public void Each_bug_fixed_after_its_merge_is_caught_with_every_seed_and_told_in_a_few_operations(PcacheBug bug)
-    {
-        CampaignResult? first = null;
-        foreach (int seed in new[] { 1, 2, 3 })
-        {
-            CampaignResult result = Campaign.Run(Spec(new PcacheTarget(bug), seed: seed, states: 60_000), stopAtFirst: true);
-            Assert.AreEqual(1, result.Violations, $"{bug} passed seed {seed}");
-            first ??= result;
-        }
-        MinimisedFailure story = Minimiser.Minimise(first!) ?? throw new AssertFailedException($"{bug}: not minimised");
-        Assert.IsLessThanOrEqualTo(12, story.OpCount, string.Join('\n', story.Story));
-    }
+    public void Each_bug_fixed_after_its_merge_is_caught_with_every_seed_and_told_in_a_few_operations(PcacheBug bug) =>
+        DesignVerdicts.CaughtWithEverySeedAndToldBriefly(new PcacheTarget(bug));
 }

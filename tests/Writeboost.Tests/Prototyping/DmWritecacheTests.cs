@@ -4,6 +4,7 @@ using Writeboost.CrashTest;
 using Writeboost.CrashTest.Minimise;
 using Writeboost.CrashTest.Recording;
 using Writeboost.Devices;
+using Writeboost.Tests.Support;
 using Writeboost.Samples.DmWritecache;
 
 namespace Writeboost.Tests.Prototyping;
@@ -15,9 +16,6 @@ namespace Writeboost.Tests.Prototyping;
 [TestClass]
 public sealed class DmWritecacheTests
 {
-    private static CampaignSpec Spec(WritecacheTarget target, Workload workload = Workload.Random, int seed = 1, long states = 8000) =>
-        new(CacheMode.Volatile, workload, seed, Ops: 150, MaxStates: states) { Target = target };
-
     [TestMethod]
     public void A_blank_region_gets_the_kernels_layout_with_the_magic_written_last()
     {
@@ -84,36 +82,20 @@ public sealed class DmWritecacheTests
     [DataRow(Workload.Overwrite, true)]
     [DataRow(Workload.Wrap, true)]
     [DataRow(Workload.Random, false)]
-    public void The_kernels_protocol_loses_nothing_acknowledged(Workload workload, bool writebackFua)
-    {
-        CampaignResult result = Campaign.Run(Spec(new WritecacheTarget(WritebackFua: writebackFua), workload, seed: 4));
-
-        Assert.AreEqual(0, result.Violations, result.FirstViolation);
-        Assert.IsGreaterThan(0L, result.Coverage.PmemPrefix, "torn pmem lines");
-        Assert.IsGreaterThan(0L, result.Coverage.SecondCrash, "a second crash after its recovery");
-    }
+    public void The_kernels_protocol_loses_nothing_acknowledged(Workload workload, bool writebackFua) =>
+        DesignVerdicts.LosesNothing(new WritecacheTarget(WritebackFua: writebackFua), workload);
 
     [TestMethod]
     [DataRow(WritecacheBug.FuaNotCommitted)]
     [DataRow(WritecacheBug.DirectWriteFlushNotForwarded)]
     [DataRow(WritecacheBug.CommitBeforeDataFenced)]
-    public void Each_bug_of_its_fix_history_is_caught_with_every_seed_and_told_in_a_few_operations(WritecacheBug bug)
-    {
-        CampaignResult? first = null;
-        foreach (int seed in new[] { 1, 2, 3 })
-        {
-            CampaignResult result = Campaign.Run(Spec(new WritecacheTarget(bug), seed: seed, states: 60_000), stopAtFirst: true);
-            Assert.AreEqual(1, result.Violations, $"{bug} passed seed {seed}");
-            first ??= result;
-        }
-        MinimisedFailure story = Minimiser.Minimise(first!) ?? throw new AssertFailedException($"{bug}: not minimised");
-        Assert.IsLessThanOrEqualTo(12, story.OpCount, string.Join('\n', story.Story));
-    }
+    public void Each_bug_of_its_fix_history_is_caught_with_every_seed_and_told_in_a_few_operations(WritecacheBug bug) =>
+        DesignVerdicts.CaughtWithEverySeedAndToldBriefly(new WritecacheTarget(bug));
 
     [TestMethod]
     public void Under_eADR_the_missing_fence_before_the_commit_is_no_bug()
     {
-        CampaignResult result = Campaign.Run(Spec(new WritecacheTarget(WritecacheBug.CommitBeforeDataFenced), states: 20_000) with { Persistence = PersistenceDomain.Eadr });
+        CampaignResult result = Campaign.Run(CampaignSpec.For(new WritecacheTarget(WritecacheBug.CommitBeforeDataFenced), Workload.Random, seed: 1, ops: 150, maxStates: 20_000) with { Persistence = PersistenceDomain.Eadr });
 
         Assert.AreEqual(0, result.Violations, result.FirstViolation);
     }
