@@ -44,7 +44,7 @@ internal static class Story
         foreach (WriteFate fate in state.Fates)
         {
             string what = fate.KeptSectors == 0 ? "lost" : fate.KeptSectors == fate.Sectors ? "kept" : $"torn: {fate.KeptSectors} of {fate.Sectors} sectors landed";
-            lines.Add($"  {DeviceName(fate.Device)}: the write of {Bytes(fate.LengthBytes)} at byte {fate.OffsetBytes} (event {fate.Issue}), not yet durable, is {what}.");
+            lines.Add($"  {DeviceName(fate.Device)}: the write of {Sectors(fate.OffsetBytes, fate.LengthBytes)} (event {fate.Issue}), not yet durable, is {what}.");
         }
         if (state.Lines.Pending > 0)
         {
@@ -214,5 +214,12 @@ internal static class Story
         _ => "pmem (block backend)",
     };
 
-    private static string Bytes(long length) => length % 1024 == 0 ? $"{length / 1024} KiB" : $"{length} bytes";
+    /// <summary>A device write in the story's unit, sectors as the operations are told: "sectors 2080-2103", with bytes in brackets where it is not sector-sized.</summary>
+    private static string Sectors(long offsetBytes, long lengthBytes)
+    {
+        long first = offsetBytes / 512;
+        long last = (offsetBytes + Math.Max(1, lengthBytes) - 1) / 512;
+        string sectors = first == last ? $"sector {first}" : $"sectors {first}-{last}";
+        return offsetBytes % 512 == 0 && lengthBytes % 512 == 0 ? sectors : $"{sectors} ({lengthBytes} bytes at byte {offsetBytes})";
+    }
 }
