@@ -53,6 +53,31 @@ public sealed class PmemBenchmark
     }
 
     /// <summary>
+    /// What the same writes cost where the CPU caches are inside the power-fail domain (eADR): each block stored
+    /// and then fenced (<see cref="PmemRegion.Write"/> then <see cref="PmemRegion.Drain"/>: the fence orders the
+    /// stores, no line is written back). Measured on any dax region; meaningful where the region is pmem.
+    /// </summary>
+    public PmemBenchResult RunEadr(PmemRegion region)
+    {
+        ArgumentNullException.ThrowIfNull(region);
+        long slots = region.LengthBytes / BlockBytes;
+        if (slots < 1)
+        {
+            throw new ArgumentException($"{region.Name}: the region ({region.LengthBytes} bytes) is smaller than one {BlockBytes}-byte block");
+        }
+        Prefault(region);
+        (LatencySummary summary, double seconds) = Measure(slots, (offset, block) =>
+        {
+            region.Write(offset, block);
+            region.Drain();
+        });
+        return new PmemBenchResult(
+            region.Backend.ToString().ToLowerInvariant(), region.Name, region.IsPmem, GranularityName(region.Granularity),
+            BlockBytes, summary.Count, seconds, summary.Count / seconds,
+            summary.MeanNs, summary.P50Ns, summary.P99Ns, summary.P999Ns, summary.MaxNs);
+    }
+
+    /// <summary>
     /// The floor of <see cref="Run"/>, in this process: the same loop with libpmem called directly —
     /// <c>pmem_map_file</c> of the whole file at <paramref name="path"/>, then
     /// <c>pmem_memcpy_persist</c> per block — with nothing of the Pmem API in between (no range check, no virtual

@@ -51,10 +51,16 @@ public sealed class PmemCliTests
             Assert.IsGreaterThan(0L, bare.GetProperty("p50_ns").GetInt64());
             Assert.AreEqual(p50 / (double)bare.GetProperty("p50_ns").GetInt64(), result.RootElement.GetProperty("wb_p50_over_libpmem_bare_p50").GetDouble(), 1e-9);
             Assert.AreEqual(3, result.RootElement.GetProperty("wb_over_libpmem_bare_spread").GetProperty("rounds").GetInt32(), "three rounds by default, each with its floor");
+            // What eADR saves, where the region is pmem (forced here): the same writes stored and fenced, no write-back.
+            JsonElement eadr = result.RootElement.GetProperty("eadr");
+            Assert.AreEqual(300, eadr.GetProperty("ops").GetInt64());
+            Assert.IsGreaterThan(0L, eadr.GetProperty("p50_ns").GetInt64());
+            Assert.AreEqual(3, result.RootElement.GetProperty("eadr_over_adr_p50_spread").GetProperty("rounds").GetInt32());
         }
         else
         {
             Assert.AreEqual(JsonValueKind.Null, result.RootElement.GetProperty("libpmem_bare").ValueKind, "the block backend's floor is its device flush, not libpmem");
+            Assert.AreEqual(JsonValueKind.Null, result.RootElement.GetProperty("eadr").ValueKind, "a block device has no CPU caches to keep");
             Assert.AreEqual(3, result.RootElement.GetProperty("wb_p50_us_spread").GetProperty("rounds").GetInt32());
         }
     }
