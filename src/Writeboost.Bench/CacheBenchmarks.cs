@@ -49,6 +49,18 @@ public sealed record FuaBenchResult(
     /// <summary>A line per figure whose rounds disagree by more than <see cref="Spread.WideAbove"/>.</summary>
     public IReadOnlyList<string> Warnings { get; init; } = [];
 
+    /// <summary><c>--target</c>: the design measured instead of the writeboost device (its name; <see cref="Mode"/> is then -1).</summary>
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
+    public string? Target { get; init; }
+
+    /// <summary>The floor measured in the same round: a bare 4 KiB write+persist of the same pmem file through the Pmem API (p50, µs), or null.</summary>
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
+    public double? FloorP50Us { get; init; }
+
+    /// <summary>FUA p50 over the floor's, over the rounds (null without a floor).</summary>
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
+    public Spread? P50OverFloorSpread { get; init; }
+
     /// <summary>The rounds summarised: the median round whole, each figure's spread, and warnings for wide ones.</summary>
     public static FuaBenchResult OfRounds(IReadOnlyList<FuaBenchResult> rounds)
     {
@@ -65,6 +77,11 @@ public sealed record FuaBenchResult(
         {
             spreads["IOPS ratio to the independent devices"] = Spread.Of(rounds.Select(r => r.IopsRatioToIndependent!.Value));
         }
+        bool floor = rounds.All(r => r.FloorP50Us is > 0);
+        if (floor)
+        {
+            spreads["FUA p50 / floor p50"] = Spread.Of(rounds.Select(r => r.P50Us / r.FloorP50Us!.Value));
+        }
         return median with
         {
             Rounds = rounds.Count,
@@ -72,6 +89,7 @@ public sealed record FuaBenchResult(
             P50Spread = spreads["FUA p50"],
             P99Spread = spreads["FUA p99"],
             IopsRatioToIndependentSpread = reference ? spreads["IOPS ratio to the independent devices"] : null,
+            P50OverFloorSpread = floor ? spreads["FUA p50 / floor p50"] : null,
             Warnings = Spread.WarningsOf(spreads),
         };
     }
@@ -137,15 +155,16 @@ public static class CacheBenchmarks
     /// As <see cref="Fua(WriteboostDevice, int, long, double, int, Action{double}?, int, CancellationToken)"/>, with writer w writing to
     /// <c>devices[w % devices.Count]</c>, all starting together. One device per writer is the reference for
     /// several writers on one device: the same work with nothing shared but the machine. The counters are the
-    /// devices' sums.
+    /// devices' sums. Any block device can be measured (a design of one's own); the writeboost device's counters
+    /// (cache bytes, segments, flushes) are 0 for others.
     /// </summary>
     /// <param name="cancel">Ends the writers early (an interrupted run): the result is what they measured until then.</param>
-    public static FuaBenchResult Fua(IReadOnlyList<WriteboostDevice> devices, int mode, long ops, double maxSeconds, int seed = 1, Action<double>? progress = null, int writers = 1, CancellationToken cancel = default)
+    public static FuaBenchResult Fua(IReadOnlyList<IBlockDevice> devices, int mode, long ops, double maxSeconds, int seed = 1, Action<double>? progress = null, int writers = 1, CancellationToken cancel = default)
     {
         ArgumentNullException.ThrowIfNull(devices);
         ArgumentOutOfRangeException.ThrowIfLessThan(devices.Count, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(writers, 1);
-        WriteboostStatus[] before = [.. devices.Select(d => d.Status())];
+        WriteboostStatus[] before = StatusOf(devices);
         long opsPerWriter = Math.Max(1, ops / writers);
         LatencyRecorder[] latencies = new LatencyRecorder[writers];
         long deadline = Stopwatch.GetTimestamp() + (long)(maxSeconds * Stopwatch.Frequency);
@@ -157,7 +176,7 @@ public static class CacheBenchmarks
         for (int w = 0; w < writers; w++)
         {
             int writer = w;
-            WriteboostDevice device = devices[writer % devices.Count];
+            IBlockDevice device = devices[writer % devices.Count];
             long blocks = device.SizeBytes / Units.BlockBytes;
             latencies[writer] = new LatencyRecorder((int)Math.Min(opsPerWriter, int.MaxValue));
             threads[writer] = new Thread(() =>
@@ -185,7 +204,7 @@ public static class CacheBenchmarks
             throw new IOException("a FUA writer failed", failure);
         }
         double seconds = (ends.Max() - start) / (double)Stopwatch.Frequency;
-        WriteboostStatus[] after = [.. devices.Select(d => d.Status())];
+        WriteboostStatus[] after = StatusOf(devices);
         LatencyRecorder all = new(latencies.Sum(l => l.Count));
         foreach (LatencyRecorder recorder in latencies)
         {
@@ -207,11 +226,14 @@ public static class CacheBenchmarks
         };
     }
 
+    /// <summary>The writeboost devices' counters (none for another design).</summary>
+    private static WriteboostStatus[] StatusOf(IReadOnlyList<IBlockDevice> devices) => [.. devices.OfType<WriteboostDevice>().Select(d => d.Status())];
+
     private static long Delta(WriteboostStatus[] before, WriteboostStatus[] after, Func<WriteboostStatus, long> counter) =>
         after.Zip(before, (a, b) => counter(a) - counter(b)).Sum();
 
     /// <summary>One writer's loop: starts with the others, returns the timestamp of its last completion.</summary>
-    private static long WriteFuaLoop(WriteboostDevice device, long blocks, long ops, long deadline, Random random, LatencyRecorder latencies, Barrier go, Action<double>? progress, CancellationToken cancel)
+    private static long WriteFuaLoop(IBlockDevice device, long blocks, long ops, long deadline, Random random, LatencyRecorder latencies, Barrier go, Action<double>? progress, CancellationToken cancel)
     {
         byte[] block = new byte[Units.BlockBytes];
         random.NextBytes(block);

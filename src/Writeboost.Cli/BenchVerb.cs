@@ -60,9 +60,19 @@ internal sealed class BenchVerb : PmemBenchOptions
         return exit;
     }
 
+    [Option("target", HelpText = "fua: a design of one's own instead of the writeboost device, PATH.dll[:Type] (as wb crashtest --target): opened on temporary files (a sparse 1 GiB backing file, its pmem region in /dev/shm or its cache as its geometry asks), then measured as the writeboost device is, with the floor in each round.")]
+    public string? Target { get; set; }
+
+    [Option("target-arg", HelpText = "With --target: Name=Value for a parameter of the target's constructor (e.g. the size of its pmem region).")]
+    public IEnumerable<string> TargetArguments { get; set; } = [];
+
     private int RunKind()
     {
         List<string> arguments = Arguments.ToList();
+        if (Target is not null || TargetArguments.Any())
+        {
+            return RunFuaOnTarget(arguments);
+        }
         return Kind switch
         {
             "pmem" when arguments.Count == 1 => PmemCommands.Bench(this, arguments[0]),
@@ -291,6 +301,109 @@ internal sealed class BenchVerb : PmemBenchOptions
         return 0;
     }
 
+    /// <summary>
+    /// <c>wb bench fua --target</c>: a design of one's own, measured as the writeboost device is (4 KiB FUA writes at
+    /// random offsets, <see cref="RoundCount"/> rounds on fresh files) with the floor in each round: a bare 4 KiB
+    /// write+persist of the same pmem file, so designs compare by their multiple of the same floor.
+    /// </summary>
+    private int RunFuaOnTarget(List<string> arguments)
+    {
+        if (Target is null)
+        {
+            throw new UsageException("--target-arg needs --target PATH.dll[:Type]");
+        }
+        if (Kind != "fua")
+        {
+            throw new UsageException($"--target: only wb bench fua measures a design of one's own so far, not {Kind}");
+        }
+        if (Writers < 1)
+        {
+            throw new UsageException($"--writers {Writers}: expected at least 1");
+        }
+        if (arguments.Count > 0 || Independent || Mode != "0")
+        {
+            throw new UsageException("--target: the design is opened on temporary files of its own geometry; a TABLE, --mode and --independent are the writeboost device's");
+        }
+        Writeboost.CrashTest.Targets.LoadedTarget target;
+        try
+        {
+            target = Writeboost.CrashTest.Targets.TargetLoader.Load(Target, [.. TargetArguments]);
+        }
+        catch (Writeboost.CrashTest.Targets.TargetLoadException error)
+        {
+            throw new UsageException(error.Message.StartsWith("--", StringComparison.Ordinal) ? error.Message : $"--target {error.Message}");
+        }
+        long ops = Ops > 0 ? Ops : 20_000;
+        Writeboost.CrashTest.Targets.TargetGeometry geometry = target.GeometryFor(Writeboost.CrashTest.Workload.Nbd);
+        string dir = Path.Combine(WorkDir ?? Path.GetTempPath(), $"wb-bench-{Environment.ProcessId}");
+        Directory.CreateDirectory(dir);
+        string pmemPath = geometry.PmemBackend == PmemBackend.Dax ? Path.Combine("/dev/shm", $"wb-bench-{Environment.ProcessId}-target.pmem") : Path.Combine(dir, "pmem.img");
+        List<FuaBenchResult> rounds = [];
+        try
+        {
+            for (int round = 0; round < RoundCount && !Cancel.IsCancellationRequested; round++)
+            {
+                string backingPath = Path.Combine(dir, "backing.img");
+                string cachePath = Path.Combine(dir, "cache.img");
+                // Fresh files every round: the design starts blank (and the last round's floor wrote over its pmem).
+                foreach (string stale in new[] { backingPath, cachePath, pmemPath })
+                {
+                    File.Delete(stale);
+                }
+                FileBlockDevice.CreateFile(backingPath, Math.Max(geometry.BackingBytes, 1L << 30));
+                FileBlockDevice.CreateFile(cachePath, Math.Max(geometry.CacheBytes, 4096), zeroFill: true);
+                if (geometry.PmemBytes > 0)
+                {
+                    FileBlockDevice.CreateFile(pmemPath, geometry.PmemBytes, zeroFill: true);
+                }
+                FuaBenchResult measured;
+                using (FileBlockDevice backing = FileBlockDevice.Open(backingPath, new FileBlockDeviceOptions { Direct = Direct, Exclusive = true }))
+                using (FileBlockDevice cache = FileBlockDevice.Open(cachePath, new FileBlockDeviceOptions { Direct = Direct, Exclusive = true }))
+                using (PmemRegion? pmem = geometry.PmemBytes > 0 ? PmemApi.Alloc(pmemPath, 0, -1, geometry.PmemBackend, deviceLock: DeviceLock.Exclusive) : null)
+                using (Writeboost.CrashTest.Targets.ICrashTargetDevice device = target.Open(new Writeboost.CrashTest.Targets.TargetDevices(backing, cache, pmem), new Writeboost.CrashTest.Targets.TargetOpen(Live: true, 0, 1)))
+                {
+                    ProgressBar bar = ProgressBar.For($"fua, {target.Name}", Json);
+                    try
+                    {
+                        measured = CacheBenchmarks.Fua([device], -1, ops, MaxSeconds, progress: f => bar.Report(f), writers: Writers, cancel: Cancel) with { Target = target.Name };
+                    }
+                    finally
+                    {
+                        bar.Done();
+                    }
+                }
+                if (geometry.PmemBytes > 0 && geometry.PmemBackend == PmemBackend.Dax)
+                {
+                    measured = measured with { FloorP50Us = MeasureFloor(pmemPath, ops).P50Ns / 1000.0 };
+                }
+                rounds.Add(measured);
+            }
+        }
+        finally
+        {
+            File.Delete(pmemPath);
+            Directory.Delete(dir, recursive: true);
+        }
+        FuaBenchResult result = FuaBenchResult.OfRounds(rounds);
+        if (Json)
+        {
+            Output.Json(result);
+            return 0;
+        }
+        Console.WriteLine($"target: {target.Identity}");
+        PrintFua([result]);
+        Console.WriteLine($"rounds: {result.Rounds} (the row is the median round's); IOPS {result.IopsSpread!.Format("F0")}, p50 {result.P50Spread!.Format("F2", " us")}");
+        if (result.P50OverFloorSpread is { } overFloor)
+        {
+            Console.WriteLine($"floor, a bare 4 KiB write+persist of the same pmem file: p50 {result.FloorP50Us!.Value.ToString("F2", CultureInfo.InvariantCulture)} us (median round); FUA p50 = {overFloor.Format("F1", "x")} the floor");
+        }
+        foreach (string warning in result.Warnings)
+        {
+            Console.WriteLine($"warning: {warning}");
+        }
+        return 0;
+    }
+
     /// <summary>The floor of a mode-1 FUA write: one thread, 4 KiB write+persist at random offsets of the pmem file, through the Pmem API.</summary>
     private PmemBenchResult MeasureFloor(string pmem, long ops)
     {
@@ -320,7 +433,7 @@ internal sealed class BenchVerb : PmemBenchOptions
         List<string[]> rows = [["mode", "writers", .. devices ? new[] { "devices" } : [], "ops", "IOPS", "p50 us", "p99 us", "full segs", "partial segs", "cache B/user B", "cache flushes"]];
         foreach (FuaBenchResult result in results)
         {
-            rows.Add([Fmt(result.Mode), Fmt(result.Writers), .. devices ? new[] { Fmt(result.Devices) } : [], Fmt(result.Ops), Fmt(result.Iops, "F0"), Fmt(result.P50Us, "F1"), Fmt(result.P99Us, "F1"),
+            rows.Add([result.Mode < 0 ? "-" : Fmt(result.Mode), Fmt(result.Writers), .. devices ? new[] { Fmt(result.Devices) } : [], Fmt(result.Ops), Fmt(result.Iops, "F0"), Fmt(result.P50Us, "F1"), Fmt(result.P99Us, "F1"),
                 Fmt(result.FullSegments), Fmt(result.PartialSegments), Fmt(result.CacheBytesPerUserByte, "F2"), Fmt(result.CacheFlushes)]);
         }
         Output.Table(rows);

@@ -114,6 +114,27 @@ public sealed class BenchRoundsTests
     }
 
     [TestMethod]
+    public void The_FUA_bench_measures_a_design_of_ones_own_against_the_same_floor()
+    {
+        using TempDirectory dir = new();
+        string design = typeof(Writeboost.Samples.PmemWal.PmemWalTarget).Assembly.Location;
+        WbResult result = WbProcess.Run(null, "bench", "fua", "--target", design, "--target-arg", "LogBytes=1048576", "--ops", "300", "--rounds", "2", "--work-dir", dir.Path, "--json");
+        Assert.AreEqual(0, result.ExitCode, result.Stderr);
+        using JsonDocument json = JsonDocument.Parse(result.Stdout);
+        JsonElement root = json.RootElement;
+        Assert.AreEqual("pmem-wal", root.GetProperty("target").GetString());
+        Assert.AreEqual(-1, root.GetProperty("mode").GetInt32(), "no writeboost mode");
+        Assert.AreEqual(2, root.GetProperty("rounds").GetInt32());
+        Assert.IsGreaterThan(0.0, root.GetProperty("floor_p50_us").GetDouble());
+        Assert.AreEqual(2, root.GetProperty("p50_over_floor_spread").GetProperty("rounds").GetInt32(), "the floor in every round");
+        Assert.IsEmpty(Directory.GetFileSystemEntries(dir.Path), "its files are gone");
+
+        WbResult misplaced = WbProcess.Run(null, "bench", "randwrite", "--target", design);
+        Assert.AreEqual(2, misplaced.ExitCode);
+        StringAssert.Contains(misplaced.Stderr, "only wb bench fua measures a design of one's own so far");
+    }
+
+    [TestMethod]
     public void One_mode_of_the_FUA_bench_is_repeated_in_rounds_with_the_spread_of_each_figure()
     {
         using TempDirectory dir = new();
