@@ -1,6 +1,6 @@
 using System.Diagnostics;
 
-namespace Writeboost.Cache.Workers;
+namespace Writeboost.Cache.Core;
 
 /// <summary>
 /// The device's one lock and its life. The lock guards the index, the ring and the buffers; writers and workers
@@ -13,10 +13,10 @@ namespace Writeboost.Cache.Workers;
 internal sealed class DeviceMonitor : IDisposable
 {
     private readonly List<Action> _wakers = [];
-    private readonly Core.ScheduleHooks _schedule;
+    private readonly ScheduleHooks _schedule;
 
     /// <param name="schedule">Called as each scope of the lock ends (<see cref="Enter"/>): the harness stretches those windows.</param>
-    public DeviceMonitor(Core.ScheduleHooks? schedule = null) => _schedule = schedule ?? Core.ScheduleHooks.None;
+    public DeviceMonitor(ScheduleHooks? schedule = null) => _schedule = schedule ?? ScheduleHooks.None;
 
     /// <summary>
     /// Takes the lock for a scope, <c>using (monitor.Enter(point)) { ... }</c>: the one way the device and its workers
