@@ -542,17 +542,17 @@ internal sealed class CrashTestVerb : MutantOptions
         {
             throw new UsageException($"{what} was recorded on the writeboost device, not on a --target design: drop --target");
         }
-        if (!TargetArguments.Any() && !recorded.Arguments.SequenceEqual(_target!.Identity.Arguments))
-        {
-            _target = LoadTarget(recorded.Arguments); // the history's own settings of the design, unless others are given
-        }
         try
         {
-            recorded.RequireSameDesign(_target!.Identity, what);
+            recorded.RequireSameDesign(_target!.Identity, what); // the design first: another one's arguments mean nothing
         }
         catch (Writeboost.CrashTest.Targets.TargetMismatchException error)
         {
             throw new UsageException(error.Message);
+        }
+        if (!TargetArguments.Any() && !recorded.Arguments.SequenceEqual(_target.Identity.Arguments))
+        {
+            _target = LoadTarget(recorded.Arguments); // the history's own settings of the design, unless others are given
         }
         if (recorded.Version != _target.Identity.Version && !Json)
         {
@@ -577,13 +577,14 @@ internal sealed class CrashTestVerb : MutantOptions
         {
             throw new UsageException($"--recording {Recording} was recorded on the writeboost device, not on a --target design: drop --target");
         }
-        if (!TargetArguments.Any() && !recorded.Arguments.SequenceEqual(_target!.Identity.Arguments))
-        {
-            _target = LoadTarget(recorded.Arguments);
-        }
         try
         {
-            return recording.On(_target!);
+            recorded.RequireSameDesign(_target!.Identity, "this recording"); // the design first: another one's arguments mean nothing
+            if (!TargetArguments.Any() && !recorded.Arguments.SequenceEqual(_target.Identity.Arguments))
+            {
+                _target = LoadTarget(recorded.Arguments);
+            }
+            return recording.On(_target);
         }
         catch (Writeboost.CrashTest.Targets.TargetMismatchException error)
         {

@@ -154,6 +154,12 @@ public sealed class TargetFromCommandLineTests
         Assert.AreEqual(2, withoutIt.ExitCode);
         StringAssert.Contains(withoutIt.Stderr, "was recorded on target 'pmem-wal (AckBeforeFence)'");
 
+        // On another design it is refused as that, before the history's arguments (PmemWal's Flaw) are tried on it.
+        string otherDesign = typeof(Writeboost.Samples.DmWritecache.WritecacheTarget).Assembly.Location;
+        WbResult elsewhere = WbProcess.Run(null, "crashtest", "--replay", history, "--target", otherDesign);
+        Assert.AreEqual(2, elsewhere.ExitCode);
+        StringAssert.Contains(elsewhere.Stderr, "not on target 'dm-writecache'");
+
         WbResult writeboostOption = WbProcess.Run(null, "crashtest", "--target", SampleAssembly, "--mode", "1");
         Assert.AreEqual(2, writeboostOption.ExitCode);
         StringAssert.Contains(writeboostOption.Stderr, "--mode is the writeboost device's");
