@@ -307,7 +307,7 @@ public sealed class PcacheDevice : IBlockDevice
                         Put(full.Segment);
                     }
                     _dataHead = null;
-                    int segment = AllocateSegment();
+                    int segment = AllocateSegment(mayCloseKset: true);
                     _refs[segment]++; // the data head's own reference
                     _dataHead = head = (segment, 0);
                 }
@@ -446,10 +446,14 @@ public sealed class PcacheDevice : IBlockDevice
         _used[segment] = _keyHead.Segment == segment || _keyTail.Segment == segment || _dirtyTail.Segment == segment;
     }
 
-    /// <summary>A free segment; with none, the writeback and gc workers are waited for.</summary>
-    private int AllocateSegment()
+    /// <summary>
+    /// A free segment; with none, the writeback and gc workers are waited for, and (for a data segment,
+    /// <paramref name="mayCloseKset"/>) the open key set is closed first, as the kernel's timer would close it:
+    /// its keys pin their data segments until it is written, written back and collected.
+    /// </summary>
+    private int AllocateSegment(bool mayCloseKset = false)
     {
-        for (int pass = 0; pass < 2; pass++)
+        for (int pass = 0; pass < 3; pass++)
         {
             for (int s = 0; s < _segments; s++)
             {
@@ -458,6 +462,10 @@ public sealed class PcacheDevice : IBlockDevice
                     _used[s] = true;
                     return s;
                 }
+            }
+            if (pass == 1 && mayCloseKset)
+            {
+                CloseKset();
             }
             Writeback(stopAt: null);
             CollectGarbage(force: true);

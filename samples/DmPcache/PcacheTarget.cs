@@ -12,7 +12,11 @@ namespace Writeboost.Samples.DmPcache;
 /// <param name="Bug">A bug fixed after its merge, or none.</param>
 public sealed record PcacheTarget(PcacheBug Bug = PcacheBug.None, int Segments = 8, int SegmentBytes = 32 * 1024) : ICrashTarget
 {
-    public int Segments { get; } = Segments >= 3 ? Segments : throw new ArgumentOutOfRangeException(nameof(Segments), Segments, "at least 3: a log segment, a data segment and one to move on to");
+    public int Segments { get; } = Segments >= 6 ? Segments : throw new ArgumentOutOfRangeException(nameof(Segments), Segments,
+        "at least 6: with fewer, a recovered cache whose keys pin every segment has none free, and this synchronous model has no worker to wait for");
+
+    public int SegmentBytes { get; } = SegmentBytes >= 32 * 1024 && SegmentBytes % 4096 == 0 ? SegmentBytes
+        : throw new ArgumentOutOfRangeException(nameof(SegmentBytes), SegmentBytes, "whole 4 KiB pages, at least 32 KiB (12 KiB of metadata and 20 KiB of data)");
 
     public string Name => "dm-pcache" + (Bug == PcacheBug.None ? "" : $" ({Bug})");
 

@@ -63,7 +63,7 @@ internal sealed class BenchVerb : PmemBenchOptions
     [Option("target", HelpText = "fua: a design of one's own instead of the writeboost device, PATH.dll[:Type] (as wb crashtest --target): opened on temporary files (a sparse 1 GiB backing file, its pmem region in /dev/shm or its cache as its geometry asks), then measured as the writeboost device is, with the floor in each round.")]
     public string? Target { get; set; }
 
-    [Option("target-arg", HelpText = "With --target: Name=Value for a parameter of the target's constructor (e.g. the size of its pmem region).")]
+    [Option("target-arg", HelpText = "With --target: Name=Value [Name=Value...] for parameters of the target's constructor (e.g. the size of its pmem region; one option, every value after it).")]
     public IEnumerable<string> TargetArguments { get; set; } = [];
 
     private int RunKind()

@@ -91,7 +91,7 @@ internal sealed class CrashTestVerb : MutantOptions
     [Option("target", HelpText = "A design of one's own instead of the writeboost device: PATH.dll[:Type], a public class implementing Writeboost.CrashTest.Targets.ICrashTarget (docs/prototyping.md). The built-in workloads run on it; --mode, --config, --table and the seeded bugs are the writeboost device's and do not apply.")]
     public string? Target { get; set; }
 
-    [Option("target-arg", HelpText = "With --target: Name=Value for a parameter of the target's constructor (strings, numbers, booleans, enums); others keep their defaults. With --replay: default the history's own.")]
+    [Option("target-arg", HelpText = "With --target: Name=Value [Name=Value...] for parameters of the target's constructor (strings, numbers, booleans, enums; one option, every value after it); others keep their defaults. With --replay: default the history's own.")]
     public IEnumerable<string> TargetArguments { get; set; } = [];
 
     [Option("nbd-client", HelpText = "Record a real client instead of the built-in workloads: a command line (split on spaces) run against the device served over NBD, with {uri} replaced by the export's URI, e.g. \"fio --name=w --ioengine=nbd --uri={uri} --rw=randwrite --bs=4k --size=1m --fsync=4\".")]

@@ -55,8 +55,10 @@ public sealed class RecordingPmemRegion(PmemRegion inner, CrashLog log) : PmemRe
 
     protected override void FlushCore(long offsetBytes, long lengthBytes)
     {
-        inner.Flush(offsetBytes, lengthBytes);
+        // Logged before it runs: a store another thread logs after this can only be counted as not written back
+        // (which it may be); logged after, a store made between the write-back and its entry would count as written back.
         log.Append(new CrashEvent(EventKind.PmemFlush, DeviceId.Pmem, offsetBytes, lengthBytes, null, false, Environment.CurrentManagedThreadId));
+        inner.Flush(offsetBytes, lengthBytes);
     }
 
     protected override void DrainCore()

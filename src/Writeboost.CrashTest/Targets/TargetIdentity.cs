@@ -53,9 +53,9 @@ public sealed record TargetIdentity(string Type, string Assembly, string Version
         }
     }
 
-    /// <summary>The <c>--target</c> option that loads this design again (empty for the writeboost device).</summary>
+    /// <summary>The <c>--target</c> option (and its arguments, all after one <c>--target-arg</c>) that loads this design again (empty for the writeboost device).</summary>
     public string CommandLine => IsWriteboost ? "" :
-        $"--target {(Location.Length > 0 ? Location : Assembly + ".dll")}:{Type}" + string.Concat(Arguments.Select(a => $" --target-arg {a}"));
+        $"--target {(Location.Length > 0 ? Location : Assembly + ".dll")}:{Type}" + (Arguments.Count > 0 ? " --target-arg " + string.Join(' ', Arguments) : "");
 
     public override string ToString() => IsWriteboost ? "the writeboost device" :
         $"target '{Name}' ({Type} in {Assembly} {Version}{(Arguments.Count > 0 ? ", " + string.Join(", ", Arguments) : "")})";

@@ -33,6 +33,7 @@ public sealed class TargetFromCommandLineTests
         Assert.AreEqual("PmemWal", flawed.Identity.Assembly);
         Assert.AreEqual(SampleAssembly, flawed.Identity.Location);
         CollectionAssert.AreEqual(new[] { "flaw=AckBeforeFence", "LogBytes=131072" }, flawed.Identity.Arguments.ToArray());
+        StringAssert.EndsWith(flawed.Identity.CommandLine, ":Writeboost.Samples.PmemWal.PmemWalTarget --target-arg flaw=AckBeforeFence LogBytes=131072", "one option, its values after it: the parser takes an option once");
         Assert.IsTrue(plain.OpensConcurrently, "what the design says, passed through");
     }
 
