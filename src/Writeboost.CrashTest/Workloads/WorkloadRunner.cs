@@ -31,7 +31,7 @@ internal static class WorkloadRunner
         ArgumentNullException.ThrowIfNull(device);
         if (writers <= 1)
         {
-            OnItsOwnThread("wb-writer-0", () => RunOps(device, log, workload, seed, ops, 0, 1, readPercent, racing));
+            RunOps(device, log, workload, seed, ops, 0, 1, readPercent, racing);
             return;
         }
         Exception? failure = null;
@@ -80,45 +80,11 @@ internal static class WorkloadRunner
         }
     }
 
-    /// <summary>
-    /// Runs <paramref name="requests"/> on a thread of their own, as a kernel's I/O arrives on other CPUs than the
-    /// one that loaded the table: a design whose open leaves write-backs for its own thread to fence is judged on
-    /// every workload (a fence completes only its own thread's write-backs), not only where several writers run.
-    /// </summary>
-    private static void OnItsOwnThread(string name, Action requests)
-    {
-        Exception? failure = null;
-        Thread thread = new(() =>
-        {
-            try
-            {
-                requests();
-            }
-#pragma warning disable CA1031 // handed to the caller's thread below, as it was thrown
-            catch (Exception error)
-#pragma warning restore CA1031
-            {
-                failure = error;
-            }
-        }) { IsBackground = true, Name = name };
-        thread.Start();
-        thread.Join();
-        if (failure is not null)
-        {
-            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(failure);
-        }
-    }
-
-    /// <summary>Runs a scripted workload, one request at a time on a thread of its own, marking each in the log as <see cref="Run"/> does.</summary>
+    /// <summary>Runs a scripted workload, one request at a time, marking each in the log as <see cref="Run"/> does.</summary>
     public static void RunScript(IBlockDevice device, CrashLog log, IReadOnlyList<UserOp> ops)
     {
         ArgumentNullException.ThrowIfNull(device);
         ArgumentNullException.ThrowIfNull(ops);
-        OnItsOwnThread("wb-script", () => RunScriptHere(device, log, ops));
-    }
-
-    private static void RunScriptHere(IBlockDevice device, CrashLog log, IReadOnlyList<UserOp> ops)
-    {
         foreach (UserOp op in ops)
         {
             switch (op.Kind)

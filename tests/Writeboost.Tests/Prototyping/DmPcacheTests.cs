@@ -100,5 +100,7 @@ public sealed class DmPcacheTests
     [DataRow(PcacheBug.InfoWriteWithoutFence)]
     [DataRow(PcacheBug.CacheInfoIndexing)]
     public void Each_bug_fixed_after_its_merge_is_caught_with_every_seed_and_told_in_a_few_operations(PcacheBug bug) =>
-        DesignVerdicts.CaughtWithEverySeedAndToldBriefly(new PcacheTarget(bug));
+        // The start's unfenced copy is another thread's only where the requests come from threads of their own:
+        // the NBD server's, as a kernel's I/O comes from other CPUs than the table load.
+        DesignVerdicts.CaughtWithEverySeedAndToldBriefly(new PcacheTarget(bug), bug == PcacheBug.InfoWriteWithoutFence ? Workload.Protocol : Workload.Random);
 }
