@@ -39,13 +39,19 @@ public sealed class PmemBenchmark
     public PmemBenchResult Run(PmemRegion region)
     {
         ArgumentNullException.ThrowIfNull(region);
+        return RunOn(region, (offset, block) => region.WritePersist(offset, block));
+    }
+
+    /// <summary>The loop over <paramref name="region"/>, prefaulted first, with <paramref name="write"/> per block.</summary>
+    private PmemBenchResult RunOn(PmemRegion region, Action<long, byte[]> write)
+    {
         long slots = region.LengthBytes / BlockBytes;
         if (slots < 1)
         {
             throw new ArgumentException($"{region.Name}: the region ({region.LengthBytes} bytes) is smaller than one {BlockBytes}-byte block");
         }
         Prefault(region);
-        (LatencySummary summary, double seconds) = Measure(slots, (offset, block) => region.WritePersist(offset, block));
+        (LatencySummary summary, double seconds) = Measure(slots, write);
         return new PmemBenchResult(
             region.Backend.ToString().ToLowerInvariant(), region.Name, region.IsPmem, GranularityName(region.Granularity),
             BlockBytes, summary.Count, seconds, summary.Count / seconds,
@@ -60,21 +66,11 @@ public sealed class PmemBenchmark
     public PmemBenchResult RunEadr(PmemRegion region)
     {
         ArgumentNullException.ThrowIfNull(region);
-        long slots = region.LengthBytes / BlockBytes;
-        if (slots < 1)
-        {
-            throw new ArgumentException($"{region.Name}: the region ({region.LengthBytes} bytes) is smaller than one {BlockBytes}-byte block");
-        }
-        Prefault(region);
-        (LatencySummary summary, double seconds) = Measure(slots, (offset, block) =>
+        return RunOn(region, (offset, block) =>
         {
             region.Write(offset, block);
             region.Drain();
         });
-        return new PmemBenchResult(
-            region.Backend.ToString().ToLowerInvariant(), region.Name, region.IsPmem, GranularityName(region.Granularity),
-            BlockBytes, summary.Count, seconds, summary.Count / seconds,
-            summary.MeanNs, summary.P50Ns, summary.P99Ns, summary.P999Ns, summary.MaxNs);
     }
 
     /// <summary>

@@ -261,7 +261,12 @@ internal sealed class PmemTimeline(byte[] initial, bool cachesPersist = false)
             {
                 _pending.Remove(line);
             }
-            // Another thread's write-back of the same line counted stores that are durable now.
+            // Another thread's write-back of the same line counted stores that are durable now (none left: the
+            // usual case, one thread writing back and fencing, skips the scan on this hot path).
+            if (_writtenBack.Count == 0)
+            {
+                continue;
+            }
             foreach ((long Line, int Thread) other in _writtenBack.Keys.Where(k => k.Line == line).ToList())
             {
                 int left = _writtenBack[other] - count;
