@@ -163,7 +163,7 @@ internal sealed class MessageVerb : TableOptions
             throw new UsageException("wb message needs -m MESSAGE (clear_stat, drop_caches, clear_poison [sector], or \"<tunable> <value>\")");
         }
         // The message is checked before anything is opened, so a bad one changes nothing.
-        WriteboostDevice.CheckMessage(MessagePrinter.Words(Message), FileBlockDevice.SizeOf(ParsedTable.BackingPath));
+        DeviceMessage.Check(MessagePrinter.Words(Message), FileBlockDevice.SizeOf(ParsedTable.BackingPath));
         if (AskLiveServer("message", Message) is { } live)
         {
             return PrintReply(live);

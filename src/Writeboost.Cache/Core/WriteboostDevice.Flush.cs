@@ -27,7 +27,7 @@ public sealed partial class WriteboostDevice
         }
         if (_pmem is not null)
         {
-            PmemBarrier(); // mode 1: every write completed before is in pmem
+            _pmem.Barrier(); // mode 1: every write completed before is in pmem
             return;
         }
         FlushToCacheDevice();

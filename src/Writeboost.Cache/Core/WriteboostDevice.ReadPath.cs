@@ -281,34 +281,7 @@ public sealed partial class WriteboostDevice
         }
         if (_pmem is not null)
         {
-            PlaceHoleUnlocked(BufferIndexOf(landed), slot, landed);
-        }
-    }
-
-    /// <summary>
-    /// Mode 1: a clean block has nothing to recover, but its slot must not look like a lost write (see
-    /// <see cref="PmemBuffer.PmemBufferPool.PlaceHole"/>). Its record is written with the lock let go, the buffer pinned
-    /// meanwhile as a write's placement pins it, and unpinned before the next cell is staged: a pin held across the
-    /// next acquire would wait for itself. A failure fails the device but not the read, which has its data.
-    /// </summary>
-    private void PlaceHoleUnlocked(int buffer, int slot, ulong segmentId)
-    {
-        Interlocked.Increment(ref _placementsInFlight[buffer]);
-        IOException? failed;
-        try
-        {
-            failed = PmemWithoutLock(SchedulePoint.StagerBeforePmemHole, () => _pmem!.PlaceHole(buffer, slot, segmentId));
-        }
-        finally
-        {
-            if (UnpinPmemBuffer(buffer))
-            {
-                _monitor.PulseAllLocked(); // held again: wake the acquirer waiting for this buffer
-            }
-        }
-        if (failed is not null)
-        {
-            PmemFailed(failed);
+            _pmem.PlaceHoleUnlocked(landed, slot);
         }
     }
 }

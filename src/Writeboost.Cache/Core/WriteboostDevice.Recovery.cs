@@ -6,74 +6,12 @@ using Writeboost.Devices;
 
 namespace Writeboost.Cache.Core;
 
-/// <summary>What opening a cache found and did.</summary>
-public sealed record RecoveryReport(
-    bool Formatted,
-    ulong SuperblockRecordId,
-    ulong FirstReplayedId,
-    ulong LastReplayedId,
-    int SegmentsReplayed,
-    int SegmentsDiscarded,
-    long DirtyBlocksRecovered,
-    string? StopReason,
-    IReadOnlyList<string> Warnings)
-{
-    /// <summary>Mode 1: the pmem buffer was blank (or reformatted) and got formatted.</summary>
-    public bool PmemFormatted { get; init; }
-
-    /// <summary>Opened with <c>write_around_mode 1</c>: what recovery found was written back, then the cache formatted (<see cref="Formatted"/>).</summary>
-    public bool DrainedForWriteAround { get; init; }
-    /// <summary>Mode 1: segments rebuilt from pmem buffers and written to the cache device.</summary>
-    public int PmemSegmentsRebuilt { get; init; }
-    /// <summary>Mode 1: records whose CRC failed that no later record vouches for (writes in flight at the crash, as far as pmem shows).</summary>
-    public int PmemTornRecords { get; init; }
-
-    /// <summary>Every segment id up to this was shown durable by the media (segment headers, the superblock record, pmem).</summary>
-    public ulong ProvenDurableId { get; init; }
-    /// <summary>The segments recovery did not simply replay: damage, a crash's torn tail, a loss accepted, a damaged pmem rebuild.</summary>
-    public IReadOnlyList<SegmentRecovery> Segments { get; init; } = [];
-    /// <summary>Blocks whose newest durable copy is lost: reads of them fail until they are rewritten or clear_poison.</summary>
-    public int PoisonedBlocks { get; init; }
-    /// <summary>A durable segment's blocks were unknown and the device was opened with the loss accepted.</summary>
-    public bool LossAccepted { get; init; }
-
-    public static RecoveryReport None { get; } = new(false, 0, 0, 0, 0, 0, 0, null, []);
-}
-
-/// <summary>One segment recovery did not simply replay.</summary>
-/// <param name="Kind">"damage" (durable, good blocks replayed, damaged ones poisoned), "crash-tail" (nothing shows it
-/// was durable: taken for a crash's torn write and dropped), "lost" (durable, its blocks unknown: given up, the loss
-/// accepted), "pmem" (rebuilt from the pmem buffer, some acknowledged records damaged).</param>
-public sealed record SegmentRecovery(ulong Id, long Slot, string Kind, int BlocksReplayed, int BlocksPoisoned, string Detail);
-
 public sealed partial class WriteboostDevice
 {
-    /// <summary>
-    /// Formats the cache device, as dm-writeboost does, so that a crash at any point leaves either the old
-    /// state or a device that says its format was interrupted, never a half-made cache that replays, nor old
-    /// segments behind a blank sector 0 (which looks like a damaged cache, refused for its dirty data):
-    /// 1. sector 0 without the magic, saying a format is under way (FUA): the old cache is given up from here;
-    /// 2. zero the rest of the superblock region (the record) and the metadata block of every segment slot (no old
-    ///    segment can replay);
-    /// 3. flush the cache device;
-    /// 4. write sector 0 — magic, geometry, identity — with FUA, last.
-    /// </summary>
+    /// <summary>Formats the cache device (see <see cref="CacheSuperblock.Format"/>): what it held is gone, nothing is poisoned.</summary>
     private void Format(bool wasFormatted)
     {
-        ReadOnlySpan<byte> zeros = SuperblockRegionZeros;
-        byte[] formatting = new byte[SuperblockHeaderOnDisk.WriteBytes];
-        (_superblock with { Flags = SuperblockHeaderOnDisk.FlagFormatting }).WriteTo(formatting);
-        _cache.Write(0, formatting, WriteOptions.Fua);
-        _cache.Write(SuperblockHeaderOnDisk.WriteBytes, zeros[SuperblockHeaderOnDisk.WriteBytes..]);
-        for (long slot = 0; slot < Geometry.NrSegments; slot++)
-        {
-            _cache.Write(Geometry.SegmentStartBytes(slot), zeros[..Units.BlockBytes]);
-        }
-        _cache.Flush();
-        byte[] header = new byte[SuperblockHeaderOnDisk.WriteBytes];
-        _superblock = _superblock with { Flags = 0 };
-        _superblock.WriteTo(header);
-        _cache.Write(0, header, WriteOptions.Fua);
+        _superblock.Format(Geometry);
         _record.Found(0);
         _poison.ForgetAll();
         Recovery = RecoveryReport.None with
@@ -82,9 +20,6 @@ public sealed partial class WriteboostDevice
             Warnings = wasFormatted ? ["the cache device held a cache; it was reformatted (its contents are gone)"] : [],
         };
     }
-
-    /// <summary>What a format writes over the superblock region and each slot's metadata block (shared, never written).</summary>
-    private static readonly byte[] SuperblockRegionZeros = new byte[CacheGeometry.SuperblockRegionBytes];
 
     /// <summary>
     /// Opens a formatted cache: reads the superblock record and (mode 1) opens the pmem buffers and reads their
@@ -97,19 +32,19 @@ public sealed partial class WriteboostDevice
         byte[] recordBlock = new byte[Units.BlockBytes];
         _cache.Read(SuperblockRecordOnDisk.WriteOffsetBytes, recordBlock);
         SuperblockRecordOnDisk.Record stored = SuperblockRecordOnDisk.Read(recordBlock);
-        bool ours = _superblock.CacheUuid != Guid.Empty;
-        bool pmemLive = (_superblock.Flags & SuperblockHeaderOnDisk.FlagPmemBufferLive) != 0;
+        bool ours = _superblock.Header.CacheUuid != Guid.Empty;
+        bool pmemLive = _superblock.PmemBufferLive;
         // Before anything is written (the pmem claimed, the log repaired): the dirty data is for this backing device.
         CheckBackingBinding(stored, ours, pmemLive);
         PmemRecovery? fromPmem = null;
         PmemOpened? pmemOpened = null;
         if (_pmemRegion is not null)
         {
-            PmemClaim claim = new(CacheUuid, _cache.Name, _superblock.Bindings?.PmemUuid ?? Guid.Empty, pmemLive, _options.Reformat, _options.DiscardPmem);
-            _pmem = PmemBufferPool.Open(_pmemRegion, PmemLayoutFor(Geometry, _options), claim, out PmemOpened opened);
-            _pmem.Faults = Faults;
+            PmemClaim claim = new(CacheUuid, _cache.Name, _superblock.Bindings.PmemUuid, pmemLive, _options.Reformat, _options.DiscardPmem);
+            PmemBufferPool pool = PmemBufferPool.Open(_pmemRegion, PmemLayoutFor(Geometry, _options), claim, Faults, out PmemOpened opened);
+            _pmem = MirrorIn(pool);
             pmemOpened = opened;
-            fromPmem = opened.Formatted ? null : _pmem.Recover(0);
+            fromPmem = opened.Formatted ? null : pool.Recover(0);
         }
         RingWalkResult walk = Faults.WalkRing(new RingWalk.Input(_cache, Geometry, stored, ours, Units.BytesToSectors(SizeBytes), fromPmem, _options.AcceptDataLoss, Faults));
         if (walk.Refusal is not null)
@@ -126,10 +61,10 @@ public sealed partial class WriteboostDevice
         else if (pmemLive && _options.DiscardPmem)
         {
             // Mode 0 given --discard-pmem: the pmem buffer's writes are given up, and the cache is mode 0's now.
-            WriteSuperblock(_superblock with { Flags = 0 });
+            _superblock.WriteFlags(0);
             Recovery = Recovery with { Warnings = [.. Recovery.Warnings, "--discard-pmem: opened in mode 0 without the pmem buffer; the acknowledged writes only it held are lost"] };
         }
-        RecordBackingIdentity();
+        _superblock.RecordBacking(_options.BackingIdentity);
     }
 
     /// <summary>
@@ -141,7 +76,7 @@ public sealed partial class WriteboostDevice
     /// </summary>
     private void CheckBackingBinding(SuperblockRecordOnDisk.Record stored, bool ours, bool pmemLive)
     {
-        string recorded = _superblock.Bindings?.BackingIdentity ?? "";
+        string recorded = _superblock.Bindings.BackingIdentity;
         string? given = _options.BackingIdentity is { } identity ? CacheBindings.Fit(identity.Identity) : null;
         if (recorded.Length == 0 || given is null || given == recorded || _options.OverwriteBacking)
         {
@@ -162,31 +97,14 @@ public sealed partial class WriteboostDevice
         if (holds is not null)
         {
             throw new TableException(
-                $"backing device {_options.BackingIdentity!.Path} is not the one cache {_cache.Name} belongs to: {holds} for {_superblock.Bindings!.BackingPath} ({recorded}), and this is {given}. Refusing to open, which would write them onto the wrong device (--overwrite-backing writes them onto this one: for the same device moved or copied)");
+                $"backing device {_options.BackingIdentity!.Path} is not the one cache {_cache.Name} belongs to: {holds} for {_superblock.Bindings.BackingPath} ({recorded}), and this is {given}. Refusing to open, which would write them onto the wrong device (--overwrite-backing writes them onto this one: for the same device moved or copied)");
         }
-    }
-
-    /// <summary>Sector 0 names the backing device opened now, when it named another (or none): after a check passed or was overridden.</summary>
-    private void RecordBackingIdentity()
-    {
-        if (_options.BackingIdentity is not { } identity)
-        {
-            return;
-        }
-        CacheBindings bindings = _superblock.Bindings ?? CacheBindings.None;
-        string fitted = CacheBindings.Fit(identity.Identity);
-        if (bindings.BackingIdentity == fitted && bindings.BackingPath == CacheBindings.Fit(identity.Path))
-        {
-            return;
-        }
-        WriteSuperblock(_superblock with { Bindings = bindings with { BackingIdentity = fitted, BackingPath = identity.Path } });
     }
 
     /// <summary>Mode 1, last step of an open: sector 0 says the pmem buffer is live (mode 0 refuses the cache until a clean mode-1 close), and which buffer it is.</summary>
     private void FinishPmemOpen(PmemOpened opened)
     {
-        CacheBindings bindings = _superblock.Bindings ?? CacheBindings.None;
-        WriteSuperblock(_superblock with { Flags = SuperblockHeaderOnDisk.FlagPmemBufferLive, Bindings = bindings with { PmemUuid = opened.PmemUuid } });
+        _superblock.MarkPmemLive(opened.PmemUuid);
         Recovery = Recovery with
         {
             PmemFormatted = opened.Formatted,
@@ -194,21 +112,6 @@ public sealed partial class WriteboostDevice
             Warnings = opened.Warning is null ? Recovery.Warnings : [.. Recovery.Warnings, opened.Warning],
         };
     }
-
-    /// <summary>Rewrites sector 0 (one FUA write of the 4 KiB header block), when it changes.</summary>
-    private void WriteSuperblock(SuperblockHeaderOnDisk header)
-    {
-        if (header == _superblock)
-        {
-            return;
-        }
-        _superblock = header;
-        byte[] block = new byte[SuperblockHeaderOnDisk.WriteBytes];
-        _superblock.WriteTo(block);
-        _cache.Write(0, block, WriteOptions.Fua);
-    }
-
-    private void WriteSuperblockFlags(byte flags) => WriteSuperblock(_superblock with { Flags = flags });
 
     /// <summary>write_around_mode on a cache that holds dirty data: write it all back, then format.</summary>
     private void DrainAndReformat()
@@ -234,7 +137,7 @@ public sealed partial class WriteboostDevice
         // so a crash between the two steps leaves this cache with its own (empty) buffer.
         if (Faults.WriteAroundSwitchClearsPmem)
         {
-            _pmem?.Clear(CacheUuid, _superblock.Bindings?.PmemUuid ?? Guid.Empty);
+            _pmem?.Clear(CacheUuid, _superblock.Bindings.PmemUuid);
         }
         Format(wasFormatted: true);
         Recovery = Recovery with { DrainedForWriteAround = true, Warnings = [$"write_around_mode: dirty data up to segment {lastId} was written back, then the cache was formatted"] };

@@ -34,7 +34,7 @@ public sealed partial class WriteboostDevice
             landedIn = WritePiece(piece.Block, piece.FirstSector, piece.SectorCount, data, out int sealedLength, out PmemPlacement placement);
             if (placement.IsReserved)
             {
-                PlaceInPmem(placement, data);
+                _pmem!.Place(placement, data);
             }
             if (sealedLength > 0)
             {
@@ -49,7 +49,7 @@ public sealed partial class WriteboostDevice
             _options.Schedule.At(SchedulePoint.WriterBeforeBarrier);
             if (_pmem is not null)
             {
-                PmemBarrier(); // mode 1: durable once in pmem — no partial log, no cache flush
+                _pmem.Barrier(); // mode 1: durable once in pmem — no partial log, no cache flush
             }
             else if (Faults.FuaWaitsForFlushOfWrittenSegment || !SegmentWrittenLocked(landedIn))
             {
@@ -82,7 +82,7 @@ public sealed partial class WriteboostDevice
     /// </summary>
     /// <para>Mode 1: the slot is reserved here, under the lock, and returned in <paramref name="placement"/> with its
     /// buffer pinned and its data pending; the caller copies the data into the RAM buffer and persists it into pmem
-    /// outside the lock (<see cref="PlaceInPmem"/>). Only a partial overwrite's merge of the old copy is done here.</para>
+    /// outside the lock (<see cref="PmemMirror.Place"/>). Only a partial overwrite's merge of the old copy is done here.</para>
     private ulong WritePiece(long block, int firstSector, int sectorCount, ReadOnlySpan<byte> data, out int sealedLength, out PmemPlacement placement)
     {
         byte bits = Units.SectorMask(firstSector, sectorCount);
@@ -146,77 +146,9 @@ public sealed partial class WriteboostDevice
             {
                 // Pinned last, once nothing here can throw: an unplaced reservation would pin its buffer (and leave
                 // its data pending) for good.
-                int buffer = BufferIndexOf(landed);
-                Interlocked.Increment(ref _placementsInFlight[buffer]);
-                _buffers[buffer].MarkCopyPending(index);
-                placement = new PmemPlacement(buffer, index, landed, block, newBits, firstSector * Units.SectorBytes);
+                placement = _pmem.Reserve(landed, index, block, newBits, firstSector * Units.SectorBytes);
             }
             return landed;
-        }
-    }
-
-    /// <summary>
-    /// Mode 1, outside the lock, so writers copy and persist in parallel: copies the write's
-    /// <paramref name="data"/> into its reserved slot of the RAM buffer (which ends the slot's pending state: see
-    /// <see cref="SegmentBuffer.CopyIn"/>), then the slot (complete now, and never rewritten in this binding) and
-    /// its record into pmem, and persists them. The write is acknowledged only after this returns. Then unpins
-    /// the buffer (see <see cref="_placementsInFlight"/>).
-    /// </summary>
-    private void PlaceInPmem(PmemPlacement placement, ReadOnlySpan<byte> data)
-    {
-        SegmentBuffer buffer = _buffers[placement.Buffer];
-        buffer.CopyIn(placement.Slot, placement.OffsetInBlockBytes, data);
-        try
-        {
-            uint dataCrc = _pmem!.Place(placement.Buffer, placement.Slot, placement.SegmentId, placement.Block, placement.DirtyBits, buffer.Block(placement.Slot));
-            buffer.KnowDataCrc(placement.Slot, placement.SegmentId, dataCrc);
-        }
-        catch (IOException error)
-        {
-            throw PmemFailed(error);
-        }
-        finally
-        {
-            if (UnpinPmemBuffer(placement.Buffer))
-            {
-                using (_monitor.Enter(SchedulePoint.WriterAfterPmemPlacement))
-                {
-                    _monitor.PulseAllLocked();
-                }
-            }
-        }
-    }
-
-    /// <summary>
-    /// A placement into pmem buffer <paramref name="buffer"/> (a write's, or a staged block's hole record) is done:
-    /// unpins it. Returns whether an acquirer may be waiting for it, to be woken under the lock. The count is read
-    /// after the decrement (both are full fences): an acquirer that counted itself before reading the pin sees it
-    /// gone, or is seen here.
-    /// </summary>
-    private bool UnpinPmemBuffer(int buffer)
-    {
-        int left = Interlocked.Decrement(ref _placementsInFlight[buffer]);
-        Debug.Assert(left >= 0, "a pmem buffer unpinned more often than pinned");
-        return left == 0 && Volatile.Read(ref _placementWaiters) > 0;
-    }
-
-    /// <summary>
-    /// Runs pmem I/O that must not hold every other thread up (a buffer's bind, a hole record) with the device lock
-    /// let go (called holding it; held again on return). Returns the I/O error, for the caller to fail the device with.
-    /// </summary>
-    private IOException? PmemWithoutLock(SchedulePoint leaving, Action io)
-    {
-        using (_monitor.Leave(leaving))
-        {
-            try
-            {
-                io();
-                return null;
-            }
-            catch (IOException error)
-            {
-                return error;
-            }
         }
     }
 
@@ -293,19 +225,19 @@ public sealed partial class WriteboostDevice
             // slot is kept for the writes that rewrite them (or clear_poison's zeros): without it nothing could.
             throw new IOException(_writeback.HeldMessage(held, $"segment {id} would take the last free ring slot"));
         }
-        ulong bufferFreeAfter = id > (ulong)_buffers.Length ? id - (ulong)_buffers.Length : 0;
+        ulong bufferFreeAfter = _buffers.FreeAfter(id);
         ulong slotFreeAfter = id > (ulong)Geometry.NrSegments ? id - (ulong)Geometry.NrSegments : 0;
         // Mode 1: a pmem buffer is the only durable copy of its segment until the cache device has it durably, and
         // it is not rebound while a writer of its old segment is still placing into it (pinned).
-        int bufferIndex = BufferIndexOf(id);
+        int bufferIndex = _buffers.IndexOf(id);
         bool pmemBound = _pmem is null;
-        Interlocked.Increment(ref _placementWaiters);
+        _buffers.StartWaiting();
         try
         {
             while (true)
             {
                 bool ready = (_pmem is null || !Faults.PmemBufferWaitsForDurableSegment ? _ring.FlushedId : _ring.DurableId) >= bufferFreeAfter && _ring.WrittenBackId >= slotFreeAfter && !_ring.IsPinned(slot)
-                    && Volatile.Read(ref _placementsInFlight[bufferIndex]) == 0;
+                    && !_buffers.IsPinned(bufferIndex);
                 if (ready && pmemBound)
                 {
                     break;
@@ -315,7 +247,7 @@ public sealed partial class WriteboostDevice
                     // The pmem buffer is free (its segment durable on the cache device, no placement into it in flight)
                     // and nothing can place into it before this segment opens (_acquiring): bind it with the lock let go —
                     // a persist, on the block backend a read-modify-write, a write and a flush — then check again.
-                    BindPmemBufferUnlocked(bufferIndex, id);
+                    _pmem!.BindUnlocked(id);
                     pmemBound = true;
                     continue;
                 }
@@ -338,7 +270,7 @@ public sealed partial class WriteboostDevice
         }
         finally
         {
-            Interlocked.Decrement(ref _placementWaiters);
+            _buffers.StopWaiting();
         }
         UnmapSlotLocked(slot);
         SegmentBuffer buffer = BufferOf(id);
@@ -346,7 +278,7 @@ public sealed partial class WriteboostDevice
         buffer.SegmentId = id;
         _ring.Bind(slot, id, 0);
         _open.Begin();
-        ulong halfPool = (ulong)Math.Max(1, _buffers.Length / 2);
+        ulong halfPool = (ulong)Math.Max(1, _buffers.Count / 2);
         if (_pmem is not null && id > halfPool)
         {
             // Half the pmem buffers are in use: ask for a cache flush now, so that by the time a writer needs a
@@ -354,15 +286,6 @@ public sealed partial class WriteboostDevice
             _flushWorker.RequestDurableLocked(id - halfPool);
         }
         _ring.Open(id);
-    }
-
-    /// <summary>Binds pmem buffer <paramref name="buffer"/> to segment <paramref name="id"/> with the device lock let go (called holding it).</summary>
-    private void BindPmemBufferUnlocked(int buffer, ulong id)
-    {
-        if (PmemWithoutLock(SchedulePoint.AcquireBeforePmemBind, () => _pmem!.Acquire(buffer, id)) is { } failed)
-        {
-            throw PmemFailed(failed);
-        }
     }
 
     /// <summary>write_around_mode: the write goes to the backing store; any cached copy is forgotten.</summary>
@@ -408,11 +331,4 @@ public sealed partial class WriteboostDevice
             }
         }
     }
-}
-
-/// <summary>A mode-1 slot reserved under the device lock, to be copied and persisted into pmem outside it.</summary>
-/// <param name="OffsetInBlockBytes">Where in the slot's block the write's data goes (its first sector, in bytes).</param>
-internal readonly record struct PmemPlacement(int Buffer, int Slot, ulong SegmentId, long Block, byte DirtyBits, int OffsetInBlockBytes)
-{
-    public bool IsReserved => SegmentId != 0;
 }

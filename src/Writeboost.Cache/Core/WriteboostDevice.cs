@@ -29,7 +29,7 @@ namespace Writeboost.Cache.Core;
 /// the buffers and the open segment; writers and workers waiting for the ring to move sleep on it.
 /// Device I/O happens outside it, except the rare read of old dirty sectors for a partial overwrite. Mode 1
 /// reserves a write's slot under it and copies and persists the slot into pmem outside it (writers persist in
-/// parallel; the buffer stays pinned until they are done, see <c>_placementsInFlight</c>).</para>
+/// parallel; the buffer stays pinned until they are done, see <see cref="PmemMirror"/> and <see cref="BufferPool"/>).</para>
 /// </summary>
 public sealed partial class WriteboostDevice : IBlockDevice
 {
@@ -39,13 +39,13 @@ public sealed partial class WriteboostDevice : IBlockDevice
     private readonly BackingStore _backingStore;
     private readonly IBlockDevice _cache;
     private readonly WriteboostOptions _options;
-    private readonly SegmentBuffer[] _buffers;
+    private readonly BufferPool _buffers;
     private readonly bool _writeAroundMode; // a static tunable: read once, not per request
-    private PmemBufferPool? _pmem;          // mode 1: the persistent mirror of the RAM buffers
+    private PmemMirror? _pmem;              // mode 1: the persistent mirror of the RAM buffers
     private readonly PmemRegion? _pmemRegion;
     // The open segment's slots: what each was given when placed (see OpenSegment).
     private readonly OpenSegment _open;
-    private SuperblockHeaderOnDisk _superblock;
+    private readonly CacheSuperblock _superblock;
 
     // The metablocks and the block map (guarded by _lock).
     private readonly CacheIndex _cacheIndex;
@@ -54,12 +54,6 @@ public sealed partial class WriteboostDevice : IBlockDevice
 
     // The ring's slots and the segment ids' stages (guarded by _lock).
     private readonly SegmentRing _ring;
-    // Mode 1, per buffer: writers that reserved a slot and are placing it into pmem outside the lock. The buffer
-    // is not rebound to a newer segment until 0 (its records would land in the new binding). Changed with
-    // Interlocked (unpinning is lock-free); _placementWaiters counts acquirers waiting, so an unpin knows to wake.
-    private readonly int[] _placementsInFlight;
-    private int _placementWaiters;
-
     private bool _acquiring;
 
     // Each worker sleeps on its own signal; the monitor is for writers waiting on state. (One monitor for all
@@ -74,7 +68,7 @@ public sealed partial class WriteboostDevice : IBlockDevice
     {
         Guid cacheUuid = superblock.CacheUuid;
         _monitor = new DeviceMonitor(options.Schedule);
-        _superblock = superblock;
+        _superblock = new CacheSuperblock(cache, superblock);
         _pmemRegion = pmem;
         Mode = pmem is null ? CacheMode.Volatile : CacheMode.Persistent;
         _backing = backing;
@@ -86,12 +80,7 @@ public sealed partial class WriteboostDevice : IBlockDevice
         SizeBytes = backing.SizeBytes / Units.BlockBytes * Units.BlockBytes;
         _writeAroundMode = tunables.WriteAroundMode;
         int poolSize = (int)Math.Clamp(options.BufferPoolSize, 1, geometry.NrSegments);
-        _buffers = new SegmentBuffer[poolSize];
-        _placementsInFlight = new int[poolSize];
-        for (int i = 0; i < poolSize; i++)
-        {
-            _buffers[i] = new SegmentBuffer(geometry.SegmentSizeBytes);
-        }
+        _buffers = new BufferPool(poolSize, geometry.SegmentSizeBytes);
         _cacheIndex = new CacheIndex(geometry.NrSegments, geometry.BlocksPerSegment);
         _readCache = new ReadCacheCells(tunables.NrReadCacheCells);
         _open = new OpenSegment(geometry.BlocksPerSegment);
@@ -99,7 +88,7 @@ public sealed partial class WriteboostDevice : IBlockDevice
         _ring = new SegmentRing(geometry.NrSegments, _lock);
         _backingStore = new BackingStore(backing, Counters);
         _record = new SuperblockRecordWriter(cache, _monitor, _ring, Counters, options.Faults);
-        _flushWorker = new FlushWorker(_monitor, _ring, BufferOf, geometry, cache, Counters, options.Faults, options.Schedule, () => _writeback!.SegmentWrittenLocked());
+        _flushWorker = new FlushWorker(_monitor, _ring, _buffers.Of, geometry, cache, Counters, options.Faults, options.Schedule, () => _writeback!.SegmentWrittenLocked());
         _writeback = new WritebackWorker(_monitor, _ring, _cacheIndex, _poison, geometry, tunables, cache, _backingStore, _record, _flushWorker, MakeDurable, Counters, options, Name);
     }
 
@@ -142,9 +131,9 @@ public sealed partial class WriteboostDevice : IBlockDevice
         {
             throw new ArgumentException($"backing device {backing.Name} is {backing.SizeBytes} bytes: smaller than one 4 KiB block");
         }
-        RefuseBackingThatIsACache(backing, cache);
-        SuperblockReadResult superblock = ReadSuperblock(cache);
-        if (superblock.State == SuperblockState.Unformatted && !options.Reformat && HoldsCacheEvidence(cache) is { } evidence)
+        CacheSuperblock.RefuseBackingThatIsACache(backing, cache);
+        SuperblockReadResult superblock = CacheSuperblock.Read(cache);
+        if (superblock.State == SuperblockState.Unformatted && !options.Reformat && CacheSuperblock.HoldsCacheEvidence(cache) is { } evidence)
         {
             throw new InvalidDataException(
                 $"cache device {cache.Name}: sector 0 is blank, but {evidence}: a damaged superblock; refusing to format over a cache that may hold dirty data (wb check --segment-size-order N to inspect it, wb create --reformat to start over)");
@@ -157,7 +146,7 @@ public sealed partial class WriteboostDevice : IBlockDevice
                 : $"cache device {cache.Name} is not a writeboost cache (sector 0 holds no superblock): `wb create` formats it");
         }
         bool format = options.Reformat || blank;
-        int order = ChooseSegmentSizeOrder(superblock, tunables, format, cache.Name);
+        int order = CacheSuperblock.ChooseSegmentSizeOrder(superblock, tunables, format, cache.Name);
         CacheGeometry geometry = CacheGeometry.For(cache.SizeBytes, order, cache.Name);
         if (pmem is not null)
         {
@@ -166,7 +155,7 @@ public sealed partial class WriteboostDevice : IBlockDevice
         }
         if (!format)
         {
-            CheckIdentity(superblock.Header!, backing, cache);
+            CacheSuperblock.CheckSizes(superblock.Header!, backing, cache);
             if (pmem is null && (superblock.Header!.Flags & SuperblockHeaderOnDisk.FlagPmemBufferLive) != 0 && !options.DiscardPmem)
             {
                 throw new TableException(
@@ -200,8 +189,7 @@ public sealed partial class WriteboostDevice : IBlockDevice
                     // Only --reformat (or --discard-pmem) takes over a pmem region that belongs to another cache, even for a
                     // new cache; the cache's own buffer (an interrupted format's) is formatted with it.
                     PmemClaim claim = new(header.CacheUuid, cache.Name, Guid.Empty, OwnBufferMayHoldWrites: false, options.Reformat, options.DiscardPmem) { FormatOwn = true };
-                    device._pmem = PmemBufferPool.Open(pmem, PmemLayoutFor(geometry, options), claim, out PmemOpened opened);
-                    device._pmem.Faults = device.Faults;
+                    device._pmem = device.MirrorIn(PmemBufferPool.Open(pmem, PmemLayoutFor(geometry, options), claim, device.Faults, out PmemOpened opened));
                     device.FinishPmemOpen(opened);
                 }
             }
@@ -230,100 +218,9 @@ public sealed partial class WriteboostDevice : IBlockDevice
         }
     }
 
-    /// <summary>
-    /// A backing device whose sector 0 is a writeboost superblock is a cache device given in the wrong place:
-    /// most likely backing and cache are swapped, and going on would format the backing store as a cache.
-    /// </summary>
-    private static void RefuseBackingThatIsACache(IBlockDevice backing, IBlockDevice cache)
-    {
-        byte[] sector = new byte[SuperblockHeaderOnDisk.WriteBytes];
-        backing.Read(0, sector);
-        if (SuperblockHeaderOnDisk.Read(sector).State is SuperblockState.Formatted or SuperblockState.CorruptMagic or SuperblockState.FormatInterrupted)
-        {
-            throw new TableException(
-                $"the backing device {backing.Name} holds a writeboost cache superblock: are the backing and cache devices ({backing.Name}, {cache.Name}) swapped? Refusing to go on, which would format the backing store as a cache");
-        }
-    }
-
-    /// <summary>
-    /// What shows that a device with a blank sector 0 held a cache: a superblock record whose checksum holds, or
-    /// an intact segment in the first slot (its checksum does not depend on the segment size). Null: none.
-    /// </summary>
-    private static string? HoldsCacheEvidence(IBlockDevice cache)
-    {
-        byte[] block = new byte[Units.BlockBytes];
-        cache.Read(SuperblockRecordOnDisk.WriteOffsetBytes, block);
-        if (SuperblockRecordOnDisk.Read(block).ChecksumValid == true)
-        {
-            return "its superblock record is intact";
-        }
-        if (cache.SizeBytes < CacheGeometry.SuperblockRegionBytes + Units.BlockBytes)
-        {
-            return null;
-        }
-        // The segment size is unknown here: any length that fits the device and a u8 is tried.
-        int maxLength = (int)Math.Min(byte.MaxValue, (cache.SizeBytes - CacheGeometry.SuperblockRegionBytes) / Units.BlockBytes - 1);
-        byte[] segment = new byte[CacheGeometry.WrittenBytes(byte.MaxValue)];
-        SegmentSlotRead read = SegmentLogReader.ReadAt(cache, CacheGeometry.SuperblockRegionBytes, maxLength, segment);
-        return read.IsValid && read.Header.Length > 0
-            ? $"its first slot holds an intact segment ({read.Header.Id})"
-            : null;
-    }
-
-    private static SuperblockReadResult ReadSuperblock(IBlockDevice cache)
-    {
-        if (cache.SizeBytes < CacheGeometry.SuperblockRegionBytes)
-        {
-            throw new ArgumentException($"cache device {cache.Name} is {cache.SizeBytes} bytes: smaller than the 1 MiB superblock region");
-        }
-        byte[] block = new byte[SuperblockHeaderOnDisk.WriteBytes];
-        cache.Read(0, block);
-        return SuperblockHeaderOnDisk.Read(block);
-    }
-
-    private static int ChooseSegmentSizeOrder(SuperblockReadResult superblock, Tunables tunables, bool format, string cacheName)
-    {
-        bool given = tunables.IsGiven(TunableSpecs.SegmentSizeOrder);
-        if (format)
-        {
-            return tunables.SegmentSizeOrder;
-        }
-        if (superblock.State == SuperblockState.CorruptMagic)
-        {
-            throw new InvalidDataException(
-                $"cache device {cacheName}: the magic in sector 0 is damaged but the rest of the superblock is intact; refusing to format over a cache that may hold dirty data (wb check to inspect it, wb create --reformat to start over)");
-        }
-        if (superblock.State == SuperblockState.CorruptExtension)
-        {
-            throw new InvalidDataException(
-                $"cache device {cacheName}: the superblock extension (geometry, identity) is corrupt; refusing to guess the geometry (reformat to start over)");
-        }
-        int onDisk = superblock.Header!.SegmentSizeOrder;
-        if (given && tunables.SegmentSizeOrder != onDisk)
-        {
-            throw new TableException(
-                $"cache device {cacheName} was formatted with segment_size_order {onDisk}, the table says {tunables.SegmentSizeOrder} (reformat to change it)");
-        }
-        return onDisk;
-    }
-
     /// <summary>The pmem buffers' layout for a cache of this geometry opened with these options (its pool size).</summary>
     private static PmemLayout PmemLayoutFor(CacheGeometry geometry, WriteboostOptions options) =>
         new(geometry.SegmentSizeOrder, (int)Math.Clamp(options.BufferPoolSize, 1, geometry.NrSegments), geometry.BlocksPerSegment);
-
-    private static void CheckIdentity(SuperblockHeaderOnDisk header, IBlockDevice backing, IBlockDevice cache)
-    {
-        if (header.BackingSizeBytes != 0 && header.BackingSizeBytes != backing.SizeBytes)
-        {
-            throw new TableException(
-                $"cache device {cache.Name} belongs to a backing device of {header.BackingSizeBytes} bytes, but {backing.Name} is {backing.SizeBytes} bytes: wrong backing/cache pair?");
-        }
-        if (header.CacheSizeBytes != 0 && header.CacheSizeBytes != cache.SizeBytes)
-        {
-            throw new TableException(
-                $"cache device {cache.Name} was formatted at {header.CacheSizeBytes} bytes and is now {cache.SizeBytes} bytes (reformat to use the new size)");
-        }
-    }
 
     private void StartWorkers()
     {
@@ -370,7 +267,7 @@ public sealed partial class WriteboostDevice : IBlockDevice
                 FlushToCacheDevice();
                 if (_pmem is not null && _monitor.Failure is null)
                 {
-                    WriteSuperblockFlags(0);
+                    _superblock.WriteFlags(0);
                 }
                 clean = true;
             }
@@ -439,7 +336,9 @@ public sealed partial class WriteboostDevice : IBlockDevice
 
     private int Global(long slot, int indexInSegment) => _cacheIndex.GlobalOf(slot, indexInSegment);
 
-    private SegmentBuffer BufferOf(ulong segmentId) => _buffers[BufferIndexOf(segmentId)];
+    private SegmentBuffer BufferOf(ulong segmentId) => _buffers.Of(segmentId);
+
+    private PmemMirror MirrorIn(PmemBufferPool pool) => new(pool, _buffers, _monitor);
 
     /// <summary>True when the segment of metablock g is still in a RAM buffer (open, or queued and not yet written).</summary>
     private bool IsInBuffer(int g)
@@ -448,8 +347,6 @@ public sealed partial class WriteboostDevice : IBlockDevice
         return id > _ring.FlushedId;
     }
 
-    private int BufferIndexOf(ulong segmentId) => (int)((segmentId - 1) % (ulong)_buffers.Length);
-
     private void ThrowIfFailed()
     {
         if (_monitor.Failure is { } failure)
@@ -457,30 +354,6 @@ public sealed partial class WriteboostDevice : IBlockDevice
             throw new IOException($"{Name} has failed and accepts no more I/O: {failure.Message}", failure);
         }
         ObjectDisposedException.ThrowIf(_disposed && _monitor.Stopping, this);
-    }
-
-    /// <summary>
-    /// Mode 1's pmem buffer failed a store, write-back or fence (the block backend's device write or flush):
-    /// what it holds is unknown — like a failed fsync, nothing retried could make the earlier records durable
-    /// again — so the device fails. Returns the error for the caller to throw.
-    /// </summary>
-    private IOException PmemFailed(IOException error)
-    {
-        IOException failure = new($"the pmem buffer {_pmemRegion!.Name} failed: {error.Message}", error);
-        _monitor.Fail(failure);
-        return failure;
-    }
-
-    private void PmemBarrier()
-    {
-        try
-        {
-            _pmem!.Barrier();
-        }
-        catch (IOException error)
-        {
-            throw PmemFailed(error);
-        }
     }
 
     /// <summary>

@@ -5,7 +5,7 @@ using Writeboost.Pmem;
 
 namespace Writeboost.Cache.PmemBuffer;
 
-/// <summary>What a cache opening its pmem buffer claims (see <see cref="PmemBufferPool.Open"/>).</summary>
+/// <summary>What a cache opening its pmem buffer claims (see <see cref="PmemBufferPool.Open(Writeboost.Pmem.PmemRegion, PmemLayout, PmemClaim, out PmemOpened)"/>).</summary>
 /// <param name="RecordedPmemUuid">The buffer the cache last used, as its sector 0 says (empty: unknown).</param>
 /// <param name="OwnBufferMayHoldWrites">The cache was not closed cleanly in mode 1: its own buffer may hold acknowledged writes.</param>
 /// <param name="Format">Format whatever is there (a new cache's reformat).</param>
@@ -35,7 +35,7 @@ internal sealed class PmemBufferPool
 {
     private readonly PmemRegion _region;
     private readonly bool _fencePerWrite;
-    internal Core.FaultHooks Faults { get; set; } = Core.FaultHooks.None;
+    internal Core.FaultHooks Faults { get; }
     private int _drainPending;
     // Per buffer: the segment it is bound to, which slots completed their placement (1), the completed prefix (slots
     // 0 .. n - 1 all completed), and (block backend) how much of that prefix a completed barrier made durable —
@@ -51,8 +51,9 @@ internal sealed class PmemBufferPool
     private readonly int[] _completedPrefix;
     private readonly int[] _durableSlots;
 
-    private PmemBufferPool(PmemRegion region, PmemLayout layout)
+    private PmemBufferPool(PmemRegion region, PmemLayout layout, Core.FaultHooks faults)
     {
+        Faults = faults;
         _region = region;
         Layout = layout;
         _fencePerWrite = region.Backend == PmemBackend.Dax;
@@ -93,10 +94,14 @@ internal sealed class PmemBufferPool
     /// </summary>
     /// <exception cref="Table.TableException">the region is too small.</exception>
     /// <exception cref="InvalidDataException">the region cannot be this cache's buffer (the message names why and the way past).</exception>
-    public static PmemBufferPool Open(PmemRegion region, PmemLayout layout, PmemClaim claim, out PmemOpened opened)
+    public static PmemBufferPool Open(PmemRegion region, PmemLayout layout, PmemClaim claim, out PmemOpened opened) =>
+        Open(region, layout, claim, Core.FaultHooks.None, out opened);
+
+    /// <param name="faults">The seeded bugs' hooks the pool runs with (the harness's).</param>
+    internal static PmemBufferPool Open(PmemRegion region, PmemLayout layout, PmemClaim claim, Core.FaultHooks faults, out PmemOpened opened)
     {
         CheckFits(region, layout);
-        PmemBufferPool pool = new(region, layout);
+        PmemBufferPool pool = new(region, layout, faults);
         byte[] header = new byte[PmemLayout.RegionHeaderBytes];
         region.Read(0, header);
         PmemHeaderCheck check = layout.CheckHeader(header, claim.CacheUuid);
