@@ -251,8 +251,9 @@ internal sealed class CrashTestVerb : MutantOptions
         {
             throw new UsageException($"{theirs} is the writeboost device's: a --target design is run as it is built (give its own settings with --target-arg Name=Value)");
         }
-        if (Replay is null)
+        if (Replay is null && (Recording is null || TargetArguments.Any()))
         {
+            // A replay or a recording is built with its own arguments, once it is read (see OnItsTarget).
             _target = LoadTarget([.. TargetArguments]);
         }
     }
@@ -270,12 +271,32 @@ internal sealed class CrashTestVerb : MutantOptions
         }
     }
 
+    private Writeboost.CrashTest.Targets.TargetIdentity IdentifyTarget()
+    {
+        try
+        {
+            return Writeboost.CrashTest.Targets.TargetLoader.Identify(Target!);
+        }
+        catch (Writeboost.CrashTest.Targets.TargetLoadException error)
+        {
+            throw new UsageException($"--target {error.Message}");
+        }
+    }
+
     /// <summary>The plan's campaigns, on the loaded design when there is one.</summary>
     private IReadOnlyList<CampaignSpec> CampaignsOf(CampaignPlan plan) =>
         [.. plan.Campaigns().Select(c => c with { Target = _target ?? c.Target, Persistence = _persistence ?? PersistenceDomain.Adr })];
 
     /// <summary>What a report calls a campaign's configuration: the writeboost device's, or the design's name.</summary>
-    private static string ConfigOf(CampaignSpec spec) => spec.Target is { } target ? target.Name : spec.Config.Describe(spec.Mode);
+    private string ConfigOf(CampaignSpec spec) => spec.Target is { } target ? target.Name : _mergedDesigns.GetValueOrDefault(spec) ?? spec.Config.Describe(spec.Mode);
+
+    /// <summary>A merged campaign's design (not loaded: named by the shards' results), by its spec.</summary>
+    private readonly Dictionary<CampaignSpec, string> _mergedDesigns = new(ReferenceEqualityComparer.Instance);
+
+    /// <summary>The design a merged recording was made on, as its plan names it (null: the writeboost device).</summary>
+    private string? _mergedTarget;
+
+    private bool OnADesign(CampaignSpec spec) => spec.Target is not null || _mergedDesigns.ContainsKey(spec);
 
     /// <summary>The --target option (and its arguments) that a command replaying <paramref name="spec"/>'s failure needs.</summary>
     private static string TargetOption(CampaignSpec spec) =>
@@ -420,8 +441,13 @@ internal sealed class CrashTestVerb : MutantOptions
             throw new UsageException($"crashtest merge: {error.Message}");
         }
         IReadOnlyList<CampaignResult> results = merged.ToResults();
+        _mergedTarget = merged.Plan.GetValueOrDefault("target") is { Length: > 0 } target ? target : null;
         for (int i = 0; i < results.Count; i++)
         {
+            if (merged.Campaigns[i].Design is { } design)
+            {
+                _mergedDesigns[results[i].Spec] = design;
+            }
             if (merged.Campaigns[i].FirstViolation?.History is { } history)
             {
                 _saved[results[i]] = history;
@@ -485,12 +511,26 @@ internal sealed class CrashTestVerb : MutantOptions
             "1" => CacheMode.Persistent,
             _ => CacheMode.Volatile,
         };
-        // A bare crash log does not say which design made it: the one --target names, else the writeboost device.
+        // A bare crash log does not say which design made it: the one --target names, else the writeboost device. A
+        // history does, with the arguments it was built with: a design that cannot be built without arguments is
+        // only identified until the history gives them.
+        UsageException? unbuilt = null;
+        if (Target is not null)
+        {
+            try
+            {
+                _target = LoadTarget([.. TargetArguments]);
+            }
+            catch (UsageException error) when (!TargetArguments.Any())
+            {
+                unbuilt = error;
+            }
+        }
         CampaignSpec bare = new(mode, Workload == "all" ? CrashTest.Workload.Random : ParseWorkload(Workload), Seed, Ops, States, Mutant, shard, shards)
         {
             Rounds = 1,
             Schedules = 1,
-            Target = Target is null ? null : _target = LoadTarget([.. TargetArguments]),
+            Target = _target,
         };
         CrashHistory history;
         try
@@ -506,7 +546,7 @@ internal sealed class CrashTestVerb : MutantOptions
         {
             history = history with { Spec = history.Spec with { Mutant = Mutant } };
         }
-        history = OnItsTarget(history, $"--replay {Replay}");
+        history = OnItsTarget(history, $"--replay {Replay}", unbuilt);
         if (_persistence is { } domain && domain != history.Spec.Persistence && !Json)
         {
             Console.Error.WriteLine($"wb: --replay {Replay} was recorded under {Describe(history.Spec.Persistence)}; its states are checked under {Describe(domain)}");
@@ -527,7 +567,8 @@ internal sealed class CrashTestVerb : MutantOptions
     /// with the history's own arguments unless --target-arg gives others). Logs of one design are never judged
     /// against another.
     /// </summary>
-    private CrashHistory OnItsTarget(CrashHistory history, string what)
+    /// <param name="unbuilt">Why --target could not be built without arguments (null: it was built): its design is identified from the file alone.</param>
+    private CrashHistory OnItsTarget(CrashHistory history, string what, UsageException? unbuilt = null)
     {
         Writeboost.CrashTest.Targets.TargetIdentity recorded = history.RecordedOn;
         if (Target is null)
@@ -540,17 +581,19 @@ internal sealed class CrashTestVerb : MutantOptions
         }
         if (recorded.IsWriteboost)
         {
-            throw new UsageException($"{what} was recorded on the writeboost device, not on a --target design: drop --target");
+            // A bare log names no design: the one given must be built from --target-arg.
+            throw unbuilt ?? new UsageException($"{what} was recorded on the writeboost device, not on a --target design: drop --target");
         }
         try
         {
-            recorded.RequireSameDesign(_target!.Identity, what); // the design first: another one's arguments mean nothing
+            // The design first: another one's arguments mean nothing.
+            recorded.RequireSameDesign(_target?.Identity ?? IdentifyTarget(), what);
         }
         catch (Writeboost.CrashTest.Targets.TargetMismatchException error)
         {
             throw new UsageException(error.Message);
         }
-        if (!TargetArguments.Any() && !recorded.Arguments.SequenceEqual(_target.Identity.Arguments))
+        if (_target is null || (!TargetArguments.Any() && !recorded.Arguments.SequenceEqual(_target.Identity.Arguments)))
         {
             _target = LoadTarget(recorded.Arguments); // the history's own settings of the design, unless others are given
         }
@@ -579,8 +622,8 @@ internal sealed class CrashTestVerb : MutantOptions
         }
         try
         {
-            recorded.RequireSameDesign(_target!.Identity, "this recording"); // the design first: another one's arguments mean nothing
-            if (!TargetArguments.Any() && !recorded.Arguments.SequenceEqual(_target.Identity.Arguments))
+            recorded.RequireSameDesign(_target?.Identity ?? IdentifyTarget(), "this recording"); // the design first: another one's arguments mean nothing
+            if (_target is null || (!TargetArguments.Any() && !recorded.Arguments.SequenceEqual(_target.Identity.Arguments)))
             {
                 _target = LoadTarget(recorded.Arguments);
             }
@@ -670,7 +713,7 @@ internal sealed class CrashTestVerb : MutantOptions
                 RecoveryCrashStates = results.Sum(r => r.RecoveryCrashStates),
                 Seed,
                 Mutant,
-                Target = _target?.Identity.ToString(),
+                Target = _target?.Identity.ToString() ?? _mergedTarget,
                 Persistence = Describe(results.FirstOrDefault()?.Spec.Persistence ?? _persistence ?? PersistenceDomain.Adr).ToLowerInvariant(),
                 Interrupted = InterruptedLine(statesChecked),
                 sharded?.Shard,
@@ -683,7 +726,7 @@ internal sealed class CrashTestVerb : MutantOptions
                     Mode = (int)r.Spec.Mode,
                     Workload = r.Spec.Workload.ToString().ToLowerInvariant(),
                     Config = ConfigOf(r.Spec),
-                    Table = r.Spec.Target is null ? r.Spec.Config.ToTable(r.Spec.Mode) : null,
+                    Table = !OnADesign(r.Spec) ? r.Spec.Config.ToTable(r.Spec.Mode) : null,
                     r.Events,
                     r.StatesGenerated,
                     r.StatesChecked,
@@ -732,7 +775,7 @@ internal sealed class CrashTestVerb : MutantOptions
         List<string[]> rows = [["mode", "workload", "config", "events", "points", "states", "in recovery", "2nd crash", "violations", "states/s"]];
         foreach (CampaignResult r in results)
         {
-            rows.Add([r.Spec.Target is null ? ((int)r.Spec.Mode).ToString(CultureInfo.InvariantCulture) : "-", r.Spec.Workload.ToString().ToLowerInvariant(), ConfigOf(r.Spec),
+            rows.Add([!OnADesign(r.Spec) ? ((int)r.Spec.Mode).ToString(CultureInfo.InvariantCulture) : "-", r.Spec.Workload.ToString().ToLowerInvariant(), ConfigOf(r.Spec),
                 Fmt(r.Events), $"{Fmt(r.Coverage.PointsChecked)}/{Fmt(r.Coverage.CrashPoints)}", Fmt(r.StatesChecked), Fmt(r.Coverage.DuringRecovery), Fmt(r.Coverage.SecondCrash), Fmt(r.Violations), Fmt((long)r.StatesPerSecond)]);
         }
         Output.Table(rows);

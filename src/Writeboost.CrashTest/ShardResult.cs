@@ -17,10 +17,12 @@ public sealed record ShardViolation(string Message, int Schedule, int Round, int
 
 /// <summary>What one shard (or, merged, every shard) of one recorded campaign checked.</summary>
 /// <param name="Seconds">Spent checking (merged: the shards' sum); <paramref name="RecordSeconds"/>: recording the campaign, once.</param>
+/// <param name="Design">The design checked, by its name, when it is not the writeboost device (a <c>--target</c>'s); <paramref name="Table"/> is then not its.</param>
+/// <param name="Persistence">The pmem persistence domain its states were made under.</param>
 /// <param name="Events">Of the campaign's logs, and <see cref="CampaignCoverage.CrashPoints"/> and <see cref="CampaignCoverage.Logs"/>: the same in every shard (the logs are shared); the other counts are the shard's own.</param>
 public sealed record ShardCampaign(int Index, int Mode, Workload Workload, string Table, int Pool, int Writers, int Seed, int Ops, long MaxStates, string Mutant,
     int Events, long StatesGenerated, long StatesChecked, long Violations, long RecoveryCrashStates, double Seconds, double RecordSeconds,
-    CampaignCoverage Coverage, ShardViolation? FirstViolation, bool ChangesBetweenLives = false)
+    CampaignCoverage Coverage, ShardViolation? FirstViolation, bool ChangesBetweenLives = false, string? Design = null, PersistenceDomain Persistence = PersistenceDomain.Adr)
 {
     public string Verdict => Violations == 0 ? "pass" : "fail";
 }
@@ -61,7 +63,8 @@ public sealed record ShardResult(string Format, string Recording, IReadOnlyDicti
                 : null;
             campaigns.Add(new ShardCampaign(i, (int)spec.Mode, spec.Workload, spec.Config.ToTable(spec.Mode), spec.Config.PoolSize, spec.Config.Writers,
                 spec.Seed, spec.Ops, spec.MaxStates, spec.Mutant, r.Events, r.StatesGenerated, r.StatesChecked, r.Violations, r.RecoveryCrashStates,
-                r.Seconds, recording.Campaigns[i].RecordSeconds, r.Coverage, first, spec.Config.ChangesBetweenLives));
+                r.Seconds, recording.Campaigns[i].RecordSeconds, r.Coverage, first, spec.Config.ChangesBetweenLives,
+                spec.Target is { } target && !Targets.TargetIdentity.Of(target).IsWriteboost ? target.Name : null, spec.Persistence));
         }
         return new ShardResult(CurrentFormat, recording.Id, recording.Plan, shard, shards, campaigns);
     }
@@ -179,11 +182,11 @@ public sealed record ShardResult(string Format, string Recording, IReadOnlyDicti
         return true;
     }
 
-    /// <summary>The campaigns as results, for the report a campaign prints (<see cref="CampaignResult.FailingHistory"/> stays with the shards).</summary>
+    /// <summary>The campaigns as results, for the report a campaign prints (<see cref="CampaignResult.FailingHistory"/> stays with the shards; a design other than the writeboost device is only named, by <see cref="ShardCampaign.Design"/>).</summary>
     public IReadOnlyList<CampaignResult> ToResults() => [.. Campaigns.Select(c =>
     {
         (CacheMode mode, CrashConfig config) = CrashConfig.FromTable(c.Table, c.Pool, c.Writers);
-        CampaignSpec spec = new(mode, c.Workload, c.Seed, c.Ops, c.MaxStates, c.Mutant, Math.Max(0, Shard), Shards) { Config = config with { ChangesBetweenLives = c.ChangesBetweenLives } };
+        CampaignSpec spec = new(mode, c.Workload, c.Seed, c.Ops, c.MaxStates, c.Mutant, Math.Max(0, Shard), Shards) { Config = config with { ChangesBetweenLives = c.ChangesBetweenLives }, Persistence = c.Persistence };
         ShardViolation? v = c.FirstViolation;
         // Seconds there are the whole campaign's, recording included; here, the shards' checking.
         return new CampaignResult(spec, c.Events, c.StatesGenerated, c.StatesChecked, c.Violations, c.Seconds + c.RecordSeconds, v?.Message, v?.CrashPoint, v?.Variant)

@@ -56,16 +56,33 @@ public static class TargetLoader
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(specification);
         ArgumentNullException.ThrowIfNull(arguments);
+        (System.Type type, string fullPath) = Resolve(specification);
+        ICrashTarget target = Construct(type, arguments);
+        return new LoadedTarget(target, TargetIdentity.Of(type, target.Name, [.. arguments], fullPath));
+    }
+
+    /// <summary>
+    /// The design <c>PATH.dll[:Type]</c> names, without building it: enough to tell whether a history was recorded
+    /// on it before its own arguments (a constructor parameter without a default, say) are known.
+    /// </summary>
+    /// <exception cref="TargetLoadException">the file or the type cannot be found or loaded.</exception>
+    public static TargetIdentity Identify(string specification)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(specification);
+        (System.Type type, string fullPath) = Resolve(specification);
+        return TargetIdentity.Of(type, type.Name, [], fullPath);
+    }
+
+    /// <summary>The type <c>PATH.dll[:Type]</c> names, its assembly loaded, and the assembly's full path.</summary>
+    private static (System.Type Type, string FullPath) Resolve(string specification)
+    {
         (string path, string? typeName) = Split(specification);
         string fullPath = Path.GetFullPath(path);
         if (!File.Exists(fullPath))
         {
             throw new TargetLoadException(Directory.Exists(fullPath) ? $"{path} is a directory: give the design's assembly (PATH.dll)" : $"{path}: no such file");
         }
-        Assembly assembly = LoadAssembly(fullPath, path);
-        System.Type type = ChooseType(assembly, typeName, path);
-        ICrashTarget target = Construct(type, arguments);
-        return new LoadedTarget(target, TargetIdentity.Of(type, target.Name, [.. arguments], fullPath));
+        return (ChooseType(LoadAssembly(fullPath, path), typeName, path), fullPath);
     }
 
     /// <summary>PATH.dll[:Type]: the type after the last colon that is not a drive letter's (paths here are Unix ones, but a colon may be in a directory's name: the part after the last one must look like a type).</summary>

@@ -52,6 +52,29 @@ public sealed class ShardedCampaignTests
     }
 
     [TestMethod]
+    public void A_merged_campaign_of_a_design_under_eadr_reports_that_design_and_that_domain()
+    {
+        using TempDirectory temp = new();
+        string recording = temp.File("recording");
+        string results = temp.File("results");
+        string design = typeof(Writeboost.Samples.PmemWal.PmemWalTarget).Assembly.Location;
+        Run(0, null, "crashtest", "record", recording, "--target", design, "--persistence", "eadr", "--workload", "random", "--states", "600", "--ops", "40", "--schedules", "2", "--rounds", "2");
+        JsonElement unsharded = Json(Run(0, null, "crashtest", "--recording", recording, "--target", design, "--json"));
+        for (int shard = 0; shard < 2; shard++)
+        {
+            Run(0, null, "crashtest", "--recording", recording, "--target", design, "--shard", $"{shard}/2", "--result-dir", results);
+        }
+        JsonElement merged = Json(Run(0, null, "crashtest", "merge", results, "--json"));
+
+        AssertSameCampaign(unsharded, merged);
+        Assert.AreEqual("pmem-wal", merged.GetProperty("campaigns")[0].GetProperty("config").GetString(), "the design's name, not a writeboost configuration");
+        Assert.AreEqual(JsonValueKind.Null, merged.GetProperty("campaigns")[0].GetProperty("table").ValueKind, "a design has no writeboost table");
+        StringAssert.Contains(merged.GetProperty("target").GetString(), "target 'pmem-wal'");
+        Assert.AreEqual("eadr", merged.GetProperty("persistence").GetString());
+        Assert.AreEqual(unsharded.GetProperty("persistence").GetString(), merged.GetProperty("persistence").GetString());
+    }
+
+    [TestMethod]
     public void The_shard_comes_from_a_Kubernetes_indexed_job_or_a_Slurm_array_and_an_explicit_shard_wins()
     {
         using TempDirectory temp = new();

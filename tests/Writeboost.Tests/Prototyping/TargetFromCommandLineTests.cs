@@ -166,6 +166,40 @@ public sealed class TargetFromCommandLineTests
         StringAssert.Contains(writeboostOption.Stderr, "--mode is the writeboost device's");
     }
 
+    [TestMethod]
+    public void A_design_built_only_from_its_arguments_replays_with_the_arguments_its_history_recorded()
+    {
+        string designs = typeof(Writeboost.TestDesigns.WalWithoutDefaults).Assembly.Location;
+        LoadedTarget flawed = TargetLoader.Load(designs, ["flaw=AckBeforeFence"]);
+        CampaignResult failed = Campaign.Run(Spec(flawed), stopAtFirst: true);
+        Assert.AreEqual(1, failed.Violations, "the flaw is caught");
+        using TempDirectory dir = new();
+        string history = dir.File("wal.history");
+        using (FileStream file = File.Create(history))
+        {
+            failed.FailingHistory!.Save(file);
+        }
+
+        // No --target-arg: the design cannot be built from nothing, but the history says what it was built with.
+        WbResult replayed = WbProcess.Run(null, "crashtest", "--replay", history, "--target", designs, "--no-minimise", "--json");
+        Assert.AreEqual(1, replayed.ExitCode, replayed.Stderr + replayed.Stdout);
+        using (JsonDocument document = JsonDocument.Parse(replayed.Stdout))
+        {
+            Assert.AreEqual(failed.FirstViolation, document.RootElement.GetProperty("first_failure").GetProperty("first_violation").GetString());
+        }
+
+        // Another design's history is refused as that, before anything is built.
+        CampaignResult other = Campaign.Run(Spec(TargetLoader.Load(SampleAssembly, ["Flaw=AckBeforeFence"])), stopAtFirst: true);
+        string otherHistory = dir.File("other.history");
+        using (FileStream file = File.Create(otherHistory))
+        {
+            other.FailingHistory!.Save(file);
+        }
+        WbResult elsewhere = WbProcess.Run(null, "crashtest", "--replay", otherHistory, "--target", designs, "--no-minimise");
+        Assert.AreEqual(2, elsewhere.ExitCode, elsewhere.Stderr);
+        StringAssert.Contains(elsewhere.Stderr, "not on target 'WalWithoutDefaults'");
+    }
+
     /// <summary>Any recorded log of the design (the harness's own recorder, one round).</summary>
     private static CrashLog RecordedLog(ICrashTarget target)
     {
