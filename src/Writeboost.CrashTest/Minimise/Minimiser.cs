@@ -30,7 +30,10 @@ public sealed record MinimisedFailure(
 /// <item>delta debugging removes operations while a campaign run on the script — the failing schedule, its
 /// rounds, every crash point of its small logs — still fails with the same kind of violation; a candidate that
 /// passes is re-run twice before it counts as passing (the device's own threads make one run's interleaving
-/// luck, the schedule's perturbation makes it likely, neither makes it certain);</item>
+/// luck, the schedule's perturbation makes it likely, neither makes it certain). A catch whose script fails only
+/// now and then (or never) is swapped for another of the same kind: the campaign that caught it, run again, records
+/// other interleavings, and a catch whose script fails every run shrinks fast and surely. A shrinking that ends
+/// long is tried again on another path (from the script's end, then from another catch);</item>
 /// <item>of the last round's failing states, the simplest is kept: fewest writes in flight, fewest torn, fewest
 /// pmem lines at a partial prefix;</item>
 /// <item>a story is written from the oracle's verdict on the first wrong sector.</item>
@@ -56,6 +59,10 @@ public static class Minimiser
     private const int MaxChunksAlone = 8;
     /// <summary>Beyond this many operations a script's budget stops growing: the first, long candidates are where the time goes.</summary>
     private const int MaxOpsBudgeted = 40;
+    /// <summary>How many more catches of the same kind are sought when the given one's script does not fail every run.</summary>
+    private const int Recatches = 3;
+    /// <summary>The states a campaign run again for another catch checks at least (a hunt's share of its budget may be a few thousand: enough to catch once, not twice).</summary>
+    private const long RecatchStates = 20_000;
 
     /// <summary>Shrinks <paramref name="failed"/>'s first violation; null when it has none (or its history is gone).</summary>
     /// <param name="timeBudget">Stops removing operations after this long and keeps what it has (default 3 minutes).</param>
@@ -67,20 +74,32 @@ public static class Minimiser
             return null;
         }
         ViolationClass wanted = ViolationClass.Of(violation);
-        // A failure found by crashing a recovery needs those crashes; any other is shrunk faster without them. Only
-        // the script's last round (the failing one: the script is cut at the crash) is checked; earlier ones are carried.
-        bool crashesRecoveries = site.Kind == StateKind.DuringRecovery;
-        IReadOnlyList<IReadOnlyCollection<string>> carriedDebris = [.. history.Rounds.Select(r => r.CarriedDebris)];
         Stopwatch clock = Stopwatch.StartNew();
         TimeSpan budget = timeBudget ?? TimeSpan.FromMinutes(3);
-        List<List<UserOp>> script = CutAtTheCrash(history, site);
-        int original = history.Rounds.Sum(r => UserOp.FromLog(r.Log).Count);
         int trials = 0;
         // Of the candidates that failed: how many runs it took them (their rate of failing a run, the script's).
         int failures = 0;
         int runsToFail = 0;
-        int failingSchedule = site.Schedule;
         CampaignResult? last = null;
+        // The catch being shrunk (the one given, or another of the same kind when that one's script reproduces it
+        // only now and then) and what the script runs take from it.
+        bool crashesRecoveries = false;
+        IReadOnlyList<IReadOnlyCollection<string>> carriedDebris = [];
+        int failingSchedule = site.Schedule;
+        int original = 0;
+
+        void Adopt(CrashHistory caught, ViolationSite at)
+        {
+            (history, site) = (caught, at);
+            // A failure found by crashing a recovery needs those crashes; any other is shrunk faster without them. Only
+            // the script's last round (the failing one: the script is cut at the crash) is checked; earlier ones are carried.
+            crashesRecoveries = at.Kind == StateKind.DuringRecovery;
+            carriedDebris = [.. caught.Rounds.Select(r => r.CarriedDebris)];
+            failingSchedule = at.Schedule;
+            original = caught.Rounds.Sum(r => UserOp.FromLog(r.Log).Count);
+            (failures, runsToFail) = (0, 0);
+        }
+        Adopt(history, site);
 
         // Shrinks while the result still fails the same way; the script's round structure is kept. A candidate is
         // run 1 + retries times before it counts as passing (by default as many as the script's rate asks).
@@ -115,21 +134,80 @@ public static class Minimiser
             return rate >= 1 ? PassRetries : Math.Clamp((int)Math.Ceiling(Math.Log(MissedFailure) / Math.Log(1 - rate)) - 1, PassRetries, RaceRetries);
         }
 
-        // Until the script is known to fail, a race gets its chances.
-        if (!Fails(script, RaceRetries))
+        // The catch's script (cut at the crash, else whole) if a run of it fails the same way within the race's
+        // chances; steady when it failed its first run and fails the next one too.
+        (List<List<UserOp>>? Script, bool Steady) Reproduce()
         {
-            // The cut script alone no longer fails (the failure needed the whole run's timing): keep it all.
-            script = [.. history.Rounds.Select(r => UserOp.FromLog(r.Log).ToList())];
-            if (!Fails(script, RaceRetries))
+            foreach (List<List<UserOp>> candidate in new[] { CutAtTheCrash(history, site), [.. history.Rounds.Select(r => UserOp.FromLog(r.Log).ToList())] })
             {
-                progress?.Invoke(ConcurrentUsers(history) is { } together
-                    ? $"minimising: the failure needs requests in flight together ({together}); a script replays them one at a time, so it does not reproduce from one: it is not shrunk (the saved history replays it exactly)"
-                    : "minimising: the failure does not reproduce from its script: it is not shrunk");
-                return null;
+                if (Fails(candidate, RaceRetries))
+                {
+                    CampaignResult failedRun = last!;
+                    bool steady = runsToFail == 1 && Fails(candidate, 0);
+                    // A second run that passed counts in the script's rate: it failed one run of two.
+                    runsToFail += steady || runsToFail > 1 ? 0 : 1;
+                    last = failedRun;
+                    return (candidate, steady);
+                }
+            }
+            return (null, false);
+        }
+
+        List<List<UserOp>>? script = null;
+        bool steady = false;
+        // Runs the campaign that caught the failure again: it records other interleavings, and its first catch of the
+        // same kind is taken when a script reproduces it (every run, when steady is asked). False: the one in hand stays.
+        bool TakeAnotherCatch(bool steadyOnly)
+        {
+            (CrashHistory History, ViolationSite Site, CampaignResult? Last, int Failures, int Runs, int Schedule, int Original) kept =
+                (history, site, last, failures, runsToFail, failingSchedule, original);
+            // The whole campaign, every schedule of it: a catch on an unperturbed schedule may be a rare interleaving,
+            // which a perturbed one makes likely (and its script's runs, perturbed as it was, likely again).
+            CampaignResult other = Campaign.Run(failed.Spec with { MaxStates = Math.Max(failed.Spec.MaxStates, RecatchStates) }, stopAtFirst: true, null, wanted.Matches);
+            if (other.FailingHistory is not { } otherHistory || other.FirstViolationSite is not { } otherSite)
+            {
+                progress?.Invoke($"minimising: the campaign run again caught nothing of its kind ({other.StatesChecked} states)");
+                return false;
+            }
+            Adopt(otherHistory, otherSite);
+            (List<List<UserOp>>? otherScript, bool otherSteady) = Reproduce();
+            if (otherScript is not null && (!steadyOnly || otherSteady))
+            {
+                (script, steady) = (otherScript, otherSteady);
+                return true;
+            }
+            progress?.Invoke(otherScript is null ? "minimising: the campaign run again caught it, but no script of that catch reproduces it either" : "minimising: the campaign run again caught it, but that catch's script does not reproduce it every run either");
+            (history, site, last, failures, runsToFail, failingSchedule, original) = kept;
+            crashesRecoveries = site.Kind == StateKind.DuringRecovery;
+            carriedDebris = [.. history.Rounds.Select(r => r.CarriedDebris)];
+            return false;
+        }
+
+        (script, steady) = Reproduce();
+        // A catch the script shows only now and then (or not at all: the device's threads are not the history's)
+        // is a poor start: each removal needs many runs to judge, and a lucky one misleads. Another catch of the
+        // same kind may reproduce every run. (A race between users is left alone: no script of one request at a
+        // time shows it.)
+        for (int again = 0; !steady && again < Recatches && ConcurrentUsers(history) is null && clock.Elapsed < budget / 3; again++)
+        {
+            bool hadScript = script is not null;
+            if (TakeAnotherCatch(steadyOnly: hadScript))
+            {
+                progress?.Invoke(hadScript
+                    ? "minimising: the failure reproduces from its script only now and then; another catch of its kind by the same campaign does every run: shrinking that one"
+                    : "minimising: the failure does not reproduce from its script; another catch of its kind by the same campaign does: shrinking that one");
             }
         }
+        if (script is null)
+        {
+            progress?.Invoke(ConcurrentUsers(history) is { } together
+                ? $"minimising: the failure needs requests in flight together ({together}); a script replays them one at a time, so it does not reproduce from one: it is not shrunk (the saved history replays it exactly)"
+                : "minimising: the failure does not reproduce from its script: it is not shrunk");
+            return null;
+        }
         // One shrinking of a script, until the clock reads until (last: the run that failed with what it returns).
-        List<(int Round, UserOp Op)> Shrink(List<(int Round, UserOp Op)> flat, TimeSpan until)
+        // From the end: the chunks are tried last first (another path to a smaller script than from the start).
+        List<(int Round, UserOp Op)> Shrink(List<(int Round, UserOp Op)> flat, TimeSpan until, bool fromTheEnd)
         {
             // Delta debugging by halving chunk sizes: each size sweeps the script once, a removed chunk's neighbours
             // tried in its place; at size 1 the sweeps repeat until no single operation can go (1-minimal). Unlike
@@ -145,8 +223,12 @@ public static class Minimiser
                 bool triedAlone = size > 1 && chunks <= MaxChunksAlone;
                 if (triedAlone)
                 {
-                    for (int start = 0; start < flat.Count && clock.Elapsed < until; start += size)
+                    foreach (int start in ChunkStarts(flat.Count, size, fromTheEnd))
                     {
+                        if (clock.Elapsed >= until)
+                        {
+                            break;
+                        }
                         List<(int, UserOp)> alone = [.. flat.Skip(start).Take(size)];
                         if (alone.Count < flat.Count && Fails(Unflatten(alone, script.Count), RaceRetries))
                         {
@@ -162,20 +244,19 @@ public static class Minimiser
                         continue;
                     }
                 }
-                // Of two chunks, removing one is keeping the other: tried alone already.
-                for (int start = 0; !(triedAlone && chunks == 2) && start < flat.Count && flat.Count >= 2 && clock.Elapsed < until;)
+                // Of two chunks, removing one is keeping the other: tried alone already. From the start, a removal
+                // brings the next chunk to where it was; from the end, the chunks before it stay where they are.
+                for (int start = fromTheEnd ? (flat.Count - 1) / size * size : 0; !(triedAlone && chunks == 2) && start >= 0 && start < flat.Count && flat.Count >= 2 && clock.Elapsed < until;)
                 {
                     List<(int, UserOp)> candidate = [.. flat.Take(start), .. flat.Skip(start + size)];
-                    if (Fails(Unflatten(candidate, script.Count)))
+                    bool fails = Fails(Unflatten(candidate, script.Count));
+                    if (fails)
                     {
                         flat = candidate;
                         removed = true;
                         progress?.Invoke($"minimising: {flat.Count} operations ({trials} runs)");
                     }
-                    else
-                    {
-                        start += size;
-                    }
+                    start = fromTheEnd ? start - size : fails ? start : start + size;
                 }
                 if (size == 1 && !removed)
                 {
@@ -204,20 +285,27 @@ public static class Minimiser
         CampaignResult? wholeFailed = last;
         List<(int Round, UserOp Op)> shortest = whole;
         CampaignResult? shortestFailed = last;
+        int shortestOriginal = original;
         // A script that fails now may fail only now and then (the device's threads are not the history's): the
         // shrinking can take one lucky run's word for it, and then no removal reproduces, or take a long way (a
-        // failure that needs a lap of the ring, where a shorter one needs none). Shrinking again from the whole
-        // script takes another path: each shrinking gets its share of the budget (the last one what is left) and
-        // the shortest result stands.
+        // failure that needs a lap of the ring, where a shorter one needs none), or end where every removal moves
+        // the ring's layout. Shrinking again takes another path: from the whole script's end, then from another
+        // catch of the same kind. Each shrinking gets its share of the budget (the last one what is left) and the
+        // shortest result stands.
         int readable = script.Count > 1 ? ReadableOpsOfLives : ReadableOps;
         for (int shrink = 0; shrink < MaxShrinks && clock.Elapsed < budget && (shrink == 0 || shortest.Count > readable); shrink++)
         {
+            if (shrink == MaxShrinks - 1 && ConcurrentUsers(history) is null && TakeAnotherCatch(steadyOnly: false))
+            {
+                progress?.Invoke($"minimising: still {shortest.Count} operations; shrinking another catch of its kind by the same campaign");
+                (whole, wholeFailed) = (Flatten(script), last);
+            }
             last = wholeFailed;
             TimeSpan share = clock.Elapsed + budget / MaxShrinks;
-            List<(int Round, UserOp Op)> shrunkOps = Shrink(whole, shrink == MaxShrinks - 1 || share > budget ? budget : share);
+            List<(int Round, UserOp Op)> shrunkOps = Shrink(whole, shrink == MaxShrinks - 1 || share > budget ? budget : share, fromTheEnd: shrink % 2 == 1);
             if (shrink == 0 || shrunkOps.Count < shortest.Count)
             {
-                (shortest, shortestFailed) = (shrunkOps, last);
+                (shortest, shortestFailed, shortestOriginal) = (shrunkOps, last, original);
             }
         }
         last = shortestFailed;
@@ -232,7 +320,7 @@ public static class Minimiser
         if (last.FirstViolationSite is { Variant: < 0 } read)
         {
             // A live read: no crash state to simplify; the history itself replays it.
-            return new MinimisedFailure(ops, shrunk, read.CrashPoint, -1, last.FirstViolation!, original, trials, Story.TellLiveRead(shrunk, read.CrashPoint, last.FirstViolation!));
+            return new MinimisedFailure(ops, shrunk, read.CrashPoint, -1, last.FirstViolation!, shortestOriginal, trials, Story.TellLiveRead(shrunk, read.CrashPoint, last.FirstViolation!));
         }
         // The simplest failing state of the shrunk history's last round, of the same kind of violation.
         List<Campaign.SurveyedState> states = Campaign.SurveyLastRound(shrunk with { Spec = shrunk.Spec with { MaxStates = long.MaxValue } }, StatesPerPoint, wanted.Matches);
@@ -243,7 +331,7 @@ public static class Minimiser
         }
         Campaign.SurveyedState simplest = states.OrderBy(s => s.Complexity).ThenBy(s => s.Point).ThenBy(s => s.Variant).First();
         IReadOnlyList<string> story = Story.Tell(shrunk, simplest);
-        return new MinimisedFailure(ops, shrunk, simplest.Point, simplest.Variant, simplest.Problem, original, trials, story);
+        return new MinimisedFailure(ops, shrunk, simplest.Point, simplest.Variant, simplest.Problem, shortestOriginal, trials, story);
     }
 
     /// <summary>Where the history's users had requests in flight together (several writer threads), in words; null when one at a time.</summary>
@@ -298,6 +386,13 @@ public static class Minimiser
             rounds.Add([.. UserOp.FromLog(prefix)]);
         }
         return rounds;
+    }
+
+    /// <summary>Where each chunk of <paramref name="size"/> operations starts, first to last or last to first.</summary>
+    private static IEnumerable<int> ChunkStarts(int count, int size, bool fromTheEnd)
+    {
+        IEnumerable<int> starts = Enumerable.Range(0, (count + size - 1) / size).Select(c => c * size);
+        return fromTheEnd ? starts.Reverse() : starts;
     }
 
     private static List<(int Round, UserOp Op)> Flatten(List<List<UserOp>> script) =>

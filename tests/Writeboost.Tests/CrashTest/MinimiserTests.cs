@@ -42,7 +42,7 @@ public sealed class MinimiserTests
             // three minutes: a known limit (docs/crash-testing.md), its story still replayed below.
             // Twelve operations for one life; a failure of a second life tells two (the first one's crash must
             // leave the debris it needs: two segments in flight after a lap of the ring), sixteen.
-            Assert.IsLessThanOrEqualTo(minimised.History.Rounds.Count > 1 ? 16 : 12, minimised.OpCount, string.Join(Environment.NewLine, minimised.Story));
+            Assert.IsLessThanOrEqualTo(minimised.History.Rounds.Count > 1 ? 16 : 12, minimised.OpCount, string.Join(Environment.NewLine, [.. minimised.Story, "the minimiser said:", .. progress]));
         }
         Assert.IsTrue(minimised.Story.Any(line => line.StartsWith("Verdict:", StringComparison.Ordinal)), "the story ends with the verdict");
         // A wrong sector is named; a recovery that refused to open names the segment it refused (no sector can be).
