@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Writeboost.Cache.Format;
+using Writeboost.Cache.Index;
 
 namespace Writeboost.Cache.Core;
 
@@ -52,9 +53,49 @@ internal sealed class OpenSegment
         _placedBits[index] = sectors;
     }
 
-    /// <summary>The metablock of slot <paramref name="index"/> as it was placed (for a slot the index no longer maps).</summary>
-    public MetablockOnDisk AsPlaced(int index) => new(Math.Max(0, _placedBlock[index]) * Units.SectorsPerBlock, _placedBits[index]);
+    /// <summary>Segments sealed full, and sealed partial (a barrier's partial log), in this device's life.</summary>
+    public long FullSeals { get; private set; }
 
-    /// <summary>The segment was sealed with its <see cref="Length"/> slots: none is open until <see cref="Begin"/>.</summary>
-    public void Sealed() => Length = 0;
+    public long PartialSeals { get; private set; }
+
+    /// <summary>dm-writeboost's nr_partial_flushed: partial seals since the last <c>clear_stat</c>.</summary>
+    public long PartialSealsSinceCleared { get; private set; }
+
+    public void ClearStats() => PartialSealsSinceCleared = 0;
+
+    /// <summary>
+    /// Seals segment <paramref name="id"/>: writes into <paramref name="image"/> a metablock per placed slot and the
+    /// header (id, length; the checksum is the buffer's, computed outside the lock), and returns its length. A slot
+    /// the index still maps (<paramref name="firstGlobal"/> + slot) is written as it is now; one superseded in the
+    /// open segment (mode 1's copy-on-write) as it was placed, so the kernel's replay, applying the entries in order,
+    /// ends the same; one dropped by write-around as placed too, clean, which replay ignores. None is open after.
+    /// </summary>
+    /// <param name="partial">A barrier sealed it before it was full (counted as a partial log when it is not).</param>
+    public int Seal(ulong id, Span<byte> image, CacheIndex index, int firstGlobal, int entryBytes, bool partial, FaultHooks faults)
+    {
+        int length = Length;
+        for (int i = 0; i < length; i++)
+        {
+            int g = firstGlobal + i;
+            MetablockOnDisk entry = index.BlockAt(g) >= 0
+                ? new MetablockOnDisk(index.BlockAt(g) * Units.SectorsPerBlock, index.IsDirty(g) ? index.SectorsAt(g) : (byte)0)
+                : AsPlaced(i);
+            (entry with { DirtyBits = faults.DirtyBitsToSeal(entry.DirtyBits, entryBytes) }).WriteTo(image, i, entryBytes);
+        }
+        new SegmentHeaderOnDisk(id, 0, (byte)length).WriteTo(image);
+        if (partial && length < _placedBlock.Length)
+        {
+            PartialSeals++;
+            PartialSealsSinceCleared++;
+        }
+        else
+        {
+            FullSeals++;
+        }
+        Length = 0;
+        return length;
+    }
+
+    /// <summary>The metablock of slot <paramref name="index"/> as it was placed (for a slot the index no longer maps).</summary>
+    private MetablockOnDisk AsPlaced(int index) => new(Math.Max(0, _placedBlock[index]) * Units.SectorsPerBlock, _placedBits[index]);
 }

@@ -103,36 +103,11 @@ public sealed partial class WriteboostDevice
         {
             return;
         }
-        int length = _open.Length;
-        long slot = Geometry.SlotOf(id);
         SegmentBuffer buffer = BufferOf(id);
-        Span<byte> image = buffer.Image.Span;
-        int entryBytes = Geometry.MetablockBytes;
-        for (int i = 0; i < length; i++)
-        {
-            int g = Global(slot, i);
-            // A slot still mapped is written as it is now; one superseded in the open buffer (mode 1 copy-on-write)
-            // as it was placed — a later entry for the same block replaces it at replay; one dropped by
-            // write-around as placed too, clean, which replay ignores.
-            MetablockOnDisk entry = _cacheIndex.BlockAt(g) >= 0
-                ? new MetablockOnDisk(_cacheIndex.BlockAt(g) * Units.SectorsPerBlock, _cacheIndex.IsDirty(g) ? _cacheIndex.SectorsAt(g) : (byte)0)
-                : _open.AsPlaced(i);
-            (entry with { DirtyBits = Faults.DirtyBitsToSeal(entry.DirtyBits, entryBytes) }).WriteTo(image, i, entryBytes);
-        }
+        int length = _open.Seal(id, buffer.Image.Span, _cacheIndex, Global(Geometry.SlotOf(id), 0), Geometry.MetablockBytes, partial, Faults);
         // The checksum is computed outside the lock (SegmentBuffer.EnsureChecksum): a sealed buffer never changes again.
-        new SegmentHeaderOnDisk(id, 0, (byte)length).WriteTo(image);
         buffer.MarkSealed(id);
         _ring.Seal(id, length);
-        _open.Sealed();
-        if (partial && length < BlocksPerSegment)
-        {
-            _nrPartialFlushed++;
-            _partialSegments++;
-        }
-        else
-        {
-            _fullSegments++;
-        }
         if (wakeFlushWorker)
         {
             _flushWorker.Wake();

@@ -7,9 +7,6 @@ namespace Writeboost.Cache.Core;
 public sealed partial class WriteboostDevice
 {
     private readonly long[] _stats = new long[16];
-    private long _nrPartialFlushed;
-    private long _fullSegments;
-    private long _partialSegments;
 
     public WriteboostCounters Counters { get; } = new();
 
@@ -32,14 +29,14 @@ public sealed partial class WriteboostDevice
                 LastWritebackId = _ring.WrittenBackId,
                 NrDirtyCaches = _cacheIndex.DirtyCount,
                 Stats = _stats.ToArray(),
-                NrPartialFlushed = _nrPartialFlushed,
+                NrPartialFlushed = _open.PartialSealsSinceCleared,
                 Tunables = Tunables.Snapshot(),
                 SegmentSizeOrder = Geometry.SegmentSizeOrder,
                 BlocksPerSegment = BlocksPerSegment,
                 SizeBytes = SizeBytes,
                 LastDurableId = _ring.DurableId,
-                FullSegments = _fullSegments,
-                PartialSegments = _partialSegments,
+                FullSegments = _open.FullSeals,
+                PartialSegments = _open.PartialSeals,
                 UserBytesWritten = Counters.User.BytesWritten,
                 UserBytesRead = Counters.User.BytesRead,
                 CacheBytesWritten = Counters.CacheBytesWritten,
@@ -74,7 +71,7 @@ public sealed partial class WriteboostDevice
                 using (_monitor.Enter(SchedulePoint.MessageAfterClearStat))
                 {
                     Array.Clear(_stats);
-                    _nrPartialFlushed = 0;
+                    _open.ClearStats();
                 }
                 return;
             case "drop_caches":
