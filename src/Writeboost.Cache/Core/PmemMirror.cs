@@ -1,4 +1,5 @@
 using Writeboost.Cache.PmemBuffer;
+using Writeboost.Cache.Ring;
 
 namespace Writeboost.Cache.Core;
 
@@ -10,17 +11,26 @@ namespace Writeboost.Cache.Core;
 /// the lock let go. Any pmem failure fails the device: what the buffer holds is then unknown, and like a failed
 /// fsync nothing retried could make the earlier records durable again.
 /// </summary>
-internal sealed class PmemMirror(PmemBufferPool pool, BufferPool buffers, DeviceMonitor monitor)
+internal sealed class PmemMirror(PmemBufferPool pool, BufferPool buffers, DeviceMonitor monitor) : BufferMirror
 {
+    public override bool IsPersistent => true;
+
     /// <summary>A barrier is a no-op fence: dax persists and fences each write on its own thread.</summary>
-    public bool BarrierIsFree => pool.BarrierIsFree;
+    public override bool BarrierIsFree => pool.BarrierIsFree;
+
+    public override bool RewritesSlots => false;
+
+    public override bool BindsBuffers => true;
+
+    /// <summary>A pmem buffer is the only durable copy of its segment until the cache device has it durably.</summary>
+    public override ulong ReusableThrough(SegmentRing ring) => pool.Faults.PmemBufferWaitsForDurableSegment ? ring.DurableId : ring.FlushedId;
 
     /// <summary>
     /// Under the lock, once nothing more can throw there: the slot <paramref name="slot"/> of segment
     /// <paramref name="segmentId"/> is the write's; its buffer stays pinned and the slot's data pending until
     /// <see cref="Place"/> (an unplaced reservation would pin its buffer for good).
     /// </summary>
-    public PmemPlacement Reserve(ulong segmentId, int slot, long block, byte dirtyBits, int offsetInBlockBytes)
+    public override PmemPlacement Reserve(ulong segmentId, int slot, long block, byte dirtyBits, int offsetInBlockBytes)
     {
         int buffer = buffers.IndexOf(segmentId);
         buffers.Pin(buffer);
@@ -34,7 +44,7 @@ internal sealed class PmemMirror(PmemBufferPool pool, BufferPool buffers, Device
     /// rewritten in this binding) and its record into pmem, and persists them; the write is acknowledged only after
     /// this returns. Then unpins the buffer, waking an acquirer waiting for it.
     /// </summary>
-    public void Place(PmemPlacement placement, ReadOnlySpan<byte> data)
+    public override void Place(PmemPlacement placement, ReadOnlySpan<byte> data)
     {
         SegmentBuffer buffer = buffers[placement.Buffer];
         buffer.CopyIn(placement.Slot, placement.OffsetInBlockBytes, data);
@@ -66,7 +76,7 @@ internal sealed class PmemMirror(PmemBufferPool pool, BufferPool buffers, Device
     /// held across the next acquire would wait for itself. A failure fails the device but not the read that staged
     /// the block, which has its data.
     /// </summary>
-    public void PlaceHoleUnlocked(ulong segmentId, int slot)
+    public override void PlaceHoleUnlocked(ulong segmentId, int slot)
     {
         int buffer = buffers.IndexOf(segmentId);
         buffers.Pin(buffer);
@@ -93,7 +103,7 @@ internal sealed class PmemMirror(PmemBufferPool pool, BufferPool buffers, Device
     /// before the segment opens: binds it with the lock let go (a persist; on the block backend a read-modify-write,
     /// a write and a flush).
     /// </summary>
-    public void BindUnlocked(ulong id)
+    public override void BindUnlocked(ulong id)
     {
         int buffer = buffers.IndexOf(id);
         if (Unlocked(SchedulePoint.AcquireBeforePmemBind, () => pool.Acquire(buffer, id)) is { } failed)
@@ -103,11 +113,12 @@ internal sealed class PmemMirror(PmemBufferPool pool, BufferPool buffers, Device
     }
 
     /// <summary>Every write placed before is durable in pmem when this returns (a flush or FUA in mode 1).</summary>
-    public void Barrier()
+    public override bool Barrier()
     {
         try
         {
             pool.Barrier();
+            return true;
         }
         catch (IOException error)
         {
@@ -116,7 +127,7 @@ internal sealed class PmemMirror(PmemBufferPool pool, BufferPool buffers, Device
     }
 
     /// <summary>Clears the buffers' records (the cache drained for write-around): nothing in them can be replayed.</summary>
-    public void Clear(Guid cacheUuid, Guid pmemUuid) => pool.Clear(cacheUuid, pmemUuid);
+    public override void Clear(Guid cacheUuid, Guid pmemUuid) => pool.Clear(cacheUuid, pmemUuid);
 
     /// <summary>Runs pmem I/O with the device lock let go (called holding it; held again on return). Returns the I/O error.</summary>
     private IOException? Unlocked(SchedulePoint leaving, Action io)

@@ -25,12 +25,10 @@ public sealed partial class WriteboostDevice
             _backingStore.Flush();
             return;
         }
-        if (_pmem is not null)
+        if (!_mirror.Barrier()) // mode 1: every write completed before is in pmem
         {
-            _pmem.Barrier(); // mode 1: every write completed before is in pmem
-            return;
+            FlushToCacheDevice();
         }
-        FlushToCacheDevice();
     }
 
     /// <summary>

@@ -279,10 +279,7 @@ public sealed partial class WriteboostDevice
         {
             SealOpenLocked(partial: false);
         }
-        if (_pmem is not null)
-        {
-            _pmem.PlaceHoleUnlocked(landed, slot);
-        }
+        _mirror.PlaceHoleUnlocked(landed, slot);
     }
 }
 

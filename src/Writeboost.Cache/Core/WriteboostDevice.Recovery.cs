@@ -42,7 +42,7 @@ public sealed partial class WriteboostDevice
         {
             PmemClaim claim = new(CacheUuid, _cache.Name, _superblock.Bindings.PmemUuid, pmemLive, _options.Reformat, _options.DiscardPmem);
             PmemBufferPool pool = PmemBufferPool.Open(_pmemRegion, PmemLayoutFor(Geometry, _options), claim, Faults, out PmemOpened opened);
-            _pmem = MirrorIn(pool);
+            _mirror = MirrorIn(pool);
             pmemOpened = opened;
             fromPmem = opened.Formatted ? null : pool.Recover(0);
         }
@@ -137,7 +137,7 @@ public sealed partial class WriteboostDevice
         // so a crash between the two steps leaves this cache with its own (empty) buffer.
         if (Faults.WriteAroundSwitchClearsPmem)
         {
-            _pmem?.Clear(CacheUuid, _superblock.Bindings.PmemUuid);
+            _mirror.Clear(CacheUuid, _superblock.Bindings.PmemUuid);
         }
         Format(wasFormatted: true);
         Recovery = Recovery with { DrainedForWriteAround = true, Warnings = [$"write_around_mode: dirty data up to segment {lastId} was written back, then the cache was formatted"] };

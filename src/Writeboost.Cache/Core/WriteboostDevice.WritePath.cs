@@ -34,7 +34,7 @@ public sealed partial class WriteboostDevice
             landedIn = WritePiece(piece.Block, piece.FirstSector, piece.SectorCount, data, out int sealedLength, out PmemPlacement placement);
             if (placement.IsReserved)
             {
-                _pmem!.Place(placement, data);
+                _mirror.Place(placement, data);
             }
             if (sealedLength > 0)
             {
@@ -47,11 +47,8 @@ public sealed partial class WriteboostDevice
         if ((options & WriteOptions.Fua) != 0)
         {
             _options.Schedule.At(SchedulePoint.WriterBeforeBarrier);
-            if (_pmem is not null)
-            {
-                _pmem.Barrier(); // mode 1: durable once in pmem — no partial log, no cache flush
-            }
-            else if (Faults.FuaWaitsForFlushOfWrittenSegment || !SegmentWrittenLocked(landedIn))
+            // Mode 1: durable once in pmem — no partial log, no cache flush.
+            if (!_mirror.Barrier() && (Faults.FuaWaitsForFlushOfWrittenSegment || !SegmentWrittenLocked(landedIn)))
             {
                 MakeDurable(landedIn);
             }
@@ -103,7 +100,7 @@ public sealed partial class WriteboostDevice
             CountStat(write: true, hit, onBuffer, fullsize: bits == Units.FullBlockBits);
             // Mode 0 merges into the open buffer in place. Mode 1 never changes a slot whose record may be
             // committed in pmem (a torn rewrite would lose the acknowledged old data): the write takes a new slot.
-            if (onBuffer && _pmem is null)
+            if (onBuffer && _mirror.RewritesSlots)
             {
                 data.CopyTo(BufferOf(_ring.OpenId).Block(IndexInSegment(old))[(firstSector * Units.SectorBytes)..]);
                 _cacheIndex.MergeInPlace(old, bits);
@@ -129,9 +126,9 @@ public sealed partial class WriteboostDevice
             {
                 Supersede(old);
             }
-            if (_pmem is null)
+            if (_mirror.RewritesSlots)
             {
-                data.CopyTo(slotData[(firstSector * Units.SectorBytes)..]);
+                data.CopyTo(slotData[(firstSector * Units.SectorBytes)..]); // mode 1 copies it in outside the lock (Reserve, Place)
             }
             PlaceInOpenSegmentLocked(block, newBits, dirty: true);
             ulong landed = _ring.OpenId;
@@ -142,12 +139,9 @@ public sealed partial class WriteboostDevice
                 SealOpenLocked(partial: false, wakeFlushWorker: false);
                 sealedLength = BlocksPerSegment;
             }
-            if (_pmem is not null)
-            {
-                // Pinned last, once nothing here can throw: an unplaced reservation would pin its buffer (and leave
-                // its data pending) for good.
-                placement = _pmem.Reserve(landed, index, block, newBits, firstSector * Units.SectorBytes);
-            }
+            // Reserved last, once nothing here can throw: an unplaced reservation would pin its buffer (and leave
+            // its data pending) for good.
+            placement = _mirror.Reserve(landed, index, block, newBits, firstSector * Units.SectorBytes);
             return landed;
         }
     }
@@ -230,13 +224,13 @@ public sealed partial class WriteboostDevice
         // Mode 1: a pmem buffer is the only durable copy of its segment until the cache device has it durably, and
         // it is not rebound while a writer of its old segment is still placing into it (pinned).
         int bufferIndex = _buffers.IndexOf(id);
-        bool pmemBound = _pmem is null;
+        bool pmemBound = !_mirror.BindsBuffers;
         _buffers.StartWaiting();
         try
         {
             while (true)
             {
-                bool ready = (_pmem is null || !Faults.PmemBufferWaitsForDurableSegment ? _ring.FlushedId : _ring.DurableId) >= bufferFreeAfter && _ring.WrittenBackId >= slotFreeAfter && !_ring.IsPinned(slot)
+                bool ready = _mirror.ReusableThrough(_ring) >= bufferFreeAfter && _ring.WrittenBackId >= slotFreeAfter && !_ring.IsPinned(slot)
                     && !_buffers.IsPinned(bufferIndex);
                 if (ready && pmemBound)
                 {
@@ -247,7 +241,7 @@ public sealed partial class WriteboostDevice
                     // The pmem buffer is free (its segment durable on the cache device, no placement into it in flight)
                     // and nothing can place into it before this segment opens (_acquiring): bind it with the lock let go —
                     // a persist, on the block backend a read-modify-write, a write and a flush — then check again.
-                    _pmem!.BindUnlocked(id);
+                    _mirror.BindUnlocked(id);
                     pmemBound = true;
                     continue;
                 }
@@ -256,7 +250,7 @@ public sealed partial class WriteboostDevice
                 {
                     throw new IOException(_writeback.HeldMessage(_writeback.HeldBy, $"segment {id} needs ring slot {slot}"));
                 }
-                if (_pmem is not null && _ring.DurableId < bufferFreeAfter)
+                if (_mirror.IsPersistent && _ring.DurableId < bufferFreeAfter)
                 {
                     // Ask for the cache flush only now, when a buffer is needed back: one flush for many segments.
                     _flushWorker.RequestDurableLocked(bufferFreeAfter);
@@ -279,7 +273,7 @@ public sealed partial class WriteboostDevice
         _ring.Bind(slot, id, 0);
         _open.Begin();
         ulong halfPool = (ulong)Math.Max(1, _buffers.Count / 2);
-        if (_pmem is not null && id > halfPool)
+        if (_mirror.IsPersistent && id > halfPool)
         {
             // Half the pmem buffers are in use: ask for a cache flush now, so that by the time a writer needs a
             // buffer back it is already durable — one flush per half pool, overlapped with filling the other half.

@@ -20,7 +20,7 @@ namespace Writeboost.Cache.Core;
 ///
 /// <para>The parts, each its own type: the block map and metablocks (<see cref="CacheIndex"/>), the ring of
 /// segment slots and where each segment id stands (<see cref="SegmentRing"/>), the RAM buffers
-/// (<see cref="SegmentBuffer"/>) and their pmem mirror (<see cref="PmemBufferPool"/>), the workers
+/// (<see cref="BufferPool"/>) and what keeps them durable (<see cref="BufferMirror"/>: nothing in mode 0, <see cref="PmemMirror"/> in mode 1), the workers
 /// (<see cref="FlushWorker"/>, <see cref="WritebackWorker"/>, <see cref="Modulator"/>), the superblock record
 /// (<see cref="SuperblockRecordWriter"/>), and the open's recovery (<see cref="RingWalk"/>, <see cref="LogRecovery"/>).
 /// The device itself is the front: the write and read paths, placement into the open segment and its seal.</para>
@@ -41,7 +41,7 @@ public sealed partial class WriteboostDevice : IBlockDevice
     private readonly WriteboostOptions _options;
     private readonly BufferPool _buffers;
     private readonly bool _writeAroundMode; // a static tunable: read once, not per request
-    private PmemMirror? _pmem;              // mode 1: the persistent mirror of the RAM buffers
+    private BufferMirror _mirror = BufferMirror.RamOnly.Instance; // mode 1: the pmem mirror, once opened
     private readonly PmemRegion? _pmemRegion;
     // The open segment's slots: what each was given when placed (see OpenSegment).
     private readonly OpenSegment _open;
@@ -96,7 +96,7 @@ public sealed partial class WriteboostDevice : IBlockDevice
     public CacheMode Mode { get; }
 
     /// <summary>Mode 1 on dax: a flush or FUA is a no-op fence (every write was persisted in pmem before it returned).</summary>
-    public bool DurabilityIsCheap => _pmem is { BarrierIsFree: true } && !_writeAroundMode;
+    public bool DurabilityIsCheap => _mirror.BarrierIsFree && !_writeAroundMode;
     public PmemRegion? PmemRegion => _pmemRegion;
 
     public string Name => $"writeboost({_backing.Name}, {_cache.Name})";
@@ -189,7 +189,7 @@ public sealed partial class WriteboostDevice : IBlockDevice
                     // Only --reformat (or --discard-pmem) takes over a pmem region that belongs to another cache, even for a
                     // new cache; the cache's own buffer (an interrupted format's) is formatted with it.
                     PmemClaim claim = new(header.CacheUuid, cache.Name, Guid.Empty, OwnBufferMayHoldWrites: false, options.Reformat, options.DiscardPmem) { FormatOwn = true };
-                    device._pmem = device.MirrorIn(PmemBufferPool.Open(pmem, PmemLayoutFor(geometry, options), claim, device.Faults, out PmemOpened opened));
+                    device._mirror = device.MirrorIn(PmemBufferPool.Open(pmem, PmemLayoutFor(geometry, options), claim, device.Faults, out PmemOpened opened));
                     device.FinishPmemOpen(opened);
                 }
             }
@@ -265,7 +265,7 @@ public sealed partial class WriteboostDevice : IBlockDevice
                     _backingStore.Flush();
                 }
                 FlushToCacheDevice();
-                if (_pmem is not null && _monitor.Failure is null)
+                if (_mirror.IsPersistent && _monitor.Failure is null)
                 {
                     _superblock.WriteFlags(0);
                 }
