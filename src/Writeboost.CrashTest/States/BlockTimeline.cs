@@ -166,15 +166,18 @@ internal sealed class PmemTimeline(byte[] initial, bool cachesPersist = false)
     }
 
     /// <summary>True when some thread wrote <paramref name="line"/> back since its last store and has not fenced yet.</summary>
-    public bool IsWrittenBack(long line) => _writtenBack.Keys.Any(k => k.Line == line);
+    public bool IsWrittenBack(long line) => _writtenBack.ContainsKey(line);
 
     /// <summary>eADR: the CPU caches are in the power-fail domain.</summary>
     public bool CachesPersist => cachesPersist;
 
     public const int LineBytes = 64;
     private readonly Dictionary<long, List<(int OffsetInLine, byte[] Bytes)>> _pending = [];
-    /// <summary>Per line and thread: how many of the line's pending stores that thread's write-back covered (a fence completes its own thread's only).</summary>
-    private readonly Dictionary<(long Line, int Thread), int> _writtenBack = [];
+    /// <summary>
+    /// Per line written back and not yet fenced: each thread's write-back and how many of the line's pending stores it
+    /// covered (a fence completes its own thread's only). A line is here only while some write-back of it is.
+    /// </summary>
+    private readonly Dictionary<long, List<(int Thread, int Stores)>> _writtenBack = [];
 
     public byte[] Durable { get; } = initial;
     public IReadOnlyDictionary<long, List<(int OffsetInLine, byte[] Bytes)>> PendingLines => _pending;
@@ -213,7 +216,7 @@ internal sealed class PmemTimeline(byte[] initial, bool cachesPersist = false)
                 {
                     if (_pending.TryGetValue(line, out List<(int, byte[])>? stores))
                     {
-                        _writtenBack[(line, e.Ref)] = stores.Count;
+                        WrittenBack(line, e.Ref, stores.Count);
                     }
                 }
                 break;
@@ -236,49 +239,69 @@ internal sealed class PmemTimeline(byte[] initial, bool cachesPersist = false)
         {
             return;
         }
-        List<(long Line, int Thread)>? done = null;
-        foreach (((long line, int by), int count) in _writtenBack)
+        List<long>? emptied = null;
+        foreach ((long line, List<(int Thread, int Stores)> backs) in _writtenBack)
         {
-            if (by == thread || by == -1 || thread == -1)
+            // The stores this fence makes durable: the most any of its write-backs of the line covered.
+            int covered = -1;
+            foreach ((int by, int stores) in backs)
             {
-                (done ??= []).Add((line, by));
+                if (by == thread || by == -1 || thread == -1)
+                {
+                    covered = Math.Max(covered, stores);
+                }
             }
-        }
-        if (done is null)
-        {
-            return;
-        }
-        foreach ((long line, int by) in done)
-        {
-            if (!_writtenBack.Remove((line, by), out int count) || !_pending.TryGetValue(line, out List<(int OffsetInLine, byte[] Bytes)>? stores))
+            if (covered < 0)
             {
                 continue;
             }
-            count = Math.Min(count, stores.Count);
-            ApplyPrefix(Durable, line, stores, count);
-            stores.RemoveRange(0, count);
-            if (stores.Count == 0)
+            if (!_pending.TryGetValue(line, out List<(int OffsetInLine, byte[] Bytes)>? pending))
             {
-                _pending.Remove(line);
+                backs.RemoveAll(b => b.Thread == thread || b.Thread == -1 || thread == -1);
             }
-            // Another thread's write-back of the same line counted stores that are durable now (none left: the
-            // usual case, one thread writing back and fencing, skips the scan on this hot path).
-            if (_writtenBack.Count == 0)
+            else
             {
-                continue;
-            }
-            foreach ((long Line, int Thread) other in _writtenBack.Keys.Where(k => k.Line == line).ToList())
-            {
-                int left = _writtenBack[other] - count;
-                if (left > 0 && stores.Count > 0)
+                covered = Math.Min(covered, pending.Count);
+                ApplyPrefix(Durable, line, pending, covered);
+                pending.RemoveRange(0, covered);
+                if (pending.Count == 0)
                 {
-                    _writtenBack[other] = left;
+                    _pending.Remove(line);
                 }
-                else
+                // Another thread's write-back of the line counted stores that are durable now: it covers fewer.
+                int left = pending.Count;
+                backs.RemoveAll(b => b.Thread == thread || b.Thread == -1 || thread == -1 || b.Stores <= covered || left == 0);
+                for (int i = 0; i < backs.Count; i++)
                 {
-                    _writtenBack.Remove(other);
+                    backs[i] = (backs[i].Thread, backs[i].Stores - covered);
                 }
             }
+            if (backs.Count == 0)
+            {
+                (emptied ??= []).Add(line);
+            }
+        }
+        foreach (long line in emptied ?? [])
+        {
+            _writtenBack.Remove(line);
+        }
+    }
+
+    /// <summary><paramref name="thread"/> wrote <paramref name="line"/> back, covering its first <paramref name="stores"/> pending stores (a later write-back by the same thread replaces its earlier one).</summary>
+    private void WrittenBack(long line, int thread, int stores)
+    {
+        if (!_writtenBack.TryGetValue(line, out List<(int Thread, int Stores)>? backs))
+        {
+            _writtenBack[line] = backs = [];
+        }
+        int mine = backs.FindIndex(b => b.Thread == thread);
+        if (mine >= 0)
+        {
+            backs[mine] = (thread, stores);
+        }
+        else
+        {
+            backs.Add((thread, stores));
         }
     }
 
