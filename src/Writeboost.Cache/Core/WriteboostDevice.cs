@@ -88,8 +88,9 @@ public sealed partial class WriteboostDevice : IBlockDevice
         _ring = new SegmentRing(geometry.NrSegments, _lock);
         _backingStore = new BackingStore(backing, Counters);
         _record = new SuperblockRecordWriter(cache, _monitor, _ring, Counters, options.Faults);
-        _flushWorker = new FlushWorker(_monitor, _ring, _buffers.Of, geometry, cache, Counters, options.Faults, options.Schedule, () => _writeback!.SegmentWrittenLocked());
-        _writeback = new WritebackWorker(_monitor, _ring, _cacheIndex, _poison, geometry, tunables, cache, _backingStore, _record, _flushWorker, MakeDurable, Counters, options, Name);
+        DeviceParts parts = new(_monitor, _ring, geometry, cache, Counters, tunables, options, Name);
+        _writeback = new WritebackWorker(parts, _cacheIndex, _poison, _backingStore, _record, new DurabilityOf(this));
+        _flushWorker = new FlushWorker(parts, _buffers, _writeback);
     }
 
     /// <summary>0: the buffer is RAM. 1: the buffer is mirrored in persistent memory; FUA and flush complete at pmem speed.</summary>
@@ -382,6 +383,14 @@ public sealed partial class WriteboostDevice : IBlockDevice
     {
         _cacheIndex.UnmapSlot(slot);
         _poison.ForgetSlot(slot, BlocksPerSegment);
+    }
+
+    /// <summary>The device's durability as writeback asks for it (<see cref="IDurability"/>).</summary>
+    private sealed class DurabilityOf(WriteboostDevice device) : IDurability
+    {
+        public void RequestDurableLocked(ulong id) => device._flushWorker.RequestDurableLocked(id);
+
+        public void MakeDurable(ulong id) => device.MakeDurable(id);
     }
 
     /// <summary>The device as the modulator sees it (<see cref="Modulator"/>).</summary>

@@ -16,31 +16,30 @@ internal sealed class FlushWorker : IDisposable
 {
     private readonly DeviceMonitor _monitor;
     private readonly SegmentRing _ring;
-    private readonly Func<ulong, SegmentBuffer> _bufferOf;
+    private readonly BufferPool _buffers;
     private readonly CacheGeometry _geometry;
     private readonly IBlockDevice _cache;
     private readonly WriteboostCounters _counters;
     private readonly FaultHooks _faults;
     private readonly ScheduleHooks _schedule;
-    private readonly Action _segmentWrittenLocked;
+    private readonly ISegmentsWritten _written;
     private readonly AutoResetEvent _signal = new(false);
     private Thread? _thread;
 
-    /// <param name="bufferOf">The RAM buffer that holds a segment id.</param>
-    /// <param name="segmentWrittenLocked">Told (with the lock held) after each segment is written: writeback may wait for it.</param>
-    public FlushWorker(DeviceMonitor monitor, SegmentRing ring, Func<ulong, SegmentBuffer> bufferOf, CacheGeometry geometry, IBlockDevice cache,
-        WriteboostCounters counters, FaultHooks faults, ScheduleHooks schedule, Action segmentWrittenLocked)
+    /// <param name="buffers">The RAM buffers the segments are sealed in.</param>
+    /// <param name="written">Told (with the lock held) after each segment is written: writeback may wait for it.</param>
+    public FlushWorker(DeviceParts parts, BufferPool buffers, ISegmentsWritten written)
     {
-        _monitor = monitor;
-        _ring = ring;
-        _bufferOf = bufferOf;
-        _geometry = geometry;
-        _cache = cache;
-        _counters = counters;
-        _faults = faults;
-        _schedule = schedule;
-        _segmentWrittenLocked = segmentWrittenLocked;
-        monitor.Register(Wake);
+        _monitor = parts.Monitor;
+        _ring = parts.Ring;
+        _buffers = buffers;
+        _geometry = parts.Geometry;
+        _cache = parts.Cache;
+        _counters = parts.Counters;
+        _faults = parts.Options.Faults;
+        _schedule = parts.Options.Schedule;
+        _written = written;
+        _monitor.Register(Wake);
     }
 
     public void Start()
@@ -132,7 +131,7 @@ internal sealed class FlushWorker : IDisposable
                         _ring.MarkDurable(id);
                     }
                     _monitor.PulseAllLocked();
-                    _segmentWrittenLocked();
+                    _written.SegmentWrittenLocked();
                 }
             }
             catch (Exception error) when (error is IOException or ArgumentException)
@@ -149,7 +148,7 @@ internal sealed class FlushWorker : IDisposable
     private void WriteSegment(ulong id, int length, ulong durable)
     {
         long writeBytes = CacheGeometry.WrittenBytes(length);
-        SegmentBuffer buffer = _bufferOf(id);
+        SegmentBuffer buffer = _buffers.Of(id);
         buffer.EnsureChecksum(id, length, _geometry.MetablockBytes);
         Span<byte> image = buffer.Image.Span;
         // The header says what was durable when this segment was written: recovery then knows that a bad checksum

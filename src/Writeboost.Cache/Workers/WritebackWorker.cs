@@ -24,7 +24,7 @@ namespace Writeboost.Cache.Workers;
 /// a lost copy (see <see cref="PoisonSet"/>): it is held there (<see cref="HeldBy"/>) until the loss is rewritten or
 /// acknowledged.
 /// </summary>
-internal sealed class WritebackWorker : IDisposable
+internal sealed class WritebackWorker : ISegmentsWritten, IDisposable
 {
     private readonly DeviceMonitor _monitor;
     private readonly SegmentRing _ring;
@@ -35,8 +35,7 @@ internal sealed class WritebackWorker : IDisposable
     private readonly IBlockDevice _cache;
     private readonly BackingStore _backing;
     private readonly SuperblockRecordWriter _record;
-    private readonly FlushWorker _flush;
-    private readonly Action<ulong> _makeDurable;
+    private readonly IDurability _durability;
     private readonly WriteboostCounters _counters;
     private readonly WriteboostOptions _options;
     private readonly string _deviceName;
@@ -51,26 +50,23 @@ internal sealed class WritebackWorker : IDisposable
     private int _backingUtilPercent;
     private long _errors;
 
-    /// <param name="makeDurable">Makes a segment durable, sealing it first if it is the open one (poison cleared by a write not yet durable).</param>
-    public WritebackWorker(DeviceMonitor monitor, SegmentRing ring, CacheIndex index, PoisonSet poison, CacheGeometry geometry, Tunables tunables,
-        IBlockDevice cache, BackingStore backing, SuperblockRecordWriter record, FlushWorker flush, Action<ulong> makeDurable,
-        WriteboostCounters counters, WriteboostOptions options, string deviceName)
+    /// <param name="durability">Asks for cache flushes before a batch, and makes a segment durable (sealing it first if it is the open one) when poison was cleared by a write not yet durable.</param>
+    public WritebackWorker(DeviceParts parts, CacheIndex index, PoisonSet poison, BackingStore backing, SuperblockRecordWriter record, IDurability durability)
     {
-        _monitor = monitor;
-        _ring = ring;
+        _monitor = parts.Monitor;
+        _ring = parts.Ring;
         _index = index;
         _poison = poison;
-        _geometry = geometry;
-        _tunables = tunables;
-        _cache = cache;
+        _geometry = parts.Geometry;
+        _tunables = parts.Tunables;
+        _cache = parts.Cache;
         _backing = backing;
         _record = record;
-        _flush = flush;
-        _makeDurable = makeDurable;
-        _counters = counters;
-        _options = options;
-        _deviceName = deviceName;
-        monitor.Register(Wake);
+        _durability = durability;
+        _counters = parts.Counters;
+        _options = parts.Options;
+        _deviceName = parts.DeviceName;
+        _monitor.Register(Wake);
     }
 
     /// <summary>The segment writeback cannot pass: it holds lost copies of poisoned blocks (0: not held; under the lock).</summary>
@@ -238,7 +234,7 @@ internal sealed class WritebackWorker : IDisposable
                 // Every lost sector of the next segment was rewritten; once those writes are durable, go on.
                 try
                 {
-                    _makeDurable(durableNeeded);
+                    _durability.MakeDurable(durableNeeded);
                 }
                 catch (Exception error) when (error is IOException or ObjectDisposedException)
                 {
@@ -309,7 +305,7 @@ internal sealed class WritebackWorker : IDisposable
         {
             return;
         }
-        _flush.RequestDurableLocked(target);
+        _durability.RequestDurableLocked(target);
         while (_ring.DurableId < target && _monitor.Running)
         {
             _monitor.WaitLocked();

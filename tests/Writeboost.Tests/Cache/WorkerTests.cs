@@ -145,7 +145,7 @@ public sealed class WorkerTests
         private const int PoolSize = 4;
         private readonly MemoryBlockDevice _cacheMemory;
         private readonly MemoryBlockDevice _backingMemory = new(64 * Units.BlockBytes, name: "backing");
-        private readonly SegmentBuffer[] _buffers;
+        private readonly BufferPool _buffers;
         private int _segmentsWritten;
 
         public Rig()
@@ -156,15 +156,14 @@ public sealed class WorkerTests
             FailingCache = new FailingBlockDevice(new LoggingDevice(_cacheMemory, "cache", Log));
             Ring = new SegmentRing(Geometry.NrSegments, Monitor.Lock);
             Index = new CacheIndex(Geometry.NrSegments, Geometry.BlocksPerSegment);
-            _buffers = [.. Enumerable.Range(0, PoolSize).Select(_ => new SegmentBuffer(Geometry.SegmentSizeBytes))];
+            _buffers = new BufferPool(PoolSize, Geometry.SegmentSizeBytes);
             WriteboostCounters counters = new();
             WriteboostOptions options = new() { WritebackRetryDelay = TimeSpan.FromMilliseconds(10) };
-            Flush = new FlushWorker(Monitor, Ring, id => _buffers[(id - 1) % PoolSize], Geometry, FailingCache, counters, FaultHooks.None, ScheduleHooks.None,
-                () => Interlocked.Increment(ref _segmentsWritten));
+            DeviceParts parts = new(Monitor, Ring, Geometry, FailingCache, counters, new Tunables(new Dictionary<string, long>()), options, "rig");
+            Flush = new FlushWorker(parts, _buffers, new CountsSegmentsWritten(this));
             BackingStore backing = new(new LoggingDevice(_backingMemory, "backing", Log), counters);
             SuperblockRecordWriter record = new(FailingCache, Monitor, Ring, counters, FaultHooks.None);
-            Writeback = new WritebackWorker(Monitor, Ring, Index, Poison, Geometry, new Tunables(new Dictionary<string, long>()), FailingCache, backing, record, Flush,
-                id => throw new AssertFailedException($"nothing here needs segment {id} made durable by the device"), counters, options, "rig");
+            Writeback = new WritebackWorker(parts, Index, Poison, backing, record, new FlushesOnly(Flush));
         }
 
         public DeviceMonitor Monitor { get; } = new();
@@ -177,6 +176,20 @@ public sealed class WorkerTests
         public WritebackWorker Writeback { get; }
         public LockedLog Log { get; } = new();
         public int SegmentsWritten => Volatile.Read(ref _segmentsWritten);
+
+        /// <summary>The rig's device side of the flush worker: counts the segments written (no writeback to wake here).</summary>
+        private sealed class CountsSegmentsWritten(Rig rig) : ISegmentsWritten
+        {
+            public void SegmentWrittenLocked() => Interlocked.Increment(ref rig._segmentsWritten);
+        }
+
+        /// <summary>The rig's device side of writeback: cache flushes come from the flush worker; nothing here seals a segment to make it durable.</summary>
+        private sealed class FlushesOnly(FlushWorker flush) : IDurability
+        {
+            public void RequestDurableLocked(ulong id) => flush.RequestDurableLocked(id);
+
+            public void MakeDurable(ulong id) => throw new AssertFailedException($"nothing here needs segment {id} made durable by the device");
+        }
 
         /// <summary>Segment <paramref name="id"/>'s block <paramref name="index"/> holds <paramref name="block"/>'s dirty sectors, each byte <paramref name="fill"/>.</summary>
         public void Place(ulong id, int index, long block, byte sectors, byte fill)
@@ -254,7 +267,7 @@ public sealed class WorkerTests
             Monitor.Dispose();
         }
 
-        private SegmentBuffer BufferOf(ulong id) => _buffers[(id - 1) % PoolSize];
+        private SegmentBuffer BufferOf(ulong id) => _buffers.Of(id);
     }
 
     internal sealed class LockedLog
