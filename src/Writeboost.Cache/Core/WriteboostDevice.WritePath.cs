@@ -128,7 +128,7 @@ public sealed partial class WriteboostDevice
             }
             if (_mirror.RewritesSlots)
             {
-                data.CopyTo(slotData[(firstSector * Units.SectorBytes)..]); // mode 1 copies it in outside the lock (Reserve, Place)
+                data.CopyTo(slotData[(firstSector * Units.SectorBytes)..]); // mode 1 copies it in outside the lock: Reserve, then Place
             }
             PlaceInOpenSegmentLocked(block, newBits, dirty: true);
             ulong landed = _ring.OpenId;
