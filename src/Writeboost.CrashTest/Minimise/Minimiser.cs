@@ -159,8 +159,9 @@ public static class Minimiser
         // same kind is taken when a script reproduces it (every run, when steady is asked). False: the one in hand stays.
         bool TakeAnotherCatch(bool steadyOnly)
         {
-            (CrashHistory History, ViolationSite Site, CampaignResult? Last, int Failures, int Runs, int Schedule, int Original) kept =
-                (history, site, last, failures, runsToFail, failingSchedule, original);
+            // What Adopt does not derive from the catch: its runs so far.
+            (CrashHistory History, ViolationSite Site, CampaignResult? Last, int Failures, int Runs, int Schedule) kept =
+                (history, site, last, failures, runsToFail, failingSchedule);
             // The whole campaign, every schedule of it: a catch on an unperturbed schedule may be a rare interleaving,
             // which a perturbed one makes likely (and its script's runs, perturbed as it was, likely again).
             CampaignResult other = Campaign.Run(failed.Spec with { MaxStates = Math.Max(failed.Spec.MaxStates, RecatchStates) }, stopAtFirst: true, null, wanted.Matches);
@@ -177,9 +178,8 @@ public static class Minimiser
                 return true;
             }
             progress?.Invoke(otherScript is null ? "minimising: the campaign run again caught it, but no script of that catch reproduces it either" : "minimising: the campaign run again caught it, but that catch's script does not reproduce it every run either");
-            (history, site, last, failures, runsToFail, failingSchedule, original) = kept;
-            crashesRecoveries = site.Kind == StateKind.DuringRecovery;
-            carriedDebris = [.. history.Rounds.Select(r => r.CarriedDebris)];
+            Adopt(kept.History, kept.Site);
+            (last, failures, runsToFail, failingSchedule) = (kept.Last, kept.Failures, kept.Runs, kept.Schedule);
             return false;
         }
 

@@ -246,7 +246,7 @@ internal sealed class PmemTimeline(byte[] initial, bool cachesPersist = false)
             int covered = -1;
             foreach ((int by, int stores) in backs)
             {
-                if (by == thread || by == -1 || thread == -1)
+                if (Completes(thread, by))
                 {
                     covered = Math.Max(covered, stores);
                 }
@@ -255,27 +255,29 @@ internal sealed class PmemTimeline(byte[] initial, bool cachesPersist = false)
             {
                 continue;
             }
-            if (!_pending.TryGetValue(line, out List<(int OffsetInLine, byte[] Bytes)>? pending))
+            int durable = 0;
+            bool storesLeft = true;
+            if (_pending.TryGetValue(line, out List<(int OffsetInLine, byte[] Bytes)>? pending))
             {
-                backs.RemoveAll(b => b.Thread == thread || b.Thread == -1 || thread == -1);
-            }
-            else
-            {
-                covered = Math.Min(covered, pending.Count);
-                ApplyPrefix(Durable, line, pending, covered);
-                pending.RemoveRange(0, covered);
-                if (pending.Count == 0)
+                durable = Math.Min(covered, pending.Count);
+                ApplyPrefix(Durable, line, pending, durable);
+                pending.RemoveRange(0, durable);
+                storesLeft = pending.Count > 0;
+                if (!storesLeft)
                 {
                     _pending.Remove(line);
                 }
-                // Another thread's write-back of the line counted stores that are durable now: it covers fewer.
-                int left = pending.Count;
-                backs.RemoveAll(b => b.Thread == thread || b.Thread == -1 || thread == -1 || b.Stores <= covered || left == 0);
-                for (int i = 0; i < backs.Count; i++)
+            }
+            // The fence's own write-backs go; another thread's counted stores that are durable now: it covers fewer.
+            int kept = 0;
+            foreach ((int by, int stores) in backs)
+            {
+                if (!Completes(thread, by) && stores > durable && storesLeft)
                 {
-                    backs[i] = (backs[i].Thread, backs[i].Stores - covered);
+                    backs[kept++] = (by, stores - durable);
                 }
             }
+            backs.RemoveRange(kept, backs.Count - kept);
             if (backs.Count == 0)
             {
                 (emptied ??= []).Add(line);
@@ -286,6 +288,9 @@ internal sealed class PmemTimeline(byte[] initial, bool cachesPersist = false)
             _writtenBack.Remove(line);
         }
     }
+
+    /// <summary>A fence by <paramref name="fence"/> completes a write-back by <paramref name="writeBack"/> (-1: a log without threads, any).</summary>
+    private static bool Completes(int fence, int writeBack) => writeBack == fence || writeBack == -1 || fence == -1;
 
     /// <summary><paramref name="thread"/> wrote <paramref name="line"/> back, covering its first <paramref name="stores"/> pending stores (a later write-back by the same thread replaces its earlier one).</summary>
     private void WrittenBack(long line, int thread, int stores)
