@@ -270,8 +270,9 @@ internal sealed class PmemTimeline(byte[] initial, bool cachesPersist = false)
             }
             // The fence's own write-backs go; another thread's counted stores that are durable now: it covers fewer.
             int kept = 0;
-            foreach ((int by, int stores) in backs)
+            for (int i = 0; i < backs.Count; i++)
             {
+                (int by, int stores) = backs[i];
                 if (!Completes(thread, by) && stores > durable && storesLeft)
                 {
                     backs[kept++] = (by, stores - durable);
