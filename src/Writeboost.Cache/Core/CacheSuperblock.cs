@@ -1,3 +1,5 @@
+using Writeboost.Pmem;
+using Writeboost.Cache.PmemBuffer;
 using Writeboost.Cache.Format;
 using Writeboost.Cache.Recovery;
 using Writeboost.Cache.Table;
@@ -84,6 +86,57 @@ internal sealed class CacheSuperblock(IBlockDevice cache, SuperblockHeaderOnDisk
 
     // ---- what an open checks before it writes anything ----
 
+    /// <summary>
+    /// Decides, from sector 0 and the options, whether an open formats the cache or recovers it, with what
+    /// geometry and header, and refuses what must not be opened — all before anything is written: backing and
+    /// cache swapped, a damaged superblock over a cache that may hold dirty data, a device that is not a cache (unless
+    /// formatting it was asked for), a table's segment size that is not the cache's, devices of other sizes, a pmem
+    /// too small for the buffers, and a cache whose pmem buffer is live opened in mode 0.
+    /// </summary>
+    public static OpenPlan PlanOpen(IBlockDevice backing, IBlockDevice cache, Tunables tunables, WriteboostOptions options, PmemRegion? pmem)
+    {
+        RefuseBackingThatIsACache(backing, cache);
+        SuperblockReadResult superblock = Read(cache);
+        if (superblock.State == SuperblockState.Unformatted && !options.Reformat && HoldsCacheEvidence(cache) is { } evidence)
+        {
+            throw new InvalidDataException(
+                $"cache device {cache.Name}: sector 0 is blank, but {evidence}: a damaged superblock; refusing to format over a cache that may hold dirty data (wb check --segment-size-order N to inspect it, wb create --reformat to start over)");
+        }
+        bool blank = superblock.State is SuperblockState.Unformatted or SuperblockState.FormatInterrupted;
+        if (blank && !options.Reformat && !options.FormatUnformatted)
+        {
+            throw new TableException(superblock.State == SuperblockState.FormatInterrupted
+                ? $"cache device {cache.Name} holds a format that was interrupted (a crash while it was formatted): it is not a cache yet; `wb create` formats it"
+                : $"cache device {cache.Name} is not a writeboost cache (sector 0 holds no superblock): `wb create` formats it");
+        }
+        bool format = options.Reformat || blank;
+        int order = ChooseSegmentSizeOrder(superblock, tunables, format, cache.Name);
+        CacheGeometry geometry = CacheGeometry.For(cache.SizeBytes, order, cache.Name);
+        if (pmem is not null)
+        {
+            PmemBufferPool.CheckFits(pmem, options.PmemLayoutFor(geometry));
+        }
+        if (!format)
+        {
+            CheckSizes(superblock.Header!, backing, cache);
+            if (pmem is null && (superblock.Header!.Flags & SuperblockHeaderOnDisk.FlagPmemBufferLive) != 0 && !options.DiscardPmem)
+            {
+                throw new TableException(
+                    $"cache device {cache.Name} was last used in mode 1 and its pmem buffer may hold acknowledged writes: open it in mode 1 with its pmem device (which writes the buffer to the cache) and close it cleanly before using mode 0 (--discard-pmem opens it without them: they are lost)");
+            }
+            return new OpenPlan(Format: false, WasFormatted: true, geometry, superblock.Header!);
+        }
+        // An interrupted format is finished under the cache's own uuid: its pmem buffer (cleared or half formatted
+        // for it) is still its own, not another cache's.
+        Guid cacheUuid = superblock.State == SuperblockState.FormatInterrupted && !options.Reformat ? superblock.Header!.CacheUuid : Guid.NewGuid();
+        SuperblockHeaderOnDisk header = new(order, cacheUuid, backing.SizeBytes, cache.SizeBytes)
+        {
+            Bindings = CacheBindings.None with { BackingIdentity = CacheBindings.Fit(options.BackingIdentity?.Identity ?? ""), BackingPath = options.BackingIdentity?.Path ?? "" },
+        };
+        return new OpenPlan(Format: true, WasFormatted: !blank, geometry, header);
+    }
+
+    /// <summary>Sector 0 as it is; a cache device smaller than the superblock region is refused.</summary>
     public static SuperblockReadResult Read(IBlockDevice cache)
     {
         if (cache.SizeBytes < CacheGeometry.SuperblockRegionBytes)
@@ -99,7 +152,7 @@ internal sealed class CacheSuperblock(IBlockDevice cache, SuperblockHeaderOnDisk
     /// A backing device whose sector 0 is a writeboost superblock is a cache device given in the wrong place:
     /// most likely backing and cache are swapped, and going on would format the backing store as a cache.
     /// </summary>
-    public static void RefuseBackingThatIsACache(IBlockDevice backing, IBlockDevice cache)
+    private static void RefuseBackingThatIsACache(IBlockDevice backing, IBlockDevice cache)
     {
         byte[] sector = new byte[SuperblockHeaderOnDisk.WriteBytes];
         backing.Read(0, sector);
@@ -114,7 +167,7 @@ internal sealed class CacheSuperblock(IBlockDevice cache, SuperblockHeaderOnDisk
     /// What shows that a device with a blank sector 0 held a cache: a superblock record whose checksum holds, or
     /// an intact segment in the first slot (its checksum does not depend on the segment size). Null: none.
     /// </summary>
-    public static string? HoldsCacheEvidence(IBlockDevice cache)
+    private static string? HoldsCacheEvidence(IBlockDevice cache)
     {
         byte[] block = new byte[Units.BlockBytes];
         cache.Read(SuperblockRecordOnDisk.WriteOffsetBytes, block);
@@ -136,7 +189,7 @@ internal sealed class CacheSuperblock(IBlockDevice cache, SuperblockHeaderOnDisk
     }
 
     /// <summary>The segment size of the cache being opened: the table's for a format, else sector 0's (which a table may repeat, not change).</summary>
-    public static int ChooseSegmentSizeOrder(SuperblockReadResult superblock, Tunables tunables, bool format, string cacheName)
+    private static int ChooseSegmentSizeOrder(SuperblockReadResult superblock, Tunables tunables, bool format, string cacheName)
     {
         if (format)
         {
@@ -162,7 +215,7 @@ internal sealed class CacheSuperblock(IBlockDevice cache, SuperblockHeaderOnDisk
     }
 
     /// <summary>The devices are the sizes sector 0 recorded: another backing device, or a resized cache, is refused.</summary>
-    public static void CheckSizes(SuperblockHeaderOnDisk header, IBlockDevice backing, IBlockDevice cache)
+    private static void CheckSizes(SuperblockHeaderOnDisk header, IBlockDevice backing, IBlockDevice cache)
     {
         if (header.BackingSizeBytes != 0 && header.BackingSizeBytes != backing.SizeBytes)
         {
@@ -176,3 +229,6 @@ internal sealed class CacheSuperblock(IBlockDevice cache, SuperblockHeaderOnDisk
         }
     }
 }
+
+/// <summary>What an open does with a cache device (<see cref="CacheSuperblock.PlanOpen"/>): format it (<paramref name="WasFormatted"/>: over a cache) or recover it, with this geometry and header.</summary>
+internal sealed record OpenPlan(bool Format, bool WasFormatted, CacheGeometry Geometry, SuperblockHeaderOnDisk Header);

@@ -96,6 +96,24 @@ internal sealed class DeviceMonitor : IDisposable
     /// <summary>The device is being closed, read without the lock (an error during the close is the close's).</summary>
     public bool Closing => Volatile.Read(ref _stopping);
 
+    /// <summary>
+    /// What a request meets on a device that cannot take it: its failure, as an <see cref="IOException"/> naming
+    /// <paramref name="deviceName"/> and the cause, or its close (<see cref="ObjectDisposedException"/>).
+    /// </summary>
+    public void ThrowIfFailedOrClosed(string deviceName)
+    {
+        if (Failure is { } failure)
+        {
+            throw new IOException($"{deviceName} has failed and accepts no more I/O: {failure.Message}", failure);
+        }
+#pragma warning disable CA1513 // ThrowIf would name the string's type, not the device
+        if (Closing)
+        {
+            throw new ObjectDisposedException(deviceName);
+        }
+#pragma warning restore CA1513
+    }
+
     /// <summary>A worker's wake-up: called at a stop, an abandon and a failure.</summary>
     public void Register(Action wake) => _wakers.Add(wake);
 

@@ -79,6 +79,8 @@ internal enum SchedulePoint
     AcquireBeforePmemBind,
     /// <summary>A mode-1 reader staging a block, letting the lock go to write its slot's hole record (DeviceMonitor.Leave).</summary>
     StagerBeforePmemHole,
+    /// <summary>A writer of part of a block whose other dirty sectors are on the cache device, letting the lock go to read them (DeviceMonitor.Leave).</summary>
+    WriterBeforeReadingOldCopy,
 }
 
 /// <summary>

@@ -6,19 +6,14 @@ namespace Writeboost.Cache.Core;
 
 public sealed partial class WriteboostDevice
 {
-    private readonly long[] _stats = new long[16];
-
     public WriteboostCounters Counters { get; } = new();
-
-    private void CountStat(bool write, bool hit, bool onBuffer, bool fullsize) =>
-        _stats[(write ? 8 : 0) | (hit ? 4 : 0) | (onBuffer ? 2 : 0) | (fullsize ? 1 : 0)]++;
 
     public WriteboostStatus Status()
     {
         using (_monitor.Enter(SchedulePoint.StatusAfterSnapshot))
         {
             ulong currentId = _ring.OpenId != 0 ? _ring.OpenId : _ring.QueuedId + 1;
-            long cursor = Geometry.SlotOf(currentId) * BlocksPerSegment + (_ring.OpenId != 0 ? _open.Length : 0);
+            long cursor = Geometry.SlotOf(currentId) * Geometry.BlocksPerSegment + _head.OpenLength;
             return new WriteboostStatus
             {
                 Cursor = cursor,
@@ -28,15 +23,15 @@ public sealed partial class WriteboostDevice
                 LastFlushedId = _ring.FlushedId,
                 LastWritebackId = _ring.WrittenBackId,
                 NrDirtyCaches = _cacheIndex.DirtyCount,
-                Stats = _stats.ToArray(),
-                NrPartialFlushed = _open.PartialSealsSinceCleared,
+                Stats = _stats.SnapshotLocked(),
+                NrPartialFlushed = _head.Open.PartialSealsSinceCleared,
                 Tunables = Tunables.Snapshot(),
                 SegmentSizeOrder = Geometry.SegmentSizeOrder,
-                BlocksPerSegment = BlocksPerSegment,
+                BlocksPerSegment = Geometry.BlocksPerSegment,
                 SizeBytes = SizeBytes,
                 LastDurableId = _ring.DurableId,
-                FullSegments = _open.FullSeals,
-                PartialSegments = _open.PartialSeals,
+                FullSegments = _head.Open.FullSeals,
+                PartialSegments = _head.Open.PartialSeals,
                 UserBytesWritten = Counters.User.BytesWritten,
                 UserBytesRead = Counters.User.BytesRead,
                 CacheBytesWritten = Counters.CacheBytesWritten,
@@ -47,7 +42,7 @@ public sealed partial class WriteboostDevice
                 Failure = _monitor.Failure?.Message,
                 Recovery = Recovery,
                 PoisonedBlocks = _poison.BlockCount,
-                Poisoned = _poison.IsEmpty ? [] : _poison.List(BlocksPerSegment),
+                Poisoned = _poison.IsEmpty ? [] : _poison.List(Geometry.BlocksPerSegment),
                 WritebackHeldBySegment = _writeback.HeldBy,
                 ReadOnly = _options.ReadOnly,
             };
@@ -70,8 +65,8 @@ public sealed partial class WriteboostDevice
             case "clear_stat":
                 using (_monitor.Enter(SchedulePoint.MessageAfterClearStat))
                 {
-                    Array.Clear(_stats);
-                    _open.ClearStats();
+                    _stats.ClearLocked();
+                    _head.Open.ClearStats();
                 }
                 return;
             case "drop_caches":
@@ -96,7 +91,7 @@ public sealed partial class WriteboostDevice
         List<PoisonedBlock> poisoned;
         using (_monitor.Enter(SchedulePoint.ClearPoisonAfterListing))
         {
-            poisoned = _poison.IsEmpty ? [] : _poison.List(BlocksPerSegment);
+            poisoned = _poison.IsEmpty ? [] : _poison.List(Geometry.BlocksPerSegment);
         }
         if (sector is { } only)
         {

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using Writeboost.Cache.Format;
 using Writeboost.Devices;
 
@@ -21,9 +20,9 @@ public sealed partial class WriteboostDevice
             throw new IOException($"{Name} is open read-only (to look at it): it takes no writes");
         }
         Counters.CountWrite(source.Length, options);
-        if (_writeAroundMode)
+        if (_writeAround is not null)
         {
-            WriteAround(offsetBytes, source, options);
+            _writeAround.Write(offsetBytes, source, options);
             return;
         }
         ulong landedIn = 0;
@@ -34,23 +33,20 @@ public sealed partial class WriteboostDevice
             landedIn = WritePiece(piece.Block, piece.FirstSector, piece.SectorCount, data, out int sealedLength, out PmemPlacement placement);
             if (placement.IsReserved)
             {
-                _mirror.Place(placement, data);
+                _head.Mirror.Place(placement, data);
             }
             if (sealedLength > 0)
             {
-                // This write filled its buffer: checksum it here, outside the lock, while the flush worker writes the
-                // previous one; then the flush worker may take it.
-                BufferOf(landedIn).EnsureChecksum(landedIn, sealedLength, Geometry.MetablockBytes);
-                _flushWorker.Wake();
+                _head.ChecksumAndHandOver(landedIn, sealedLength);
             }
         }
         if ((options & WriteOptions.Fua) != 0)
         {
             _options.Schedule.At(SchedulePoint.WriterBeforeBarrier);
             // Mode 1: durable once in pmem — no partial log, no cache flush.
-            if (!_mirror.Barrier() && (Faults.FuaWaitsForFlushOfWrittenSegment || !SegmentWrittenLocked(landedIn)))
+            if (!_head.Mirror.Barrier() && (Faults.FuaWaitsForFlushOfWrittenSegment || !SegmentWrittenLocked(landedIn)))
             {
-                MakeDurable(landedIn);
+                _head.MakeDurable(landedIn);
             }
         }
     }
@@ -76,252 +72,83 @@ public sealed partial class WriteboostDevice
     /// </list>
     /// Dirtiness only grows in the open buffer and only shrinks once a segment is sealed.
     /// Returns the id of the segment that now holds the data.
+    /// <para>An old copy on the cache device is read with the lock let go, before anything changes. Mode 1: the slot
+    /// is reserved here, under the lock, and returned in <paramref name="placement"/> with its buffer pinned and its
+    /// data pending; the caller copies the data into the RAM buffer and persists it into pmem outside the lock
+    /// (<see cref="PmemMirror.Place"/>). Only a partial overwrite's merge of the old copy is done here.</para>
     /// </summary>
-    /// <para>Mode 1: the slot is reserved here, under the lock, and returned in <paramref name="placement"/> with its
-    /// buffer pinned and its data pending; the caller copies the data into the RAM buffer and persists it into pmem
-    /// outside the lock (<see cref="PmemMirror.Place"/>). Only a partial overwrite's merge of the old copy is done here.</para>
     private ulong WritePiece(long block, int firstSector, int sectorCount, ReadOnlySpan<byte> data, out int sealedLength, out PmemPlacement placement)
     {
         byte bits = Units.SectorMask(firstSector, sectorCount);
         sealedLength = 0;
         placement = default;
-        using (_monitor.Enter(SchedulePoint.WriterAfterPlacing))
-        {
-            EnsureOpenSlot(clearsPoison: !_poison.IsEmpty && (_poison.SectorsOf(block) & bits) != 0);
-            _readCache.CancelLocked(block);
-            if (!_poison.IsEmpty && _poison.Clear(block, bits, _ring.OpenId))
-            {
-                // A rewrite of lost sectors: they read the new data now; writeback may pass the damaged copy once
-                // this write is durable.
-                _writeback.ReleaseHoldLocked();
-            }
-            bool hit = _cacheIndex.TryFind(block, out int old);
-            bool onBuffer = hit && SlotOfGlobal(old) == Geometry.SlotOf(_ring.OpenId);
-            CountStat(write: true, hit, onBuffer, fullsize: bits == Units.FullBlockBits);
-            // Mode 0 merges into the open buffer in place. Mode 1 never changes a slot whose record may be
-            // committed in pmem (a torn rewrite would lose the acknowledged old data): the write takes a new slot.
-            if (onBuffer && _mirror.RewritesSlots)
-            {
-                data.CopyTo(BufferOf(_ring.OpenId).Block(IndexInSegment(old))[(firstSector * Units.SectorBytes)..]);
-                _cacheIndex.MergeInPlace(old, bits);
-                _open.Merged(IndexInSegment(old), _cacheIndex.SectorsAt(old));
-                return _ring.OpenId;
-            }
-
-            // The slot is taken only once the old copy is read: a failed read must not leave a hole in the
-            // segment (in mode 1 a later record would say the empty slot was durable: damage, not a crash).
-            int index = _open.Length;
-            Span<byte> slotData = BufferOf(_ring.OpenId).Block(index);
-            byte newBits = bits;
-            if (hit && _cacheIndex.IsDirty(old) && bits != Units.FullBlockBits)
-            {
-                byte keep = (byte)(_cacheIndex.SectorsAt(old) & ~bits);
-                if (keep != 0)
-                {
-                    ReadOldCopyLocked(old, slotData);
-                    newBits |= keep;
-                }
-            }
-            if (hit)
-            {
-                Supersede(old);
-            }
-            if (_mirror.RewritesSlots)
-            {
-                data.CopyTo(slotData[(firstSector * Units.SectorBytes)..]); // mode 1 copies it in outside the lock: Reserve, then Place
-            }
-            PlaceInOpenSegmentLocked(block, newBits, dirty: true);
-            ulong landed = _ring.OpenId;
-            if (_open.IsFull)
-            {
-                // Full: seal now, so a FUA or flush waiting for this buffer sees a full log and needs no partial one.
-                // The caller checksums it and wakes the flush worker (see Write).
-                SealOpenLocked(partial: false, wakeFlushWorker: false);
-                sealedLength = BlocksPerSegment;
-            }
-            // Reserved last, once nothing here can throw: an unplaced reservation would pin its buffer (and leave
-            // its data pending) for good.
-            placement = _mirror.Reserve(landed, index, block, newBits, firstSector * Units.SectorBytes);
-            return landed;
-        }
-    }
-
-    /// <summary>
-    /// Reads the 4 KiB held at metablock g — from its RAM buffer while its segment is not yet written,
-    /// otherwise from the cache device — into <paramref name="destination"/>. Called with _lock held: the
-    /// rare case (a partial overwrite of a dirty block) where dm-writeboost, too, reads under its lock.
-    /// </summary>
-    private void ReadOldCopyLocked(int g, Span<byte> destination)
-    {
-        long slot = SlotOfGlobal(g);
-        ulong id = _ring.IdIn(slot);
-        if (id > _ring.FlushedId)
-        {
-            SegmentBuffer buffer = BufferOf(id);
-            buffer.WaitCopied(IndexInSegment(g));
-            buffer.Block(IndexInSegment(g)).CopyTo(destination);
-            return;
-        }
-        _cache.Read(Geometry.DataBlockBytes(slot, IndexInSegment(g)), destination);
-        Counters.CountCacheRead(Units.BlockBytes);
-    }
-
-    /// <summary>
-    /// Returns with _lock held, an open segment, and room in it for one more block. Seals a full buffer
-    /// and acquires the next segment; acquiring waits (releasing the lock) for a free RAM buffer and a free
-    /// ring slot, urging writeback when the ring is full. Writers wait instead of overwriting dirty data.
-    /// </summary>
-    /// <param name="clearsPoison">The write rewrites lost sectors: it may take the ring slot kept for that (see <see cref="AcquireSegmentLocked"/>).</param>
-    private void EnsureOpenSlot(bool clearsPoison = false)
-    {
+        OldCopy? oldCopy = null;
         while (true)
         {
-            ThrowIfFailed();
-            if (_ring.OpenId != 0 && !_open.IsFull)
+            using (_monitor.Enter(SchedulePoint.WriterAfterPlacing))
             {
-                return;
-            }
-            if (_ring.OpenId != 0)
-            {
-                SealOpenLocked(partial: false);
-                continue;
-            }
-            if (_acquiring)
-            {
-                _monitor.WaitLocked();
-                continue;
-            }
-            _acquiring = true;
-            try
-            {
-                AcquireSegmentLocked(_ring.QueuedId + 1, clearsPoison);
-            }
-            finally
-            {
-                _acquiring = false;
-                _monitor.PulseAllLocked();
-            }
-        }
-    }
-
-    /// <summary>
-    /// Makes segment <paramref name="id"/> the open one. Its RAM buffer must have been written (id - pool size
-    /// flushed) and its ring slot's previous segment (id - nr_segments) written back — and recorded as such in
-    /// the superblock record, so a crash while this slot is being overwritten can never lose the old segment's
-    /// data (recovery starts after the record). Then the old segment's clean mappings are dropped.
-    /// </summary>
-    private void AcquireSegmentLocked(ulong id, bool clearsPoison)
-    {
-        long slot = Geometry.SlotOf(id);
-        if (!_poison.IsEmpty && !clearsPoison && _writeback.OldestPoisonedSegmentLocked() is { } held && id + 1 >= held + (ulong)Geometry.NrSegments)
-        {
-            // Writeback cannot pass a segment that holds lost blocks, so the ring fills up behind it. The last free
-            // slot is kept for the writes that rewrite them (or clear_poison's zeros): without it nothing could.
-            throw new IOException(_writeback.HeldMessage(held, $"segment {id} would take the last free ring slot"));
-        }
-        ulong bufferFreeAfter = _buffers.FreeAfter(id);
-        ulong slotFreeAfter = id > (ulong)Geometry.NrSegments ? id - (ulong)Geometry.NrSegments : 0;
-        // Mode 1: a pmem buffer is the only durable copy of its segment until the cache device has it durably, and
-        // it is not rebound while a writer of its old segment is still placing into it (pinned).
-        int bufferIndex = _buffers.IndexOf(id);
-        bool pmemBound = !_mirror.BindsBuffers;
-        _buffers.StartWaiting();
-        try
-        {
-            while (true)
-            {
-                bool ready = _mirror.ReusableThrough(_ring) >= bufferFreeAfter && _ring.WrittenBackId >= slotFreeAfter && !_ring.IsPinned(slot)
-                    && !_buffers.IsPinned(bufferIndex);
-                if (ready && pmemBound)
+                _head.EnsureRoomLocked(clearsPoison: !_poison.IsEmpty && (_poison.SectorsOf(block) & bits) != 0);
+                bool hit = _cacheIndex.TryFind(block, out int old);
+                byte keep = hit && _cacheIndex.IsDirty(old) ? (byte)(_cacheIndex.SectorsAt(old) & ~bits) : (byte)0;
+                if (keep != 0 && !_reads.InBufferLocked(old) && !_reads.IsCopyOf(oldCopy, old))
                 {
-                    break;
-                }
-                if (ready)
-                {
-                    // The pmem buffer is free (its segment durable on the cache device, no placement into it in flight)
-                    // and nothing can place into it before this segment opens (_acquiring): bind it with the lock let go —
-                    // a persist, on the block backend a read-modify-write, a write and a flush — then check again.
-                    _mirror.BindUnlocked(id);
-                    pmemBound = true;
+                    // The old dirty sectors are on the cache device: read with the lock let go, then decide again.
+                    oldCopy = _reads.ReadOldCopyUnlocked(old);
                     continue;
                 }
-                ThrowIfFailed();
-                if (_writeback.HeldBy != 0 && _writeback.HeldBy <= slotFreeAfter)
+                _reads.Cells.CancelLocked(block);
+                if (!_poison.IsEmpty && _poison.Clear(block, bits, _ring.OpenId))
                 {
-                    throw new IOException(_writeback.HeldMessage(_writeback.HeldBy, $"segment {id} needs ring slot {slot}"));
+                    // A rewrite of lost sectors: they read the new data now; writeback may pass the damaged copy once
+                    // this write is durable.
+                    _writeback.ReleaseHoldLocked();
                 }
-                if (_mirror.IsPersistent && _ring.DurableId < bufferFreeAfter)
+                bool onBuffer = hit && _cacheIndex.SlotOf(old) == Geometry.SlotOf(_ring.OpenId);
+                _stats.CountLocked(write: true, hit, onBuffer, fullsize: bits == Units.FullBlockBits);
+                // Mode 0 merges into the open buffer in place. Mode 1 never changes a slot whose record may be
+                // committed in pmem (a torn rewrite would lose the acknowledged old data): the write takes a new slot.
+                if (onBuffer && _head.Mirror.RewritesSlots)
                 {
-                    // Ask for the cache flush only now, when a buffer is needed back: one flush for many segments.
-                    _flushWorker.RequestDurableLocked(bufferFreeAfter);
+                    data.CopyTo(_buffers.Of(_ring.OpenId).Block(_cacheIndex.IndexInSegment(old))[(firstSector * Units.SectorBytes)..]);
+                    _cacheIndex.MergeInPlace(old, bits);
+                    _head.Open.Merged(_cacheIndex.IndexInSegment(old), _cacheIndex.SectorsAt(old));
+                    return _ring.OpenId;
                 }
-                if (_ring.WrittenBackId < slotFreeAfter)
+                int index = _head.Open.Length;
+                Span<byte> slotData = _buffers.Of(_ring.OpenId).Block(index);
+                if (keep != 0)
                 {
-                    _writeback.UrgeLocked();
-                }
-                _monitor.WaitLocked();
-            }
-        }
-        finally
-        {
-            _buffers.StopWaiting();
-        }
-        UnmapSlotLocked(slot);
-        SegmentBuffer buffer = BufferOf(id);
-        buffer.ClearMetadata();
-        buffer.SegmentId = id;
-        _ring.Bind(slot, id, 0);
-        _open.Begin();
-        ulong halfPool = (ulong)Math.Max(1, _buffers.Count / 2);
-        if (_mirror.IsPersistent && id > halfPool)
-        {
-            // Half the pmem buffers are in use: ask for a cache flush now, so that by the time a writer needs a
-            // buffer back it is already durable — one flush per half pool, overlapped with filling the other half.
-            _flushWorker.RequestDurableLocked(id - halfPool);
-        }
-        _ring.Open(id);
-    }
-
-    /// <summary>write_around_mode: the write goes to the backing store; any cached copy is forgotten.</summary>
-    private void WriteAround(long offsetBytes, ReadOnlySpan<byte> source, WriteOptions options)
-    {
-        using (_monitor.Enter(SchedulePoint.WriteAroundBeforeBackingWrite))
-        {
-            foreach (BlockPiece piece in new BlockPieces(offsetBytes, source.Length))
-            {
-                // Until the backing write lands, a read miss of the block would read the old data: no cell may
-                // stage it (it would serve the old data, as clean, after this write was acknowledged).
-                if (Faults.WriteAroundKeepsReadCacheOut)
-                {
-                    _readCache.BeginWriteAroundLocked(piece.Block);
-                }
-                else
-                {
-                    _readCache.CancelLocked(piece.Block);
-                }
-                bool hit = _cacheIndex.TryFind(piece.Block, out int g);
-                CountStat(write: true, hit, onBuffer: false, fullsize: piece.SectorCount == Units.SectorsPerBlock);
-                if (hit)
-                {
-                    _cacheIndex.Unmap(g);
-                }
-            }
-        }
-        try
-        {
-            _backingStore.Write(offsetBytes, source, options);
-        }
-        finally
-        {
-            using (_monitor.Enter(SchedulePoint.WriteAroundAfterBackingWrite))
-            {
-                foreach (BlockPiece piece in new BlockPieces(offsetBytes, source.Length))
-                {
-                    if (Faults.WriteAroundKeepsReadCacheOut)
+                    // The new copy alone holds every dirty sector: the old ones it does not overwrite are merged in.
+                    if (_reads.InBufferLocked(old))
                     {
-                        _readCache.EndWriteAroundLocked(piece.Block);
+                        _reads.CopyOldFromBufferLocked(old, slotData);
+                    }
+                    else
+                    {
+                        oldCopy!.Data.CopyTo(slotData);
                     }
                 }
+                if (hit)
+                {
+                    _head.SupersedeLocked(old);
+                }
+                if (_head.Mirror.RewritesSlots)
+                {
+                    data.CopyTo(slotData[(firstSector * Units.SectorBytes)..]); // mode 1 copies it in outside the lock: Reserve, then Place
+                }
+                _head.PlaceLocked(block, (byte)(bits | keep), dirty: true);
+                ulong landed = _ring.OpenId;
+                if (_head.Open.IsFull)
+                {
+                    // Full: seal now, so a FUA or flush waiting for this buffer sees a full log and needs no partial one.
+                    // The caller checksums it and wakes the flush worker (see Write).
+                    _head.SealLocked(partial: false, wakeFlushWorker: false);
+                    sealedLength = Geometry.BlocksPerSegment;
+                }
+                // Reserved last, once nothing here can throw: an unplaced reservation would pin its buffer (and leave
+                // its data pending) for good.
+                placement = _head.Mirror.Reserve(landed, index, block, (byte)(bits | keep), firstSector * Units.SectorBytes);
+                return landed;
             }
         }
     }

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using Writeboost.Cache.Format;
 using Writeboost.Cache.Index;
 using Writeboost.Cache.PmemBuffer;
@@ -23,45 +22,44 @@ namespace Writeboost.Cache.Core;
 /// (<see cref="BufferPool"/>) and what keeps them durable (<see cref="BufferMirror"/>: nothing in mode 0, <see cref="PmemMirror"/> in mode 1), the workers
 /// (<see cref="FlushWorker"/>, <see cref="WritebackWorker"/>, <see cref="Modulator"/>), the superblock record
 /// (<see cref="SuperblockRecordWriter"/>), and the open's recovery (<see cref="RingWalk"/>, <see cref="LogRecovery"/>).
-/// The device itself is the front: the write and read paths, placement into the open segment and its seal.</para>
+/// The head of the log (<see cref="LogHead"/>) acquires, fills and seals the open segment. The device itself is the
+/// front: open and close, the write and read paths, barriers, status and messages.</para>
 ///
 /// <para>Concurrency: one monitor (<see cref="DeviceMonitor"/>, <c>_lock</c> here) guards the index, the ring,
 /// the buffers and the open segment; writers and workers waiting for the ring to move sleep on it.
-/// Device I/O happens outside it, except the rare read of old dirty sectors for a partial overwrite. Mode 1
+/// No device I/O happens under it (see <see cref="LogHead"/> and <see cref="ReadPlanner"/> for the two waits that let it go). Mode 1
 /// reserves a write's slot under it and copies and persists the slot into pmem outside it (writers persist in
 /// parallel; the buffer stays pinned until they are done, see <see cref="PmemMirror"/> and <see cref="BufferPool"/>).</para>
 /// </summary>
 public sealed partial class WriteboostDevice : IBlockDevice
 {
     private readonly DeviceMonitor _monitor;
-    private readonly object _lock; // the monitor's
     private readonly IBlockDevice _backing;
     private readonly BackingStore _backingStore;
     private readonly IBlockDevice _cache;
     private readonly WriteboostOptions _options;
     private readonly BufferPool _buffers;
-    private readonly bool _writeAroundMode; // a static tunable: read once, not per request
-    private BufferMirror _mirror = BufferMirror.RamOnly.Instance; // mode 1: the pmem mirror, once opened
+    private readonly WriteAroundPath? _writeAround; // write_around_mode, a static tunable: read once, not per request
     private readonly PmemRegion? _pmemRegion;
-    // The open segment's slots: what each was given when placed (see OpenSegment).
-    private readonly OpenSegment _open;
+    // The open segment: acquired, placed into, sealed (and the mirror that keeps the buffers durable).
+    private readonly LogHead _head;
+    // The read path's decisions under the lock, and the read cache's cells.
+    private readonly ReadPlanner _reads;
+    private readonly HitStats _stats = new();
     private readonly CacheSuperblock _superblock;
 
-    // The metablocks and the block map (guarded by _lock).
+    // The metablocks and the block map (guarded by the lock).
     private readonly CacheIndex _cacheIndex;
     // Blocks whose newest durable copy recovery found lost: reads of those sectors fail (see PoisonSet).
     private readonly PoisonSet _poison = new();
 
-    // The ring's slots and the segment ids' stages (guarded by _lock).
+    // The ring's slots and the segment ids' stages (guarded by the lock).
     private readonly SegmentRing _ring;
-    private bool _acquiring;
 
-    // Each worker sleeps on its own signal; the monitor is for writers waiting on state. (One monitor for all
-    // woke every worker at every PulseAll: a thundering herd that cost a fifth of the write path's time.)
-    private readonly FlushWorker _flushWorker;
+    private readonly DeviceWorkers _workers;
     private readonly WritebackWorker _writeback;
     private readonly SuperblockRecordWriter _record;
-    private Thread? _modulator;
+    private readonly DeviceParts _parts;
     private bool _disposed;
 
     private WriteboostDevice(IBlockDevice backing, IBlockDevice cache, CacheGeometry geometry, Tunables tunables, WriteboostOptions options, SuperblockHeaderOnDisk superblock, PmemRegion? pmem)
@@ -78,26 +76,24 @@ public sealed partial class WriteboostDevice : IBlockDevice
         _options = options;
         CacheUuid = cacheUuid;
         SizeBytes = backing.SizeBytes / Units.BlockBytes * Units.BlockBytes;
-        _writeAroundMode = tunables.WriteAroundMode;
-        int poolSize = (int)Math.Clamp(options.BufferPoolSize, 1, geometry.NrSegments);
-        _buffers = new BufferPool(poolSize, geometry.SegmentSizeBytes);
+        _buffers = new BufferPool(options.PoolSizeFor(geometry), geometry.SegmentSizeBytes);
         _cacheIndex = new CacheIndex(geometry.NrSegments, geometry.BlocksPerSegment);
-        _readCache = new ReadCacheCells(tunables.NrReadCacheCells);
-        _open = new OpenSegment(geometry.BlocksPerSegment);
-        _lock = _monitor.Lock;
-        _ring = new SegmentRing(geometry.NrSegments, _lock);
+        _ring = new SegmentRing(geometry.NrSegments, _monitor.Lock);
         _backingStore = new BackingStore(backing, Counters);
         _record = new SuperblockRecordWriter(cache, _monitor, _ring, Counters, options.Faults);
-        DeviceParts parts = new(_monitor, _ring, geometry, cache, Counters, tunables, options, Name);
-        _writeback = new WritebackWorker(parts, _cacheIndex, _poison, _backingStore, _record, new DurabilityOf(this));
-        _flushWorker = new FlushWorker(parts, _buffers, _writeback);
+        DeviceParts parts = _parts = new(_monitor, _ring, geometry, cache, Counters, tunables, options, Name);
+        _workers = new DeviceWorkers(parts, _buffers, _cacheIndex, _poison, _backingStore, _record, new DurabilityOf(this));
+        _writeback = _workers.Writeback;
+        _head = new LogHead(parts, _buffers, _cacheIndex, _poison, _workers.Flush, _writeback);
+        _reads = new ReadPlanner(parts, _cacheIndex, _poison, _buffers, _head, _stats);
+        _writeAround = tunables.WriteAroundMode ? new WriteAroundPath(parts, _cacheIndex, _reads.Cells, _stats, _backingStore) : null;
     }
 
     /// <summary>0: the buffer is RAM. 1: the buffer is mirrored in persistent memory; FUA and flush complete at pmem speed.</summary>
     public CacheMode Mode { get; }
 
     /// <summary>Mode 1 on dax: a flush or FUA is a no-op fence (every write was persisted in pmem before it returned).</summary>
-    public bool DurabilityIsCheap => _mirror.BarrierIsFree && !_writeAroundMode;
+    public bool DurabilityIsCheap => _head.Mirror.BarrierIsFree && _writeAround is null;
     public PmemRegion? PmemRegion => _pmemRegion;
 
     public string Name => $"writeboost({_backing.Name}, {_cache.Name})";
@@ -132,46 +128,7 @@ public sealed partial class WriteboostDevice : IBlockDevice
         {
             throw new ArgumentException($"backing device {backing.Name} is {backing.SizeBytes} bytes: smaller than one 4 KiB block");
         }
-        CacheSuperblock.RefuseBackingThatIsACache(backing, cache);
-        SuperblockReadResult superblock = CacheSuperblock.Read(cache);
-        if (superblock.State == SuperblockState.Unformatted && !options.Reformat && CacheSuperblock.HoldsCacheEvidence(cache) is { } evidence)
-        {
-            throw new InvalidDataException(
-                $"cache device {cache.Name}: sector 0 is blank, but {evidence}: a damaged superblock; refusing to format over a cache that may hold dirty data (wb check --segment-size-order N to inspect it, wb create --reformat to start over)");
-        }
-        bool blank = superblock.State is SuperblockState.Unformatted or SuperblockState.FormatInterrupted;
-        if (blank && !options.Reformat && !options.FormatUnformatted)
-        {
-            throw new TableException(superblock.State == SuperblockState.FormatInterrupted
-                ? $"cache device {cache.Name} holds a format that was interrupted (a crash while it was formatted): it is not a cache yet; `wb create` formats it"
-                : $"cache device {cache.Name} is not a writeboost cache (sector 0 holds no superblock): `wb create` formats it");
-        }
-        bool format = options.Reformat || blank;
-        int order = CacheSuperblock.ChooseSegmentSizeOrder(superblock, tunables, format, cache.Name);
-        CacheGeometry geometry = CacheGeometry.For(cache.SizeBytes, order, cache.Name);
-        if (pmem is not null)
-        {
-            // Before any write: a pmem too small for the buffers is refused with the cache untouched.
-            PmemBufferPool.CheckFits(pmem, PmemLayoutFor(geometry, options));
-        }
-        if (!format)
-        {
-            CacheSuperblock.CheckSizes(superblock.Header!, backing, cache);
-            if (pmem is null && (superblock.Header!.Flags & SuperblockHeaderOnDisk.FlagPmemBufferLive) != 0 && !options.DiscardPmem)
-            {
-                throw new TableException(
-                    $"cache device {cache.Name} was last used in mode 1 and its pmem buffer may hold acknowledged writes: open it in mode 1 with its pmem device (which writes the buffer to the cache) and close it cleanly before using mode 0 (--discard-pmem opens it without them: they are lost)");
-            }
-        }
-        // An interrupted format is finished under the cache's own uuid: its pmem buffer (cleared or half formatted
-        // for it) is still its own, not another cache's.
-        Guid cacheUuid = superblock.State == SuperblockState.FormatInterrupted && !options.Reformat ? superblock.Header!.CacheUuid : Guid.NewGuid();
-        SuperblockHeaderOnDisk header = format
-            ? new SuperblockHeaderOnDisk(order, cacheUuid, backing.SizeBytes, cache.SizeBytes)
-            {
-                Bindings = CacheBindings.None with { BackingIdentity = CacheBindings.Fit(options.BackingIdentity?.Identity ?? ""), BackingPath = options.BackingIdentity?.Path ?? "" },
-            }
-            : superblock.Header!;
+        OpenPlan plan = CacheSuperblock.PlanOpen(backing, cache, tunables, options, pmem);
         if (options.ReadOnly && options.Faults.ReadOnlyOpenWritesToOverlay)
         {
             // Looking never writes: whatever recovery writes lands in memory over the devices.
@@ -179,18 +136,18 @@ public sealed partial class WriteboostDevice : IBlockDevice
             cache = new OverlayBlockDevice(cache);
             pmem = pmem is null ? null : new OverlayPmemRegion(pmem);
         }
-        WriteboostDevice device = new(backing, cache, geometry, tunables, options, header, pmem);
+        WriteboostDevice device = new(backing, cache, plan.Geometry, tunables, options, plan.Header, pmem);
         try
         {
-            if (format)
+            if (plan.Format)
             {
-                device.Format(superblock.State is not (SuperblockState.Unformatted or SuperblockState.FormatInterrupted));
+                device.Format(wasFormatted: plan.WasFormatted);
                 if (pmem is not null)
                 {
                     // Only --reformat (or --discard-pmem) takes over a pmem region that belongs to another cache, even for a
                     // new cache; the cache's own buffer (an interrupted format's) is formatted with it.
-                    PmemClaim claim = new(header.CacheUuid, cache.Name, Guid.Empty, OwnBufferMayHoldWrites: false, options.Reformat, options.DiscardPmem) { FormatOwn = true };
-                    device._mirror = device.MirrorIn(PmemBufferPool.Open(pmem, PmemLayoutFor(geometry, options), claim, device.Faults, out PmemOpened opened));
+                    PmemClaim claim = new(plan.Header.CacheUuid, cache.Name, Guid.Empty, OwnBufferMayHoldWrites: false, options.Reformat, options.DiscardPmem) { FormatOwn = true };
+                    device._head.Mirror = device.MirrorIn(PmemBufferPool.Open(pmem, options.PmemLayoutFor(plan.Geometry), claim, device.Faults, out PmemOpened opened));
                     device.FinishPmemOpen(opened);
                 }
             }
@@ -198,7 +155,7 @@ public sealed partial class WriteboostDevice : IBlockDevice
             {
                 device.Recover();
             }
-            if (tunables.WriteAroundMode && !format && !options.ReadOnly)
+            if (tunables.WriteAroundMode && !plan.Format && !options.ReadOnly)
             {
                 // dm-writeboost formats whenever write_around_mode is on; we first write back what is dirty, so
                 // switching a cache to write-around never drops data.
@@ -219,28 +176,11 @@ public sealed partial class WriteboostDevice : IBlockDevice
         }
     }
 
-    /// <summary>The pmem buffers' layout for a cache of this geometry opened with these options (its pool size).</summary>
-    private static PmemLayout PmemLayoutFor(CacheGeometry geometry, WriteboostOptions options) =>
-        new(geometry.SegmentSizeOrder, (int)Math.Clamp(options.BufferPoolSize, 1, geometry.NrSegments), geometry.BlocksPerSegment);
-
-    private void StartWorkers()
-    {
-        Modulator modulator = new(new ModulatedDevice(this), Tunables, _options.ModulatorSecond, Stopwatch.GetTimestamp());
-        _modulator = new Thread(() => modulator.Run(_monitor.StopSignal)) { IsBackground = true, Name = "wb-modulator" };
-        _flushWorker.Start();
-        _writeback.Start();
-        _modulator.Start();
-    }
+    private void StartWorkers() => _workers.Start(new ModulatedDevice(this));
 
     internal FaultHooks Faults => _options.Faults;
 
-    private void StopWorkers()
-    {
-        _monitor.Stop();
-        _flushWorker.Join();
-        _writeback.Join();
-        _modulator?.Join();
-    }
+    private void StopWorkers() => _workers.Stop();
 
     /// <summary>
     /// Clean shutdown: seals the open buffer (a partial log), waits until every queued segment is written and
@@ -261,12 +201,12 @@ public sealed partial class WriteboostDevice : IBlockDevice
             {
                 // Both modes: everything buffered reaches the cache device. Mode 1 then clears "pmem buffer live":
                 // the pmem buffers are stale, and mode 0 may open the cache.
-                if (_writeAroundMode)
+                if (_writeAround is not null)
                 {
                     _backingStore.Flush();
                 }
-                FlushToCacheDevice();
-                if (_mirror.IsPersistent && _monitor.Failure is null)
+                _head.MakeAllDurable();
+                if (_head.Mirror.IsPersistent && _monitor.Failure is null)
                 {
                     _superblock.WriteFlags(0);
                 }
@@ -310,8 +250,7 @@ public sealed partial class WriteboostDevice : IBlockDevice
 
     private void DisposeSignals()
     {
-        _flushWorker.Dispose();
-        _writeback.Dispose();
+        _workers.Dispose();
         _monitor.Dispose();
     }
 
@@ -326,71 +265,16 @@ public sealed partial class WriteboostDevice : IBlockDevice
         }
     }
 
-    // ---- helpers shared by the paths (call with _lock held) ----
-
-    private int BlocksPerSegment => Geometry.BlocksPerSegment;
-
-    // Metablock numbering is the cache index's (g = slot × blocks per segment + index in the segment).
-    private long SlotOfGlobal(int g) => _cacheIndex.SlotOf(g);
-
-    private int IndexInSegment(int g) => _cacheIndex.IndexInSegment(g);
-
-    private int Global(long slot, int indexInSegment) => _cacheIndex.GlobalOf(slot, indexInSegment);
-
-    private SegmentBuffer BufferOf(ulong segmentId) => _buffers.Of(segmentId);
-
     private PmemMirror MirrorIn(PmemBufferPool pool) => new(pool, _buffers, _monitor);
 
-    /// <summary>True when the segment of metablock g is still in a RAM buffer (open, or queued and not yet written).</summary>
-    private bool IsInBuffer(int g)
-    {
-        ulong id = _ring.IdIn(SlotOfGlobal(g));
-        return id > _ring.FlushedId;
-    }
-
-    private void ThrowIfFailed()
-    {
-        if (_monitor.Failure is { } failure)
-        {
-            throw new IOException($"{Name} has failed and accepts no more I/O: {failure.Message}", failure);
-        }
-        ObjectDisposedException.ThrowIf(_disposed && _monitor.Stopping, this);
-    }
-
-    /// <summary>
-    /// An overwrite moved block g's data to a newer copy: a dirty copy in a sealed segment stays owed to writeback
-    /// (see <see cref="CacheIndex.Supersede"/>); anything else is cleared.
-    /// </summary>
-    private void Supersede(int g) => _cacheIndex.Supersede(g, inOpenSegment: _ring.IdIn(SlotOfGlobal(g)) == _ring.OpenId);
-
-    /// <summary>
-    /// The next slot of the open segment (the caller made room) now holds <paramref name="sectors"/> of
-    /// <paramref name="block"/>: the one placement of writes and read-cache staging (whose data is already in the
-    /// buffer). What the seal writes for the slot is kept too (see <see cref="OpenSegment"/>).
-    /// </summary>
-    private void PlaceInOpenSegmentLocked(long block, byte sectors, bool dirty)
-    {
-        int index = _open.Place(block, sectors, dirty);
-        _cacheIndex.Place(Global(Geometry.SlotOf(_ring.OpenId), index), block, sectors, dirty);
-    }
-
-    /// <summary>
-    /// A slot is taken for a new segment: whatever its old segment still maps goes. That segment was written back
-    /// (the writer waits for it; in recovery, a pmem buffer bound to the new id proves it), so the backing store
-    /// has its data and only the mappings go.
-    /// </summary>
-    private void UnmapSlotLocked(long slot)
-    {
-        _cacheIndex.UnmapSlot(slot);
-        _poison.ForgetSlot(slot, BlocksPerSegment);
-    }
+    private void ThrowIfFailed() => _monitor.ThrowIfFailedOrClosed(Name);
 
     /// <summary>The device's durability as writeback asks for it (<see cref="IDurability"/>).</summary>
     private sealed class DurabilityOf(WriteboostDevice device) : IDurability
     {
-        public void RequestDurableLocked(ulong id) => device._flushWorker.RequestDurableLocked(id);
+        public void RequestDurableLocked(ulong id) => device._workers.Flush.RequestDurableLocked(id);
 
-        public void MakeDurable(ulong id) => device.MakeDurable(id);
+        public void MakeDurable(ulong id) => device._head.MakeDurable(id);
     }
 
     /// <summary>The device as the modulator sees it (<see cref="Modulator"/>).</summary>

@@ -1,3 +1,5 @@
+using Writeboost.Cache.PmemBuffer;
+using Writeboost.Cache.Format;
 namespace Writeboost.Cache.Core;
 
 /// <summary>How to open a writeboost device, beyond its table.</summary>
@@ -34,6 +36,12 @@ public sealed record WriteboostOptions
 
     /// <summary>RAM buffers in the pool (dm-writeboost: 8). A writer waits only when all of them are being flushed.</summary>
     public int BufferPoolSize { get; init; } = 8;
+
+    /// <summary>The pool's size for a cache of <paramref name="geometry"/>: at least one buffer, at most one per segment.</summary>
+    internal int PoolSizeFor(CacheGeometry geometry) => (int)Math.Clamp(BufferPoolSize, 1, geometry.NrSegments);
+
+    /// <summary>Mode 1: the pmem buffers' layout for a cache of <paramref name="geometry"/> opened with these options.</summary>
+    internal PmemLayout PmemLayoutFor(CacheGeometry geometry) => new(geometry.SegmentSizeOrder, PoolSizeFor(geometry), geometry.BlocksPerSegment);
 
     /// <summary>Dispose the backing and cache devices when the writeboost device is disposed.</summary>
     public bool OwnsDevices { get; init; }

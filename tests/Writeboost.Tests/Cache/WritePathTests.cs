@@ -74,6 +74,44 @@ public sealed class WritePathTests
     }
 
     [TestMethod]
+    public void A_partial_overwrite_reads_the_old_copy_without_the_lock_and_merges_a_newer_copy_written_meanwhile()
+    {
+        MemoryBlockDevice backing = new(64 * 1024);
+        MemoryBlockDevice cache = new(2 << 20);
+        WriteDuringOldCopyRead hooks = new();
+        using WriteboostDevice device = WriteboostDevice.Open(backing, cache, new Tunables(new Dictionary<string, long> { ["segment_size_order"] = 5 }),
+            new WriteboostOptions { FormatUnformatted = true, Schedule = hooks });
+        hooks.Device = device;
+        device.Write(0, Filled(4096, 0xAA));
+        device.Flush();                                           // block 0 dirty on the cache device
+        device.Write(512, Filled(1024, 0xBB));                    // its old sectors are read with the lock let go; meanwhile block 0 is rewritten whole, and flushed
+
+        Assert.AreEqual(2, hooks.Reads, "the stale copy read with the lock let go was read again from the newer one");
+        byte[] expected = Filled(4096, 0xCC);
+        Array.Fill(expected, (byte)0xBB, 512, 1024);
+        byte[] read = new byte[4096];
+        device.Read(0, read);
+        CollectionAssert.AreEqual(expected, read, "the newer whole-block write, then the partial write over it: none of the stale copy's sectors");
+    }
+
+    /// <summary>While a writer reads an old copy with the lock let go, another write rewrites the block whole and makes it durable.</summary>
+    private sealed class WriteDuringOldCopyRead : ScheduleHooks
+    {
+        public WriteboostDevice? Device { get; set; }
+
+        public int Reads { get; private set; }
+
+        public override void At(SchedulePoint point)
+        {
+            if (point == SchedulePoint.WriterBeforeReadingOldCopy && Reads++ == 0)
+            {
+                Device!.Write(0, Filled(4096, 0xCC));
+                Device.Flush();
+            }
+        }
+    }
+
+    [TestMethod]
     public void Writes_wait_for_writeback_instead_of_overwriting_dirty_data_when_the_ring_is_full()
     {
         using CacheRig rig = new(1 << 20, 5, 2); // two 3-block segments: 6 blocks of cache for 256 blocks of data
