@@ -89,7 +89,7 @@ public sealed partial class WriteboostDevice
             {
                 _head.EnsureRoomLocked(clearsPoison: !_poison.IsEmpty && (_poison.SectorsOf(block) & bits) != 0);
                 bool hit = _cacheIndex.TryFind(block, out int old);
-                byte keep = hit && _cacheIndex.IsDirty(old) ? (byte)(_cacheIndex.SectorsAt(old) & ~bits) : (byte)0;
+                byte keep = hit && bits != Units.FullBlockBits && _cacheIndex.IsDirty(old) ? (byte)(_cacheIndex.SectorsAt(old) & ~bits) : (byte)0;
                 if (keep != 0 && !_reads.InBufferLocked(old) && !_reads.IsCopyOf(oldCopy, old))
                 {
                     // The old dirty sectors are on the cache device: read with the lock let go, then decide again.

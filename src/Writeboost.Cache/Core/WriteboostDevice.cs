@@ -71,6 +71,7 @@ public sealed partial class WriteboostDevice : IBlockDevice
         Mode = pmem is null ? CacheMode.Volatile : CacheMode.Persistent;
         _backing = backing;
         _cache = cache;
+        Name = $"writeboost({backing.Name}, {cache.Name})"; // once: every request's failure check names the device
         Geometry = geometry;
         Tunables = tunables;
         _options = options;
@@ -96,7 +97,7 @@ public sealed partial class WriteboostDevice : IBlockDevice
     public bool DurabilityIsCheap => _head.Mirror.BarrierIsFree && _writeAround is null;
     public PmemRegion? PmemRegion => _pmemRegion;
 
-    public string Name => $"writeboost({_backing.Name}, {_cache.Name})";
+    public string Name { get; }
     public int SectorSizeBytes => Units.SectorBytes;
     /// <summary>The backing store's size, rounded down to whole 4 KiB blocks.</summary>
     public long SizeBytes { get; }
