@@ -5,7 +5,11 @@ using System.Runtime.InteropServices;
 using CommandLine;
 using Writeboost.Cache.Core;
 using Writeboost.Cli.Control;
+using Writeboost.CrashTest.Targets;
+using Writeboost.Devices;
 using Writeboost.Nbd;
+using Writeboost.Pmem;
+using PmemApi = Writeboost.Pmem.Pmem;
 
 namespace Writeboost.Cli;
 
@@ -24,16 +28,26 @@ internal sealed class ServeVerb : TableOptions
     [Option("export-name", Default = "", HelpText = "The export's name (default: the empty name).")]
     public string ExportName { get; set; } = "";
 
+    [Option("target", HelpText = "Serve a design of one's own instead of the writeboost device, PATH.dll[:Type] (as wb crashtest --target). The positional arguments are then its devices, existing files or block devices: BACKING, then CACHE if its geometry has a cache device, then PMEM if it has a pmem region (opened with the backend its geometry names). It formats blank media and recovers anything else, as under the harness.")]
+    public string? Target { get; set; }
+
+    [Option("target-arg", HelpText = "With --target: Name=Value [Name=Value...] for parameters of the target's constructor (one option that takes every value after it: put it last); they must be the ones its media were made with.")]
+    public IEnumerable<string> TargetArguments { get; set; } = [];
+
     internal int Run()
     {
         EndPoint endPoint = ParseEndPoint();
-        _ = ParsedTable;
+        DesignToServe? design = Target is null && !TargetArguments.Any() ? null : PlanDesign();
+        if (design is null)
+        {
+            _ = ParsedTable;
+        }
         // Everything the user typed is checked, and the socket bound, before the device is opened (which may write).
         System.Net.Sockets.Socket listener = Bind(endPoint);
         (ulong, ulong)? boundSocket = endPoint is UnixDomainSocketEndPoint ? Native.PosixFile.Identity(Socket!) : null;
         try
         {
-            return Serve(endPoint, listener);
+            return design is null ? Serve(endPoint, listener) : ServeDesign(design, endPoint, listener);
         }
         finally
         {
@@ -62,11 +76,94 @@ internal sealed class ServeVerb : TableOptions
         {
             Console.Error.WriteLine($"warning: {controlProblem}; wb status and wb message cannot reach this server");
         }
+        return ServeUntilStopped(server, endPoint, $"{device.Name} ({device.SizeBytes} bytes, mode {(int)device.Mode})", control is null ? "" : $"; control socket {control.SocketPath}");
+    }
+
+    /// <summary>The design's devices, checked before the socket is bound or anything is opened.</summary>
+    private sealed record DesignToServe(LoadedTarget Target, TargetGeometry Geometry, string Backing, string? Cache, string? Pmem);
+
+    /// <summary>
+    /// <c>--target</c>: loads the design and maps the positional arguments onto the devices its geometry asks for
+    /// (backing, then a cache device, then a pmem region). Each must exist, and be at least the size the design's
+    /// layout needs; an argument the design has no device for is refused, as are the writeboost device's own options.
+    /// </summary>
+    private DesignToServe PlanDesign()
+    {
+        if (Target is null)
+        {
+            throw new UsageException("--target-arg needs --target PATH.dll[:Type]");
+        }
+        if (AcceptLoss || DiscardPmem || OverwriteBacking)
+        {
+            throw new UsageException("--target: --accept-loss, --discard-pmem and --overwrite-backing are the writeboost device's; a design of one's own recovers as it decides");
+        }
+        LoadedTarget target;
+        try
+        {
+            target = TargetLoader.Load(Target, [.. TargetArguments]);
+        }
+        catch (TargetLoadException error)
+        {
+            throw new UsageException(error.Message.StartsWith("--", StringComparison.Ordinal) ? error.Message : $"--target {error.Message}");
+        }
+        TargetGeometry geometry = target.GeometryFor(Writeboost.CrashTest.Workload.Nbd);
+        List<(string What, long MinimumBytes)> wanted = [("BACKING", 1)];
+        if (geometry.CacheBytes > 0)
+        {
+            wanted.Add(("CACHE", geometry.CacheBytes));
+        }
+        if (geometry.PmemBytes > 0)
+        {
+            wanted.Add(("PMEM", geometry.PmemBytes));
+        }
+        List<string> given = [.. Table];
+        string usage = string.Join(' ', wanted.Select(w => w.What));
+        if (given.Count != wanted.Count)
+        {
+            throw new UsageException($"--target: {target.Name} is served from {usage} ({wanted.Count} path(s)), not {given.Count}: {string.Join(' ', given)}");
+        }
+        for (int i = 0; i < given.Count; i++)
+        {
+            string path = given[i];
+            if (!File.Exists(path))
+            {
+                throw new UsageException($"--target: {wanted[i].What} {path} does not exist (create it first, e.g. truncate -s SIZE {path})");
+            }
+            long size = FileBlockDevice.SizeOf(path);
+            if (size < wanted[i].MinimumBytes)
+            {
+                throw new UsageException($"--target: {wanted[i].What} {path} is {size} bytes; {target.Name} needs at least {wanted[i].MinimumBytes} (its geometry, from its arguments)");
+            }
+        }
+        return new DesignToServe(target, geometry, given[0],
+            geometry.CacheBytes > 0 ? given[1] : null,
+            geometry.PmemBytes > 0 ? given[^1] : null);
+    }
+
+    /// <summary>Serves a design of one's own on its devices (each opened exclusively) until SIGINT or SIGTERM, then closes it cleanly.</summary>
+    private int ServeDesign(DesignToServe design, EndPoint endPoint, System.Net.Sockets.Socket listener)
+    {
+        FileBlockDeviceOptions options = new() { Direct = Direct, Exclusive = true };
+        using FileBlockDevice backing = FileBlockDevice.Open(design.Backing, options);
+        using IBlockDevice cache = design.Cache is null ? new MemoryBlockDevice(0, name: "no cache") : FileBlockDevice.Open(design.Cache, options);
+        using PmemRegion? pmem = design.Pmem is null ? null : PmemApi.Alloc(design.Pmem, 0, -1, design.Geometry.PmemBackend, deviceLock: DeviceLock.Exclusive);
+        using ICrashTargetDevice device = design.Target.Open(new TargetDevices(backing, cache, pmem), new TargetOpen(Live: true, Schedule: 0, Seed: 1));
+        if (device.RecoveryStory is { } story)
+        {
+            Console.Error.WriteLine($"recovery: {story}");
+        }
+        using NbdServer server = new(device, ExportName);
+        server.Start(listener);
+        return ServeUntilStopped(server, endPoint, $"{device.Name} ({device.SizeBytes} bytes, {design.Target.Identity})", "");
+    }
+
+    private int ServeUntilStopped(NbdServer server, EndPoint endPoint, string what, string suffix)
+    {
         using ManualResetEventSlim stop = new();
         using PosixSignalRegistration term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, context => { context.Cancel = true; stop.Set(); });
         using PosixSignalRegistration interrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, context => { context.Cancel = true; stop.Set(); });
         string where = endPoint is UnixDomainSocketEndPoint ? $"nbd+unix:///{ExportName}?socket={Socket}" : $"nbd://{Listen}/{ExportName}";
-        Console.WriteLine($"ready: serving {device.Name} ({device.SizeBytes} bytes, mode {(int)device.Mode}) at {where}{(control is null ? "" : $"; control socket {control.SocketPath}")}");
+        Console.WriteLine($"ready: serving {what} at {where}{suffix}");
         Console.Out.Flush();
         stop.Wait();
         server.Stop(waiting => { Console.Error.WriteLine($"wb: {waiting}"); Console.Error.Flush(); });

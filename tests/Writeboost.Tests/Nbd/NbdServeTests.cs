@@ -164,6 +164,60 @@ public sealed class NbdServeTests
     }
 
     [TestMethod]
+    public void A_design_of_ones_own_is_served_and_keeps_what_a_flush_acknowledged_across_kill_9()
+    {
+        using TempDirectory dir = new();
+        using TempDirectory shm = new("/dev/shm");
+        string design = typeof(Writeboost.Samples.PmemWal.PmemWalTarget).Assembly.Location;
+        string backing = dir.File("backing.img");
+        string log = shm.File("wal.pmem");
+        string socket = dir.File("nbd.sock");
+        FileBlockDevice.CreateFile(backing, 8 << 20);
+        FileBlockDevice.CreateFile(log, 1 << 20);
+        string[] serve = ["serve", backing, log, "--socket", socket, "--target", design, "--target-arg", "LogBytes=1048576"];
+        byte[][] flushed = Enumerable.Range(0, 32).Select(b => Enumerable.Repeat((byte)(b + 1), 4096).ToArray()).ToArray();
+        using (Process server = WbProcess.StartUntil("ready", ForcePmem, serve))
+        {
+            WbResult second = WbProcess.Run(ForcePmem, "serve", backing, log, "--socket", dir.File("second.sock"), "--target", design, "--target-arg", "LogBytes=1048576");
+            Assert.AreNotEqual(0, second.ExitCode, "a second server on the same devices is refused");
+            using TestNbdClient client = new(socket);
+            Assert.AreEqual(8L << 20, client.SizeBytes, "the design's size: its backing device's");
+            for (int block = 0; block < flushed.Length; block++)
+            {
+                client.Write(block * 4096L, flushed[block]);
+            }
+            client.Flush();
+            client.Write(0, new byte[4096]); // acknowledged, never flushed: block 0 may read either value
+            server.Kill();
+            server.WaitForExit();
+        }
+        using (Process again = WbProcess.StartUntil("ready", ForcePmem, serve))
+        {
+            using (TestNbdClient client = new(socket))
+            {
+                byte[] back = new byte[4096];
+                client.ReadAt(0, back);
+                Assert.IsTrue(back.AsSpan().SequenceEqual(flushed[0]) || !back.AsSpan().ContainsAnyExcept((byte)0), "block 0: its flushed value or the later acknowledged zeros");
+                for (int block = 1; block < flushed.Length; block++)
+                {
+                    client.ReadAt(block * 4096L, back);
+                    CollectionAssert.AreEqual(flushed[block], back, $"block {block}, flushed before the kill");
+                }
+            }
+            Assert.AreEqual(0, Mono.Unix.Native.Syscall.kill(again.Id, Mono.Unix.Native.Signum.SIGTERM), "kill -TERM");
+            Assert.IsTrue(again.WaitForExit(30_000), "SIGTERM drains and exits");
+            Assert.AreEqual(0, again.ExitCode);
+        }
+
+        WbResult tooFew = WbProcess.Run(ForcePmem, "serve", backing, dir.File("missing.pmem"), "--socket", socket, "--target", design, "--target-arg", "LogBytes=1048576");
+        Assert.AreEqual(2, tooFew.ExitCode);
+        StringAssert.Contains(tooFew.Stderr, "PMEM " + dir.File("missing.pmem") + " does not exist");
+        WbResult small = WbProcess.Run(ForcePmem, "serve", backing, log, "--socket", socket, "--target", design, "--target-arg", "LogBytes=4194304");
+        Assert.AreEqual(2, small.ExitCode);
+        StringAssert.Contains(small.Stderr, "needs at least 4194304");
+    }
+
+    [TestMethod]
     public void Malformed_traffic_costs_only_its_own_connection()
     {
         using TempDirectory dir = new();
