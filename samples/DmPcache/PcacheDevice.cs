@@ -77,6 +77,9 @@ public sealed class PcacheDevice : IBlockDevice
     private readonly PcacheBug _bug;
     private readonly int _segmentBytes;
     private readonly Lock _lock = new();
+    // The first I/O error: the model stops there, every request after it fails (its in-memory index may no longer be
+    // what the media hold). A simplification: the kernel's own error paths are not re-created. Guarded by _lock.
+    private IOException? _error;
     private readonly int _segments;
     private readonly PcacheMeta _info;
     private readonly PcacheMeta _keyTailMeta;
@@ -277,13 +280,21 @@ public sealed class PcacheDevice : IBlockDevice
         CheckRange(offsetBytes, destination.Length);
         lock (_lock)
         {
+            ThrowIfFailed();
             for (int i = 0; i < destination.Length / SectorBytes; i++)
             {
                 long sector = offsetBytes / SectorBytes + i;
                 Span<byte> block = destination.Slice(i * SectorBytes, SectorBytes);
                 if (_index.TryGetValue(sector, out var cached) && cached.Gen == _gen[cached.Segment])
                 {
-                    _pmem.Read(DataAt((cached.Segment, cached.DataOffset)), block);
+                    try
+                    {
+                        _pmem.Read(DataAt((cached.Segment, cached.DataOffset)), block);
+                    }
+                    catch (IOException error)
+                    {
+                        throw Failed(error);
+                    }
                 }
                 else
                 {
@@ -297,6 +308,21 @@ public sealed class PcacheDevice : IBlockDevice
     {
         CheckRange(offsetBytes, source.Length);
         lock (_lock)
+        {
+            ThrowIfFailed();
+            try
+            {
+                WriteLocked(offsetBytes, source, options);
+            }
+            catch (IOException error)
+            {
+                throw Failed(error);
+            }
+        }
+    }
+
+    private void WriteLocked(long offsetBytes, ReadOnlySpan<byte> source, WriteOptions options)
+    {
         {
             while (!source.IsEmpty)
             {
@@ -338,8 +364,31 @@ public sealed class PcacheDevice : IBlockDevice
     {
         lock (_lock)
         {
-            CloseKset();
+            ThrowIfFailed();
+            try
+            {
+                CloseKset();
+            }
+            catch (IOException error)
+            {
+                throw Failed(error);
+            }
         }
+    }
+
+    private void ThrowIfFailed()
+    {
+        if (_error is not null)
+        {
+            throw new IOException($"{Name}: stopped at an earlier I/O error: {_error.Message}", _error);
+        }
+    }
+
+    /// <summary>The first I/O error is kept, and the request that met it fails with it.</summary>
+    private IOException Failed(IOException error)
+    {
+        _error ??= error;
+        return error;
     }
 
     /// <summary>cache_kset_close: the key set and a zero terminator after it, fenced; a full log segment ends with a last key set naming the next.</summary>
@@ -587,7 +636,10 @@ public sealed class PcacheDevice : IBlockDevice
     {
         lock (_lock)
         {
-            CloseKset();
+            if (_error is null)
+            {
+                CloseKset();
+            }
         }
     }
 }

@@ -83,6 +83,9 @@ public sealed class WritecacheDevice : IBlockDevice
     private readonly WritecacheBug _bug;
     private readonly WritecacheSettings _settings;
     private readonly Lock _lock = new();
+    // writecache_error: the first I/O error of the cache, after which every request fails (the kernel's wc->error,
+    // set once; writecache_has_error then fails every bio). Guarded by _lock.
+    private IOException? _error;
     private readonly long _blocks;
     private readonly long _dataOffsetBytes;
     private readonly (ulong Sector, ulong Seq)[] _entries;
@@ -242,13 +245,21 @@ public sealed class WritecacheDevice : IBlockDevice
         CheckRange(offsetBytes, destination.Length);
         lock (_lock)
         {
+            ThrowIfFailed();
             for (int i = 0; i < destination.Length / BlockBytes; i++)
             {
                 ulong sector = (ulong)(offsetBytes / BlockBytes + i);
                 Span<byte> block = destination.Slice(i * BlockBytes, BlockBytes);
                 if (_newest.TryGetValue(sector, out int e))
                 {
-                    _pmem.Read(DataAt(e), block);
+                    try
+                    {
+                        _pmem.Read(DataAt(e), block);
+                    }
+                    catch (IOException error)
+                    {
+                        throw Failed(error); // the kernel's "hardware memory error when reading data"
+                    }
                 }
                 else
                 {
@@ -264,17 +275,25 @@ public sealed class WritecacheDevice : IBlockDevice
         bool fua = options.HasFlag(WriteOptions.Fua);
         lock (_lock)
         {
-            for (int i = 0; i < source.Length / BlockBytes; i++)
+            ThrowIfFailed();
+            try
             {
-                WriteBlock((ulong)(offsetBytes / BlockBytes + i), source.Slice(i * BlockBytes, BlockBytes), fua);
+                for (int i = 0; i < source.Length / BlockBytes; i++)
+                {
+                    WriteBlock((ulong)(offsetBytes / BlockBytes + i), source.Slice(i * BlockBytes, BlockBytes), fua);
+                }
+                if ((fua && _bug != WritecacheBug.FuaNotCommitted) || _uncommitted >= _settings.AutocommitBlocks)
+                {
+                    Commit();
+                }
+                if (_settings.LockReleaseFences)
+                {
+                    _pmem.Drain(); // wc_unlock's locked instruction, made explicit: the harness does not see locks
+                }
             }
-            if ((fua && _bug != WritecacheBug.FuaNotCommitted) || _uncommitted >= _settings.AutocommitBlocks)
+            catch (IOException error)
             {
-                Commit();
-            }
-            if (_settings.LockReleaseFences)
-            {
-                _pmem.Drain(); // wc_unlock's locked instruction, made explicit: the harness does not see locks
+                throw Failed(error);
             }
         }
     }
@@ -284,8 +303,32 @@ public sealed class WritecacheDevice : IBlockDevice
     {
         lock (_lock)
         {
-            Commit();
+            ThrowIfFailed();
+            try
+            {
+                Commit();
+            }
+            catch (IOException error)
+            {
+                throw Failed(error);
+            }
         }
+    }
+
+    /// <summary>writecache_has_error: a cache that met an I/O error fails every request after it.</summary>
+    private void ThrowIfFailed()
+    {
+        if (_error is not null)
+        {
+            throw new IOException($"{Name}: the cache has failed after an I/O error (writecache_error): {_error.Message}", _error);
+        }
+    }
+
+    /// <summary>writecache_error: the first error is kept (what the cache holds in memory may no longer be what pmem and the origin hold); the request that met it fails with it.</summary>
+    private IOException Failed(IOException error)
+    {
+        _error ??= error;
+        return error;
     }
 
     private void WriteBlock(ulong sector, ReadOnlySpan<byte> data, bool fua)
@@ -442,7 +485,10 @@ public sealed class WritecacheDevice : IBlockDevice
     {
         lock (_lock)
         {
-            Commit();
+            if (_error is null)
+            {
+                Commit();
+            }
         }
     }
 }

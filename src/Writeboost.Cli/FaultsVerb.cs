@@ -4,6 +4,7 @@ using Writeboost.Cache.Table;
 using Writeboost.CrashTest;
 using Writeboost.CrashTest.Faults;
 using Writeboost.CrashTest.Mutants;
+using Writeboost.CrashTest.Targets;
 
 namespace Writeboost.Cli;
 
@@ -16,6 +17,12 @@ internal sealed class FaultsVerb : SweepVerbOptions
     [Option("ops", Default = 120, HelpText = "User operations per run (half as many more before the crash that recovery starts from).")]
     public int Ops { get; set; }
 
+    [Option("target", HelpText = "Sweep a design of one's own instead of the writeboost device: PATH.dll[:Type] (as wb crashtest --target), on its geometry's devices (a pmem region must be dax). It is judged through its requests alone: a request that fails after the fault is how it says it has failed. --mode and the seeded bugs are the writeboost device's.")]
+    public string? Target { get; set; }
+
+    [Option("target-arg", HelpText = "With --target: Name=Value [Name=Value...] for parameters of the target's constructor (one option that takes every value after it: put it last).")]
+    public IEnumerable<string> TargetArguments { get; set; } = [];
+
 
     private protected override Sweep Sweep => Sweep.Faults;
 
@@ -24,11 +31,12 @@ internal sealed class FaultsVerb : SweepVerbOptions
 
     internal int Run()
     {
-        if (ListOrCheckMutants())
+        LoadedTarget? design = LoadDesign();
+        if (design is null && ListOrCheckMutants())
         {
             return 0;
         }
-        CacheMode[] modes = SweepArguments.Modes(Mode);
+        CacheMode[] modes = design is null ? SweepArguments.Modes(Mode) : [CacheMode.Volatile];
         Workload[] workloads = SweepArguments.SweepWorkloads(Workload);
         if (Runs <= 0 || Ops < 2)
         {
@@ -43,7 +51,7 @@ internal sealed class FaultsVerb : SweepVerbOptions
             foreach (Workload workload in workloads.TakeWhile(_ => !interruption.Requested))
             {
                 int index = results.Count;
-                results.Add(FaultSweep.Run(new FaultSweepSpec(mode, workload, Seed, Ops, Runs, Mutant),
+                results.Add(FaultSweep.Run(new FaultSweepSpec(mode, workload, Seed, Ops, Runs, Mutant) { Target = design },
                     (done, total) => progress.Report((index + done / (double)Math.Max(1, total)) / sweeps, $"sweep {index + 1}/{sweeps}"),
                     stopAtFirst: Mutant != "none", interruption.Token));
             }
@@ -69,6 +77,34 @@ internal sealed class FaultsVerb : SweepVerbOptions
         return results.All(r => r.Violations == 0) && mutants.All(m => m.Caught) ? 0 : 1;
     }
 
+    /// <summary>The design of <c>--target</c> (null: the writeboost device); the writeboost device's own options are refused with it, not ignored.</summary>
+    private LoadedTarget? LoadDesign()
+    {
+        if (Target is null)
+        {
+            return TargetArguments.Any() ? throw new UsageException("--target-arg needs --target PATH.dll[:Type]") : null;
+        }
+        string? theirs = Mode is not null ? "--mode" : Mutant != "none" ? "--mutant" : Mutants is not null ? "--mutants" : ListMutants ? "--list-mutants" : null;
+        if (theirs is not null)
+        {
+            throw new UsageException($"{theirs} is the writeboost device's: a --target design is swept as it is built (give its own settings with --target-arg Name=Value)");
+        }
+        LoadedTarget loaded;
+        try
+        {
+            loaded = TargetLoader.Load(Target, [.. TargetArguments]);
+        }
+        catch (TargetLoadException error)
+        {
+            throw new UsageException(error.Message.StartsWith("--", StringComparison.Ordinal) ? error.Message : $"--target {error.Message}");
+        }
+        if (loaded.GeometryFor(Writeboost.CrashTest.Workload.Random).Pmem == Writeboost.Pmem.PmemBackend.Block)
+        {
+            throw new UsageException($"--target: {loaded.Name}'s pmem region is a block device; wb faults sweeps a dax region only so far");
+        }
+        return loaded;
+    }
+
     private void Print(List<FaultSweepResult> results, List<(string Name, bool Caught, int Runs)> mutants, string? interrupted)
     {
         FaultSweepResult? failed = results.FirstOrDefault(r => r.Violations > 0);
@@ -85,10 +121,11 @@ internal sealed class FaultsVerb : SweepVerbOptions
                 Seconds = results.Sum(r => r.Seconds),
                 Seed,
                 Mutant,
+                Target = results.FirstOrDefault()?.Spec.Target?.Name,
                 Interrupted = interrupted,
                 Sweeps = results.Select(r => new
                 {
-                    Mode = (int)r.Spec.Mode,
+                    Mode = ModeOf(r.Spec),
                     Workload = r.Spec.Workload.ToString().ToLowerInvariant(),
                     r.OperationsCounted,
                     r.Runs,
@@ -108,7 +145,7 @@ internal sealed class FaultsVerb : SweepVerbOptions
         List<string[]> rows = [["mode", "workload", "operations", "runs", "fired", "to caller", "dev failed", "crash states", "violations"]];
         foreach (FaultSweepResult r in results)
         {
-            rows.Add([Fmt((int)r.Spec.Mode), r.Spec.Workload.ToString().ToLowerInvariant(), Fmt(r.OperationsCounted.Values.Sum()), Fmt(r.Runs), Fmt(r.FaultsFired), Fmt(r.SurfacedToCaller), Fmt(r.DeviceFailed), Fmt(r.StatesChecked), Fmt(r.Violations)]);
+            rows.Add([r.Spec.Target is null ? Fmt((int)r.Spec.Mode) : r.Spec.Target.Name, r.Spec.Workload.ToString().ToLowerInvariant(), Fmt(r.OperationsCounted.Values.Sum()), Fmt(r.Runs), Fmt(r.FaultsFired), Fmt(r.SurfacedToCaller), Fmt(r.DeviceFailed), Fmt(r.StatesChecked), Fmt(r.Violations)]);
         }
         Output.Table(rows);
         if (interrupted is not null)
@@ -121,7 +158,9 @@ internal sealed class FaultsVerb : SweepVerbOptions
         if (failed is not null)
         {
             Console.WriteLine($"first violation: {failed.FirstViolation}");
-            Console.WriteLine($"reproduce: wb faults --mode {(int)failed.Spec.Mode} --workload {failed.Spec.Workload.ToString().ToLowerInvariant()} --seed {Seed} --ops {Ops} --runs {Runs}" + (Mutant == "none" ? "" : $" --mutant {Mutant}"));
+            string which = failed.Spec.Target is null ? $"--mode {(int)failed.Spec.Mode}" : $"--target {Target}";
+            string design = failed.Spec.Target is null || !TargetArguments.Any() ? "" : $" --target-arg {string.Join(' ', TargetArguments)}";
+            Console.WriteLine($"reproduce: wb faults {which} --workload {failed.Spec.Workload.ToString().ToLowerInvariant()} --seed {Seed} --ops {Ops} --runs {Runs}" + (Mutant == "none" ? "" : $" --mutant {Mutant}") + design);
         }
         foreach ((string name, bool caught, int runs) in mutants)
         {
@@ -132,6 +171,9 @@ internal sealed class FaultsVerb : SweepVerbOptions
             Console.WriteLine($"mutants caught: {mutants.Count(m => m.Caught)}/{mutants.Count}");
         }
     }
+
+    /// <summary>The writeboost mode of a sweep, -1 for a design of one's own (as wb bench fua --target reports it).</summary>
+    private static int ModeOf(FaultSweepSpec spec) => spec.Target is null ? (int)spec.Mode : -1;
 
     private static string Fmt(long value) => value.ToString(CultureInfo.InvariantCulture);
 }

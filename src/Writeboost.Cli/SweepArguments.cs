@@ -7,8 +7,8 @@ namespace Writeboost.Cli;
 /// <summary>The options the fault and corruption sweeps share.</summary>
 internal abstract class SweepVerbOptions : MutantOptions
 {
-    [Option("mode", Default = "both", HelpText = "0, 1 or both.")]
-    public string Mode { get; set; } = "both";
+    [Option("mode", HelpText = "0, 1 or both (the default).")]
+    public string? Mode { get; set; }
 
     [Option("workload", Default = "all", HelpText = "random (sub-block writes), wrap (a tiny ring: it laps, writeback and the superblock record run) or all.")]
     public string Workload { get; set; } = "all";
@@ -23,7 +23,7 @@ internal abstract class SweepVerbOptions : MutantOptions
 /// <summary>The --mode and --workload words the harness verbs (crashtest, faults, corrupt) share.</summary>
 internal static class SweepArguments
 {
-    internal static CacheMode[] Modes(string mode) => mode switch
+    internal static CacheMode[] Modes(string? mode) => (mode ?? "both") switch
     {
         "0" => [CacheMode.Volatile],
         "1" => [CacheMode.Persistent],

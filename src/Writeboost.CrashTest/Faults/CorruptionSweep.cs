@@ -204,7 +204,7 @@ public static class CorruptionSweep
         {
             if (i == crashPoint / 2 || i == crashPoint)
             {
-                (PagedBlockDevice b, PagedBlockDevice c, MemoryPmemRegion? p) = Campaign.BuildState(spec, geometry, backing, cache, pmem, i, 1);
+                (PagedBlockDevice b, PagedBlockDevice c, MemoryPmemRegion? p) = Campaign.BuildState(spec.Seed, geometry.PmemBytes, backing, cache, spec.Mode == CacheMode.Persistent ? pmem : null, i, 1);
                 Media media = new(Campaign.Materialize(b.Image), Campaign.Materialize(c.Image), p is null ? [] : Campaign.Materialize(p.Image));
                 if (i == crashPoint)
                 {

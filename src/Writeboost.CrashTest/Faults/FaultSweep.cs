@@ -4,6 +4,7 @@ using Writeboost.Cache.Table;
 using Writeboost.CrashTest.Mutants;
 using Writeboost.CrashTest.Recording;
 using Writeboost.CrashTest.States;
+using Writeboost.CrashTest.Targets;
 using Writeboost.Devices;
 using Writeboost.Pmem;
 
@@ -13,6 +14,13 @@ namespace Writeboost.CrashTest.Faults;
 /// <param name="Only">Null: every device and operation; else one of them, e.g. (Cache, Flush).</param>
 public sealed record FaultSweepSpec(CacheMode Mode, Workload Workload, int Seed, int Ops, int MaxRuns, string Mutant = "none", (FaultTarget Target, FaultOperation Operation)? Only = null)
 {
+    /// <summary>
+    /// A design of one's own to sweep instead of the writeboost device (<see cref="Mode"/> and <see cref="Mutant"/> are
+    /// then not used): opened on its geometry's devices, judged by the same rules through its requests alone (it has
+    /// no status: a request that fails after the fault is how it says it has failed).
+    /// </summary>
+    public ICrashTarget? Target { get; init; }
+
     /// <summary>The bound on one run (recovery, the workload, the flush, read and drop_caches after the fault): past it the run has hung, a violation.</summary>
     public TimeSpan RunTimeout { get; init; } = TimeSpan.FromSeconds(30);
 }
@@ -65,12 +73,11 @@ public static class FaultSweep
         ArgumentOutOfRangeException.ThrowIfLessThan(spec.Ops, 2);
         ArgumentOutOfRangeException.ThrowIfLessThan(spec.MaxRuns, 1);
         Stopwatch clock = Stopwatch.StartNew();
-        Campaign.Geometry geometry = Campaign.GeometryFor(spec.Workload);
-        FaultHooks mutant = MutantCatalogue.HooksFor(spec.Mutant);
-        Baseline baseline = MakeBaseline(spec, geometry);
+        FaultSweepSubject subject = FaultSweepSubject.For(spec);
+        Baseline baseline = MakeBaseline(spec, subject);
 
         FaultSwitch counter = new(null);
-        FaultRun dry = RunOne(spec, geometry, baseline, counter, mutant);
+        FaultRun dry = RunOne(spec, subject, baseline, counter);
         if (dry.Violation is not null)
         {
             return new FaultSweepResult(spec, Names(counter.Counts), 1, 0, 0, 0, dry.StatesChecked, 1, $"without any fault: {dry.Violation}", "none", clock.Elapsed.TotalSeconds);
@@ -85,7 +92,7 @@ public static class FaultSweep
             {
                 break;
             }
-            FaultRun run = RunOne(spec, geometry, baseline, null, mutant, fault);
+            FaultRun run = RunOne(spec, subject, baseline, null, fault);
             runs++;
             fired += run.Fired ? 1 : 0;
             surfaced += run.SurfacedToCaller ? 1 : 0;
@@ -138,32 +145,32 @@ public static class FaultSweep
     }
 
     /// <summary>A first workload, a crash (everything written survives), and the images recovery starts from.</summary>
-    private static Baseline MakeBaseline(FaultSweepSpec spec, Campaign.Geometry geometry)
+    private static Baseline MakeBaseline(FaultSweepSpec spec, FaultSweepSubject subject)
     {
-        MemoryBlockDevice backing = new(geometry.BackingBytes, name: "backing");
-        MemoryBlockDevice cache = new(geometry.CacheBytes, name: "cache");
-        MemoryPmemRegion? pmem = spec.Mode == CacheMode.Persistent ? new MemoryPmemRegion(geometry.PmemBytes) : null;
-        WriteboostDevice device = WriteboostDevice.Open(backing, cache, new Tunables(geometry.Keys), new WriteboostOptions { BufferPoolSize = Campaign.PoolSize }, pmem);
+        MemoryBlockDevice backing = new(subject.BackingBytes, name: "backing");
+        MemoryBlockDevice cache = new(subject.CacheBytes, name: "cache");
+        MemoryPmemRegion? pmem = subject.PmemBytes > 0 ? new MemoryPmemRegion(subject.PmemBytes) : null;
+        SweptDevice device = subject.Open(backing, cache, pmem, SweepStep.Baseline);
         Random random = new(spec.Seed ^ 0x0BA5E);
         try
         {
             for (int op = 0; op < spec.Ops / 2; op++)
             {
-                (long offset, int length, bool fua) = NextWrite(random, spec.Workload, device.SizeBytes);
+                (long offset, int length, bool fua) = NextWrite(random, spec.Workload, device.Device.SizeBytes);
                 byte[] data = new byte[length];
                 random.NextBytes(data);
-                device.Write(offset, data, fua ? WriteOptions.Fua : WriteOptions.None);
+                device.Device.Write(offset, data, fua ? WriteOptions.Fua : WriteOptions.None);
             }
         }
         finally
         {
-            device.Abandon();
+            device.Crash();
         }
         // Recover once, so a run's own recovery starts from what a first recovery leaves (it must be idempotent).
-        WriteboostDevice recovered = WriteboostDevice.Open(backing, cache, new Tunables(geometry.Keys), new WriteboostOptions { BufferPoolSize = Campaign.PoolSize, WithoutWorkers = true }, pmem);
-        byte[] content = new byte[recovered.SizeBytes];
-        recovered.Read(0, content);
-        recovered.Abandon();
+        SweptDevice recovered = subject.Open(backing, cache, pmem, SweepStep.Recover);
+        byte[] content = new byte[recovered.Device.SizeBytes];
+        recovered.Device.Read(0, content);
+        recovered.Crash();
         return new Baseline(backing.Media.ToArray(), cache.Media.ToArray(), pmem is null ? [] : Campaign.Materialize(pmem.Image), content);
     }
 
@@ -177,24 +184,23 @@ public static class FaultSweep
     }
 
     /// <summary>One run: recovery of the baseline and the workload with the fault armed, then the checks.</summary>
-    private static FaultRun RunOne(FaultSweepSpec spec, Campaign.Geometry geometry, Baseline baseline, FaultSwitch? counter, FaultHooks mutant, Fault? fault = null)
+    private static FaultRun RunOne(FaultSweepSpec spec, FaultSweepSubject subject, Baseline baseline, FaultSwitch? counter, Fault? fault = null)
     {
         CrashLog log = new();
         FaultSwitch faults = counter ?? new FaultSwitch(fault, log);
-        MemoryBlockDevice backing = new(geometry.BackingBytes, name: "backing");
-        MemoryBlockDevice cache = new(geometry.CacheBytes, name: "cache");
+        MemoryBlockDevice backing = new(subject.BackingBytes, name: "backing");
+        MemoryBlockDevice cache = new(subject.CacheBytes, name: "cache");
         baseline.Backing.CopyTo(backing.Media);
         baseline.Cache.CopyTo(cache.Media);
-        PmemRegion? pmem = spec.Mode == CacheMode.Persistent
-            ? new FaultInjectingPmemRegion(new RecordingPmemRegion(new MemoryPmemRegion(geometry.PmemBytes, baseline.Pmem.ToArray()), log), faults)
+        PmemRegion? pmem = subject.PmemBytes > 0
+            ? new FaultInjectingPmemRegion(new RecordingPmemRegion(new MemoryPmemRegion(subject.PmemBytes, baseline.Pmem.ToArray()), log), faults)
             : null;
         IBlockDevice backingStack = new FaultInjectingBlockDevice(new RecordingBlockDevice(backing, log, DeviceId.Backing), FaultTarget.Backing, faults);
         IBlockDevice cacheStack = new FaultInjectingBlockDevice(new RecordingBlockDevice(cache, log, DeviceId.Cache), FaultTarget.Cache, faults);
-        WriteboostOptions options = new() { BufferPoolSize = Campaign.PoolSize, Faults = mutant, WritebackRetryDelay = TimeSpan.FromMilliseconds(1) };
 
         RunState state = new();
         faults.Arm();
-        Thread worker = new(() => state.Run(spec, geometry, log, faults, backingStack, cacheStack, pmem, options)) { IsBackground = true, Name = "wb-fault-run" };
+        Thread worker = new(() => state.Run(spec, subject, log, faults, backingStack, cacheStack, pmem)) { IsBackground = true, Name = "wb-fault-run" };
         worker.Start();
         if (!worker.Join(spec.RunTimeout))
         {
@@ -215,12 +221,12 @@ public static class FaultSweep
         {
             violation ??= "the fault fired but neither a request nor the status reported it";
         }
-        if (faults.Fired && fault!.Operation == FaultOperation.Flush && state.Opened && !failed)
+        if (faults.Fired && fault!.Operation == FaultOperation.Flush && state.Opened && !failed && subject.FailsStopOnFailedFlush)
         {
             // A failed fsync may have dropped writes the device can no longer name: no retry can make them durable.
             violation ??= "a flush failed but the device carried on (a failed flush must be fatal)";
         }
-        (int states, string? lost) = CrashAfterFault(spec, geometry, baseline, log, oracle, mutant, faults.FiredAtEvent);
+        (int states, string? lost) = CrashAfterFault(subject, baseline, log, oracle, faults.FiredAtEvent);
         violation ??= lost;
         Fault described = fault ?? new Fault(FaultTarget.Backing, FaultOperation.Read, 0, FaultKind.Eio);
         return new FaultRun(described, faults.Fired, state.Surfaced, failed, states, violation is null ? null : $"{(fault is null ? "no fault" : fault.ToString())}: {violation}");
@@ -239,12 +245,12 @@ public static class FaultSweep
         /// <summary>What the run is doing now: what hung, if it hangs.</summary>
         public string Stage { get; private set; } = "recovery";
 
-        public void Run(FaultSweepSpec spec, Campaign.Geometry geometry, CrashLog log, FaultSwitch faults, IBlockDevice backing, IBlockDevice cache, PmemRegion? pmem, WriteboostOptions options)
+        public void Run(FaultSweepSpec spec, FaultSweepSubject subject, CrashLog log, FaultSwitch faults, IBlockDevice backing, IBlockDevice cache, PmemRegion? pmem)
         {
-            WriteboostDevice device;
+            SweptDevice device;
             try
             {
-                device = WriteboostDevice.Open(backing, cache, new Tunables(geometry.Keys), options, pmem);
+                device = subject.Open(backing, cache, pmem, SweepStep.Run);
                 Opened = true;
             }
             catch (IOException)
@@ -261,7 +267,7 @@ public static class FaultSweep
             try
             {
                 Stage = "the workload";
-                Workload(spec, log, device);
+                Workload(spec, log, device.Device);
                 faults.Clear();
                 Finish(log, device);
             }
@@ -272,14 +278,13 @@ public static class FaultSweep
 #pragma warning restore CA1031
             finally
             {
-                device.Abandon(); // the crash; the workers are stopped, so the status is final
-                WriteboostStatus final = device.Status();
-                DeviceFailed |= final.Failure is not null;
-                WritebackErrors = final.WritebackErrors;
+                device.Crash(); // the workers are stopped, so the status is final
+                DeviceFailed |= device.Failure is not null;
+                WritebackErrors = device.WritebackErrors;
             }
         }
 
-        private void Workload(FaultSweepSpec spec, CrashLog log, WriteboostDevice device)
+        private void Workload(FaultSweepSpec spec, CrashLog log, IBlockDevice device)
         {
             Random random = new(spec.Seed);
             for (int op = 0; op < spec.Ops; op++)
@@ -316,11 +321,10 @@ public static class FaultSweep
         }
 
         /// <summary>After the fault cleared: the device works again (a flush, a read of everything), or says it failed.</summary>
-        private void Finish(CrashLog log, WriteboostDevice device)
+        private void Finish(CrashLog log, SweptDevice device)
         {
-            WriteboostStatus status = device.Status();
-            WritebackErrors = status.WritebackErrors;
-            DeviceFailed = status.Failure is not null;
+            WritebackErrors = device.WritebackErrors;
+            DeviceFailed = device.Failure is not null;
             if (DeviceFailed)
             {
                 return;
@@ -328,20 +332,21 @@ public static class FaultSweep
             try
             {
                 Stage = "a flush after the fault";
-                UserFlush(log, device);
+                UserFlush(log, device.Device);
                 Stage = "a read of the whole device after the fault";
-                byte[] content = new byte[device.SizeBytes];
-                device.Read(0, content);
+                byte[] content = new byte[device.Device.SizeBytes];
+                device.Device.Read(0, content);
                 Reads.Add((log.Count, 0, content));
                 // Liveness: drop_caches (write everything back) ends too — a hang is a violation, like lost data.
                 Stage = "drop_caches after the fault";
-                device.DropCaches();
+                device.DrainAll();
                 Stage = "the crash";
             }
             catch (IOException error)
             {
                 Surfaced = true;
-                DeviceFailed = device.Status().Failure is not null;
+                // A device with a status must say there that it failed; a design without one says it by failing.
+                DeviceFailed = !device.HasStatus || device.Failure is not null;
                 if (!DeviceFailed)
                 {
                     Violation ??= $"after the fault, a flush or read failed ({error.Message}) but the device is not marked failed";
@@ -349,7 +354,7 @@ public static class FaultSweep
             }
         }
 
-        private static void UserFlush(CrashLog log, WriteboostDevice device)
+        private static void UserFlush(CrashLog log, IBlockDevice device)
         {
             int flush = log.Append(new CrashEvent(EventKind.UserFlush, DeviceId.User, 0, 0, null, false, -1));
             device.Flush();
@@ -361,7 +366,7 @@ public static class FaultSweep
     /// Crash states after the fault: at each of the first few acknowledgements that followed it, and at the end;
     /// nothing non-durable survived, everything did, and two seeded mixes. Recovery runs without faults.
     /// </summary>
-    private static (int States, string? Problem) CrashAfterFault(FaultSweepSpec spec, Campaign.Geometry geometry, Baseline baseline, CrashLog log, Oracle oracle, FaultHooks mutant, int firedAt)
+    private static (int States, string? Problem) CrashAfterFault(FaultSweepSubject subject, Baseline baseline, CrashLog log, Oracle oracle, int firedAt)
     {
         IReadOnlyList<CrashEvent> events = log.Events;
         SortedSet<int> points = [events.Count];
@@ -375,8 +380,7 @@ public static class FaultSweep
         }
         BlockTimeline backing = new(DeviceId.Backing, baseline.Backing.ToArray());
         BlockTimeline cache = new(DeviceId.Cache, baseline.Cache.ToArray());
-        PmemTimeline pmem = new(spec.Mode == CacheMode.Persistent ? baseline.Pmem.ToArray() : []);
-        CampaignSpec campaign = new(spec.Mode, spec.Workload, spec.Seed, spec.Ops, 0);
+        PmemTimeline pmem = new(baseline.Pmem.ToArray());
         int states = 0;
         int applied = 0;
         foreach (int point in points)
@@ -389,9 +393,9 @@ public static class FaultSweep
             }
             foreach (int variant in (int[])[0, 1, 1000, 1001])
             {
-                (PagedBlockDevice b, PagedBlockDevice c, MemoryPmemRegion? p) = Campaign.BuildState(campaign, geometry, backing, cache, pmem, point, variant);
+                (PagedBlockDevice b, PagedBlockDevice c, MemoryPmemRegion? p) = subject.BuildState(backing, cache, pmem, point, variant);
                 states++;
-                if (Campaign.RecoverAndCheck(geometry, oracle, point, mutant, b, c, p) is { } problem)
+                if (subject.RecoverAndCheck(oracle, point, b, c, p) is { } problem)
                 {
                     return (states, $"after a crash at event {point} (variant {variant}): {problem}");
                 }

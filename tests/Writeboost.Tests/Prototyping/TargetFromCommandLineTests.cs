@@ -22,6 +22,31 @@ public sealed class TargetFromCommandLineTests
         new(CacheMode.Volatile, Workload.Random, Seed: 1, Ops: 60, MaxStates: 1500) { Target = target, Schedules = 1 };
 
     [TestMethod]
+    public void The_fault_sweep_judges_a_design_of_ones_own_and_catches_one_that_swallows_an_error()
+    {
+        WbResult clean = WbProcess.Run(null, "faults", "--target", SampleAssembly, "--workload", "random", "--runs", "60", "--json");
+        Assert.AreEqual(0, clean.ExitCode, clean.Stdout + clean.Stderr);
+        using (JsonDocument json = JsonDocument.Parse(clean.Stdout))
+        {
+            JsonElement root = json.RootElement;
+            Assert.AreEqual("pmem-wal", root.GetProperty("target").GetString());
+            Assert.IsGreaterThan(0, root.GetProperty("faults_fired").GetInt32(), "faults were injected into the design's devices");
+            Assert.AreEqual(0, root.GetProperty("violations").GetInt32());
+            Assert.AreEqual(-1, root.GetProperty("sweeps")[0].GetProperty("mode").GetInt32(), "no writeboost mode");
+        }
+
+        string careless = typeof(Writeboost.TestDesigns.WalSwallowingErrors).Assembly.Location + ":WalSwallowingErrors";
+        WbResult caught = WbProcess.Run(null, "faults", "--target", careless, "--workload", "random", "--runs", "60");
+        Assert.AreEqual(1, caught.ExitCode, caught.Stdout + caught.Stderr);
+        StringAssert.Contains(caught.Stdout, "first violation:");
+        StringAssert.Contains(caught.Stdout, "reproduce: wb faults --target " + careless);
+
+        WbResult mode = WbProcess.Run(null, "faults", "--target", SampleAssembly, "--mode", "1");
+        Assert.AreEqual(2, mode.ExitCode);
+        StringAssert.Contains(mode.Stderr, "--mode is the writeboost device's");
+    }
+
+    [TestMethod]
     public void An_assembly_with_one_target_loads_it_built_with_its_defaults_or_the_arguments_given()
     {
         LoadedTarget plain = TargetLoader.Load(SampleAssembly, []);
@@ -169,7 +194,7 @@ public sealed class TargetFromCommandLineTests
     [TestMethod]
     public void A_design_built_only_from_its_arguments_replays_with_the_arguments_its_history_recorded()
     {
-        string designs = typeof(Writeboost.TestDesigns.WalWithoutDefaults).Assembly.Location;
+        string designs = typeof(Writeboost.TestDesigns.WalWithoutDefaults).Assembly.Location + ":WalWithoutDefaults"; // the assembly holds other test designs too
         LoadedTarget flawed = TargetLoader.Load(designs, ["flaw=AckBeforeFence"]);
         CampaignResult failed = Campaign.Run(Spec(flawed), stopAtFirst: true);
         Assert.AreEqual(1, failed.Violations, "the flaw is caught");
