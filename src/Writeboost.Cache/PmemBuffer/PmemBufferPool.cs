@@ -122,6 +122,12 @@ internal sealed class PmemBufferPool
                 case PmemHeaderState.Blank:
                     format = true;
                     break;
+                case PmemHeaderState.FormatInterrupted:
+                    // Only a format the claim had decided on marks the region, and it zeroes the buffers before anything
+                    // can be placed: whatever the cache's buffer held was elsewhere already.
+                    format = true;
+                    warning = $"pmem {region.Name}: a format of it was interrupted (a crash while it was formatted); it was formatted again";
+                    break;
                 case PmemHeaderState.Foreign:
                     refusal = $"pmem region {region.Name} cannot be this cache's buffer: {check.Problem}. Refusing to replay or overwrite it";
                     break;
@@ -150,7 +156,10 @@ internal sealed class PmemBufferPool
         Guid pmemUuid = check.PmemUuid;
         if (format)
         {
-            pmemUuid = Guid.NewGuid();
+            // An interrupted format is finished under the buffer uuid the cache records, when it records one: that
+            // format was of the cache's own buffer (a clear for write-around keeps its uuid), and a crash before sector 0
+            // names a new one must find the region still the cache's current buffer.
+            pmemUuid = check.State == PmemHeaderState.FormatInterrupted && claim.RecordedPmemUuid != Guid.Empty ? claim.RecordedPmemUuid : Guid.NewGuid();
             pool.Format(claim.CacheUuid, pmemUuid);
         }
         opened = new PmemOpened(format, pmemUuid, warning);
@@ -177,7 +186,12 @@ internal sealed class PmemBufferPool
 
     private void Format(Guid cacheUuid, Guid pmemUuid)
     {
-        // Buffer headers and records first (no segment can be recovered from them), the region header last. The
+        // The pending magic first, alone: from here until the real magic is stored last, any crash leaves a region
+        // the next open knows as an interrupted format (the header spans two cache lines, and a crash may keep either
+        // without the other: without the mark, a zero magic beside a half-written header refused every open).
+        _region.Store64(0, PmemLayout.FormatPendingMagic);
+        _region.Persist(0, sizeof(ulong));
+        // Buffer headers and records next (no segment can be recovered from them), the region header last. The
         // records too: recovery trusts a buffer's valid records over its header, so a reformat that left the old
         // cache's records would bring its segments back (or refuse the new cache for their sake).
         byte[] noRecords = new byte[Layout.RecordsAreaBytes];
@@ -189,7 +203,10 @@ internal sealed class PmemBufferPool
         _region.Persist(0, Layout.RegionBytes);
         byte[] header = new byte[PmemLayout.RegionHeaderBytes];
         Layout.WriteHeader(header, cacheUuid, pmemUuid);
+        BinaryPrimitives.WriteUInt64LittleEndian(header, PmemLayout.FormatPendingMagic);
         _region.WritePersist(0, header);
+        _region.Store64(0, PmemLayout.Magic);
+        _region.Persist(0, sizeof(ulong));
     }
 
     /// <summary>Whether any buffer header names a segment (a blank region has none).</summary>

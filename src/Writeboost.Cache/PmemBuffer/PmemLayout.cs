@@ -35,6 +35,13 @@ namespace Writeboost.Cache.PmemBuffer;
 public sealed record PmemLayout(int SegmentSizeOrder, int PoolSize, int BlocksPerSegment)
 {
     public const ulong Magic = 0x31304D454D504257; // "WBPMEM01"
+
+    /// <summary>
+    /// The magic while a format is under way ("WBPMEM..."): stored and persisted alone, as an 8-byte store, before the
+    /// format writes anything else, and replaced by <see cref="Magic"/> last. A region that shows it is an interrupted
+    /// format, never a file given by mistake whose first bytes happen to be zero.
+    /// </summary>
+    public const ulong FormatPendingMagic = 0x2E2E4D454D504257;
     public const uint Version = 1;
     public const int RegionHeaderBytes = Units.BlockBytes;
     public const int BufferHeaderBytes = Units.BlockBytes;
@@ -75,6 +82,10 @@ public sealed record PmemLayout(int SegmentSizeOrder, int PoolSize, int BlocksPe
         {
             return new PmemHeaderCheck(PmemHeaderState.Blank, null);
         }
+        if (magic == FormatPendingMagic)
+        {
+            return new PmemHeaderCheck(PmemHeaderState.FormatInterrupted, "a format of it was interrupted");
+        }
         if (magic != Magic)
         {
             return new PmemHeaderCheck(PmemHeaderState.Foreign, $"it is not a writeboost pmem buffer (magic 0x{magic:x16})");
@@ -106,6 +117,8 @@ public enum PmemHeaderState
     Blank,
     Ours,
     Foreign,
+    /// <summary>A format of the region began and did not finish: nothing in it can be recovered, and it is formatted again.</summary>
+    FormatInterrupted,
 }
 
 /// <param name="PmemUuid">The buffer's own uuid, when its header is a writeboost pmem buffer's and carries one.</param>

@@ -27,9 +27,10 @@ public sealed record CrashConfig(IReadOnlyDictionary<string, long> Keys, int Poo
     /// <summary>
     /// The table life <paramref name="life"/> opens with: life 1 this one; later ones (when
     /// <see cref="ChangesBetweenLives"/>) switch <c>write_around_mode</c> on in even lives and off in odd ones, and
-    /// draw, seeded, every online tunable and the read cache's keys. The segment size, the pool, the pmem backend
-    /// and the mode never change: a cache refuses another segment size, and a mode-1 cache that crashed refuses mode 0
-    /// (its pmem buffer holds acknowledged writes) — those switches are refused with a clear error, not judged here.
+    /// draw, seeded, every online tunable and the read cache's keys. The segment size, the pool and the pmem backend
+    /// never change: a cache refuses another segment size. The mode changes once, from 0 to 1 (<see cref="ModeForLife"/>),
+    /// never back: a mode-1 cache that crashed refuses mode 0 (its pmem buffer holds acknowledged writes), a switch
+    /// refused with a clear error, not judged here.
     /// </summary>
     public CrashConfig ForLife(int life, int seed)
     {
@@ -53,6 +54,17 @@ public sealed record CrashConfig(IReadOnlyDictionary<string, long> Keys, int Poo
         };
         return this with { Keys = keys };
     }
+
+    /// <summary>
+    /// The mode life <paramref name="life"/> opens in. A mode-0 cache whose table changes between lives is opened in
+    /// mode 1, with a pmem region it never had, from life 3 on. Lives 1 and 2 stay mode 0, so a mode-0 life still
+    /// recovers a mode-0 crash. Life 3 first recovers a crash of the write-around mode-0 life 2, as an operator who
+    /// adds a pmem device to a crashed cache does.
+    /// </summary>
+    public CacheMode ModeForLife(CacheMode mode, int life) => GainsPmem(mode) && life >= 3 ? CacheMode.Persistent : mode;
+
+    /// <summary>A mode-0 cache of this configuration is given a pmem region in a later life (<see cref="ModeForLife"/>).</summary>
+    public bool GainsPmem(CacheMode mode) => mode == CacheMode.Volatile && ChangesBetweenLives;
 
     /// <summary>
     /// A seeded configuration: segment orders 5, 10 and 11 (the RFC's 1 MiB segment, with 8-byte metablocks),
@@ -233,7 +245,7 @@ public sealed record CrashConfig(IReadOnlyDictionary<string, long> Keys, int Poo
         }
         if (ChangesBetweenLives)
         {
-            parts.Add("another table each life");
+            parts.Add(GainsPmem(mode) ? "another table each life, mode 1 from life 3" : "another table each life");
         }
         return string.Join(", ", parts);
     }

@@ -5,6 +5,7 @@ using Writeboost.Cache.Table;
 using Writeboost.CrashTest.Configs;
 using Writeboost.CrashTest.Mutants;
 using Writeboost.Devices;
+using Writeboost.Pmem;
 
 namespace Writeboost.CrashTest.Targets;
 
@@ -25,7 +26,7 @@ public sealed record WriteboostTarget(CacheMode Mode, CrashConfig Config, string
     public TargetGeometry GeometryFor(Workload workload) => new(
         CrashConfig.BackingBytesFor(workload),
         Config.CacheBytesFor(workload),
-        Mode == CacheMode.Persistent ? Config.PmemBytes : 0,
+        Mode == CacheMode.Persistent || Config.GainsPmem(Mode) ? Config.PmemBytes : 0,
         Config.PmemBackend);
 
     public ICrashTargetDevice Open(TargetDevices devices, TargetOpen options)
@@ -44,7 +45,9 @@ public sealed record WriteboostTarget(CacheMode Mode, CrashConfig Config, string
         // Intact segments beyond recovery's walk are read off the media (wb check's walk) before recovery runs,
         // not taken from what recovery says it did: a careless recovery is exactly one that does not say.
         int unreachable = options.Survey && devices.Cache.SizeBytes > 0 ? Unreachable(devices.Cache) : 0;
-        WriteboostDevice device = WriteboostDevice.Open(devices.Backing, devices.Cache, config.CreateTunables(), open, devices.Pmem);
+        // A mode-0 life of a cache that gains pmem later leaves the region untouched (CrashConfig.ModeForLife).
+        PmemRegion? pmem = Config.ModeForLife(Mode, options.Life) == CacheMode.Persistent ? devices.Pmem : null;
+        WriteboostDevice device = WriteboostDevice.Open(devices.Backing, devices.Cache, config.CreateTunables(), open, pmem);
         return new Opened(device, unreachable);
     }
 
