@@ -25,7 +25,7 @@ namespace Writeboost.Cache.Core;
 /// The head of the log (<see cref="LogHead"/>) acquires, fills and seals the open segment. The device itself is the
 /// front: open and close, the write and read paths, barriers, status and messages.</para>
 ///
-/// <para>Concurrency: one monitor (<see cref="DeviceMonitor"/>, <c>_lock</c> here) guards the index, the ring,
+/// <para>Concurrency: one monitor (<see cref="DeviceMonitor"/>, <c>_monitor</c> here) guards the index, the ring,
 /// the buffers and the open segment; writers and workers waiting for the ring to move sleep on it.
 /// No device I/O happens under it (see <see cref="LogHead"/> and <see cref="ReadPlanner"/> for the two waits that let it go). Mode 1
 /// reserves a write's slot under it and copies and persists the slot into pmem outside it (writers persist in
