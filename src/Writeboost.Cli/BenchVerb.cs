@@ -310,7 +310,7 @@ internal sealed class BenchVerb : PmemBenchOptions
     {
         if (Target is null)
         {
-            throw new UsageException("--target-arg needs --target PATH.dll[:Type]");
+            throw DesignLoading.ArgumentsWithoutTarget();
         }
         if (Kind != "fua")
         {
@@ -324,15 +324,7 @@ internal sealed class BenchVerb : PmemBenchOptions
         {
             throw new UsageException("--target: the design is opened on temporary files of its own geometry; a TABLE, --mode and --independent are the writeboost device's");
         }
-        Writeboost.CrashTest.Targets.LoadedTarget target;
-        try
-        {
-            target = Writeboost.CrashTest.Targets.TargetLoader.Load(Target, [.. TargetArguments]);
-        }
-        catch (Writeboost.CrashTest.Targets.TargetLoadException error)
-        {
-            throw new UsageException(error.Message.StartsWith("--", StringComparison.Ordinal) ? error.Message : $"--target {error.Message}");
-        }
+        Writeboost.CrashTest.Targets.LoadedTarget target = DesignLoading.Load(Target, [.. TargetArguments]);
         long ops = Ops > 0 ? Ops : 20_000;
         Writeboost.CrashTest.Targets.TargetGeometry geometry = target.GeometryFor(Writeboost.CrashTest.Workload.Nbd);
         string dir = Path.Combine(WorkDir ?? Path.GetTempPath(), $"wb-bench-{Environment.ProcessId}");

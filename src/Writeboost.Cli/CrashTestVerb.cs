@@ -241,7 +241,7 @@ internal sealed class CrashTestVerb : MutantOptions
         {
             if (TargetArguments.Any())
             {
-                throw new UsageException("--target-arg needs --target PATH.dll[:Type]");
+                throw DesignLoading.ArgumentsWithoutTarget();
             }
             return;
         }
@@ -258,18 +258,7 @@ internal sealed class CrashTestVerb : MutantOptions
         }
     }
 
-    private Writeboost.CrashTest.Targets.LoadedTarget LoadTarget(IReadOnlyList<string> arguments)
-    {
-        try
-        {
-            return Writeboost.CrashTest.Targets.TargetLoader.Load(Target!, arguments);
-        }
-        catch (Writeboost.CrashTest.Targets.TargetLoadException error)
-        {
-            // The loader's messages start with the file they are about, or with the --target-arg at fault.
-            throw new UsageException(error.Message.StartsWith("--", StringComparison.Ordinal) ? error.Message : $"--target {error.Message}");
-        }
-    }
+    private Writeboost.CrashTest.Targets.LoadedTarget LoadTarget(IReadOnlyList<string> arguments) => DesignLoading.Load(Target!, arguments);
 
     private Writeboost.CrashTest.Targets.TargetIdentity IdentifyTarget()
     {

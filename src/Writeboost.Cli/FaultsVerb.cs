@@ -82,22 +82,14 @@ internal sealed class FaultsVerb : SweepVerbOptions
     {
         if (Target is null)
         {
-            return TargetArguments.Any() ? throw new UsageException("--target-arg needs --target PATH.dll[:Type]") : null;
+            return TargetArguments.Any() ? throw DesignLoading.ArgumentsWithoutTarget() : null;
         }
         string? theirs = Mode is not null ? "--mode" : Mutant != "none" ? "--mutant" : Mutants is not null ? "--mutants" : ListMutants ? "--list-mutants" : null;
         if (theirs is not null)
         {
             throw new UsageException($"{theirs} is the writeboost device's: a --target design is swept as it is built (give its own settings with --target-arg Name=Value)");
         }
-        LoadedTarget loaded;
-        try
-        {
-            loaded = TargetLoader.Load(Target, [.. TargetArguments]);
-        }
-        catch (TargetLoadException error)
-        {
-            throw new UsageException(error.Message.StartsWith("--", StringComparison.Ordinal) ? error.Message : $"--target {error.Message}");
-        }
+        LoadedTarget loaded = DesignLoading.Load(Target, [.. TargetArguments]);
         if (loaded.GeometryFor(Writeboost.CrashTest.Workload.Random).Pmem == Writeboost.Pmem.PmemBackend.Block)
         {
             throw new UsageException($"--target: {loaded.Name}'s pmem region is a block device; wb faults sweeps a dax region only so far");

@@ -91,21 +91,13 @@ internal sealed class ServeVerb : TableOptions
     {
         if (Target is null)
         {
-            throw new UsageException("--target-arg needs --target PATH.dll[:Type]");
+            throw DesignLoading.ArgumentsWithoutTarget();
         }
         if (AcceptLoss || DiscardPmem || OverwriteBacking)
         {
             throw new UsageException("--target: --accept-loss, --discard-pmem and --overwrite-backing are the writeboost device's; a design of one's own recovers as it decides");
         }
-        LoadedTarget target;
-        try
-        {
-            target = TargetLoader.Load(Target, [.. TargetArguments]);
-        }
-        catch (TargetLoadException error)
-        {
-            throw new UsageException(error.Message.StartsWith("--", StringComparison.Ordinal) ? error.Message : $"--target {error.Message}");
-        }
+        LoadedTarget target = DesignLoading.Load(Target, [.. TargetArguments]);
         TargetGeometry geometry = target.GeometryFor(Writeboost.CrashTest.Workload.Nbd);
         List<(string What, long MinimumBytes)> wanted = [("BACKING", 1)];
         if (geometry.CacheBytes > 0)

@@ -30,13 +30,9 @@ internal struct ReadPlan
 internal sealed record OldCopy(int G, ulong SegmentId, byte[] Data);
 
 /// <summary>A whole read's plans: one per block piece, and what the read does with the lock let go.</summary>
-internal sealed class ReadPlans(List<ReadPlan> pieces, byte[]? bufferCopies)
+/// <param name="BufferCopies">The sectors copied from RAM buffers, at the request's offsets (null: none was).</param>
+internal readonly record struct ReadPlans(List<ReadPlan> Pieces, byte[]? BufferCopies)
 {
-    public List<ReadPlan> Pieces { get; } = pieces;
-
-    /// <summary>The sectors copied from RAM buffers, at the request's offsets (null: none was).</summary>
-    public byte[]? BufferCopies { get; } = bufferCopies;
-
     /// <summary>Some piece needs the backing store.</summary>
     public bool NeedBacking => Pieces.Exists(p => p.FromBacking);
 

@@ -90,7 +90,8 @@ public sealed partial class WriteboostDevice
                 _head.EnsureRoomLocked(clearsPoison: !_poison.IsEmpty && (_poison.SectorsOf(block) & bits) != 0);
                 bool hit = _cacheIndex.TryFind(block, out int old);
                 byte keep = hit && bits != Units.FullBlockBits && _cacheIndex.IsDirty(old) ? (byte)(_cacheIndex.SectorsAt(old) & ~bits) : (byte)0;
-                if (keep != 0 && !_reads.InBufferLocked(old) && !_reads.IsCopyOf(oldCopy, old))
+                bool oldInBuffer = keep != 0 && _reads.InBufferLocked(old);
+                if (keep != 0 && !oldInBuffer && !_reads.IsCopyOf(oldCopy, old))
                 {
                     // The old dirty sectors are on the cache device: read with the lock let go, then decide again.
                     oldCopy = _reads.ReadOldCopyUnlocked(old);
@@ -119,7 +120,7 @@ public sealed partial class WriteboostDevice
                 if (keep != 0)
                 {
                     // The new copy alone holds every dirty sector: the old ones it does not overwrite are merged in.
-                    if (_reads.InBufferLocked(old))
+                    if (oldInBuffer)
                     {
                         _reads.CopyOldFromBufferLocked(old, slotData);
                     }

@@ -279,8 +279,9 @@ public static class FaultSweep
             finally
             {
                 device.Crash(); // the workers are stopped, so the status is final
-                DeviceFailed |= device.Failure is not null;
-                WritebackErrors = device.WritebackErrors;
+                SweptStatus final = device.Status();
+                DeviceFailed |= final.Failure is not null;
+                WritebackErrors = final.WritebackErrors;
             }
         }
 
@@ -323,8 +324,9 @@ public static class FaultSweep
         /// <summary>After the fault cleared: the device works again (a flush, a read of everything), or says it failed.</summary>
         private void Finish(CrashLog log, SweptDevice device)
         {
-            WritebackErrors = device.WritebackErrors;
-            DeviceFailed = device.Failure is not null;
+            SweptStatus status = device.Status();
+            WritebackErrors = status.WritebackErrors;
+            DeviceFailed = status.Failure is not null;
             if (DeviceFailed)
             {
                 return;
@@ -346,7 +348,7 @@ public static class FaultSweep
             {
                 Surfaced = true;
                 // A device with a status must say there that it failed; a design without one says it by failing.
-                DeviceFailed = !device.HasStatus || device.Failure is not null;
+                DeviceFailed = !device.HasStatus || device.Status().Failure is not null;
                 if (!DeviceFailed)
                 {
                     Violation ??= $"after the fault, a flush or read failed ({error.Message}) but the device is not marked failed";

@@ -17,6 +17,9 @@ internal enum SweepStep
     Run,
 }
 
+/// <summary>What a device's status says after a fault: its failure (null: none) and the background errors it counted while retrying.</summary>
+internal readonly record struct SweptStatus(string? Failure, long WritebackErrors);
+
 /// <summary>An opened device of a fault sweep: the block device the workload uses, its crash, and what it says of itself.</summary>
 internal abstract class SweptDevice(IBlockDevice device)
 {
@@ -28,11 +31,8 @@ internal abstract class SweptDevice(IBlockDevice device)
     /// <summary>False for a design without a status: a request that fails after the fault is how it says it has failed.</summary>
     public virtual bool HasStatus => false;
 
-    /// <summary>The failure the device reports in its status (null: none, or no status).</summary>
-    public virtual string? Failure => null;
-
-    /// <summary>Errors of its background work it counted in its status while retrying.</summary>
-    public virtual long WritebackErrors => 0;
+    /// <summary>What its status says now (one snapshot; a device without a status says nothing).</summary>
+    public virtual SweptStatus Status() => default;
 
     /// <summary>Writes everything back (drop_caches), where the device has such a thing.</summary>
     public virtual void DrainAll()
@@ -120,9 +120,11 @@ internal abstract class FaultSweepSubject
 
             public override bool HasStatus => true;
 
-            public override string? Failure => device.Status().Failure;
-
-            public override long WritebackErrors => device.Status().WritebackErrors;
+            public override SweptStatus Status()
+            {
+                WriteboostStatus status = device.Status();
+                return new SweptStatus(status.Failure, status.WritebackErrors);
+            }
 
             public override void DrainAll() => device.DropCaches();
         }
