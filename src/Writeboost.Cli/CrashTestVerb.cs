@@ -742,6 +742,7 @@ internal sealed class CrashTestVerb : MutantOptions
                     failed.FirstViolationSite?.Round,
                     failed.FirstViolationSite?.Schedule,
                     failed.FirstViolationSite?.Kind,
+                    failed.FirstViolationSite?.Surveyed,
                     Config = ConfigOf(failed.Spec),
                     Reproduce = Reproducer(failed),
                 },

@@ -87,6 +87,12 @@ public sealed record CampaignSpec(CacheMode Mode, Workload Workload, int Seed, i
     /// </summary>
     internal int FirstRoundChecked { get; init; } = 1;
 
+    /// <summary>
+    /// The last round's carry candidates are surveyed too, though it carries nothing: a history whose violation
+    /// the survey found (<see cref="ViolationSite.Surveyed"/>) replays and shrinks with that state checked again.
+    /// </summary>
+    internal bool SurveysLastRound { get; init; }
+
     internal int RoundCount => Script?.Count ?? Rounds;
 
     internal ICrashTarget ResolvedTarget => Target ?? new WriteboostTarget(Mode, Config, Mutant);
@@ -149,9 +155,12 @@ public sealed record ViolationSite(int Schedule, int Round, int CrashPoint, int 
     /// <summary>The device could not start the next round from this round's carried state (found after every check of this round).</summary>
     public bool NextRoundFailedToStart { get; init; }
 
-    /// <summary>Where the site is in a campaign's order of checks: by schedule, round, then the live reads, the crash states, a failed start of the next round.</summary>
+    /// <summary>A state the survey of the round's carry candidates checked (after the round's sampled states).</summary>
+    public bool Surveyed { get; init; }
+
+    /// <summary>Where the site is in a campaign's order of checks: by schedule, round, then the live reads, the sampled crash states, the surveyed ones, a failed start of the next round.</summary>
     public (int Schedule, int Round, int Phase, int CrashPoint, int Variant) Order =>
-        (Schedule, Round, NextRoundFailedToStart ? 2 : Variant < 0 ? 0 : 1, CrashPoint, Variant);
+        (Schedule, Round, NextRoundFailedToStart ? 3 : Surveyed ? 2 : Variant < 0 ? 0 : 1, CrashPoint, Variant);
 }
 
 /// <summary>What a campaign found.</summary>
@@ -237,17 +246,26 @@ public static partial class Campaign
     }
 
     /// <summary>Devices over <paramref name="media"/> (never changed: copy-on-write) whose every write, flush, store, write-back and fence goes into <paramref name="log"/>.</summary>
-    private static TargetDevices RecordedDevices(CampaignSpec spec, Media media, CrashLog log)
+    private static TargetDevices RecordedDevices(CampaignSpec spec, Media media, CrashLog log) =>
+        RecordedDevices(spec, new PagedImage(media.Backing), new PagedImage(media.Cache), new PagedImage(media.Pmem), log);
+
+    /// <summary>Devices layered over <paramref name="frozen"/>'s (which nothing writes to meanwhile), recorded into <paramref name="log"/>.</summary>
+    private static TargetDevices RecordedDevices(CampaignSpec spec, CrashState frozen, CrashLog log) =>
+        RecordedDevices(spec, new PagedImage(frozen.Backing.Image), new PagedImage(frozen.Cache.Image),
+            (frozen.PmemDevice?.Image ?? frozen.PmemLines?.Image) is { } pmem ? new PagedImage(pmem) : null, log);
+
+    /// <param name="backing">The image the backing device writes to (its own), and so on; <paramref name="pmem"/> is ignored when the spec has no pmem region.</param>
+    private static TargetDevices RecordedDevices(CampaignSpec spec, PagedImage backing, PagedImage cache, PagedImage? pmem, CrashLog log)
     {
-        RecordingBlockDevice backing = new(new PagedBlockDevice(media.Backing, "backing"), log, DeviceId.Backing);
-        RecordingBlockDevice cache = new(new PagedBlockDevice(media.Cache, "cache"), log, DeviceId.Cache);
-        PmemRegion? pmem = PmemBackendOf(spec) switch
+        RecordingBlockDevice backingDevice = new(new PagedBlockDevice(backing, "backing"), log, DeviceId.Backing);
+        RecordingBlockDevice cacheDevice = new(new PagedBlockDevice(cache, "cache"), log, DeviceId.Cache);
+        PmemRegion? region = PmemBackendOf(spec) switch
         {
             null => null,
-            PmemBackend.Block => Writeboost.Pmem.Pmem.Alloc(new RecordingBlockDevice(new PagedBlockDevice(media.Pmem, "pmem"), log, DeviceId.Pmem), 0, media.Pmem.Length),
-            _ => new RecordingPmemRegion(new MemoryPmemRegion(media.Pmem.Length, media.Pmem), log),
+            PmemBackend.Block => Writeboost.Pmem.Pmem.Alloc(new RecordingBlockDevice(new PagedBlockDevice(pmem!, "pmem"), log, DeviceId.Pmem), 0, pmem!.LengthBytes),
+            _ => new RecordingPmemRegion(new MemoryPmemRegion(pmem!), log),
         };
-        return new TargetDevices(backing, cache, pmem);
+        return new TargetDevices(backingDevice, cacheDevice, region);
     }
 
     /// <summary>
@@ -442,16 +460,22 @@ public static partial class Campaign
                 // What earlier logs did not spend (a short log has fewer states than its share) goes to the later ones.
                 long budget = Math.Max(1, (spec.MaxStates - tally.LogStates) / Math.Max(1, logs - logIndex++));
                 LogCheck check = new(spec, log, media, oracle, previous, schedule, round, budget);
-                if (round >= spec.FirstRoundChecked)
-                {
-                    CheckLog(check, tally, rounds);
-                }
+                bool checks = round >= spec.FirstRoundChecked;
+                IReadOnlyDictionary<int, int> sampled = checks ? CheckLog(check, tally, rounds) : new Dictionary<int, int>();
                 if (round < spec.RoundCount && !tally.Stopped)
                 {
-                    (int point, int variant, Media carried, IReadOnlyCollection<string> debris) = ChooseCarriedState(check, carriedDebris);
+                    (int point, int variant, Media carried, IReadOnlyCollection<string> debris, List<CandidateState> surveyed) = ChooseCarriedState(check, carriedDebris);
+                    if (checks)
+                    {
+                        CountSurveyed(check, tally, rounds, surveyed, sampled);
+                    }
                     rounds[^1] = rounds[^1] with { CarriedPoint = point, CarriedVariant = variant, CarriedDebris = debris };
                     previous = new Judge(oracle, point);
                     media = carried;
+                }
+                else if (checks && spec.SurveysLastRound && !tally.Stopped)
+                {
+                    CountSurveyed(check, tally, rounds, SurveyCarryCandidates(check).Surveyed, sampled);
                 }
             }
         }
@@ -477,7 +501,11 @@ public static partial class Campaign
         history.RecordedOn.RequireSameDesign(TargetIdentity.Of(history.Spec.ResolvedTarget), "this history");
         Tally tally = new(history.Spec, stopAtFirst, progress) { Cancel = cancel };
         LogCheck check = LastRound(history) with { OnlyPoint = onlyCrashPoint, OnlyVariant = onlyVariant };
-        CheckLog(check, tally, [.. history.Rounds]);
+        IReadOnlyDictionary<int, int> sampled = CheckLog(check, tally, [.. history.Rounds]);
+        if (history.Spec.SurveysLastRound && onlyCrashPoint is null && !tally.Stopped)
+        {
+            CountSurveyed(check, tally, [.. history.Rounds], SurveyCarryCandidates(check).Surveyed, sampled);
+        }
         return tally.Result();
     }
 
@@ -563,7 +591,7 @@ public static partial class Campaign
             for (int variant = 0; variant < variants; variant++)
             {
                 CrashState state = CrashStates.Build(timelines, kinds, spec.Geometry.PmemBytes, spec.Seed, point, variant);
-                Media? beforeRecovery = spec.CrashesRecoveries && CrashesItsRecovery(spec, check.Round, point, variant) ? state.Materialize() : null;
+                CrashState? beforeRecovery = spec.CrashesRecoveries && CrashesItsRecovery(spec, check.Round, point, variant) ? state.Snapshot() : null;
                 Recovered outcome = Recover(spec, state, life: check.Round + 1);
                 long sector = -1;
                 string? problem = outcome.Problem ?? judge.Oracle.Check(judge.Point, outcome.Content, out sector);
@@ -666,7 +694,7 @@ public static partial class Campaign
             {
                 FirstViolation = problem;
                 FirstSite = site;
-                FailingHistory = new CrashHistory(spec with { Rounds = rounds.Count, Schedules = 1, FirstSchedule = site.Schedule, Script = null, FocusOfFirstRound = FocusIndexOf(spec, site.Schedule, 1) }, [.. rounds]);
+                FailingHistory = new CrashHistory(spec with { Rounds = rounds.Count, Schedules = 1, FirstSchedule = site.Schedule, Script = null, FocusOfFirstRound = FocusIndexOf(spec, site.Schedule, 1), SurveysLastRound = site.Surveyed }, [.. rounds]);
             }
         }
 
@@ -689,7 +717,8 @@ public static partial class Campaign
     /// the previous round's state, judged by the previous round's oracle at its crash point; the points after,
     /// by this round's oracle, whose initial content is what that recovery gave back.
     /// </summary>
-    private static void CheckLog(LogCheck check, Tally tally, List<HistoryRound> rounds)
+    /// <returns>How many states each sampled point has (every shard's; the points a stop left unchecked are missing).</returns>
+    private static Dictionary<int, int> CheckLog(LogCheck check, Tally tally, List<HistoryRound> rounds)
     {
         CampaignSpec spec = check.Spec;
         IReadOnlyList<CrashEvent> events = check.Log.Events;
@@ -705,13 +734,20 @@ public static partial class Campaign
             return CrashStates.VariantCount(survey, CrashStates.ExtraKinds(survey), CrashPointSampler.MinStatesPerPoint);
         }
         CrashPointSample sample = CrashPointSampler.Choose(events, first, check.Budget, StateSeed.Of(spec.Seed, check.Schedule, check.Round), frontLoaded: later, StatesAt);
+        if (check.OnlyPoint is { } only)
+        {
+            // One state, or one point, replayed: checked whether or not the sample has it (the carry candidates' survey
+            // checks points outside it), with every state up to the one asked for.
+            sample = new CrashPointSample([only], Math.Max(sample.StatesPerPoint, (check.OnlyVariant ?? 0) + 1), sample.Candidates);
+        }
         tally.Coverage += new CampaignCoverage { CrashPoints = sample.Candidates, LiveReads = liveReads, Logs = 1 };
+        Dictionary<int, int> sampled = [];
         // The points are checked by several threads (PointWorkers) and counted here in the log's order: the tally, the
         // first violation and where a stopping run stops are what one thread checking them in turn gives.
         int threads = check.OnlyPoint is null && check.OnlyVariant is null ? PointWorkers.ThreadsFor(spec.ResolvedTarget.OpensConcurrently, sample.Points.Count) : 1;
         if (tally.Stopped)
         {
-            return; // a live read already stopped the run: no point is checked
+            return sampled; // a live read already stopped the run: no point is checked
         }
         PointWorkers.Run(check.Start, PmemModelOf(spec), sample.Points.Count, threads,
             (timelines, index) => CheckPoint(check, timelines, sample, index, tally.StopsAtFirst ? problem => tally.Counts?.Invoke(problem) ?? true : null),
@@ -722,6 +758,7 @@ public static partial class Campaign
                     return false; // cancelled meanwhile: this point is not counted, as one thread would not have reached it
                 }
                 ApplyOutcome(check, tally, rounds, outcome);
+                sampled[outcome.Point] = outcome.Variants;
                 if (index % 16 == 0)
                 {
                     tally.Progress();
@@ -729,6 +766,7 @@ public static partial class Campaign
                 return !tally.Stopped;
             },
             tally.Cancel);
+        return sampled;
     }
 
     /// <summary>What checking the states of one sampled point found (nothing counted yet).</summary>
@@ -764,7 +802,7 @@ public static partial class Campaign
             }
             CrashState state = CrashStates.Build(timelines, kinds, spec.Geometry.PmemBytes, spec.Seed, point, variant);
             // Taken before recovery writes to the state's devices: the crashes during recovery are of this state's recovery.
-            Media? beforeRecovery = spec.CrashesRecoveries && CrashesItsRecovery(spec, check.Round, point, variant) ? state.Materialize() : null;
+            CrashState? beforeRecovery = spec.CrashesRecoveries && CrashesItsRecovery(spec, check.Round, point, variant) ? state.Snapshot() : null;
             string? problem = RecoverAndCheck(spec, state, judge, check.Round + 1);
             int nestedStates = 0;
             if (problem is null && beforeRecovery is not null)
@@ -846,13 +884,21 @@ public static partial class Campaign
     }
 
     /// <summary>
-    /// The crash state of a log the next round starts from: of the states at <see cref="CarryCandidates"/> seeded
-    /// points in the second half of the log (up to <see cref="CarryVariants"/> at each), the one whose recovery
-    /// discarded or rebuilt the most — what recovery leaves behind is what the next round's crashes judge, and a
-    /// valid segment beyond a gap is what a careless recovery leaves. Deterministic.
+    /// A state the survey of a round's carry candidates recovered and judged, as a sampled state is: its debris and
+    /// the work its recovery did choose what the next round starts from, and it counts as a checked state (its
+    /// violation reported like any) unless the round's sample checked it already.
     /// </summary>
-    /// <param name="carriedDebris">How often each kind of debris was carried so far in this campaign (updated).</param>
-    private static (int Point, int Variant, Media Media, IReadOnlyCollection<string> Debris) ChooseCarriedState(LogCheck check, Dictionary<string, int> carriedDebris)
+    /// <param name="Index">Its candidate point's place among the candidates (which shard counts it).</param>
+    private sealed record CandidateState(int Index, int Point, int Variant, StateKind Kind, int Work, IReadOnlyCollection<string> Debris, string? Problem);
+
+    /// <summary>
+    /// The carry candidates of a log, recovered and judged: <see cref="CarryCandidates"/> seeded points in the
+    /// second half of the log (up to <see cref="CarryVariants"/> states at each), <see cref="GapCandidates"/> more
+    /// where two writes are in flight, and every point from the log's last request on. Deterministic.
+    /// </summary>
+    /// <param name="shardOnly">Only the candidates this shard counts (a shard that checks but does not choose).</param>
+    /// <returns>The states, in the candidates' order; <c>Tail</c>: where the log's last request was issued, plus one.</returns>
+    private static (List<CandidateState> Surveyed, int Tail) SurveyCarryCandidates(LogCheck check, bool shardOnly = false)
     {
         CampaignSpec spec = check.Spec;
         IReadOnlyList<CrashEvent> events = check.Log.Events;
@@ -873,9 +919,11 @@ public static partial class Campaign
         // A scripted round (the minimiser's) draws them too: it must find the debris its history carried.
         HashSet<int> gapOnly = [.. Enumerable.Range(0, GapCandidates).Select(_ => random.Next(first, events.Count + 1)).Except(candidates)];
         candidates = [.. candidates.Concat(gapOnly).Order()];
-        List<(int Point, int Variant, int Work, IReadOnlyCollection<string> Debris)> sound = [];
-        List<(int Point, int Variant, int Work, IReadOnlyCollection<string> Debris)> SoundAt(Timelines timelines, int index)
+        int[] surveyed = shardOnly ? [.. Enumerable.Range(0, candidates.Length).Where(i => i % spec.Shards == spec.Shard)] : [.. Enumerable.Range(0, candidates.Length)];
+        List<CandidateState> states = [];
+        List<CandidateState> SurveyAt(Timelines timelines, int at)
         {
+            int index = surveyed[at];
             int point = candidates[index];
             timelines.AdvanceTo(events, point);
             if (gapOnly.Contains(point) && timelines.NonDurableCount < 2)
@@ -886,24 +934,69 @@ public static partial class Campaign
             int variants = CrashStates.VariantCount(timelines, kinds, CarryVariants);
             // Surveying costs a read of the media first: only where two writes in flight could leave a gap.
             bool survey = timelines.NonDurableCount >= 2;
-            List<(int Point, int Variant, int Work, IReadOnlyCollection<string> Debris)> found = [];
+            List<CandidateState> found = [];
             for (int variant = variants == 1 ? 0 : 1; variant < Math.Min(variants, CarryVariants); variant++)
             {
                 Recovered outcome = Recover(spec, CrashStates.Build(timelines, kinds, spec.Geometry.PmemBytes, spec.Seed, point, variant), survey: survey, life: check.Round + 1);
-                if (outcome.Content is null || check.Oracle.Check(point, outcome.Content) is not null)
-                {
-                    continue; // a state that does not recover is a violation the checks report; carry only sound ones
-                }
-                found.Add((point, variant, outcome.Work, outcome.Debris));
+                string? problem = outcome.Problem ?? check.Oracle.Check(point, outcome.Content);
+                found.Add(new CandidateState(index, point, variant, CrashStates.KindOf(kinds, variant), outcome.Work, outcome.Debris, problem));
             }
             return found;
         }
-        PointWorkers.Run(check.Start, PmemModelOf(spec), candidates.Length, PointWorkers.ThreadsFor(spec.ResolvedTarget.OpensConcurrently, candidates.Length),
-            SoundAt, (_, found) =>
+        PointWorkers.Run(check.Start, PmemModelOf(spec), surveyed.Length, PointWorkers.ThreadsFor(spec.ResolvedTarget.OpensConcurrently, surveyed.Length),
+            SurveyAt, (_, found) =>
             {
-                sound.AddRange(found);
+                states.AddRange(found);
                 return true;
             });
+        return (states, tail);
+    }
+
+    /// <summary>
+    /// Counts the surveyed states of a log as checked states (those of this shard, but for the ones its sample
+    /// checked already), in the candidates' order, and reports their violations as a sampled state's are.
+    /// </summary>
+    /// <param name="sampled">How many states each of the log's sampled points had (<see cref="CheckLog"/>'s).</param>
+    private static void CountSurveyed(LogCheck check, Tally tally, List<HistoryRound> rounds, List<CandidateState> surveyed, IReadOnlyDictionary<int, int> sampled)
+    {
+        bool later = check.Previous is not null;
+        foreach (CandidateState state in surveyed)
+        {
+            if (tally.Stopped)
+            {
+                return;
+            }
+            if (state.Index % check.Spec.Shards != check.Spec.Shard
+                || (sampled.TryGetValue(state.Point, out int variants) && state.Variant < variants)
+                || (later && state.Point <= check.FirstUserEvent)) // a crash during recovery: the round before judges it (CheckPoint)
+            {
+                continue;
+            }
+            tally.Generated++;
+            tally.Checked++;
+            tally.Coverage = tally.Coverage.With(state.Kind, later);
+            if (state.Problem is { } problem)
+            {
+                tally.Violation(Where(check) + problem, new ViolationSite(check.Schedule, check.Round, state.Point, state.Variant, state.Kind) { Surveyed = true }, rounds);
+            }
+        }
+        tally.Progress();
+    }
+
+    /// <summary>
+    /// The crash state of a log the next round starts from, chosen among the sound states of its carry candidates
+    /// (<see cref="SurveyCarryCandidates"/>): what recovery leaves behind is what the next round's crashes judge,
+    /// and a valid segment beyond a gap is what a careless recovery leaves. Deterministic.
+    /// </summary>
+    /// <param name="carriedDebris">How often each kind of debris was carried so far in this campaign (updated).</param>
+    /// <returns>The state carried, and every state the survey judged (for <see cref="CountSurveyed"/>).</returns>
+    private static (int Point, int Variant, Media Media, IReadOnlyCollection<string> Debris, List<CandidateState> Surveyed) ChooseCarriedState(LogCheck check, Dictionary<string, int> carriedDebris)
+    {
+        CampaignSpec spec = check.Spec;
+        IReadOnlyList<CrashEvent> events = check.Log.Events;
+        (List<CandidateState> surveyed, int tail) = SurveyCarryCandidates(check);
+        // A state that does not recover soundly is a violation the checks report; only sound ones are carried.
+        List<CandidateState> sound = [.. surveyed.Where(s => s.Problem is null)];
         // Which debris the next life meets is chosen, not left to the most work: of the kinds the candidates'
         // recoveries left, the one this campaign carried least so far (then by name) — so its recordings carry each
         // kind in turn — and a state with it is carried (the most work among them); with no debris, the most work.
@@ -914,10 +1007,10 @@ public static partial class Campaign
             ? null
             : sound.SelectMany(s => s.Debris).Distinct()
                 .OrderBy(kind => carriedDebris.GetValueOrDefault(kind)).ThenBy(kind => kind, StringComparer.Ordinal).FirstOrDefault();
-        (int Point, int Variant, int Work, IReadOnlyCollection<string> Debris)? best = sound
+        CandidateState? best = sound
             .OrderByDescending(s => scripted is not null ? s.Debris.Count(scripted.Contains) : wanted is not null && s.Debris.Contains(wanted) ? 1 : 0)
             .ThenByDescending(s => s.Point >= tail).ThenByDescending(s => s.Work)
-            .Cast<(int, int, int, IReadOnlyCollection<string>)?>().FirstOrDefault();
+            .FirstOrDefault();
         foreach (string kind in best?.Debris ?? [])
         {
             carriedDebris[kind] = carriedDebris.GetValueOrDefault(kind) + 1;
@@ -926,7 +1019,7 @@ public static partial class Campaign
         (int carriedPoint, int carriedVariant) = best is { } chosen ? (chosen.Point, chosen.Variant) : (events.Count, 1);
         Timelines at = new(check.Start, PmemModelOf(spec));
         at.AdvanceTo(events, carriedPoint);
-        return (carriedPoint, carriedVariant, CrashStates.Build(at, CrashStates.ExtraKinds(at), spec.Geometry.PmemBytes, spec.Seed, carriedPoint, carriedVariant).Materialize(), best?.Debris ?? []);
+        return (carriedPoint, carriedVariant, CrashStates.Build(at, CrashStates.ExtraKinds(at), spec.Geometry.PmemBytes, spec.Seed, carriedPoint, carriedVariant).Materialize(), best?.Debris ?? [], surveyed);
     }
 
     /// <summary>Where the log's last request was issued (-1: none).</summary>
@@ -1016,13 +1109,13 @@ public static partial class Campaign
     /// recovery's own I/O, makes the crash states the model allows (nothing / everything / a seeded mix of the
     /// rest), recovers again, and checks the same oracle. Returns the states checked and the first problem.
     /// </summary>
-    /// <param name="media">The crash state as it was before any recovery wrote to it (a copy this call consumes: its arrays are changed).</param>
-    private static (int States, string? Problem) CrashDuringRecovery(CampaignSpec spec, Media media, Judge judge, int seed, int life)
+    /// <param name="before">The crash state as it was before any recovery wrote to it (a snapshot: nothing writes to it, and its lower images stay put until this returns).</param>
+    private static (int States, string? Problem) CrashDuringRecovery(CampaignSpec spec, CrashState before, Judge judge, int seed, int life)
     {
         CrashLog recovery = new();
         try
         {
-            spec.ResolvedTarget.Open(RecordedDevices(spec, media, recovery), new TargetOpen(Live: false, 0, spec.Seed) { Life = life }).Crash();
+            spec.ResolvedTarget.Open(RecordedDevices(spec, before, recovery), new TargetOpen(Live: false, 0, spec.Seed) { Life = life }).Crash();
         }
 #pragma warning disable CA1031 // Any exception out of recovery is a violation to report.
         catch (Exception error)
@@ -1030,8 +1123,8 @@ public static partial class Campaign
             return (1, $"recovery threw {error.GetType().Name}: {error.Message}");
         }
 #pragma warning restore CA1031
-        // The recorded recovery is over and the media are the caller's throwaway copy: advanced in place, not copied again.
-        Timelines timelines = Timelines.Adopting(media, PmemModelOf(spec));
+        // Recovery wrote to layers of its own: the state before it is intact, and its crashes are layered over it.
+        Timelines timelines = Timelines.Over(before, PmemModelOf(spec));
         int states = 0;
         IReadOnlyList<CrashEvent> events = recovery.Events;
         // A small recovery's every point; a large one's (a write-around switch writes back and formats: thousands

@@ -188,7 +188,7 @@ public static partial class Campaign
                 if (round < spec.RoundCount)
                 {
                     Oracle oracle = new(log.Events, recovered);
-                    (int point, int variant, Media carried, _) = ChooseCarriedState(new LogCheck(spec, log, media, oracle, previous, schedule, round, budget), carriedDebris);
+                    (int point, int variant, Media carried, _, _) = ChooseCarriedState(new LogCheck(spec, log, media, oracle, previous, schedule, round, budget), carriedDebris);
                     rounds[^1] = rounds[^1] with { CarriedPoint = point, CarriedVariant = variant };
                     previous = new Judge(oracle, point);
                     media = carried;
@@ -225,9 +225,12 @@ public static partial class Campaign
                 // As the recorded run: the round's oracle starts from what its device read on opening (recovery is deterministic).
                 Oracle oracle = new(rounds[r].Log.Events, InitialContent(spec, media, previous, life: r + 1));
                 long budget = Math.Max(1, (spec.MaxStates - tally.LogStates) / Math.Max(1, logs - logIndex++));
-                CheckLog(new LogCheck(spec, rounds[r].Log, media, oracle, previous, schedule, r + 1, budget), tally, [.. rounds.Take(r + 1)]);
+                LogCheck check = new(spec, rounds[r].Log, media, oracle, previous, schedule, r + 1, budget);
+                IReadOnlyDictionary<int, int> sampled = CheckLog(check, tally, [.. rounds.Take(r + 1)]);
                 if (r < rounds.Count - 1)
                 {
+                    // As the unsharded run counts them: the states its choice of the carried one judged (this shard's share).
+                    CountSurveyed(check, tally, [.. rounds.Take(r + 1)], SurveyCarryCandidates(check, shardOnly: true).Surveyed, sampled);
                     Timelines timelines = new(media, PmemModelOf(spec));
                     timelines.AdvanceTo(rounds[r].Log.Events, rounds[r].CarriedPoint);
                     CrashState state = CrashStates.Build(timelines, CrashStates.ExtraKinds(timelines), spec.Geometry.PmemBytes, spec.Seed, rounds[r].CarriedPoint, rounds[r].CarriedVariant);

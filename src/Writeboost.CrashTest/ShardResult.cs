@@ -10,9 +10,10 @@ namespace Writeboost.CrashTest;
 
 /// <summary>A campaign's first violation as a shard found it, with where it is in the campaign's order of checks.</summary>
 /// <param name="History">The saved history that replays it (on the machine that ran the shard, or a shared volume).</param>
-public sealed record ShardViolation(string Message, int Schedule, int Round, int CrashPoint, int Variant, StateKind? Kind, bool NextRoundFailedToStart, string? History)
+/// <param name="Surveyed">A state the survey of the round's carry candidates checked (<see cref="ViolationSite.Surveyed"/>).</param>
+public sealed record ShardViolation(string Message, int Schedule, int Round, int CrashPoint, int Variant, StateKind? Kind, bool NextRoundFailedToStart, string? History, bool Surveyed = false)
 {
-    internal ViolationSite Site => new(Schedule, Round, CrashPoint, Variant, Kind) { NextRoundFailedToStart = NextRoundFailedToStart };
+    internal ViolationSite Site => new(Schedule, Round, CrashPoint, Variant, Kind) { NextRoundFailedToStart = NextRoundFailedToStart, Surveyed = Surveyed };
 }
 
 /// <summary>What one shard (or, merged, every shard) of one recorded campaign checked.</summary>
@@ -59,7 +60,7 @@ public sealed record ShardResult(string Format, string Recording, IReadOnlyDicti
             CampaignResult r = results[i];
             CampaignSpec spec = r.Spec;
             ShardViolation? first = r.FirstViolationSite is { } site
-                ? new ShardViolation(r.FirstViolation!, site.Schedule, site.Round, site.CrashPoint, site.Variant, site.Kind, site.NextRoundFailedToStart, history(r))
+                ? new ShardViolation(r.FirstViolation!, site.Schedule, site.Round, site.CrashPoint, site.Variant, site.Kind, site.NextRoundFailedToStart, history(r), site.Surveyed)
                 : null;
             campaigns.Add(new ShardCampaign(i, (int)spec.Mode, spec.Workload, spec.Config.ToTable(spec.Mode), spec.Config.PoolSize, spec.Config.Writers,
                 spec.Seed, spec.Ops, spec.MaxStates, spec.Mutant, r.Events, r.StatesGenerated, r.StatesChecked, r.Violations, r.RecoveryCrashStates,

@@ -80,7 +80,8 @@ public static class CacheInspector
         CacheGeometry geometry = CacheGeometry.For(cache.SizeBytes, order, cache.Name);
         cache.Read(SuperblockRecordOnDisk.WriteOffsetBytes, block);
         SuperblockRecordOnDisk.Record record = SuperblockRecordOnDisk.Read(block);
-        byte[] segment = new byte[geometry.SegmentSizeBytes];
+        using SegmentScratch scratch = new((int)geometry.SegmentSizeBytes); // a campaign inspects every state it may carry
+        byte[] segment = scratch.Bytes;
         List<SlotReport> slots = [];
         for (long slot = 0; slot < geometry.NrSegments; slot++)
         {

@@ -380,9 +380,10 @@ public static class FaultSweep
                 points.Add(ack + 1);
             }
         }
-        BlockTimeline backing = new(DeviceId.Backing, baseline.Backing.ToArray());
-        BlockTimeline cache = new(DeviceId.Cache, baseline.Cache.ToArray());
-        PmemTimeline pmem = new(baseline.Pmem.ToArray());
+        // Copy-on-write over the baseline, which they never change: the next run starts from it again.
+        BlockTimeline backing = new(DeviceId.Backing, baseline.Backing);
+        BlockTimeline cache = new(DeviceId.Cache, baseline.Cache);
+        PmemTimeline pmem = new(baseline.Pmem);
         int states = 0;
         int applied = 0;
         foreach (int point in points)

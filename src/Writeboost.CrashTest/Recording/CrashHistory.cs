@@ -19,7 +19,7 @@ public sealed record HistoryRound(CrashLog Log, int CarriedPoint = -1, int Carri
 public sealed record CrashHistory(CampaignSpec Spec, IReadOnlyList<HistoryRound> Rounds)
 {
     private const uint FileMagic = 0x48434257u; // "WBCH"
-    private const int FileVersion = 5; // 3: whether the table changes between lives; 4: the perturbation focus of its first round; 5: the target and the persistence domain
+    private const int FileVersion = 6; // 3: whether the table changes between lives; 4: the perturbation focus of its first round; 5: the target and the persistence domain; 6: whether its last round's carry candidates are surveyed
 
     private readonly Targets.TargetIdentity? _recordedOn;
 
@@ -63,6 +63,7 @@ public sealed record CrashHistory(CampaignSpec Spec, IReadOnlyList<HistoryRound>
         {
             writer.Write(argument);
         }
+        writer.Write(Spec.SurveysLastRound);
         writer.Write(Rounds.Count);
         foreach (HistoryRound round in Rounds)
         {
@@ -90,7 +91,7 @@ public sealed record CrashHistory(CampaignSpec Spec, IReadOnlyList<HistoryRound>
             return new CrashHistory(bareLogSpec, [new HistoryRound(CrashLog.Load(stream))]);
         }
         int version = reader.ReadInt32();
-        if (version is not (2 or 3 or 4 or FileVersion))
+        if (version is not (2 or 3 or 4 or 5 or FileVersion))
         {
             throw new InvalidDataException($"crash history version {version}: this wb reads version {FileVersion}");
         }
@@ -112,6 +113,7 @@ public sealed record CrashHistory(CampaignSpec Spec, IReadOnlyList<HistoryRound>
             throw new InvalidDataException($"crash history: persistence domain {(int)persistence}");
         }
         Targets.TargetIdentity recordedOn = version >= 5 ? ReadTarget(reader) : Targets.TargetIdentity.Writeboost;
+        bool surveysLastRound = version >= 6 && reader.ReadBoolean();
         (CacheMode _, Configs.CrashConfig config) = Configs.CrashConfig.FromTable(table, pool, writers);
         config = config with { ChangesBetweenLives = changesBetweenLives };
         int count = reader.ReadInt32();
@@ -133,6 +135,7 @@ public sealed record CrashHistory(CampaignSpec Spec, IReadOnlyList<HistoryRound>
             FocusOfFirstRound = focus,
             ReadPercent = readPercent,
             Persistence = persistence,
+            SurveysLastRound = surveysLastRound,
         };
         return new CrashHistory(spec, rounds) { RecordedOn = recordedOn };
     }

@@ -11,8 +11,12 @@ public sealed class MemoryPmemRegion : PmemRegion
 {
     private readonly PagedImage _image;
 
-    public MemoryPmemRegion(long lengthBytes, byte[]? baseImage = null) : base("memory-pmem", lengthBytes) =>
-        _image = new PagedImage(baseImage ?? new byte[lengthBytes]);
+    public MemoryPmemRegion(long lengthBytes, byte[]? baseImage = null) : this(new PagedImage(baseImage ?? new byte[lengthBytes]))
+    {
+    }
+
+    /// <summary>A region that stores into <paramref name="image"/> (a layer over a crash state's durable lines).</summary>
+    public MemoryPmemRegion(PagedImage image) : base("memory-pmem", image.LengthBytes) => _image = image;
 
     public override PmemBackend Backend => PmemBackend.Dax;
     public override PmemGranularity Granularity => PmemGranularity.CacheLine;

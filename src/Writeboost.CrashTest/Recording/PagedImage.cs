@@ -1,22 +1,83 @@
+using System.Diagnostics;
 using Writeboost.Devices;
 
 namespace Writeboost.CrashTest.Recording;
 
 /// <summary>
-/// A byte image with copy-on-write 4 KiB pages over a base array that is never modified: thousands of crash
-/// states share one base and each pays only for the pages recovery or the state itself changes. Safe for
-/// concurrent use, as a device is: the live device of a recording runs on these images, and its flush worker,
-/// readers and mode-1 writers use them at once (each request is applied whole, under one lock).
+/// A byte image with copy-on-write 4 KiB pages over a base that is never modified through it: thousands of crash
+/// states share one base and each pays only for the pages recovery or the state itself changes. The base is an
+/// array or another image (a <em>lower layer</em>: a timeline's durable image under a crash state's, a frozen crash
+/// state under the timelines of its recovery's own crashes). A lower layer must not change while a layer over it is
+/// used: a layer reads through to it page by page, and copies a page from it only when it writes part of that page
+/// (checked in Debug builds). Safe for concurrent use, as a device is: the live device of a recording runs on these
+/// images, and its flush worker, readers and mode-1 writers use them at once (each request is applied whole, under
+/// one lock; a layer holds its own lock while it reads through, never the other way round).
 /// </summary>
-public sealed class PagedImage(byte[] baseImage)
+public sealed class PagedImage
 {
     private const int PageBytes = 4096;
     /// <summary>The page of every whole-page write of zeros (shared, never written: a later write to it copies first).</summary>
     private static readonly byte[] ZeroPage = new byte[PageBytes];
-    private readonly Dictionary<long, byte[]> _pages = [];
+    private readonly Dictionary<long, byte[]> _pages;
     private readonly Lock _lock = new();
+    private readonly byte[]? _baseArray;
+    private readonly PagedImage? _lower;
+    /// <summary>The lower layer's <see cref="_writes"/> when this layer was made over it: it must not move while this layer lives.</summary>
+    private readonly long _lowerWrites;
+    /// <summary>Writes made to this image so far (how a layer over it sees that it changed).</summary>
+    private long _writes;
 
-    public long LengthBytes => baseImage.LongLength;
+    /// <summary>An image over <paramref name="baseImage"/>, which it never writes to.</summary>
+    public PagedImage(byte[] baseImage)
+    {
+        _baseArray = baseImage;
+        _pages = [];
+        LengthBytes = baseImage.LongLength;
+    }
+
+    /// <summary>A layer over <paramref name="lower"/>, which it never writes to and which must not change while this layer is used.</summary>
+    public PagedImage(PagedImage lower) : this(lower, [])
+    {
+    }
+
+    private PagedImage(PagedImage lower, Dictionary<long, byte[]> pages)
+    {
+        _lower = lower;
+        _lowerWrites = lower.Writes;
+        _pages = pages;
+        LengthBytes = lower.LengthBytes;
+    }
+
+    private PagedImage(byte[] baseImage, Dictionary<long, byte[]> pages)
+    {
+        _baseArray = baseImage;
+        _pages = pages;
+        LengthBytes = baseImage.LongLength;
+    }
+
+    public long LengthBytes { get; }
+
+    private long Writes
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _writes;
+            }
+        }
+    }
+
+    /// <summary>The byte at <paramref name="offsetBytes"/>.</summary>
+    public byte this[long offsetBytes]
+    {
+        get
+        {
+            Span<byte> one = stackalloc byte[1];
+            Read(offsetBytes, one);
+            return one[0];
+        }
+    }
 
     /// <summary>Pages written since the image was made (0: nobody wrote to it).</summary>
     public int ModifiedPages
@@ -27,6 +88,23 @@ public sealed class PagedImage(byte[] baseImage)
             {
                 return _pages.Count;
             }
+        }
+    }
+
+    /// <summary>
+    /// An image that holds what this one holds now and goes its own way after: over the same base, with copies of
+    /// the pages written so far (a crash state's few, not the whole image).
+    /// </summary>
+    public PagedImage Snapshot()
+    {
+        lock (_lock)
+        {
+            Dictionary<long, byte[]> pages = new(_pages.Count);
+            foreach ((long page, byte[] bytes) in _pages)
+            {
+                pages[page] = bytes == ZeroPage ? ZeroPage : bytes.ToArray();
+            }
+            return _lower is not null ? new PagedImage(_lower, pages) : new PagedImage(_baseArray!, pages);
         }
     }
 
@@ -48,6 +126,7 @@ public sealed class PagedImage(byte[] baseImage)
 
     private void WriteLocked(long offsetBytes, ReadOnlySpan<byte> source)
     {
+        _writes++;
         while (!source.IsEmpty)
         {
             long page = offsetBytes / PageBytes;
@@ -66,8 +145,8 @@ public sealed class PagedImage(byte[] baseImage)
                     byte[] fresh = new byte[PageBytes];
                     if (copy is null && n < PageBytes)
                     {
-                        int available = (int)Math.Min(PageBytes, baseImage.LongLength - page * PageBytes);
-                        baseImage.AsSpan((int)(page * PageBytes), available).CopyTo(fresh);
+                        int available = (int)Math.Min(PageBytes, LengthBytes - page * PageBytes);
+                        ReadBaseLocked(page * PageBytes, fresh.AsSpan(0, available));
                     }
                     _pages[page] = copy = fresh;
                 }
@@ -91,18 +170,35 @@ public sealed class PagedImage(byte[] baseImage)
             }
             else
             {
-                baseImage.AsSpan((int)offsetBytes, n).CopyTo(destination);
+                ReadBaseLocked(offsetBytes, destination[..n]);
             }
             destination = destination[n..];
             offsetBytes += n;
         }
     }
+
+    /// <summary>What the base holds at <paramref name="offsetBytes"/> (within one page).</summary>
+    private void ReadBaseLocked(long offsetBytes, Span<byte> destination)
+    {
+        if (_lower is null)
+        {
+            _baseArray.AsSpan((int)offsetBytes, destination.Length).CopyTo(destination);
+            return;
+        }
+        Debug.Assert(_lower.Writes == _lowerWrites, "a lower layer changed under a layer still in use");
+        _lower.Read(offsetBytes, destination);
+    }
 }
 
 /// <summary>A block device over a <see cref="PagedImage"/>: a crash state's cache or backing device.</summary>
-internal sealed class PagedBlockDevice(byte[] baseImage, string name) : IBlockDevice
+internal sealed class PagedBlockDevice(PagedImage image, string name) : IBlockDevice
 {
-    public PagedImage Image { get; } = new(baseImage);
+    /// <summary>A device over <paramref name="baseImage"/>, which it never writes to.</summary>
+    public PagedBlockDevice(byte[] baseImage, string name) : this(new PagedImage(baseImage), name)
+    {
+    }
+
+    public PagedImage Image { get; } = image;
     public string Name => name;
     public int SectorSizeBytes => 512;
     public long SizeBytes => Image.LengthBytes;

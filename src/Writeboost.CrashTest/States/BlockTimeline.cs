@@ -11,8 +11,14 @@ namespace Writeboost.CrashTest.States;
 /// drive's cache holds the newest data of a sector; found when write-around sent a user's overwrites straight to
 /// the backing store and the harness let a stale write land over a FUA-acknowledged one).
 /// </summary>
-internal sealed class BlockTimeline(DeviceId device, byte[] initial)
+/// <param name="durable">The image it advances (its own: copy-on-write over the initial one).</param>
+internal sealed class BlockTimeline(DeviceId device, PagedImage durable)
 {
+    /// <summary>A timeline over <paramref name="initial"/>, which it never changes.</summary>
+    public BlockTimeline(DeviceId device, byte[] initial) : this(device, new PagedImage(initial))
+    {
+    }
+
     public BlockTimeline(DeviceId device, long sizeBytes) : this(device, new byte[sizeBytes])
     {
     }
@@ -26,8 +32,8 @@ internal sealed class BlockTimeline(DeviceId device, byte[] initial)
     private readonly Dictionary<int, List<(long Start, long End)>> _shadowed = [];
 
     public DeviceId Device => device;
-    /// <summary>What the media holds for sure. Mutated as the timeline advances: use it only at the current point.</summary>
-    public byte[] Durable { get; } = initial;
+    /// <summary>What the media holds for sure: copy-on-write over the initial image, which it never changes. Written as the timeline advances: use it (and a layer over it) only at the current point.</summary>
+    public PagedImage Durable { get; } = durable;
     /// <summary>Writes issued before the current point and not durable at it, in issue order.</summary>
     public IReadOnlyCollection<CrashEvent> NotDurable => _notDurable.Values;
     /// <summary>The same writes with the index of the event that issued each.</summary>
@@ -115,25 +121,13 @@ internal sealed class BlockTimeline(DeviceId device, byte[] initial)
         _shadowed.TryGetValue(write, out List<(long Start, long End)>? ranges) && ranges.Any(r => sectorOffsetBytes >= r.Start && sectorOffsetBytes < r.End);
 
     /// <summary>Lands write <paramref name="write"/> (issued at that event) on <paramref name="image"/>, but for its shadowed sectors.</summary>
-    public void WriteTo(Span<byte> image, int write, CrashEvent e)
+    public void WriteTo(PagedImage image, int write, CrashEvent e)
     {
         if (!_shadowed.ContainsKey(write))
         {
-            e.Data!.CopyTo(image[(int)e.OffsetBytes..]);
+            image.Write(e.OffsetBytes, e.Data);
             return;
         }
-        for (int s = 0; s < e.LengthBytes / 512; s++)
-        {
-            if (!IsShadowed(write, e.OffsetBytes + s * 512))
-            {
-                e.Data.AsSpan(s * 512, 512).CopyTo(image[(int)(e.OffsetBytes + s * 512)..]);
-            }
-        }
-    }
-
-    /// <inheritdoc cref="WriteTo(Span{byte}, int, CrashEvent)"/>
-    public void WriteTo(PagedImage image, int write, CrashEvent e)
-    {
         for (int s = 0; s < e.LengthBytes / 512; s++)
         {
             if (!IsShadowed(write, e.OffsetBytes + s * 512))
@@ -159,8 +153,14 @@ internal sealed class BlockTimeline(DeviceId device, byte[] initial)
 /// is durable once it completed, that is once the next event of any device happened: only the last event's
 /// store is pending, as a store the power failure interrupted (each of its lines kept or not).
 /// </summary>
-internal sealed class PmemTimeline(byte[] initial, bool cachesPersist = false)
+/// <param name="durable">The image it advances (its own: copy-on-write over the initial one).</param>
+internal sealed class PmemTimeline(PagedImage durable, bool cachesPersist = false)
 {
+    /// <summary>A timeline over <paramref name="initial"/>, which it never changes.</summary>
+    public PmemTimeline(byte[] initial, bool cachesPersist = false) : this(new PagedImage(initial), cachesPersist)
+    {
+    }
+
     public PmemTimeline(long sizeBytes) : this(new byte[sizeBytes])
     {
     }
@@ -179,7 +179,8 @@ internal sealed class PmemTimeline(byte[] initial, bool cachesPersist = false)
     /// </summary>
     private readonly Dictionary<long, List<(int Thread, int Stores)>> _writtenBack = [];
 
-    public byte[] Durable { get; } = initial;
+    /// <summary>What the lines hold for sure: copy-on-write over the initial image, which it never changes.</summary>
+    public PagedImage Durable { get; } = durable;
     public IReadOnlyDictionary<long, List<(int OffsetInLine, byte[] Bytes)>> PendingLines => _pending;
 
     public void Apply(CrashEvent e)
@@ -321,6 +322,20 @@ internal sealed class PmemTimeline(byte[] initial, bool cachesPersist = false)
         _writtenBack.Clear();
     }
 
+    /// <summary>Lands the first <paramref name="count"/> of <paramref name="line"/>'s pending stores on <paramref name="image"/>.</summary>
+    public static void ApplyPrefix(PagedImage image, long line, List<(int OffsetInLine, byte[] Bytes)> stores, int count)
+    {
+        if (count == 0)
+        {
+            return;
+        }
+        Span<byte> bytes = stackalloc byte[LineBytes];
+        image.Read(line * LineBytes, bytes);
+        ApplyPrefix(bytes, 0, stores, count);
+        image.Write(line * LineBytes, bytes);
+    }
+
+    /// <inheritdoc cref="ApplyPrefix(PagedImage, long, List{ValueTuple{int, byte[]}}, int)"/>
     public static void ApplyPrefix(Span<byte> image, long line, List<(int OffsetInLine, byte[] Bytes)> stores, int count)
     {
         for (int i = 0; i < count; i++)

@@ -30,29 +30,31 @@ internal sealed record Media(byte[] Backing, byte[] Cache, byte[] Pmem)
 /// </summary>
 internal sealed class Timelines
 {
-    public Timelines(Media initial, PmemModel? pmem) : this(initial, pmem, adopt: false)
+    /// <summary>Timelines that start from <paramref name="initial"/>, whose arrays they never change (copy-on-write: no copy is made).</summary>
+    public Timelines(Media initial, PmemModel? pmem)
+        : this(new PagedImage(initial.Backing), new PagedImage(initial.Cache), pmem is null ? null : new PagedImage(initial.Pmem), pmem)
     {
     }
 
-    /// <param name="adopt">Advance <paramref name="initial"/>'s own arrays (the caller gives them up) instead of copies.</param>
-    private Timelines(Media initial, PmemModel? pmem, bool adopt)
+    /// <summary>Timelines that start from <paramref name="frozen"/>'s devices, layered over them: nothing may write to them while these are used.</summary>
+    public static Timelines Over(CrashState frozen, PmemModel? pmem) =>
+        new(new PagedImage(frozen.Backing.Image), new PagedImage(frozen.Cache.Image), pmem is null ? null : new PagedImage(frozen.PmemDevice?.Image ?? frozen.PmemLines!.Image), pmem);
+
+    /// <param name="backing">The image the backing device's timeline advances (its own), and so on.</param>
+    private Timelines(PagedImage backing, PagedImage cache, PagedImage? pmemImage, PmemModel? pmem)
     {
-        byte[] Own(byte[] image) => adopt ? image : image.ToArray();
-        Backing = new BlockTimeline(DeviceId.Backing, Own(initial.Backing));
-        Cache = new BlockTimeline(DeviceId.Cache, Own(initial.Cache));
+        Backing = new BlockTimeline(DeviceId.Backing, backing);
+        Cache = new BlockTimeline(DeviceId.Cache, cache);
         PmemBackend = pmem?.Backend;
         if (pmem?.Backend == Writeboost.Pmem.PmemBackend.Block)
         {
-            PmemDevice = new BlockTimeline(DeviceId.Pmem, Own(initial.Pmem));
+            PmemDevice = new BlockTimeline(DeviceId.Pmem, pmemImage!);
         }
         else if (pmem is not null)
         {
-            PmemLines = new PmemTimeline(Own(initial.Pmem), pmem.CachesPersist);
+            PmemLines = new PmemTimeline(pmemImage!, pmem.CachesPersist);
         }
     }
-
-    /// <summary>Timelines that advance <paramref name="owned"/>'s arrays in place: media nobody reads again (a materialized state, checked once).</summary>
-    public static Timelines Adopting(Media owned, PmemModel? pmem) => new(owned, pmem, adopt: true);
 
     private Timelines(BlockTimeline backing, BlockTimeline cache, PmemTimeline? pmem, int applied)
     {
@@ -128,18 +130,26 @@ internal sealed class CrashState
     /// <summary>How much this state asks of a reader: every write in flight, each torn one twice, each partial pmem line.</summary>
     public int Complexity => Fates.Length + Fates.Count(f => f.KeptSectors > 0 && f.KeptSectors < f.Sectors) + Lines.Partial + (Lines.Pending > 0 ? 1 : 0);
 
+    /// <summary>A state of layers over the timelines' durable images (which must not advance while it is used).</summary>
     public CrashState(Timelines timelines, long pmemBytes)
+        : this(new PagedImage(timelines.Backing.Durable), new PagedImage(timelines.Cache.Durable),
+            timelines.PmemDevice?.Durable is { } device ? new PagedImage(device) : null,
+            timelines.PmemLines?.Durable is { } lines ? new PagedImage(lines) : null, pmemBytes)
     {
-        Backing = new PagedBlockDevice(timelines.Backing.Durable, "backing");
-        Cache = new PagedBlockDevice(timelines.Cache.Durable, "cache");
-        if (timelines.PmemDevice is not null)
+    }
+
+    private CrashState(PagedImage backing, PagedImage cache, PagedImage? pmemDevice, PagedImage? pmemLines, long pmemBytes)
+    {
+        Backing = new PagedBlockDevice(backing, "backing");
+        Cache = new PagedBlockDevice(cache, "cache");
+        if (pmemDevice is not null)
         {
-            PmemDevice = new PagedBlockDevice(timelines.PmemDevice.Durable, "pmem");
+            PmemDevice = new PagedBlockDevice(pmemDevice, "pmem");
             Pmem = Writeboost.Pmem.Pmem.Alloc(PmemDevice, 0, pmemBytes);
         }
-        else if (timelines.PmemLines is not null)
+        else if (pmemLines is not null)
         {
-            PmemLines = new MemoryPmemRegion(pmemBytes, timelines.PmemLines.Durable);
+            PmemLines = new MemoryPmemRegion(pmemLines);
             Pmem = PmemLines;
         }
     }
@@ -151,6 +161,14 @@ internal sealed class CrashState
         PmemLines = pmem;
         Pmem = pmem;
     }
+
+    /// <summary>
+    /// A state that holds what this one holds now, to be recovered on its own later (this one's recovery writes to
+    /// this one): copies of the pages this state changed, over the same lower images — so it is valid only until
+    /// the timelines it was built from advance.
+    /// </summary>
+    public CrashState Snapshot() =>
+        new(Backing.Image.Snapshot(), Cache.Image.Snapshot(), PmemDevice?.Image.Snapshot(), PmemLines?.Image.Snapshot(), Pmem?.LengthBytes ?? 0);
 
     public static CrashState Of(PagedBlockDevice backing, PagedBlockDevice cache, MemoryPmemRegion? pmem) => new(backing, cache, pmem);
 

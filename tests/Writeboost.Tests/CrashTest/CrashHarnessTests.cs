@@ -235,6 +235,27 @@ public sealed class CrashHarnessTests
         Assert.AreEqual(found.FirstViolation, again.FirstViolation);
     }
 
+    [TestMethod]
+    public void A_violation_among_the_states_the_choice_of_the_carried_one_judged_is_reported_and_its_history_replays_it()
+    {
+        // A budget of four sampled states misses the bug; the next life's choice recovers hundreds of the log's states.
+        CampaignSpec spec = new(CacheMode.Volatile, Workload.Random, 1, 150, 4, "trust-segment-without-checksum") { Schedules = 1 };
+        CampaignResult found = Campaign.Run(spec, stopAtFirst: true);
+        Assert.IsTrue(found.FirstViolationSite is { Surveyed: true, Round: 1 }, $"found by the survey of round 1's carry candidates: {found.FirstViolationSite}, {found.FirstViolation}");
+        Assert.IsGreaterThan(4L, found.StatesChecked, "the states the survey judged are counted");
+
+        using MemoryStream file = new();
+        found.FailingHistory!.Save(file);
+        file.Position = 0;
+        CrashHistory saved = CrashHistory.Load(file, spec);
+        CampaignResult again = Campaign.Replay(saved with { Spec = saved.Spec with { MaxStates = 1 } }, stopAtFirst: true);
+        Assert.IsTrue(again.FirstViolationSite is { Surveyed: true }, "the history, replayed whole with a sample of one, surveys its last round again");
+        Assert.AreEqual(found.FirstViolation, again.FirstViolation);
+        CampaignResult one = Campaign.Replay(saved, stopAtFirst: false, onlyCrashPoint: found.FirstViolationCrashPoint, onlyVariant: found.FirstViolationVariant);
+        Assert.AreEqual(1, one.StatesChecked, "the reproducer's one state, outside the sample");
+        Assert.AreEqual(found.FirstViolation, one.FirstViolation);
+    }
+
     private static byte[] Sector(byte value) => Enumerable.Repeat(value, 512).ToArray();
 
     private static CrashEvent UserWrite(byte value, bool fua) => new(EventKind.UserWrite, DeviceId.User, 0, 512, Sector(value), fua, -1);

@@ -5,7 +5,9 @@ namespace Writeboost.Tests.CrashTest;
 /// <summary>
 /// The in-memory media the live device of a recording runs on. The device uses its media from several threads at
 /// once (the flush worker writes the cache device while readers read it; in mode 1 writers store into pmem in
-/// parallel), so the media must take concurrent requests as a real device does.
+/// parallel), so the media must take concurrent requests as a real device does. Crash states are layers: a state over
+/// its timeline's durable image, the crashes of a state's recovery over a snapshot of that state; none copies what
+/// it does not change.
 /// </summary>
 [TestClass]
 public sealed class PagedImageTests
@@ -46,5 +48,47 @@ public sealed class PagedImageTests
             }
         });
         Assert.AreEqual(Threads * PagesPerThread, image.ModifiedPages);
+    }
+
+    [TestMethod]
+    public void A_layer_reads_through_to_the_image_under_it_and_never_writes_to_it()
+    {
+        byte[] baseImage = new byte[2 * 4096];
+        baseImage.AsSpan().Fill(0xaa);
+        PagedImage durable = new(baseImage);
+        durable.Write(4096, new byte[] { 7, 7 });
+        PagedImage state = new(durable);
+        state.Write(4096 + 1, new byte[] { 1 }); // part of a page: the rest of it comes from below
+        state.Write(0, new byte[4096]); // a whole page of zeros
+
+        Assert.AreEqual((byte)7, state[4096]);
+        Assert.AreEqual((byte)1, state[4096 + 1]);
+        Assert.AreEqual((byte)0xaa, state[4096 + 2]);
+        Assert.AreEqual((byte)0, state[100]);
+        Assert.AreEqual((byte)7, durable[4096 + 1], "the layer below is shared by every state built over it");
+        Assert.AreEqual((byte)0xaa, durable[100]);
+        Assert.AreEqual(2, state.ModifiedPages);
+    }
+
+    [TestMethod]
+    public void A_snapshot_holds_what_the_image_held_and_each_goes_its_own_way_after()
+    {
+        PagedImage durable = new(new byte[2 * 4096]);
+        PagedImage state = new(durable);
+        state.Write(0, new byte[] { 1 });
+        state.Write(4096, new byte[4096]);
+        PagedImage beforeRecovery = state.Snapshot();
+
+        state.Write(0, new byte[] { 2 }); // recovery writes to the state
+        state.Write(4096, new byte[] { 3 }); // over the shared page of zeros: a page of its own first
+        beforeRecovery.Write(1, new byte[] { 4 }); // a crash of that recovery writes to a layer of its own
+
+        Assert.AreEqual((byte)2, state[0]);
+        Assert.AreEqual((byte)0, state[1]);
+        Assert.AreEqual((byte)3, state[4096]);
+        Assert.AreEqual((byte)1, beforeRecovery[0]);
+        Assert.AreEqual((byte)4, beforeRecovery[1]);
+        Assert.AreEqual((byte)0, beforeRecovery[4096]);
+        Assert.AreEqual(0, durable.ModifiedPages);
     }
 }
