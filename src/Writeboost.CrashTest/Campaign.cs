@@ -532,7 +532,7 @@ public static partial class Campaign
             timelines.AdvanceTo(round.Log.Events, round.CarriedPoint);
             CrashState state = CrashStates.Build(timelines, CrashStates.ExtraKinds(timelines), spec.Geometry.PmemBytes, spec.Seed, round.CarriedPoint, round.CarriedVariant);
             previous = new Judge(oracle, round.CarriedPoint);
-            media = state.Materialize();
+            media = state.Freeze();
         }
     }
 
@@ -1019,7 +1019,7 @@ public static partial class Campaign
         (int carriedPoint, int carriedVariant) = best is { } chosen ? (chosen.Point, chosen.Variant) : (events.Count, 1);
         Timelines at = new(check.Start, PmemModelOf(spec));
         at.AdvanceTo(events, carriedPoint);
-        return (carriedPoint, carriedVariant, CrashStates.Build(at, CrashStates.ExtraKinds(at), spec.Geometry.PmemBytes, spec.Seed, carriedPoint, carriedVariant).Materialize(), best?.Debris ?? [], surveyed);
+        return (carriedPoint, carriedVariant, CrashStates.Build(at, CrashStates.ExtraKinds(at), spec.Geometry.PmemBytes, spec.Seed, carriedPoint, carriedVariant).Freeze(), best?.Debris ?? [], surveyed);
     }
 
     /// <summary>Where the log's last request was issued (-1: none).</summary>

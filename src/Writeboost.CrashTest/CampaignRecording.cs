@@ -235,7 +235,7 @@ public static partial class Campaign
                     timelines.AdvanceTo(rounds[r].Log.Events, rounds[r].CarriedPoint);
                     CrashState state = CrashStates.Build(timelines, CrashStates.ExtraKinds(timelines), spec.Geometry.PmemBytes, spec.Seed, rounds[r].CarriedPoint, rounds[r].CarriedVariant);
                     previous = new Judge(oracle, rounds[r].CarriedPoint);
-                    media = state.Materialize();
+                    media = state.Freeze();
                 }
             }
             if (recorded.StartFailure is { } failure && shard == 0)

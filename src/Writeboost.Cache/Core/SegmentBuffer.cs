@@ -84,13 +84,17 @@ internal sealed class SegmentBuffer
         Volatile.Write(ref _copyPending[indexInSegment], 0);
     }
 
-    /// <summary>Returns once block <paramref name="indexInSegment"/>'s data is in (at once unless a writer is copying it).</summary>
+    /// <summary>
+    /// Returns once block <paramref name="indexInSegment"/>'s data is in (at once unless a writer is copying it).
+    /// A copy is a few microseconds, so this spins; but a copier that lost its core (or a perturbed schedule's
+    /// stretched window) would be spun on for its whole time slice, so after a while the waiter sleeps.
+    /// </summary>
     public void WaitCopied(int indexInSegment)
     {
         SpinWait spin = default;
         while (Volatile.Read(ref _copyPending[indexInSegment]) != 0)
         {
-            spin.SpinOnce(sleep1Threshold: -1);
+            spin.SpinOnce();
         }
     }
 

@@ -18,10 +18,14 @@ public enum StateKind
     DuringRecovery,
 }
 
-/// <summary>The bytes of the three devices at one moment.</summary>
-internal sealed record Media(byte[] Backing, byte[] Cache, byte[] Pmem)
+/// <summary>
+/// The bytes of the three devices at one moment (a log's start): images nothing writes to again, which timelines
+/// and devices are layered over (<see cref="PagedImage"/>). <see cref="Pmem"/> is empty without a pmem region.
+/// </summary>
+internal sealed record Media(PagedImage Backing, PagedImage Cache, PagedImage Pmem)
 {
-    public static Media Blank(long backingBytes, long cacheBytes, long pmemBytes) => new(new byte[backingBytes], new byte[cacheBytes], new byte[pmemBytes]);
+    public static Media Blank(long backingBytes, long cacheBytes, long pmemBytes) =>
+        new(new PagedImage(new byte[backingBytes]), new PagedImage(new byte[cacheBytes]), new PagedImage(new byte[pmemBytes]));
 }
 
 /// <summary>
@@ -30,7 +34,7 @@ internal sealed record Media(byte[] Backing, byte[] Cache, byte[] Pmem)
 /// </summary>
 internal sealed class Timelines
 {
-    /// <summary>Timelines that start from <paramref name="initial"/>, whose arrays they never change (copy-on-write: no copy is made).</summary>
+    /// <summary>Timelines that start from <paramref name="initial"/>, layered over its images (no copy is made).</summary>
     public Timelines(Media initial, PmemModel? pmem)
         : this(new PagedImage(initial.Backing), new PagedImage(initial.Cache), pmem is null ? null : new PagedImage(initial.Pmem), pmem)
     {
@@ -186,10 +190,14 @@ internal sealed class CrashState
         _ => PmemDevice!.Image,
     };
 
-    public Media Materialize() => new(
-        Materialize(Backing.Image),
-        Materialize(Cache.Image),
-        PmemDevice is not null ? Materialize(PmemDevice.Image) : PmemLines is not null ? Materialize(PmemLines.Image) : []);
+    /// <summary>
+    /// What this state holds, as the start of a log: snapshots of its images (the pages it changed, over the same
+    /// lower images), so the timelines it was built from must not advance again — they are a history's past.
+    /// </summary>
+    public Media Freeze() => new(
+        Backing.Image.Snapshot(),
+        Cache.Image.Snapshot(),
+        (PmemDevice?.Image ?? PmemLines?.Image)?.Snapshot() ?? new PagedImage([]));
 
     internal static byte[] Materialize(PagedImage image)
     {
