@@ -8,7 +8,9 @@ namespace Writeboost.Cache.PmemBuffer;
 /// <param name="Data">The slot's 4 KiB; null when <paramref name="Lost"/>.</param>
 /// <param name="Lost">The record's fields hold but its data (or CRC) does not, and a later record of the buffer says the
 /// slot was durable: the write was acknowledged and is lost — its block is poisoned.</param>
-internal sealed record RecoveredSlot(PmemRecord Record, byte[]? Data, bool Lost);
+/// <param name="DataCrc">The raw CRC-32C of <paramref name="Data"/>, as its record's check computed it (null: not known):
+/// the segment rebuilt from the slot reuses it.</param>
+internal sealed record RecoveredSlot(PmemRecord Record, byte[]? Data, bool Lost, uint? DataCrc = null);
 
 /// <summary>A pmem buffer's acknowledged content, as recovery found it.</summary>
 /// <param name="TornSlots">Records for this segment whose CRC fails and that no later record says were durable: a
@@ -108,6 +110,7 @@ internal sealed class PmemBufferRecovery(PmemRegion region, PmemLayout layout, C
         ulong pool = (ulong)layout.PoolSize;
         int blocks = layout.BlocksPerSegment;
         byte[]?[] data = new byte[blocks][];
+        uint[] dataCrcs = new uint[blocks];
         PmemRecord?[] valid = new PmemRecord?[blocks];
         int vouched = 0; // slots below this were durable, by the newest claim of a valid record
         for (int i = 0; i < blocks; i++)
@@ -120,7 +123,8 @@ internal sealed class PmemBufferRecovery(PmemRegion region, PmemLayout layout, C
             byte[] slotData = new byte[Units.BlockBytes];
             region.Read(layout.DataOffset(k, i), slotData);
             data[i] = slotData;
-            if (PmemRecord.ReadValid(record, PmemBufferPool.ChecksummedData(faults, slotData), id, i) is { } ok)
+            dataCrcs[i] = Crc32C.Append(0, PmemBufferPool.ChecksummedData(faults, slotData));
+            if (PmemRecord.ReadValid(record, dataCrcs[i], id, i) is { } ok)
             {
                 valid[i] = ok;
                 vouched = Math.Max(vouched, Math.Min(ok.DurableSlots, i));
@@ -134,7 +138,8 @@ internal sealed class PmemBufferRecovery(PmemRegion region, PmemLayout layout, C
         {
             if (valid[i] is { } ok)
             {
-                slots.Add(new RecoveredSlot(ok, data[i], Lost: false));
+                // The CRC is the data's unless a seeded bug checksums something else.
+                slots.Add(new RecoveredSlot(ok, data[i], Lost: false, faults.PmemRecordCrcCoversData ? dataCrcs[i] : null));
                 continue;
             }
             ReadOnlySpan<byte> record = records.AsSpan(i * PmemLayout.RecordBytes, PmemLayout.RecordBytes);

@@ -144,14 +144,19 @@ public readonly record struct PmemRecord(ulong SegmentId, long Block, byte Dirty
         BinaryPrimitives.WriteUInt32LittleEndian(record[24..], ~Crc32C.Compute(record[..FieldsBytes]));
     }
 
-    public static PmemRecord? ReadValid(ReadOnlySpan<byte> record, ReadOnlySpan<byte> slotData, ulong expectedSegmentId, int slot)
+    public static PmemRecord? ReadValid(ReadOnlySpan<byte> record, ReadOnlySpan<byte> slotData, ulong expectedSegmentId, int slot) =>
+        ReadValid(record, Crc32C.Append(0, slotData[..Units.BlockBytes]), expectedSegmentId, slot);
+
+    /// <inheritdoc cref="ReadValid(ReadOnlySpan{byte}, ReadOnlySpan{byte}, ulong, int)"/>
+    /// <param name="slotDataCrcFromZero">The raw CRC-32C of the slot's 4 KiB, computed by the caller.</param>
+    public static PmemRecord? ReadValid(ReadOnlySpan<byte> record, uint slotDataCrcFromZero, ulong expectedSegmentId, int slot)
     {
         PmemRecord candidate = Fields(record);
         if (candidate.SegmentId != expectedSegmentId || candidate.SlotByte != (byte)slot || candidate.DirtyBits == 0)
         {
             return null;
         }
-        return BinaryPrimitives.ReadUInt32LittleEndian(record[20..]) == Checksum(record, Crc32C.Append(0, slotData[..Units.BlockBytes])) ? candidate : null;
+        return BinaryPrimitives.ReadUInt32LittleEndian(record[20..]) == Checksum(record, slotDataCrcFromZero) ? candidate : null;
     }
 
     /// <summary>The record's fields if their own checksum holds (whatever the data), else null.</summary>

@@ -231,7 +231,9 @@ internal sealed class LogRecovery(IBlockDevice cache, CacheGeometry geometry, Se
             }
         }
         int length = buffer.Slots.Count;
-        SegmentImage.Finish(image, buffer.SegmentId, length, geometry.MetablockBytes, SegmentHeaderExtension.FlagRebuiltFromPmem, lost, durableId);
+        SegmentImage.Finish(image, buffer.SegmentId, length, geometry.MetablockBytes, SegmentHeaderExtension.FlagRebuiltFromPmem, lost, durableId,
+            knownDataCrc: i => buffer.Slots[i].Data is not null ? buffer.Slots[i].DataCrc : null); // checked once already, by the record
+
         ReleaseSlotForRecoveredSegment(slot, buffer.SegmentId);
         cache.Write(geometry.SegmentStartBytes(slot), image.AsSpan(0, (int)CacheGeometry.WrittenBytes(length)));
         ApplyWalked(segment);
