@@ -26,6 +26,8 @@ public sealed class PagedImage
     private readonly long _lowerWrites;
     /// <summary>Writes made to this image so far (how a layer over it sees that it changed).</summary>
     private long _writes;
+    /// <summary>Never written again (<see cref="Freeze"/>): read without the lock, by every thread layered over it at once.</summary>
+    private volatile bool _frozen;
 
     /// <summary>An image over <paramref name="baseImage"/>, which it never writes to.</summary>
     public PagedImage(byte[] baseImage)
@@ -61,6 +63,10 @@ public sealed class PagedImage
     {
         get
         {
+            if (_frozen)
+            {
+                return _writes;
+            }
             lock (_lock)
             {
                 return _writes;
@@ -108,16 +114,42 @@ public sealed class PagedImage
         }
     }
 
+    /// <summary>
+    /// Makes the image read-only from now on, and the layers under it: a log's start, which each checking thread's
+    /// timelines are layered over at once. Its reads then take no lock (its pages no longer change); a write throws.
+    /// </summary>
+    public PagedImage Freeze()
+    {
+        lock (_lock)
+        {
+            _frozen = true;
+        }
+        if (_lower is { _frozen: false } lower)
+        {
+            lower.Freeze();
+        }
+        return this;
+    }
+
     public void Write(long offsetBytes, ReadOnlySpan<byte> source)
     {
         lock (_lock)
         {
+            if (_frozen)
+            {
+                throw new InvalidOperationException("a frozen image (a log's start) is never written: layer an image over it");
+            }
             WriteLocked(offsetBytes, source);
         }
     }
 
     public void Read(long offsetBytes, Span<byte> destination)
     {
+        if (_frozen)
+        {
+            ReadLocked(offsetBytes, destination); // nothing writes it any more
+            return;
+        }
         lock (_lock)
         {
             ReadLocked(offsetBytes, destination);

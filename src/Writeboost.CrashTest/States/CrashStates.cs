@@ -22,8 +22,20 @@ public enum StateKind
 /// The bytes of the three devices at one moment (a log's start): images nothing writes to again, which timelines
 /// and devices are layered over (<see cref="PagedImage"/>). <see cref="Pmem"/> is empty without a pmem region.
 /// </summary>
-internal sealed record Media(PagedImage Backing, PagedImage Cache, PagedImage Pmem)
+internal sealed record Media
 {
+    /// <param name="backing">Frozen here (<see cref="PagedImage.Freeze"/>), as are the others.</param>
+    public Media(PagedImage backing, PagedImage cache, PagedImage pmem)
+    {
+        Backing = backing.Freeze();
+        Cache = cache.Freeze();
+        Pmem = pmem.Freeze();
+    }
+
+    public PagedImage Backing { get; }
+    public PagedImage Cache { get; }
+    public PagedImage Pmem { get; }
+
     public static Media Blank(long backingBytes, long cacheBytes, long pmemBytes) =>
         new(new PagedImage(new byte[backingBytes]), new PagedImage(new byte[cacheBytes]), new PagedImage(new byte[pmemBytes]));
 }

@@ -91,4 +91,20 @@ public sealed class PagedImageTests
         Assert.AreEqual((byte)0, beforeRecovery[4096]);
         Assert.AreEqual(0, durable.ModifiedPages);
     }
+
+    [TestMethod]
+    public void A_frozen_image_and_the_layers_under_it_refuse_writes_and_still_carry_layers()
+    {
+        PagedImage durable = new(new byte[4096]);
+        durable.Write(0, new byte[] { 5 });
+        PagedImage start = new PagedImage(durable).Freeze(); // a log's start: every checking thread layers over it
+
+        Assert.ThrowsExactly<InvalidOperationException>(() => start.Write(0, new byte[] { 1 }));
+        Assert.ThrowsExactly<InvalidOperationException>(() => durable.Write(0, new byte[] { 1 }), "what it reads through is frozen too");
+        PagedImage timeline = new(start);
+        timeline.Write(1, new byte[] { 6 });
+        Assert.AreEqual((byte)5, timeline[0]);
+        Assert.AreEqual((byte)6, timeline[1]);
+        Assert.AreEqual((byte)0, start[1]);
+    }
 }
