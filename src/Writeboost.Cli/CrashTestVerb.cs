@@ -15,7 +15,7 @@ internal sealed class CrashTestVerb : MutantOptions
     [Option("mode", HelpText = "0, 1 or both (the default).")]
     public string? Mode { get; set; }
 
-    [Option("states", Default = 60_000L, HelpText = "Crash states of the recorded logs to check in all, shared by the campaigns, their schedules and rounds (a log with fewer states than its share passes the rest on); crashes of recovery itself come on top.")]
+    [Option("states", Default = 60_000L, HelpText = "Crash states of the recorded logs to check in all, shared by the campaigns, their schedules and rounds (a log with fewer states than its share passes the rest on); crashes of recovery itself, and the states judged to choose each next round's starting state, come on top.")]
     public long States { get; set; }
 
     [Option("seed", Default = 1, HelpText = "Seed of the workloads, configurations, schedules and sampled states.")]
@@ -700,6 +700,7 @@ internal sealed class CrashTestVerb : MutantOptions
                 Seconds = seconds,
                 RecordSeconds = results.Sum(r => r.RecordSeconds),
                 RecoveryCrashStates = results.Sum(r => r.RecoveryCrashStates),
+                SurveyedStates = results.Sum(r => r.SurveyedStates),
                 Seed,
                 Mutant,
                 Target = _target?.Identity.ToString() ?? _mergedTarget,
@@ -720,6 +721,7 @@ internal sealed class CrashTestVerb : MutantOptions
                     r.StatesGenerated,
                     r.StatesChecked,
                     r.RecoveryCrashStates,
+                    r.SurveyedStates,
                     r.Violations,
                     r.StatesPerSecond,
                     Coverage = CoverageJson(r.Coverage),
@@ -782,7 +784,7 @@ internal sealed class CrashTestVerb : MutantOptions
         if (sharded is null && Mutant == "none" && InterruptedLine(statesChecked) is null)
         {
             long logStates = results.Sum(r => r.LogStates);
-            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"of them {logStates} crash states of the logs, as --states {States} asked{(logStates < States ? $" ({States - logStates} fewer: the last logs hold no more)" : "")}, and {results.Sum(r => r.RecoveryCrashStates)} crashes of recovery itself on top"));
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"of them {logStates} crash states of the logs, as --states {States} asked{(logStates < States ? $" ({States - logStates} fewer: the last logs hold no more)" : "")}, and on top {results.Sum(r => r.RecoveryCrashStates)} crashes of recovery itself and {results.Sum(r => r.SurveyedStates)} states judged to choose each next round's start"));
         }
         Console.WriteLine($"coverage: {coverage.PointsChecked} of {coverage.CrashPoints} crash points in {coverage.Logs} logs; states: prefix {coverage.Prefix}, subset {coverage.Subset}, torn {coverage.Torn}, pmem-prefix {coverage.PmemPrefix}, during-recovery {coverage.DuringRecovery}, second-crash {coverage.SecondCrash}; live reads {coverage.LiveReads}");
         if (failed is not null)

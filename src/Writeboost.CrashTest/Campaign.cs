@@ -178,6 +178,9 @@ public sealed record CampaignResult(
     /// <summary>Of the states checked, those made by crashing recovery itself and recovering again.</summary>
     public long RecoveryCrashStates { get; init; }
 
+    /// <summary>Of the states checked, those the choice of each carried state judged beyond the logs' samples (on top of the budget too).</summary>
+    public long SurveyedStates { get; init; }
+
     /// <summary>The crash states of the logs' samples, every shard's (what <see cref="CampaignSpec.MaxStates"/> buys; recovery crashes come on top).</summary>
     public long LogStates { get; init; }
 
@@ -664,6 +667,7 @@ public static partial class Campaign
         public long Checked;
         public long Violations;
         public long RecoveryCrashStates;
+        public long SurveyedStates;
         /// <summary>The states the logs' samples hold (recovery crashes aside), all shards' together: what the budget pays for.</summary>
         public long LogStates;
         public double RecordSeconds;
@@ -703,6 +707,7 @@ public static partial class Campaign
         public CampaignResult Result() => new(spec, Events, Generated, Checked, Violations, _clock.Elapsed.TotalSeconds, FirstViolation, FirstSite?.CrashPoint, FirstSite?.Variant)
         {
             RecoveryCrashStates = RecoveryCrashStates,
+            SurveyedStates = SurveyedStates,
             LogStates = LogStates,
             RecordSeconds = RecordSeconds,
             Coverage = Coverage,
@@ -974,6 +979,7 @@ public static partial class Campaign
             }
             tally.Generated++;
             tally.Checked++;
+            tally.SurveyedStates++;
             tally.Coverage = tally.Coverage.With(state.Kind, later);
             if (state.Problem is { } problem)
             {

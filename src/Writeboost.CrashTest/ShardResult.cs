@@ -23,7 +23,8 @@ public sealed record ShardViolation(string Message, int Schedule, int Round, int
 /// <param name="Events">Of the campaign's logs, and <see cref="CampaignCoverage.CrashPoints"/> and <see cref="CampaignCoverage.Logs"/>: the same in every shard (the logs are shared); the other counts are the shard's own.</param>
 public sealed record ShardCampaign(int Index, int Mode, Workload Workload, string Table, int Pool, int Writers, int Seed, int Ops, long MaxStates, string Mutant,
     int Events, long StatesGenerated, long StatesChecked, long Violations, long RecoveryCrashStates, double Seconds, double RecordSeconds,
-    CampaignCoverage Coverage, ShardViolation? FirstViolation, bool ChangesBetweenLives = false, string? Design = null, PersistenceDomain Persistence = PersistenceDomain.Adr)
+    CampaignCoverage Coverage, ShardViolation? FirstViolation, bool ChangesBetweenLives = false, string? Design = null, PersistenceDomain Persistence = PersistenceDomain.Adr,
+    long SurveyedStates = 0)
 {
     public string Verdict => Violations == 0 ? "pass" : "fail";
 }
@@ -65,7 +66,7 @@ public sealed record ShardResult(string Format, string Recording, IReadOnlyDicti
             campaigns.Add(new ShardCampaign(i, (int)spec.Mode, spec.Workload, spec.Config.ToTable(spec.Mode), spec.Config.PoolSize, spec.Config.Writers,
                 spec.Seed, spec.Ops, spec.MaxStates, spec.Mutant, r.Events, r.StatesGenerated, r.StatesChecked, r.Violations, r.RecoveryCrashStates,
                 r.Seconds, recording.Campaigns[i].RecordSeconds, r.Coverage, first, spec.Config.ChangesBetweenLives,
-                spec.Target is { } target && !Targets.TargetIdentity.Of(target).IsWriteboost ? target.Name : null, spec.Persistence));
+                spec.Target is { } target && !Targets.TargetIdentity.Of(target).IsWriteboost ? target.Name : null, spec.Persistence, r.SurveyedStates));
         }
         return new ShardResult(CurrentFormat, recording.Id, recording.Plan, shard, shards, campaigns);
     }
@@ -159,6 +160,7 @@ public sealed record ShardResult(string Format, string Recording, IReadOnlyDicti
                 StatesChecked = parts.Sum(p => p.Campaign.StatesChecked),
                 Violations = parts.Sum(p => p.Campaign.Violations),
                 RecoveryCrashStates = parts.Sum(p => p.Campaign.RecoveryCrashStates),
+                SurveyedStates = parts.Sum(p => p.Campaign.SurveyedStates),
                 Seconds = parts.Sum(p => p.Campaign.Seconds),
                 Coverage = coverage,
                 FirstViolation = earliest,
@@ -193,6 +195,7 @@ public sealed record ShardResult(string Format, string Recording, IReadOnlyDicti
         return new CampaignResult(spec, c.Events, c.StatesGenerated, c.StatesChecked, c.Violations, c.Seconds + c.RecordSeconds, v?.Message, v?.CrashPoint, v?.Variant)
         {
             RecoveryCrashStates = c.RecoveryCrashStates,
+            SurveyedStates = c.SurveyedStates,
             RecordSeconds = c.RecordSeconds,
             Coverage = c.Coverage,
             FirstViolationSite = v?.Site,
