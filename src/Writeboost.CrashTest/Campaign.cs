@@ -255,7 +255,7 @@ public static partial class Campaign
     /// <summary>Devices layered over <paramref name="frozen"/>'s (which nothing writes to meanwhile), recorded into <paramref name="log"/>.</summary>
     private static TargetDevices RecordedDevices(CampaignSpec spec, CrashState frozen, CrashLog log) =>
         RecordedDevices(spec, new PagedImage(frozen.Backing.Image), new PagedImage(frozen.Cache.Image),
-            (frozen.PmemDevice?.Image ?? frozen.PmemLines?.Image) is { } pmem ? new PagedImage(pmem) : null, log);
+            frozen.PmemImage is { } pmem ? new PagedImage(pmem) : null, log);
 
     /// <param name="backing">The image the backing device writes to (its own), and so on; <paramref name="pmem"/> is ignored when the spec has no pmem region.</param>
     private static TargetDevices RecordedDevices(CampaignSpec spec, PagedImage backing, PagedImage cache, PagedImage? pmem, CrashLog log)

@@ -188,12 +188,11 @@ public static class FaultSweep
     {
         CrashLog log = new();
         FaultSwitch faults = counter ?? new FaultSwitch(fault, log);
-        MemoryBlockDevice backing = new(subject.BackingBytes, name: "backing");
-        MemoryBlockDevice cache = new(subject.CacheBytes, name: "cache");
-        baseline.Backing.CopyTo(backing.Media);
-        baseline.Cache.CopyTo(cache.Media);
+        // Copy-on-write over the baseline, which every run starts from again: a run pays for the pages it writes.
+        PagedBlockDevice backing = new(baseline.Backing, "backing");
+        PagedBlockDevice cache = new(baseline.Cache, "cache");
         PmemRegion? pmem = subject.PmemBytes > 0
-            ? new FaultInjectingPmemRegion(new RecordingPmemRegion(new MemoryPmemRegion(subject.PmemBytes, baseline.Pmem.ToArray()), log), faults)
+            ? new FaultInjectingPmemRegion(new RecordingPmemRegion(new MemoryPmemRegion(subject.PmemBytes, baseline.Pmem), log), faults)
             : null;
         IBlockDevice backingStack = new FaultInjectingBlockDevice(new RecordingBlockDevice(backing, log, DeviceId.Backing), FaultTarget.Backing, faults);
         IBlockDevice cacheStack = new FaultInjectingBlockDevice(new RecordingBlockDevice(cache, log, DeviceId.Cache), FaultTarget.Cache, faults);

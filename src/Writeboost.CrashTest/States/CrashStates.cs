@@ -54,7 +54,7 @@ internal sealed class Timelines
 
     /// <summary>Timelines that start from <paramref name="frozen"/>'s devices, layered over them: nothing may write to them while these are used.</summary>
     public static Timelines Over(CrashState frozen, PmemModel? pmem) =>
-        new(new PagedImage(frozen.Backing.Image), new PagedImage(frozen.Cache.Image), pmem is null ? null : new PagedImage(frozen.PmemDevice?.Image ?? frozen.PmemLines!.Image), pmem);
+        new(new PagedImage(frozen.Backing.Image), new PagedImage(frozen.Cache.Image), pmem is null ? null : new PagedImage(frozen.PmemImage!), pmem);
 
     /// <param name="backing">The image the backing device's timeline advances (its own), and so on.</param>
     private Timelines(PagedImage backing, PagedImage cache, PagedImage? pmemImage, PmemModel? pmem)
@@ -192,6 +192,9 @@ internal sealed class CrashState
     public PagedBlockDevice Cache { get; }
     public PagedBlockDevice? PmemDevice { get; }
     public MemoryPmemRegion? PmemLines { get; }
+    /// <summary>The pmem region's image, whichever backend holds it (null in mode 0).</summary>
+    public PagedImage? PmemImage => PmemDevice?.Image ?? PmemLines?.Image;
+
     /// <summary>The region recovery opens (null in mode 0).</summary>
     public PmemRegion? Pmem { get; }
 
@@ -209,7 +212,7 @@ internal sealed class CrashState
     public Media Freeze() => new(
         Backing.Image.Snapshot(),
         Cache.Image.Snapshot(),
-        (PmemDevice?.Image ?? PmemLines?.Image)?.Snapshot() ?? new PagedImage([]));
+        PmemImage?.Snapshot() ?? new PagedImage([]));
 
     internal static byte[] Materialize(PagedImage image)
     {
