@@ -17,7 +17,7 @@ internal sealed class FaultsVerb : SweepVerbOptions
     [Option("ops", Default = 120, HelpText = "User operations per run (half as many more before the crash that recovery starts from).")]
     public int Ops { get; set; }
 
-    [Option("target", HelpText = "Sweep a design of one's own instead of the writeboost device: PATH.dll[:Type] (as wb crashtest --target), on its geometry's devices (a pmem region must be dax). It is judged through its requests alone: a request that fails after the fault is how it says it has failed. --mode and the seeded bugs are the writeboost device's.")]
+    [Option("target", HelpText = "Sweep a design of one's own instead of the writeboost device: PATH.dll[:Type] (as wb crashtest --target), on its geometry's devices (a pmem region on either backend). It is judged through its requests alone: a request that fails after the fault is how it says it has failed. --mode and the seeded bugs are the writeboost device's.")]
     public string? Target { get; set; }
 
     [Option("target-arg", HelpText = "With --target: Name=Value [Name=Value...] for parameters of the target's constructor (one option that takes every value after it: put it last).")]
@@ -89,12 +89,7 @@ internal sealed class FaultsVerb : SweepVerbOptions
         {
             throw new UsageException($"{theirs} is the writeboost device's: a --target design is swept as it is built (give its own settings with --target-arg Name=Value)");
         }
-        LoadedTarget loaded = DesignLoading.Load(Target, [.. TargetArguments]);
-        if (loaded.GeometryFor(Writeboost.CrashTest.Workload.Random).Pmem == Writeboost.Pmem.PmemBackend.Block)
-        {
-            throw new UsageException($"--target: {loaded.Name}'s pmem region is a block device; wb faults sweeps a dax region only so far");
-        }
-        return loaded;
+        return DesignLoading.Load(Target, [.. TargetArguments]);
     }
 
     private void Print(List<FaultSweepResult> results, List<(string Name, bool Caught, int Runs)> mutants, string? interrupted)

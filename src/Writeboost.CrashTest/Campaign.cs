@@ -1159,26 +1159,18 @@ public static partial class Campaign
 
     // ---- for the fault and corruption sweeps: the default configuration's devices and states ----
 
-    /// <param name="pmemTimeline">Null: the device has no pmem region (writeboost mode 0).</param>
-    internal static (PagedBlockDevice Backing, PagedBlockDevice Cache, MemoryPmemRegion? Pmem) BuildState(int seed, long pmemBytes, BlockTimeline backingTimeline, BlockTimeline cacheTimeline, PmemTimeline? pmemTimeline, int point, int variant)
-    {
-        Timelines timelines = Timelines.Of(backingTimeline, cacheTimeline, pmemTimeline, point);
-        CrashState state = CrashStates.Build(timelines, CrashStates.ExtraKinds(timelines), pmemBytes, seed, point, variant);
-        return (state.Backing, state.Cache, state.PmemLines);
-    }
-
     /// <summary>Recovers a crash state of the default configuration and checks the oracle for a crash at <paramref name="point"/>.</summary>
-    internal static string? RecoverAndCheck(Geometry geometry, Oracle oracle, int point, FaultHooks faults, PagedBlockDevice backing, PagedBlockDevice cache, MemoryPmemRegion? pmem)
+    internal static string? RecoverAndCheck(Geometry geometry, Oracle oracle, int point, FaultHooks faults, CrashState state)
     {
-        CacheMode mode = pmem is null ? CacheMode.Volatile : CacheMode.Persistent;
+        CacheMode mode = state.Pmem is null ? CacheMode.Volatile : CacheMode.Persistent;
         CrashConfig config = CrashConfig.Default with { Keys = geometry.Keys };
         CampaignSpec spec = new(mode, Workload.Random, 0, 0, 0) { Target = new WriteboostTarget(mode, config) { Hooks = faults } };
-        return RecoverAndCheck(spec, CrashState.Of(backing, cache, pmem), new Judge(oracle, point));
+        return RecoverAndCheck(spec, state, new Judge(oracle, point));
     }
 
     /// <summary>Recovers a crash state of a design of one's own and checks the oracle for a crash at <paramref name="point"/>.</summary>
-    internal static string? RecoverAndCheck(ICrashTarget target, Oracle oracle, int point, PagedBlockDevice backing, PagedBlockDevice cache, MemoryPmemRegion? pmem) =>
-        RecoverAndCheck(CampaignSpec.For(target, Workload.Random, 0, 0, 0), CrashState.Of(backing, cache, pmem), new Judge(oracle, point));
+    internal static string? RecoverAndCheck(ICrashTarget target, Oracle oracle, int point, CrashState state) =>
+        RecoverAndCheck(CampaignSpec.For(target, Workload.Random, 0, 0, 0), state, new Judge(oracle, point));
 
     internal static byte[] Materialize(PagedImage image) => CrashState.Materialize(image);
 }

@@ -195,28 +195,16 @@ public static class CorruptionSweep
     /// <summary>The media halfway to the crash point (an earlier lap of the ring) and at it, every write issued before it landed.</summary>
     private static (Media Earlier, Media Final) Snapshots(CampaignSpec spec, Campaign.Geometry geometry, CrashLog log, int crashPoint)
     {
-        BlockTimeline backing = new(DeviceId.Backing, geometry.BackingBytes);
-        BlockTimeline cache = new(DeviceId.Cache, geometry.CacheBytes);
-        PmemTimeline pmem = new(geometry.PmemBytes);
-        IReadOnlyList<CrashEvent> events = log.Events;
-        Media? earlier = null;
-        for (int i = 0; i <= crashPoint; i++)
+        Timelines timelines = new(States.Media.Blank(geometry.BackingBytes, geometry.CacheBytes, geometry.PmemBytes),
+            spec.Mode == CacheMode.Persistent ? new PmemModel(Pmem.PmemBackend.Dax) : null);
+        Media Landed(int point)
         {
-            if (i == crashPoint / 2 || i == crashPoint)
-            {
-                (PagedBlockDevice b, PagedBlockDevice c, MemoryPmemRegion? p) = Campaign.BuildState(spec.Seed, geometry.PmemBytes, backing, cache, spec.Mode == CacheMode.Persistent ? pmem : null, i, 1);
-                Media media = new(Campaign.Materialize(b.Image), Campaign.Materialize(c.Image), p is null ? [] : Campaign.Materialize(p.Image));
-                if (i == crashPoint)
-                {
-                    return (earlier ?? media, media);
-                }
-                earlier = media;
-            }
-            backing.Apply(i, events[i]);
-            cache.Apply(i, events[i]);
-            pmem.Apply(events[i]);
+            timelines.AdvanceTo(log.Events, point);
+            CrashState landed = CrashStates.Build(timelines, CrashStates.ExtraKinds(timelines), geometry.PmemBytes, spec.Seed, point, 1);
+            return new Media(Campaign.Materialize(landed.Backing.Image), Campaign.Materialize(landed.Cache.Image), landed.PmemImage is { } pmem ? Campaign.Materialize(pmem) : []);
         }
-        throw new UnreachableException();
+        Media earlier = Landed(crashPoint / 2);
+        return (earlier, Landed(crashPoint));
     }
 
     private static List<Damage> Plan(CorruptionSweepSpec spec, Campaign.Geometry geometry, Media final, Media earlier)

@@ -149,7 +149,8 @@ public static class FaultSweep
     {
         MemoryBlockDevice backing = new(subject.BackingBytes, name: "backing");
         MemoryBlockDevice cache = new(subject.CacheBytes, name: "cache");
-        MemoryPmemRegion? pmem = subject.PmemBytes > 0 ? new MemoryPmemRegion(subject.PmemBytes) : null;
+        PagedImage pmemImage = new(new byte[subject.PmemBytes]);
+        PmemRegion? pmem = PmemOver(subject, pmemImage, device => device);
         SweptDevice device = subject.Open(backing, cache, pmem, SweepStep.Baseline);
         Random random = new(spec.Seed ^ 0x0BA5E);
         try
@@ -171,8 +172,20 @@ public static class FaultSweep
         byte[] content = new byte[recovered.Device.SizeBytes];
         recovered.Device.Read(0, content);
         recovered.Crash();
-        return new Baseline(backing.Media.ToArray(), cache.Media.ToArray(), pmem is null ? [] : Campaign.Materialize(pmem.Image), content);
+        return new Baseline(backing.Media.ToArray(), cache.Media.ToArray(), Campaign.Materialize(pmemImage), content);
     }
+
+    /// <summary>
+    /// The subject's pmem region over <paramref name="image"/> (null: it has none): lines of memory on the dax
+    /// backend, a block device under read-modify-write on the block backend — <paramref name="wrapDevice"/> stacks
+    /// the recording and the faults over that block device (the dax region's are stacked by the caller).
+    /// </summary>
+    private static PmemRegion? PmemOver(FaultSweepSubject subject, PagedImage image, Func<IBlockDevice, IBlockDevice> wrapDevice) => subject.PmemBackend switch
+    {
+        null => null,
+        PmemBackend.Block => Pmem.Pmem.Alloc(wrapDevice(new PagedBlockDevice(image, "pmem")), 0, image.LengthBytes),
+        _ => new MemoryPmemRegion(image),
+    };
 
     private static (long Offset, int Length, bool Fua) NextWrite(Random random, Workload workload, long sizeBytes)
     {
@@ -191,9 +204,12 @@ public static class FaultSweep
         // Copy-on-write over the baseline, which every run starts from again: a run pays for the pages it writes.
         PagedBlockDevice backing = new(baseline.Backing, "backing");
         PagedBlockDevice cache = new(baseline.Cache, "cache");
-        PmemRegion? pmem = subject.PmemBytes > 0
-            ? new FaultInjectingPmemRegion(new RecordingPmemRegion(new MemoryPmemRegion(subject.PmemBytes, baseline.Pmem), log), faults)
-            : null;
+        PmemRegion? pmem = PmemOver(subject, new PagedImage(baseline.Pmem),
+            device => new FaultInjectingBlockDevice(new RecordingBlockDevice(device, log, DeviceId.Pmem), FaultTarget.Pmem, faults));
+        if (pmem is MemoryPmemRegion lines)
+        {
+            pmem = new FaultInjectingPmemRegion(new RecordingPmemRegion(lines, log), faults);
+        }
         IBlockDevice backingStack = new FaultInjectingBlockDevice(new RecordingBlockDevice(backing, log, DeviceId.Backing), FaultTarget.Backing, faults);
         IBlockDevice cacheStack = new FaultInjectingBlockDevice(new RecordingBlockDevice(cache, log, DeviceId.Cache), FaultTarget.Cache, faults);
 
@@ -225,7 +241,7 @@ public static class FaultSweep
             // A failed fsync may have dropped writes the device can no longer name: no retry can make them durable.
             violation ??= "a flush failed but the device carried on (a failed flush must be fatal)";
         }
-        (int states, string? lost) = CrashAfterFault(subject, baseline, log, oracle, faults.FiredAtEvent);
+        (int states, string? lost) = CrashAfterFault(subject, baseline, log, oracle, faults.FiredAtEvent, spec.Seed);
         violation ??= lost;
         Fault described = fault ?? new Fault(FaultTarget.Backing, FaultOperation.Read, 0, FaultKind.Eio);
         return new FaultRun(described, faults.Fired, state.Surfaced, failed, states, violation is null ? null : $"{(fault is null ? "no fault" : fault.ToString())}: {violation}");
@@ -367,7 +383,7 @@ public static class FaultSweep
     /// Crash states after the fault: at each of the first few acknowledgements that followed it, and at the end;
     /// nothing non-durable survived, everything did, and two seeded mixes. Recovery runs without faults.
     /// </summary>
-    private static (int States, string? Problem) CrashAfterFault(FaultSweepSubject subject, Baseline baseline, CrashLog log, Oracle oracle, int firedAt)
+    private static (int States, string? Problem) CrashAfterFault(FaultSweepSubject subject, Baseline baseline, CrashLog log, Oracle oracle, int firedAt, int seed)
     {
         IReadOnlyList<CrashEvent> events = log.Events;
         SortedSet<int> points = [events.Count];
@@ -379,25 +395,19 @@ public static class FaultSweep
                 points.Add(ack + 1);
             }
         }
-        // Copy-on-write over the baseline, which they never change: the next run starts from it again.
-        BlockTimeline backing = new(DeviceId.Backing, baseline.Backing);
-        BlockTimeline cache = new(DeviceId.Cache, baseline.Cache);
-        PmemTimeline pmem = new(baseline.Pmem);
+        // Layered over the baseline, which they never change: the next run starts from it again.
+        PmemModel? model = subject.PmemBackend is { } backend ? new PmemModel(backend) : null;
+        Timelines timelines = new(new Media(new PagedImage(baseline.Backing), new PagedImage(baseline.Cache), new PagedImage(baseline.Pmem)), model);
         int states = 0;
-        int applied = 0;
         foreach (int point in points)
         {
-            for (; applied < point; applied++)
-            {
-                backing.Apply(applied, events[applied]);
-                cache.Apply(applied, events[applied]);
-                pmem.Apply(events[applied]);
-            }
+            timelines.AdvanceTo(events, point);
+            List<StateKind> kinds = CrashStates.ExtraKinds(timelines);
             foreach (int variant in (int[])[0, 1, 1000, 1001])
             {
-                (PagedBlockDevice b, PagedBlockDevice c, MemoryPmemRegion? p) = subject.BuildState(backing, cache, pmem, point, variant);
+                CrashState state = CrashStates.Build(timelines, kinds, subject.PmemBytes, seed, point, variant);
                 states++;
-                if (subject.RecoverAndCheck(oracle, point, b, c, p) is { } problem)
+                if (subject.RecoverAndCheck(oracle, point, state) is { } problem)
                 {
                     return (states, $"after a crash at event {point} (variant {variant}): {problem}");
                 }

@@ -52,12 +52,7 @@ internal abstract class FaultSweepSubject
         {
             return new Writeboost(spec);
         }
-        TargetGeometry geometry = spec.Target.GeometryFor(spec.Workload);
-        if (geometry.Pmem == PmemBackend.Block)
-        {
-            throw new ArgumentException($"{spec.Target.Name}: its pmem region is a block device (PmemBackend.Block); the fault sweep models a dax region only so far");
-        }
-        return new Design(spec.Target, geometry, spec.Seed);
+        return new Design(spec.Target, spec.Target.GeometryFor(spec.Workload), spec.Seed);
     }
 
     public abstract long BackingBytes { get; }
@@ -66,6 +61,9 @@ internal abstract class FaultSweepSubject
 
     /// <summary>0: no pmem region.</summary>
     public abstract long PmemBytes { get; }
+
+    /// <summary>How the pmem region is presented (null: none): stores to lines, or a block device under read-modify-write.</summary>
+    public abstract PmemBackend? PmemBackend { get; }
 
     /// <summary>
     /// The device promises to fail, not carry on, after a failed flush (the writeboost device's rule, docs/reliability.md:
@@ -77,11 +75,8 @@ internal abstract class FaultSweepSubject
 
     public abstract SweptDevice Open(IBlockDevice backing, IBlockDevice cache, PmemRegion? pmem, SweepStep step);
 
-    /// <summary>Builds crash state <paramref name="variant"/> at <paramref name="point"/> of the timelines.</summary>
-    public abstract (PagedBlockDevice Backing, PagedBlockDevice Cache, MemoryPmemRegion? Pmem) BuildState(BlockTimeline backing, BlockTimeline cache, PmemTimeline pmem, int point, int variant);
-
     /// <summary>Recovers a crash state (without faults) and checks the oracle for a crash at <paramref name="point"/>.</summary>
-    public abstract string? RecoverAndCheck(Oracle oracle, int point, PagedBlockDevice backing, PagedBlockDevice cache, MemoryPmemRegion? pmem);
+    internal abstract string? RecoverAndCheck(Oracle oracle, int point, CrashState state);
 
     /// <summary>The writeboost device, as the sweep always ran it: the default configuration, the spec's mode and seeded bug.</summary>
     private sealed class Writeboost(FaultSweepSpec spec) : FaultSweepSubject
@@ -94,6 +89,8 @@ internal abstract class FaultSweepSubject
         public override long CacheBytes => _geometry.CacheBytes;
 
         public override long PmemBytes => spec.Mode == CacheMode.Persistent ? _geometry.PmemBytes : 0;
+
+        public override PmemBackend? PmemBackend => spec.Mode == CacheMode.Persistent ? Pmem.PmemBackend.Dax : null;
 
         public override bool FailsStopOnFailedFlush => true;
 
@@ -108,11 +105,8 @@ internal abstract class FaultSweepSubject
             return new Opened(WriteboostDevice.Open(backing, cache, new Tunables(_geometry.Keys), options, pmem));
         }
 
-        public override (PagedBlockDevice Backing, PagedBlockDevice Cache, MemoryPmemRegion? Pmem) BuildState(BlockTimeline backing, BlockTimeline cache, PmemTimeline pmem, int point, int variant) =>
-            Campaign.BuildState(spec.Seed, _geometry.PmemBytes, backing, cache, spec.Mode == CacheMode.Persistent ? pmem : null, point, variant);
-
-        public override string? RecoverAndCheck(Oracle oracle, int point, PagedBlockDevice backing, PagedBlockDevice cache, MemoryPmemRegion? pmem) =>
-            Campaign.RecoverAndCheck(_geometry, oracle, point, _mutant, backing, cache, pmem);
+        internal override string? RecoverAndCheck(Oracle oracle, int point, CrashState state) =>
+            Campaign.RecoverAndCheck(_geometry, oracle, point, _mutant, state);
 
         private sealed class Opened(WriteboostDevice device) : SweptDevice(device)
         {
@@ -139,16 +133,15 @@ internal abstract class FaultSweepSubject
 
         public override long PmemBytes => geometry.PmemBytes;
 
+        public override PmemBackend? PmemBackend => geometry.Pmem;
+
         public override bool FailsStopOnFailedFlush => false;
 
         public override SweptDevice Open(IBlockDevice backing, IBlockDevice cache, PmemRegion? pmem, SweepStep step) =>
             new Opened(target.Open(new TargetDevices(backing, cache, pmem), new TargetOpen(Live: step != SweepStep.Recover, 0, seed)));
 
-        public override (PagedBlockDevice Backing, PagedBlockDevice Cache, MemoryPmemRegion? Pmem) BuildState(BlockTimeline backing, BlockTimeline cache, PmemTimeline pmem, int point, int variant) =>
-            Campaign.BuildState(seed, geometry.PmemBytes, backing, cache, geometry.PmemBytes > 0 ? pmem : null, point, variant);
-
-        public override string? RecoverAndCheck(Oracle oracle, int point, PagedBlockDevice backing, PagedBlockDevice cache, MemoryPmemRegion? pmem) =>
-            Campaign.RecoverAndCheck(target, oracle, point, backing, cache, pmem);
+        internal override string? RecoverAndCheck(Oracle oracle, int point, CrashState state) =>
+            Campaign.RecoverAndCheck(target, oracle, point, state);
 
         private sealed class Opened(ICrashTargetDevice device) : SweptDevice(device)
         {

@@ -72,18 +72,6 @@ internal sealed class Timelines
         }
     }
 
-    private Timelines(BlockTimeline backing, BlockTimeline cache, PmemTimeline? pmem, int applied)
-    {
-        Backing = backing;
-        Cache = cache;
-        PmemLines = pmem;
-        PmemBackend = pmem is null ? null : Writeboost.Pmem.PmemBackend.Dax;
-        Applied = applied;
-    }
-
-    /// <summary>Timelines advanced elsewhere (the fault and corruption sweeps'), standing at <paramref name="point"/>.</summary>
-    public static Timelines Of(BlockTimeline backing, BlockTimeline cache, PmemTimeline? pmem, int point) => new(backing, cache, pmem, point);
-
     public BlockTimeline Backing { get; }
     public BlockTimeline Cache { get; }
     /// <summary>Mode 1, block backend: the pmem region's device.</summary>
@@ -170,14 +158,6 @@ internal sealed class CrashState
         }
     }
 
-    private CrashState(PagedBlockDevice backing, PagedBlockDevice cache, MemoryPmemRegion? pmem)
-    {
-        Backing = backing;
-        Cache = cache;
-        PmemLines = pmem;
-        Pmem = pmem;
-    }
-
     /// <summary>
     /// A state that holds what this one holds now, to be recovered on its own later (this one's recovery writes to
     /// this one): copies of the pages this state changed, over the same lower images — so it is valid only until
@@ -185,8 +165,6 @@ internal sealed class CrashState
     /// </summary>
     public CrashState Snapshot() =>
         new(Backing.Image.Snapshot(), Cache.Image.Snapshot(), PmemDevice?.Image.Snapshot(), PmemLines?.Image.Snapshot(), Pmem?.LengthBytes ?? 0);
-
-    public static CrashState Of(PagedBlockDevice backing, PagedBlockDevice cache, MemoryPmemRegion? pmem) => new(backing, cache, pmem);
 
     public PagedBlockDevice Backing { get; }
     public PagedBlockDevice Cache { get; }

@@ -3,6 +3,8 @@ using Writeboost.CrashTest;
 using Writeboost.CrashTest.Faults;
 using Writeboost.CrashTest.Mutants;
 using Writeboost.Devices;
+using Writeboost.Samples.PmemWal;
+using Writeboost.TestDesigns;
 using Writeboost.Tests.Support;
 
 namespace Writeboost.Tests.Reliability;
@@ -29,6 +31,22 @@ public sealed class FaultSweepTests
         {
             Assert.IsTrue(result.OperationsCounted.Keys.Any(k => k.StartsWith(device, StringComparison.Ordinal)), $"the {device} device was swept");
         }
+    }
+
+    [TestMethod]
+    public void A_design_whose_pmem_region_is_a_block_device_is_swept_per_sector_and_a_record_acknowledged_before_its_flush_is_caught()
+    {
+        FaultSweepResult sound = FaultSweep.Run(new FaultSweepSpec(CacheMode.Persistent, Workload.Random, Seed: 3, Ops: 100, MaxRuns: 150) { Target = new WalOnBlockPmem() });
+
+        Assert.AreEqual(0, sound.Violations, $"{sound.FirstViolationFault}: {sound.FirstViolation}");
+        Assert.IsGreaterThan(0, sound.OperationsCounted.GetValueOrDefault("pmem.flush"), "the pmem region's flushes are the block device's, and are swept");
+        Assert.IsGreaterThan(0, sound.OperationsCounted.GetValueOrDefault("pmem.write"));
+        Assert.IsGreaterThan(100, sound.FaultsFired);
+
+        // The record's sector written but not flushed when the write is acknowledged: a crash state per sector loses it.
+        FaultSweepResult flawed = FaultSweep.Run(new FaultSweepSpec(CacheMode.Persistent, Workload.Random, Seed: 3, Ops: 100, MaxRuns: 150) { Target = new WalOnBlockPmem(WalFlaw.AckBeforeFence) }, stopAtFirst: true);
+        Assert.AreEqual(1, flawed.Violations, "acknowledging before the pmem device's flush passed the sweep");
+        StringAssert.Contains(flawed.FirstViolation, "holds neither its last durable value");
     }
 
     [TestMethod]
