@@ -160,6 +160,26 @@ public sealed class PcacheDevice : IBlockDevice
 
     private long SegmentAt(int segment) => SegmentsOffset + (long)segment * _segmentBytes;
 
+    /// <summary>
+    /// Where the fixed metadata of a cache of <paramref name="segments"/> segments is (both copies of each record, as
+    /// the constructor places them): the superblock, cache_info, the tail positions, each segment's info and
+    /// generation. The key sets are in the log and move with it.
+    /// </summary>
+    public static IEnumerable<(string Name, long OffsetBytes, int LengthBytes)> MetadataOf(int segments, int segmentBytes)
+    {
+        yield return ("superblock", SuperblockOffset, 24);
+        yield return ("cache_info", CacheInfoOffset, CacheInfoBytes);
+        yield return ("cache_info", CacheInfoOffset + CacheInfoSlotBytes, CacheInfoBytes);
+        yield return ("tail positions", CacheCtrlOffset, 4 * PositionBytes); // key_tail's two copies, then dirty_tail's
+        for (int s = 0; s < segments; s++)
+        {
+            long at = SegmentsOffset + (long)s * segmentBytes;
+            yield return ("segment info", at, 16);
+            yield return ("segment info", at + 4096, 16);
+            yield return ("segment generation", at + 8192, 2 * 16);
+        }
+    }
+
     private long DataAt((int Segment, int Offset) position) => SegmentAt(position.Segment) + SegmentDataOffset + position.Offset;
 
     /// <summary>The superblock (sb_init / sb_validate): formatted when its magic reads zero, else checked; the segment count.</summary>

@@ -1,4 +1,5 @@
 using Writeboost.CrashTest;
+using Writeboost.CrashTest.Recording;
 using Writeboost.CrashTest.Targets;
 using Writeboost.Pmem;
 
@@ -31,6 +32,13 @@ public sealed record PcacheTarget(PcacheBug Bug = PcacheBug.None, int Segments =
         ArgumentNullException.ThrowIfNull(devices);
         return new Opened(new PcacheDevice(devices.Backing, devices.Pmem ?? throw new ArgumentException("dm-pcache needs its pmem region"), SegmentBytes, Bug));
     }
+
+    /// <summary>
+    /// The superblock, both copies of cache_info, the two tail positions and each segment's info and generation:
+    /// what the corruption sweep damages bit by bit. The key sets move with the log, inside the segments: the
+    /// sweep's random flips find them.
+    /// </summary>
+    public IReadOnlyList<MetadataRegion> MetadataRegions(TargetDevices media) => [.. PcacheDevice.MetadataOf(Segments, SegmentBytes).Select(m => new MetadataRegion(m.Name, DeviceId.Pmem, m.OffsetBytes, m.LengthBytes))];
 
     /// <summary>No threads of its own: a crash is just the end of its life.</summary>
     private sealed class Opened(PcacheDevice cache) : ICrashTargetDevice

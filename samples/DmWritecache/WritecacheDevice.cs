@@ -131,12 +131,14 @@ public sealed class WritecacheDevice : IBlockDevice
         {
             throw new InvalidDataException($"{pmem.Name}: dm-writecache version {version}, block size {blockSize}: this model reads version {Version}, {BlockBytes}-byte blocks");
         }
-        _blocks = checked((long)BinaryPrimitives.ReadUInt64LittleEndian(superblock[16..]));
-        _dataOffsetBytes = DataOffset(_blocks);
-        if (_blocks <= 0 || _dataOffsetBytes + _blocks * BlockBytes > pmem.LengthBytes)
+        // As the kernel's constructor: a block count whose entries and data overflow, or do not fit, is refused.
+        ulong blocks = BinaryPrimitives.ReadUInt64LittleEndian(superblock[16..]);
+        if (blocks == 0 || blocks > (ulong)(pmem.LengthBytes / BlockBytes) || DataOffset((long)blocks) + (long)blocks * BlockBytes > pmem.LengthBytes)
         {
-            throw new InvalidDataException($"{pmem.Name}: {_blocks} blocks do not fit in {pmem.LengthBytes} bytes");
+            throw new InvalidDataException($"{pmem.Name}: {blocks} blocks do not fit in {pmem.LengthBytes} bytes");
         }
+        _blocks = (long)blocks;
+        _dataOffsetBytes = DataOffset(_blocks);
         _seq = BinaryPrimitives.ReadUInt64LittleEndian(superblock[(int)SeqCountOffset..]);
         _entries = new (ulong, ulong)[_blocks];
         _lruNodes = new LinkedListNode<int>?[_blocks];
@@ -159,6 +161,10 @@ public sealed class WritecacheDevice : IBlockDevice
 
     /// <summary>Where the data blocks start: after the superblock and the entries, rounded up to the block size.</summary>
     public static long DataOffset(long blocks) => (SuperblockBytes + EntryBytes * blocks + BlockBytes - 1) / BlockBytes * BlockBytes;
+
+    /// <summary>Where the metadata of a region of <paramref name="regionBytes"/> is: the superblock, then the entries (original sector, seq_count) of its blocks.</summary>
+    public static ((long OffsetBytes, int LengthBytes) Superblock, (long OffsetBytes, long LengthBytes) Entries) MetadataOf(long regionBytes) =>
+        ((0, SuperblockBytes), (SuperblockBytes, EntryBytes * BlocksFor(regionBytes)));
 
     /// <summary>The most blocks a region holds (calculate_memory_size): as many as fit with their entries.</summary>
     public static long BlocksFor(long regionBytes)

@@ -1,4 +1,5 @@
 using Writeboost.CrashTest;
+using Writeboost.CrashTest.Recording;
 using Writeboost.CrashTest.Targets;
 using Writeboost.Pmem;
 
@@ -30,6 +31,17 @@ public sealed record WritecacheTarget(WritecacheBug Bug = WritecacheBug.None, lo
         ArgumentNullException.ThrowIfNull(devices);
         return new Opened(new WritecacheDevice(devices.Backing, devices.Pmem ?? throw new ArgumentException("dm-writecache needs its pmem region"),
             new WritecacheSettings(WritebackFua: WritebackFua, LockReleaseFences: LockReleaseFences), Bug));
+    }
+
+    /// <summary>
+    /// The superblock and the entries: what the corruption sweep damages bit by bit. Like the kernel's, they carry no
+    /// checksum (dm-writecache leaves media errors on pmem to the hardware's poison reporting), and the data no
+    /// checksum either: the sweep shows what that costs (docs/prototyping.md).
+    /// </summary>
+    public IReadOnlyList<MetadataRegion> MetadataRegions(TargetDevices media)
+    {
+        ((long sbAt, int sbBytes), (long entriesAt, long entriesBytes)) = WritecacheDevice.MetadataOf(PmemBytes);
+        return [new("superblock", DeviceId.Pmem, sbAt, sbBytes), new("entries", DeviceId.Pmem, entriesAt, entriesBytes)];
     }
 
     /// <summary>No threads of its own: a crash is just the end of its life.</summary>

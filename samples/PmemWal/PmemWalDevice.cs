@@ -13,6 +13,11 @@ public enum WalFlaw
     AckBeforeFence,
     /// <summary>Recovery starts a new log (a new epoch) before the replayed records are durable on the backing store.</summary>
     NewEpochBeforeBackingFlush,
+    /// <summary>
+    /// A record's CRC covers its data but not its header: a damaged header (its sector, its length) replays its data
+    /// somewhere else. A crash never makes such a header (a torn record fails the CRC of its data); damaged media do.
+    /// </summary>
+    ChecksumOmitsHeader,
 }
 
 /// <summary>
@@ -20,11 +25,12 @@ public enum WalFlaw
 /// docs/prototyping.md, not part of the toolkit. Every write is appended to the log as one record (header + data,
 /// cache-line aligned), persisted (write-back + fence), and only then acknowledged; reads see the newest logged
 /// sectors over the backing store. When the log is full, the logged sectors are written to the backing store,
-/// which is flushed, and the log starts over in a new epoch (one atomic 8-byte store). Recovery replays the
+/// which is flushed, and the log starts over in a new epoch (one atomic 8-byte store of the epoch and its
+/// complement: a damaged epoch is refused, not guessed). Recovery replays the
 /// current epoch's records in order while they check out, writes them to the backing store, flushes it, and
 /// starts a new epoch — so a record a crash left behind the tail can never be replayed later.
 /// <code>
-///  log: [magic u64][epoch u64] ··· records from byte 64: [epoch u64][offset u64][length u32][crc u32][16 zero] data ···
+///  log: [magic u64][epoch u32][~epoch u32] ··· records from byte 64: [epoch u64][offset u64][length u32][crc u32][16 zero] data ···
 /// </code>
 /// The record's CRC-32C covers its first 20 bytes and its data.
 /// </summary>
@@ -56,11 +62,18 @@ public sealed class PmemWalDevice : IBlockDevice
         log.Read(0, header);
         if (BinaryPrimitives.ReadUInt64LittleEndian(header) != Magic)
         {
+            // Blank, or a format a crash interrupted (the epoch stored, the magic not yet): anything else holds
+            // records or someone's data, and formatting over it would lose them without a word.
+            if (!IsBlankBeyondEpoch(log))
+            {
+                throw new InvalidDataException($"{log.Name}: no pmem-wal magic, yet not blank (a damaged header, or not a log): refusing to format over it");
+            }
             Format();
         }
         else
         {
-            _epoch = BinaryPrimitives.ReadUInt64LittleEndian(header[8..]);
+            _epoch = EpochOf(BinaryPrimitives.ReadUInt64LittleEndian(header[8..]))
+                ?? throw new InvalidDataException($"{log.Name}: the log's epoch fails its check (damaged media): which records are current cannot be told");
             Recover();
         }
     }
@@ -72,9 +85,17 @@ public sealed class PmemWalDevice : IBlockDevice
     public int RecordsReplayed { get; private set; }
     public bool DurabilityIsCheap => true;
 
+    private static bool IsBlankBeyondEpoch(PmemRegion log)
+    {
+        byte[] bytes = new byte[log.LengthBytes];
+        log.Read(0, bytes);
+        ulong epoch = BinaryPrimitives.ReadUInt64LittleEndian(bytes.AsSpan(8));
+        return (epoch == 0 || epoch == Checked(1)) && !bytes.AsSpan(0, 8).ContainsAnyExcept((byte)0) && !bytes.AsSpan(16).ContainsAnyExcept((byte)0);
+    }
+
     private void Format()
     {
-        _log.Store64(8, _epoch = 1);
+        _log.Store64(8, Checked(_epoch = 1));
         _log.Persist(8, 8);
         Span<byte> magic = stackalloc byte[8];
         BinaryPrimitives.WriteUInt64LittleEndian(magic, Magic);
@@ -88,29 +109,10 @@ public sealed class PmemWalDevice : IBlockDevice
     /// </summary>
     private void Recover()
     {
-        byte[] header = new byte[RecordHeaderBytes];
-        long at = HeaderBytes;
-        while (at + RecordHeaderBytes <= _log.LengthBytes)
+        foreach ((long _, long offset, byte[] data) in ValidRecords(_log, _epoch, SizeBytes, _flaw))
         {
-            _log.Read(at, header);
-            ulong epoch = BinaryPrimitives.ReadUInt64LittleEndian(header);
-            long offset = BinaryPrimitives.ReadInt64LittleEndian(header.AsSpan(8));
-            int length = BinaryPrimitives.ReadInt32LittleEndian(header.AsSpan(16));
-            uint crc = BinaryPrimitives.ReadUInt32LittleEndian(header.AsSpan(20));
-            if (epoch != _epoch || length <= 0 || length % SectorBytes != 0 || offset < 0 || offset % SectorBytes != 0
-                || offset + length > SizeBytes || at + RecordBytes(length) > _log.LengthBytes)
-            {
-                break;
-            }
-            byte[] data = new byte[length];
-            _log.Read(at + RecordHeaderBytes, data);
-            if (Checksum(header, data) != crc)
-            {
-                break; // torn: it was never acknowledged
-            }
             _backing.Write(offset, data);
             RecordsReplayed++;
-            at += RecordBytes(length);
         }
         if (_flaw == WalFlaw.NewEpochBeforeBackingFlush)
         {
@@ -122,16 +124,74 @@ public sealed class PmemWalDevice : IBlockDevice
         NewEpoch();
     }
 
+    /// <summary>
+    /// The records of <paramref name="epoch"/> from byte 64 on, in order, while each has this epoch, a sane length
+    /// and a good CRC (the first that does not is the end: a torn record was never acknowledged): where each starts,
+    /// the sector offset it was written at, and its data.
+    /// </summary>
+    private static IEnumerable<(long At, long OffsetBytes, byte[] Data)> ValidRecords(PmemRegion log, ulong epoch, long sizeBytes, WalFlaw flaw)
+    {
+        byte[] header = new byte[RecordHeaderBytes];
+        long at = HeaderBytes;
+        while (at + RecordHeaderBytes <= log.LengthBytes)
+        {
+            log.Read(at, header);
+            long offset = BinaryPrimitives.ReadInt64LittleEndian(header.AsSpan(8));
+            int length = BinaryPrimitives.ReadInt32LittleEndian(header.AsSpan(16));
+            if (BinaryPrimitives.ReadUInt64LittleEndian(header) != epoch || length <= 0 || length % SectorBytes != 0 || offset < 0 || offset % SectorBytes != 0
+                || offset + length > sizeBytes || at + RecordBytes(length) > log.LengthBytes)
+            {
+                yield break;
+            }
+            byte[] data = new byte[length];
+            log.Read(at + RecordHeaderBytes, data);
+            if (Checksum(header, data, flaw) != BinaryPrimitives.ReadUInt32LittleEndian(header.AsSpan(20)))
+            {
+                yield break;
+            }
+            yield return (at, offset, data);
+            at += RecordBytes(length);
+        }
+    }
+
+    /// <summary>
+    /// Where a log's metadata is (for the corruption sweep): its header, and the header of each record of its current
+    /// epoch (epoch, sector, length and CRC: the 24 bytes of it in use). Empty for a log without its magic.
+    /// </summary>
+    public static IReadOnlyList<(long OffsetBytes, int LengthBytes)> Metadata(PmemRegion log, long backingBytes, WalFlaw flaw = WalFlaw.None)
+    {
+        ArgumentNullException.ThrowIfNull(log);
+        Span<byte> header = stackalloc byte[16];
+        log.Read(0, header);
+        if (BinaryPrimitives.ReadUInt64LittleEndian(header) != Magic)
+        {
+            return [];
+        }
+        return EpochOf(BinaryPrimitives.ReadUInt64LittleEndian(header[8..])) is not { } epoch ? [(0, 16)]
+            : [(0, 16), .. ValidRecords(log, epoch, backingBytes / SectorBytes * SectorBytes, flaw).Select(r => (r.At, 24))];
+    }
+
     private void NewEpoch()
     {
-        _log.Store64(8, ++_epoch);
+        _log.Store64(8, Checked(++_epoch));
         _log.Persist(8, 8);
         _tailBytes = HeaderBytes;
     }
 
+    /// <summary>
+    /// The epoch as the header holds it: 32 bits and their complement, in one atomic 8-byte store. Unchecked, a
+    /// damaged epoch made recovery skip the current records and then start the epoch they belong to: the next
+    /// recovery replayed them over newer data (found by the corruption sweep, docs/prototyping.md).
+    /// </summary>
+    private static ulong Checked(ulong epoch) => (uint)epoch | ((ulong)~(uint)epoch << 32);
+
+    /// <summary>The epoch of a header's word, or null when it fails its check.</summary>
+    private static ulong? EpochOf(ulong word) => (uint)(word >> 32) == ~(uint)word ? (uint)word : null;
+
     private static long RecordBytes(int length) => (RecordHeaderBytes + length + PmemRegion.CacheLineBytes - 1) / PmemRegion.CacheLineBytes * PmemRegion.CacheLineBytes;
 
-    private static uint Checksum(ReadOnlySpan<byte> header, ReadOnlySpan<byte> data) => ~Crc32C.Append(Crc32C.Append(~0u, header[..20]), data);
+    private static uint Checksum(ReadOnlySpan<byte> header, ReadOnlySpan<byte> data, WalFlaw flaw) =>
+        ~Crc32C.Append(Crc32C.Append(~0u, flaw == WalFlaw.ChecksumOmitsHeader ? [] : header[..20]), data);
 
     /// <summary>Appends the write to the log and persists it; acknowledged (returns) once it is durable. FUA changes nothing.</summary>
     public void Write(long offsetBytes, ReadOnlySpan<byte> source, WriteOptions options = WriteOptions.None)
@@ -151,7 +211,7 @@ public sealed class PmemWalDevice : IBlockDevice
             BinaryPrimitives.WriteUInt64LittleEndian(header, _epoch);
             BinaryPrimitives.WriteInt64LittleEndian(header.AsSpan(8), offsetBytes);
             BinaryPrimitives.WriteInt32LittleEndian(header.AsSpan(16), source.Length);
-            BinaryPrimitives.WriteUInt32LittleEndian(header.AsSpan(20), Checksum(header, source));
+            BinaryPrimitives.WriteUInt32LittleEndian(header.AsSpan(20), Checksum(header, source, _flaw));
             _log.Write(_tailBytes + RecordHeaderBytes, source);
             _log.Write(_tailBytes, header);
             _log.Flush(_tailBytes, RecordBytes(source.Length));

@@ -1,4 +1,5 @@
 using Writeboost.CrashTest;
+using Writeboost.CrashTest.Recording;
 using Writeboost.CrashTest.Targets;
 using Writeboost.Devices;
 using Writeboost.Pmem;
@@ -24,6 +25,14 @@ public sealed record PmemWalTarget(WalFlaw Flaw = WalFlaw.None, long LogBytes = 
     {
         ArgumentNullException.ThrowIfNull(devices);
         return new Opened(new PmemWalDevice(devices.Backing, devices.Pmem ?? throw new ArgumentException("the WAL needs its pmem region"), Flaw));
+    }
+
+    /// <summary>The log's header and its current records' headers: what the corruption sweep damages bit by bit.</summary>
+    public IReadOnlyList<MetadataRegion> MetadataRegions(TargetDevices media)
+    {
+        ArgumentNullException.ThrowIfNull(media);
+        return media.Pmem is null ? []
+            : [.. PmemWalDevice.Metadata(media.Pmem, media.Backing.SizeBytes, Flaw).Select(m => new MetadataRegion(m.OffsetBytes == 0 ? "log header" : "record headers", DeviceId.Pmem, m.OffsetBytes, m.LengthBytes))];
     }
 
     /// <summary>No threads of its own: a crash is just the end of its life.</summary>

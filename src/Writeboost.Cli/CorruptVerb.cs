@@ -4,6 +4,7 @@ using Writeboost.Cache.Table;
 using Writeboost.CrashTest;
 using Writeboost.CrashTest.Faults;
 using Writeboost.CrashTest.Mutants;
+using Writeboost.CrashTest.Targets;
 
 namespace Writeboost.Cli;
 
@@ -24,11 +25,12 @@ internal sealed class CorruptVerb : SweepVerbOptions
 
     internal int Run()
     {
-        if (ListOrCheckMutants())
+        LoadedTarget? design = LoadDesign();
+        if (design is null && ListOrCheckMutants())
         {
             return 0;
         }
-        CacheMode[] modes = SweepArguments.Modes(Mode);
+        CacheMode[] modes = design is null ? SweepArguments.Modes(Mode) : [CacheMode.Volatile];
         Workload[] workloads = SweepArguments.SweepWorkloads(Workload);
         if (Ops <= 0 || DataSamples < 0)
         {
@@ -43,7 +45,7 @@ internal sealed class CorruptVerb : SweepVerbOptions
             foreach (Workload workload in workloads.TakeWhile(_ => !interruption.Requested))
             {
                 int index = results.Count;
-                results.Add(CorruptionSweep.Run(new CorruptionSweepSpec(mode, workload, Seed, Ops, DataSamples, Mutant),
+                results.Add(CorruptionSweep.Run(new CorruptionSweepSpec(mode, workload, Seed, Ops, DataSamples, Mutant) { Target = design },
                     (done, total) => progress.Report((index + done / (double)Math.Max(1, total)) / sweeps, $"sweep {index + 1}/{sweeps}"), interruption.Token));
             }
         }
@@ -72,25 +74,32 @@ internal sealed class CorruptVerb : SweepVerbOptions
                 ReadErrors = results.Sum(r => r.ReadErrors),
                 SilentReverts = results.Sum(r => r.SilentReverts),
                 LookingWrote = results.Sum(r => r.LookingWrote),
+                UncheckedData = results.Sum(r => r.UncheckedData),
                 Violations = results.Sum(r => r.Violations),
                 Seconds = results.Sum(r => r.Seconds),
                 Seed,
                 Mutant,
+                Target = design?.Name,
                 Interrupted = interrupted,
                 MutantsCaught = mutants.Count(m => m.Caught),
                 MutantsTotal = mutants.Count,
                 Mutants = mutants.Select(m => new { m.Name, m.Caught }),
-                Sweeps = results.Select(r => new { Mode = (int)r.Spec.Mode, Workload = r.Spec.Workload.ToString().ToLowerInvariant(), r.Tried, r.Changed, r.Refused, r.Undetectable, r.ReadErrors, r.SilentReverts, r.LookingWrote, r.Violations, r.FirstViolation, r.Areas }),
+                Sweeps = results.Select(r => new { Mode = r.Spec.Target is null ? (int)r.Spec.Mode : -1, Workload = r.Spec.Workload.ToString().ToLowerInvariant(), r.Tried, r.Changed, r.Refused, r.Undetectable, r.ReadErrors, r.SilentReverts, r.LookingWrote, r.UncheckedData, r.Violations, r.FirstViolation, r.Areas }),
             });
         }
         else
         {
-            List<string[]> rows = [["mode", "workload", "area", "tried", "changed", "read errors", "refused", "undetectable", "silent reverts", "looking wrote", "violations"]];
+            // A design of one's own has no read-only open and no provenance of its format: its own columns instead.
+            List<string[]> rows = design is null
+                ? [["mode", "workload", "area", "tried", "changed", "read errors", "refused", "undetectable", "silent reverts", "looking wrote", "violations"]]
+                : [["target", "workload", "area", "tried", "changed", "read errors", "refused", "silent reverts", "unchecked data", "violations"]];
             foreach (CorruptionSweepResult r in results)
             {
                 foreach (CorruptionAreaResult a in r.Areas)
                 {
-                    rows.Add([Fmt((int)r.Spec.Mode), r.Spec.Workload.ToString().ToLowerInvariant(), a.Area, Fmt(a.Tried), Fmt(a.Changed), Fmt(a.ReadErrors), Fmt(a.Refused), Fmt(a.Undetectable), Fmt(a.SilentReverts), Fmt(a.LookingWrote), Fmt(a.Violations)]);
+                    rows.Add(design is null
+                        ? [Fmt((int)r.Spec.Mode), r.Spec.Workload.ToString().ToLowerInvariant(), a.Area, Fmt(a.Tried), Fmt(a.Changed), Fmt(a.ReadErrors), Fmt(a.Refused), Fmt(a.Undetectable), Fmt(a.SilentReverts), Fmt(a.LookingWrote), Fmt(a.Violations)]
+                        : [design.Name, r.Spec.Workload.ToString().ToLowerInvariant(), a.Area, Fmt(a.Tried), Fmt(a.Changed), Fmt(a.ReadErrors), Fmt(a.Refused), Fmt(a.SilentReverts), Fmt(a.UncheckedData), Fmt(a.Violations)]);
                 }
             }
             Output.Table(rows);
@@ -98,14 +107,20 @@ internal sealed class CorruptVerb : SweepVerbOptions
             {
                 Console.WriteLine(interrupted);
             }
-            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"corruptions tried: {results.Sum(r => r.Tried)}, changed what the device reads: {results.Sum(r => r.Changed)}, read errors (poisoned blocks): {results.Sum(r => r.ReadErrors)}, refused: {results.Sum(r => r.Refused)}, undetectable (only writes nothing on the media vouches for): {results.Sum(r => r.Undetectable)}, silent reverts: {results.Sum(r => r.SilentReverts)}, a read-only open wrote: {results.Sum(r => r.LookingWrote)}, violations: {results.Sum(r => r.Violations)}, {results.Sum(r => r.Seconds):F1} s"));
+            Console.WriteLine(design is null
+                ? string.Create(CultureInfo.InvariantCulture, $"corruptions tried: {results.Sum(r => r.Tried)}, changed what the device reads: {results.Sum(r => r.Changed)}, read errors (poisoned blocks): {results.Sum(r => r.ReadErrors)}, refused: {results.Sum(r => r.Refused)}, undetectable (only writes nothing on the media vouches for): {results.Sum(r => r.Undetectable)}, silent reverts: {results.Sum(r => r.SilentReverts)}, a read-only open wrote: {results.Sum(r => r.LookingWrote)}, violations: {results.Sum(r => r.Violations)}, {results.Sum(r => r.Seconds):F1} s")
+                : string.Create(CultureInfo.InvariantCulture, $"corruptions tried: {results.Sum(r => r.Tried)}, changed what the design reads: {results.Sum(r => r.Changed)}, read errors: {results.Sum(r => r.ReadErrors)}, refused: {results.Sum(r => r.Refused)}, silent reverts (older data, no error, no loss claimed): {results.Sum(r => r.SilentReverts)}, unchecked data (a flipped data bit read back): {results.Sum(r => r.UncheckedData)}, violations: {results.Sum(r => r.Violations)}, {results.Sum(r => r.Seconds):F1} s"));
+            if (design is not null && results.Sum(r => r.Tried) == 0 && results.All(r => r.Violations == 0))
+            {
+                Console.WriteLine($"{design.Name} names no metadata region and has no cache device or pmem region: nothing to damage");
+            }
             foreach (CorruptionSweepResult r in results.Where(r => r.FirstViolation is not null))
             {
                 foreach (string violation in r.ViolationSamples.Take(Verbose ? 20 : 1))
                 {
-                    Console.WriteLine($"mode {(int)r.Spec.Mode} {r.Spec.Workload.ToString().ToLowerInvariant()}: violation: {violation}");
+                    Console.WriteLine($"{(design is null ? $"mode {(int)r.Spec.Mode}" : design.Name)} {r.Spec.Workload.ToString().ToLowerInvariant()}: violation: {violation}");
                 }
+                Console.WriteLine($"reproduce: wb corrupt {Subject(r.Spec.Mode)} --workload {r.Spec.Workload.ToString().ToLowerInvariant()} --seed {Seed} --ops {Ops} --data-samples {DataSamples}" + (Mutant == "none" ? "" : $" --mutant {Mutant}") + DesignArguments);
             }
         }
         foreach ((string name, bool caught) in mutants.Where(_ => !Json))

@@ -17,13 +17,6 @@ internal sealed class FaultsVerb : SweepVerbOptions
     [Option("ops", Default = 120, HelpText = "User operations per run (half as many more before the crash that recovery starts from).")]
     public int Ops { get; set; }
 
-    [Option("target", HelpText = "Sweep a design of one's own instead of the writeboost device: PATH.dll[:Type] (as wb crashtest --target), on its geometry's devices (a pmem region on either backend). It is judged through its requests alone: a request that fails after the fault is how it says it has failed. --mode and the seeded bugs are the writeboost device's.")]
-    public string? Target { get; set; }
-
-    [Option("target-arg", HelpText = "With --target: Name=Value [Name=Value...] for parameters of the target's constructor (one option that takes every value after it: put it last).")]
-    public IEnumerable<string> TargetArguments { get; set; } = [];
-
-
     private protected override Sweep Sweep => Sweep.Faults;
 
     private protected override string ListingLine(SeededBug bug, Exposure shown) =>
@@ -75,21 +68,6 @@ internal sealed class FaultsVerb : SweepVerbOptions
             return interruption.ExitCode;
         }
         return results.All(r => r.Violations == 0) && mutants.All(m => m.Caught) ? 0 : 1;
-    }
-
-    /// <summary>The design of <c>--target</c> (null: the writeboost device); the writeboost device's own options are refused with it, not ignored.</summary>
-    private LoadedTarget? LoadDesign()
-    {
-        if (Target is null)
-        {
-            return TargetArguments.Any() ? throw DesignLoading.ArgumentsWithoutTarget() : null;
-        }
-        string? theirs = Mode is not null ? "--mode" : Mutant != "none" ? "--mutant" : Mutants is not null ? "--mutants" : ListMutants ? "--list-mutants" : null;
-        if (theirs is not null)
-        {
-            throw new UsageException($"{theirs} is the writeboost device's: a --target design is swept as it is built (give its own settings with --target-arg Name=Value)");
-        }
-        return DesignLoading.Load(Target, [.. TargetArguments]);
     }
 
     private void Print(List<FaultSweepResult> results, List<(string Name, bool Caught, int Runs)> mutants, string? interrupted)
@@ -145,9 +123,7 @@ internal sealed class FaultsVerb : SweepVerbOptions
         if (failed is not null)
         {
             Console.WriteLine($"first violation: {failed.FirstViolation}");
-            string which = failed.Spec.Target is null ? $"--mode {(int)failed.Spec.Mode}" : $"--target {Target}";
-            string design = failed.Spec.Target is null || !TargetArguments.Any() ? "" : $" --target-arg {string.Join(' ', TargetArguments)}";
-            Console.WriteLine($"reproduce: wb faults {which} --workload {failed.Spec.Workload.ToString().ToLowerInvariant()} --seed {Seed} --ops {Ops} --runs {Runs}" + (Mutant == "none" ? "" : $" --mutant {Mutant}") + design);
+            Console.WriteLine($"reproduce: wb faults {Subject(failed.Spec.Mode)} --workload {failed.Spec.Workload.ToString().ToLowerInvariant()} --seed {Seed} --ops {Ops} --runs {Runs}" + (Mutant == "none" ? "" : $" --mutant {Mutant}") + DesignArguments);
         }
         foreach ((string name, bool caught, int runs) in mutants)
         {

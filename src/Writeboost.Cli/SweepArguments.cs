@@ -1,6 +1,7 @@
 using CommandLine;
 using Writeboost.Cache.Table;
 using Writeboost.CrashTest;
+using Writeboost.CrashTest.Targets;
 
 namespace Writeboost.Cli;
 
@@ -18,6 +19,33 @@ internal abstract class SweepVerbOptions : MutantOptions
 
     [Option("json", HelpText = "Print JSON for scripts.")]
     public bool Json { get; set; }
+
+    [Option("target", HelpText = "Sweep a design of one's own instead of the writeboost device: PATH.dll[:Type] (as wb crashtest --target), on its geometry's devices (a pmem region on either backend), judged through its requests alone. --mode and the seeded bugs are the writeboost device's.")]
+    public string? Target { get; set; }
+
+    [Option("target-arg", HelpText = "With --target: Name=Value [Name=Value...] for parameters of the target's constructor (one option that takes every value after it: put it last).")]
+    public IEnumerable<string> TargetArguments { get; set; } = [];
+
+    /// <summary>The design of <c>--target</c> (null: the writeboost device); the writeboost device's own options are refused with it, not ignored.</summary>
+    private protected LoadedTarget? LoadDesign()
+    {
+        if (Target is null)
+        {
+            return TargetArguments.Any() ? throw DesignLoading.ArgumentsWithoutTarget() : null;
+        }
+        string? theirs = Mode is not null ? "--mode" : Mutant != "none" ? "--mutant" : Mutants is not null ? "--mutants" : ListMutants ? "--list-mutants" : null;
+        if (theirs is not null)
+        {
+            throw new UsageException($"{theirs} is the writeboost device's: a --target design is swept as it is built (give its own settings with --target-arg Name=Value)");
+        }
+        return DesignLoading.Load(Target, [.. TargetArguments]);
+    }
+
+    /// <summary>How a reproducer names the sweep's subject: the writeboost mode, or the design.</summary>
+    private protected string Subject(CacheMode mode) => Target is null ? $"--mode {(int)mode}" : $"--target {Target}";
+
+    /// <summary>A reproducer's last words: the design's <c>--target-arg</c> (it takes every value after it), or nothing.</summary>
+    private protected string DesignArguments => Target is not null && TargetArguments.Any() ? $" --target-arg {string.Join(' ', TargetArguments)}" : "";
 }
 
 /// <summary>The --mode and --workload words the harness verbs (crashtest, faults, corrupt) share.</summary>

@@ -8,6 +8,7 @@ using Writeboost.Cache.Table;
 using Writeboost.CrashTest.Mutants;
 using Writeboost.CrashTest.Recording;
 using Writeboost.CrashTest.States;
+using Writeboost.CrashTest.Targets;
 using Writeboost.Devices;
 
 namespace Writeboost.CrashTest.Faults;
@@ -15,7 +16,18 @@ namespace Writeboost.CrashTest.Faults;
 /// <summary>One corruption sweep: the media a workload left (crashed), damaged one way at a time.</summary>
 /// <param name="Mutant">"none", or a seeded recovery bug the sweep must catch (see <see cref="MutantCatalogue"/>).</param>
 /// <param name="StopAtFirst">Stop at the first violation (enough to show a mutant is caught).</param>
-public sealed record CorruptionSweepSpec(CacheMode Mode, Workload Workload, int Seed, int Ops, int DataSamples = 200, string Mutant = "none", bool StopAtFirst = false);
+public sealed record CorruptionSweepSpec(CacheMode Mode, Workload Workload, int Seed, int Ops, int DataSamples = 200, string Mutant = "none", bool StopAtFirst = false)
+{
+    /// <summary>
+    /// A design of one's own to sweep instead of the writeboost device (<see cref="Mode"/> and <see cref="Mutant"/>
+    /// are then not used): its metadata regions (<see cref="ICrashTarget.MetadataRegions"/>) bit by bit, its cache
+    /// device and pmem region at random, judged through its requests (<see cref="DesignCorruptionSweep"/>).
+    /// </summary>
+    public ICrashTarget? Target { get; init; }
+
+    /// <summary>For a design of one's own: the bound on one damage's recovery and reads; past it, the sweep stops with a violation (a hang).</summary>
+    public TimeSpan RecoveryBound { get; init; } = TimeSpan.FromSeconds(30);
+}
 
 /// <summary>How one area of the media fared.</summary>
 /// <param name="Undetectable">Lost durable data that nothing left on the media vouches for: what a crash just before it became durable leaves.</param>
@@ -29,6 +41,9 @@ public sealed record CorruptionAreaResult(string Area, int Tried, int Changed, i
 
     /// <summary>Damages after which a read-only open (wb status) wrote to a device.</summary>
     public int LookingWrote { get; init; }
+
+    /// <summary>Damages after which a flipped bit of the data was read back as damaged (a design that keeps no checksum of its data; never the writeboost device).</summary>
+    public int UncheckedData { get; init; }
 }
 
 /// <summary>What a sweep found.</summary>
@@ -48,6 +63,7 @@ public sealed record CorruptionSweepResult(
     public int SilentReverts => Areas.Sum(a => a.SilentReverts);
     public int Undetectable => Areas.Sum(a => a.Undetectable);
     public int LookingWrote => Areas.Sum(a => a.LookingWrote);
+    public int UncheckedData => Areas.Sum(a => a.UncheckedData);
 }
 
 /// <summary>
@@ -91,6 +107,10 @@ public static class CorruptionSweep
     public static CorruptionSweepResult Run(CorruptionSweepSpec spec, Action<long, long>? progress = null, CancellationToken cancel = default)
     {
         ArgumentNullException.ThrowIfNull(spec);
+        if (spec.Target is { } design)
+        {
+            return DesignCorruptionSweep.Run(spec, design, progress, cancel);
+        }
         Stopwatch clock = Stopwatch.StartNew();
         SeededBug? bug = MutantCatalogue.Find(spec.Mutant);
         FaultHooks mutant = bug?.Hooks ?? FaultHooks.None;
@@ -343,7 +363,7 @@ public static class CorruptionSweep
     /// whose read fails is an error (zeros in the content). Which sectors fail is what the reads say, not the
     /// device's own list of poisoned blocks.
     /// </summary>
-    private static (byte[] Content, HashSet<long> Failed) ReadAll(WriteboostDevice device)
+    internal static (byte[] Content, HashSet<long> Failed) ReadAll(IBlockDevice device)
     {
         byte[] content = new byte[device.SizeBytes];
         HashSet<long> failed = [];

@@ -187,6 +187,19 @@ public sealed class FaultInjectingPmemRegion(PmemRegion inner, FaultSwitch fault
         inner.Write(offsetBytes, source);
     }
 
+    /// <summary>
+    /// An aligned 8-byte store is atomic (the API's promise, and the crash model's): a fault fails it whole, and a
+    /// short write of it lands nothing — half a commit word is no outcome the hardware has.
+    /// </summary>
+    protected override void Store64Core(long offsetBytes, ulong value)
+    {
+        if (faults.Next(FaultTarget.Pmem, FaultOperation.Write) is { } kind)
+        {
+            throw FaultSwitch.Error(kind, Name, "store64", offsetBytes);
+        }
+        inner.Store64(offsetBytes, value);
+    }
+
     protected override void ReadCore(long offsetBytes, Span<byte> destination)
     {
         if (faults.Next(FaultTarget.Pmem, FaultOperation.Read) is { } kind)

@@ -59,7 +59,8 @@ public sealed class PagedImage
 
     public long LengthBytes { get; }
 
-    private long Writes
+    /// <summary>Writes made to this image so far (0: nobody wrote to it).</summary>
+    internal long Writes
     {
         get
         {

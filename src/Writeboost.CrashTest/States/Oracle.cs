@@ -194,9 +194,14 @@ internal sealed class Oracle
     /// of the log (damaged media may lose acknowledged data, but must never produce data nobody wrote there).
     /// Sectors in <paramref name="failed"/> read as an error and hold nothing.
     /// </summary>
-    public string? CheckEverWritten(ReadOnlySpan<byte> device, IReadOnlySet<long>? failed = null)
+    public string? CheckEverWritten(ReadOnlySpan<byte> device, IReadOnlySet<long>? failed = null) =>
+        NeverWritten(device, failed, firstOnly: true) is [long sector, ..] ? $"sector {sector} holds data that was never written there" : null;
+
+    /// <summary>The sectors of <paramref name="device"/> (outside <paramref name="failed"/>) that hold neither their initial content nor any write's data.</summary>
+    public List<long> NeverWritten(ReadOnlySpan<byte> device, IReadOnlySet<long>? failed = null, bool firstOnly = false)
     {
-        for (long sector = 0; sector < device.Length / SectorBytes; sector++)
+        List<long> wrong = [];
+        for (long sector = 0; sector < device.Length / SectorBytes && !(firstOnly && wrong.Count > 0); sector++)
         {
             if (failed?.Contains(sector) == true)
             {
@@ -206,10 +211,41 @@ internal sealed class Oracle
             List<Entry> writes = _bySector.TryGetValue(sector, out List<Entry>? list) ? list : [];
             if (!Allowed(writes, -1, int.MaxValue, actual, Initial(sector)))
             {
-                return $"sector {sector} holds data that was never written there";
+                wrong.Add(sector);
             }
         }
-        return null;
+        return wrong;
+    }
+
+    /// <summary>
+    /// Whether <paramref name="actual"/> is exactly one bit away from the sector's initial content or from what some
+    /// write put there: a flipped bit of the data itself read back as it was damaged, not data from the wrong place.
+    /// </summary>
+    public bool OneBitFromWritten(long sector, ReadOnlySpan<byte> actual)
+    {
+        if (BitsApart(actual, Initial(sector)) == 1)
+        {
+            return true;
+        }
+        foreach (Entry write in _bySector.TryGetValue(sector, out List<Entry>? list) ? list : [])
+        {
+            if (BitsApart(actual, write.Data.AsSpan(write.DataOffset, SectorBytes)) == 1)
+            {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /// <summary>How many bits two sectors differ in, counting no further than two.</summary>
+    private static int BitsApart(ReadOnlySpan<byte> a, ReadOnlySpan<byte> b)
+    {
+        int bits = 0;
+        for (int i = 0; i < a.Length && bits < 2; i++)
+        {
+            bits += System.Numerics.BitOperations.PopCount((uint)(a[i] ^ b[i]));
+        }
+        return bits;
     }
 
     /// <summary>What the oracle knows of one sector for a crash at one crash point, for a story.</summary>

@@ -1,3 +1,4 @@
+using Writeboost.CrashTest.Recording;
 using Writeboost.Devices;
 using Writeboost.Pmem;
 
@@ -16,6 +17,14 @@ public sealed record TargetGeometry(long BackingBytes, long CacheBytes, long Pme
 /// <param name="Cache">A second block device (the writeboost device's cache); 0 bytes when the target asked for none.</param>
 /// <param name="Pmem">The pmem region, or null.</param>
 public sealed record TargetDevices(IBlockDevice Backing, IBlockDevice Cache, PmemRegion? Pmem);
+
+/// <summary>
+/// A stretch of one device's media where a design keeps metadata (a superblock, a header, an index, a record's
+/// header): what the corruption sweep damages bit by bit (<see cref="ICrashTarget.MetadataRegions"/>).
+/// </summary>
+/// <param name="Name">How reports name it: "superblock", "record headers".</param>
+/// <param name="Device"><see cref="DeviceId.Backing"/>, <see cref="DeviceId.Cache"/> or <see cref="DeviceId.Pmem"/>.</param>
+public sealed record MetadataRegion(string Name, DeviceId Device, long OffsetBytes, long LengthBytes);
 
 /// <summary>How a target is opened.</summary>
 /// <param name="Live">True: a workload will run on it (start what runs in the background). False: only recover and read.</param>
@@ -93,4 +102,13 @@ public interface ICrashTarget
     /// state between its opens (a static, a file of its own): its states are checked one at a time.
     /// </summary>
     bool OpensConcurrently => false;
+
+    /// <summary>
+    /// Where the design keeps its metadata on <paramref name="media"/> — the devices as a workload left them, to read
+    /// (what is written to them is thrown away) — for the corruption sweep (<c>wb corrupt --target</c>): each byte
+    /// of each region gets a bit flipped in turn (evenly spread bytes past 4 KiB) and each of its sectors (64-byte
+    /// lines on a dax pmem region) is zeroed; a damage there must never make the design read data from the wrong
+    /// place. Empty (the default): none named, and every byte of the cache device and pmem region is fair game.
+    /// </summary>
+    IReadOnlyList<MetadataRegion> MetadataRegions(TargetDevices media) => [];
 }

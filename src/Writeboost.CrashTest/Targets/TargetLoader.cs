@@ -22,6 +22,8 @@ public sealed class LoadedTarget(ICrashTarget inner, TargetIdentity identity) : 
     public TargetGeometry GeometryFor(Workload workload) => Inner.GeometryFor(workload);
 
     public ICrashTargetDevice Open(TargetDevices devices, TargetOpen options) => Inner.Open(devices, options);
+
+    public IReadOnlyList<MetadataRegion> MetadataRegions(TargetDevices media) => Inner.MetadataRegions(media);
 }
 
 /// <summary>A <c>--target</c> that cannot be loaded: the file, the type, its constructor or an argument, named.</summary>

@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using Writeboost.Cache.Table;
 using Writeboost.CrashTest;
+using Writeboost.CrashTest.Faults;
 using Writeboost.CrashTest.Minimise;
 using Writeboost.CrashTest.Recording;
 using Writeboost.Devices;
@@ -98,6 +99,20 @@ public sealed class DmWritecacheTests
         CampaignResult result = Campaign.Run(CampaignSpec.For(new WritecacheTarget(WritecacheBug.CommitBeforeDataFenced), Workload.Random, seed: 1, ops: 150, maxStates: 20_000) with { Persistence = PersistenceDomain.Eadr });
 
         Assert.AreEqual(0, result.Violations, result.FirstViolation);
+    }
+
+    [TestMethod]
+    public void Damaged_media_a_superblock_is_refused_but_an_entry_without_a_checksum_serves_another_blocks_data()
+    {
+        CorruptionSweepResult result = CorruptionSweep.Run(new CorruptionSweepSpec(CacheMode.Volatile, Workload.Random, 1, Ops: 150) { Target = new WritecacheTarget() });
+
+        CorruptionAreaResult superblock = result.Areas.Single(a => a.Area == "superblock");
+        Assert.AreEqual(0, superblock.Violations, "a damaged block count is refused as the kernel's constructor refuses it, not an overflow");
+        Assert.IsGreaterThan(0, superblock.Refused);
+        // The kernel's entries carry no checksum: a flipped bit of an original sector serves a block at another
+        // address. The sweep shows it, rather than the model hiding it (docs/prototyping.md).
+        Assert.IsGreaterThan(0, result.Areas.Single(a => a.Area == "entries").Violations);
+        Assert.IsGreaterThan(0, result.Areas.Single(a => a.Area == "pmem (unnamed bytes)").UncheckedData, "nor does its data");
     }
 
     private static void SetSeqCount(MemoryPmemRegion pmem, ulong seq) => pmem.Store64(24, seq);

@@ -1,6 +1,8 @@
 using Writeboost.Cache.Table;
 using Writeboost.CrashTest;
+using Writeboost.CrashTest.Faults;
 using Writeboost.CrashTest.Minimise;
+using Writeboost.CrashTest.Targets;
 using Writeboost.Samples.PmemWal;
 
 namespace Writeboost.Tests.Prototyping;
@@ -59,5 +61,81 @@ public sealed class OwnDesignTests
         }
         CampaignResult unflushed = Campaign.Run(Spec(WalFlaw.NewEpochBeforeBackingFlush, Workload.Random, seed: 1) with { Persistence = PersistenceDomain.Eadr }, stopAtFirst: true);
         Assert.AreEqual(1, unflushed.Violations, "eADR is about the CPU caches, not the block devices' caches");
+    }
+
+    private static CorruptionSweepResult Corrupt(ICrashTarget target, Workload workload, int seed) =>
+        CorruptionSweep.Run(new CorruptionSweepSpec(CacheMode.Volatile, workload, seed, Ops: 150) { Target = target });
+
+    [TestMethod]
+    [DataRow(Workload.Random)]
+    [DataRow(Workload.Wrap)]
+    public void Damaged_media_of_the_write_ahead_log_are_refused_or_lose_data_but_never_read_as_garbage(Workload workload)
+    {
+        CorruptionSweepResult result = Corrupt(new PmemWalTarget(), workload, seed: 1);
+
+        Assert.AreEqual(0, result.Violations, result.FirstViolation);
+        CorruptionAreaResult header = result.Areas.Single(a => a.Area == "log header");
+        CorruptionAreaResult records = result.Areas.Single(a => a.Area == "record headers");
+        Assert.AreEqual(header.Tried, header.Refused, "a damaged magic or epoch is refused, not guessed (or formatted over)");
+        Assert.IsGreaterThan(10 * 24, records.Tried, "the sweep damages a log with records in it, every byte of each header");
+        Assert.IsGreaterThan(0, records.SilentReverts, "a damaged record ends the log there: the WAL cannot tell damage from a torn tail, and the sweep says so");
+        Assert.IsGreaterThan(0, result.Areas.Single(a => a.Area == "pmem (unnamed bytes)").Tried);
+    }
+
+    [TestMethod]
+    public void A_record_checksum_that_leaves_out_the_header_passes_every_crash_and_is_caught_by_the_corruption_sweep()
+    {
+        foreach (int seed in new[] { 1, 2, 3 })
+        {
+            CorruptionSweepResult result = Corrupt(new PmemWalTarget(WalFlaw.ChecksumOmitsHeader), Workload.Wrap, seed);
+            Assert.IsGreaterThan(0, result.Violations, $"seed {seed}: the flaw passed the corruption sweep");
+            Assert.IsGreaterThan(0, result.Areas.Single(a => a.Area == "record headers").Violations);
+        }
+        CampaignResult crashes = Campaign.Run(Spec(WalFlaw.ChecksumOmitsHeader, Workload.Wrap, seed: 1));
+        Assert.AreEqual(0, crashes.Violations, "no crash makes a header that checks out and lies: only damage does");
+    }
+
+    [TestMethod]
+    public void A_design_that_names_no_metadata_has_every_byte_of_its_pmem_damaged()
+    {
+        CorruptionSweepResult result = Corrupt(new Writeboost.TestDesigns.WalWithoutDefaults(WalFlaw.None), Workload.Random, seed: 2);
+
+        Assert.AreEqual(0, result.Violations, result.FirstViolation);
+        CorruptionAreaResult any = result.Areas.Single();
+        Assert.AreEqual("pmem (any byte)", any.Area);
+        Assert.IsGreaterThanOrEqualTo(2000, any.Tried);
+    }
+
+    [TestMethod]
+    public void A_recovery_that_does_not_end_on_damaged_media_is_a_violation_and_the_sweep_stops()
+    {
+        CorruptionSweepResult result = CorruptionSweep.Run(new CorruptionSweepSpec(CacheMode.Volatile, Workload.Random, 1, Ops: 60) { Target = new StallsOnDamage(), RecoveryBound = TimeSpan.FromMilliseconds(300) });
+
+        Assert.AreEqual(1, result.Violations);
+        StringAssert.StartsWith(result.FirstViolation, "hung: no damage was judged for");
+        StringAssert.Contains(result.FirstViolation, "log header");
+    }
+
+    /// <summary>The sample WAL, whose recovery stalls (for a while) when its log's magic is damaged.</summary>
+    private sealed class StallsOnDamage : ICrashTarget
+    {
+        private readonly PmemWalTarget _wal = new();
+
+        public string Name => "stalls-on-damage";
+
+        public TargetGeometry GeometryFor(Workload workload) => _wal.GeometryFor(workload);
+
+        public IReadOnlyList<MetadataRegion> MetadataRegions(TargetDevices media) => _wal.MetadataRegions(media);
+
+        public ICrashTargetDevice Open(TargetDevices devices, TargetOpen options)
+        {
+            byte[] magic = new byte[8];
+            devices.Pmem!.Read(0, magic);
+            if (magic.AsSpan().ContainsAnyExcept((byte)0) && BitConverter.ToUInt64(magic) != 0x314C415750424557)
+            {
+                Thread.Sleep(2000);
+            }
+            return _wal.Open(devices, options);
+        }
     }
 }

@@ -47,6 +47,31 @@ public sealed class TargetFromCommandLineTests
     }
 
     [TestMethod]
+    public void The_corruption_sweep_damages_the_metadata_a_design_names_and_says_how_to_reproduce_what_it_found()
+    {
+        WbResult clean = WbProcess.Run(null, "corrupt", "--target", SampleAssembly, "--workload", "wrap", "--json");
+        Assert.AreEqual(0, clean.ExitCode, clean.Stdout + clean.Stderr);
+        using (JsonDocument json = JsonDocument.Parse(clean.Stdout))
+        {
+            JsonElement root = json.RootElement;
+            Assert.AreEqual("pmem-wal", root.GetProperty("target").GetString());
+            Assert.AreEqual(-1, root.GetProperty("sweeps")[0].GetProperty("mode").GetInt32(), "no writeboost mode");
+            Assert.IsGreaterThan(0, root.GetProperty("silent_reverts").GetInt32());
+            CollectionAssert.IsSubsetOf(new[] { "log header", "record headers", "pmem (unnamed bytes)" },
+                root.GetProperty("sweeps")[0].GetProperty("areas").EnumerateArray().Select(a => a.GetProperty("area").GetString()).ToArray());
+        }
+
+        WbResult caught = WbProcess.Run(null, "corrupt", "--target", SampleAssembly, "--workload", "wrap", "--target-arg", "flaw=ChecksumOmitsHeader");
+        Assert.AreEqual(1, caught.ExitCode, caught.Stdout + caught.Stderr);
+        StringAssert.Contains(caught.Stdout, "violation: record headers, bit");
+        StringAssert.Contains(caught.Stdout, $"reproduce: wb corrupt --target {SampleAssembly} --workload wrap --seed 1 --ops 150 --data-samples 200 --target-arg flaw=ChecksumOmitsHeader");
+
+        WbResult mutant = WbProcess.Run(null, "corrupt", "--target", SampleAssembly, "--mutants", "all");
+        Assert.AreEqual(2, mutant.ExitCode);
+        StringAssert.Contains(mutant.Stderr, "--mutants is the writeboost device's");
+    }
+
+    [TestMethod]
     public void An_assembly_with_one_target_loads_it_built_with_its_defaults_or_the_arguments_given()
     {
         LoadedTarget plain = TargetLoader.Load(SampleAssembly, []);
@@ -68,7 +93,7 @@ public sealed class TargetFromCommandLineTests
     [DataRow("{dir}/notes.dll", "is not a .NET assembly")]
     [DataRow("{devices}", "no public class implements Writeboost.CrashTest.Targets.ICrashTarget")]
     [DataRow("{sample}:NoSuchTarget", "no target named NoSuchTarget (its targets: Writeboost.Samples.PmemWal.PmemWalTarget)")]
-    [DataRow("{sample}|Flaw=Sometimes", "--target-arg Flaw=Sometimes: expected one of None, AckBeforeFence, NewEpochBeforeBackingFlush")]
+    [DataRow("{sample}|Flaw=Sometimes", "--target-arg Flaw=Sometimes: expected one of None, AckBeforeFence, NewEpochBeforeBackingFlush, ChecksumOmitsHeader")]
     [DataRow("{sample}|LogBytes=lots", "--target-arg LogBytes=lots: expected a Int64")]
     [DataRow("{sample}|Colour=red", "--target-arg Colour: PmemWalTarget's constructors have no parameter Colour (they have: Flaw, LogBytes)")]
     [DataRow("{sample}|Flaw", "--target-arg Flaw: expected Name=Value")]
