@@ -627,10 +627,24 @@ public static class CorruptionSweep
             _pmemProducer = new int[geometry.PmemBytes];
             Array.Fill(_cacheProducer, -1);
             Array.Fill(_pmemProducer, -1);
-            Dictionary<DeviceId, HashSet<int>> completed = new() { [DeviceId.Backing] = [], [DeviceId.Cache] = [] };
-            Dictionary<int, List<int>> flushes = [];
-            Dictionary<long, List<int>> pendingLines = [];
-            Dictionary<long, int> writtenBack = [];
+            // When each write and store became durable is the engine's durability model's to say (the timelines);
+            // who produced what the media hold, and which writes vouch, is this type's.
+            Timelines timelines = new(States.Media.Blank(geometry.BackingBytes, geometry.CacheBytes, geometry.PmemBytes), _pmem is null ? null : new PmemModel(Pmem.PmemBackend.Dax));
+            timelines.Backing.BecameDurable = (write, at) => _durableAt.TryAdd(write, at);
+            timelines.Cache.BecameDurable = (write, at) => _durableAt.TryAdd(write, at);
+            Dictionary<int, int> piecesPending = []; // store → its lines not yet durable
+            Dictionary<int, int> lastPieceAt = [];
+            if (timelines.PmemLines is { } lines)
+            {
+                lines.BecameDurable = (store, at) =>
+                {
+                    lastPieceAt[store] = Math.Max(lastPieceAt.GetValueOrDefault(store), at);
+                    if (--piecesPending[store] == 0)
+                    {
+                        _durableAt.TryAdd(store, lastPieceAt[store]); // a store spanning lines is durable once its last line is
+                    }
+                };
+            }
             for (int i = 0; i < crashPoint; i++)
             {
                 CrashEvent e = events[i];
@@ -646,80 +660,21 @@ public static class CorruptionSweep
                             _cacheVouchers.Add(i);
                         }
                         break;
-                    case EventKind.WriteDone when e.Device is DeviceId.Cache or DeviceId.Backing:
-                        if (e.Fua)
-                        {
-                            _durableAt.TryAdd(e.Ref, i);
-                        }
-                        else
-                        {
-                            completed[e.Device].Add(e.Ref);
-                        }
-                        break;
-                    case EventKind.FlushBegin when e.Device is DeviceId.Cache or DeviceId.Backing:
-                        flushes[i] = [.. completed[e.Device].Where(w => !_durableAt.ContainsKey(w))];
-                        break;
-                    case EventKind.FlushEnd when e.Device is DeviceId.Cache or DeviceId.Backing:
-                        if (flushes.Remove(e.Ref, out List<int>? covered))
-                        {
-                            foreach (int w in covered)
-                            {
-                                _durableAt.TryAdd(w, i);
-                                completed[e.Device].Remove(w);
-                            }
-                        }
-                        break;
                     case EventKind.PmemStore:
                         for (long b = e.OffsetBytes; b < e.OffsetBytes + e.LengthBytes; b++)
                         {
                             _pmemProducer[b] = i;
                         }
-                        for (long line = e.OffsetBytes / PmemTimeline.LineBytes; line <= (e.OffsetBytes + e.LengthBytes - 1) / PmemTimeline.LineBytes; line++)
-                        {
-                            if (!pendingLines.TryGetValue(line, out List<int>? stores))
-                            {
-                                pendingLines[line] = stores = [];
-                            }
-                            stores.Add(i);
-                        }
+                        piecesPending[i] = (int)((e.OffsetBytes + e.LengthBytes - 1) / PmemTimeline.LineBytes - e.OffsetBytes / PmemTimeline.LineBytes + 1);
                         if (IsRecordStore(e))
                         {
                             _pmemVouchers.Add(i);
                         }
                         break;
-                    case EventKind.PmemFlush:
-                        for (long line = e.OffsetBytes / PmemTimeline.LineBytes; line <= (e.OffsetBytes + Math.Max(0, e.LengthBytes - 1)) / PmemTimeline.LineBytes; line++)
-                        {
-                            if (pendingLines.TryGetValue(line, out List<int>? stores))
-                            {
-                                writtenBack[line] = stores.Count;
-                            }
-                        }
-                        break;
-                    case EventKind.PmemFence:
-                        foreach ((long line, int count) in writtenBack)
-                        {
-                            List<int> stores = pendingLines[line];
-                            foreach (int store in stores.Take(count))
-                            {
-                                _durableAt.TryAdd(store, i); // a store spanning lines is durable once its last line is: the latest fence wins below
-                                _durableAt[store] = Math.Max(_durableAt[store], i);
-                            }
-                            stores.RemoveRange(0, count);
-                        }
-                        writtenBack.Clear();
-                        break;
                     default:
                         break;
                 }
-            }
-            // A store is durable only when all its lines are: drop those with a line still pending.
-            foreach (List<int> stores in pendingLines.Values)
-            {
-                foreach (int store in stores)
-                {
-                    _durableAt.Remove(store);
-                }
+                timelines.AdvanceTo(events, i + 1);
             }
         }
 

@@ -39,6 +39,9 @@ internal sealed class BlockTimeline(DeviceId device, PagedImage durable)
     /// <summary>The same writes with the index of the event that issued each.</summary>
     public IEnumerable<KeyValuePair<int, CrashEvent>> NotDurableByIssue => _notDurable;
 
+    /// <summary>Told (write, at) when the write issued at event <c>write</c> becomes durable at event <c>at</c> (its FUA completion, or the end of a flush that covered it).</summary>
+    public Action<int, int>? BecameDurable { get; set; }
+
     public void Apply(int index, CrashEvent e)
     {
         if (e.Device != device)
@@ -65,7 +68,7 @@ internal sealed class BlockTimeline(DeviceId device, PagedImage durable)
                 _completed.Add(e.Ref);
                 if (e.Fua)
                 {
-                    MakeDurable(e.Ref);
+                    MakeDurable(e.Ref, index);
                 }
                 break;
             case EventKind.FlushBegin:
@@ -76,7 +79,7 @@ internal sealed class BlockTimeline(DeviceId device, PagedImage durable)
                 {
                     foreach (int write in covered)
                     {
-                        MakeDurable(write);
+                        MakeDurable(write, index);
                     }
                 }
                 break;
@@ -85,10 +88,11 @@ internal sealed class BlockTimeline(DeviceId device, PagedImage durable)
         }
     }
 
-    private void MakeDurable(int write)
+    private void MakeDurable(int write, int at)
     {
         if (_notDurable.Remove(write, out CrashEvent e))
         {
+            BecameDurable?.Invoke(write, at);
             WriteTo(Durable, write, e);
             _completed.Remove(write);
             _shadowed.Remove(write);
@@ -183,8 +187,30 @@ internal sealed class PmemTimeline(PagedImage durable, bool cachesPersist = fals
     public PagedImage Durable { get; } = durable;
     public IReadOnlyDictionary<long, List<(int OffsetInLine, byte[] Bytes)>> PendingLines => _pending;
 
-    public void Apply(CrashEvent e)
+    /// <summary>
+    /// Told (store, at) when the part of the store issued at event <c>store</c> that lies in one line becomes durable
+    /// at event <c>at</c> (a store spanning lines is told once per line; set it before the first event).
+    /// </summary>
+    public Action<int, int>? BecameDurable
     {
+        get => _becameDurable;
+        set
+        {
+            _becameDurable = value;
+            _pendingIssues = value is null ? null : [];
+        }
+    }
+
+    private Action<int, int>? _becameDurable;
+    /// <summary>With <see cref="BecameDurable"/>: the issuing event of each pending store of each line, beside <see cref="_pending"/>.</summary>
+    private Dictionary<long, List<int>>? _pendingIssues;
+    /// <summary>The event being applied (-1: the caller gave none).</summary>
+    private int _at = -1;
+
+    /// <param name="index">The event's index in its log: what <see cref="BecameDurable"/> is told.</param>
+    public void Apply(CrashEvent e, int index = -1)
+    {
+        _at = index;
         if (cachesPersist && _pending.Count > 0)
         {
             PersistAllPending(); // the store before this event completed: in the cache, so in the power-fail domain
@@ -208,6 +234,14 @@ internal sealed class PmemTimeline(PagedImage durable, bool cachesPersist = fals
                         _pending[line] = stores = [];
                     }
                     stores.Add((inLine, data[..n].ToArray()));
+                    if (_pendingIssues is not null)
+                    {
+                        if (!_pendingIssues.TryGetValue(line, out List<int>? issues))
+                        {
+                            _pendingIssues[line] = issues = [];
+                        }
+                        issues.Add(index);
+                    }
                     data = data[n..];
                     offset += n;
                 }
@@ -263,6 +297,7 @@ internal sealed class PmemTimeline(PagedImage durable, bool cachesPersist = fals
                 durable = Math.Min(covered, pending.Count);
                 ApplyPrefix(Durable, line, pending, durable);
                 pending.RemoveRange(0, durable);
+                Tell(line, durable);
                 storesLeft = pending.Count > 0;
                 if (!storesLeft)
                 {
@@ -288,6 +323,24 @@ internal sealed class PmemTimeline(PagedImage durable, bool cachesPersist = fals
         foreach (long line in emptied ?? [])
         {
             _writtenBack.Remove(line);
+        }
+    }
+
+    /// <summary>Tells <see cref="BecameDurable"/> of the first <paramref name="count"/> pending stores of <paramref name="line"/>, which just became durable.</summary>
+    private void Tell(long line, int count)
+    {
+        if (_pendingIssues is null || !_pendingIssues.TryGetValue(line, out List<int>? issues))
+        {
+            return;
+        }
+        foreach (int store in issues.Take(count))
+        {
+            _becameDurable!(store, _at);
+        }
+        issues.RemoveRange(0, Math.Min(count, issues.Count));
+        if (issues.Count == 0)
+        {
+            _pendingIssues.Remove(line);
         }
     }
 
@@ -317,6 +370,7 @@ internal sealed class PmemTimeline(PagedImage durable, bool cachesPersist = fals
         foreach ((long line, List<(int OffsetInLine, byte[] Bytes)> stores) in _pending)
         {
             ApplyPrefix(Durable, line, stores, stores.Count);
+            Tell(line, stores.Count);
         }
         _pending.Clear();
         _writtenBack.Clear();

@@ -90,7 +90,7 @@ internal sealed class Timelines
             Backing.Apply(Applied, e);
             Cache.Apply(Applied, e);
             PmemDevice?.Apply(Applied, e);
-            PmemLines?.Apply(e);
+            PmemLines?.Apply(e, Applied);
         }
     }
 

@@ -376,4 +376,29 @@ public sealed class CrashHarnessTests
         Assert.AreEqual(2, timeline.Durable[128], "any later event of any device: no write-back or fence needed");
         Assert.AreEqual(0, timeline.PendingLines.Count);
     }
+
+    [TestMethod]
+    public void The_timelines_tell_when_each_write_and_each_line_of_a_store_became_durable()
+    {
+        List<(int Write, int At)> block = [];
+        BlockTimeline disk = new(DeviceId.Cache, 4096) { BecameDurable = (write, at) => block.Add((write, at)) };
+        disk.Apply(0, new CrashEvent(EventKind.Write, DeviceId.Cache, 0, 512, Sector(1), false, -1));
+        disk.Apply(1, new CrashEvent(EventKind.Write, DeviceId.Cache, 512, 512, Sector(2), true, -1));
+        disk.Apply(2, new CrashEvent(EventKind.WriteDone, DeviceId.Cache, 512, 512, null, true, 1));
+        disk.Apply(3, new CrashEvent(EventKind.WriteDone, DeviceId.Cache, 0, 512, null, false, 0));
+        disk.Apply(4, new CrashEvent(EventKind.FlushBegin, DeviceId.Cache, 0, 0, null, false, -1));
+        disk.Apply(5, new CrashEvent(EventKind.FlushEnd, DeviceId.Cache, 0, 0, null, false, 4));
+        CollectionAssert.AreEqual(new[] { (1, 2), (0, 5) }, block, "the FUA write at its completion, the other at the end of the flush that covered it");
+
+        List<(int Store, int At)> lines = [];
+        PmemTimeline pmem = new(4096) { BecameDurable = (store, at) => lines.Add((store, at)) };
+        pmem.Apply(new CrashEvent(EventKind.PmemStore, DeviceId.Pmem, 60, 8, [1, 1, 1, 1, 1, 1, 1, 1], false, -1), 10); // two lines
+        pmem.Apply(new CrashEvent(EventKind.PmemFlush, DeviceId.Pmem, 0, 64, null, false, Ref: 7), 11);
+        pmem.Apply(new CrashEvent(EventKind.PmemFence, DeviceId.Pmem, 0, 0, null, false, Ref: 9), 12);
+        Assert.IsEmpty(lines, "another thread's fence completes nothing of thread 7's write-back");
+        pmem.Apply(new CrashEvent(EventKind.PmemFence, DeviceId.Pmem, 0, 0, null, false, Ref: 7), 13);
+        pmem.Apply(new CrashEvent(EventKind.PmemFlush, DeviceId.Pmem, 64, 64, null, false, Ref: 7), 14);
+        pmem.Apply(new CrashEvent(EventKind.PmemFence, DeviceId.Pmem, 0, 0, null, false, Ref: 7), 15);
+        CollectionAssert.AreEqual(new[] { (10, 13), (10, 15) }, lines, "the store's first line at the fence after its write-back, its second at the next");
+    }
 }
