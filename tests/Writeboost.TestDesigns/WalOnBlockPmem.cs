@@ -20,4 +20,6 @@ public sealed class WalOnBlockPmem(WalFlaw flaw = WalFlaw.None) : ICrashTarget
     public TargetGeometry GeometryFor(Workload workload) => _wal.GeometryFor(workload) with { PmemBackend = PmemBackend.Block };
 
     public ICrashTargetDevice Open(TargetDevices devices, TargetOpen options) => _wal.Open(devices, options);
+
+    public IReadOnlyList<MetadataRegion> MetadataRegions(TargetDevices media) => _wal.MetadataRegions(media);
 }
