@@ -73,8 +73,22 @@ internal static class DesignCorruptionSweep
         int done = 0;
         string? hung = null;
         bool stop = false; // set once the judge is seen hung: it judges nothing more when (if) it comes back
+        System.Runtime.ExceptionServices.ExceptionDispatchInfo? failed = null; // the sweep's own failure, thrown on the caller's thread
         // The judge runs on a thread of its own: a recovery that never ends is seen, not suffered.
         Thread judge = new(() =>
+        {
+            try
+            {
+                JudgeAll();
+            }
+#pragma warning disable CA1031 // Rethrown on the caller's thread below: a background thread's exception would end the process.
+            catch (Exception error)
+            {
+                failed = System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(error);
+            }
+#pragma warning restore CA1031
+        }) { IsBackground = true, Name = "wb-corrupt-design" };
+        void JudgeAll()
         {
             foreach (Damage damage in damages)
             {
@@ -116,7 +130,7 @@ internal static class DesignCorruptionSweep
                     progress?.Invoke(done, damages.Count);
                 }
             }
-        }) { IsBackground = true, Name = "wb-corrupt-design" };
+        }
         judge.Start();
         int seen = -1;
         while (!judge.Join(spec.RecoveryBound))
@@ -130,6 +144,7 @@ internal static class DesignCorruptionSweep
             }
             seen = now;
         }
+        failed?.Throw();
         lock (areas)
         {
             List<CorruptionAreaResult> results = [.. areas.Values];

@@ -116,6 +116,29 @@ public sealed class OwnDesignTests
         StringAssert.Contains(result.FirstViolation, "log header");
     }
 
+    [TestMethod]
+    public void A_metadata_region_outside_its_device_is_refused_naming_the_region()
+    {
+        ArgumentException refused = Assert.ThrowsExactly<ArgumentException>(() =>
+            CorruptionSweep.Run(new CorruptionSweepSpec(CacheMode.Volatile, Workload.Random, 1, Ops: 20) { Target = new NamesTooMuch() }));
+
+        StringAssert.Contains(refused.Message, "metadata region 'tail' (bytes 65536..65600 of Pmem) is not inside its 65536-byte device");
+    }
+
+    /// <summary>The sample WAL, naming a region past the end of its log.</summary>
+    private sealed class NamesTooMuch : ICrashTarget
+    {
+        private readonly PmemWalTarget _wal = new();
+
+        public string Name => "names-too-much";
+
+        public TargetGeometry GeometryFor(Workload workload) => _wal.GeometryFor(workload);
+
+        public IReadOnlyList<MetadataRegion> MetadataRegions(TargetDevices media) => [new("tail", Writeboost.CrashTest.Recording.DeviceId.Pmem, 64 * 1024, 64)];
+
+        public ICrashTargetDevice Open(TargetDevices devices, TargetOpen options) => _wal.Open(devices, options);
+    }
+
     /// <summary>The sample WAL, whose recovery stalls (for a while) when its log's magic is damaged.</summary>
     private sealed class StallsOnDamage : ICrashTarget
     {
