@@ -120,6 +120,20 @@ step "Damaged media: every metadata byte flipped, sectors zeroed, stale laps, tr
 echo "never data nobody wrote, every loss reported by recovery and by wb check (mode 1 shown; docs/reliability.md has both)"
 "$wb" corrupt --mode 1 --mutants all
 
+step "A design of one's own under the same judges: samples/PmemWal, a pmem write-ahead log loaded with --target"
+echo "crash states, I/O errors and damaged media (its header and record headers named as its metadata: docs/prototyping.md)"
+wal="$root/samples/PmemWal/bin/Release/net10.0/PmemWal.dll"
+"$wb" crashtest --target "$wal" --states 10000 | tail -n 3
+"$wb" faults --target "$wal" --runs 100 | tail -n 1
+"$wb" corrupt --target "$wal"
+echo "its seeded flaw ChecksumOmitsHeader (a record CRC that leaves out the header) passes every crash state; damage catches it:"
+if "$wb" corrupt --target "$wal" --workload wrap --target-arg flaw=ChecksumOmitsHeader > "$work/flawed-wal.txt"; then
+  cat "$work/flawed-wal.txt"
+  echo "the corruption sweep missed ChecksumOmitsHeader" >&2
+  exit 1
+fi
+grep -E "^corruptions tried|violation:" "$work/flawed-wal.txt" | head -n 2
+
 step "A mode-1 device on the emulated files: written through the benchmark (which formats fresh paths), then status"
 echo "a benchmark refuses paths that hold a cache, a pmem buffer or a filesystem (--force overrides): these are fresh"
 backing="$work/backing.img"; cache="$work/cache.img"
