@@ -140,7 +140,7 @@ internal sealed class CrashTestVerb : MutantOptions
             throw new UsageException("--replay, --mutants and --nbd-client do not go with a recording (record and --recording)");
         }
         ValidateTarget();
-        _persistence = ParsePersistence(Persistence);
+        _persistence = SweepArguments.Persistence(Persistence);
         if (_persistence is not null && (Recording is not null || Mutants is not null))
         {
             throw new UsageException(Recording is not null
@@ -220,14 +220,6 @@ internal sealed class CrashTestVerb : MutantOptions
 
     /// <summary>--persistence: null when not given (a replay keeps its history's).</summary>
     private PersistenceDomain? _persistence;
-
-    private static PersistenceDomain? ParsePersistence(string? text) => text switch
-    {
-        null => null,
-        "adr" => PersistenceDomain.Adr,
-        "eadr" => PersistenceDomain.Eadr,
-        _ => throw new UsageException($"--persistence {text}: expected adr or eadr"),
-    };
 
     private static string Describe(PersistenceDomain domain) => domain == PersistenceDomain.Eadr ? "eADR" : "ADR";
 

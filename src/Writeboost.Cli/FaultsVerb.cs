@@ -17,6 +17,9 @@ internal sealed class FaultsVerb : SweepVerbOptions
     [Option("ops", Default = 120, HelpText = "User operations per run (half as many more before the crash that recovery starts from).")]
     public int Ops { get; set; }
 
+    [Option("persistence", HelpText = "The pmem persistence domain of the crash states after each fault: adr (the default: a store survives once its line is written back and fenced) or eadr (every completed store survives). (wb corrupt has none: it damages media on which everything issued landed.)")]
+    public string? Persistence { get; set; }
+
     private protected override Sweep Sweep => Sweep.Faults;
 
     private protected override string ListingLine(SeededBug bug, Exposure shown) =>
@@ -25,6 +28,7 @@ internal sealed class FaultsVerb : SweepVerbOptions
     internal int Run()
     {
         LoadedTarget? design = LoadDesign();
+        PersistenceDomain persistence = SweepArguments.Persistence(Persistence) ?? PersistenceDomain.Adr;
         if (design is null && ListOrCheckMutants())
         {
             return 0;
@@ -44,7 +48,7 @@ internal sealed class FaultsVerb : SweepVerbOptions
             foreach (Workload workload in workloads.TakeWhile(_ => !interruption.Requested))
             {
                 int index = results.Count;
-                results.Add(FaultSweep.Run(new FaultSweepSpec(mode, workload, Seed, Ops, Runs, Mutant) { Target = design },
+                results.Add(FaultSweep.Run(new FaultSweepSpec(mode, workload, Seed, Ops, Runs, Mutant) { Target = design, Persistence = persistence },
                     (done, total) => progress.Report((index + done / (double)Math.Max(1, total)) / sweeps, $"sweep {index + 1}/{sweeps}"),
                     stopAtFirst: Mutant != "none", interruption.Token));
             }
@@ -123,7 +127,7 @@ internal sealed class FaultsVerb : SweepVerbOptions
         if (failed is not null)
         {
             Console.WriteLine($"first violation: {failed.FirstViolation}");
-            Console.WriteLine($"reproduce: wb faults {Subject(failed.Spec.Mode)} --workload {failed.Spec.Workload.ToString().ToLowerInvariant()} --seed {Seed} --ops {Ops} --runs {Runs}" + (Mutant == "none" ? "" : $" --mutant {Mutant}") + DesignArguments);
+            Console.WriteLine($"reproduce: wb faults {Subject(failed.Spec.Mode)} --workload {failed.Spec.Workload.ToString().ToLowerInvariant()} --seed {Seed} --ops {Ops} --runs {Runs}" + (Mutant == "none" ? "" : $" --mutant {Mutant}") + (Persistence is null ? "" : $" --persistence {Persistence}") + DesignArguments);
         }
         foreach ((string name, bool caught, int runs) in mutants)
         {

@@ -59,6 +59,15 @@ internal static class SweepArguments
         _ => throw new UsageException($"--mode {mode}: expected 0, 1 or both"),
     };
 
+    /// <summary>--persistence adr|eadr: null when not given.</summary>
+    internal static PersistenceDomain? Persistence(string? text) => text switch
+    {
+        null => null,
+        "adr" => PersistenceDomain.Adr,
+        "eadr" => PersistenceDomain.Eadr,
+        _ => throw new UsageException($"--persistence {text}: expected adr or eadr"),
+    };
+
     /// <summary>random, wrap or all (the two): the workloads the fault and corruption sweeps run.</summary>
     internal static Workload[] SweepWorkloads(string workload) => workload switch
     {

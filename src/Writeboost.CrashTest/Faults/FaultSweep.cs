@@ -21,6 +21,9 @@ public sealed record FaultSweepSpec(CacheMode Mode, Workload Workload, int Seed,
     /// </summary>
     public ICrashTarget? Target { get; init; }
 
+    /// <summary>What survives a power failure of the pmem region's stores in the crash states after each fault (dax regions: ADR or eADR).</summary>
+    public PersistenceDomain Persistence { get; init; } = PersistenceDomain.Adr;
+
     /// <summary>The bound on one run (recovery, the workload, the flush, read and drop_caches after the fault): past it the run has hung, a violation.</summary>
     public TimeSpan RunTimeout { get; init; } = TimeSpan.FromSeconds(30);
 }
@@ -241,7 +244,7 @@ public static class FaultSweep
             // A failed fsync may have dropped writes the device can no longer name: no retry can make them durable.
             violation ??= "a flush failed but the device carried on (a failed flush must be fatal)";
         }
-        (int states, string? lost) = CrashAfterFault(subject, baseline, log, oracle, faults.FiredAtEvent, spec.Seed);
+        (int states, string? lost) = CrashAfterFault(subject, baseline, log, oracle, faults.FiredAtEvent, spec);
         violation ??= lost;
         Fault described = fault ?? new Fault(FaultTarget.Backing, FaultOperation.Read, 0, FaultKind.Eio);
         return new FaultRun(described, faults.Fired, state.Surfaced, failed, states, violation is null ? null : $"{(fault is null ? "no fault" : fault.ToString())}: {violation}");
@@ -383,7 +386,7 @@ public static class FaultSweep
     /// Crash states after the fault: at each of the first few acknowledgements that followed it, and at the end;
     /// nothing non-durable survived, everything did, and two seeded mixes. Recovery runs without faults.
     /// </summary>
-    private static (int States, string? Problem) CrashAfterFault(FaultSweepSubject subject, Baseline baseline, CrashLog log, Oracle oracle, int firedAt, int seed)
+    private static (int States, string? Problem) CrashAfterFault(FaultSweepSubject subject, Baseline baseline, CrashLog log, Oracle oracle, int firedAt, FaultSweepSpec spec)
     {
         IReadOnlyList<CrashEvent> events = log.Events;
         SortedSet<int> points = [events.Count];
@@ -396,7 +399,7 @@ public static class FaultSweep
             }
         }
         // Layered over the baseline, which they never change: the next run starts from it again.
-        PmemModel? model = subject.PmemBackend is { } backend ? new PmemModel(backend) : null;
+        PmemModel? model = subject.PmemBackend is { } backend ? new PmemModel(backend, spec.Persistence) : null;
         Timelines timelines = new(new Media(new PagedImage(baseline.Backing), new PagedImage(baseline.Cache), new PagedImage(baseline.Pmem)), model);
         int states = 0;
         foreach (int point in points)
@@ -405,7 +408,7 @@ public static class FaultSweep
             List<StateKind> kinds = CrashStates.ExtraKinds(timelines);
             foreach (int variant in (int[])[0, 1, 1000, 1001])
             {
-                CrashState state = CrashStates.Build(timelines, kinds, subject.PmemBytes, seed, point, variant);
+                CrashState state = CrashStates.Build(timelines, kinds, subject.PmemBytes, spec.Seed, point, variant);
                 states++;
                 if (subject.RecoverAndCheck(oracle, point, state) is { } problem)
                 {

@@ -50,6 +50,17 @@ public sealed class FaultSweepTests
     }
 
     [TestMethod]
+    public void The_crash_states_after_a_fault_follow_the_persistence_domain_asked_for()
+    {
+        FaultSweepSpec unfenced = new(CacheMode.Persistent, Workload.Random, Seed: 1, Ops: 100, MaxRuns: 40) { Target = new PmemWalTarget(WalFlaw.AckBeforeFence) };
+
+        Assert.AreEqual(1, FaultSweep.Run(unfenced, stopAtFirst: true).Violations, "under ADR a record written back and not fenced may be lost");
+        FaultSweepResult eadr = FaultSweep.Run(unfenced with { Persistence = PersistenceDomain.Eadr }, stopAtFirst: true);
+        Assert.AreEqual(0, eadr.Violations, $"under eADR the CPU caches survive: the fence is not needed ({eadr.FirstViolation})");
+        Assert.IsGreaterThan(0, eadr.StatesChecked);
+    }
+
+    [TestMethod]
     [DataRow("ignore-cache-flush-error")]
     [DataRow("writeback-ignores-write-error")]
     [DataRow("writeback-gives-up-after-error")]
