@@ -116,22 +116,34 @@ public sealed record RandWriteBenchResult(
     /// <summary>One line per figure whose rounds disagree by more than <see cref="Spread.WideAbove"/>.</summary>
     public IReadOnlyList<string> Warnings { get; init; } = [];
 
+    /// <summary>A design of one's own (<c>--target</c>): its name; null for the writeboost device (then <see cref="Mode"/> is -1 and the segment counts 0).</summary>
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
+    public string? Target { get; init; }
+
+    /// <summary>
+    /// For a design of one's own, which device's sequential bandwidth the reference is: its cache device's, or its
+    /// backing device's when it has none (<see cref="CacheSequentialBytesPerSecond"/> holds it either way).
+    /// </summary>
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
+    public string? ReferenceDevice { get; init; }
+
     /// <summary>The median round (by ratio to the reference) with every figure's spread over <paramref name="rounds"/>.</summary>
     public static RandWriteBenchResult OfRounds(IReadOnlyList<RandWriteBenchResult> rounds)
     {
         RandWriteBenchResult median = Spread.MedianRound(rounds, r => r.RatioToCacheSequential);
+        string Reference = $"{median.ReferenceDevice ?? "cache"} sequential bandwidth";
         Dictionary<string, Spread> spreads = new()
         {
             ["random-write / sequential ratio"] = Spread.Of(rounds.Select(r => r.RatioToCacheSequential)),
             ["random-write IOPS"] = Spread.Of(rounds.Select(r => r.Iops)),
-            ["cache sequential bandwidth"] = Spread.Of(rounds.Select(r => r.CacheSequentialBytesPerSecond)),
+            [Reference] = Spread.Of(rounds.Select(r => r.CacheSequentialBytesPerSecond)),
         };
         return median with
         {
             Rounds = rounds.Count,
             RatioSpread = spreads["random-write / sequential ratio"],
             IopsSpread = spreads["random-write IOPS"],
-            CacheSequentialSpread = spreads["cache sequential bandwidth"],
+            CacheSequentialSpread = spreads[Reference],
             Warnings = Spread.WarningsOf(spreads),
         };
     }
@@ -265,6 +277,25 @@ public static class CacheBenchmarks
     public static RandWriteBenchResult RandWrite(WriteboostDevice device, int mode, long ops, double cacheSequentialBytesPerSecond, int seed = 1, CancellationToken cancel = default)
     {
         ArgumentNullException.ThrowIfNull(device);
+        WriteboostStatus before = device.Status();
+        RandWriteBenchResult result = RandWrite((IBlockDevice)device, ops, cacheSequentialBytesPerSecond, seed, cancel) with { Mode = mode };
+        WriteboostStatus after = device.Status();
+        return result with
+        {
+            CacheBytesWritten = after.CacheBytesWritten - before.CacheBytesWritten,
+            FullSegments = after.FullSegments - before.FullSegments,
+            PartialSegments = after.PartialSegments - before.PartialSegments,
+        };
+    }
+
+    /// <summary>
+    /// Random 4 KiB writes at 4 KiB-aligned offsets of any block device (a design of one's own), one flush at the
+    /// end, timed with it; against <paramref name="referenceBytesPerSecond"/> measured in the same run. The device's
+    /// own counters (segments, cache bytes) are the caller's to add: 0 here, mode -1.
+    /// </summary>
+    public static RandWriteBenchResult RandWrite(IBlockDevice device, long ops, double referenceBytesPerSecond, int seed = 1, CancellationToken cancel = default)
+    {
+        ArgumentNullException.ThrowIfNull(device);
         long blocks = device.SizeBytes / Units.BlockBytes;
         byte[] block = new byte[Units.BlockBytes];
         Random random = new(seed);
@@ -274,7 +305,6 @@ public static class CacheBenchmarks
         {
             offsets[i] = random.NextInt64(blocks) * Units.BlockBytes;
         }
-        WriteboostStatus before = device.Status();
         long start = Stopwatch.GetTimestamp();
         long done = 0;
         for (; done < ops && !cancel.IsCancellationRequested; done++)
@@ -285,13 +315,10 @@ public static class CacheBenchmarks
         device.Flush();
         ops = Math.Max(1, done);
         double seconds = (Stopwatch.GetTimestamp() - start) / (double)Stopwatch.Frequency;
-        WriteboostStatus after = device.Status();
         long userBytes = ops * Units.BlockBytes;
         double bytesPerSecond = userBytes / seconds;
-        return new RandWriteBenchResult(
-            mode, ops, seconds, ops / seconds, bytesPerSecond, userBytes, after.CacheBytesWritten - before.CacheBytesWritten,
-            after.FullSegments - before.FullSegments, after.PartialSegments - before.PartialSegments,
-            cacheSequentialBytesPerSecond, bytesPerSecond / cacheSequentialBytesPerSecond);
+        return new RandWriteBenchResult(-1, ops, seconds, ops / seconds, bytesPerSecond, userBytes, 0, 0, 0,
+            referenceBytesPerSecond, bytesPerSecond / referenceBytesPerSecond);
     }
 
     /// <summary>

@@ -60,7 +60,7 @@ internal sealed class BenchVerb : PmemBenchOptions
         return exit;
     }
 
-    [Option("target", HelpText = "fua: a design of one's own instead of the writeboost device, PATH.dll[:Type] (as wb crashtest --target): opened on temporary files (a sparse 1 GiB backing file, its pmem region in /dev/shm or its cache as its geometry asks), then measured as the writeboost device is, with the floor in each round.")]
+    [Option("target", HelpText = "fua, randwrite: a design of one's own instead of the writeboost device, PATH.dll[:Type] (as wb crashtest --target): opened on temporary files (a sparse 1 GiB backing file, its pmem region in /dev/shm or its cache as its geometry asks), then measured as the writeboost device is, with the floor (fua) or the reference (randwrite: the sequential bandwidth of its cache device, or of its backing device without one) in each round.")]
     public string? Target { get; set; }
 
     [Option("target-arg", HelpText = "With --target: Name=Value [Name=Value...] for parameters of the target's constructor (e.g. the size of its pmem region; one option, every value after it).")]
@@ -71,7 +71,7 @@ internal sealed class BenchVerb : PmemBenchOptions
         List<string> arguments = Arguments.ToList();
         if (Target is not null || TargetArguments.Any())
         {
-            return RunFuaOnTarget(arguments);
+            return RunOnTarget(arguments);
         }
         return Kind switch
         {
@@ -302,35 +302,39 @@ internal sealed class BenchVerb : PmemBenchOptions
     }
 
     /// <summary>
-    /// <c>wb bench fua --target</c>: a design of one's own, measured as the writeboost device is (4 KiB FUA writes at
-    /// random offsets, <see cref="RoundCount"/> rounds on fresh files) with the floor in each round: a bare 4 KiB
-    /// write+persist of the same pmem file, so designs compare by their multiple of the same floor.
+    /// <c>wb bench fua|randwrite --target</c>: a design of one's own, measured as the writeboost device is, in
+    /// <see cref="RoundCount"/> rounds on fresh files of its geometry, each with its reference in the same round.
+    /// fua: 4 KiB FUA writes at random offsets, the floor a bare 4 KiB write+persist of the same pmem file (designs
+    /// compare by their multiple of the same floor). randwrite: random 4 KiB writes and a flush, against the
+    /// sequential bandwidth of the device the design logs to — its cache device, or its backing device without one.
     /// </summary>
-    private int RunFuaOnTarget(List<string> arguments)
+    private int RunOnTarget(List<string> arguments)
     {
         if (Target is null)
         {
             throw DesignLoading.ArgumentsWithoutTarget();
         }
-        if (Kind != "fua")
+        if (Kind is not ("fua" or "randwrite"))
         {
-            throw new UsageException($"--target: only wb bench fua measures a design of one's own so far, not {Kind}");
+            throw new UsageException($"--target: wb bench fua and randwrite measure a design of one's own, not {Kind}");
         }
-        if (Writers < 1)
+        if (Writers < 1 || (Kind == "randwrite" && Writers != 1))
         {
-            throw new UsageException($"--writers {Writers}: expected at least 1");
+            throw new UsageException($"--writers {Writers}: expected at least 1 (fua), and randwrite has one writer");
         }
         if (arguments.Count > 0 || Independent || Mode != "0")
         {
             throw new UsageException("--target: the design is opened on temporary files of its own geometry; a TABLE, --mode and --independent are the writeboost device's");
         }
         Writeboost.CrashTest.Targets.LoadedTarget target = DesignLoading.Load(Target, [.. TargetArguments]);
-        long ops = Ops > 0 ? Ops : 20_000;
+        long ops = Ops > 0 ? Ops : Kind == "fua" ? 20_000 : 65_536;
         Writeboost.CrashTest.Targets.TargetGeometry geometry = target.GeometryFor(Writeboost.CrashTest.Workload.Nbd);
         string dir = Path.Combine(WorkDir ?? Path.GetTempPath(), $"wb-bench-{Environment.ProcessId}");
         Directory.CreateDirectory(dir);
         string pmemPath = geometry.PmemBackend == PmemBackend.Dax ? Path.Combine("/dev/shm", $"wb-bench-{Environment.ProcessId}-target.pmem") : Path.Combine(dir, "pmem.img");
-        List<FuaBenchResult> rounds = [];
+        List<FuaBenchResult> fuaRounds = [];
+        List<RandWriteBenchResult> randRounds = [];
+        string reference = geometry.CacheBytes > 0 ? "cache" : "backing";
         try
         {
             for (int round = 0; round < RoundCount && !Cancel.IsCancellationRequested; round++)
@@ -348,27 +352,39 @@ internal sealed class BenchVerb : PmemBenchOptions
                 {
                     FileBlockDevice.CreateFile(pmemPath, geometry.PmemBytes, zeroFill: true);
                 }
-                FuaBenchResult measured;
+                double referenceBytesPerSecond = 0;
+                if (Kind == "randwrite")
+                {
+                    // The reference first, on the device the design logs to, before the design formats it.
+                    using FileBlockDevice logged = FileBlockDevice.Open(reference == "cache" ? cachePath : backingPath, new FileBlockDeviceOptions { Direct = Direct, Exclusive = true });
+                    referenceBytesPerSecond = CacheBenchmarks.MeasureSequentialWrite(logged, 0, Math.Min(ops * Units.BlockBytes, logged.SizeBytes), (int)Math.Min(1L << 20, logged.SizeBytes));
+                }
                 using (FileBlockDevice backing = FileBlockDevice.Open(backingPath, new FileBlockDeviceOptions { Direct = Direct, Exclusive = true }))
                 using (FileBlockDevice cache = FileBlockDevice.Open(cachePath, new FileBlockDeviceOptions { Direct = Direct, Exclusive = true }))
                 using (PmemRegion? pmem = geometry.PmemBytes > 0 ? PmemApi.Alloc(pmemPath, 0, -1, geometry.PmemBackend, deviceLock: DeviceLock.Exclusive) : null)
                 using (Writeboost.CrashTest.Targets.ICrashTargetDevice device = target.Open(new Writeboost.CrashTest.Targets.TargetDevices(backing, cache, pmem), new Writeboost.CrashTest.Targets.TargetOpen(Live: true, 0, 1)))
                 {
-                    ProgressBar bar = ProgressBar.For($"fua, {target.Name}", Json);
+                    ProgressBar bar = ProgressBar.For($"{Kind}, {target.Name}", Json);
                     try
                     {
-                        measured = CacheBenchmarks.Fua([device], -1, ops, MaxSeconds, progress: f => bar.Report(f), writers: Writers, cancel: Cancel) with { Target = target.Name };
+                        if (Kind == "fua")
+                        {
+                            fuaRounds.Add(CacheBenchmarks.Fua([device], -1, ops, MaxSeconds, progress: f => bar.Report(f), writers: Writers, cancel: Cancel) with { Target = target.Name });
+                        }
+                        else
+                        {
+                            randRounds.Add(CacheBenchmarks.RandWrite(device, ops, referenceBytesPerSecond, cancel: Cancel) with { Target = target.Name, ReferenceDevice = reference });
+                        }
                     }
                     finally
                     {
                         bar.Done();
                     }
                 }
-                if (geometry.PmemBytes > 0 && geometry.PmemBackend == PmemBackend.Dax)
+                if (Kind == "fua" && geometry.PmemBytes > 0 && geometry.PmemBackend == PmemBackend.Dax)
                 {
-                    measured = measured with { FloorP50Us = MeasureFloor(pmemPath, ops).P50Ns / 1000.0 };
+                    fuaRounds[^1] = fuaRounds[^1] with { FloorP50Us = MeasureFloor(pmemPath, ops).P50Ns / 1000.0 };
                 }
-                rounds.Add(measured);
             }
         }
         finally
@@ -376,7 +392,11 @@ internal sealed class BenchVerb : PmemBenchOptions
             File.Delete(pmemPath);
             Directory.Delete(dir, recursive: true);
         }
-        FuaBenchResult result = FuaBenchResult.OfRounds(rounds);
+        if (Kind == "randwrite")
+        {
+            return PrintRandWrite(RandWriteBenchResult.OfRounds(randRounds), $"target: {target.Identity}");
+        }
+        FuaBenchResult result = FuaBenchResult.OfRounds(fuaRounds);
         if (Json)
         {
             Output.Json(result);
@@ -448,22 +468,32 @@ internal sealed class BenchVerb : PmemBenchOptions
             using WriteboostDevice device = TableDevices.Open(table, new WriteboostOptions { Reformat = true }, Direct);
             rounds.Add(CacheBenchmarks.RandWrite(device, (int)table.Mode, ops, sequential, cancel: Cancel));
         }
-        RandWriteBenchResult result = RandWriteBenchResult.OfRounds(rounds);
+        return PrintRandWrite(RandWriteBenchResult.OfRounds(rounds), header: null);
+    }
+
+    /// <summary>The result as a table (or JSON); <paramref name="header"/> first, when given (a design's identity).</summary>
+    private int PrintRandWrite(RandWriteBenchResult result, string? header)
+    {
         if (Json)
         {
             Output.Json(result);
             return 0;
         }
+        if (header is not null)
+        {
+            Console.WriteLine(header);
+        }
+        string referenceColumn = result.ReferenceDevice == "backing" ? "backing seq MiB/s" : "cache seq MiB/s";
         Output.Table(
         [
-            ["mode", "ops", "IOPS", "MiB/s", "cache seq MiB/s", "ratio", "full segs", "partial segs", "cache MiB written"],
-            [Fmt(result.Mode), Fmt(result.Ops), Fmt(result.Iops, "F0"), Fmt(result.BytesPerSecond / (1 << 20), "F1"),
+            ["mode", "ops", "IOPS", "MiB/s", referenceColumn, "ratio", "full segs", "partial segs", "cache MiB written"],
+            [result.Mode < 0 ? "-" : Fmt(result.Mode), Fmt(result.Ops), Fmt(result.Iops, "F0"), Fmt(result.BytesPerSecond / (1 << 20), "F1"),
                 Fmt(result.CacheSequentialBytesPerSecond / (1 << 20), "F1"), Fmt(result.RatioToCacheSequential, "F2"),
                 Fmt(result.FullSegments), Fmt(result.PartialSegments), Fmt(result.CacheBytesWritten / (double)(1 << 20), "F1")],
         ]);
         if (result.Rounds > 1)
         {
-            Console.WriteLine($"rounds: {result.Rounds} (the row is the median round's); ratio {result.RatioSpread!.Format("F2")}, IOPS {result.IopsSpread!.Format("F0")}, cache seq MiB/s {result.CacheSequentialSpread!.Times(1.0 / (1 << 20)).Format("F1")}");
+            Console.WriteLine($"rounds: {result.Rounds} (the row is the median round's); ratio {result.RatioSpread!.Format("F2")}, IOPS {result.IopsSpread!.Format("F0")}, {referenceColumn} {result.CacheSequentialSpread!.Times(1.0 / (1 << 20)).Format("F1")}");
         }
         foreach (string warning in result.Warnings)
         {

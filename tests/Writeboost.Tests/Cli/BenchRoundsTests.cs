@@ -129,9 +129,26 @@ public sealed class BenchRoundsTests
         Assert.AreEqual(2, root.GetProperty("p50_over_floor_spread").GetProperty("rounds").GetInt32(), "the floor in every round");
         Assert.IsEmpty(Directory.GetFileSystemEntries(dir.Path), "its files are gone");
 
-        WbResult misplaced = WbProcess.Run(null, "bench", "randwrite", "--target", design);
+        WbResult misplaced = WbProcess.Run(null, "bench", "pmem", "--target", design);
         Assert.AreEqual(2, misplaced.ExitCode);
-        StringAssert.Contains(misplaced.Stderr, "only wb bench fua measures a design of one's own so far");
+        StringAssert.Contains(misplaced.Stderr, "wb bench fua and randwrite measure a design of one's own, not pmem");
+    }
+
+    [TestMethod]
+    public void The_random_write_bench_measures_a_design_of_ones_own_against_the_device_it_logs_to()
+    {
+        using TempDirectory dir = new();
+        string design = typeof(Writeboost.Samples.PmemWal.PmemWalTarget).Assembly.Location;
+        WbResult result = WbProcess.Run(null, "bench", "randwrite", "--target", design, "--ops", "500", "--rounds", "2", "--work-dir", dir.Path, "--json");
+        Assert.AreEqual(0, result.ExitCode, result.Stderr);
+        using JsonDocument json = JsonDocument.Parse(result.Stdout);
+        JsonElement root = json.RootElement;
+        Assert.AreEqual("pmem-wal", root.GetProperty("target").GetString());
+        Assert.AreEqual("backing", root.GetProperty("reference_device").GetString(), "the WAL has no cache device: its log is replayed onto the backing one");
+        Assert.AreEqual(-1, root.GetProperty("mode").GetInt32());
+        Assert.AreEqual(2, root.GetProperty("ratio_spread").GetProperty("rounds").GetInt32(), "the reference in every round");
+        Assert.AreEqual(root.GetProperty("bytes_per_second").GetDouble() / root.GetProperty("cache_sequential_bytes_per_second").GetDouble(), root.GetProperty("ratio_to_cache_sequential").GetDouble(), 1e-9);
+        Assert.IsEmpty(Directory.GetFileSystemEntries(dir.Path), "its files are gone");
     }
 
     [TestMethod]
