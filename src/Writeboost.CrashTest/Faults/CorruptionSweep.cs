@@ -215,8 +215,7 @@ public static class CorruptionSweep
     /// <summary>The media halfway to the crash point (an earlier lap of the ring) and at it, every write issued before it landed.</summary>
     private static (Media Earlier, Media Final) Snapshots(CampaignSpec spec, Campaign.Geometry geometry, CrashLog log, int crashPoint)
     {
-        Timelines timelines = new(States.Media.Blank(geometry.BackingBytes, geometry.CacheBytes, geometry.PmemBytes),
-            spec.Mode == CacheMode.Persistent ? new PmemModel(Pmem.PmemBackend.Dax) : null);
+        Timelines timelines = new(States.Media.Blank(geometry.BackingBytes, geometry.CacheBytes, geometry.PmemBytes), Campaign.PmemModelOf(spec));
         Media Landed(int point)
         {
             timelines.AdvanceTo(log.Events, point);

@@ -153,7 +153,7 @@ public static class FaultSweep
         MemoryBlockDevice backing = new(subject.BackingBytes, name: "backing");
         MemoryBlockDevice cache = new(subject.CacheBytes, name: "cache");
         PagedImage pmemImage = new(new byte[subject.PmemBytes]);
-        PmemRegion? pmem = PmemOver(subject, pmemImage, device => device);
+        PmemRegion? pmem = PmemOver(subject, pmemImage);
         SweptDevice device = subject.Open(backing, cache, pmem, SweepStep.Baseline);
         Random random = new(spec.Seed ^ 0x0BA5E);
         try
@@ -180,15 +180,27 @@ public static class FaultSweep
 
     /// <summary>
     /// The subject's pmem region over <paramref name="image"/> (null: it has none): lines of memory on the dax
-    /// backend, a block device under read-modify-write on the block backend — <paramref name="wrapDevice"/> stacks
-    /// the recording and the faults over that block device (the dax region's are stacked by the caller).
+    /// backend, a block device under read-modify-write on the block backend. With a run's <paramref name="faulted"/>
+    /// log and switch, what reaches the image is recorded and failed as the switch says, on either backend.
     /// </summary>
-    private static PmemRegion? PmemOver(FaultSweepSubject subject, PagedImage image, Func<IBlockDevice, IBlockDevice> wrapDevice) => subject.PmemBackend switch
+    private static PmemRegion? PmemOver(FaultSweepSubject subject, PagedImage image, (CrashLog Log, FaultSwitch Faults)? faulted = null)
     {
-        null => null,
-        PmemBackend.Block => Pmem.Pmem.Alloc(wrapDevice(new PagedBlockDevice(image, "pmem")), 0, image.LengthBytes),
-        _ => new MemoryPmemRegion(image),
-    };
+        switch (subject.PmemBackend)
+        {
+            case null:
+                return null;
+            case PmemBackend.Block:
+                IBlockDevice device = new PagedBlockDevice(image, "pmem");
+                if (faulted is ({ } log, { } faults))
+                {
+                    device = new FaultInjectingBlockDevice(new RecordingBlockDevice(device, log, DeviceId.Pmem), FaultTarget.Pmem, faults);
+                }
+                return Pmem.Pmem.Alloc(device, 0, image.LengthBytes);
+            default:
+                PmemRegion lines = new MemoryPmemRegion(image);
+                return faulted is ({ } lineLog, { } lineFaults) ? new FaultInjectingPmemRegion(new RecordingPmemRegion(lines, lineLog), lineFaults) : lines;
+        }
+    }
 
     private static (long Offset, int Length, bool Fua) NextWrite(Random random, Workload workload, long sizeBytes)
     {
@@ -207,12 +219,7 @@ public static class FaultSweep
         // Copy-on-write over the baseline, which every run starts from again: a run pays for the pages it writes.
         PagedBlockDevice backing = new(baseline.Backing, "backing");
         PagedBlockDevice cache = new(baseline.Cache, "cache");
-        PmemRegion? pmem = PmemOver(subject, new PagedImage(baseline.Pmem),
-            device => new FaultInjectingBlockDevice(new RecordingBlockDevice(device, log, DeviceId.Pmem), FaultTarget.Pmem, faults));
-        if (pmem is MemoryPmemRegion lines)
-        {
-            pmem = new FaultInjectingPmemRegion(new RecordingPmemRegion(lines, log), faults);
-        }
+        PmemRegion? pmem = PmemOver(subject, new PagedImage(baseline.Pmem), (log, faults));
         IBlockDevice backingStack = new FaultInjectingBlockDevice(new RecordingBlockDevice(backing, log, DeviceId.Backing), FaultTarget.Backing, faults);
         IBlockDevice cacheStack = new FaultInjectingBlockDevice(new RecordingBlockDevice(cache, log, DeviceId.Cache), FaultTarget.Cache, faults);
 
