@@ -90,22 +90,65 @@ public static class Crc32C
     /// head), as the crc32 instruction does). What is left at the end is one 128-bit value congruent to everything
     /// before it; its CRC from state 0 is the buffer's, and the bytes past the last whole 16 go on serially.</para>
     /// </remarks>
-    internal static uint AppendFolded(uint crc, ReadOnlySpan<byte> data)
+    internal static uint AppendFolded(uint crc, ReadOnlySpan<byte> data) => FoldedCrc(crc, data, copyTo: default);
+
+    /// <summary>
+    /// The raw CRC of <paramref name="source"/> from state <paramref name="crc"/>, copying it into
+    /// <paramref name="destination"/> on the way: one pass, its loads taken from the source (which its writer just
+    /// made, so in the CPU's cache) rather than from the fresh copy. What is checksummed is what was copied.
+    /// </summary>
+    public static uint CopyAndAppend(uint crc, ReadOnlySpan<byte> source, Span<byte> destination)
+    {
+        if (destination.Length < source.Length || source.Overlaps(destination))
+        {
+            throw new ArgumentException($"a CRC-and-copy needs a destination of its own of at least {source.Length} bytes");
+        }
+        if (source.Length >= FoldThresholdBytes && CanFold)
+        {
+            return FoldedCrc(crc, source, destination);
+        }
+        source.CopyTo(destination);
+        return Append(crc, source);
+    }
+
+    private static uint FoldedCrc(uint crc, ReadOnlySpan<byte> data, Span<byte> copyTo)
     {
         Debug.Assert(CanFold && data.Length >= FoldThresholdBytes);
+        bool copying = !copyTo.IsEmpty;
         ref byte start = ref MemoryMarshal.GetReference(data);
-        Vector512<ulong> a0 = Vector512.LoadUnsafe(ref start, 0).AsUInt64() ^ Vector512.CreateScalar((ulong)crc);
-        Vector512<ulong> a1 = Vector512.LoadUnsafe(ref start, 64).AsUInt64();
-        Vector512<ulong> a2 = Vector512.LoadUnsafe(ref start, 128).AsUInt64();
-        Vector512<ulong> a3 = Vector512.LoadUnsafe(ref start, 192).AsUInt64();
+        ref byte copy = ref MemoryMarshal.GetReference(copyTo);
+        Vector512<byte> d0 = Vector512.LoadUnsafe(ref start, 0);
+        Vector512<byte> d1 = Vector512.LoadUnsafe(ref start, 64);
+        Vector512<byte> d2 = Vector512.LoadUnsafe(ref start, 128);
+        Vector512<byte> d3 = Vector512.LoadUnsafe(ref start, 192);
+        if (copying)
+        {
+            StoreFour(ref copy, 0, d0, d1, d2, d3);
+        }
+        Vector512<ulong> a0 = d0.AsUInt64() ^ Vector512.CreateScalar((ulong)crc);
+        Vector512<ulong> a1 = d1.AsUInt64();
+        Vector512<ulong> a2 = d2.AsUInt64();
+        Vector512<ulong> a3 = d3.AsUInt64();
         nuint wholeBlocks = (nuint)data.Length / FoldThresholdBytes * FoldThresholdBytes;
         Vector512<ulong> by256 = FoldConstants.By256Bytes;
         for (nuint offset = FoldThresholdBytes; offset < wholeBlocks; offset += FoldThresholdBytes)
         {
-            a0 = Fold(a0, by256) ^ Vector512.LoadUnsafe(ref start, offset).AsUInt64();
-            a1 = Fold(a1, by256) ^ Vector512.LoadUnsafe(ref start, offset + 64).AsUInt64();
-            a2 = Fold(a2, by256) ^ Vector512.LoadUnsafe(ref start, offset + 128).AsUInt64();
-            a3 = Fold(a3, by256) ^ Vector512.LoadUnsafe(ref start, offset + 192).AsUInt64();
+            d0 = Vector512.LoadUnsafe(ref start, offset);
+            d1 = Vector512.LoadUnsafe(ref start, offset + 64);
+            d2 = Vector512.LoadUnsafe(ref start, offset + 128);
+            d3 = Vector512.LoadUnsafe(ref start, offset + 192);
+            if (copying)
+            {
+                StoreFour(ref copy, offset, d0, d1, d2, d3);
+            }
+            a0 = Fold(a0, by256) ^ d0.AsUInt64();
+            a1 = Fold(a1, by256) ^ d1.AsUInt64();
+            a2 = Fold(a2, by256) ^ d2.AsUInt64();
+            a3 = Fold(a3, by256) ^ d3.AsUInt64();
+        }
+        if (copying)
+        {
+            data[(int)wholeBlocks..].CopyTo(copyTo[(int)wholeBlocks..]);
         }
         Vector512<ulong> by64 = FoldConstants.By64Bytes;
         a1 ^= Fold(a0, by64);
@@ -123,6 +166,14 @@ public static class Crc32C
         }
         uint folded = (uint)Sse42.X64.Crc32(Sse42.X64.Crc32(0, x.GetElement(0)), x.GetElement(1));
         return AppendSerial(folded, data[(int)wholePieces..]);
+    }
+
+    private static void StoreFour(ref byte destination, nuint offset, Vector512<byte> d0, Vector512<byte> d1, Vector512<byte> d2, Vector512<byte> d3)
+    {
+        d0.StoreUnsafe(ref destination, offset);
+        d1.StoreUnsafe(ref destination, offset + 64);
+        d2.StoreUnsafe(ref destination, offset + 128);
+        d3.StoreUnsafe(ref destination, offset + 192);
     }
 
     private static Vector512<ulong> Fold(Vector512<ulong> x, Vector512<ulong> k) =>

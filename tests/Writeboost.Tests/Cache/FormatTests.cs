@@ -131,6 +131,26 @@ public sealed class Crc32CTests
     }
 
     [TestMethod]
+    public void A_crc_taken_while_copying_is_the_crc_of_the_copy_and_the_copy_is_exact()
+    {
+        Random random = new(36);
+        foreach (int length in new[] { 0, 1, 255, 256, 257, 4096, 4096 + 17, 9001 })
+        {
+            byte[] source = new byte[length];
+            random.NextBytes(source);
+            byte[] destination = new byte[length + 8];
+            destination.AsSpan(length).Fill(0xEE);
+            uint crc = Crc32C.CopyAndAppend(~0u, source, destination);
+            Assert.AreEqual(ReferenceCrc32C.Compute(source), ~crc, $"length {length}");
+            CollectionAssert.AreEqual(source, destination[..length], $"length {length}: the copy");
+            Assert.IsTrue(destination.AsSpan(length).IndexOfAnyExcept((byte)0xEE) < 0, $"length {length}: nothing past the copy");
+        }
+        byte[] shared = new byte[8192];
+        Assert.ThrowsExactly<ArgumentException>(() => Crc32C.CopyAndAppend(0, shared.AsSpan(0, 4096), shared.AsSpan(2048)), "overlapping");
+        Assert.ThrowsExactly<ArgumentException>(() => Crc32C.CopyAndAppend(0, new byte[4096], new byte[4095]), "too short");
+    }
+
+    [TestMethod]
     public void The_carry_less_product_mod_P_equals_the_bit_at_a_time_one()
     {
         Random random = new(33);
