@@ -68,6 +68,51 @@ public sealed class CacheIndexTests
     }
 
     [TestMethod]
+    public void The_block_map_agrees_with_a_dictionary_through_placements_supersessions_and_unmaps_in_crowded_buckets()
+    {
+        // 64 metablocks (and 64 buckets) over 200 blocks, placed, superseded and unmapped at random: with about as
+        // many blocks served as there are buckets, chains of several blocks form and are cut at their head, middle
+        // and tail. The model is the map as a dictionary keeps it.
+        CacheIndex index = new(nrSegments: 16, BlocksPerSegment);
+        Dictionary<long, int> model = [];
+        long[] held = new long[16 * BlocksPerSegment];
+        Array.Fill(held, -1);
+        Random random = new(37);
+        for (int step = 0; step < 20_000; step++)
+        {
+            int g = random.Next(held.Length);
+            long block = random.Next(200) * 1_000_003L;
+            if (held[g] < 0)
+            {
+                if (model.TryGetValue(block, out int older))
+                {
+                    index.Supersede(older, inOpenSegment: random.Next(2) == 0);
+                    held[older] = index.BlockAt(older);
+                }
+                index.Place(g, block, Units.FullBlockBits, dirty: random.Next(2) == 0);
+                model[block] = g;
+                held[g] = block;
+            }
+            else
+            {
+                index.Unmap(g);
+                if (model.TryGetValue(held[g], out int serving) && serving == g)
+                {
+                    model.Remove(held[g]);
+                }
+                held[g] = -1;
+            }
+            for (long b = 0; b < 200; b++)
+            {
+                bool expected = model.TryGetValue(b * 1_000_003L, out int expectedAt);
+                Assert.AreEqual(expected, index.TryFind(b * 1_000_003L, out int at), $"step {step}: block {b}");
+                Assert.AreEqual(expected ? expectedAt : at, at, $"step {step}: block {b} served from the wrong metablock");
+            }
+        }
+        Assert.AreEqual(Enumerable.Range(0, held.Length).Count(i => index.IsDirty(i)), index.DirtyCount, "the dirty count follows every change");
+    }
+
+    [TestMethod]
     public void The_ring_moves_a_segment_through_its_stages_in_order()
     {
         object deviceLock = new();
