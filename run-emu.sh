@@ -56,7 +56,8 @@ for given in "$pmem_device" "$cache_device" "$backing_device"; do
   [ -z "$given" ] || [ -e "$given" ] || { echo "run-emu: $given does not exist" >&2; exit 2; }
 done
 
-step() { printf '\n== %s\n' "$*"; }
+# Each step says when it starts (seconds since the script began), so a slow step shows in the log itself.
+step() { printf '\n== %s  [%d s]\n' "$*" "$SECONDS"; }
 
 # Loud confirmation before writing to a real block or character device (files are ours to overwrite).
 confirm_destroy() {
