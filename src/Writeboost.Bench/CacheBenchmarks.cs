@@ -131,19 +131,19 @@ public sealed record RandWriteBenchResult(
     public static RandWriteBenchResult OfRounds(IReadOnlyList<RandWriteBenchResult> rounds)
     {
         RandWriteBenchResult median = Spread.MedianRound(rounds, r => r.RatioToCacheSequential);
-        string Reference = $"{median.ReferenceDevice ?? "cache"} sequential bandwidth";
+        string reference = $"{median.ReferenceDevice ?? "cache"} sequential bandwidth";
         Dictionary<string, Spread> spreads = new()
         {
             ["random-write / sequential ratio"] = Spread.Of(rounds.Select(r => r.RatioToCacheSequential)),
             ["random-write IOPS"] = Spread.Of(rounds.Select(r => r.Iops)),
-            [Reference] = Spread.Of(rounds.Select(r => r.CacheSequentialBytesPerSecond)),
+            [reference] = Spread.Of(rounds.Select(r => r.CacheSequentialBytesPerSecond)),
         };
         return median with
         {
             Rounds = rounds.Count,
             RatioSpread = spreads["random-write / sequential ratio"],
             IopsSpread = spreads["random-write IOPS"],
-            CacheSequentialSpread = spreads[Reference],
+            CacheSequentialSpread = spreads[reference],
             Warnings = Spread.WarningsOf(spreads),
         };
     }
