@@ -749,6 +749,7 @@ internal sealed class CrashTestVerb : MutantOptions
                     m.Failure.CrashPoint,
                     m.Failure.Variant,
                     m.Failure.Violation,
+                    m.Failure.InsteadOf,
                     m.Failure.Trials,
                     m.Failure.Story,
                     m.Replay,
@@ -791,6 +792,10 @@ internal sealed class CrashTestVerb : MutantOptions
         if (minimised is { } shrunk)
         {
             Console.WriteLine($"minimised: {shrunk.Failure.OpCount} operation(s) of {shrunk.Failure.OriginalOps} ({shrunk.Failure.Trials} runs)");
+            if (shrunk.Failure.InsteadOf is { } given)
+            {
+                Console.WriteLine($"  (shrunk instead of the first violation, whose kind no script reproduces every run: {given})");
+            }
             foreach (string line in shrunk.Failure.Story)
             {
                 Console.WriteLine("  " + line);

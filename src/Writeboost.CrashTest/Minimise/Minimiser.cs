@@ -20,6 +20,12 @@ public sealed record MinimisedFailure(
     IReadOnlyList<string> Story)
 {
     public int OpCount => Ops.Sum(r => r.Count);
+
+    /// <summary>
+    /// The violation the minimiser was given, when the one shrunk is of another kind (null: it is the given one):
+    /// no script of the given kind's catches failed every run, and another failure the same campaign finds did.
+    /// </summary>
+    public string? InsteadOf { get; init; }
 }
 
 /// <summary>
@@ -33,7 +39,10 @@ public sealed record MinimisedFailure(
 /// luck, the schedule's perturbation makes it likely, neither makes it certain). A catch whose script fails only
 /// now and then (or never) is swapped for another of the same kind: the campaign that caught it, run again, records
 /// other interleavings, and a catch whose script fails every run shrinks fast and surely. A shrinking that ends
-/// long is tried again on another path (from the script's end, then from another catch);</item>
+/// long is tried again on another path (from the script's end, then from another catch). When no catch of the
+/// kind reproduces every run (a symptom that needs an interleaving only a loaded machine gives), a failure of
+/// another kind the same campaign finds is shrunk instead if its script does, and the result says so
+/// (<see cref="MinimisedFailure.InsteadOf"/>): a reproducer that replays beats none;</item>
 /// <item>of the last round's failing states, the simplest is kept: fewest writes in flight, fewest torn, fewest
 /// pmem lines at a partial prefix;</item>
 /// <item>a story is written from the oracle's verdict on the first wrong sector.</item>
@@ -74,6 +83,8 @@ public static class Minimiser
             return null;
         }
         ViolationClass wanted = ViolationClass.Of(violation);
+        // The kind given: a failure of another kind is shrunk only when none of this one reproduces every run.
+        ViolationClass given = wanted;
         Stopwatch clock = Stopwatch.StartNew();
         TimeSpan budget = timeBudget ?? TimeSpan.FromMinutes(3);
         int trials = 0;
@@ -157,19 +168,22 @@ public static class Minimiser
         bool steady = false;
         // Runs the campaign that caught the failure again: it records other interleavings, and its first catch of the
         // same kind is taken when a script reproduces it (every run, when steady is asked). False: the one in hand stays.
-        bool TakeAnotherCatch(bool steadyOnly)
+        // anotherKind: a catch of any kind but the given one, taken only when its script fails every run.
+        bool TakeAnotherCatch(bool steadyOnly, bool anotherKind = false)
         {
             // What Adopt does not derive from the catch: its runs so far.
-            (CrashHistory History, ViolationSite Site, CampaignResult? Last, int Failures, int Runs, int Schedule) kept =
-                (history, site, last, failures, runsToFail, failingSchedule);
+            (CrashHistory History, ViolationSite Site, CampaignResult? Last, int Failures, int Runs, int Schedule, ViolationClass Wanted) kept =
+                (history, site, last, failures, runsToFail, failingSchedule, wanted);
             // The whole campaign, every schedule of it: a catch on an unperturbed schedule may be a rare interleaving,
             // which a perturbed one makes likely (and its script's runs, perturbed as it was, likely again).
-            CampaignResult other = Campaign.Run(failed.Spec with { MaxStates = Math.Max(failed.Spec.MaxStates, RecatchStates) }, stopAtFirst: true, null, wanted.Matches);
-            if (other.FailingHistory is not { } otherHistory || other.FirstViolationSite is not { } otherSite)
+            Func<string, bool> counts = anotherKind ? problem => !given.Matches(problem) : wanted.Matches;
+            CampaignResult other = Campaign.Run(failed.Spec with { MaxStates = Math.Max(failed.Spec.MaxStates, RecatchStates) }, stopAtFirst: true, null, counts);
+            if (other.FailingHistory is not { } otherHistory || other.FirstViolationSite is not { } otherSite || other.FirstViolation is not { } otherViolation)
             {
-                progress?.Invoke($"minimising: the campaign run again caught nothing of its kind ({other.StatesChecked} states)");
+                progress?.Invoke($"minimising: the campaign run again caught nothing of {(anotherKind ? "another kind" : "its kind")} ({other.StatesChecked} states)");
                 return false;
             }
+            wanted = ViolationClass.Of(otherViolation);
             Adopt(otherHistory, otherSite);
             (List<List<UserOp>>? otherScript, bool otherSteady) = Reproduce();
             if (otherScript is not null && (!steadyOnly || otherSteady))
@@ -177,7 +191,10 @@ public static class Minimiser
                 (script, steady) = (otherScript, otherSteady);
                 return true;
             }
-            progress?.Invoke(otherScript is null ? "minimising: the campaign run again caught it, but no script of that catch reproduces it either" : "minimising: the campaign run again caught it, but that catch's script does not reproduce it every run either");
+            progress?.Invoke(anotherKind
+                ? $"minimising: the campaign run again caught another kind ({wanted.Kind}), but its script does not reproduce it every run either"
+                : otherScript is null ? "minimising: the campaign run again caught it, but no script of that catch reproduces it either" : "minimising: the campaign run again caught it, but that catch's script does not reproduce it every run either");
+            wanted = kept.Wanted;
             Adopt(kept.History, kept.Site);
             (last, failures, runsToFail, failingSchedule) = (kept.Last, kept.Failures, kept.Runs, kept.Schedule);
             return false;
@@ -197,6 +214,14 @@ public static class Minimiser
                     ? "minimising: the failure reproduces from its script only now and then; another catch of its kind by the same campaign does every run: shrinking that one"
                     : "minimising: the failure does not reproduce from its script; another catch of its kind by the same campaign does: shrinking that one");
             }
+        }
+        // No catch of its kind reproduces every run: the symptom needs an interleaving the device's threads give only
+        // now and then (a loaded machine's). The bug behind it may show another way that a script does reproduce:
+        // shrinking that one gives a story that replays, where this kind gives none or a long one. Tried even late
+        // when there is no script at all (nothing else would be returned).
+        if (!steady && ConcurrentUsers(history) is null && (script is null || clock.Elapsed < budget / 2) && TakeAnotherCatch(steadyOnly: true, anotherKind: true))
+        {
+            progress?.Invoke($"minimising: no catch of its kind ({given.Kind}) reproduces from its script every run; a failure of another kind the same campaign finds ({wanted.Kind}) does: shrinking that one instead");
         }
         if (script is null)
         {
@@ -286,15 +311,24 @@ public static class Minimiser
         List<(int Round, UserOp Op)> shortest = whole;
         CampaignResult? shortestFailed = last;
         int shortestOriginal = original;
+        ViolationClass shortestWanted = wanted;
         // A script that fails now may fail only now and then (the device's threads are not the history's): the
         // shrinking can take one lucky run's word for it, and then no removal reproduces, or take a long way (a
         // failure that needs a lap of the ring, where a shorter one needs none), or end where every removal moves
-        // the ring's layout. Shrinking again takes another path: from the whole script's end, then from another
-        // catch of the same kind. Each shrinking gets its share of the budget (the last one what is left) and the
-        // shortest result stands.
+        // the ring's layout. Shrinking again takes another path: from the whole script's end (a failure of another
+        // kind, when one reproduces every run), then from another catch of the same kind. Each shrinking gets its
+        // share of the budget (the last one what is left) and the shortest result stands.
         int readable = script.Count > 1 ? ReadableOpsOfLives : ReadableOps;
         for (int shrink = 0; shrink < MaxShrinks && clock.Elapsed < budget && (shrink == 0 || shortest.Count > readable); shrink++)
         {
+            // The second path, when the first ended long: a failure of another kind the same campaign finds, if its
+            // script fails every run (a symptom may need a long script to show where the bug behind it shows another
+            // way in a few operations; the shortest of either kind stands). The third: another catch of this kind.
+            if (shrink == 1 && wanted == given && ConcurrentUsers(history) is null && TakeAnotherCatch(steadyOnly: true, anotherKind: true))
+            {
+                progress?.Invoke($"minimising: still {shortest.Count} operations; a failure of another kind the same campaign finds ({wanted.Kind}) reproduces every run: shrinking that one");
+                (whole, wholeFailed) = (Flatten(script), last);
+            }
             if (shrink == MaxShrinks - 1 && ConcurrentUsers(history) is null && TakeAnotherCatch(steadyOnly: false))
             {
                 progress?.Invoke($"minimising: still {shortest.Count} operations; shrinking another catch of its kind by the same campaign");
@@ -305,10 +339,11 @@ public static class Minimiser
             List<(int Round, UserOp Op)> shrunkOps = Shrink(whole, shrink == MaxShrinks - 1 || share > budget ? budget : share, fromTheEnd: shrink % 2 == 1);
             if (shrink == 0 || shrunkOps.Count < shortest.Count)
             {
-                (shortest, shortestFailed, shortestOriginal) = (shrunkOps, last, original);
+                (shortest, shortestFailed, shortestOriginal, shortestWanted) = (shrunkOps, last, original, wanted);
             }
         }
         last = shortestFailed;
+        wanted = shortestWanted;
         // The last run that failed was of the script as it now stands: its recorded history is the reproducer (a
         // saved history replays deterministically, whatever the threads did when it was recorded).
         if (last?.FailingHistory is not { } shrunk)
@@ -317,10 +352,11 @@ public static class Minimiser
         }
 
         IReadOnlyList<IReadOnlyList<UserOp>> ops = [.. shrunk.Rounds.Select(r => UserOp.FromLog(r.Log))];
+        string? insteadOf = wanted == given ? null : violation;
         if (last.FirstViolationSite is { Variant: < 0 } read)
         {
             // A live read: no crash state to simplify; the history itself replays it.
-            return new MinimisedFailure(ops, shrunk, read.CrashPoint, -1, last.FirstViolation!, shortestOriginal, trials, Story.TellLiveRead(shrunk, read.CrashPoint, last.FirstViolation!));
+            return new MinimisedFailure(ops, shrunk, read.CrashPoint, -1, last.FirstViolation!, shortestOriginal, trials, Story.TellLiveRead(shrunk, read.CrashPoint, last.FirstViolation!)) { InsteadOf = insteadOf };
         }
         // The simplest failing state of the shrunk history's last round, of the same kind of violation.
         List<Campaign.SurveyedState> states = Campaign.SurveyLastRound(shrunk with { Spec = shrunk.Spec with { MaxStates = long.MaxValue } }, StatesPerPoint, wanted.Matches);
@@ -331,7 +367,7 @@ public static class Minimiser
         }
         Campaign.SurveyedState simplest = states.OrderBy(s => s.Complexity).ThenBy(s => s.Point).ThenBy(s => s.Variant).First();
         IReadOnlyList<string> story = Story.Tell(shrunk, simplest);
-        return new MinimisedFailure(ops, shrunk, simplest.Point, simplest.Variant, simplest.Problem, shortestOriginal, trials, story);
+        return new MinimisedFailure(ops, shrunk, simplest.Point, simplest.Variant, simplest.Problem, shortestOriginal, trials, story) { InsteadOf = insteadOf };
     }
 
     /// <summary>Where the history's users had requests in flight together (several writer threads), in words; null when one at a time.</summary>

@@ -85,6 +85,29 @@ public sealed class MinimiserTests
         Assert.AreEqual(minimised.Violation, again.FirstViolation, "the saved history rebuilds the same state");
     }
 
+    [TestMethod]
+    public void A_failure_no_script_reproduces_is_shrunk_as_another_failure_of_its_campaign_and_says_which_it_was_given()
+    {
+        CampaignSpec spec = new(CacheMode.Persistent, Workload.Random, 1, Ops: 150, MaxStates: 8000) { Target = new PmemWalTarget(WalFlaw.AckBeforeFence) };
+        CampaignResult caught = Campaign.Run(spec, stopAtFirst: true);
+        // As if the campaign had caught a symptom that only a loaded machine's interleaving gives: a kind of violation
+        // (a wrong live read) this flaw never shows, so no script, and no other catch of the campaign, fails that way.
+        string given = "round 1, a live read of sector 0 returned data no write gave it";
+        List<string> progress = [];
+
+        MinimisedFailure? minimised = Minimiser.Minimise(caught with { FirstViolation = given }, null, progress.Add);
+
+        Assert.IsNotNull(minimised, string.Join("; ", progress));
+        Assert.AreEqual(given, minimised.InsteadOf, "it says which failure it was given");
+        Assert.AreEqual(ViolationClassOf(caught.FirstViolation!), ViolationClassOf(minimised.Violation), "the failure shrunk is the flaw's own kind");
+        Assert.IsLessThanOrEqualTo(12, minimised.OpCount);
+        Assert.IsTrue(progress.Any(p => p.Contains("another kind", StringComparison.Ordinal)), string.Join("; ", progress));
+        CampaignResult again = Campaign.Replay(minimised.History, stopAtFirst: false, onlyCrashPoint: minimised.CrashPoint, onlyVariant: minimised.Variant);
+        Assert.AreEqual(minimised.Violation, again.FirstViolation, "the saved history rebuilds the same state");
+    }
+
+    private static string ViolationClassOf(string violation) => Writeboost.CrashTest.Minimise.ViolationClass.Of(violation).Kind;
+
     /// <summary>The saved shrunk history, checked by a new wb process, fails with the same verdict.</summary>
     private static void AssertReplaysInANewProcess(MinimisedFailure minimised)
     {
