@@ -1,3 +1,4 @@
+using Writeboost.Cache.Format;
 using Writeboost.Cache.PmemBuffer;
 using Writeboost.Cache.Ring;
 
@@ -47,10 +48,18 @@ internal sealed class PmemMirror(PmemBufferPool pool, BufferPool buffers, Device
     public override void Place(PmemPlacement placement, ReadOnlySpan<byte> data)
     {
         SegmentBuffer buffer = buffers[placement.Buffer];
-        buffer.CopyIn(placement.Slot, placement.OffsetInBlockBytes, data);
+        uint? wholeBlockCrc = null;
+        if (placement.OffsetInBlockBytes == 0 && data.Length == Units.BlockBytes)
+        {
+            wholeBlockCrc = buffer.CopyInChecksummed(placement.Slot, data); // the record's CRC, in the copy's pass
+        }
+        else
+        {
+            buffer.CopyIn(placement.Slot, placement.OffsetInBlockBytes, data);
+        }
         try
         {
-            uint dataCrc = pool.Place(placement.Buffer, placement.Slot, placement.SegmentId, placement.Block, placement.DirtyBits, buffer.Block(placement.Slot));
+            uint dataCrc = pool.Place(placement.Buffer, placement.Slot, placement.SegmentId, placement.Block, placement.DirtyBits, buffer.Block(placement.Slot), wholeBlockCrc);
             buffer.KnowDataCrc(placement.Slot, placement.SegmentId, dataCrc);
         }
         catch (IOException error)

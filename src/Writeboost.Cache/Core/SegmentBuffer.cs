@@ -85,6 +85,19 @@ internal sealed class SegmentBuffer
     }
 
     /// <summary>
+    /// <see cref="CopyIn"/> of a whole block, returning its raw CRC-32C from state 0, computed in the same pass
+    /// (<see cref="Crc32C.CopyAndAppend"/>): mode 1's record needs it, and the segment's checksum reuses it.
+    /// </summary>
+    public uint CopyInChecksummed(int indexInSegment, ReadOnlySpan<byte> block)
+    {
+        Debug.Assert(Volatile.Read(ref _copyPending[indexInSegment]) == 1, "a copy into a block that was not reserved for one");
+        Debug.Assert(block.Length == Units.BlockBytes, "a checksummed copy is of a whole block");
+        uint crc = Crc32C.CopyAndAppend(0, block, Block(indexInSegment));
+        Volatile.Write(ref _copyPending[indexInSegment], 0);
+        return crc;
+    }
+
+    /// <summary>
     /// Returns once block <paramref name="indexInSegment"/>'s data is in (at once unless a writer is copying it).
     /// A copy is a few microseconds, so this spins; but a copier that lost its core (or a perturbed schedule's
     /// stretched window) would be spun on for its whole time slice, so after a while the waiter sleeps.

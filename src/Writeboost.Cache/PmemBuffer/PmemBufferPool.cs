@@ -246,13 +246,15 @@ internal sealed class PmemBufferPool
     /// Returns the data's raw CRC from state 0, which the record's checksum is made of: the segment's checksums
     /// reuse it (<see cref="Core.SegmentBuffer.KnowDataCrc"/>) instead of reading the data a second time.
     /// </summary>
-    public uint Place(int buffer, int slot, ulong segmentId, long block, byte dirtyBits, ReadOnlySpan<byte> slotData)
+    /// <param name="knownDataCrc">The slot's raw CRC when the caller computed it copying the slot in (null: computed here).</param>
+    public uint Place(int buffer, int slot, ulong segmentId, long block, byte dirtyBits, ReadOnlySpan<byte> slotData, uint? knownDataCrc = null)
     {
         Span<byte> record = stackalloc byte[PmemLayout.RecordBytes];
         Debug.Assert(Volatile.Read(ref _boundId[buffer]) == segmentId, "a placement into a buffer bound to another segment");
         // dax: the completed prefix was written back and fenced; block: what the last barrier made durable of it.
         int durableBefore = Math.Min(slot, Volatile.Read(ref _fencePerWrite ? ref _completedPrefix[buffer] : ref _durableSlots[buffer]));
-        uint dataCrc = Crc32C.Append(0, slotData[..Units.BlockBytes]);
+        uint dataCrc = knownDataCrc ?? Crc32C.Append(0, slotData[..Units.BlockBytes]);
+        Debug.Assert(dataCrc == Crc32C.Append(0, slotData[..Units.BlockBytes]), "a known CRC that is not the slot's");
         new PmemRecord(segmentId, block, dirtyBits, (byte)slot, (byte)durableBefore).WriteTo(record, Faults.PmemRecordCrcCoversData ? dataCrc : ZeroBlockCrc);
         long dataOffset = Layout.DataOffset(buffer, slot);
         long recordOffset = Layout.RecordOffset(buffer, slot);

@@ -175,10 +175,12 @@ public sealed class PagedImage
                 _pages.TryGetValue(page, out byte[]? copy);
                 if (copy is null || copy == ZeroPage)
                 {
-                    byte[] fresh = new byte[PageBytes];
+                    // Zeroed only where nothing below fills it: most pages are copied up whole or written whole.
+                    int available = (int)Math.Min(PageBytes, LengthBytes - page * PageBytes);
+                    bool filled = n == PageBytes || (copy is null && available == PageBytes);
+                    byte[] fresh = filled ? GC.AllocateUninitializedArray<byte>(PageBytes) : new byte[PageBytes];
                     if (copy is null && n < PageBytes)
                     {
-                        int available = (int)Math.Min(PageBytes, LengthBytes - page * PageBytes);
                         ReadBaseLocked(page * PageBytes, fresh.AsSpan(0, available));
                     }
                     _pages[page] = copy = fresh;

@@ -68,11 +68,11 @@ public sealed class CacheIndexTests
     }
 
     [TestMethod]
-    public void The_block_map_agrees_with_a_dictionary_through_placements_supersessions_and_unmaps()
+    public void The_block_map_agrees_with_a_dictionary_through_placements_supersessions_and_unmaps_in_crowded_buckets()
     {
-        // 64 metablocks over 200 blocks, placed, superseded and unmapped at random (a map kept in hash chains through
-        // the metablocks, as the kernel's is, failed this at step 79 when an unchain dropped the rest of its chain).
-        // The model is the map as a dictionary keeps it.
+        // 64 metablocks (and 64 buckets) over 200 blocks, placed, superseded and unmapped at random: with about as
+        // many blocks served as there are buckets, chains of several blocks form and are cut at their head, middle
+        // and tail. The model is the map as a dictionary keeps it.
         CacheIndex index = new(nrSegments: 16, BlocksPerSegment);
         Dictionary<long, int> model = [];
         long[] held = new long[16 * BlocksPerSegment];

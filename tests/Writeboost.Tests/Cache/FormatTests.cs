@@ -96,11 +96,58 @@ public sealed class Crc32CTests
             {
                 byte[] data = new byte[length];
                 random.NextBytes(data);
-                Assert.AreEqual(ReferenceCrc32C.Compute(data), Crc32C.Compute(data), $"length {length}, pass {pass}");
+                Assert.AreEqual(ReferenceCrc32C.Compute(data), ~Crc32C.AppendThreeLanes(~0u, data), $"length {length}, pass {pass}");
             }
         }
         byte[] zeros = new byte[3584 + 4096 * 127];
-        Assert.AreEqual(0x1EEBDEAFu, Crc32C.Compute(zeros), "a full segment of zeros (checked against the kernel formula)");
+        Assert.AreEqual(0x1EEBDEAFu, ~Crc32C.AppendThreeLanes(~0u, zeros), "a full segment of zeros (checked against the kernel formula)");
+        Assert.AreEqual(0x1EEBDEAFu, Crc32C.Compute(zeros), "the same, by whichever way this CPU computes it");
+    }
+
+    [TestMethod]
+    public void The_folded_crc_equals_the_bit_at_a_time_definition_at_every_length_start_state_and_alignment()
+    {
+        if (!Crc32C.CanFold)
+        {
+            Assert.Inconclusive("this CPU has no 512-bit carry-less multiply (VPCLMULQDQ with AVX-512): the folded CRC never runs here");
+        }
+        Random random = new(34);
+        byte[] buffer = new byte[(1 << 20) + 64];
+        random.NextBytes(buffer);
+        int[] lengths = [256, 257, 271, 272, 287, 511, 512, 513, 767, 768, 1000, 4095, 4096, 4097, 8192 + 48 + 3, 3584 + 4096 * 127, 1 << 20];
+        foreach (int length in lengths.Concat(Enumerable.Range(0, 200).Select(_ => random.Next(256, 20_000))))
+        {
+            int misalign = random.Next(64);
+            ReadOnlySpan<byte> data = buffer.AsSpan(misalign, length);
+            uint expected = ReferenceCrc32C.Compute(data);
+            Assert.AreEqual(expected, ~Crc32C.AppendFolded(~0u, data), $"length {length} at offset {misalign}");
+            Assert.AreEqual(expected, Crc32C.Compute(data), $"length {length} at offset {misalign}, through Compute");
+            // From a running state: the head's CRC continued by the fold.
+            int head = random.Next(1, 64);
+            uint running = Crc32C.Append(~0u, buffer.AsSpan(misalign, head));
+            Assert.AreEqual(ReferenceCrc32C.Compute(buffer.AsSpan(misalign, head + length)), ~Crc32C.AppendFolded(running, buffer.AsSpan(misalign + head, length)), $"length {length} after {head} bytes");
+        }
+        Assert.AreEqual(0x1EEBDEAFu, ~Crc32C.AppendFolded(~0u, new byte[3584 + 4096 * 127]), "a full segment of zeros");
+    }
+
+    [TestMethod]
+    public void A_crc_taken_while_copying_is_the_crc_of_the_copy_and_the_copy_is_exact()
+    {
+        Random random = new(36);
+        foreach (int length in new[] { 0, 1, 255, 256, 257, 4096, 4096 + 17, 9001 })
+        {
+            byte[] source = new byte[length];
+            random.NextBytes(source);
+            byte[] destination = new byte[length + 8];
+            destination.AsSpan(length).Fill(0xEE);
+            uint crc = Crc32C.CopyAndAppend(~0u, source, destination);
+            Assert.AreEqual(ReferenceCrc32C.Compute(source), ~crc, $"length {length}");
+            CollectionAssert.AreEqual(source, destination[..length], $"length {length}: the copy");
+            Assert.IsTrue(destination.AsSpan(length).IndexOfAnyExcept((byte)0xEE) < 0, $"length {length}: nothing past the copy");
+        }
+        byte[] shared = new byte[8192];
+        Assert.ThrowsExactly<ArgumentException>(() => Crc32C.CopyAndAppend(0, shared.AsSpan(0, 4096), shared.AsSpan(2048)), "overlapping");
+        Assert.ThrowsExactly<ArgumentException>(() => Crc32C.CopyAndAppend(0, new byte[4096], new byte[4095]), "too short");
     }
 
     [TestMethod]
