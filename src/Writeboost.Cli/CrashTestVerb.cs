@@ -794,7 +794,7 @@ internal sealed class CrashTestVerb : MutantOptions
             Console.WriteLine($"minimised: {shrunk.Failure.OpCount} operation(s) of {shrunk.Failure.OriginalOps} ({shrunk.Failure.Trials} runs)");
             if (shrunk.Failure.InsteadOf is { } given)
             {
-                Console.WriteLine($"  (shrunk instead of the first violation, whose kind no script reproduces every run: {given})");
+                Console.WriteLine($"  (another failure of the same campaign, shrunk instead of the first violation, whose own script did not fail every run or shrank longer: {given})");
             }
             foreach (string line in shrunk.Failure.Story)
             {

@@ -23,7 +23,8 @@ public sealed record MinimisedFailure(
 
     /// <summary>
     /// The violation the minimiser was given, when the one shrunk is of another kind (null: it is the given one):
-    /// no script of the given kind's catches failed every run, and another failure the same campaign finds did.
+    /// another failure the same campaign finds, whose script fails every run, where no script of the given kind's
+    /// catches did, or where the given kind's shrinking ended longer.
     /// </summary>
     public string? InsteadOf { get; init; }
 }
@@ -41,8 +42,9 @@ public sealed record MinimisedFailure(
 /// other interleavings, and a catch whose script fails every run shrinks fast and surely. A shrinking that ends
 /// long is tried again on another path (from the script's end, then from another catch). When no catch of the
 /// kind reproduces every run (a symptom that needs an interleaving only a loaded machine gives), a failure of
-/// another kind the same campaign finds is shrunk instead if its script does, and the result says so
-/// (<see cref="MinimisedFailure.InsteadOf"/>): a reproducer that replays beats none;</item>
+/// another kind the same campaign finds is shrunk instead if its script does; the same other kind is the second
+/// path when the first shrinking ended long, and the shortest of either kind stands. A result of another kind
+/// says so (<see cref="MinimisedFailure.InsteadOf"/>): a short reproducer that replays beats none or a long one;</item>
 /// <item>of the last round's failing states, the simplest is kept: fewest writes in flight, fewest torn, fewest
 /// pmem lines at a partial prefix;</item>
 /// <item>a story is written from the oracle's verdict on the first wrong sector.</item>

@@ -99,14 +99,12 @@ public sealed class MinimiserTests
 
         Assert.IsNotNull(minimised, string.Join("; ", progress));
         Assert.AreEqual(given, minimised.InsteadOf, "it says which failure it was given");
-        Assert.AreEqual(ViolationClassOf(caught.FirstViolation!), ViolationClassOf(minimised.Violation), "the failure shrunk is the flaw's own kind");
+        Assert.AreEqual(ViolationClass.Of(caught.FirstViolation!), ViolationClass.Of(minimised.Violation), "the failure shrunk is the flaw's own kind");
         Assert.IsLessThanOrEqualTo(12, minimised.OpCount);
         Assert.IsTrue(progress.Any(p => p.Contains("another kind", StringComparison.Ordinal)), string.Join("; ", progress));
         CampaignResult again = Campaign.Replay(minimised.History, stopAtFirst: false, onlyCrashPoint: minimised.CrashPoint, onlyVariant: minimised.Variant);
         Assert.AreEqual(minimised.Violation, again.FirstViolation, "the saved history rebuilds the same state");
     }
-
-    private static string ViolationClassOf(string violation) => Writeboost.CrashTest.Minimise.ViolationClass.Of(violation).Kind;
 
     /// <summary>The saved shrunk history, checked by a new wb process, fails with the same verdict.</summary>
     private static void AssertReplaysInANewProcess(MinimisedFailure minimised)
