@@ -43,14 +43,18 @@ internal sealed class OpenRecovery(DeviceParts parts, CacheSuperblock superblock
             pmemOpened = opened;
             fromPmem = opened.Formatted ? null : pool.Recover(0);
         }
-        RingWalkResult walk = _options.Faults.WalkRing(Input(stored, ours, fromPmem, _options.AcceptDataLoss));
-        if (walk.Refusal is not null)
+        RecoveryReport report;
+        using (fromPmem)
         {
-            throw new InvalidDataException(
-                $"cache device {CacheName}: {walk.Refusal}. Refusing to open it: wb check {CacheName} shows the damage; open it with --accept-loss to give that segment up (its blocks then read their older data) and keep the rest");
+            RingWalkResult walk = _options.Faults.WalkRing(Input(stored, ours, fromPmem, _options.AcceptDataLoss));
+            if (walk.Refusal is not null)
+            {
+                throw new InvalidDataException(
+                    $"cache device {CacheName}: {walk.Refusal}. Refusing to open it: wb check {CacheName} shows the damage; open it with --accept-loss to give that segment up (its blocks then read their older data) and keep the rest");
+            }
+            record.Found(walk.RecordId);
+            report = new LogRecovery(parts.Cache, parts.Geometry, parts.Ring, index, poison, _options.Faults).Apply(walk, fromPmem);
         }
-        record.Found(walk.RecordId);
-        RecoveryReport report = new LogRecovery(parts.Cache, parts.Geometry, parts.Ring, index, poison, _options.Faults).Apply(walk, fromPmem);
         if (pmemOpened is not null)
         {
             // Mode 1, last write of the open: sector 0 says the pmem buffer is live, and which buffer it is.

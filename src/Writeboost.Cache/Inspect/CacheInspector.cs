@@ -104,7 +104,11 @@ public static class CacheInspector
         (PmemReport? pmemReport, PmemRecovery? fromPmem) = pmem is null ? (null, null) : ReadPmem(pmem, geometry, superblock.Header?.CacheUuid ?? Guid.Empty);
         // The backing size is in our extension; a kernel-made cache has none, so only alignment is checked there.
         long backingSectors = superblock.Header is { BackingSizeBytes: > 0 } extension ? Units.BytesToSectors(extension.BackingSizeBytes / Units.BlockBytes * Units.BlockBytes) : long.MaxValue;
-        RingWalkResult walk = RingWalk.Run(new RingWalk.Input(cache, geometry, record, ours, backingSectors, fromPmem, AcceptLoss: false, FaultHooks.None));
+        RingWalkResult walk;
+        using (fromPmem)
+        {
+            walk = RingWalk.Run(new RingWalk.Input(cache, geometry, record, ours, backingSectors, fromPmem, AcceptLoss: false, FaultHooks.None));
+        }
         WalkedSegment? firstDropped = walk.Segments.FirstOrDefault(s => s.Fate == SegmentFate.Discarded);
         List<WalkedSegment> unusual = walk.Segments.Where(s => s.Fate != SegmentFate.Replayed || s.BlocksPoisoned > 0).ToList();
         return new CacheReport(superblock.State, order, geometry.NrSegments, geometry.BlocksPerSegment,

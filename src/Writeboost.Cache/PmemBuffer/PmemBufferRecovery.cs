@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Buffers.Binary;
 using Writeboost.Cache.Format;
 using Writeboost.Pmem;
@@ -5,12 +6,12 @@ using Writeboost.Pmem;
 namespace Writeboost.Cache.PmemBuffer;
 
 /// <summary>One slot of a pmem buffer as recovery found it: a valid record and its data, or an acknowledged write lost to damage.</summary>
-/// <param name="Data">The slot's 4 KiB; null when <paramref name="Lost"/>.</param>
 /// <param name="Lost">The record's fields hold but its data (or CRC) does not, and a later record of the buffer says the
-/// slot was durable: the write was acknowledged and is lost — its block is poisoned.</param>
-/// <param name="DataCrc">The raw CRC-32C of <paramref name="Data"/>, as its record's check computed it (null: not known):
+/// slot was durable: the write was acknowledged and is lost — its block is poisoned. Otherwise its data, as its
+/// record's check read it, is in its buffer's <see cref="RecoveredBuffer.Image"/>.</param>
+/// <param name="DataCrc">The raw CRC-32C of the slot's data, as its record's check computed it (null: not known):
 /// the segment rebuilt from the slot reuses it.</param>
-internal sealed record RecoveredSlot(PmemRecord Record, byte[]? Data, bool Lost, uint? DataCrc = null);
+internal sealed record RecoveredSlot(PmemRecord Record, bool Lost, uint? DataCrc = null);
 
 /// <summary>A pmem buffer's acknowledged content, as recovery found it.</summary>
 /// <param name="TornSlots">Records for this segment whose CRC fails and that no later record says were durable: a
@@ -19,7 +20,12 @@ internal sealed record RecoveredSlot(PmemRecord Record, byte[]? Data, bool Lost,
 /// segment this buffer never holds) but that no later record says were durable.</param>
 /// <param name="LostUnknownSlots">Slots a later record says were durable whose fields are damaged too: an
 /// acknowledged write of an unknown block is lost.</param>
-internal sealed record RecoveredBuffer(ulong SegmentId, int Buffer, IReadOnlyList<RecoveredSlot> Slots, int TornSlots, int DamagedSlots = 0, int LostUnknownSlots = 0)
+/// <param name="Image">The segment as it is rebuilt from this buffer, laid out as on the cache device: the data of
+/// <paramref name="Slots"/>[j] at block 1 + j, as its record's check read and checksummed it (a lost slot's block, and
+/// block 0, where the metablocks go, hold anything). Read once from pmem into its place, never copied per slot: at
+/// order 11 a buffer is a megabyte, and a crash campaign recovers one for every state it checks. Rented: given back
+/// when the <see cref="PmemRecovery"/> is disposed.</param>
+internal sealed record RecoveredBuffer(ulong SegmentId, int Buffer, IReadOnlyList<RecoveredSlot> Slots, int TornSlots, int DamagedSlots, int LostUnknownSlots, byte[] Image)
 {
     public int LostSlots => Slots.Count(s => s.Lost);
 }
@@ -27,7 +33,24 @@ internal sealed record RecoveredBuffer(ulong SegmentId, int Buffer, IReadOnlyLis
 /// <summary>What the pmem buffers hold beyond the cache device, and what they prove.</summary>
 /// <param name="Buffers">Buffers holding segments after the id recovery asked about, in id order (not necessarily contiguous).</param>
 /// <param name="ProvenDurableId">A buffer holding segment X was rebound only once X - pool size was durable on the cache device.</param>
-internal sealed record PmemRecovery(IReadOnlyList<RecoveredBuffer> Buffers, ulong ProvenDurableId, IReadOnlyList<string> Warnings);
+/// <remarks>Disposing gives the buffers' images back to the pool they were rented from; not disposing only costs the reuse.</remarks>
+internal sealed record PmemRecovery(IReadOnlyList<RecoveredBuffer> Buffers, ulong ProvenDurableId, IReadOnlyList<string> Warnings) : IDisposable
+{
+    private bool _disposed;
+
+    public void Dispose()
+    {
+        if (_disposed)
+        {
+            return;
+        }
+        _disposed = true;
+        foreach (RecoveredBuffer buffer in Buffers)
+        {
+            ArrayPool<byte>.Shared.Return(buffer.Image);
+        }
+    }
+}
 
 /// <summary>
 /// Recovery's reading of the pmem buffers of mode 1 (<see cref="Read"/>): which segment each buffer holds, and which
@@ -109,7 +132,8 @@ internal sealed class PmemBufferRecovery(PmemRegion region, PmemLayout layout, C
     {
         ulong pool = (ulong)layout.PoolSize;
         int blocks = layout.BlocksPerSegment;
-        byte[]?[] data = new byte[blocks][];
+        // Slot i's data is read to block 1 + i of the image; the slots kept move down over the ones dropped below.
+        byte[] image = ArrayPool<byte>.Shared.Rent((1 + blocks) * Units.BlockBytes);
         uint[] dataCrcs = new uint[blocks];
         PmemRecord?[] valid = new PmemRecord?[blocks];
         int vouched = 0; // slots below this were durable, by the newest claim of a valid record
@@ -120,9 +144,8 @@ internal sealed class PmemBufferRecovery(PmemRegion region, PmemLayout layout, C
             {
                 continue;
             }
-            byte[] slotData = new byte[Units.BlockBytes];
+            Span<byte> slotData = BlockOf(image, i);
             region.Read(layout.DataOffset(k, i), slotData);
-            data[i] = slotData;
             dataCrcs[i] = Crc32C.Append(0, PmemBufferPool.ChecksummedData(faults, slotData));
             if (PmemRecord.ReadValid(record, dataCrcs[i], id, i) is { } ok)
             {
@@ -138,8 +161,12 @@ internal sealed class PmemBufferRecovery(PmemRegion region, PmemLayout layout, C
         {
             if (valid[i] is { } ok)
             {
+                if (slots.Count < i)
+                {
+                    BlockOf(image, i).CopyTo(BlockOf(image, slots.Count));
+                }
                 // The CRC is the data's unless a seeded bug checksums something else.
-                slots.Add(new RecoveredSlot(ok, data[i], Lost: false, faults.PmemRecordCrcCoversData ? dataCrcs[i] : null));
+                slots.Add(new RecoveredSlot(ok, Lost: false, faults.PmemRecordCrcCoversData ? dataCrcs[i] : null));
                 continue;
             }
             ReadOnlySpan<byte> record = records.AsSpan(i * PmemLayout.RecordBytes, PmemLayout.RecordBytes);
@@ -154,7 +181,7 @@ internal sealed class PmemBufferRecovery(PmemRegion region, PmemLayout layout, C
             {
                 if (fields is { } f && f.SegmentId == id && f.SlotByte == (byte)i && f.DirtyBits != 0)
                 {
-                    slots.Add(new RecoveredSlot(f, null, Lost: true));
+                    slots.Add(new RecoveredSlot(f, Lost: true));
                 }
                 else
                 {
@@ -171,6 +198,9 @@ internal sealed class PmemBufferRecovery(PmemRegion region, PmemLayout layout, C
                 damaged++; // from the future, or of a segment this buffer never holds: not what a crash leaves
             }
         }
-        return new RecoveredBuffer(id, k, slots, torn, damaged, lostUnknown);
+        return new RecoveredBuffer(id, k, slots, torn, damaged, lostUnknown, image);
     }
+
+    /// <summary>Where slot <paramref name="index"/>'s data is in a rebuilt segment's image (block 0 is its metablocks').</summary>
+    private static Span<byte> BlockOf(byte[] image, int index) => image.AsSpan((1 + index) * Units.BlockBytes, Units.BlockBytes);
 }

@@ -72,7 +72,7 @@ internal sealed class LogRecovery(IBlockDevice cache, CacheGeometry geometry, Se
                     }
                     break;
                 case SegmentFate.FromPmem:
-                    RebuildFromPmem(segment, fromPmem!.Buffers.First(b => b.SegmentId == segment.Id), walk.ProvenDurableId, image);
+                    RebuildFromPmem(segment, fromPmem!.Buffers.First(b => b.SegmentId == segment.Id), walk.ProvenDurableId);
                     wrote = true;
                     rebuilt++;
                     if (segment.Problem is not null)
@@ -209,30 +209,26 @@ internal sealed class LogRecovery(IBlockDevice cache, CacheGeometry geometry, Se
     /// an acknowledged record whose data is lost keeps its entry, with no data and its bit set in the header's lost
     /// bitmap, so the poison outlives the pmem buffer), writes it to its slot and applies it.
     /// </summary>
-    private void RebuildFromPmem(WalkedSegment segment, RecoveredBuffer buffer, ulong durableId, byte[] image)
+    private void RebuildFromPmem(WalkedSegment segment, RecoveredBuffer buffer, ulong durableId)
     {
         long slot = segment.Slot;
+        byte[] image = buffer.Image; // the slots' data already in place, as the records' checks read it
         Array.Clear(image, 0, Units.BlockBytes);
         byte[]? lost = null;
         for (int i = 0; i < buffer.Slots.Count; i++)
         {
             RecoveredSlot recovered = buffer.Slots[i];
             new MetablockOnDisk(recovered.Record.Block * Units.SectorsPerBlock, recovered.Record.DirtyBits).WriteTo(image, i, geometry.MetablockBytes);
-            Span<byte> data = image.AsSpan((int)Units.BlocksToBytes(1 + i), Units.BlockBytes);
-            if (recovered.Data is { } bytes)
+            if (recovered.Lost)
             {
-                bytes.CopyTo(data);
-            }
-            else
-            {
-                data.Clear();
+                image.AsSpan((int)Units.BlocksToBytes(1 + i), Units.BlockBytes).Clear();
                 lost ??= new byte[SegmentHeaderExtension.LostBitmapBytes];
                 lost[i >> 3] |= (byte)(1 << (i & 7));
             }
         }
         int length = buffer.Slots.Count;
         SegmentImage.Finish(image, buffer.SegmentId, length, geometry.MetablockBytes, SegmentHeaderExtension.FlagRebuiltFromPmem, lost, durableId,
-            knownDataCrc: i => buffer.Slots[i].Data is not null ? buffer.Slots[i].DataCrc : null); // checked once already, by the record
+            knownDataCrc: i => buffer.Slots[i].Lost ? null : buffer.Slots[i].DataCrc); // checked once already, by the record
 
         ReleaseSlotForRecoveredSegment(slot, buffer.SegmentId);
         cache.Write(geometry.SegmentStartBytes(slot), image.AsSpan(0, (int)CacheGeometry.WrittenBytes(length)));
