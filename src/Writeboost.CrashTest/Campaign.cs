@@ -814,6 +814,8 @@ public static partial class Campaign
             {
                 (nestedStates, problem) = CrashDuringRecovery(spec, beforeRecovery, judge, StateSeed.Of(spec.Seed, point, variant), check.Round + 1);
             }
+            state.Recycle();
+            beforeRecovery?.Recycle();
             checkedStates.Add(new VariantOutcome(variant, nestedStates, problem));
             // A counted violation ends what a stopping run needs of this point (the tally stops there too).
             stops = problem is not null && stopsRun is not null && stopsRun(Where(check) + problem);
@@ -1148,7 +1150,9 @@ public static partial class Campaign
                 // Variants 0 and 1 as usual; 2 a seeded mix.
                 CrashState nested = CrashStates.Build(timelines, kinds, spec.Geometry.PmemBytes, seed, q, v < 2 ? v : 2 + (q % Math.Max(1, kinds.Count)));
                 states++;
-                if (RecoverAndCheck(spec, nested, judge, life) is { } problem)
+                string? problem = RecoverAndCheck(spec, nested, judge, life);
+                nested.Recycle();
+                if (problem is not null)
                 {
                     return (states, $"after a crash at event {q} of recovery's own I/O: {problem}");
                 }

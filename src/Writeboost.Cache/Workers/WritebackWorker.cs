@@ -82,7 +82,7 @@ internal sealed class WritebackWorker : ISegmentsWritten, IDisposable
 
     public void Start()
     {
-        _thread = new Thread(Run) { IsBackground = true, Name = "wb-writeback" };
+        _thread = new Thread(RunThenReturnBuffer) { IsBackground = true, Name = "wb-writeback" };
         _thread.Start();
     }
 
@@ -186,6 +186,19 @@ internal sealed class WritebackWorker : ISegmentsWritten, IDisposable
     }
 
     public void Dispose() => _signal.Dispose();
+
+    private void RunThenReturnBuffer()
+    {
+        try
+        {
+            Run();
+        }
+        finally
+        {
+            AlignedMemory.Return(_buffer); // the thread is the buffer's only user
+            _buffer = Memory<byte>.Empty;
+        }
+    }
 
     private void Run()
     {
@@ -354,7 +367,8 @@ internal sealed class WritebackWorker : ISegmentsWritten, IDisposable
         long needBytes = batch.Sum(b => b.Owed.Count == 0 ? 0 : Units.BlocksToBytes(b.Length));
         if (_buffer.Length < needBytes)
         {
-            _buffer = AlignedMemory.Allocate(checked((int)needBytes));
+            AlignedMemory.Return(_buffer);
+            _buffer = AlignedMemory.Rent(checked((int)needBytes));
         }
         List<(long Block, ulong Id, byte Bits, int BufferOffsetBytes)> writes = [];
         int segmentOffsetBytes = 0;

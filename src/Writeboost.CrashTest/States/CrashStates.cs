@@ -159,6 +159,18 @@ internal sealed class CrashState
     }
 
     /// <summary>
+    /// Gives the state's own images back (<see cref="PagedImage.Recycle"/>) once it has been recovered and judged: the
+    /// state, its devices and any layer over them are never used again.
+    /// </summary>
+    public void Recycle()
+    {
+        Backing.Image.Recycle();
+        Cache.Image.Recycle();
+        PmemDevice?.Image.Recycle();
+        PmemLines?.Image.Recycle();
+    }
+
+    /// <summary>
     /// A state that holds what this one holds now, to be recovered on its own later (this one's recovery writes to
     /// this one): copies of the pages this state changed, over the same lower images — so it is valid only until
     /// the timelines it was built from advance.

@@ -107,4 +107,41 @@ public sealed class PagedImageTests
         Assert.AreEqual((byte)6, timeline[1]);
         Assert.AreEqual((byte)0, start[1]);
     }
+
+    [TestMethod]
+    public void A_recycled_image_refuses_use_and_the_next_image_on_its_thread_reuses_its_pages_with_none_of_their_bytes_showing()
+    {
+        // A checker recycles each state's images once judged; the next state's pages are those pages, full of the
+        // old state's bytes: a page written in part must show its base (or zeros) around the write, never them.
+        byte[] baseImage = new byte[2 * 4096 + 1024]; // the last page is short: beyond the image's end is zeros
+        baseImage.AsSpan().Fill(0xaa);
+        PagedImage old = new(baseImage);
+        byte[] garbage = new byte[4096];
+        garbage.AsSpan().Fill(0xee);
+        for (int page = 0; page < 3; page++)
+        {
+            old.Write(page * 4096L, garbage.AsSpan(0, page < 2 ? 4096 : 1024));
+        }
+        old.Recycle();
+        Assert.ThrowsExactly<InvalidOperationException>(() => old.Read(0, new byte[1]));
+        Assert.ThrowsExactly<InvalidOperationException>(() => old.Write(0, new byte[1]));
+
+        PagedImage next = new(baseImage);
+        next.Write(100, new byte[] { 1 });               // over the base: the rest of the page is the base's
+        next.Write(4096, new byte[4096]);                // a whole page of zeros: the shared zero page...
+        next.Write(4096 + 200, new byte[] { 2 });        // ...then written in part: the rest is zeros
+        next.Write(2 * 4096 + 300, new byte[] { 3 });    // the short last page
+        byte[] read = new byte[baseImage.Length];
+        next.Read(0, read);
+        byte[] expected = baseImage.ToArray();
+        expected[100] = 1;
+        expected.AsSpan(4096, 4096).Clear();
+        expected[4096 + 200] = 2;
+        expected[2 * 4096 + 300] = 3;
+        CollectionAssert.AreEqual(expected, read);
+        PagedImage snapshot = next.Snapshot();
+        next.Recycle();
+        snapshot.Read(0, read);
+        CollectionAssert.AreEqual(expected, read, "a snapshot's pages are its own, not the recycled image's");
+    }
 }
