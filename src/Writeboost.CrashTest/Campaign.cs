@@ -944,7 +944,9 @@ public static partial class Campaign
             List<CandidateState> found = [];
             for (int variant = variants == 1 ? 0 : 1; variant < Math.Min(variants, CarryVariants); variant++)
             {
-                Recovered outcome = Recover(spec, CrashStates.Build(timelines, kinds, spec.Geometry.PmemBytes, spec.Seed, point, variant), keepContent: false, survey: survey, life: check.Round + 1);
+                CrashState state = CrashStates.Build(timelines, kinds, spec.Geometry.PmemBytes, spec.Seed, point, variant);
+                Recovered outcome = Recover(spec, state, keepContent: false, survey: survey, life: check.Round + 1);
+                state.Recycle(); // the chosen one is built again to carry on
                 string? problem = outcome.Problem ?? check.Oracle.Check(point, outcome.Content);
                 found.Add(new CandidateState(index, point, variant, CrashStates.KindOf(kinds, variant), outcome.Work, outcome.Debris, problem));
             }
