@@ -436,53 +436,108 @@ public static partial class Campaign
         int logs = spec.Schedules * spec.RoundCount;
         int logIndex = 0;
         Dictionary<string, int> carriedDebris = [];
-        for (int schedule = spec.FirstSchedule; schedule < spec.FirstSchedule + spec.Schedules && !tally.Stopped; schedule++)
+        Dictionary<int, Task<FirstRound>> firstRounds = [];
+        try
         {
-            Media media = BlankMedia(spec);
-            Judge? previous = null;
-            List<HistoryRound> rounds = [];
-            for (int round = 1; round <= spec.RoundCount && !tally.Stopped; round++)
+            for (int schedule = spec.FirstSchedule; schedule < spec.FirstSchedule + spec.Schedules && !tally.Stopped; schedule++)
             {
-                int workloadSeed = schedule == 0 && round == 1 ? spec.Seed : StateSeed.Of(spec.Seed, schedule, round);
-                CrashLog log;
-                byte[] recovered;
-                long recordStart = Stopwatch.GetTimestamp();
-                try
+                long waitStart = Stopwatch.GetTimestamp();
+                FirstRound? ahead = firstRounds.Remove(schedule, out Task<FirstRound>? started) ? started.GetAwaiter().GetResult() : null;
+                tally.RecordSeconds += Stopwatch.GetElapsedTime(waitStart).TotalSeconds; // what is left of it, recorded ahead
+                Media media = ahead?.Media ?? BlankMedia(spec);
+                Judge? previous = null;
+                List<HistoryRound> rounds = [];
+                for (int round = 1; round <= spec.RoundCount && !tally.Stopped; round++)
                 {
-                    log = RecordRound(spec, media, schedule, round, workloadSeed, out recovered);
-                }
-                catch (Exception error) when (round > 1 && error is IOException or InvalidDataException or ArgumentException or InvalidOperationException)
-                {
-                    // The live device could not recover (or run on) a crash state the hardware allows.
-                    tally.Violation($"the device recovering round {round - 1}'s crash state failed: {error.Message}", new ViolationSite(schedule, round - 1, rounds[^1].CarriedPoint, rounds[^1].CarriedVariant) { NextRoundFailedToStart = true }, rounds);
-                    break;
-                }
-                tally.RecordSeconds += Stopwatch.GetElapsedTime(recordStart).TotalSeconds;
-                rounds.Add(new HistoryRound(log));
-                Oracle oracle = new(log.Events, recovered);
-                // What earlier logs did not spend (a short log has fewer states than its share) goes to the later ones.
-                long budget = Math.Max(1, (spec.MaxStates - tally.LogStates) / Math.Max(1, logs - logIndex++));
-                LogCheck check = new(spec, log, media, oracle, previous, schedule, round, budget);
-                bool checks = round >= spec.FirstRoundChecked;
-                IReadOnlyDictionary<int, int> sampled = checks ? CheckLog(check, tally, rounds) : new Dictionary<int, int>();
-                if (round < spec.RoundCount && !tally.Stopped)
-                {
-                    (int point, int variant, Media carried, IReadOnlyCollection<string> debris, List<CandidateState> surveyed) = ChooseCarriedState(check, carriedDebris);
-                    if (checks)
+                    int workloadSeed = schedule == 0 && round == 1 ? spec.Seed : StateSeed.Of(spec.Seed, schedule, round);
+                    CrashLog log;
+                    byte[] recovered;
+                    long recordStart = Stopwatch.GetTimestamp();
+                    try
                     {
-                        CountSurveyed(check, tally, rounds, surveyed, sampled);
+                        if (round == 1 && ahead is not null)
+                        {
+                            (log, recovered) = (ahead.Log, ahead.Recovered);
+                        }
+                        else
+                        {
+                            log = RecordRound(spec, media, schedule, round, workloadSeed, out recovered);
+                        }
                     }
-                    rounds[^1] = rounds[^1] with { CarriedPoint = point, CarriedVariant = variant, CarriedDebris = debris };
-                    previous = new Judge(oracle, point);
-                    media = carried;
-                }
-                else if (checks && spec.SurveysLastRound && !tally.Stopped)
-                {
-                    CountSurveyed(check, tally, rounds, SurveyCarryCandidates(check).Surveyed, sampled);
+                    catch (Exception error) when (round > 1 && error is IOException or InvalidDataException or ArgumentException or InvalidOperationException)
+                    {
+                        // The live device could not recover (or run on) a crash state the hardware allows.
+                        tally.Violation($"the device recovering round {round - 1}'s crash state failed: {error.Message}", new ViolationSite(schedule, round - 1, rounds[^1].CarriedPoint, rounds[^1].CarriedVariant) { NextRoundFailedToStart = true }, rounds);
+                        break;
+                    }
+                    tally.RecordSeconds += Stopwatch.GetElapsedTime(recordStart).TotalSeconds;
+                    if (schedule == spec.FirstSchedule && round == spec.RoundCount)
+                    {
+                        StartFirstRounds(spec, firstRounds);
+                    }
+                    rounds.Add(new HistoryRound(log));
+                    Oracle oracle = new(log.Events, recovered);
+                    // What earlier logs did not spend (a short log has fewer states than its share) goes to the later ones.
+                    long budget = Math.Max(1, (spec.MaxStates - tally.LogStates) / Math.Max(1, logs - logIndex++));
+                    LogCheck check = new(spec, log, media, oracle, previous, schedule, round, budget);
+                    bool checks = round >= spec.FirstRoundChecked;
+                    IReadOnlyDictionary<int, int> sampled = checks ? CheckLog(check, tally, rounds) : new Dictionary<int, int>();
+                    if (round < spec.RoundCount && !tally.Stopped)
+                    {
+                        (int point, int variant, Media carried, IReadOnlyCollection<string> debris, List<CandidateState> surveyed) = ChooseCarriedState(check, carriedDebris);
+                        if (checks)
+                        {
+                            CountSurveyed(check, tally, rounds, surveyed, sampled);
+                        }
+                        rounds[^1] = rounds[^1] with { CarriedPoint = point, CarriedVariant = variant, CarriedDebris = debris };
+                        previous = new Judge(oracle, point);
+                        media = carried;
+                    }
+                    else if (checks && spec.SurveysLastRound && !tally.Stopped)
+                    {
+                        CountSurveyed(check, tally, rounds, SurveyCarryCandidates(check).Surveyed, sampled);
+                    }
                 }
             }
         }
+        finally
+        {
+            // A campaign that stops early still waits for what it started: no recording outlives its campaign
+            // (its outcome does not matter any more; the wait handle does not rethrow).
+            foreach (Task<FirstRound> started in firstRounds.Values)
+            {
+                ((IAsyncResult)started).AsyncWaitHandle.WaitOne();
+            }
+        }
         return tally.Result();
+    }
+
+    /// <summary>A schedule's first round, recorded ahead: its blank media, its log, and what the device read back at its start.</summary>
+    private sealed record FirstRound(Media Media, CrashLog Log, byte[] Recovered);
+
+    /// <summary>
+    /// Records the first round of every later schedule in the background, once the first schedule is recorded. A
+    /// first round starts from blank media, so it needs nothing the checking decides, and a recording mostly waits
+    /// (flushes, a perturbed schedule's sleeps): recorded while the first schedule's logs are checked, it is ready
+    /// when its turn comes instead of holding the checkers idle. Only for a target whose opens may run at once (a
+    /// recording is an open, as a checked state's recovery is).
+    /// </summary>
+    private static void StartFirstRounds(CampaignSpec spec, Dictionary<int, Task<FirstRound>> firstRounds)
+    {
+        if (!spec.ResolvedTarget.OpensConcurrently)
+        {
+            return;
+        }
+        for (int schedule = spec.FirstSchedule + 1; schedule < spec.FirstSchedule + spec.Schedules; schedule++)
+        {
+            int at = schedule;
+            firstRounds[at] = Task.Factory.StartNew(() =>
+            {
+                Media media = BlankMedia(spec);
+                CrashLog log = RecordRound(spec, media, at, 1, StateSeed.Of(spec.Seed, at, 1), out byte[] recovered);
+                return new FirstRound(media, log, recovered);
+            }, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+        }
     }
 
     /// <summary>Checks crash states of one recorded log as the first round of schedule 0 (also: replays a saved log).</summary>
