@@ -13,7 +13,7 @@ namespace Writeboost.Cache.Workers;
 internal sealed class DeviceWorkers : IDisposable
 {
     private readonly DeviceParts _parts;
-    private Thread? _modulator;
+    private WorkerRun? _modulator;
 
     public DeviceWorkers(DeviceParts parts, BufferPool buffers, CacheIndex index, PoisonSet poison, BackingStore backing, SuperblockRecordWriter record, IDurability durability)
     {
@@ -29,10 +29,9 @@ internal sealed class DeviceWorkers : IDisposable
     public void Start(IModulatedDevice device)
     {
         Modulator modulator = new(device, _parts.Tunables, _parts.Options.ModulatorSecond, Stopwatch.GetTimestamp());
-        _modulator = new Thread(() => modulator.Run(_parts.Monitor.StopSignal)) { IsBackground = true, Name = "wb-modulator" };
         Flush.Start();
         Writeback.Start();
-        _modulator.Start();
+        _modulator = WorkerThreads.Shared.Start("wb-modulator", () => modulator.Run(_parts.Monitor.StopSignal));
     }
 
     /// <summary>A close (or an abandon, already marked): the workers are told to stop and each is waited for.</summary>

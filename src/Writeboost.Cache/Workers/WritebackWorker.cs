@@ -40,7 +40,7 @@ internal sealed class WritebackWorker : ISegmentsWritten, IDisposable
     private readonly WriteboostOptions _options;
     private readonly string _deviceName;
     private readonly AutoResetEvent _signal = new(false);
-    private Thread? _thread;
+    private WorkerRun? _thread;
     private Memory<byte> _buffer; // the worker's alone; aligned, so O_DIRECT reads it without a bounce
 
     // Why writeback runs (under the lock).
@@ -82,8 +82,7 @@ internal sealed class WritebackWorker : ISegmentsWritten, IDisposable
 
     public void Start()
     {
-        _thread = new Thread(RunThenReturnBuffer) { IsBackground = true, Name = "wb-writeback" };
-        _thread.Start();
+        _thread = WorkerThreads.Shared.Start("wb-writeback", RunThenReturnBuffer);
     }
 
     public void Join() => _thread?.Join();

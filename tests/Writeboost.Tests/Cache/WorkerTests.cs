@@ -20,6 +20,40 @@ public sealed class WorkerTests
     private static readonly TimeSpan Patience = TimeSpan.FromSeconds(30);
 
     [TestMethod]
+    public void A_worker_that_ended_gives_its_thread_to_the_next_worker_which_takes_its_name_and_join_waits_for_the_body()
+    {
+        // Devices opened one after another (a crash campaign opens one per state) start their workers on the
+        // threads the previous device's workers ended on, not on new ones.
+        WorkerThreads threads = new(); // its own: the suite's other devices take the shared ones
+        string firstName = "";
+        int firstThread = 0;
+        threads.Start("test-first", () =>
+        {
+            firstName = Thread.CurrentThread.Name!;
+            firstThread = Environment.CurrentManagedThreadId;
+        }).Join();
+        using ManualResetEventSlim release = new(false);
+        bool bodyEnded = false;
+        string secondName = "";
+        int secondThread = 0;
+        WorkerRun second = threads.Start("test-second", () =>
+        {
+            secondName = Thread.CurrentThread.Name!;
+            secondThread = Environment.CurrentManagedThreadId;
+            release.Wait();
+            bodyEnded = true;
+        });
+        Task joined = Task.Run(second.Join);
+        Assert.IsFalse(joined.Wait(TimeSpan.FromMilliseconds(100)), "join returned while the body still ran");
+        release.Set();
+        Assert.IsTrue(joined.Wait(Patience));
+        Assert.IsTrue(bodyEnded);
+        Assert.AreEqual("test-first", firstName);
+        Assert.AreEqual("test-second", secondName);
+        Assert.AreEqual(firstThread, secondThread, "the ended worker's thread runs the next one");
+    }
+
+    [TestMethod]
     public void Sealed_segments_are_written_in_id_order_and_one_cache_flush_makes_them_all_durable_for_a_barrier_on_the_last()
     {
         using Rig rig = new();

@@ -18,6 +18,7 @@ public sealed partial class SchedulePointsTests
         ["Workers/SuperblockRecordWriter.cs"] = "_writing: one record write at a time",
         ["Core/DeviceMonitor.cs"] = "the monitor itself: Enter, and its own reads of the life under the lock",
         ["Table/Tunables.cs"] = "_values: the tunables a message changes",
+        ["Workers/WorkerThreads.cs"] = "_idle, _gate: the idle threads and a worker's hand-off and end; no device state",
     };
 
     [GeneratedRegex(@"\block\s*\(([^)]*)\)")]
