@@ -449,7 +449,7 @@ public static partial class Campaign
                 List<HistoryRound> rounds = [];
                 for (int round = 1; round <= spec.RoundCount && !tally.Stopped; round++)
                 {
-                    int workloadSeed = schedule == 0 && round == 1 ? spec.Seed : StateSeed.Of(spec.Seed, schedule, round);
+                    int workloadSeed = WorkloadSeedOf(spec, schedule, round);
                     CrashLog log;
                     byte[] recovered;
                     long recordStart = Stopwatch.GetTimestamp();
@@ -512,6 +512,10 @@ public static partial class Campaign
         return tally.Result();
     }
 
+    /// <summary>The seed of the workload of <paramref name="round"/> of <paramref name="schedule"/>: the campaign's own for the first one.</summary>
+    internal static int WorkloadSeedOf(CampaignSpec spec, int schedule, int round) =>
+        schedule == 0 && round == 1 ? spec.Seed : StateSeed.Of(spec.Seed, schedule, round);
+
     /// <summary>A schedule's first round, recorded ahead: its blank media, its log, and what the device read back at its start.</summary>
     private sealed record FirstRound(Media Media, CrashLog Log, byte[] Recovered);
 
@@ -534,7 +538,7 @@ public static partial class Campaign
             firstRounds[at] = Task.Factory.StartNew(() =>
             {
                 Media media = BlankMedia(spec);
-                CrashLog log = RecordRound(spec, media, at, 1, StateSeed.Of(spec.Seed, at, 1), out byte[] recovered);
+                CrashLog log = RecordRound(spec, media, at, 1, WorkloadSeedOf(spec, at, 1), out byte[] recovered);
                 return new FirstRound(media, log, recovered);
             }, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
         }

@@ -172,7 +172,7 @@ public static partial class Campaign
             string? failure = null;
             for (int round = 1; round <= spec.RoundCount; round++)
             {
-                int workloadSeed = schedule == 0 && round == 1 ? spec.Seed : StateSeed.Of(spec.Seed, schedule, round);
+                int workloadSeed = Campaign.WorkloadSeedOf(spec, schedule, round);
                 CrashLog log;
                 byte[] recovered;
                 try
