@@ -1,6 +1,6 @@
-using System.Buffers;
 using System.Buffers.Binary;
 using Writeboost.Cache.Format;
+using Writeboost.Cache.Recovery;
 using Writeboost.Pmem;
 
 namespace Writeboost.Cache.PmemBuffer;
@@ -20,20 +20,25 @@ internal sealed record RecoveredSlot(PmemRecord Record, bool Lost, uint? DataCrc
 /// segment this buffer never holds) but that no later record says were durable.</param>
 /// <param name="LostUnknownSlots">Slots a later record says were durable whose fields are damaged too: an
 /// acknowledged write of an unknown block is lost.</param>
-/// <param name="Image">The segment as it is rebuilt from this buffer, laid out as on the cache device: the data of
-/// <paramref name="Slots"/>[j] at block 1 + j, as its record's check read and checksummed it (a lost slot's block, and
-/// block 0, where the metablocks go, hold anything). Read once from pmem into its place, never copied per slot: at
-/// order 11 a buffer is a megabyte, and a crash campaign recovers one for every state it checks. Rented: given back
-/// when the <see cref="PmemRecovery"/> is disposed.</param>
-internal sealed record RecoveredBuffer(ulong SegmentId, int Buffer, IReadOnlyList<RecoveredSlot> Slots, int TornSlots, int DamagedSlots, int LostUnknownSlots, byte[] Image)
+/// <param name="Scratch">The segment as it is rebuilt from this buffer (<see cref="Image"/>); given back when the
+/// <see cref="PmemRecovery"/> is disposed.</param>
+internal sealed record RecoveredBuffer(ulong SegmentId, int Buffer, IReadOnlyList<RecoveredSlot> Slots, int TornSlots, int DamagedSlots, int LostUnknownSlots, SegmentScratch Scratch)
 {
     public int LostSlots => Slots.Count(s => s.Lost);
+
+    /// <summary>
+    /// The segment as it is rebuilt from this buffer, laid out as on the cache device: the data of <see cref="Slots"/>[j]
+    /// at block 1 + j, as its record's check read and checksummed it (a lost slot's block, and block 0, where the
+    /// metablocks go, hold anything). Read once from pmem into its place, never copied per slot: at order 11 a buffer
+    /// is a megabyte, and a crash campaign recovers one for every state it checks.
+    /// </summary>
+    public byte[] Image => Scratch.Bytes;
 }
 
 /// <summary>What the pmem buffers hold beyond the cache device, and what they prove.</summary>
 /// <param name="Buffers">Buffers holding segments after the id recovery asked about, in id order (not necessarily contiguous).</param>
 /// <param name="ProvenDurableId">A buffer holding segment X was rebound only once X - pool size was durable on the cache device.</param>
-/// <remarks>Disposing gives the buffers' images back to the pool they were rented from; not disposing only costs the reuse.</remarks>
+/// <remarks>Disposing gives the buffers' images back (<see cref="SegmentScratch"/>); not disposing only costs the reuse.</remarks>
 internal sealed record PmemRecovery(IReadOnlyList<RecoveredBuffer> Buffers, ulong ProvenDurableId, IReadOnlyList<string> Warnings) : IDisposable
 {
     private bool _disposed;
@@ -47,7 +52,7 @@ internal sealed record PmemRecovery(IReadOnlyList<RecoveredBuffer> Buffers, ulon
         _disposed = true;
         foreach (RecoveredBuffer buffer in Buffers)
         {
-            ArrayPool<byte>.Shared.Return(buffer.Image);
+            buffer.Scratch.Dispose();
         }
     }
 }
@@ -133,7 +138,8 @@ internal sealed class PmemBufferRecovery(PmemRegion region, PmemLayout layout, C
         ulong pool = (ulong)layout.PoolSize;
         int blocks = layout.BlocksPerSegment;
         // Slot i's data is read to block 1 + i of the image; the slots kept move down over the ones dropped below.
-        byte[] image = ArrayPool<byte>.Shared.Rent((1 + blocks) * Units.BlockBytes);
+        SegmentScratch scratch = new((1 + blocks) * Units.BlockBytes); // the segment's size: its header block and its data blocks
+        byte[] image = scratch.Bytes;
         uint[] dataCrcs = new uint[blocks];
         PmemRecord?[] valid = new PmemRecord?[blocks];
         int vouched = 0; // slots below this were durable, by the newest claim of a valid record
@@ -198,7 +204,7 @@ internal sealed class PmemBufferRecovery(PmemRegion region, PmemLayout layout, C
                 damaged++; // from the future, or of a segment this buffer never holds: not what a crash leaves
             }
         }
-        return new RecoveredBuffer(id, k, slots, torn, damaged, lostUnknown, image);
+        return new RecoveredBuffer(id, k, slots, torn, damaged, lostUnknown, scratch);
     }
 
     /// <summary>Where slot <paramref name="index"/>'s data is in a rebuilt segment's image (block 0 is its metablocks').</summary>

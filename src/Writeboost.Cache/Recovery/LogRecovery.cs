@@ -34,8 +34,7 @@ internal sealed class LogRecovery(IBlockDevice cache, CacheGeometry geometry, Se
     {
         List<string> warnings = [.. walk.Warnings];
         List<SegmentRecovery> report = [];
-        using SegmentScratch scratch = new((int)geometry.SegmentSizeBytes);
-        byte[] image = scratch.Bytes;
+        byte[]? tombstone = null; // a tombstone is a header block; a rebuilt segment is its pmem buffer's own image
         bool wrote = false;
         int replayed = 0;
         int discarded = 0;
@@ -85,7 +84,7 @@ internal sealed class LogRecovery(IBlockDevice cache, CacheGeometry geometry, Se
                 case SegmentFate.LostAccepted:
                     if (faults.TombstonesEveryDroppedSegment || before != SegmentFate.CrashTail)
                     {
-                        WriteTombstone(segment.Id, walk.ProvenDurableId, image);
+                        WriteTombstone(segment.Id, walk.ProvenDurableId, tombstone ??= new byte[Units.BlockBytes]);
                         wrote = true;
                     }
                     discarded += segment.Fate == SegmentFate.CrashTail ? 1 : 0;
@@ -194,13 +193,13 @@ internal sealed class LogRecovery(IBlockDevice cache, CacheGeometry geometry, Se
     /// whose loss was accepted) is given up, and the ids stay contiguous, so the intact segments after it are
     /// replayed now and at every later recovery. It vouches only for what was shown durable already.
     /// </summary>
-    private void WriteTombstone(ulong id, ulong durableId, byte[] image)
+    private void WriteTombstone(ulong id, ulong durableId, byte[] block)
     {
         long slot = geometry.SlotOf(id);
-        Array.Clear(image, 0, Units.BlockBytes);
-        SegmentImage.Finish(image, id, 0, geometry.MetablockBytes, SegmentHeaderExtension.FlagTombstone, durableId: durableId);
+        Array.Clear(block);
+        SegmentImage.Finish(block, id, 0, geometry.MetablockBytes, SegmentHeaderExtension.FlagTombstone, durableId: durableId);
         ReleaseSlotForRecoveredSegment(slot, id);
-        cache.Write(geometry.SegmentStartBytes(slot), image.AsSpan(0, Units.BlockBytes));
+        cache.Write(geometry.SegmentStartBytes(slot), block);
         ring.Bind(slot, id, 0);
     }
 

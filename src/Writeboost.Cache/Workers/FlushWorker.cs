@@ -24,7 +24,7 @@ internal sealed class FlushWorker : IDisposable
     private readonly ScheduleHooks _schedule;
     private readonly ISegmentsWritten _written;
     private readonly AutoResetEvent _signal = new(false);
-    private WorkerRun? _thread;
+    private WorkerRun? _run;
 
     /// <param name="buffers">The RAM buffers the segments are sealed in.</param>
     /// <param name="written">Told (with the lock held) after each segment is written: writeback may wait for it.</param>
@@ -44,11 +44,11 @@ internal sealed class FlushWorker : IDisposable
 
     public void Start()
     {
-        _thread = WorkerThreads.Shared.Start("wb-flush", Run);
+        _run = WorkerThreads.Shared.Start("wb-flush", Run);
     }
 
     /// <summary>Waits for the worker to end (after a stop, abandon or failure of the monitor).</summary>
-    public void Join() => _thread?.Join();
+    public void Join() => _run?.Join();
 
     /// <summary>A segment was sealed, or durability asked for.</summary>
     public void Wake() => _signal.Set();

@@ -40,7 +40,7 @@ internal sealed class WritebackWorker : ISegmentsWritten, IDisposable
     private readonly WriteboostOptions _options;
     private readonly string _deviceName;
     private readonly AutoResetEvent _signal = new(false);
-    private WorkerRun? _thread;
+    private WorkerRun? _run;
     private Memory<byte> _buffer; // the worker's alone; aligned, so O_DIRECT reads it without a bounce
 
     // Why writeback runs (under the lock).
@@ -82,10 +82,10 @@ internal sealed class WritebackWorker : ISegmentsWritten, IDisposable
 
     public void Start()
     {
-        _thread = WorkerThreads.Shared.Start("wb-writeback", RunThenReturnBuffer);
+        _run = WorkerThreads.Shared.Start("wb-writeback", RunThenReturnBuffer);
     }
 
-    public void Join() => _thread?.Join();
+    public void Join() => _run?.Join();
 
     /// <summary>Something writeback waits for may have changed (a tunable, a cleared hold).</summary>
     public void Wake() => _signal.Set();
