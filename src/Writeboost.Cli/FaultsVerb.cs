@@ -40,29 +40,51 @@ internal sealed class FaultsVerb : SweepVerbOptions
             throw new UsageException("--runs must be positive and --ops at least 2");
         }
         ProgressBar progress = ProgressBar.For("fault runs", Json);
-        List<FaultSweepResult> results = [];
-        int sweeps = modes.Length * workloads.Length;
         using Interruption interruption = Interruption.Watch();
-        foreach (CacheMode mode in modes)
-        {
-            foreach (Workload workload in workloads.TakeWhile(_ => !interruption.Requested))
-            {
-                int index = results.Count;
-                results.Add(FaultSweep.Run(new FaultSweepSpec(mode, workload, Seed, Ops, Runs, Mutant) { Target = design, Persistence = persistence },
-                    (done, total) => progress.Report((index + done / (double)Math.Max(1, total)) / sweeps, $"sweep {index + 1}/{sweeps}"),
-                    stopAtFirst: Mutant != "none", interruption.Token));
-            }
-        }
-        List<(string Name, bool Caught, int Runs)> mutants = [];
+        // The sweeps, then one hunt per seeded bug: independent of each other, so they share the cores (a hunt for
+        // a hang waits out its liveness bound on one core while the rest go on); each keeps its place in the report.
+        List<FaultSweepSpec> specs = [.. modes.SelectMany(mode => workloads.Select(workload =>
+            new FaultSweepSpec(mode, workload, Seed, Ops, Runs, Mutant) { Target = design, Persistence = persistence }))];
+        int sweepCount = specs.Count;
+        List<SeededBug> hunted = [];
         if (Mutants == "all")
         {
-            foreach ((SeededBug bug, Exposure shown) in SweepMutants.TakeWhile(_ => !interruption.Requested))
+            foreach ((SeededBug bug, Exposure shown) in SweepMutants)
             {
-                FaultSweepResult caught = FaultSweep.Run(new FaultSweepSpec(shown.Mode, shown.Workload, Seed, Ops, Runs, bug.Name, shown.Where), stopAtFirst: true, cancel: interruption.Token);
-                if (!interruption.Requested || caught.Violations > 0)
-                {
-                    mutants.Add((bug.Name, caught.Violations > 0, caught.Runs));
-                }
+                hunted.Add(bug);
+                specs.Add(new FaultSweepSpec(shown.Mode, shown.Workload, Seed, Ops, Runs, bug.Name, shown.Where));
+            }
+        }
+        FaultSweepResult?[] done = new FaultSweepResult?[specs.Count];
+        double[] fractions = new double[specs.Count];
+        void Report(int index, double fraction)
+        {
+            lock (fractions)
+            {
+                fractions[index] = fraction;
+                progress.Report(fractions.Average(), $"{done.Count(d => d is not null)}/{specs.Count} sweeps");
+            }
+        }
+        // A design of one's own that does not say its opens may run at once gets one sweep at a time.
+        int threads = design is null || design.OpensConcurrently ? Environment.ProcessorCount : 1;
+        Parallel.For(0, specs.Count, new ParallelOptions { MaxDegreeOfParallelism = threads }, i =>
+        {
+            if (interruption.Requested)
+            {
+                return;
+            }
+            bool hunt = i >= sweepCount;
+            done[i] = FaultSweep.Run(specs[i], (runs, total) => Report(i, runs / (double)Math.Max(1, total)),
+                stopAtFirst: hunt || Mutant != "none", interruption.Token);
+            Report(i, 1);
+        });
+        List<FaultSweepResult> results = [.. done.Take(sweepCount).OfType<FaultSweepResult>()];
+        List<(string Name, bool Caught, int Runs)> mutants = [];
+        for (int m = 0; m < hunted.Count; m++)
+        {
+            if (done[sweepCount + m] is { } caught && (!interruption.Requested || caught.Violations > 0))
+            {
+                mutants.Add((hunted[m].Name, caught.Violations > 0, caught.Runs));
             }
         }
         progress.Done();

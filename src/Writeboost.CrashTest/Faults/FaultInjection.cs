@@ -52,11 +52,18 @@ public sealed class FaultSwitch(Fault? fault, CrashLog? log = null)
     private readonly Dictionary<(FaultTarget, FaultOperation), int> _counts = [];
     private bool _armed;
     private bool _cleared;
+    private long _operations;
 
     public Fault? Fault => fault;
     /// <summary>The log position when the fault first fired, or -1.</summary>
     public int FiredAtEvent { get; private set; } = -1;
     public bool Fired => FiredAtEvent >= 0;
+
+    /// <summary>
+    /// Every operation that has reached the switch, armed or not, failed or not: that the device is still doing
+    /// something (the fault sweep's liveness watch reads it).
+    /// </summary>
+    public long Operations => Volatile.Read(ref _operations);
 
     /// <summary>Starts counting (operations before this are not counted and never fail).</summary>
     public void Arm()
@@ -91,6 +98,7 @@ public sealed class FaultSwitch(Fault? fault, CrashLog? log = null)
     /// <summary>Counts one operation; returns how it must fail, or null to let it through.</summary>
     internal FaultKind? Next(FaultTarget target, FaultOperation operation)
     {
+        Interlocked.Increment(ref _operations);
         lock (_lock)
         {
             if (!_armed || _cleared)

@@ -26,6 +26,13 @@ public sealed record FaultSweepSpec(CacheMode Mode, Workload Workload, int Seed,
 
     /// <summary>The bound on one run (recovery, the workload, the flush, read and drop_caches after the fault): past it the run has hung, a violation.</summary>
     public TimeSpan RunTimeout { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// The bound on a run standing still: no read, write or flush reaching any of its devices and no step of the
+    /// run's own for this long, and the run has hung (a device retrying a failed writeback every millisecond, as
+    /// the sweep's devices do, is never still for long; one that gave up waits for nothing).
+    /// </summary>
+    public TimeSpan StallTimeout { get; init; } = TimeSpan.FromSeconds(10);
 }
 
 /// <summary>What one run with one fault showed.</summary>
@@ -65,6 +72,9 @@ public sealed record FaultSweepResult(
 public static class FaultSweep
 {
     private const int CrashPointsAfterFault = 6;
+
+    /// <summary>How often the liveness watch looks at a running run (a run that ends is seen at once).</summary>
+    private static readonly TimeSpan StallPoll = TimeSpan.FromMilliseconds(50);
 
     /// <summary>The device images a run starts from: a crash after a first workload, and what they read as.</summary>
     private sealed record Baseline(byte[] Backing, byte[] Cache, byte[] Pmem, byte[] Content);
@@ -227,11 +237,11 @@ public static class FaultSweep
         faults.Arm();
         Thread worker = new(() => state.Run(spec, subject, log, faults, backingStack, cacheStack, pmem)) { IsBackground = true, Name = "wb-fault-run" };
         worker.Start();
-        if (!worker.Join(spec.RunTimeout))
+        if (AwaitRun(worker, spec, faults, state) is { } hang)
         {
             faults.Clear();
             return new FaultRun(fault ?? new Fault(FaultTarget.Backing, FaultOperation.Read, 0, FaultKind.Eio), faults.Fired, false, false, 0,
-                $"hung: {state.Stage} made no progress for {spec.RunTimeout.TotalSeconds:F0} s after {fault?.ToString() ?? "no fault"} (liveness: every operation after a fault completes or fails)");
+                $"hung: {state.Stage} {hang} after {fault?.ToString() ?? "no fault"} (liveness: every operation after a fault completes or fails)");
         }
         faults.Clear();
         string? violation = state.Violation;
@@ -257,6 +267,36 @@ public static class FaultSweep
         return new FaultRun(described, faults.Fired, state.Surfaced, failed, states, violation is null ? null : $"{(fault is null ? "no fault" : fault.ToString())}: {violation}");
     }
 
+    /// <summary>
+    /// Waits for a run's thread: null once it ended, else how it hung — still (no device operation and no step of
+    /// the run) for <see cref="FaultSweepSpec.StallTimeout"/>, or not ended within <see cref="FaultSweepSpec.RunTimeout"/>.
+    /// </summary>
+    private static string? AwaitRun(Thread worker, FaultSweepSpec spec, FaultSwitch faults, RunState state)
+    {
+        TimeSpan stall = spec.StallTimeout < spec.RunTimeout ? spec.StallTimeout : spec.RunTimeout;
+        Stopwatch running = Stopwatch.StartNew();
+        Stopwatch still = Stopwatch.StartNew();
+        (long Operations, string Stage) seen = (faults.Operations, state.Stage);
+        while (!worker.Join(StallPoll))
+        {
+            (long Operations, string Stage) now = (faults.Operations, state.Stage);
+            if (now != seen)
+            {
+                seen = now;
+                still.Restart();
+            }
+            if (still.Elapsed >= stall)
+            {
+                return $"made no progress for {stall.TotalSeconds:F0} s (no read, write or flush reached a device)";
+            }
+            if (running.Elapsed >= spec.RunTimeout)
+            {
+                return $"did not end within {spec.RunTimeout.TotalSeconds:F0} s";
+            }
+        }
+        return null;
+    }
+
     /// <summary>The user's side of one run, on its own thread (so a hang is seen, not suffered).</summary>
     private sealed class RunState
     {
@@ -267,8 +307,14 @@ public static class FaultSweep
         public bool DeviceFailed { get; private set; }
         public long WritebackErrors { get; private set; }
         public string? Violation { get; private set; }
-        /// <summary>What the run is doing now: what hung, if it hangs.</summary>
-        public string Stage { get; private set; } = "recovery";
+        private volatile string _stage = "recovery";
+
+        /// <summary>What the run is doing now (read by the watch on another thread): what hung, if it hangs.</summary>
+        public string Stage
+        {
+            get => _stage;
+            private set => _stage = value;
+        }
 
         public void Run(FaultSweepSpec spec, FaultSweepSubject subject, CrashLog log, FaultSwitch faults, IBlockDevice backing, IBlockDevice cache, PmemRegion? pmem)
         {
