@@ -1,3 +1,5 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
 using System.Globalization;
 using CommandLine;
 using Writeboost.Cache.Table;
@@ -164,47 +166,71 @@ internal sealed class CrashTestVerb : MutantOptions
             return RunReplay(shard, shards);
         }
         CampaignPlan plan = Plan(shard, shards);
-        List<CampaignResult> results = [];
         IReadOnlyList<CampaignSpec> campaigns = Ordered(CampaignsOf(plan));
         ProgressBar progress = ProgressBar.For("crash states", Json);
         using Interruption interruption = Interruption.Watch();
         _interruption = interruption;
+        CampaignResult?[] done = new CampaignResult?[campaigns.Count];
+        double[] fractions = new double[campaigns.Count];
         long carried = 0;
-        for (int index = 0; index < campaigns.Count && !interruption.Requested; index++)
+        bool caught = false;
+        // A seeded bug's campaigns run one at a time, in the order most likely to show it: the first that catches
+        // it ends the run. A design whose opens may not run at once gets one campaign at a time too.
+        int together = Mutant == "none" && NbdClient is null && (_target?.OpensConcurrently ?? true) ? CampaignsAtOnce : 1;
+        Stopwatch wall = Stopwatch.StartNew();
+        InOrder(campaigns.Count, together, index =>
         {
-            // A campaign whose logs hold fewer states than its share passes the rest on: --states N checks N.
-            CampaignSpec spec = campaigns[index] with { MaxStates = campaigns[index].MaxStates + carried };
-            int at = index;
-            void Report(long done, long total) =>
-                progress.Report((at + Math.Min(1.0, done / (double)Math.Max(1, total))) / campaigns.Count, $"campaign {at + 1}/{campaigns.Count}");
+            if (interruption.Requested || Volatile.Read(ref caught))
+            {
+                return;
+            }
+            // A campaign whose logs hold fewer states than its share passes the rest on (to the next to start):
+            // --states N checks N.
+            CampaignSpec spec = campaigns[index] with { MaxStates = campaigns[index].MaxStates + Interlocked.Exchange(ref carried, 0) };
+            void Report(long states, long total)
+            {
+                lock (fractions)
+                {
+                    fractions[index] = Math.Min(1.0, states / (double)Math.Max(1, total));
+                    progress.Report(fractions.Average(), $"campaign {index + 1}/{campaigns.Count}");
+                }
+            }
             CampaignResult result = NbdClient is null
                 ? Campaign.Run(spec, stopAtFirst: Mutant != "none", Report, interruption.Token)
                 : Campaign.Check(spec with { Workload = CrashTest.Workload.Nbd }, RecordClient(spec), stopAtFirst: Mutant != "none", Report, cancel: interruption.Token);
-            results.Add(result);
-            carried = Math.Max(0, spec.MaxStates - result.LogStates);
+            done[index] = result;
+            Interlocked.Add(ref carried, Math.Max(0, spec.MaxStates - result.LogStates));
             if (result.Violations > 0)
             {
                 SaveHistory(result);
                 if (Mutant != "none")
                 {
-                    break; // caught: the rest of the plan has nothing more to prove
+                    Volatile.Write(ref caught, true); // caught: the rest of the plan has nothing more to prove
                 }
             }
-        }
+        });
+        List<CampaignResult> results = [.. done.OfType<CampaignResult>()];
+        _together = together > 1 ? (together, wall.Elapsed.TotalSeconds) : null;
         progress.Done();
         List<(string Name, bool Caught, long States)> mutants = [];
         if (Mutants == "all")
         {
-            foreach ((SeededBug bug, Exposure shown) in SweepMutants)
+            (SeededBug Bug, Exposure Shown)[] hunts = [.. SweepMutants];
+            (CampaignResult? Catching, long States)?[] hunted = new (CampaignResult?, long)?[hunts.Length];
+            // Each hunt stops at its first catch; two at a time, like the campaigns, so one's recording overlaps another's checking.
+            InOrder(hunts.Length, CampaignsAtOnce, index =>
             {
-                if (interruption.Requested)
+                if (!interruption.Requested)
                 {
-                    break;
+                    (SeededBug bug, Exposure shown) = hunts[index];
+                    hunted[index] = (plan with { Modes = [shown.Mode], Mutant = bug.Name, Configs = plan.Table is null ? plan.Configs : ConfigChoice.Spread }).Hunt(shown.Workload, shown.Prefers, interruption.Token);
                 }
-                (CampaignResult? catching, long states) = (plan with { Modes = [shown.Mode], Mutant = bug.Name, Configs = plan.Table is null ? plan.Configs : ConfigChoice.Spread }).Hunt(shown.Workload, shown.Prefers, interruption.Token);
-                if (!interruption.Requested || catching is not null)
+            });
+            for (int index = 0; index < hunts.Length; index++)
+            {
+                if (hunted[index] is { } hunt && (!interruption.Requested || hunt.Catching is not null))
                 {
-                    mutants.Add((bug.Name, catching is not null, states));
+                    mutants.Add((hunts[index].Bug.Name, hunt.Catching is not null, hunt.States));
                 }
             }
         }
@@ -620,9 +646,27 @@ internal sealed class CrashTestVerb : MutantOptions
     {
         if (result.FailingHistory is { } history)
         {
-            _saved[result] = SaveHistory(history, $"wb-crash-seed{Seed}-mode{(int)result.Spec.Mode}-{result.Spec.Workload.ToString().ToLowerInvariant()}");
+            string path = SaveHistory(history, $"wb-crash-seed{Seed}-mode{(int)result.Spec.Mode}-{result.Spec.Workload.ToString().ToLowerInvariant()}");
+            lock (_saved)
+            {
+                _saved[result] = path;
+            }
         }
     }
+
+    /// <summary>How many campaigns ran at a time and how long they took on the clock (null: one at a time, timed by their own clocks).</summary>
+    private (int AtOnce, double WallSeconds)? _together;
+
+    /// <summary>
+    /// Campaigns checked at once: two, so one's recording (its device's threads, mostly waiting out perturbed windows
+    /// and deadlines) overlaps another's checking; each campaign checks on every core already, so more add nothing.
+    /// </summary>
+    private const int CampaignsAtOnce = 2;
+
+    /// <summary>Runs <paramref name="body"/> for 0 .. count - 1, each started in index order as soon as fewer than <paramref name="degree"/> run.</summary>
+    private static void InOrder(int count, int degree, Action<int> body) =>
+        Parallel.ForEach(Partitioner.Create(Enumerable.Range(0, count), EnumerablePartitionerOptions.NoBuffering),
+            new ParallelOptions { MaxDegreeOfParallelism = degree }, body);
 
     private string SaveHistory(CrashHistory history, string stem)
     {
@@ -676,7 +720,8 @@ internal sealed class CrashTestVerb : MutantOptions
         long statesChecked = results.Sum(r => r.StatesChecked);
         long violations = results.Sum(r => r.Violations);
         double seconds = results.Sum(r => r.Seconds);
-        double checkSeconds = results.Sum(r => r.Seconds - r.RecordSeconds);
+        // Campaigns run side by side are timed by the clock on the wall, recording included (their own times overlap).
+        double checkSeconds = _together?.WallSeconds ?? results.Sum(r => r.Seconds - r.RecordSeconds);
         CampaignCoverage coverage = results.Aggregate(new CampaignCoverage(), (sum, r) => sum + r.Coverage);
         CampaignResult? failed = results.FirstOrDefault(r => r.Violations > 0);
         if (Json)
@@ -691,6 +736,8 @@ internal sealed class CrashTestVerb : MutantOptions
                 StatesPerSecond = statesChecked / Math.Max(checkSeconds, 1e-9),
                 Seconds = seconds,
                 RecordSeconds = results.Sum(r => r.RecordSeconds),
+                WallSeconds = _together?.WallSeconds,
+                CampaignsAtOnce = _together?.AtOnce ?? 1,
                 RecoveryCrashStates = results.Sum(r => r.RecoveryCrashStates),
                 SurveyedStates = results.Sum(r => r.SurveyedStates),
                 Seed,
@@ -772,7 +819,9 @@ internal sealed class CrashTestVerb : MutantOptions
         {
             Console.WriteLine(sharded.ToString());
         }
-        Console.WriteLine($"states checked: {statesChecked}, violations: {violations}, states/s: {statesChecked / Math.Max(checkSeconds, 1e-9):F0} (checking; {seconds:F1} s in all, {results.Sum(r => r.RecordSeconds):F1} s recording)" + (Mutant == "none" ? "" : $" (mutant {Mutant})")
+        Console.WriteLine($"states checked: {statesChecked}, violations: {violations}, states/s: {statesChecked / Math.Max(checkSeconds, 1e-9):F0} " + (_together is { } together
+            ? $"({together.WallSeconds:F1} s on the clock, {together.AtOnce} campaigns at a time, recording included; their own times {seconds:F1} s, {results.Sum(r => r.RecordSeconds):F1} s of it recording)"
+            : $"(checking; {seconds:F1} s in all, {results.Sum(r => r.RecordSeconds):F1} s recording)") + (Mutant == "none" ? "" : $" (mutant {Mutant})")
             + (results.Any(r => r.Spec.Persistence == PersistenceDomain.Eadr) ? " (pmem persistence domain: eADR)" : ""));
         if (sharded is null && Mutant == "none" && InterruptedLine(statesChecked) is null)
         {
