@@ -18,6 +18,7 @@ backing_device=""
 assume_yes=0
 ops=200000
 crash_states=200000
+bench_seconds=2
 vm=0
 usage() {
   cat <<USAGE
@@ -29,6 +30,8 @@ usage: ./run-emu.sh [options]
   --backing PATH   the backing device for that run (default: a 1 GiB file in the work directory): DESTROYS its data
   --ops N          operations per benchmark (default $ops)
   --crash-states N states the crash campaign checks (default $crash_states; e.g. 2000000 for a long one)
+  --bench-seconds S the longest each benchmark round measures (default $bench_seconds: a look, three rounds
+                   with their spread; docs/benchmarks.md's figures come from longer runs, each with its command)
   --yes            do not ask before writing to a real device given with --pmem
   --vm             also run the lab: Debian's kernel under QEMU (KVM, or TCG where KVM does not work) with
                    emulated NVDIMMs: wb pmem info on /dev/dax0.0 and on an ext4 -o dax file, and the FUA
@@ -45,6 +48,7 @@ while [ $# -gt 0 ]; do
     --backing) backing_device=$2; shift 2;;
     --ops) ops=$2; shift 2;;
     --crash-states) crash_states=$2; shift 2;;
+    --bench-seconds) bench_seconds=$2; shift 2;;
     --yes) assume_yes=1; shift;;
     --vm) vm=1; shift;;
     -h|--help) usage; exit 0;;
@@ -98,15 +102,15 @@ echo
 PMEM_IS_PMEM_FORCE=1 "$wb" pmem info "$shm_pmem"
 
 step "Pmem API: 4 KiB write+persist latency, block backend (one fdatasync per write)"
-"$wb" bench pmem "$block_pmem" --backend block --ops "$ops" --max-seconds 5
+"$wb" bench pmem "$block_pmem" --backend block --ops "$ops" --max-seconds "$bench_seconds"
 
 step "Pmem API: 4 KiB write+persist latency, dax backend vs fio --ioengine=libpmem (same file size, same run)"
-PMEM_IS_PMEM_FORCE=1 "$wb" bench pmem "$shm_pmem" --backend dax --ops "$ops" --fio
+PMEM_IS_PMEM_FORCE=1 "$wb" bench pmem "$shm_pmem" --backend dax --ops "$ops" --max-seconds "$bench_seconds" --fio
 
 step "The RFC's worst case: one writer, every write a 4 KiB FUA — mode 0 (RAM buffer) vs mode 1 (pmem buffer)"
 echo "mode 0 seals a partial log and flushes the cache device per write; mode 1 persists into pmem and writes only full logs"
 echo "three rounds; each figure is their median with the range, mode 1's p50 also as a multiple of its floor (one bare pmem persist)"
-PMEM_IS_PMEM_FORCE=1 "$wb" bench fua --mode both --work-dir "$work" --direct --max-seconds 5 \
+PMEM_IS_PMEM_FORCE=1 "$wb" bench fua --mode both --work-dir "$work" --direct --max-seconds "$bench_seconds" \
   --latency-svg "$work/fua-latency.svg" --latency-png "$work/fua-latency.png"
 
 step "Crash-injection campaign: every crash state the hardware allows (sampled), both modes, and the seeded bugs"

@@ -37,28 +37,37 @@ internal sealed class CorruptVerb : SweepVerbOptions
             throw new UsageException("--ops must be positive and --data-samples not negative");
         }
         ProgressBar progress = ProgressBar.For("corruptions", Json);
-        List<CorruptionSweepResult> results = [];
-        int sweeps = modes.Length * workloads.Length;
         using Interruption interruption = Interruption.Watch();
-        foreach (CacheMode mode in modes)
-        {
-            foreach (Workload workload in workloads.TakeWhile(_ => !interruption.Requested))
-            {
-                int index = results.Count;
-                results.Add(CorruptionSweep.Run(new CorruptionSweepSpec(mode, workload, Seed, Ops, DataSamples, Mutant) { Target = design },
-                    (done, total) => progress.Report((index + done / (double)Math.Max(1, total)) / sweeps, $"sweep {index + 1}/{sweeps}"), interruption.Token));
-            }
-        }
-        List<(string Name, bool Caught)> mutants = [];
+        // The sweeps, then one hunt per seeded bug, side by side on the cores (each sweep is one thread); a design
+        // of one's own that does not say its opens may run at once gets one at a time.
+        List<CorruptionSweepSpec> specs = [.. modes.SelectMany(mode => workloads.Select(workload =>
+            new CorruptionSweepSpec(mode, workload, Seed, Ops, DataSamples, Mutant) { Target = design }))];
+        int sweepCount = specs.Count;
+        List<SeededBug> hunted = [];
         if (Mutants == "all")
         {
-            foreach ((SeededBug bug, Exposure shown) in SweepMutants.TakeWhile(_ => !interruption.Requested))
+            foreach ((SeededBug bug, Exposure shown) in SweepMutants)
             {
-                CorruptionSweepResult hunt = CorruptionSweep.Run(new CorruptionSweepSpec(shown.Mode, shown.Workload, Seed, Ops, DataSamples, bug.Name, StopAtFirst: true), cancel: interruption.Token);
-                if (!interruption.Requested || hunt.Violations > 0)
-                {
-                    mutants.Add((bug.Name, hunt.Violations > 0));
-                }
+                hunted.Add(bug);
+                specs.Add(new CorruptionSweepSpec(shown.Mode, shown.Workload, Seed, Ops, DataSamples, bug.Name, StopAtFirst: true));
+            }
+        }
+        CorruptionSweepResult?[] done = new CorruptionSweepResult?[specs.Count];
+        SideBySide sweeps = new(progress, specs.Count, "sweeps");
+        sweeps.Run(design is null || design.OpensConcurrently ? Environment.ProcessorCount : 1, i =>
+        {
+            if (!interruption.Requested)
+            {
+                done[i] = CorruptionSweep.Run(specs[i], (tried, total) => sweeps.Report(i, tried / (double)Math.Max(1, total)), interruption.Token);
+            }
+        });
+        List<CorruptionSweepResult> results = [.. done.Take(sweepCount).OfType<CorruptionSweepResult>()];
+        List<(string Name, bool Caught)> mutants = [];
+        for (int m = 0; m < hunted.Count; m++)
+        {
+            if (done[sweepCount + m] is { } hunt && (!interruption.Requested || hunt.Violations > 0))
+            {
+                mutants.Add((hunted[m].Name, hunt.Violations > 0));
             }
         }
         progress.Done();

@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Globalization;
 using CommandLine;
@@ -171,14 +170,14 @@ internal sealed class CrashTestVerb : MutantOptions
         using Interruption interruption = Interruption.Watch();
         _interruption = interruption;
         CampaignResult?[] done = new CampaignResult?[campaigns.Count];
-        double[] fractions = new double[campaigns.Count];
+        SideBySide running = new(progress, campaigns.Count, "campaigns");
         long carried = 0;
         bool caught = false;
         // A seeded bug's campaigns run one at a time, in the order most likely to show it: the first that catches
         // it ends the run. A design whose opens may not run at once gets one campaign at a time too.
         int together = Mutant == "none" && NbdClient is null && (_target?.OpensConcurrently ?? true) ? CampaignsAtOnce : 1;
         Stopwatch wall = Stopwatch.StartNew();
-        InOrder(campaigns.Count, together, index =>
+        running.Run(together, index =>
         {
             if (interruption.Requested || Volatile.Read(ref caught))
             {
@@ -187,14 +186,7 @@ internal sealed class CrashTestVerb : MutantOptions
             // A campaign whose logs hold fewer states than its share passes the rest on (to the next to start):
             // --states N checks N.
             CampaignSpec spec = campaigns[index] with { MaxStates = campaigns[index].MaxStates + Interlocked.Exchange(ref carried, 0) };
-            void Report(long states, long total)
-            {
-                lock (fractions)
-                {
-                    fractions[index] = Math.Min(1.0, states / (double)Math.Max(1, total));
-                    progress.Report(fractions.Average(), $"campaign {index + 1}/{campaigns.Count}");
-                }
-            }
+            void Report(long states, long total) => running.Report(index, states / (double)Math.Max(1, total));
             CampaignResult result = NbdClient is null
                 ? Campaign.Run(spec, stopAtFirst: Mutant != "none", Report, interruption.Token)
                 : Campaign.Check(spec with { Workload = CrashTest.Workload.Nbd }, RecordClient(spec), stopAtFirst: Mutant != "none", Report, cancel: interruption.Token);
@@ -218,7 +210,7 @@ internal sealed class CrashTestVerb : MutantOptions
             (SeededBug Bug, Exposure Shown)[] hunts = [.. SweepMutants];
             (CampaignResult? Catching, long States)?[] hunted = new (CampaignResult?, long)?[hunts.Length];
             // Each hunt stops at its first catch; two at a time, like the campaigns, so one's recording overlaps another's checking.
-            InOrder(hunts.Length, CampaignsAtOnce, index =>
+            new SideBySide(progress, hunts.Length, "seeded bugs hunted").Run(CampaignsAtOnce, index =>
             {
                 if (!interruption.Requested)
                 {
@@ -226,6 +218,7 @@ internal sealed class CrashTestVerb : MutantOptions
                     hunted[index] = (plan with { Modes = [shown.Mode], Mutant = bug.Name, Configs = plan.Table is null ? plan.Configs : ConfigChoice.Spread }).Hunt(shown.Workload, shown.Prefers, interruption.Token);
                 }
             });
+            progress.Done();
             for (int index = 0; index < hunts.Length; index++)
             {
                 if (hunted[index] is { } hunt && (!interruption.Requested || hunt.Catching is not null))
@@ -662,11 +655,6 @@ internal sealed class CrashTestVerb : MutantOptions
     /// and deadlines) overlaps another's checking; each campaign checks on every core already, so more add nothing.
     /// </summary>
     private const int CampaignsAtOnce = 2;
-
-    /// <summary>Runs <paramref name="body"/> for 0 .. count - 1, each started in index order as soon as fewer than <paramref name="degree"/> run.</summary>
-    private static void InOrder(int count, int degree, Action<int> body) =>
-        Parallel.ForEach(Partitioner.Create(Enumerable.Range(0, count), EnumerablePartitionerOptions.NoBuffering),
-            new ParallelOptions { MaxDegreeOfParallelism = degree }, body);
 
     private string SaveHistory(CrashHistory history, string stem)
     {

@@ -41,11 +41,9 @@ internal sealed class FaultsVerb : SweepVerbOptions
         }
         ProgressBar progress = ProgressBar.For("fault runs", Json);
         using Interruption interruption = Interruption.Watch();
-        // The sweeps, then one hunt per seeded bug: independent of each other, so they share the cores (a hunt for
-        // a hang waits out its liveness bound on one core while the rest go on); each keeps its place in the report.
-        List<FaultSweepSpec> specs = [.. modes.SelectMany(mode => workloads.Select(workload =>
-            new FaultSweepSpec(mode, workload, Seed, Ops, Runs, Mutant) { Target = design, Persistence = persistence }))];
-        int sweepCount = specs.Count;
+        // One hunt per seeded bug, then the sweeps: independent of each other, so they share the cores. The hunts
+        // start first: a hunt for a hang waits out its liveness bound on one core while the rest go on.
+        List<FaultSweepSpec> specs = [];
         List<SeededBug> hunted = [];
         if (Mutants == "all")
         {
@@ -55,34 +53,24 @@ internal sealed class FaultsVerb : SweepVerbOptions
                 specs.Add(new FaultSweepSpec(shown.Mode, shown.Workload, Seed, Ops, Runs, bug.Name, shown.Where));
             }
         }
+        specs.AddRange(modes.SelectMany(mode => workloads.Select(workload =>
+            new FaultSweepSpec(mode, workload, Seed, Ops, Runs, Mutant) { Target = design, Persistence = persistence })));
         FaultSweepResult?[] done = new FaultSweepResult?[specs.Count];
-        double[] fractions = new double[specs.Count];
-        void Report(int index, double fraction)
-        {
-            lock (fractions)
-            {
-                fractions[index] = fraction;
-                progress.Report(fractions.Average(), $"{done.Count(d => d is not null)}/{specs.Count} sweeps");
-            }
-        }
+        SideBySide sweeps = new(progress, specs.Count, "sweeps");
         // A design of one's own that does not say its opens may run at once gets one sweep at a time.
-        int threads = design is null || design.OpensConcurrently ? Environment.ProcessorCount : 1;
-        Parallel.For(0, specs.Count, new ParallelOptions { MaxDegreeOfParallelism = threads }, i =>
+        sweeps.Run(design is null || design.OpensConcurrently ? Environment.ProcessorCount : 1, i =>
         {
-            if (interruption.Requested)
+            if (!interruption.Requested)
             {
-                return;
+                done[i] = FaultSweep.Run(specs[i], (runs, total) => sweeps.Report(i, runs / (double)Math.Max(1, total)),
+                    stopAtFirst: i < hunted.Count || Mutant != "none", interruption.Token);
             }
-            bool hunt = i >= sweepCount;
-            done[i] = FaultSweep.Run(specs[i], (runs, total) => Report(i, runs / (double)Math.Max(1, total)),
-                stopAtFirst: hunt || Mutant != "none", interruption.Token);
-            Report(i, 1);
         });
-        List<FaultSweepResult> results = [.. done.Take(sweepCount).OfType<FaultSweepResult>()];
+        List<FaultSweepResult> results = [.. done.Skip(hunted.Count).OfType<FaultSweepResult>()];
         List<(string Name, bool Caught, int Runs)> mutants = [];
         for (int m = 0; m < hunted.Count; m++)
         {
-            if (done[sweepCount + m] is { } caught && (!interruption.Requested || caught.Violations > 0))
+            if (done[m] is { } caught && (!interruption.Requested || caught.Violations > 0))
             {
                 mutants.Add((hunted[m].Name, caught.Violations > 0, caught.Runs));
             }

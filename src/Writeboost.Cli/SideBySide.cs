@@ -1,0 +1,33 @@
+using System.Collections.Concurrent;
+
+namespace Writeboost.Cli;
+
+/// <summary>
+/// Independent sweeps, campaigns or hunts run side by side: each started in its order as soon as fewer than the
+/// given number run, each result kept at its index, their progress drawn as one bar (the mean of their fractions).
+/// </summary>
+internal sealed class SideBySide(ProgressBar progress, int count, string what)
+{
+    private readonly double[] _fractions = new double[count];
+    private int _finished;
+
+    /// <summary>Runs <paramref name="body"/> for 0 .. count - 1 at most <paramref name="atOnce"/> at a time, in index order.</summary>
+    public void Run(int atOnce, Action<int> body) =>
+        Parallel.ForEach(Partitioner.Create(Enumerable.Range(0, count), EnumerablePartitionerOptions.NoBuffering),
+            new ParallelOptions { MaxDegreeOfParallelism = atOnce }, index =>
+            {
+                body(index);
+                Interlocked.Increment(ref _finished);
+                Report(index, 1);
+            });
+
+    /// <summary>How far item <paramref name="index"/> has come (0..1).</summary>
+    public void Report(int index, double fraction)
+    {
+        lock (_fractions)
+        {
+            _fractions[index] = Math.Clamp(fraction, 0, 1);
+            progress.Report(_fractions.Average(), $"{Volatile.Read(ref _finished)}/{count} {what}");
+        }
+    }
+}
