@@ -80,7 +80,8 @@ step "dependencies"
 command -v dotnet >/dev/null || { echo "run-emu: the .NET SDK (dotnet) is not installed" >&2; exit 1; }
 
 step "build"
-dotnet build -c Release Writeboost.sln -nologo -v quiet -clp:ErrorsOnly
+# What the showcase runs (wb and samples/PmemWal): the tests and the other samples are built by ./run-tests.sh.
+dotnet build -c Release Writeboost.Showcase.slnf -nologo -v quiet -clp:ErrorsOnly
 wb="$root/src/Writeboost.Cli/bin/Release/net10.0/wb"
 
 step "emulated pmem"
