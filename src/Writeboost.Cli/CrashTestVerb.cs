@@ -202,7 +202,7 @@ internal sealed class CrashTestVerb : MutantOptions
             }
         });
         List<CampaignResult> results = [.. done.OfType<CampaignResult>()];
-        _together = together > 1 ? (together, wall.Elapsed.TotalSeconds) : null;
+        _together = together > 1 && campaigns.Count > 1 ? (together, wall.Elapsed.TotalSeconds) : null;
         progress.Done();
         List<(string Name, bool Caught, long States)> mutants = [];
         if (Mutants == "all")
