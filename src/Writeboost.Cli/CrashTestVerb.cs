@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Globalization;
 using CommandLine;
 using Writeboost.Cache.Table;
@@ -176,7 +175,6 @@ internal sealed class CrashTestVerb : MutantOptions
         // A seeded bug's campaigns run one at a time, in the order most likely to show it: the first that catches
         // it ends the run. A design whose opens may not run at once gets one campaign at a time too.
         int together = Mutant == "none" && NbdClient is null && (_target?.OpensConcurrently ?? true) ? CampaignsAtOnce : 1;
-        Stopwatch wall = Stopwatch.StartNew();
         running.Run(together, index =>
         {
             if (interruption.Requested || Volatile.Read(ref caught))
@@ -202,7 +200,7 @@ internal sealed class CrashTestVerb : MutantOptions
             }
         });
         List<CampaignResult> results = [.. done.OfType<CampaignResult>()];
-        _together = together > 1 && campaigns.Count > 1 ? (together, wall.Elapsed.TotalSeconds) : null;
+        _together = together > 1 && campaigns.Count > 1 ? (together, running.WallSeconds) : null;
         progress.Done();
         List<(string Name, bool Caught, long States)> mutants = [];
         if (Mutants == "all")

@@ -25,6 +25,9 @@ internal sealed class FaultsVerb : SweepVerbOptions
     private protected override string ListingLine(SeededBug bug, Exposure shown) =>
         $"{bug.Name,-32} mode {(int)shown.Mode}, {shown.Workload.ToString().ToLowerInvariant(),-7} {shown.Where!.Value.Target.ToString().ToLowerInvariant()}.{shown.Where.Value.Operation.ToString().ToLowerInvariant(),-6} {bug.Meaning}";
 
+    /// <summary>How long the sweeps and hunts took on the clock, side by side (their own times add up to more).</summary>
+    private double _wallSeconds;
+
     internal int Run()
     {
         LoadedTarget? design = LoadDesign();
@@ -66,6 +69,7 @@ internal sealed class FaultsVerb : SweepVerbOptions
                     stopAtFirst: i < hunted.Count || Mutant != "none", interruption.Token);
             }
         });
+        _wallSeconds = sweeps.WallSeconds;
         List<FaultSweepResult> results = [.. done.Skip(hunted.Count).OfType<FaultSweepResult>()];
         List<(string Name, bool Caught, int Runs)> mutants = [];
         for (int m = 0; m < hunted.Count; m++)
@@ -98,6 +102,7 @@ internal sealed class FaultsVerb : SweepVerbOptions
                 CrashStatesChecked = results.Sum(r => r.StatesChecked),
                 Violations = results.Sum(r => r.Violations),
                 Seconds = results.Sum(r => r.Seconds),
+                WallSeconds = _wallSeconds,
                 Seed,
                 Mutant,
                 Target = results.FirstOrDefault()?.Spec.Target?.Name,
@@ -133,7 +138,7 @@ internal sealed class FaultsVerb : SweepVerbOptions
         }
         string mutant = Mutant == "none" ? "" : $" (mutant {Mutant})";
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"faulted runs: {results.Sum(r => r.Runs)}, faults fired: {results.Sum(r => r.FaultsFired)}, violations: {results.Sum(r => r.Violations)}, {results.Sum(r => r.Seconds):F1} s{mutant}"));
+            $"faulted runs: {results.Sum(r => r.Runs)}, faults fired: {results.Sum(r => r.FaultsFired)}, violations: {results.Sum(r => r.Violations)}, {results.Sum(r => r.Seconds):F1} s of sweeps, {_wallSeconds:F1} s on the clock{mutant}"));
         if (failed is not null)
         {
             Console.WriteLine($"first violation: {failed.FirstViolation}");

@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Diagnostics;
 
 namespace Writeboost.Cli;
 
@@ -11,8 +12,13 @@ internal sealed class SideBySide(ProgressBar progress, int count, string what)
     private readonly double[] _fractions = new double[count];
     private int _finished;
 
+    /// <summary>How long <see cref="Run"/> took on the clock (their own times add up to more).</summary>
+    public double WallSeconds { get; private set; }
+
     /// <summary>Runs <paramref name="body"/> for 0 .. count - 1 at most <paramref name="atOnce"/> at a time, in index order.</summary>
-    public void Run(int atOnce, Action<int> body) =>
+    public void Run(int atOnce, Action<int> body)
+    {
+        Stopwatch clock = Stopwatch.StartNew();
         Parallel.ForEach(Partitioner.Create(Enumerable.Range(0, count), EnumerablePartitionerOptions.NoBuffering),
             new ParallelOptions { MaxDegreeOfParallelism = atOnce }, index =>
             {
@@ -20,6 +26,8 @@ internal sealed class SideBySide(ProgressBar progress, int count, string what)
                 Interlocked.Increment(ref _finished);
                 Report(index, 1);
             });
+        WallSeconds = clock.Elapsed.TotalSeconds;
+    }
 
     /// <summary>How far item <paramref name="index"/> has come (0..1).</summary>
     public void Report(int index, double fraction)
