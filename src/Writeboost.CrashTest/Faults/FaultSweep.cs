@@ -90,7 +90,10 @@ public static class FaultSweep
         Baseline baseline = MakeBaseline(spec, subject);
 
         FaultSwitch counter = new(null);
-        FaultRun dry = RunOne(spec, subject, baseline, counter);
+        if (RunOne(spec, subject, baseline, counter, cancel: cancel) is not { } dry)
+        {
+            return new FaultSweepResult(spec, Names(counter.Counts), 0, 0, 0, 0, 0, 0, null, null, clock.Elapsed.TotalSeconds);
+        }
         if (dry.Violation is not null)
         {
             return new FaultSweepResult(spec, Names(counter.Counts), 1, 0, 0, 0, dry.StatesChecked, 1, $"without any fault: {dry.Violation}", "none", clock.Elapsed.TotalSeconds);
@@ -105,7 +108,10 @@ public static class FaultSweep
             {
                 break;
             }
-            FaultRun run = RunOne(spec, subject, baseline, null, fault);
+            if (RunOne(spec, subject, baseline, null, fault, cancel) is not { } run)
+            {
+                break; // interrupted while it ran: given up unfinished, not judged
+            }
             runs++;
             fired += run.Fired ? 1 : 0;
             surfaced += run.SurfacedToCaller ? 1 : 0;
@@ -222,7 +228,9 @@ public static class FaultSweep
     }
 
     /// <summary>One run: recovery of the baseline and the workload with the fault armed, then the checks.</summary>
-    private static FaultRun RunOne(FaultSweepSpec spec, FaultSweepSubject subject, Baseline baseline, FaultSwitch? counter, Fault? fault = null)
+    /// <returns>Null when the sweep was interrupted while the run went on: the run is given up unfinished (its thread
+    /// is left to end on its own) and judged neither way.</returns>
+    private static FaultRun? RunOne(FaultSweepSpec spec, FaultSweepSubject subject, Baseline baseline, FaultSwitch? counter, Fault? fault = null, CancellationToken cancel = default)
     {
         CrashLog log = new();
         FaultSwitch faults = counter ?? new FaultSwitch(fault, log);
@@ -237,7 +245,13 @@ public static class FaultSweep
         faults.Arm();
         Thread worker = new(() => state.Run(spec, subject, log, faults, backingStack, cacheStack, pmem)) { IsBackground = true, Name = "wb-fault-run" };
         worker.Start();
-        if (AwaitRun(worker, spec, faults, state) is { } hang)
+        (bool interrupted, string? hang) = AwaitRun(worker, spec, faults, state, cancel);
+        if (interrupted)
+        {
+            faults.Clear();
+            return null;
+        }
+        if (hang is not null)
         {
             faults.Clear();
             return new FaultRun(fault ?? new Fault(FaultTarget.Backing, FaultOperation.Read, 0, FaultKind.Eio), faults.Fired, false, false, 0,
@@ -268,10 +282,11 @@ public static class FaultSweep
     }
 
     /// <summary>
-    /// Waits for a run's thread: null once it ended, else how it hung — still (no device operation and no step of
-    /// the run) for <see cref="FaultSweepSpec.StallTimeout"/>, or not ended within <see cref="FaultSweepSpec.RunTimeout"/>.
+    /// Waits for a run's thread: no hang once it ended, else how it hung — still (no device operation and no step of
+    /// the run) for <see cref="FaultSweepSpec.StallTimeout"/>, or not ended within <see cref="FaultSweepSpec.RunTimeout"/>;
+    /// interrupted when the sweep is, first.
     /// </summary>
-    private static string? AwaitRun(Thread worker, FaultSweepSpec spec, FaultSwitch faults, RunState state)
+    private static (bool Interrupted, string? Hang) AwaitRun(Thread worker, FaultSweepSpec spec, FaultSwitch faults, RunState state, CancellationToken cancel)
     {
         TimeSpan stall = spec.StallTimeout < spec.RunTimeout ? spec.StallTimeout : spec.RunTimeout;
         Stopwatch running = Stopwatch.StartNew();
@@ -279,6 +294,10 @@ public static class FaultSweep
         (long Operations, string Stage) seen = (faults.Operations, state.Stage);
         while (!worker.Join(StallPoll))
         {
+            if (cancel.IsCancellationRequested)
+            {
+                return (true, null);
+            }
             (long Operations, string Stage) now = (faults.Operations, state.Stage);
             if (now != seen)
             {
@@ -287,14 +306,14 @@ public static class FaultSweep
             }
             if (still.Elapsed >= stall)
             {
-                return $"made no progress for {stall.TotalSeconds:F0} s (no read, write or flush reached a device)";
+                return (false, $"made no progress for {stall.TotalSeconds:F0} s (no read, write or flush reached a device)");
             }
             if (running.Elapsed >= spec.RunTimeout)
             {
-                return $"did not end within {spec.RunTimeout.TotalSeconds:F0} s";
+                return (false, $"did not end within {spec.RunTimeout.TotalSeconds:F0} s");
             }
         }
-        return null;
+        return (false, null);
     }
 
     /// <summary>The user's side of one run, on its own thread (so a hang is seen, not suffered).</summary>

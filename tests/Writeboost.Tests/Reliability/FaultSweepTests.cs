@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Writeboost.Cache.Table;
 using Writeboost.CrashTest;
 using Writeboost.CrashTest.Faults;
@@ -75,6 +76,42 @@ public sealed class FaultSweepTests
             FaultSweepResult result = FaultSweep.Run(new FaultSweepSpec(mode, workload, seed, Ops: 120, MaxRuns: 400, mutant, where) { RunTimeout = TimeSpan.FromSeconds(3) }, stopAtFirst: true);
             Assert.AreEqual(1, result.Violations, $"mutant {mutant} passed seed {seed}: the sweep has no teeth for it");
         }
+    }
+
+    [TestMethod]
+    public void A_run_that_stands_still_has_hung_without_waiting_for_the_run_bound()
+    {
+        FaultSweepSpec spec = WritebackThatGivesUp();
+        Stopwatch clock = Stopwatch.StartNew();
+
+        FaultSweepResult result = FaultSweep.Run(spec with { StallTimeout = TimeSpan.FromSeconds(1), RunTimeout = TimeSpan.FromMinutes(2) }, stopAtFirst: true);
+
+        Assert.AreEqual(1, result.Violations, "writeback that never retries leaves drop_caches waiting forever");
+        StringAssert.StartsWith(result.FirstViolation, "hung:");
+        StringAssert.Contains(result.FirstViolation, "made no progress for 1 s");
+        Assert.IsLessThan(60, clock.Elapsed.TotalSeconds, "seen when it stood still, not at the 2-minute bound");
+    }
+
+    [TestMethod]
+    public void An_interrupted_sweep_gives_up_a_run_in_progress_unjudged()
+    {
+        FaultSweepSpec spec = WritebackThatGivesUp();
+        using CancellationTokenSource interrupt = new(TimeSpan.FromSeconds(1));
+        Stopwatch clock = Stopwatch.StartNew();
+
+        FaultSweepResult result = FaultSweep.Run(spec with { StallTimeout = TimeSpan.FromMinutes(2), RunTimeout = TimeSpan.FromMinutes(2) }, stopAtFirst: true, cancel: interrupt.Token);
+
+        Assert.AreEqual(0, result.Violations, $"a run cut short is judged neither way ({result.FirstViolation})");
+        Assert.IsLessThan(60, clock.Elapsed.TotalSeconds, "the interruption ends the wait for the hung run");
+    }
+
+    /// <summary>The seeded hang: a writeback batch that failed once is never tried again, at the fault that shows it.</summary>
+    private static FaultSweepSpec WritebackThatGivesUp()
+    {
+        const string mutant = "writeback-gives-up-after-error";
+        Exposure shown = SeededBugs.ShownTo(Sweep.Faults, mutant);
+        (CacheMode mode, Workload workload) = shown;
+        return new FaultSweepSpec(mode, workload, Seed: 1, Ops: 120, MaxRuns: 400, mutant, shown.Where);
     }
 
     [TestMethod]
