@@ -55,15 +55,10 @@ internal sealed class CorruptVerb : SweepVerbOptions
                 specs.Add(new CorruptionSweepSpec(shown.Mode, shown.Workload, Seed, Ops, DataSamples, bug.Name, StopAtFirst: true));
             }
         }
-        CorruptionSweepResult?[] done = new CorruptionSweepResult?[specs.Count];
         SideBySide sweeps = new(progress, specs.Count, "sweeps");
-        sweeps.Run(design is null || design.OpensConcurrently ? Environment.ProcessorCount : 1, i =>
-        {
-            if (!interruption.Requested)
-            {
-                done[i] = CorruptionSweep.Run(specs[i], (tried, total) => sweeps.Report(i, tried / (double)Math.Max(1, total)), interruption.Token);
-            }
-        });
+        CorruptionSweepResult?[] done = sweeps.Run(design is null || design.OpensConcurrently ? Environment.ProcessorCount : 1, (i, report) =>
+            CorruptionSweep.Run(specs[i], (tried, total) => report(tried / (double)Math.Max(1, total)), interruption.Token),
+            interruption.Token);
         _wallSeconds = sweeps.WallSeconds;
         List<CorruptionSweepResult> results = [.. done.Take(sweepCount).OfType<CorruptionSweepResult>()];
         List<(string Name, bool Caught)> mutants = [];

@@ -168,37 +168,36 @@ internal sealed class CrashTestVerb : MutantOptions
         ProgressBar progress = ProgressBar.For("crash states", Json);
         using Interruption interruption = Interruption.Watch();
         _interruption = interruption;
-        CampaignResult?[] done = new CampaignResult?[campaigns.Count];
         SideBySide running = new(progress, campaigns.Count, "campaigns");
         long carried = 0;
         bool caught = false;
         // A seeded bug's campaigns run one at a time, in the order most likely to show it: the first that catches
         // it ends the run. A design whose opens may not run at once gets one campaign at a time too.
         int together = Mutant == "none" && NbdClient is null && (_target?.OpensConcurrently ?? true) ? CampaignsAtOnce : 1;
-        running.Run(together, index =>
+        CampaignResult?[] done = running.Run(together, (index, report) =>
         {
-            if (interruption.Requested || Volatile.Read(ref caught))
+            if (Volatile.Read(ref caught))
             {
-                return;
+                return null; // caught: the rest of the plan has nothing more to prove
             }
             // A campaign whose logs hold fewer states than its share passes the rest on (to the next to start):
             // --states N checks N.
             CampaignSpec spec = campaigns[index] with { MaxStates = campaigns[index].MaxStates + Interlocked.Exchange(ref carried, 0) };
-            void Report(long states, long total) => running.Report(index, states / (double)Math.Max(1, total));
+            void Report(long states, long total) => report(states / (double)Math.Max(1, total));
             CampaignResult result = NbdClient is null
                 ? Campaign.Run(spec, stopAtFirst: Mutant != "none", Report, interruption.Token)
                 : Campaign.Check(spec with { Workload = CrashTest.Workload.Nbd }, RecordClient(spec), stopAtFirst: Mutant != "none", Report, cancel: interruption.Token);
-            done[index] = result;
             Interlocked.Add(ref carried, Math.Max(0, spec.MaxStates - result.LogStates));
             if (result.Violations > 0)
             {
                 SaveHistory(result);
                 if (Mutant != "none")
                 {
-                    Volatile.Write(ref caught, true); // caught: the rest of the plan has nothing more to prove
+                    Volatile.Write(ref caught, true);
                 }
             }
-        });
+            return result;
+        }, interruption.Token);
         List<CampaignResult> results = [.. done.OfType<CampaignResult>()];
         _together = together > 1 && campaigns.Count > 1 ? (together, running.WallSeconds) : null;
         progress.Done();
@@ -206,16 +205,13 @@ internal sealed class CrashTestVerb : MutantOptions
         if (Mutants == "all")
         {
             (SeededBug Bug, Exposure Shown)[] hunts = [.. SweepMutants];
-            (CampaignResult? Catching, long States)?[] hunted = new (CampaignResult?, long)?[hunts.Length];
             // Each hunt stops at its first catch; two at a time, like the campaigns, so one's recording overlaps another's checking.
-            new SideBySide(progress, hunts.Length, "seeded bugs hunted").Run(CampaignsAtOnce, index =>
+            Hunted?[] hunted = new SideBySide(progress, hunts.Length, "seeded bugs hunted").Run(CampaignsAtOnce, (index, _) =>
             {
-                if (!interruption.Requested)
-                {
-                    (SeededBug bug, Exposure shown) = hunts[index];
-                    hunted[index] = (plan with { Modes = [shown.Mode], Mutant = bug.Name, Configs = plan.Table is null ? plan.Configs : ConfigChoice.Spread }).Hunt(shown.Workload, shown.Prefers, interruption.Token);
-                }
-            });
+                (SeededBug bug, Exposure shown) = hunts[index];
+                (CampaignResult? catching, long states) = (plan with { Modes = [shown.Mode], Mutant = bug.Name, Configs = plan.Table is null ? plan.Configs : ConfigChoice.Spread }).Hunt(shown.Workload, shown.Prefers, interruption.Token);
+                return new Hunted(catching, states);
+            }, interruption.Token);
             progress.Done();
             for (int index = 0; index < hunts.Length; index++)
             {
@@ -644,6 +640,9 @@ internal sealed class CrashTestVerb : MutantOptions
             }
         }
     }
+
+    /// <summary>A seeded bug's hunt: the campaign that caught it (null: none did), after how many states.</summary>
+    private sealed record Hunted(CampaignResult? Catching, long States);
 
     /// <summary>How many campaigns ran at a time and how long they took on the clock (null: one at a time, timed by their own clocks).</summary>
     private (int AtOnce, double WallSeconds)? _together;

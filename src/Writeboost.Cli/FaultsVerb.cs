@@ -58,17 +58,11 @@ internal sealed class FaultsVerb : SweepVerbOptions
         }
         specs.AddRange(modes.SelectMany(mode => workloads.Select(workload =>
             new FaultSweepSpec(mode, workload, Seed, Ops, Runs, Mutant) { Target = design, Persistence = persistence })));
-        FaultSweepResult?[] done = new FaultSweepResult?[specs.Count];
         SideBySide sweeps = new(progress, specs.Count, "sweeps");
         // A design of one's own that does not say its opens may run at once gets one sweep at a time.
-        sweeps.Run(design is null || design.OpensConcurrently ? Environment.ProcessorCount : 1, i =>
-        {
-            if (!interruption.Requested)
-            {
-                done[i] = FaultSweep.Run(specs[i], (runs, total) => sweeps.Report(i, runs / (double)Math.Max(1, total)),
-                    stopAtFirst: i < hunted.Count || Mutant != "none", interruption.Token);
-            }
-        });
+        FaultSweepResult?[] done = sweeps.Run(design is null || design.OpensConcurrently ? Environment.ProcessorCount : 1, (i, report) =>
+            FaultSweep.Run(specs[i], (runs, total) => report(runs / (double)Math.Max(1, total)), stopAtFirst: i < hunted.Count || Mutant != "none", interruption.Token),
+            interruption.Token);
         _wallSeconds = sweeps.WallSeconds;
         List<FaultSweepResult> results = [.. done.Skip(hunted.Count).OfType<FaultSweepResult>()];
         List<(string Name, bool Caught, int Runs)> mutants = [];

@@ -15,22 +15,32 @@ internal sealed class SideBySide(ProgressBar progress, int count, string what)
     /// <summary>How long <see cref="Run"/> took on the clock (their own times add up to more).</summary>
     public double WallSeconds { get; private set; }
 
-    /// <summary>Runs <paramref name="body"/> for 0 .. count - 1 at most <paramref name="atOnce"/> at a time, in index order.</summary>
-    public void Run(int atOnce, Action<int> body)
+    /// <summary>
+    /// Runs <paramref name="body"/> for 0 .. count - 1, at most <paramref name="atOnce"/> at a time, in index order;
+    /// each is given how to report how far it has come (0..1). An item not started before <paramref name="cancel"/>
+    /// is not started (its result is null); one running is the body's to stop.
+    /// </summary>
+    public T?[] Run<T>(int atOnce, Func<int, Action<double>, T?> body, CancellationToken cancel)
+        where T : class
     {
+        T?[] results = new T?[count];
         Stopwatch clock = Stopwatch.StartNew();
         Parallel.ForEach(Partitioner.Create(Enumerable.Range(0, count), EnumerablePartitionerOptions.NoBuffering),
             new ParallelOptions { MaxDegreeOfParallelism = atOnce }, index =>
             {
-                body(index);
+                if (cancel.IsCancellationRequested)
+                {
+                    return;
+                }
+                results[index] = body(index, fraction => Report(index, fraction));
                 Interlocked.Increment(ref _finished);
                 Report(index, 1);
             });
         WallSeconds = clock.Elapsed.TotalSeconds;
+        return results;
     }
 
-    /// <summary>How far item <paramref name="index"/> has come (0..1).</summary>
-    public void Report(int index, double fraction)
+    private void Report(int index, double fraction)
     {
         lock (_fractions)
         {
