@@ -295,7 +295,14 @@ public sealed class OperatorSafetyTests
     {
         using Process campaign = WbProcess.Start(null, "crashtest", "--json", "--states", "100000000");
         Task<string> errors = campaign.StandardError.ReadToEndAsync();
-        Thread.Sleep(3000);
+        // Interrupted once it has worked 3 s of processor time (well past recording its first logs, into checking
+        // them), not after 3 s on the clock: on a busy machine the clock's 3 s may be spent waiting for a core.
+        Stopwatch waited = Stopwatch.StartNew();
+        while (campaign.TotalProcessorTime < TimeSpan.FromSeconds(3) && waited.Elapsed < TimeSpan.FromMinutes(2) && !campaign.HasExited)
+        {
+            Thread.Sleep(100);
+            campaign.Refresh();
+        }
         Assert.IsTrue(Native.Signals.Terminate(campaign.Id));
         string output = campaign.StandardOutput.ReadToEnd();
         Assert.IsTrue(campaign.WaitForExit(60_000));
