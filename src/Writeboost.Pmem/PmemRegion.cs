@@ -124,6 +124,26 @@ public abstract class PmemRegion : IDisposable
         Store64Core(offsetBytes, value);
     }
 
+    /// <summary>The 4 KiB of a page, the unit of <see cref="VersionOf"/>.</summary>
+    public const int PageBytes = 4096;
+
+    /// <summary>
+    /// What the 4 KiB page at <paramref name="offsetBytes"/> (4 KiB aligned) holds now, as a token: a reader that kept
+    /// what it read of the page under one token may take it as still read while this region, or any other, gives the
+    /// same token. Null, the default: the region cannot tell (a mapping or a device changes under any store), and
+    /// the reader reads. Only in-memory images that share unchanged pages between regions tell (the crash harness's:
+    /// thousands of crash states over one base, each recovered in turn).
+    /// </summary>
+    public PageVersion? VersionOf(long offsetBytes)
+    {
+        Check(offsetBytes, PageBytes, "version");
+        if (offsetBytes % PageBytes != 0)
+        {
+            throw new ArgumentException($"version of {Name} at offset {offsetBytes}: a page's version is asked at a 4 KiB boundary");
+        }
+        return VersionOfCore(offsetBytes);
+    }
+
     /// <summary>Releases the region (the RFC's Free). Nothing is persisted by freeing: persist first.</summary>
     public void Free() => Dispose();
 
@@ -175,6 +195,9 @@ public abstract class PmemRegion : IDisposable
         WriteCore(offsetBytes, bytes);
     }
 
+    /// <summary>The page's token, after the offset was checked; null unless the backend can tell (see <see cref="VersionOf"/>).</summary>
+    protected virtual PageVersion? VersionOfCore(long offsetBytes) => null;
+
     /// <summary>Releases what the backend holds (the mapping, the device when owned).</summary>
     protected abstract void Dispose(bool disposing);
 
@@ -183,4 +206,33 @@ public abstract class PmemRegion : IDisposable
         ObjectDisposedException.ThrowIf(_disposed != 0, this);
         DeviceRange.CheckInside(Name, LengthBytes, offsetBytes, lengthBytes, operation);
     }
+}
+
+/// <summary>
+/// What a page of a region holds, as a token (<see cref="PmemRegion.VersionOf"/>): the same holder (compared by
+/// reference, never looked into) at the same stamp is the same bytes. A reader that keeps a token keeps its holder
+/// alive, so no other holder can take its place.
+/// </summary>
+public readonly struct PageVersion(object holder, long stamp) : IEquatable<PageVersion>
+{
+    /// <summary>Whatever holds the page's bytes.</summary>
+    public object Holder { get; } = holder;
+
+    /// <summary>The holder's count of changes when it gave the token: any change of the holder moves it.</summary>
+    public long Stamp { get; } = stamp;
+
+    /// <summary>The same holder, by reference, at the same stamp.</summary>
+    public bool Equals(PageVersion other) => ReferenceEquals(Holder, other.Holder) && Stamp == other.Stamp;
+
+    /// <inheritdoc/>
+    public override bool Equals(object? obj) => obj is PageVersion other && Equals(other);
+
+    /// <inheritdoc/>
+    public override int GetHashCode() => HashCode.Combine(System.Runtime.CompilerServices.RuntimeHelpers.GetHashCode(Holder), Stamp);
+
+    /// <summary>The same holder at the same stamp.</summary>
+    public static bool operator ==(PageVersion left, PageVersion right) => left.Equals(right);
+
+    /// <summary>Another holder, or another stamp.</summary>
+    public static bool operator !=(PageVersion left, PageVersion right) => !left.Equals(right);
 }

@@ -41,7 +41,7 @@ internal sealed class OpenRecovery(DeviceParts parts, CacheSuperblock superblock
             PmemClaim claim = new(superblock.Header.CacheUuid, CacheName, superblock.Bindings.PmemUuid, pmemLive, _options.Reformat, _options.DiscardPmem);
             pool = PmemBufferPool.Open(pmemRegion, _options.PmemLayoutFor(parts.Geometry), claim, _options.Faults, out PmemOpened opened);
             pmemOpened = opened;
-            fromPmem = opened.Formatted ? null : pool.Recover(0);
+            fromPmem = opened.Formatted ? null : pool.Recover(0, _options.PmemRecoveryMemo);
         }
         RecoveryReport report;
         using (fromPmem)

@@ -65,6 +65,12 @@ public sealed record WriteboostOptions
     /// </summary>
     internal TimeSpan ModulatorSecond { get; init; } = TimeSpan.FromSeconds(1);
 
+    /// <summary>
+    /// Mode 1: what the last recovery on this thread read of the pmem buffers, reused where the region says a page is
+    /// unchanged (<see cref="PmemRecoveryMemo"/>; the crash harness keeps one per checking thread). Null: read them all.
+    /// </summary>
+    internal PmemRecoveryMemo? PmemRecoveryMemo { get; init; }
+
     /// <summary>Called at the windows where thread order matters (the crash harness perturbs them).</summary>
     internal ScheduleHooks Schedule { get; init; } = ScheduleHooks.None;
 

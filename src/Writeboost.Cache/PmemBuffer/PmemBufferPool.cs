@@ -319,7 +319,7 @@ internal sealed class PmemBufferPool
     private static readonly byte[] NoData = new byte[Units.BlockBytes];
 
     /// <summary>The raw CRC of <see cref="NoData"/>: what a hole's record covers, and the seeded bug's records instead of their data.</summary>
-    private static readonly uint ZeroBlockCrc = Crc32C.Append(0, NoData);
+    internal static readonly uint ZeroBlockCrc = Crc32C.Append(0, NoData);
 
     /// <summary>
     /// Marks slot <paramref name="slot"/> as holding nothing to recover (a clean, read-cached block takes a slot of
@@ -394,5 +394,5 @@ internal sealed class PmemBufferPool
     }
 
     /// <summary>What the buffers hold after segment <paramref name="afterId"/>, read as recovery does (<see cref="PmemBufferRecovery.Read"/>).</summary>
-    public PmemRecovery Recover(ulong afterId) => new PmemBufferRecovery(_region, Layout, Faults).Read(afterId);
+    public PmemRecovery Recover(ulong afterId, PmemRecoveryMemo? memo = null) => new PmemBufferRecovery(_region, Layout, Faults, memo).Read(afterId);
 }

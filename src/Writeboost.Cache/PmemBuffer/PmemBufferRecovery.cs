@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Buffers.Binary;
 using Writeboost.Cache.Format;
 using Writeboost.Cache.Recovery;
@@ -43,6 +44,9 @@ internal sealed record PmemRecovery(IReadOnlyList<RecoveredBuffer> Buffers, ulon
 {
     private bool _disposed;
 
+    /// <summary>The memo the buffers' images were lent from, given back when this is disposed (null: they were rented).</summary>
+    public PmemRecoveryMemo? Memo { get; init; }
+
     public void Dispose()
     {
         if (_disposed)
@@ -54,6 +58,7 @@ internal sealed record PmemRecovery(IReadOnlyList<RecoveredBuffer> Buffers, ulon
         {
             buffer.Scratch.Dispose();
         }
+        Memo?.Give();
     }
 }
 
@@ -62,8 +67,12 @@ internal sealed record PmemRecovery(IReadOnlyList<RecoveredBuffer> Buffers, ulon
 /// of its slots are acknowledged writes, torn writes, damage, or lost. Only reads; the hot path that writes the
 /// buffers is <see cref="PmemBufferPool"/>'s.
 /// </summary>
-internal sealed class PmemBufferRecovery(PmemRegion region, PmemLayout layout, Core.FaultHooks faults)
+/// <param name="memo">What an earlier recovery on this thread read, kept for this one (null: read every slot).</param>
+internal sealed class PmemBufferRecovery(PmemRegion region, PmemLayout layout, Core.FaultHooks faults, PmemRecoveryMemo? memo = null)
 {
+    /// <summary>The memo, while this recovery holds it (from <see cref="Read"/> to the result's disposal).</summary>
+    private PmemRecoveryMemo? _memo;
+
     /// <summary>
     /// The buffers holding segments after <paramref name="afterId"/> (which the cache device gives back itself),
     /// in id order, each with its slots:
@@ -79,6 +88,20 @@ internal sealed class PmemBufferRecovery(PmemRegion region, PmemLayout layout, C
     /// </list>
     /// </summary>
     public PmemRecovery Read(ulong afterId)
+    {
+        _memo = memo is not null && memo.TryTake() ? memo : null;
+        try
+        {
+            return ReadBuffers(afterId) with { Memo = _memo };
+        }
+        catch
+        {
+            _memo?.Give();
+            throw;
+        }
+    }
+
+    private PmemRecovery ReadBuffers(ulong afterId)
     {
         List<string> warnings = [];
         List<RecoveredBuffer> buffers = [];
@@ -99,13 +122,9 @@ internal sealed class PmemBufferRecovery(PmemRegion region, PmemLayout layout, C
             {
                 ReadOnlySpan<byte> record = records.AsSpan(i * PmemLayout.RecordBytes, PmemLayout.RecordBytes);
                 ulong id = BinaryPrimitives.ReadUInt64LittleEndian(record);
-                if (Possible(id) && id > holds)
+                if (Possible(id) && id > holds && PmemRecord.ReadValid(record, CheckedCrcOf(k, i, data), id, i) is not null)
                 {
-                    region.Read(layout.DataOffset(k, i), data);
-                    if (PmemRecord.ReadValid(record, PmemBufferPool.ChecksummedData(faults, data), id, i) is not null)
-                    {
-                        holds = id;
-                    }
+                    holds = id;
                 }
             }
             if (header != 0 && !Possible(header))
@@ -138,21 +157,30 @@ internal sealed class PmemBufferRecovery(PmemRegion region, PmemLayout layout, C
         ulong pool = (ulong)layout.PoolSize;
         int blocks = layout.BlocksPerSegment;
         // Slot i's data is read to block 1 + i of the image; the slots kept move down over the ones dropped below.
-        SegmentScratch scratch = new((1 + blocks) * Units.BlockBytes); // the segment's size: its header block and its data blocks
+        SegmentScratch scratch = ImageOf(k);
         byte[] image = scratch.Bytes;
-        uint[] dataCrcs = new uint[blocks];
-        PmemRecord?[] valid = new PmemRecord?[blocks];
-        int vouched = 0; // slots below this were durable, by the newest claim of a valid record
+        PmemRecoveryMemo.Kept? kept = KeptOf(k);
+        int[] named = new int[blocks];
+        int count = 0;
         for (int i = 0; i < blocks; i++)
         {
-            ReadOnlySpan<byte> record = records.AsSpan(i * PmemLayout.RecordBytes, PmemLayout.RecordBytes);
-            if (BinaryPrimitives.ReadUInt64LittleEndian(record) != id)
+            if (RecordIdOf(records, i) == id)
             {
-                continue;
+                named[count++] = i;
             }
-            Span<byte> slotData = BlockOf(image, i);
-            region.Read(layout.DataOffset(k, i), slotData);
-            dataCrcs[i] = Crc32C.Append(0, PmemBufferPool.ChecksummedData(faults, slotData));
+        }
+        uint[] dataCrcs = new uint[blocks];
+        bool[] readNow = new bool[blocks];
+        ChecksumSlots(k, image, kept, named.AsSpan(0, count), dataCrcs, readNow);
+        PmemRecord?[] valid = new PmemRecord?[blocks];
+        int vouched = 0; // slots below this were durable, by the newest claim of a valid record
+        foreach (int i in named.AsSpan(0, count))
+        {
+            ReadOnlySpan<byte> record = records.AsSpan(i * PmemLayout.RecordBytes, PmemLayout.RecordBytes);
+            if (!faults.PmemRecordCrcCoversData)
+            {
+                dataCrcs[i] = PmemBufferPool.ZeroBlockCrc; // a seeded bug's records checksum no data
+            }
             if (PmemRecord.ReadValid(record, dataCrcs[i], id, i) is { } ok)
             {
                 valid[i] = ok;
@@ -167,10 +195,7 @@ internal sealed class PmemBufferRecovery(PmemRegion region, PmemLayout layout, C
         {
             if (valid[i] is { } ok)
             {
-                if (slots.Count < i)
-                {
-                    BlockOf(image, i).CopyTo(BlockOf(image, slots.Count));
-                }
+                Place(k, image, kept, i, slots.Count, readNow[i]);
                 // The CRC is the data's unless a seeded bug checksums something else.
                 slots.Add(new RecoveredSlot(ok, Lost: false, faults.PmemRecordCrcCoversData ? dataCrcs[i] : null));
                 continue;
@@ -187,6 +212,7 @@ internal sealed class PmemBufferRecovery(PmemRegion region, PmemLayout layout, C
             {
                 if (fields is { } f && f.SegmentId == id && f.SlotByte == (byte)i && f.DirtyBits != 0)
                 {
+                    kept?.Forget(slots.Count); // the rebuild clears a lost slot's block
                     slots.Add(new RecoveredSlot(f, Lost: true));
                 }
                 else
@@ -206,6 +232,123 @@ internal sealed class PmemBufferRecovery(PmemRegion region, PmemLayout layout, C
         }
         return new RecoveredBuffer(id, k, slots, torn, damaged, lostUnknown, scratch);
     }
+
+    /// <summary>The CRC slot <paramref name="i"/>'s record checks its data by: read into <paramref name="data"/>, or into the memo's image.</summary>
+    private uint CheckedCrcOf(int k, int i, byte[] data)
+    {
+        uint raw;
+        if (KeptOf(k) is { } kept)
+        {
+            Span<uint> crcs = stackalloc uint[i + 1];
+            Span<bool> read = stackalloc bool[i + 1];
+            ChecksumSlots(k, kept.Image, kept, [i], crcs, read);
+            raw = crcs[i];
+        }
+        else
+        {
+            region.Read(layout.DataOffset(k, i), data);
+            raw = Crc32C.Append(0, data);
+        }
+        return faults.PmemRecordCrcCoversData ? raw : PmemBufferPool.ZeroBlockCrc;
+    }
+
+    /// <summary>Buffer <paramref name="k"/>'s rebuild image: the memo's (lent until the recovery is disposed), or a rented one.</summary>
+    private SegmentScratch ImageOf(int k) => KeptOf(k) is { } kept
+        ? SegmentScratch.Borrowed(kept.Image)
+        : new SegmentScratch((1 + layout.BlocksPerSegment) * Units.BlockBytes); // the segment's size: its header block and its data blocks
+
+    private PmemRecoveryMemo.Kept? KeptOf(int k) => _memo?.For(k, (1 + layout.BlocksPerSegment) * Units.BlockBytes);
+
+    /// <summary>
+    /// The raw CRCs of the data of <paramref name="slots"/> (ascending) of buffer <paramref name="k"/>, at their indexes of
+    /// <paramref name="rawCrcs"/>: the memo's where the slot's page gives the token it was checked under, otherwise
+    /// read into the slot's own block of <paramref name="image"/> (<paramref name="readNow"/>), neighbours in one read.
+    /// Nothing else writes the region while recovery reads it.
+    /// </summary>
+    private void ChecksumSlots(int k, byte[] image, PmemRecoveryMemo.Kept? kept, ReadOnlySpan<int> slots, Span<uint> rawCrcs, Span<bool> readNow)
+    {
+        int first = 0; // the slots to read: slots[first .. first + run), neighbours
+        int run = 0;
+        for (int n = 0; n < slots.Length; n++)
+        {
+            int i = slots[n];
+            if (kept is not null)
+            {
+                long offset = layout.DataOffset(k, i);
+                kept.Now[i] = region.VersionOf(offset);
+                if (kept.CrcOf(i, offset, kept.Now[i], out uint crc))
+                {
+                    rawCrcs[i] = crc;
+                    continue;
+                }
+            }
+            if (run > 0 && slots[first + run - 1] + 1 == i && first + run == n)
+            {
+                run++;
+                continue;
+            }
+            ReadRun(k, image, kept, slots.Slice(first, run), rawCrcs, readNow);
+            first = n;
+            run = 1;
+        }
+        ReadRun(k, image, kept, slots.Slice(first, run), rawCrcs, readNow);
+    }
+
+    /// <summary>Reads <paramref name="neighbours"/> (slots that follow each other) to their own blocks in one read, and checksums each.</summary>
+    private void ReadRun(int k, byte[] image, PmemRecoveryMemo.Kept? kept, ReadOnlySpan<int> neighbours, Span<uint> rawCrcs, Span<bool> readNow)
+    {
+        if (neighbours.IsEmpty)
+        {
+            return;
+        }
+        int from = neighbours[0];
+        region.Read(layout.DataOffset(k, from), image.AsSpan((1 + from) * Units.BlockBytes, neighbours.Length * Units.BlockBytes));
+        foreach (int i in neighbours)
+        {
+            rawCrcs[i] = Crc32C.Append(0, BlockOf(image, i));
+            readNow[i] = true;
+            long offset = layout.DataOffset(k, i);
+            kept?.Checked(i, offset, kept.Now[i], rawCrcs[i]);
+            kept?.Filled(i, offset, kept.Now[i]);
+        }
+    }
+
+    /// <summary>
+    /// Puts valid slot <paramref name="i"/>'s data at block <paramref name="block"/> (at most <paramref name="i"/>: the
+    /// slots kept move down over the ones dropped below): moved from its own block when it was read there now, left
+    /// where the memo's copy of its page already is, or read again.
+    /// </summary>
+    private void Place(int k, byte[] image, PmemRecoveryMemo.Kept? kept, int i, int block, bool readNow)
+    {
+        long offset = layout.DataOffset(k, i);
+        PageVersion? version = kept?.Now[i];
+        if (readNow)
+        {
+            if (block < i)
+            {
+                BlockOf(image, i).CopyTo(BlockOf(image, block));
+                kept?.Filled(block, offset, version);
+            }
+            return;
+        }
+        Debug.Assert(kept is not null, "a slot not read now is the memo's");
+        if (kept.BlockHolds(block, offset, version))
+        {
+            return;
+        }
+        if (block < i && kept.BlockHolds(i, offset, version))
+        {
+            BlockOf(image, i).CopyTo(BlockOf(image, block));
+        }
+        else
+        {
+            region.Read(offset, BlockOf(image, block));
+        }
+        kept.Filled(block, offset, version);
+    }
+
+    private static ulong RecordIdOf(byte[] records, int slot) =>
+        BinaryPrimitives.ReadUInt64LittleEndian(records.AsSpan(slot * PmemLayout.RecordBytes));
 
     /// <summary>Where slot <paramref name="index"/>'s data is in a rebuilt segment's image (block 0 is its metablocks').</summary>
     private static Span<byte> BlockOf(byte[] image, int index) => image.AsSpan((1 + index) * Units.BlockBytes, Units.BlockBytes);

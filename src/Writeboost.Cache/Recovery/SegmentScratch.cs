@@ -23,11 +23,20 @@ internal readonly struct SegmentScratch : IDisposable
             rented = new byte[segmentBytes];
         }
         Bytes = rented;
+        _pooled = true;
     }
+
+    private SegmentScratch(byte[] borrowed) => Bytes = borrowed;
+
+    /// <summary>Whether <see cref="Dispose"/> gives the bytes to the pool: not when they were lent (<see cref="Borrowed"/>).</summary>
+    private readonly bool _pooled;
+
+    /// <summary>Scratch over <paramref name="bytes"/>, which stay their owner's: disposing it gives nothing back.</summary>
+    public static SegmentScratch Borrowed(byte[] bytes) => new(bytes);
 
     public void Dispose()
     {
-        if (BitOperations.IsPow2(Bytes.Length))
+        if (_pooled && BitOperations.IsPow2(Bytes.Length))
         {
             ArrayPool<byte>.Shared.Return(Bytes);
         }

@@ -33,6 +33,8 @@ public sealed class MemoryPmemRegion : PmemRegion
     {
     }
 
+    protected override PageVersion? VersionOfCore(long offsetBytes) => _image.VersionOf(offsetBytes);
+
     protected override void Dispose(bool disposing)
     {
     }

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Writeboost.Devices;
+using Writeboost.Pmem;
 
 namespace Writeboost.CrashTest.Recording;
 
@@ -30,6 +31,11 @@ public sealed class PagedImage
     private readonly long _lowerWrites;
     /// <summary>Writes made to this image so far (how a layer over it sees that it changed).</summary>
     private long _writes;
+    /// <summary>
+    /// Once a layer has been made over this image: for each page written since, the <see cref="_writes"/> of its last
+    /// write (a page not in it was not written since). What <see cref="VersionOf"/> tells of a page read through to here.
+    /// </summary>
+    private Dictionary<long, long>? _pageStamps;
     /// <summary>Never written again (<see cref="Freeze"/>): read without the lock, by every thread layered over it at once.</summary>
     private volatile bool _frozen;
     /// <summary>Given back (<see cref="Recycle"/>): its pages are another image's now, and any use throws.</summary>
@@ -50,6 +56,7 @@ public sealed class PagedImage
 
     private PagedImage(PagedImage lower, Dictionary<long, byte[]> pages)
     {
+        lower.StampPagesFromNowOn();
         _lower = lower;
         _lowerWrites = lower.Writes;
         _pages = pages;
@@ -166,6 +173,49 @@ public sealed class PagedImage
         }
     }
 
+    private void StampPagesFromNowOn()
+    {
+        lock (_lock)
+        {
+            _pageStamps ??= [];
+        }
+    }
+
+    /// <summary>
+    /// What the page at <paramref name="offsetBytes"/> holds now (<see cref="PmemRegion.VersionOf"/>): the layer that
+    /// holds it, and when that layer last wrote it. This layer's own pages carry its count of writes (any write moves
+    /// them all); a lower layer's carry the count at their last write since a layer was first made over it, so a page
+    /// that a timeline does not write again keeps its token from one crash state to the next as the timeline advances.
+    /// A base array is the bottom layer's and taken to be unchanging once that layer is frozen (nothing writes a base);
+    /// under a layer not frozen it has no token.
+    /// </summary>
+    public PageVersion? VersionOf(long offsetBytes)
+    {
+        long page = offsetBytes / PageBytes;
+        lock (_lock)
+        {
+            ThrowIfRecycled();
+            if (_pages.ContainsKey(page))
+            {
+                return new PageVersion(this, _writes);
+            }
+        }
+        for (PagedImage? layer = _lower; layer is not null; layer = layer._lower)
+        {
+            layer.ThrowIfRecycled();
+            if (layer._pages.ContainsKey(page))
+            {
+                Debug.Assert(layer._pageStamps is not null, "a lower layer stamps the pages it writes");
+                return new PageVersion(layer, layer._pageStamps!.GetValueOrDefault(page));
+            }
+            if (layer._lower is null)
+            {
+                return layer._frozen ? new PageVersion(layer, 0) : null;
+            }
+        }
+        return _frozen ? new PageVersion(this, _writes) : null; // the page is in this layer's base array
+    }
+
     private void ThrowIfRecycled()
     {
         if (_recycled)
@@ -207,6 +257,10 @@ public sealed class PagedImage
         while (!source.IsEmpty)
         {
             long page = offsetBytes / PageBytes;
+            if (_pageStamps is not null)
+            {
+                _pageStamps[page] = _writes;
+            }
             int inPage = (int)(offsetBytes % PageBytes);
             int n = Math.Min(PageBytes - inPage, source.Length);
             ReadOnlySpan<byte> piece = source[..n];
@@ -273,7 +327,23 @@ public sealed class PagedImage
             return;
         }
         Debug.Assert(_lower.Writes == _lowerWrites, "a lower layer changed under a layer still in use");
-        _lower.Read(offsetBytes, destination);
+        _lower.ReadUnderLayer(offsetBytes, destination);
+    }
+
+    /// <summary>
+    /// A read by a layer over this image, within one page: without this image's lock, since nothing writes a lower
+    /// layer while a layer over it is used (the caller asserts it) and a dictionary nobody writes may be read by
+    /// any number of threads. Whoever made the layer over it published this image's last writes with it.
+    /// </summary>
+    private void ReadUnderLayer(long offsetBytes, Span<byte> destination)
+    {
+        ThrowIfRecycled();
+        if (_pages.TryGetValue(offsetBytes / PageBytes, out byte[]? copy))
+        {
+            copy.AsSpan((int)(offsetBytes % PageBytes), destination.Length).CopyTo(destination);
+            return;
+        }
+        ReadBaseLocked(offsetBytes, destination);
     }
 }
 

@@ -1,4 +1,5 @@
 using Writeboost.Cache.Core;
+using Writeboost.Cache.PmemBuffer;
 using Writeboost.Cache.Format;
 using Writeboost.Cache.Inspect;
 using Writeboost.Cache.Table;
@@ -41,6 +42,7 @@ public sealed record WriteboostTarget(CacheMode Mode, CrashConfig Config, string
             Faults = Hooks ?? MutantCatalogue.HooksFor(Mutant),
             Schedule = options.Hooks ?? ScheduleHooks.None,
             ModulatorSecond = HarnessSecond,
+            PmemRecoveryMemo = t_pmemRecoveryMemo ??= new(),
         };
         // Intact segments beyond recovery's walk are read off the media (wb check's walk) before recovery runs,
         // not taken from what recovery says it did: a careless recovery is exactly one that does not say.
@@ -50,6 +52,10 @@ public sealed record WriteboostTarget(CacheMode Mode, CrashConfig Config, string
         WriteboostDevice device = WriteboostDevice.Open(devices.Backing, devices.Cache, config.CreateTunables(), open, pmem);
         return new Opened(device, unreachable);
     }
+
+    /// <summary>What the last recovery on this thread read of the pmem buffers: the next state's recovery reads only the pages that differ.</summary>
+    [ThreadStatic]
+    private static PmemRecoveryMemo? t_pmemRecoveryMemo;
 
     private static int Unreachable(IBlockDevice cache)
     {

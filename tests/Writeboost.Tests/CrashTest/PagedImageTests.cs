@@ -1,4 +1,5 @@
 using Writeboost.CrashTest.Recording;
+using Writeboost.Pmem;
 
 namespace Writeboost.Tests.CrashTest;
 
@@ -143,5 +144,36 @@ public sealed class PagedImageTests
         next.Recycle();
         snapshot.Read(0, read);
         CollectionAssert.AreEqual(expected, read, "a snapshot's pages are its own, not the recycled image's");
+    }
+
+    [TestMethod]
+    public void A_page_read_through_to_the_timeline_keeps_its_token_until_the_timeline_writes_that_page()
+    {
+        PagedImage start = new PagedImage(new byte[3 * 4096]).Freeze();
+        PagedImage timeline = new(start);
+        timeline.Write(0, new byte[] { 1 });
+        PageVersion first = new PagedImage(timeline).VersionOf(0)!.Value;
+
+        timeline.Write(4096, new byte[] { 2 }); // the timeline advances elsewhere
+        Assert.AreEqual(first, new PagedImage(timeline).VersionOf(0), "page 0 is unchanged");
+        Assert.AreEqual(new PagedImage(timeline).VersionOf(2 * 4096), new PagedImage(timeline).VersionOf(2 * 4096), "a page of the frozen start");
+
+        timeline.Write(100, new byte[] { 3 });
+        Assert.AreNotEqual(first, new PagedImage(timeline).VersionOf(0), "page 0 was written");
+    }
+
+    [TestMethod]
+    public void A_state_s_own_pages_never_share_a_token_and_a_base_still_written_has_none()
+    {
+        PagedImage timeline = new(new PagedImage(new byte[2 * 4096]).Freeze());
+        PagedImage state = new(timeline);
+        PagedImage other = new(timeline);
+        state.Write(0, new byte[] { 1 });
+        other.Write(0, new byte[] { 1 });
+        PageVersion before = state.VersionOf(0)!.Value;
+        Assert.AreNotEqual(before, other.VersionOf(0), "same bytes, but each state's own");
+        state.Write(4096, new byte[] { 2 });
+        Assert.AreNotEqual(before, state.VersionOf(0), "any write of a state moves its own pages' tokens");
+        Assert.IsNull(new PagedImage(new byte[4096]).VersionOf(0), "an array not frozen under an image may still change");
     }
 }
