@@ -44,9 +44,26 @@ public interface IBlockDevice : IDisposable
     void Flush();
 
     /// <summary>
+    /// Writes <paramref name="lengthBytes"/> of zeros at <paramref name="offsetBytes"/> (REQ_OP_WRITE_ZEROES): the same
+    /// as one <see cref="Write"/> of that many zero bytes, durability included. A device that holds zeros cheaply
+    /// (an in-memory image) overrides it; the default makes that one write.
+    /// </summary>
+    void WriteZeroes(long offsetBytes, long lengthBytes, WriteOptions options = WriteOptions.None) =>
+        Write(offsetBytes, ZeroBytes.Of(lengthBytes), options);
+
+    /// <summary>
     /// True when <see cref="Flush"/> and FUA writes wait on no device I/O, because every write is already durable
     /// when it returns (a write buffer in persistent memory): a server may run them on the thread that reads
     /// requests instead of handing them to another. A hint about cost only; the durability contract is the same.
     /// </summary>
     bool DurabilityIsCheap => false;
+}
+
+/// <summary>Zeros to write from, shared and never written: up to 1 MiB without allocating.</summary>
+internal static class ZeroBytes
+{
+    private static readonly byte[] Shared = new byte[1 << 20];
+
+    public static ReadOnlySpan<byte> Of(long lengthBytes) =>
+        lengthBytes <= Shared.Length ? Shared.AsSpan(0, (int)lengthBytes) : new byte[checked((int)lengthBytes)];
 }

@@ -14,9 +14,6 @@ namespace Writeboost.Cache.Core;
 /// </summary>
 internal sealed class CacheSuperblock(IBlockDevice cache, SuperblockHeaderOnDisk header)
 {
-    /// <summary>What a format writes over the superblock region and each slot's metadata block (shared, never written).</summary>
-    private static readonly byte[] SuperblockRegionZeros = new byte[CacheGeometry.SuperblockRegionBytes];
-
     public SuperblockHeaderOnDisk Header { get; private set; } = header;
 
     /// <summary>Mode 1 opened the cache and has not closed it cleanly: its pmem buffer may hold acknowledged writes.</summary>
@@ -36,12 +33,11 @@ internal sealed class CacheSuperblock(IBlockDevice cache, SuperblockHeaderOnDisk
     /// </summary>
     public void Format(CacheGeometry geometry)
     {
-        ReadOnlySpan<byte> zeros = SuperblockRegionZeros;
         WriteSector0(Header with { Flags = SuperblockHeaderOnDisk.FlagFormatting });
-        cache.Write(SuperblockHeaderOnDisk.WriteBytes, zeros[SuperblockHeaderOnDisk.WriteBytes..]);
+        cache.WriteZeroes(SuperblockHeaderOnDisk.WriteBytes, CacheGeometry.SuperblockRegionBytes - SuperblockHeaderOnDisk.WriteBytes);
         for (long slot = 0; slot < geometry.NrSegments; slot++)
         {
-            cache.Write(geometry.SegmentStartBytes(slot), zeros[..Units.BlockBytes]);
+            cache.WriteZeroes(geometry.SegmentStartBytes(slot), Units.BlockBytes);
         }
         cache.Flush();
         WriteSector0(Header with { Flags = 0 });

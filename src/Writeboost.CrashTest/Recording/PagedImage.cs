@@ -237,6 +237,40 @@ public sealed class PagedImage
         }
     }
 
+    /// <summary>
+    /// The same as a <see cref="Write"/> of <paramref name="lengthBytes"/> zeros, without reading any: whole pages
+    /// become the shared zero page (a format zeroes a megabyte per open, and scanning zeros to find them zero was a
+    /// twentieth of a default campaign).
+    /// </summary>
+    public void WriteZeroes(long offsetBytes, long lengthBytes)
+    {
+        lock (_lock)
+        {
+            ThrowIfRecycled();
+            if (_frozen)
+            {
+                throw new InvalidOperationException("a frozen image (a log's start) is never written: layer an image over it");
+            }
+            long end = offsetBytes + lengthBytes;
+            while (offsetBytes < end)
+            {
+                long page = offsetBytes / PageBytes;
+                int inPage = (int)(offsetBytes % PageBytes);
+                int n = (int)Math.Min(PageBytes - inPage, end - offsetBytes);
+                if (n == PageBytes)
+                {
+                    _writes++;
+                    SetZeroPageLocked(page);
+                }
+                else
+                {
+                    WriteLocked(offsetBytes, ZeroPage.AsSpan(0, n));
+                }
+                offsetBytes += n;
+            }
+        }
+    }
+
     public void Read(long offsetBytes, Span<byte> destination)
     {
         if (_frozen)
@@ -266,11 +300,7 @@ public sealed class PagedImage
             ReadOnlySpan<byte> piece = source[..n];
             if (n == PageBytes && !piece.ContainsAnyExcept((byte)0))
             {
-                if (_pages.TryGetValue(page, out byte[]? replaced) && replaced != ZeroPage)
-                {
-                    PagePool.Give(replaced);
-                }
-                _pages[page] = ZeroPage; // a format's zeroing: no page of its own until something else is written there
+                SetZeroPageLocked(page);
             }
             else
             {
@@ -296,6 +326,20 @@ public sealed class PagedImage
             source = source[n..];
             offsetBytes += n;
         }
+    }
+
+    /// <summary>Page <paramref name="page"/> holds zeros: the shared zero page, no page of its own until something else is written there.</summary>
+    private void SetZeroPageLocked(long page)
+    {
+        if (_pageStamps is not null)
+        {
+            _pageStamps[page] = _writes;
+        }
+        if (_pages.TryGetValue(page, out byte[]? replaced) && replaced != ZeroPage)
+        {
+            PagePool.Give(replaced);
+        }
+        _pages[page] = ZeroPage;
     }
 
     private void ReadLocked(long offsetBytes, Span<byte> destination)
@@ -370,6 +414,12 @@ internal sealed class PagedBlockDevice(PagedImage image, string name) : IBlockDe
     {
         DeviceRange.CheckAligned(this, offsetBytes, source.Length, "write");
         Image.Write(offsetBytes, source);
+    }
+
+    public void WriteZeroes(long offsetBytes, long lengthBytes, WriteOptions options = WriteOptions.None)
+    {
+        DeviceRange.CheckAligned(this, offsetBytes, lengthBytes, "write zeroes");
+        Image.WriteZeroes(offsetBytes, lengthBytes);
     }
 
     public void Flush()

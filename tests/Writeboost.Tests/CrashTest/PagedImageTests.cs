@@ -176,4 +176,25 @@ public sealed class PagedImageTests
         Assert.AreNotEqual(before, state.VersionOf(0), "any write of a state moves its own pages' tokens");
         Assert.IsNull(new PagedImage(new byte[4096]).VersionOf(0), "an array not frozen under an image may still change");
     }
+
+    [TestMethod]
+    public void Zeroes_written_without_data_read_back_as_zeros_only_where_they_were_written()
+    {
+        byte[] baseImage = new byte[4 * 4096];
+        baseImage.AsSpan().Fill(0xaa);
+        PagedImage image = new(new PagedImage(baseImage).Freeze());
+        image.Write(4096, Enumerable.Repeat((byte)0xbb, 4096).ToArray());
+
+        image.WriteZeroes(4096 - 512, 2 * 4096 + 1024); // a part page, two whole pages (one written before), a part page
+
+        byte[] read = new byte[4 * 4096];
+        image.Read(0, read);
+        Assert.IsTrue(read.AsSpan(0, 4096 - 512).ToArray().All(b => b == 0xaa), "before the range");
+        Assert.IsTrue(read.AsSpan(4096 - 512, 2 * 4096 + 1024).ToArray().All(b => b == 0), "the range");
+        Assert.IsTrue(read.AsSpan(3 * 4096 + 512).ToArray().All(b => b == 0xaa), "after the range");
+        image.Write(2 * 4096 + 8, new byte[] { 5 }); // a zero page written in part gets a page of its own
+        image.Read(2 * 4096, read.AsSpan(0, 4096));
+        Assert.AreEqual(5, read[8]);
+        Assert.AreEqual(4095, read.AsSpan(0, 4096).Count((byte)0));
+    }
 }
