@@ -44,6 +44,14 @@ public interface IBlockDevice : IDisposable
     void Flush();
 
     /// <summary>
+    /// What the 4 KiB page at <paramref name="offsetBytes"/> (4 KiB aligned) holds now, as a token: a reader that kept
+    /// what it read of the page under one token may take it as still read while this device, or any other, gives the
+    /// same token. Null, the default: the device cannot tell, and the reader reads. Only in-memory images that share
+    /// unchanged pages between devices tell (the crash harness's crash states).
+    /// </summary>
+    PageVersion? VersionOf(long offsetBytes) => null;
+
+    /// <summary>
     /// Writes <paramref name="lengthBytes"/> of zeros at <paramref name="offsetBytes"/> (REQ_OP_WRITE_ZEROES): the same
     /// as one <see cref="Write"/> of that many zero bytes, durability included. A device that holds zeros cheaply
     /// (an in-memory image) overrides it; the default makes that one write.

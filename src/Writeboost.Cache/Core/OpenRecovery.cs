@@ -41,7 +41,7 @@ internal sealed class OpenRecovery(DeviceParts parts, CacheSuperblock superblock
             PmemClaim claim = new(superblock.Header.CacheUuid, CacheName, superblock.Bindings.PmemUuid, pmemLive, _options.Reformat, _options.DiscardPmem);
             pool = PmemBufferPool.Open(pmemRegion, _options.PmemLayoutFor(parts.Geometry), claim, _options.Faults, out PmemOpened opened);
             pmemOpened = opened;
-            fromPmem = opened.Formatted ? null : pool.Recover(0, _options.PmemRecoveryMemo);
+            fromPmem = opened.Formatted ? null : pool.Recover(0, _options.RecoveryMemo?.Pmem);
         }
         RecoveryReport report;
         using (fromPmem)
@@ -71,7 +71,10 @@ internal sealed class OpenRecovery(DeviceParts parts, CacheSuperblock superblock
     }
 
     private RingWalk.Input Input(SuperblockRecordOnDisk.Record stored, bool ours, PmemRecovery? fromPmem, bool acceptLoss) =>
-        new(parts.Cache, parts.Geometry, stored, ours, Units.BytesToSectors(sizeBytes), fromPmem, acceptLoss, _options.Faults);
+        new(parts.Cache, parts.Geometry, stored, ours, Units.BytesToSectors(sizeBytes), fromPmem, acceptLoss, _options.Faults)
+        {
+            Checksums = _options.RecoveryMemo?.Segments,
+        };
 
     /// <summary>
     /// The backing device must be the one the cache's dirty data is for: a cache that may hold dirty data (its pmem

@@ -66,10 +66,11 @@ public sealed record WriteboostOptions
     internal TimeSpan ModulatorSecond { get; init; } = TimeSpan.FromSeconds(1);
 
     /// <summary>
-    /// Mode 1: what the last recovery on this thread read of the pmem buffers, reused where the region says a page is
-    /// unchanged (<see cref="PmemRecoveryMemo"/>; the crash harness keeps one per checking thread). Null: read them all.
+    /// What the last recovery on this thread read (the pmem buffers' slots, the segments' data CRCs), reused where the
+    /// media say a page is unchanged (<see cref="Recovery.RecoveryMemo"/>; the crash harness keeps one per checking
+    /// thread). Null: read everything.
     /// </summary>
-    internal PmemRecoveryMemo? PmemRecoveryMemo { get; init; }
+    internal Recovery.RecoveryMemo? RecoveryMemo { get; init; }
 
     /// <summary>Called at the windows where thread order matters (the crash harness perturbs them).</summary>
     internal ScheduleHooks Schedule { get; init; } = ScheduleHooks.None;

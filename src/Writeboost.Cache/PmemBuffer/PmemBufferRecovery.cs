@@ -1,7 +1,8 @@
-using System.Diagnostics;
 using System.Buffers.Binary;
+using System.Diagnostics;
 using Writeboost.Cache.Format;
 using Writeboost.Cache.Recovery;
+using Writeboost.Devices;
 using Writeboost.Pmem;
 
 namespace Writeboost.Cache.PmemBuffer;

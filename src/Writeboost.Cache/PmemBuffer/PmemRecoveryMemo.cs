@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Writeboost.Cache.Format;
+using Writeboost.Devices;
 using Writeboost.Pmem;
 
 namespace Writeboost.Cache.PmemBuffer;

@@ -97,13 +97,30 @@ internal static class RingWalk
         long BackingSectors,
         PmemRecovery? Pmem,
         bool AcceptLoss,
-        FaultHooks Faults);
+        FaultHooks Faults)
+    {
+        /// <summary>The data CRCs an earlier walk on this thread kept (null: read every segment's data).</summary>
+        public SegmentChecksumMemo? Checksums { get; init; }
+    }
 
     /// <summary>A slot's header sector, parsed.</summary>
     /// <param name="ZeroSector">The header sector is all zeros (never written, or zeroed).</param>
     internal readonly record struct SlotHeader(ulong Id, uint Checksum, byte Length, HeaderExtensionState ExtensionState, SegmentHeaderExtension Extension, bool Authentic, bool ZeroSector = false);
 
     public static RingWalkResult Run(Input input)
+    {
+        SegmentChecksumMemo? checksums = input.Checksums is { } memo && memo.TryTake() ? memo : null;
+        try
+        {
+            return Walk(input, checksums);
+        }
+        finally
+        {
+            checksums?.Give();
+        }
+    }
+
+    private static RingWalkResult Walk(Input input, SegmentChecksumMemo? checksums)
     {
         CacheGeometry geometry = input.Geometry;
         SlotHeader[] headers = ReadHeaders(input.Cache, geometry);
@@ -180,8 +197,13 @@ internal static class RingWalk
             string? unknownLoss = null;
             if (h.Authentic && h.Id == id)
             {
-                SegmentSlotRead read = SegmentLogReader.Read(input.Cache, geometry, slot, segment);
+                SegmentSlotRead read = SegmentLogReader.Read(input.Cache, geometry, slot, segment, checksums);
                 bool checksumHolds = input.Faults.SegmentChecksumHolds(read.ChecksumHolds);
+                if (!checksumHolds && read.DataSkipped)
+                {
+                    read = SegmentLogReader.Read(input.Cache, geometry, slot, segment); // what follows reads the data
+                    checksumHolds = input.Faults.SegmentChecksumHolds(read.ChecksumHolds);
+                }
                 string? entryProblem = EntryProblem(segment, h.Length, geometry, input.BackingSectors);
                 if (checksumHolds && entryProblem is null)
                 {

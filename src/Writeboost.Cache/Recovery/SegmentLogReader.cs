@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Writeboost.Cache.Format;
 using Writeboost.Devices;
 
@@ -25,6 +26,9 @@ public readonly record struct SegmentSlotRead(SegmentHeaderOnDisk Header, bool I
 
     /// <summary>The data blocks read (and checksummed): the header's length when it fits, else none.</summary>
     public int LengthRead => LengthFits ? Header.Length : 0;
+
+    /// <summary>The checksum was computed from the header block and a kept CRC of the data, which was not read into the image.</summary>
+    internal bool DataSkipped { get; init; }
 }
 
 /// <summary>Reads and validates slots of the segment log (see <see cref="SegmentSlotRead"/>).</summary>
@@ -39,6 +43,42 @@ public static class SegmentLogReader
         ArgumentNullException.ThrowIfNull(cache);
         ArgumentNullException.ThrowIfNull(geometry);
         return ReadAt(cache, geometry.SegmentStartBytes(slot), geometry.BlocksPerSegment, segment, id => geometry.SlotOf(id) == slot);
+    }
+
+    /// <summary>
+    /// The same read, taking the data's CRC from <paramref name="checksums"/> where every data page is unchanged since
+    /// it was kept (then only the header block is read: <see cref="SegmentSlotRead.DataSkipped"/>), and keeping it there
+    /// after reading the data otherwise. Null: <see cref="Read(IBlockDevice, CacheGeometry, long, Span{byte})"/>.
+    /// </summary>
+    internal static SegmentSlotRead Read(IBlockDevice cache, CacheGeometry geometry, long slot, Span<byte> segment, SegmentChecksumMemo? checksums)
+    {
+        if (checksums is null)
+        {
+            return Read(cache, geometry, slot, segment);
+        }
+        long startBytes = geometry.SegmentStartBytes(slot);
+        cache.Read(startBytes, segment[..Units.BlockBytes]);
+        SegmentHeaderOnDisk header = SegmentHeaderOnDisk.Read(segment);
+        int length = header.Length;
+        bool idFits = header.Id != 0 && geometry.SlotOf(header.Id) == slot;
+        if (length == 0 || length > geometry.BlocksPerSegment)
+        {
+            return Validate(segment, geometry, slot);
+        }
+        long dataStart = startBytes + Units.BlockBytes;
+        int dataBytes = (int)Units.BlocksToBytes(length);
+        bool kept = checksums.TryDataCrc(cache, slot, dataStart, length, out uint dataCrc);
+        if (!kept)
+        {
+            Span<byte> data = segment.Slice(Units.BlockBytes, dataBytes);
+            cache.Read(dataStart, data);
+            dataCrc = Crc32C.Append(0, data);
+            checksums.Remember(cache, slot, dataStart, length, dataCrc);
+        }
+        // The segment checksum is over the header block past its first sector, then the data (see ComputeChecksum).
+        uint computed = ~Crc32C.Concat(Crc32C.Append(~0u, segment[SegmentHeaderOnDisk.SizeBytes..Units.BlockBytes]), dataCrc, dataBytes);
+        Debug.Assert(kept || computed == SegmentHeaderOnDisk.ComputeChecksum(segment, length), "the checksum by parts is the checksum");
+        return new SegmentSlotRead(header, idFits, LengthFits: true, computed) { DataSkipped = kept };
     }
 
     /// <summary>

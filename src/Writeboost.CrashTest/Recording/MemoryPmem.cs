@@ -1,3 +1,4 @@
+using Writeboost.Devices;
 using Writeboost.Pmem;
 
 namespace Writeboost.CrashTest.Recording;

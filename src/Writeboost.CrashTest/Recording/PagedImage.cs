@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using Writeboost.Devices;
-using Writeboost.Pmem;
 
 namespace Writeboost.CrashTest.Recording;
 
@@ -182,7 +181,7 @@ public sealed class PagedImage
     }
 
     /// <summary>
-    /// What the page at <paramref name="offsetBytes"/> holds now (<see cref="PmemRegion.VersionOf"/>): the layer that
+    /// What the page at <paramref name="offsetBytes"/> holds now (<see cref="IBlockDevice.VersionOf"/>): the layer that
     /// holds it, and when that layer last wrote it. This layer's own pages carry its count of writes (any write moves
     /// them all); a lower layer's carry the count at their last write since a layer was first made over it, so a page
     /// that a timeline does not write again keeps its token from one crash state to the next as the timeline advances.
@@ -414,6 +413,12 @@ internal sealed class PagedBlockDevice(PagedImage image, string name) : IBlockDe
     {
         DeviceRange.CheckAligned(this, offsetBytes, source.Length, "write");
         Image.Write(offsetBytes, source);
+    }
+
+    public PageVersion? VersionOf(long offsetBytes)
+    {
+        DeviceRange.CheckAligned(this, offsetBytes, 4096, "version");
+        return offsetBytes % 4096 == 0 ? Image.VersionOf(offsetBytes) : throw new ArgumentException($"version of {Name} at offset {offsetBytes}: a page's version is asked at a 4 KiB boundary");
     }
 
     public void WriteZeroes(long offsetBytes, long lengthBytes, WriteOptions options = WriteOptions.None)

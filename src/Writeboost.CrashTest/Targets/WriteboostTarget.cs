@@ -1,5 +1,5 @@
 using Writeboost.Cache.Core;
-using Writeboost.Cache.PmemBuffer;
+using Writeboost.Cache.Recovery;
 using Writeboost.Cache.Format;
 using Writeboost.Cache.Inspect;
 using Writeboost.Cache.Table;
@@ -42,7 +42,7 @@ public sealed record WriteboostTarget(CacheMode Mode, CrashConfig Config, string
             Faults = Hooks ?? MutantCatalogue.HooksFor(Mutant),
             Schedule = options.Hooks ?? ScheduleHooks.None,
             ModulatorSecond = HarnessSecond,
-            PmemRecoveryMemo = t_pmemRecoveryMemo ??= new(),
+            RecoveryMemo = t_recoveryMemo ??= new(),
         };
         // Intact segments beyond recovery's walk are read off the media (wb check's walk) before recovery runs,
         // not taken from what recovery says it did: a careless recovery is exactly one that does not say.
@@ -53,9 +53,9 @@ public sealed record WriteboostTarget(CacheMode Mode, CrashConfig Config, string
         return new Opened(device, unreachable);
     }
 
-    /// <summary>What the last recovery on this thread read of the pmem buffers: the next state's recovery reads only the pages that differ.</summary>
+    /// <summary>What the last recovery on this thread read: the next state's recovery reads only the pages that differ.</summary>
     [ThreadStatic]
-    private static PmemRecoveryMemo? t_pmemRecoveryMemo;
+    private static RecoveryMemo? t_recoveryMemo;
 
     private static int Unreachable(IBlockDevice cache)
     {

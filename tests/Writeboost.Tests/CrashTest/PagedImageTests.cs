@@ -1,5 +1,5 @@
 using Writeboost.CrashTest.Recording;
-using Writeboost.Pmem;
+using Writeboost.Devices;
 
 namespace Writeboost.Tests.CrashTest;
 

@@ -1,0 +1,66 @@
+using System.Diagnostics;
+using Writeboost.Cache.Format;
+using Writeboost.Devices;
+
+namespace Writeboost.Cache.Recovery;
+
+/// <summary>
+/// The raw CRCs of the data blocks of segments recovery validated, kept for the next recovery over media that can
+/// say which pages are unchanged (<see cref="IBlockDevice.VersionOf"/>): a segment whose data pages all give the
+/// tokens they gave then is validated from its header block and the kept CRC, without reading a megabyte (order
+/// 11) again. On any other device it keeps nothing. One recovery at a time uses it.
+/// </summary>
+internal sealed class SegmentChecksumMemo
+{
+    private readonly Dictionary<long, Kept> _bySlot = [];
+    private int _inUse;
+
+    /// <summary>Takes the memo for one walk of the ring; false: another holds it.</summary>
+    public bool TryTake() => Interlocked.Exchange(ref _inUse, 1) == 0;
+
+    public void Give()
+    {
+        bool wasTaken = Interlocked.Exchange(ref _inUse, 0) == 1;
+        Debug.Assert(wasTaken, "a segment checksum memo given back that was not taken");
+    }
+
+    /// <summary>
+    /// The raw CRC (from state 0) of the <paramref name="length"/> data blocks at <paramref name="dataStartBytes"/> of
+    /// slot <paramref name="slot"/>, if every one of their pages gives the token it gave when the CRC was kept.
+    /// </summary>
+    public bool TryDataCrc(IBlockDevice cache, long slot, long dataStartBytes, int length, out uint dataCrc)
+    {
+        dataCrc = 0;
+        if (!_bySlot.TryGetValue(slot, out Kept? kept) || kept.DataStartBytes != dataStartBytes || kept.Versions.Length != length)
+        {
+            return false;
+        }
+        for (int i = 0; i < length; i++)
+        {
+            if (cache.VersionOf(dataStartBytes + (long)i * Units.BlockBytes) is not { } now || now != kept.Versions[i])
+            {
+                return false;
+            }
+        }
+        dataCrc = kept.DataCrc;
+        return true;
+    }
+
+    /// <summary>The data blocks just read at <paramref name="dataStartBytes"/> have raw CRC <paramref name="dataCrc"/>: kept if the device gives every page a token.</summary>
+    public void Remember(IBlockDevice cache, long slot, long dataStartBytes, int length, uint dataCrc)
+    {
+        PageVersion[] versions = new PageVersion[length];
+        for (int i = 0; i < length; i++)
+        {
+            if (cache.VersionOf(dataStartBytes + (long)i * Units.BlockBytes) is not { } version)
+            {
+                _bySlot.Remove(slot);
+                return;
+            }
+            versions[i] = version;
+        }
+        _bySlot[slot] = new Kept(dataStartBytes, versions, dataCrc);
+    }
+
+    private sealed record Kept(long DataStartBytes, PageVersion[] Versions, uint DataCrc);
+}
