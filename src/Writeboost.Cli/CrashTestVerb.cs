@@ -205,7 +205,7 @@ internal sealed class CrashTestVerb : MutantOptions
         if (Mutants == "all")
         {
             (SeededBug Bug, Exposure Shown)[] hunts = [.. SweepMutants];
-            // Each hunt stops at its first catch; two at a time, like the campaigns, so one's recording overlaps another's checking.
+            // Each hunt stops at its first catch; three at a time, like the campaigns, so recordings overlap checking.
             Hunted?[] hunted = new SideBySide(progress, hunts.Length, "seeded bugs hunted").Run(CampaignsAtOnce, (index, _) =>
             {
                 (SeededBug bug, Exposure shown) = hunts[index];
@@ -648,10 +648,11 @@ internal sealed class CrashTestVerb : MutantOptions
     private (int AtOnce, double WallSeconds)? _together;
 
     /// <summary>
-    /// Campaigns checked at once: two, so one's recording (its device's threads, mostly waiting out perturbed windows
-    /// and deadlines) overlaps another's checking; each campaign checks on every core already, so more add nothing.
+    /// Campaigns checked at once: three, so the recordings (their device's threads, mostly waiting out flushes,
+    /// perturbed windows and deadlines) overlap the others' checking. Each campaign checks on every core already, but
+    /// with two at a time a 2-core machine was busy 68 % of the default campaign's 10 s; with three it takes 8.5 s.
     /// </summary>
-    private const int CampaignsAtOnce = 2;
+    private const int CampaignsAtOnce = 3;
 
     private string SaveHistory(CrashHistory history, string stem)
     {
