@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Writeboost.Cache.Format;
+using Writeboost.Cache.Recovery;
 using Writeboost.Devices;
 using Writeboost.Pmem;
 
@@ -15,25 +16,14 @@ namespace Writeboost.Cache.PmemBuffer;
 /// one holds it recovers without it). It holds, per buffer, the image the segment is rebuilt in: the slots' data
 /// at their blocks, and for each slot the token it was read under and its data's raw CRC.</para>
 /// </summary>
-internal sealed class PmemRecoveryMemo
+internal sealed class PmemRecoveryMemo : HeldByOneRecovery
 {
     private readonly Dictionary<int, Kept> _buffers = [];
-    private int _inUse;
-
-    /// <summary>Takes the memo for one recovery; false: another recovery holds it.</summary>
-    internal bool TryTake() => Interlocked.Exchange(ref _inUse, 1) == 0;
-
-    /// <summary>Gives the memo back: the recovery is done with every image it lent.</summary>
-    internal void Give()
-    {
-        bool wasTaken = Interlocked.Exchange(ref _inUse, 0) == 1;
-        Debug.Assert(wasTaken, "a recovery memo given back that was not taken");
-    }
 
     /// <summary>Buffer <paramref name="buffer"/>'s image of <paramref name="imageBytes"/> and what it holds (a new, empty one when the size changed).</summary>
     internal Kept For(int buffer, int imageBytes)
     {
-        Debug.Assert(Volatile.Read(ref _inUse) == 1, "a recovery memo used without being taken");
+        Debug.Assert(IsHeld, "a recovery memo used without being taken");
         if (!_buffers.TryGetValue(buffer, out Kept? kept) || kept.Image.Length != imageBytes)
         {
             _buffers[buffer] = kept = new Kept(imageBytes);

@@ -10,19 +10,9 @@ namespace Writeboost.Cache.Recovery;
 /// tokens they gave then is validated from its header block and the kept CRC, without reading a megabyte (order
 /// 11) again. On any other device it keeps nothing. One recovery at a time uses it.
 /// </summary>
-internal sealed class SegmentChecksumMemo
+internal sealed class SegmentChecksumMemo : HeldByOneRecovery
 {
     private readonly Dictionary<long, Kept> _bySlot = [];
-    private int _inUse;
-
-    /// <summary>Takes the memo for one walk of the ring; false: another holds it.</summary>
-    public bool TryTake() => Interlocked.Exchange(ref _inUse, 1) == 0;
-
-    public void Give()
-    {
-        bool wasTaken = Interlocked.Exchange(ref _inUse, 0) == 1;
-        Debug.Assert(wasTaken, "a segment checksum memo given back that was not taken");
-    }
 
     /// <summary>
     /// The raw CRC (from state 0) of the <paramref name="length"/> data blocks at <paramref name="dataStartBytes"/> of
@@ -30,6 +20,7 @@ internal sealed class SegmentChecksumMemo
     /// </summary>
     public bool TryDataCrc(IBlockDevice cache, long slot, long dataStartBytes, int length, out uint dataCrc)
     {
+        Debug.Assert(IsHeld, "a segment checksum memo used without being taken");
         dataCrc = 0;
         if (!_bySlot.TryGetValue(slot, out Kept? kept) || kept.DataStartBytes != dataStartBytes || kept.Versions.Length != length)
         {
