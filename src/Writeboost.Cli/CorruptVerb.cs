@@ -41,8 +41,7 @@ internal sealed class CorruptVerb : SweepVerbOptions
         }
         ProgressBar progress = ProgressBar.For("corruptions", Json);
         using Interruption interruption = Interruption.Watch();
-        // The sweeps, then one hunt per seeded bug, side by side on the cores (each sweep is one thread); a design
-        // of one's own that does not say its opens may run at once gets one at a time.
+        // The sweeps, then one hunt per seeded bug, side by side on the cores.
         List<CorruptionSweepSpec> specs = [.. modes.SelectMany(mode => workloads.Select(workload =>
             new CorruptionSweepSpec(mode, workload, Seed, Ops, DataSamples, Mutant) { Target = design }))];
         int sweepCount = specs.Count;
@@ -56,7 +55,7 @@ internal sealed class CorruptVerb : SweepVerbOptions
             }
         }
         SideBySide sweeps = new(progress, specs.Count, "sweeps");
-        CorruptionSweepResult?[] done = sweeps.Run(design is null || design.OpensConcurrently ? Environment.ProcessorCount : 1, (i, report) =>
+        CorruptionSweepResult?[] done = sweeps.Run(SweepsAtOnce(design), (i, report) =>
             CorruptionSweep.Run(specs[i], (tried, total) => report(tried / (double)Math.Max(1, total)), interruption.Token),
             interruption.Token);
         _wallSeconds = sweeps.WallSeconds;

@@ -59,8 +59,7 @@ internal sealed class FaultsVerb : SweepVerbOptions
         specs.AddRange(modes.SelectMany(mode => workloads.Select(workload =>
             new FaultSweepSpec(mode, workload, Seed, Ops, Runs, Mutant) { Target = design, Persistence = persistence })));
         SideBySide sweeps = new(progress, specs.Count, "sweeps");
-        // A design of one's own that does not say its opens may run at once gets one sweep at a time.
-        FaultSweepResult?[] done = sweeps.Run(design is null || design.OpensConcurrently ? Environment.ProcessorCount : 1, (i, report) =>
+        FaultSweepResult?[] done = sweeps.Run(SweepsAtOnce(design), (i, report) =>
             FaultSweep.Run(specs[i], (runs, total) => report(runs / (double)Math.Max(1, total)), stopAtFirst: i < hunted.Count || Mutant != "none", interruption.Token),
             interruption.Token);
         _wallSeconds = sweeps.WallSeconds;

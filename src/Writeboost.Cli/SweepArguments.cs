@@ -42,6 +42,9 @@ internal abstract class SweepVerbOptions : MutantOptions
     }
 
     /// <summary>How a reproducer names the sweep's subject: the writeboost mode, or the design.</summary>
+    /// <summary>Sweeps run at once: one per core (each sweep is one thread), or one at a time for a design of one's own that does not say its opens may run at once.</summary>
+    private protected static int SweepsAtOnce(LoadedTarget? design) => design is null || design.OpensConcurrently ? Environment.ProcessorCount : 1;
+
     private protected string Subject(CacheMode mode) => Target is null ? $"--mode {(int)mode}" : $"--target {Target}";
 
     /// <summary>A reproducer's last words: the design's <c>--target-arg</c> (it takes every value after it), or nothing.</summary>

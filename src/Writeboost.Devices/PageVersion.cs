@@ -7,6 +7,19 @@ namespace Writeboost.Devices;
 /// </summary>
 public readonly struct PageVersion(object holder, long stamp) : IEquatable<PageVersion>
 {
+    /// <summary>The page a token is for: 4 KiB, at a 4 KiB boundary.</summary>
+    public const int PageBytes = 4096;
+
+    /// <summary>Throws unless <paramref name="offsetBytes"/> starts a whole page inside a device or region of <paramref name="sizeBytes"/>.</summary>
+    public static void CheckPage(string name, long sizeBytes, long offsetBytes)
+    {
+        DeviceRange.CheckInside(name, sizeBytes, offsetBytes, PageBytes, "version");
+        if (offsetBytes % PageBytes != 0)
+        {
+            throw new ArgumentException($"version of {name} at offset {offsetBytes}: a page's version is asked at a 4 KiB boundary");
+        }
+    }
+
     /// <summary>Whatever holds the page's bytes.</summary>
     public object Holder { get; } = holder;
 

@@ -7,6 +7,7 @@ namespace Writeboost.Pmem;
 /// </summary>
 public sealed class OverlayPmemRegion(PmemRegion inner, bool ownsInner = true) : PmemRegion(inner.Name, inner.LengthBytes)
 {
+    private const int PageBytes = 4096;
     private readonly Dictionary<long, byte[]> _pages = [];
     private readonly Lock _lock = new();
 

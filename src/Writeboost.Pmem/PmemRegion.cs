@@ -124,9 +124,6 @@ public abstract class PmemRegion : IDisposable
         Store64Core(offsetBytes, value);
     }
 
-    /// <summary>The 4 KiB of a page, the unit of <see cref="VersionOf"/>.</summary>
-    public const int PageBytes = 4096;
-
     /// <summary>
     /// What the 4 KiB page at <paramref name="offsetBytes"/> (4 KiB aligned) holds now, as a token: a reader that kept
     /// what it read of the page under one token may take it as still read while this region, or any other, gives the
@@ -136,11 +133,8 @@ public abstract class PmemRegion : IDisposable
     /// </summary>
     public PageVersion? VersionOf(long offsetBytes)
     {
-        Check(offsetBytes, PageBytes, "version");
-        if (offsetBytes % PageBytes != 0)
-        {
-            throw new ArgumentException($"version of {Name} at offset {offsetBytes}: a page's version is asked at a 4 KiB boundary");
-        }
+        ObjectDisposedException.ThrowIf(_disposed != 0, this);
+        PageVersion.CheckPage(Name, LengthBytes, offsetBytes);
         return VersionOfCore(offsetBytes);
     }
 

@@ -38,63 +38,56 @@ public static class SegmentLogReader
     /// Reads slot <paramref name="slot"/> into <paramref name="segment"/> (at least a segment's bytes): its
     /// metadata block, then the data blocks its header names when their count fits. Then validates it.
     /// </summary>
-    public static SegmentSlotRead Read(IBlockDevice cache, CacheGeometry geometry, long slot, Span<byte> segment)
-    {
-        ArgumentNullException.ThrowIfNull(cache);
-        ArgumentNullException.ThrowIfNull(geometry);
-        return ReadAt(cache, geometry.SegmentStartBytes(slot), geometry.BlocksPerSegment, segment, id => geometry.SlotOf(id) == slot);
-    }
+    public static SegmentSlotRead Read(IBlockDevice cache, CacheGeometry geometry, long slot, Span<byte> segment) =>
+        Read(cache, geometry, slot, segment, checksums: null);
 
     /// <summary>
     /// The same read, taking the data's CRC from <paramref name="checksums"/> where every data page is unchanged since
     /// it was kept (then only the header block is read: <see cref="SegmentSlotRead.DataSkipped"/>), and keeping it there
-    /// after reading the data otherwise. Null: <see cref="Read(IBlockDevice, CacheGeometry, long, Span{byte})"/>.
+    /// after reading the data otherwise.
     /// </summary>
     internal static SegmentSlotRead Read(IBlockDevice cache, CacheGeometry geometry, long slot, Span<byte> segment, SegmentChecksumMemo? checksums)
     {
-        if (checksums is null)
-        {
-            return Read(cache, geometry, slot, segment);
-        }
-        long startBytes = geometry.SegmentStartBytes(slot);
-        cache.Read(startBytes, segment[..Units.BlockBytes]);
-        SegmentHeaderOnDisk header = SegmentHeaderOnDisk.Read(segment);
-        int length = header.Length;
-        bool idFits = header.Id != 0 && geometry.SlotOf(header.Id) == slot;
-        if (length == 0 || length > geometry.BlocksPerSegment)
-        {
-            return Validate(segment, geometry, slot);
-        }
-        long dataStart = startBytes + Units.BlockBytes;
-        int dataBytes = (int)Units.BlocksToBytes(length);
-        bool kept = checksums.TryDataCrc(cache, slot, dataStart, length, out uint dataCrc);
-        if (!kept)
-        {
-            Span<byte> data = segment.Slice(Units.BlockBytes, dataBytes);
-            cache.Read(dataStart, data);
-            dataCrc = Crc32C.Append(0, data);
-            checksums.Remember(cache, slot, dataStart, length, dataCrc);
-        }
-        // The segment checksum is over the header block past its first sector, then the data (see ComputeChecksum).
-        uint computed = ~Crc32C.Concat(Crc32C.Append(~0u, segment[SegmentHeaderOnDisk.SizeBytes..Units.BlockBytes]), dataCrc, dataBytes);
-        Debug.Assert(kept || computed == SegmentHeaderOnDisk.ComputeChecksum(segment, length), "the checksum by parts is the checksum");
-        return new SegmentSlotRead(header, idFits, LengthFits: true, computed) { DataSkipped = kept };
+        ArgumentNullException.ThrowIfNull(cache);
+        ArgumentNullException.ThrowIfNull(geometry);
+        return ReadAt(cache, geometry.SegmentStartBytes(slot), geometry.BlocksPerSegment, segment, id => geometry.SlotOf(id) == slot, checksums);
     }
 
     /// <summary>
     /// The same read at <paramref name="startBytes"/> when the geometry is not known (a device whose superblock is
     /// blank): lengths up to <paramref name="maxLength"/> fit, and any id fits.
     /// </summary>
-    public static SegmentSlotRead ReadAt(IBlockDevice cache, long startBytes, int maxLength, Span<byte> segment, Func<ulong, bool>? idFitsSlot = null)
+    public static SegmentSlotRead ReadAt(IBlockDevice cache, long startBytes, int maxLength, Span<byte> segment, Func<ulong, bool>? idFitsSlot = null) =>
+        ReadAt(cache, startBytes, maxLength, segment, idFitsSlot, checksums: null);
+
+    private static SegmentSlotRead ReadAt(IBlockDevice cache, long startBytes, int maxLength, Span<byte> segment, Func<ulong, bool>? idFitsSlot, SegmentChecksumMemo? checksums)
     {
         ArgumentNullException.ThrowIfNull(cache);
         cache.Read(startBytes, segment[..Units.BlockBytes]);
-        SegmentHeaderOnDisk header = SegmentHeaderOnDisk.Read(segment);
-        if (header.Length <= maxLength && header.Length > 0)
+        int length = SegmentHeaderOnDisk.Read(segment).Length;
+        if (length > maxLength || length == 0)
         {
-            cache.Read(startBytes + Units.BlockBytes, segment.Slice(Units.BlockBytes, (int)Units.BlocksToBytes(header.Length)));
+            return Validate(segment, maxLength, idFitsSlot);
         }
-        return Validate(segment, maxLength, idFitsSlot);
+        long dataStart = startBytes + Units.BlockBytes;
+        int dataBytes = (int)Units.BlocksToBytes(length);
+        if (checksums is null)
+        {
+            cache.Read(dataStart, segment.Slice(Units.BlockBytes, dataBytes));
+            return Validate(segment, maxLength, idFitsSlot);
+        }
+        bool kept = checksums.TryDataCrc(cache, dataStart, length, out uint dataCrc);
+        if (!kept)
+        {
+            Span<byte> data = segment.Slice(Units.BlockBytes, dataBytes);
+            cache.Read(dataStart, data);
+            dataCrc = Crc32C.Append(0, data);
+            checksums.Remember(cache, dataStart, length, dataCrc);
+        }
+        // The segment checksum is over the header block past its first sector, then the data (see ComputeChecksum).
+        uint computed = ~Crc32C.Concat(Crc32C.Append(~0u, segment[SegmentHeaderOnDisk.SizeBytes..Units.BlockBytes]), dataCrc, dataBytes);
+        Debug.Assert(kept || computed == SegmentHeaderOnDisk.ComputeChecksum(segment, length), "the checksum by parts is the checksum");
+        return Validate(segment, maxLength, idFitsSlot, computed) with { DataSkipped = kept };
     }
 
     /// <summary>Validates a segment image already in memory (a whole cache image's slot, as the harness holds them).</summary>
@@ -104,11 +97,12 @@ public static class SegmentLogReader
         return Validate(segment, geometry.BlocksPerSegment, id => geometry.SlotOf(id) == slot);
     }
 
-    private static SegmentSlotRead Validate(ReadOnlySpan<byte> segment, int maxLength, Func<ulong, bool>? idFitsSlot)
+    /// <param name="knownChecksum">The segment checksum, computed by the caller (null: computed here from the image).</param>
+    private static SegmentSlotRead Validate(ReadOnlySpan<byte> segment, int maxLength, Func<ulong, bool>? idFitsSlot, uint? knownChecksum = null)
     {
         SegmentHeaderOnDisk header = SegmentHeaderOnDisk.Read(segment);
         bool lengthFits = header.Length <= maxLength;
-        uint computed = lengthFits ? SegmentHeaderOnDisk.ComputeChecksum(segment, header.Length) : 0;
+        uint computed = knownChecksum ?? (lengthFits ? SegmentHeaderOnDisk.ComputeChecksum(segment, header.Length) : 0);
         bool idFits = header.Id != 0 && (idFitsSlot?.Invoke(header.Id) ?? true);
         return new SegmentSlotRead(header, idFits, lengthFits, computed);
     }

@@ -227,12 +227,17 @@ public sealed class PagedImage
     {
         lock (_lock)
         {
-            ThrowIfRecycled();
-            if (_frozen)
-            {
-                throw new InvalidOperationException("a frozen image (a log's start) is never written: layer an image over it");
-            }
+            ThrowUnlessWritable();
             WriteLocked(offsetBytes, source);
+        }
+    }
+
+    private void ThrowUnlessWritable()
+    {
+        ThrowIfRecycled();
+        if (_frozen)
+        {
+            throw new InvalidOperationException("a frozen image (a log's start) is never written: layer an image over it");
         }
     }
 
@@ -245,11 +250,7 @@ public sealed class PagedImage
     {
         lock (_lock)
         {
-            ThrowIfRecycled();
-            if (_frozen)
-            {
-                throw new InvalidOperationException("a frozen image (a log's start) is never written: layer an image over it");
-            }
+            ThrowUnlessWritable();
             long end = offsetBytes + lengthBytes;
             while (offsetBytes < end)
             {
@@ -381,12 +382,7 @@ public sealed class PagedImage
     private void ReadUnderLayer(long offsetBytes, Span<byte> destination)
     {
         ThrowIfRecycled();
-        if (_pages.TryGetValue(offsetBytes / PageBytes, out byte[]? copy))
-        {
-            copy.AsSpan((int)(offsetBytes % PageBytes), destination.Length).CopyTo(destination);
-            return;
-        }
-        ReadBaseLocked(offsetBytes, destination);
+        ReadLocked(offsetBytes, destination);
     }
 }
 
@@ -417,8 +413,8 @@ internal sealed class PagedBlockDevice(PagedImage image, string name) : IBlockDe
 
     public PageVersion? VersionOf(long offsetBytes)
     {
-        DeviceRange.CheckAligned(this, offsetBytes, 4096, "version");
-        return offsetBytes % 4096 == 0 ? Image.VersionOf(offsetBytes) : throw new ArgumentException($"version of {Name} at offset {offsetBytes}: a page's version is asked at a 4 KiB boundary");
+        PageVersion.CheckPage(Name, SizeBytes, offsetBytes);
+        return Image.VersionOf(offsetBytes);
     }
 
     public void WriteZeroes(long offsetBytes, long lengthBytes, WriteOptions options = WriteOptions.None)
